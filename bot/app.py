@@ -1,0 +1,107 @@
+"""ApplicationBuilder wiring: rate limiter, per-chat ordering, storage lifecycle, menus."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from telegram import BotCommandScopeAllPrivateChats, BotCommandScopeChat, Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.request import BaseRequest
+
+from bot.context import SERVICE_KEY, BotContext
+from bot.errors import describe, on_error
+from bot.handlers import add_handlers
+from bot.processor import PerChatUpdateProcessor
+from bot.render import MENU_VERSION, commands_for
+from bot.settings import Settings
+from conversations.catalogue import load_flows
+from conversations.service import Service
+from storage.store import Store
+
+log = logging.getLogger("mentorbot.app")
+
+STORE_KEY = "store"
+
+
+def consent_version() -> str:
+    return load_flows()["consent"].version
+
+
+async def open_store(settings: Settings) -> Store:
+    return await Store.open(settings.mentorbot_db, settings.keyring(), consent_version())
+
+
+def build_application(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+    token: str | None = None,
+    max_retries: int = 3,
+) -> Application:  # type: ignore[type-arg]
+    """Build the bot. Tests pass an offline ``request``; production uses HTTPX."""
+
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        own = store is None
+        active = store or await open_store(settings)
+        app.bot_data[STORE_KEY] = active
+        app.bot_data["owns_store"] = own
+        app.bot_data[SERVICE_KEY] = Service(
+            active, idle_after=timedelta(hours=settings.mentorbot_idle_hours)
+        )
+        await app.bot.set_my_commands(
+            commands_for("guest"), scope=BotCommandScopeAllPrivateChats()
+        )
+        await refresh_menus(app, active)
+
+    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        active: Store | None = app.bot_data.get(STORE_KEY)
+        if active is not None and app.bot_data.get("owns_store"):
+            await active.close()
+
+    builder: Any = (
+        ApplicationBuilder()
+        .token(token or settings.token or "0:offline")
+        .context_types(ContextTypes(context=BotContext))
+        .rate_limiter(AIORateLimiter(max_retries=max_retries))
+        .concurrent_updates(PerChatUpdateProcessor(256))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    if settings.telegram_api_base_url:
+        builder = builder.base_url(settings.telegram_api_base_url)
+    if request is not None:
+        builder = builder.request(request)
+    if updates_request is not None:
+        builder = builder.get_updates_request(updates_request)
+    app: Application = builder.build()  # type: ignore[type-arg]
+    add_handlers(app)
+    app.add_error_handler(on_error)  # type: ignore[arg-type]
+    return app
+
+
+async def refresh_menus(app: Application, store: Store) -> None:  # type: ignore[type-arg]
+    """Give every member whose menu is out of date the commands of their role."""
+    for person in await store.participants.all():
+        if person.menu_version >= MENU_VERSION:
+            continue
+        chat_id = await store.participants.chat_id(person.id)
+        if chat_id is None:
+            continue
+        try:
+            await app.bot.set_my_commands(
+                commands_for(person.role.value), scope=BotCommandScopeChat(chat_id)
+            )
+        except TelegramError as exc:
+            log.warning("menu update skipped for one member: %s", describe(exc))
+            continue
+        await store.participants.set_field(person.id, "menu_version", MENU_VERSION)
+
+
+def run_polling(settings: Settings) -> None:
+    app = build_application(settings)
+    app.run_polling(allowed_updates=Update.ALL_TYPES)

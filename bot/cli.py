@@ -1,0 +1,271 @@
+"""The `mentorbot` command: run the bot, the demo, the console chat, and admin tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.settings import ConfigError, Settings, load_settings
+from storage.crypto import MasterKeyError, encode_key, generate_key
+from storage.db import DatabaseError
+from storage.models import Role
+from storage.programmes import ProgrammeError
+
+T = TypeVar("T")
+CONSOLE_USER_IDS = {"mentee": 900_000_001, "mentor": 900_000_002, "coordinator": 900_000_003}
+
+
+def friendly(func: Callable[..., T]) -> Callable[..., T]:
+    """Turn expected failures into one clear line on stderr and exit code 2, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, DatabaseError, MasterKeyError, ProgrammeError) as exc:
+            click.echo(f"mentorbot: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+    # httpx logs every request URL, and Bot API URLs contain the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(package_name="mentorbot")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """mentorbot: structured mentoring reflections over Telegram, with realist reporting."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+# -- running -------------------------------------------------------------------------
+@main.command("run")
+@friendly
+def run_cmd() -> None:
+    """Run the bot (long polling). With no TELEGRAM_BOT_TOKEN, runs the demo instead."""
+    cfg = settings()
+    setup_logging(cfg.mentorbot_log_level)
+    if cfg.token is None:
+        click.echo("No TELEGRAM_BOT_TOKEN is set, so here is the demo instead.\n")
+        from bot.demo import run_demo
+
+        run(run_demo(Path("demo-output")))
+        return
+    cfg.keyring()  # fail fast on a missing or malformed key
+    from bot.app import run_polling
+
+    run_polling(cfg)
+
+
+@main.command("demo")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Folder for everything the demo writes.",
+)
+@click.option("--pairs", default=4, show_default=True, help="Synthetic mentoring pairs.")
+@friendly
+def demo_cmd(out: Path, pairs: int) -> None:
+    """Drive a synthetic cohort through the real flows into an encrypted database."""
+    from bot.demo import run_demo
+
+    run(run_demo(out, pairs=pairs))
+
+
+@main.command("chat")
+@click.option("--role", type=click.Choice(["mentee", "mentor", "coordinator"]), required=True)
+@click.option("--user-id", type=int, default=None, help="Pretend Telegram user id.")
+@friendly
+def chat_cmd(role: str, user_id: int | None) -> None:
+    """Talk to mentorbot in this terminal, with the same flows and database as Telegram."""
+    cfg = settings()
+    run(_chat(cfg, user_id or CONSOLE_USER_IDS[role]))
+
+
+async def _chat(cfg: Settings, user_id: int) -> None:
+    from bot.app import open_store
+    from bot.console import dispatch, render
+    from conversations.service import Sender, Service
+
+    store = await open_store(cfg)
+    service = Service(store)
+    sender = Sender(user_id=user_id, chat_id=user_id, first_name="Console")
+    click.echo("Type messages as you would in Telegram; numbers press buttons; Ctrl-D quits.")
+    buttons = render(await service.start(sender, None))
+    try:
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                break
+            buttons = render(await dispatch(service, sender, line, buttons)) or buttons
+    finally:
+        await store.close()
+
+
+# -- keys ----------------------------------------------------------------------------
+@main.group("keys")
+def keys_group() -> None:
+    """Create and rotate the master key."""
+
+
+@keys_group.command("generate")
+def keys_generate() -> None:
+    """Print a new random master key (base64 of 32 bytes)."""
+    click.echo(encode_key(generate_key()))
+
+
+@keys_group.command("rotate")
+@click.option(
+    "--new-key-file",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the new key (must not exist yet).",
+)
+@friendly
+def keys_rotate(new_key_file: Path) -> None:
+    """Re-wrap every data key under a new master key, then point the bot at the new key."""
+    cfg = settings()
+    if new_key_file.exists():
+        raise ConfigError(f"{new_key_file} already exists; choose a new path")
+    run(_rotate(cfg, new_key_file))
+
+
+async def _rotate(cfg: Settings, new_key_file: Path) -> None:
+    from bot.app import open_store
+    from storage.crypto import KeyRing
+
+    store = await open_store(cfg)
+    try:
+        new_key = generate_key()
+        new_key_file.parent.mkdir(parents=True, exist_ok=True)
+        new_key_file.touch(mode=0o600)
+        new_key_file.write_text(encode_key(new_key) + "\n", encoding="ascii")
+        count = await store.vault.rotate(KeyRing(new_key))
+    finally:
+        await store.close()
+    click.echo(
+        f"Re-wrapped {count} keys. Set MENTORBOT_KEY_FILE={new_key_file} (or its "
+        "contents as MENTORBOT_MASTER_KEY) and restart the bot; then destroy the old key."
+    )
+
+
+# -- programmes and invites ----------------------------------------------------------
+@main.group("programme")
+def programme_group() -> None:
+    """Create programmes."""
+
+
+@programme_group.command("create")
+@click.argument("name")
+@friendly
+def programme_create(name: str) -> None:
+    """Create a mentoring programme."""
+    cfg = settings()
+
+    async def go() -> None:
+        from bot.app import open_store
+
+        store = await open_store(cfg)
+        try:
+            programme = await store.programmes.create(name)
+            await store.audit.record("admin", "programme_created")
+        finally:
+            await store.close()
+        click.echo(f"Created programme {programme.name!r}.")
+
+    run(go())
+
+
+def _link(cfg: Settings, code: str) -> str:
+    username = cfg.mentorbot_bot_username or "<your_bot_username>"
+    return f"https://t.me/{username}?start={code}"
+
+
+@main.group("dyad")
+def dyad_group() -> None:
+    """Create mentoring pairs."""
+
+
+@dyad_group.command("create")
+@click.option("--programme", "programme_name", required=True)
+@click.option("--days", default=14, show_default=True, help="Days before the invites expire.")
+@friendly
+def dyad_create(programme_name: str, days: int) -> None:
+    """Create a pair and print one single-use invite for the mentor and one for the mentee."""
+    cfg = settings()
+
+    async def go() -> None:
+        from bot.app import open_store
+
+        store = await open_store(cfg)
+        try:
+            programme = await store.programmes.by_name(programme_name)
+            pair_id = await store.programmes.create_pair(programme.id)
+            mentor = await store.programmes.create_invite(programme.id, Role.MENTOR, pair_id, days)
+            mentee = await store.programmes.create_invite(programme.id, Role.MENTEE, pair_id, days)
+            await store.audit.record("admin", "pair_created")
+        finally:
+            await store.close()
+        click.echo(f"Pair {pair_id} in {programme.name!r}; invites expire in {days} days.")
+        click.echo(f"mentor: {mentor}  {_link(cfg, mentor)}")
+        click.echo(f"mentee: {mentee}  {_link(cfg, mentee)}")
+
+    run(go())
+
+
+@main.group("invite")
+def invite_group() -> None:
+    """Create invites."""
+
+
+@invite_group.command("create")
+@click.option("--programme", "programme_name", required=True)
+@click.option("--role", type=click.Choice(["coordinator", "mentor", "mentee"]), required=True)
+@click.option("--days", default=14, show_default=True)
+@friendly
+def invite_create(programme_name: str, role: str, days: int) -> None:
+    """Create a single-use invite (coordinators; or a mentor for informal contacts)."""
+    cfg = settings()
+
+    async def go() -> None:
+        from bot.app import open_store
+
+        store = await open_store(cfg)
+        try:
+            programme = await store.programmes.by_name(programme_name)
+            code = await store.programmes.create_invite(programme.id, Role(role), None, days)
+            await store.audit.record("admin", f"invite_created:{role}")
+        finally:
+            await store.close()
+        click.echo(f"{role}: {code}  {_link(cfg, code)}")
+
+    run(go())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""One handler per purpose; each maps an update to the service and renders the response.
+
+Handlers only ever accept private chats: reflections are personal, and a group would
+show one person's prompts to others.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.context import BotContext
+from bot.render import send
+from conversations.catalogue import load_texts
+from conversations.service import Sender
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE
+NEW_MESSAGE = filters.UpdateType.MESSAGE
+
+_UNSUPPORTED = (
+    (filters.Sticker.ALL, "sticker"),
+    (filters.PHOTO, "photo"),
+    (filters.VOICE | filters.AUDIO, "voice message"),
+    (filters.VIDEO | filters.VIDEO_NOTE | filters.ANIMATION, "video"),
+    (filters.Document.ALL, "file"),
+    (filters.LOCATION | filters.VENUE, "location"),
+    (filters.CONTACT, "contact"),
+)
+
+
+def sender_of(update: Update) -> Sender | None:
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None or user.is_bot:
+        return None
+    return Sender(user_id=user.id, chat_id=chat.id, first_name=user.first_name)
+
+
+async def on_start(update: Update, context: BotContext) -> None:
+    sender = sender_of(update)
+    if sender is None:
+        return
+    payload = context.args[0] if context.args else None
+    await send(update, await context.service.start(sender, payload), context.service.store)
+
+
+async def on_command(update: Update, context: BotContext) -> None:
+    sender = sender_of(update)
+    if sender is None or update.effective_message is None or not update.effective_message.text:
+        return
+    name = update.effective_message.text.split()[0].lstrip("/").split("@")[0]
+    await send(update, await context.service.command(sender, name), context.service.store)
+
+
+async def on_text(update: Update, context: BotContext) -> None:
+    sender = sender_of(update)
+    if sender is None or update.message is None or update.message.text is None:
+        return
+    await send(update, await context.service.text(sender, update.message.text))
+
+
+async def on_press(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    sender = sender_of(update)
+    if query is None or sender is None:
+        return
+    # Answer first so the button stops spinning even if the rest is slow.
+    await query.answer()
+    await send(update, await context.service.press(sender, query.data or ""))
+
+
+async def on_edited(update: Update, context: BotContext) -> None:
+    if sender_of(update) is not None:
+        await send(update, context.service.edited())
+
+
+def unsupported(what: str):  # type: ignore[no-untyped-def]
+    async def on_unsupported(update: Update, context: BotContext) -> None:
+        if sender_of(update) is not None:
+            await send(update, context.service.unsupported(what))
+
+    return on_unsupported
+
+
+async def on_group(update: Update, context: BotContext) -> None:
+    if update.effective_message is not None and update.effective_message.text:
+        text = update.effective_message.text
+        if text.startswith("/"):
+            await update.effective_message.reply_text(load_texts().say("private_only"))
+
+
+def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
+    private_new = PRIVATE & NEW_MESSAGE
+    app.add_handler(CommandHandler("start", on_start, filters=private_new))
+    for name in load_texts().commands:
+        if name != "start":
+            app.add_handler(CommandHandler(name, on_command, filters=private_new))
+    app.add_handler(MessageHandler(private_new & filters.COMMAND, on_command))
+    app.add_handler(MessageHandler(private_new & filters.TEXT, on_text))
+    app.add_handler(CallbackQueryHandler(on_press))
+    app.add_handler(MessageHandler(PRIVATE & filters.UpdateType.EDITED, on_edited))
+    for flt, what in _UNSUPPORTED:
+        app.add_handler(MessageHandler(private_new & flt, unsupported(what)))
+    app.add_handler(MessageHandler(private_new & ~filters.TEXT, unsupported("message")))
+    app.add_handler(MessageHandler(~PRIVATE & NEW_MESSAGE, on_group))

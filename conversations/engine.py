@@ -1,0 +1,417 @@
+"""The transport-free flow engine: (state, input) -> (new state, replies, events).
+
+It knows nothing about Telegram, storage or consent; the service applies the events
+(saving each answer as it is given) and the adapters render the replies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from conversations.model import Flow, FlowState, Step
+
+SCALE = tuple(range(11))
+DONE = "_done"
+SAVE, EDIT, DISCARD = "_save", "_edit", "_discard"
+TODAY, YESTERDAY = "_today", "_yesterday"
+OTHER = "other"
+
+
+# -- inputs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Press:
+    data: str  # "<seq>:<value>" as produced by Button
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # back, skip, cancel
+
+
+Input = Text | Press | Command
+
+
+# -- outputs -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    replace: bool = False  # redraw the message whose button was pressed instead of sending
+
+
+@dataclass(frozen=True)
+class Answered:
+    step_id: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Cleared:
+    step_id: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    answers: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    reason: str  # "cancel", "discard", "declined"
+
+
+Event = Answered | Cleared | Completed | Cancelled
+
+
+@dataclass
+class Outcome:
+    state: FlowState | None  # None: the flow has ended
+    replies: list[Reply] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    rejected: bool = False  # the input changed nothing
+
+
+def parse_press(data: str) -> tuple[int, str] | None:
+    head, sep, value = data.partition(":")
+    if not sep or not head.isdigit() or not value or len(data) > 64:
+        return None
+    return int(head), value
+
+
+def display(step: Step, value: Any) -> str:
+    """A short human rendering of an answer, for summaries and history."""
+    if value is None:
+        return "(skipped)"
+    if step.kind == "choice":
+        if isinstance(value, dict) and OTHER in value:
+            return f"Other: {value[OTHER]}"
+        choice = step.choice(str(value))
+        return choice.label if choice else str(value)
+    if step.kind == "multi":
+        labels = []
+        for v in value.get("selected", []) if isinstance(value, dict) else value:
+            c = step.choice(v)
+            labels.append(c.label if c else v)
+        if isinstance(value, dict) and value.get(OTHER):
+            labels.append(f"Other: {value[OTHER]}")
+        return ", ".join(labels) or "(none)"
+    if step.kind == "scale":
+        return f"{value}/10"
+    return str(value)
+
+
+class Engine:
+    def __init__(self, flows: dict[str, Flow], today: Any = date.today) -> None:
+        self.flows = flows
+        self._today = today
+
+    # -- entry points ------------------------------------------------------------------
+    def start(self, flow_id: str, entry_id: int | None = None) -> Outcome:
+        flow = self.flows[flow_id]
+        state = FlowState(flow=flow.id, version=flow.version, entry_id=entry_id)
+        replies = [Reply(flow.intro)] if flow.intro else []
+        replies.append(self._ask(flow, state))
+        return Outcome(state, replies)
+
+    def resume(self, state: FlowState) -> Outcome:
+        """Repeat the current question (after a restart, or when the person comes back)."""
+        flow = self.flows[state.flow]
+        if state.mode == "summary":
+            return Outcome(state, [self._summary(flow, state)])
+        if state.mode == "edit_pick":
+            return Outcome(state, [self._edit_menu(flow, state)])
+        return Outcome(state, [self._ask(flow, state)])
+
+    def handle(self, state: FlowState, inp: Input) -> Outcome:
+        flow = self.flows[state.flow]
+        if isinstance(inp, Command):
+            return self._command(flow, state, inp.name)
+        if isinstance(inp, Press):
+            parsed = parse_press(inp.data)
+            if parsed is None:
+                return self._reject(
+                    state,
+                    "That button isn't one of mine. Please use the "
+                    "buttons under my latest message.",
+                )
+            seq, value = parsed
+            if seq != state.seq:
+                return self._reject(
+                    state,
+                    "That button belongs to an earlier question, so I "
+                    "ignored it. Here is where we are:",
+                    repeat=self.resume(state).replies,
+                )
+            if state.mode == "summary":
+                return self._summary_press(flow, state, value)
+            if state.mode == "edit_pick":
+                return self._edit_pick(flow, state, value)
+            return self._answer_press(flow, state, value)
+        return self._answer_text(flow, state, inp.text)
+
+    # -- rendering ---------------------------------------------------------------------
+    def _data(self, state: FlowState, value: str) -> str:
+        return f"{state.seq}:{value}"
+
+    def _ask(self, flow: Flow, state: FlowState) -> Reply:
+        step = flow.steps[state.index]
+        total = len(flow.steps)
+        lines = [f"({state.index + 1}/{total}) {step.prompt}" if total > 1 else step.prompt]
+        hints = []
+        if step.optional:
+            hints.append("/skip")
+        if state.index > 0 or state.back_to_summary:
+            hints.append("/back")
+        hints.append("/cancel")
+        if step.kind == "multi":
+            lines.append("Tap all that apply, then Done.")
+        lines.append(" · ".join(hints))
+        previous = state.answers.get(step.id)
+        if previous is not None and step.kind == "text":
+            lines.insert(1, f"Your answer so far: {previous}")
+        return Reply("\n".join(lines), self._keyboard(step, state))
+
+    def _keyboard(self, step: Step, state: FlowState) -> tuple[tuple[Button, ...], ...]:
+        if step.kind == "scale":
+            row1 = tuple(Button(str(n), self._data(state, str(n))) for n in range(6))
+            row2 = tuple(Button(str(n), self._data(state, str(n))) for n in range(6, 11))
+            return (row1, row2)
+        if step.kind == "date":
+            return (
+                (
+                    Button("Today", self._data(state, TODAY)),
+                    Button("Yesterday", self._data(state, YESTERDAY)),
+                ),
+            )
+        if step.kind == "choice":
+            return tuple((Button(c.label, self._data(state, c.id)),) for c in step.choices)
+        if step.kind == "multi":
+            rows = [
+                (
+                    Button(
+                        ("✓ " if c.id in state.pending else "") + c.label, self._data(state, c.id)
+                    ),
+                )
+                for c in step.choices
+            ]
+            rows.append((Button("Done", self._data(state, DONE)),))
+            return tuple(rows)
+        return ()
+
+    def _summary(self, flow: Flow, state: FlowState) -> Reply:
+        lines = [f"Here is your {flow.title.lower()}:"]
+        for step in flow.steps:
+            if step.id in state.answers:
+                lines.append(f"• {step.label}: {display(step, state.answers[step.id])}")
+        lines.append("Save it, or change an answer first?")
+        return Reply(
+            "\n".join(lines),
+            (
+                (Button("Save", self._data(state, SAVE)), Button("Edit", self._data(state, EDIT))),
+                (Button("Discard", self._data(state, DISCARD)),),
+            ),
+        )
+
+    def _edit_menu(self, flow: Flow, state: FlowState) -> Reply:
+        rows = [(Button(s.label, self._data(state, s.id)),) for s in flow.steps]
+        rows.append((Button("Back to summary", self._data(state, SAVE)),))
+        return Reply("Which answer would you like to change?", tuple(rows))
+
+    # -- transitions -------------------------------------------------------------------
+    def _reject(self, state: FlowState, text: str, repeat: list[Reply] | None = None) -> Outcome:
+        return Outcome(state, [Reply(text), *(repeat or [])], rejected=True)
+
+    def _advance(self, flow: Flow, state: FlowState, events: list[Event]) -> Outcome:
+        state.seq += 1
+        state.pending = []
+        if state.back_to_summary:
+            state.back_to_summary = False
+            state.mode = "summary"
+            return Outcome(state, [self._summary(flow, state)], events)
+        if state.index + 1 < len(flow.steps):
+            state.trail.append(state.index)
+            state.index += 1
+            return Outcome(state, [self._ask(flow, state)], events)
+        if flow.summary:
+            state.mode = "summary"
+            return Outcome(state, [self._summary(flow, state)], events)
+        events.append(Completed(dict(state.answers)))
+        return Outcome(None, [Reply(flow.outro)] if flow.outro else [], events)
+
+    def _store(self, flow: Flow, state: FlowState, step: Step, value: Any) -> Outcome:
+        state.answers[step.id] = value
+        events: list[Event] = [Answered(step.id, value)]
+        choice = step.choice(value) if isinstance(value, str) else None
+        if choice is not None and choice.ends_flow:
+            events.append(Cancelled("declined"))
+            return Outcome(None, [], events)
+        return self._advance(flow, state, events)
+
+    def _answer_text(self, flow: Flow, state: FlowState, text: str) -> Outcome:
+        if state.mode != "ask":
+            return self._reject(
+                state,
+                "Please use the buttons below to save or edit.",
+                repeat=self.resume(state).replies,
+            )
+        step = flow.steps[state.index]
+        text = text.strip()
+        if not text:
+            return self._reject(state, "I didn't catch any words there. Please try again.")
+        if step.kind == "text":
+            if len(text) > step.max_length:
+                return self._reject(
+                    state,
+                    f"That's {len(text)} characters; the limit here is "
+                    f"{step.max_length}. Please shorten it and send it again.",
+                )
+            return self._store(flow, state, step, text)
+        if step.kind == "scale":
+            if text.isdigit() and int(text) in SCALE:
+                return self._store(flow, state, step, int(text))
+            return self._reject(state, "Please tap a number from 0 to 10.")
+        if step.kind == "date":
+            parsed = _parse_date(text)
+            if parsed is None or parsed > self._today():
+                return self._reject(
+                    state,
+                    "Please tap Today or Yesterday, or type a date like "
+                    "2026-03-14 (not in the future).",
+                )
+            return self._store(flow, state, step, parsed.isoformat())
+        # choice / multi: a typed label counts as pressing it; otherwise "other" if allowed
+        match = next((c for c in step.choices if c.label.lower() == text.lower()), None)
+        if match is not None:
+            return self._answer_press(flow, state, match.id)
+        if step.allow_other:
+            if len(text) > step.max_length:
+                return self._reject(state, f"Please keep this under {step.max_length} characters.")
+            if step.kind == "choice":
+                return self._store(flow, state, step, {OTHER: text})
+            return self._store(flow, state, step, {"selected": list(state.pending), OTHER: text})
+        return self._reject(state, "Please choose one of the buttons.")
+
+    def _answer_press(self, flow: Flow, state: FlowState, value: str) -> Outcome:
+        step = flow.steps[state.index]
+        if step.kind == "scale":
+            if value.isdigit() and int(value) in SCALE:
+                return self._store(flow, state, step, int(value))
+        elif step.kind == "date":
+            today = self._today()
+            if value in (TODAY, YESTERDAY):
+                day = today if value == TODAY else today - timedelta(days=1)
+                return self._store(flow, state, step, day.isoformat())
+        elif step.kind == "choice":
+            if step.choice(value) is not None:
+                return self._store(flow, state, step, value)
+        elif step.kind == "multi":
+            if value == DONE:
+                if not state.pending and not step.optional:
+                    return self._reject(state, "Tap at least one, then Done.")
+                return self._store(flow, state, step, {"selected": list(state.pending)})
+            if step.choice(value) is not None:
+                if value in state.pending:
+                    state.pending.remove(value)
+                else:
+                    state.pending.append(value)
+                # Same seq on purpose: toggles redraw the same keyboard in place.
+                ask = self._ask(flow, state)
+                return Outcome(state, [Reply(ask.text, ask.buttons, replace=True)])
+        return self._reject(state, "That button isn't valid for this question.")
+
+    def _summary_press(self, flow: Flow, state: FlowState, value: str) -> Outcome:
+        if value == SAVE:
+            return Outcome(
+                None, [Reply(flow.outro)] if flow.outro else [], [Completed(dict(state.answers))]
+            )
+        if value == EDIT:
+            state.seq += 1
+            state.mode = "edit_pick"
+            return Outcome(state, [self._edit_menu(flow, state)])
+        if value == DISCARD:
+            return Outcome(
+                None, [Reply("Discarded. Nothing from this one was kept.")], [Cancelled("discard")]
+            )
+        return self._reject(state, "That button isn't valid here.")
+
+    def _edit_pick(self, flow: Flow, state: FlowState, value: str) -> Outcome:
+        state.seq += 1
+        if value == SAVE:
+            state.mode = "summary"
+            return Outcome(state, [self._summary(flow, state)])
+        step = flow.step(value)
+        if step is None:
+            state.seq -= 1
+            return self._reject(state, "That button isn't valid here.")
+        state.mode = "ask"
+        state.index = flow.index(step.id)
+        state.back_to_summary = True
+        if step.kind == "multi":
+            current = state.answers.get(step.id) or {}
+            state.pending = list(current.get("selected", [])) if isinstance(current, dict) else []
+        return Outcome(state, [self._ask(flow, state)])
+
+    def _command(self, flow: Flow, state: FlowState, name: str) -> Outcome:
+        if name == "cancel":
+            return Outcome(None, [], [Cancelled("cancel")])
+        if name == "back":
+            if state.mode == "edit_pick" or (state.mode == "ask" and state.back_to_summary):
+                state.seq += 1
+                state.mode, state.back_to_summary, state.pending = "summary", False, []
+                return Outcome(state, [self._summary(flow, state)])
+            if state.mode == "summary":
+                state.seq += 1
+                state.mode = "ask"
+                state.index = len(flow.steps) - 1
+                state.trail = list(range(state.index))
+                return Outcome(state, [self._ask(flow, state)])
+            if not state.trail:
+                return self._reject(state, "This is the first question. /cancel stops here.")
+            state.seq += 1
+            state.pending = []
+            state.index = state.trail.pop()
+            return Outcome(state, [self._ask(flow, state)])
+        if name == "skip":
+            if state.mode != "ask":
+                return self._reject(
+                    state, "There's nothing to skip here.", repeat=self.resume(state).replies
+                )
+            step = flow.steps[state.index]
+            if not step.optional:
+                return self._reject(
+                    state, "This one needs an answer, so it can't be skipped. /cancel stops here."
+                )
+            state.answers.pop(step.id, None)
+            return self._advance(flow, state, [Cleared(step.id)])
+        return self._reject(state, f"/{name} doesn't apply here.")
+
+
+_DATE_FORMATS = (
+    re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$"),
+    re.compile(r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})$"),
+)
+
+
+def _parse_date(text: str) -> date | None:
+    for pattern in _DATE_FORMATS:
+        m = pattern.match(text.strip())
+        if m:
+            try:
+                return date(int(m["y"]), int(m["m"]), int(m["d"]))
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,159 @@
+"""Entries and their answers, each answer encrypted and written the moment it is given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database, iso, utcnow
+from storage.models import Entry
+from storage.vault import Vault
+
+
+def _entry(r: aiosqlite.Row) -> Entry:
+    return Entry(
+        r["id"],
+        r["participant_id"],
+        r["pair_id"],
+        r["flow"],
+        r["flow_version"],
+        r["status"],
+        r["created_at"],
+        r["updated_at"],
+        r["completed_at"],
+    )
+
+
+def answer_row(entry_id: int, step_id: str) -> str:
+    return f"{entry_id}:{step_id}"
+
+
+class Entries:
+    def __init__(self, db: Database, vault: Vault) -> None:
+        self.db = db
+        self.vault = vault
+
+    async def create(
+        self,
+        participant_id: int,
+        pair_id: int | None,
+        flow: str,
+        flow_version: str,
+        consent_snapshot: str,
+    ) -> int:
+        now = iso(utcnow())
+        return await self.db.execute(
+            "INSERT INTO entries (participant_id, pair_id, flow, flow_version, status, "
+            "consent_snapshot, created_at, updated_at) VALUES (?, ?, ?, ?, 'draft', ?, ?, ?)",
+            (participant_id, pair_id, flow, flow_version, consent_snapshot, now, now),
+        )
+
+    async def get(self, entry_id: int, participant_id: int) -> Entry | None:
+        """Only ever by (entry, owner): nobody can reach another person's entry by its id."""
+        row = await self.db.fetchone(
+            "SELECT * FROM entries WHERE id=? AND participant_id=?", (entry_id, participant_id)
+        )
+        return None if row is None else _entry(row)
+
+    async def save_answer(
+        self, participant_id: int, entry_id: int, step_id: str, value: Any
+    ) -> None:
+        blob = await self.vault.encrypt(
+            participant_id, "answers", answer_row(entry_id, step_id), "value", value
+        )
+        now = iso(utcnow())
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE entries SET updated_at=? WHERE id=? AND participant_id=?",
+                (now, entry_id, participant_id),
+            )
+            if cur.rowcount != 1:
+                raise LookupError("entry does not belong to this participant")
+            await conn.execute(
+                "INSERT INTO answers (entry_id, step_id, value_ct, answered_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(entry_id, step_id) DO UPDATE SET value_ct=excluded.value_ct, "
+                "answered_at=excluded.answered_at",
+                (entry_id, step_id, blob, now),
+            )
+
+    async def clear_answer(self, participant_id: int, entry_id: int, step_id: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM answers WHERE entry_id=? AND step_id=? AND entry_id IN "
+                "(SELECT id FROM entries WHERE participant_id=?)",
+                (entry_id, step_id, participant_id),
+            )
+
+    async def answers(self, participant_id: int, entry_id: int) -> dict[str, Any]:
+        rows = await self.db.fetchall(
+            "SELECT a.step_id, a.value_ct FROM answers a JOIN entries e ON e.id = a.entry_id "
+            "WHERE a.entry_id=? AND e.participant_id=? ORDER BY a.rowid",
+            (entry_id, participant_id),
+        )
+        return {
+            r["step_id"]: await self.vault.decrypt(
+                participant_id,
+                "answers",
+                answer_row(entry_id, r["step_id"]),
+                "value",
+                r["value_ct"],
+            )
+            for r in rows
+        }
+
+    async def set_status(self, participant_id: int, entry_id: int, status: str) -> None:
+        now = iso(utcnow())
+        await self.db.execute(
+            "UPDATE entries SET status=?, updated_at=?, completed_at=CASE WHEN ?='complete' "
+            "THEN ? ELSE completed_at END WHERE id=? AND participant_id=?",
+            (status, now, status, now, entry_id, participant_id),
+        )
+
+    async def of(self, participant_id: int, status: str | None = None) -> list[Entry]:
+        if status is None:
+            rows = await self.db.fetchall(
+                "SELECT * FROM entries WHERE participant_id=? ORDER BY id DESC", (participant_id,)
+            )
+        else:
+            rows = await self.db.fetchall(
+                "SELECT * FROM entries WHERE participant_id=? AND status=? ORDER BY id DESC",
+                (participant_id, status),
+            )
+        return [_entry(r) for r in rows]
+
+    async def delete(self, participant_id: int, entry_id: int) -> bool:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM entries WHERE id=? AND participant_id=?", (entry_id, participant_id)
+            )
+            return cur.rowcount == 1
+
+    # -- conversation state (the engine's position, encrypted like everything else) ---
+    async def save_state(self, participant_id: int, state: dict[str, Any] | None) -> None:
+        if state is None:
+            await self.db.execute(
+                "DELETE FROM conversation_state WHERE participant_id=?", (participant_id,)
+            )
+            return
+        blob = await self.vault.encrypt(
+            participant_id, "conversation_state", participant_id, "state", state
+        )
+        await self.db.execute(
+            "INSERT INTO conversation_state (participant_id, state_ct, updated_at) VALUES (?,?,?)"
+            " ON CONFLICT(participant_id) DO UPDATE SET state_ct=excluded.state_ct, "
+            "updated_at=excluded.updated_at",
+            (participant_id, blob, iso(utcnow())),
+        )
+
+    async def load_state(self, participant_id: int) -> tuple[dict[str, Any], str] | None:
+        row = await self.db.fetchone(
+            "SELECT state_ct, updated_at FROM conversation_state WHERE participant_id=?",
+            (participant_id,),
+        )
+        if row is None:
+            return None
+        state = await self.vault.decrypt(
+            participant_id, "conversation_state", participant_id, "state", row["state_ct"]
+        )
+        return state, row["updated_at"]

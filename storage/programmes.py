@@ -1,0 +1,190 @@
+"""Programmes, pairs and single-use invite codes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+
+import aiosqlite
+
+from storage.db import Database, iso, parse_iso, utcnow
+from storage.models import Invite, Pair, Programme, Role
+from storage.vault import Vault
+
+INVITE_PURPOSE = "invite-code"
+# 12 random bytes = 96 bits, well over the 64 the threat model asks for, and the
+# base32 form (20 chars) fits Telegram's 64-character deep-link limit.
+INVITE_BYTES = 12
+DEFAULT_INVITE_DAYS = 14
+MAX_FAILURES = 5
+LOCK_MINUTES = (1, 5, 15, 60)
+
+
+class ProgrammeError(Exception):
+    """A programme or pair operation that cannot be done (duplicate name, unknown name)."""
+
+
+def new_code() -> str:
+    import base64
+
+    return base64.b32encode(secrets.token_bytes(INVITE_BYTES)).decode().rstrip("=").lower()
+
+
+def _pair(r: aiosqlite.Row) -> Pair:
+    return Pair(
+        r["id"],
+        r["programme_id"],
+        r["mentor_id"],
+        r["mentee_id"],
+        r["state"],
+        r["created_at"],
+        r["matched_at"],
+    )
+
+
+class Programmes:
+    def __init__(self, db: Database, vault: Vault) -> None:
+        self.db = db
+        self.vault = vault
+
+    # -- programmes ------------------------------------------------------------------
+    async def create(self, name: str, settings: dict[str, object] | None = None) -> Programme:
+        name = name.strip()
+        if not name:
+            raise ProgrammeError("a programme needs a name")
+        if await self.db.scalar("SELECT 1 FROM programmes WHERE name=?", (name,)):
+            raise ProgrammeError(f"a programme called {name!r} already exists")
+        pid = await self.db.execute(
+            "INSERT INTO programmes (name, settings, created_at) VALUES (?, ?, ?)",
+            (name, json.dumps(settings or {}, sort_keys=True), iso(utcnow())),
+        )
+        return Programme(pid, name, settings or {})
+
+    async def by_name(self, name: str) -> Programme:
+        row = await self.db.fetchone(
+            "SELECT id, name, settings FROM programmes WHERE name=?", (name.strip(),)
+        )
+        if row is None:
+            raise ProgrammeError(
+                f"no programme called {name!r} (create it with 'mentorbot programme create')"
+            )
+        return Programme(row["id"], row["name"], json.loads(row["settings"]))
+
+    async def get(self, programme_id: int) -> Programme:
+        row = await self.db.fetchone(
+            "SELECT id, name, settings FROM programmes WHERE id=?", (programme_id,)
+        )
+        if row is None:
+            raise ProgrammeError("no such programme")
+        return Programme(row["id"], row["name"], json.loads(row["settings"]))
+
+    async def all(self) -> list[Programme]:
+        rows = await self.db.fetchall("SELECT id, name, settings FROM programmes ORDER BY id")
+        return [Programme(r["id"], r["name"], json.loads(r["settings"])) for r in rows]
+
+    # -- pairs -----------------------------------------------------------------------
+    async def create_pair(self, programme_id: int) -> int:
+        return await self.db.execute(
+            "INSERT INTO pairs (programme_id, state, created_at) VALUES (?, 'invited', ?)",
+            (programme_id, iso(utcnow())),
+        )
+
+    async def pair(self, pair_id: int) -> Pair | None:
+        row = await self.db.fetchone("SELECT * FROM pairs WHERE id=?", (pair_id,))
+        return None if row is None else _pair(row)
+
+    async def pair_of(self, participant_id: int) -> Pair | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM pairs WHERE (mentor_id=? OR mentee_id=?) AND state != 'closed' "
+            "ORDER BY id DESC LIMIT 1",
+            (participant_id, participant_id),
+        )
+        return None if row is None else _pair(row)
+
+    async def pairs(self, programme_id: int | None = None) -> list[Pair]:
+        if programme_id is None:
+            rows = await self.db.fetchall("SELECT * FROM pairs ORDER BY id")
+        else:
+            rows = await self.db.fetchall(
+                "SELECT * FROM pairs WHERE programme_id=? ORDER BY id", (programme_id,)
+            )
+        return [_pair(r) for r in rows]
+
+    # -- invites ---------------------------------------------------------------------
+    def code_hash(self, code: str) -> bytes:
+        return self.vault.lookup_hash(INVITE_PURPOSE, code.strip().lower())
+
+    async def create_invite(
+        self,
+        programme_id: int,
+        role: Role,
+        pair_id: int | None = None,
+        days: int = DEFAULT_INVITE_DAYS,
+    ) -> str:
+        code = new_code()
+        now = utcnow()
+        await self.db.execute(
+            "INSERT INTO invites (code_hash, programme_id, pair_id, role, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                self.code_hash(code),
+                programme_id,
+                pair_id,
+                role.value,
+                iso(now),
+                iso(now + timedelta(days=days)),
+            ),
+        )
+        return code
+
+    async def find_invite(self, code: str) -> Invite | None:
+        row = await self.db.fetchone(
+            "SELECT id, programme_id, pair_id, role, expires_at, used_at FROM invites "
+            "WHERE code_hash=?",
+            (self.code_hash(code),),
+        )
+        if row is None:
+            return None
+        return Invite(
+            row["id"],
+            row["programme_id"],
+            row["pair_id"],
+            Role(row["role"]),
+            row["expires_at"],
+            row["used_at"],
+        )
+
+    # -- slowing down guessing -------------------------------------------------------
+    async def locked_for(self, user_hmac: bytes) -> int:
+        """Seconds this person must wait before another code is tried (0 = may try)."""
+        until = await self.db.scalar(
+            "SELECT locked_until FROM invite_failures WHERE user_hmac=?", (user_hmac,)
+        )
+        if not until:
+            return 0
+        remaining = (parse_iso(until) - utcnow()).total_seconds()
+        return max(0, int(remaining) + 1) if remaining > 0 else 0
+
+    async def record_failure(self, user_hmac: bytes) -> None:
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT failures FROM invite_failures WHERE user_hmac=?", (user_hmac,)
+            ) as cur:
+                row = await cur.fetchone()
+            failures = (row[0] if row else 0) + 1
+            locked = None
+            if failures >= MAX_FAILURES:
+                step = min(failures - MAX_FAILURES, len(LOCK_MINUTES) - 1)
+                locked = iso(now + timedelta(minutes=LOCK_MINUTES[step]))
+            await conn.execute(
+                "INSERT INTO invite_failures (user_hmac, failures, last_at, locked_until) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(user_hmac) DO UPDATE SET "
+                "failures=excluded.failures, last_at=excluded.last_at, "
+                "locked_until=excluded.locked_until",
+                (user_hmac, failures, iso(now), locked),
+            )
+
+    async def clear_failures(self, user_hmac: bytes) -> None:
+        await self.db.execute("DELETE FROM invite_failures WHERE user_hmac=?", (user_hmac,))

@@ -1,0 +1,174 @@
+"""The storage facade: opens the database, loads keys, and holds the repositories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.audit import AuditLog
+from storage.consent import ConsentLedger
+from storage.crypto import KeyRing
+from storage.db import Database, iso, parse_iso, utcnow
+from storage.entries import Entries
+from storage.models import Role, Scope
+from storage.participants import Participants
+from storage.programmes import Programmes
+from storage.vault import Vault
+
+# Tables holding rows linked to a participant, in the order erasure clears them. The
+# schema's ON DELETE rules would cascade most of these; listing them makes erasure
+# explicit and lets it report what it deleted.
+ERASURE_TABLES = (
+    ("answers", "entry_id IN (SELECT id FROM entries WHERE participant_id=:p)"),
+    ("entries", "participant_id=:p"),
+    ("conversation_state", "participant_id=:p"),
+    ("audit_log", "participant_id=:p"),
+    ("consent_ledger", "participant_id=:p"),
+)
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    ok: bool
+    reason: str = ""  # unknown, used, expired, locked, already
+    participant_id: int | None = None
+    role: Role | None = None
+    wait_seconds: int = 0
+    pair_complete: bool = False
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    deleted: dict[str, int]
+    kept: tuple[str, ...]
+
+
+class Store:
+    def __init__(self, db: Database, vault: Vault, consent_version: str) -> None:
+        self.db = db
+        self.vault = vault
+        self.participants = Participants(db, vault)
+        self.programmes = Programmes(db, vault)
+        self.consent = ConsentLedger(db, consent_version)
+        self.entries = Entries(db, vault)
+        self.audit = AuditLog(db)
+        self.extensions: dict[str, object] = {}
+
+    @classmethod
+    async def open(
+        cls, path: Path | str, ring: KeyRing, consent_version: str, *, create: bool = True
+    ) -> Store:
+        db = await Database.open(path, create=create)
+        vault = Vault(db, ring)
+        try:
+            await vault.load()
+        except Exception:
+            await db.close()
+            raise
+        return cls(db, vault, consent_version)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def join(
+        self, code: str, telegram_user_id: int, chat_id: int, first_name: str | None
+    ) -> JoinResult:
+        """Claim a single-use invite: create the participant and link the pair atomically."""
+        user_hmac = self.participants.user_key(telegram_user_id)
+        wait = await self.programmes.locked_for(user_hmac)
+        if wait:
+            return JoinResult(False, "locked", wait_seconds=wait)
+        existing = await self.participants.by_user(telegram_user_id)
+        if existing is not None:
+            return JoinResult(False, "already", existing.id, existing.role)
+        invite = await self.programmes.find_invite(code) if 8 <= len(code) <= 64 else None
+        if invite is None or invite.used_at is not None or parse_iso(invite.expires_at) < utcnow():
+            await self.programmes.record_failure(user_hmac)
+            reason = "unknown" if invite is None else ("used" if invite.used_at else "expired")
+            return JoinResult(False, reason)
+        now = iso(utcnow())
+        pair_complete = False
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE invites SET used_at=? WHERE id=? AND used_at IS NULL", (now, invite.id)
+            )
+            if cur.rowcount != 1:  # claimed by someone else a moment ago
+                return JoinResult(False, "used")
+            pid = await self.participants.create_in(
+                conn,
+                programme_id=invite.programme_id,
+                role=invite.role,
+                telegram_user_id=telegram_user_id,
+                chat_id=chat_id,
+                first_name=first_name,
+            )
+            await conn.execute("UPDATE invites SET used_by=? WHERE id=?", (pid, invite.id))
+            if invite.pair_id is not None and invite.role in (Role.MENTOR, Role.MENTEE):
+                column = "mentor_id" if invite.role is Role.MENTOR else "mentee_id"
+                await conn.execute(
+                    f"UPDATE pairs SET {column}=? WHERE id=?",  # noqa: S608
+                    (pid, invite.pair_id),
+                )
+                async with conn.execute(
+                    "SELECT mentor_id, mentee_id FROM pairs WHERE id=?", (invite.pair_id,)
+                ) as c:
+                    row = await c.fetchone()
+                if row and row[0] and row[1]:
+                    pair_complete = True
+                    await conn.execute(
+                        "UPDATE pairs SET state='matched', matched_at=? WHERE id=?",
+                        (now, invite.pair_id),
+                    )
+        await self.programmes.clear_failures(user_hmac)
+        await self.audit.record("participant", "joined", pid, role=invite.role.value)
+        return JoinResult(True, "", pid, invite.role, pair_complete=pair_complete)
+
+    async def erase(self, participant_id: int) -> ErasureReport:
+        """Crypto-shred and delete everything linked to a participant.
+
+        The wrapped data key goes first (with the participant row), so even rows that
+        survive elsewhere (old backups, WAL frames) can never be decrypted again. One
+        ledger line recording the erasure is kept under an unlinkable subject reference.
+        """
+        participant = await self.participants.get(participant_id)
+        if participant is None:
+            return ErasureReport({}, ())
+        deleted: dict[str, int] = {}
+        async with self.db.transaction() as conn:
+            for table, where in ERASURE_TABLES:
+                cur = await conn.execute(
+                    f"DELETE FROM {table} WHERE {where}",  # noqa: S608
+                    {"p": participant_id},
+                )
+                deleted[table] = cur.rowcount
+            for column in ("mentor_id", "mentee_id"):
+                cur = await conn.execute(
+                    f"UPDATE pairs SET {column}=NULL WHERE {column}=?",  # noqa: S608
+                    (participant_id,),
+                )
+                deleted["pair_links"] = deleted.get("pair_links", 0) + cur.rowcount
+            cur = await conn.execute(
+                "UPDATE invites SET used_by=NULL WHERE used_by=?", (participant_id,)
+            )
+            for name in self.extensions.get("erasure_hooks", ()):  # type: ignore[union-attr]
+                cur = await conn.execute(
+                    f"DELETE FROM {name} WHERE participant_id=?",  # noqa: S608
+                    (participant_id,),
+                )
+                deleted[name] = cur.rowcount
+            await conn.execute("DELETE FROM participants WHERE id=?", (participant_id,))
+            deleted["participant_and_data_key"] = 1
+            await conn.execute(
+                "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
+                "granted, source, at) VALUES (NULL, ?, 'all', ?, 0, 'erasure', ?)",
+                (participant.subject_ref, self.consent.current_version, iso(utcnow())),
+            )
+        self.vault.forget(participant_id)
+        # Checkpoint so the deleted ciphertext leaves the WAL as well as the main file.
+        await self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return ErasureReport(
+            deleted, ("one consent-ledger line recording the erasure, with no link to you",)
+        )
+
+    async def consent_allows(self, participant_id: int, scope: Scope) -> bool:
+        return (await self.consent.state(participant_id)).allows(scope)
