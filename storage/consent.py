@@ -36,11 +36,10 @@ class ConsentState:
 
     @property
     def needs_asking(self) -> bool:
-        """True when any scope lacks a decision under the current consent text."""
-        return any(
-            (d := self.decisions.get(s)) is None or d.version != self.current_version
-            for s in Scope
-        )
+        """True before the first answer, and after the consent text changes."""
+        if Scope.PARTICIPATE not in self.decisions:
+            return True
+        return any(d.version != self.current_version for d in self.decisions.values())
 
     def snapshot(self) -> str:
         return json.dumps({s.value: self.allows(s) for s in Scope}, sort_keys=True)

@@ -1,0 +1,104 @@
+"""Scripted people for service-level tests: join, consent, reflect, and read replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conversations.service import Response, Sender, Service
+from storage.models import Role
+from storage.store import Store
+
+GROW_ANSWERS = {
+    "goal": "Get ready for my appraisal with Dr Okafor",
+    "reality": "The ward is short-staffed and my manager Jo is not supportive",
+    "options": "My mentor shared how they handled their first appraisal",
+    "will": "Book protected time with Jo by Friday",
+}
+
+
+@dataclass
+class Person:
+    service: Service
+    sender: Sender
+    last: Response = field(default_factory=Response)
+
+    @property
+    def texts(self) -> list[str]:
+        return [r.text for r in self.last.replies]
+
+    @property
+    def said(self) -> str:
+        return "\n".join(self.texts)
+
+    def button(self, label: str) -> str:
+        for reply in reversed(self.last.replies):
+            for row in reply.buttons:
+                for b in row:
+                    if b.label == label:
+                        return b.data
+        raise AssertionError(f"no {label!r} button in: {self.said}")
+
+    async def start(self, code: str | None) -> Response:
+        self.last = await self.service.start(self.sender, code)
+        return self.last
+
+    async def cmd(self, name: str) -> Response:
+        self.last = await self.service.command(self.sender, name)
+        return self.last
+
+    async def say(self, text: str) -> Response:
+        self.last = await self.service.text(self.sender, text)
+        return self.last
+
+    async def tap(self, label: str) -> Response:
+        self.last = await self.service.press(self.sender, self.button(label))
+        return self.last
+
+    async def press_raw(self, data: str) -> Response:
+        self.last = await self.service.press(self.sender, data)
+        return self.last
+
+    async def consent_all(self, answer: str = "Yes") -> None:
+        await self.tap("Yes, keep them")
+        for _ in range(3):
+            await self.tap(answer)
+
+    async def grow(self, answers: dict[str, str] | None = None) -> None:
+        await self.cmd("reflect")
+        for step in ("goal", "reality", "options", "will"):
+            await self.say((answers or GROW_ANSWERS)[step])
+        await self.cmd("skip")
+        await self.tap("Save")
+
+
+@dataclass
+class Cohort:
+    store: Store
+    service: Service
+    programme_id: int
+    pair_id: int
+    mentor_code: str
+    mentee_code: str
+
+    @classmethod
+    async def create(cls, store: Store, service: Service) -> Cohort:
+        programme = await store.programmes.create("Test programme")
+        pair_id = await store.programmes.create_pair(programme.id)
+        mentor = await store.programmes.create_invite(programme.id, Role.MENTOR, pair_id)
+        mentee = await store.programmes.create_invite(programme.id, Role.MENTEE, pair_id)
+        return cls(store, service, programme.id, pair_id, mentor, mentee)
+
+    def person(self, user_id: int, name: str = "Robin") -> Person:
+        return Person(self.service, Sender(user_id, user_id + 1_000_000, name))
+
+    async def joined_mentee(self, user_id: int = 7001, name: str = "Robin") -> Person:
+        p = self.person(user_id, name)
+        await p.start(self.mentee_code)
+        await p.consent_all()
+        return p
+
+    async def joined_mentor(self, user_id: int = 7002, name: str = "Morgan") -> Person:
+        p = self.person(user_id, name)
+        await p.start(self.mentor_code)
+        await p.consent_all()
+        return p
