@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.crypto import KeyRing, MasterKeyError, decode_key
@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     mentorbot_log_level: str = Field(default="INFO")
     mentorbot_idle_hours: float = Field(default=12.0, gt=0)
     mentorbot_bot_username: str | None = Field(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: object) -> object:
+        # .env.example ships keys with empty values; an empty value means "not set".
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
 
     @field_validator("telegram_bot_token")
     @classmethod
