@@ -7,6 +7,7 @@ It knows nothing about Telegram, storage or consent; the service applies the eve
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -114,18 +115,58 @@ def display(step: Step, value: Any) -> str:
     return str(value)
 
 
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def fill(template: str, context: dict[str, Any]) -> str:
+    """Prompt placeholders like {last_scale_note}; a missing value renders as nothing."""
+    return string.Formatter().vformat(template, (), _Blank(context))
+
+
 class Engine:
     def __init__(self, flows: dict[str, Flow], today: Any = date.today) -> None:
         self.flows = flows
         self._today = today
 
     # -- entry points ------------------------------------------------------------------
-    def start(self, flow_id: str, entry_id: int | None = None) -> Outcome:
+    def start(
+        self, flow_id: str, entry_id: int | None = None, context: dict[str, Any] | None = None
+    ) -> Outcome:
         flow = self.flows[flow_id]
-        state = FlowState(flow=flow.id, version=flow.version, entry_id=entry_id)
-        replies = [Reply(flow.intro)] if flow.intro else []
+        state = FlowState(
+            flow=flow.id, version=flow.version, entry_id=entry_id, context=context or {}
+        )
+        replies = [Reply(fill(flow.intro, state.context))] if flow.intro else []
         replies.append(self._ask(flow, state))
         return Outcome(state, replies)
+
+    def edit(
+        self,
+        flow_id: str,
+        entry_id: int,
+        answers: dict[str, Any],
+        step_id: str,
+        seq: int,
+        context: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Re-ask one answer of a saved entry, then show its summary to save again."""
+        flow = self.flows[flow_id]
+        state = FlowState(
+            flow=flow.id,
+            version=flow.version,
+            entry_id=entry_id,
+            answers=dict(answers),
+            index=flow.index(step_id),
+            back_to_summary=True,
+            seq=seq + 1,
+            context=context or {},
+        )
+        step = flow.steps[state.index]
+        if step.kind == "multi" and isinstance(answers.get(step.id), dict):
+            state.pending = list(answers[step.id].get("selected", []))
+        return Outcome(state, [self._ask(flow, state)])
 
     def resume(self, state: FlowState) -> Outcome:
         """Repeat the current question (after a restart, or when the person comes back)."""
@@ -169,8 +210,12 @@ class Engine:
 
     def _ask(self, flow: Flow, state: FlowState) -> Reply:
         step = flow.steps[state.index]
-        total = len(flow.steps)
-        lines = [f"({state.index + 1}/{total}) {step.prompt}" if total > 1 else step.prompt]
+        prompt = fill(step.prompt, state.context)
+        core = [s.id for s in flow.steps if not s.optional]
+        if step.optional or len(core) < 2:
+            lines = [prompt]
+        else:
+            lines = [f"({core.index(step.id) + 1}/{len(core)}) {prompt}"]
         hints = []
         if step.optional:
             hints.append("/skip")
@@ -398,6 +443,10 @@ class Engine:
             state.answers.pop(step.id, None)
             return self._advance(flow, state, [Cleared(step.id)])
         return self._reject(state, f"/{name} doesn't apply here.")
+
+
+def _rows(buttons: list[Button], columns: int) -> tuple[tuple[Button, ...], ...]:
+    return tuple(tuple(buttons[i : i + columns]) for i in range(0, len(buttons), columns))
 
 
 _DATE_FORMATS = (

@@ -2,7 +2,7 @@
 
 Both the Telegram adapter and the console chat drive this. It ties the flow engine to
 storage: it checks roles and consent, opens entries, saves every answer the moment it is
-given, and keeps each person's place in a flow so a restart resumes at the same step.
+given, and keeps each person's place so a restart resumes at the same step.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
+from conversations import history, mydata
 from conversations.catalogue import Texts, load_flows, load_texts
 from conversations.engine import (
+    OTHER,
     Answered,
     Cancelled,
     Cleared,
@@ -29,15 +32,16 @@ from conversations.engine import (
     display,
 )
 from conversations.model import Flow, FlowState
+from conversations.safety import DEFAULT_SIGNPOST, shows_risk
+from conversations.waves import BY_ID, due_wave, next_wave
 from storage.db import parse_iso, utcnow
 from storage.models import Participant, Role, Scope
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-Then = Callable[["Response"], Awaitable[object]]
-
 FLOW_COMMANDS = ("back", "skip", "cancel")
+REFLECTIONS = ("grow", "oskar")
 # Telegram delivers at most 4096 characters; anything longer is refused whole rather than
 # cut, so no answer is silently truncated.
 MAX_MESSAGE = 4096
@@ -63,10 +67,15 @@ class Response:
     documents: list[Document] = field(default_factory=list)
     menu_role: str | None = None  # set when the person's command menu must change
     changed: bool = False  # whether anything was written
+    signposted: bool = False
 
     def say(self, text: str, **kw: Any) -> Response:
         self.replies.append(Reply(text, **kw))
         return self
+
+
+Then = Callable[[Response], Awaitable[object]]
+Active = FlowState | history.Browser | None
 
 
 class Service:
@@ -78,6 +87,7 @@ class Service:
         texts: Texts | None = None,
         idle_after: timedelta = timedelta(hours=12),
         clock: Callable[[], datetime] = utcnow,
+        signpost_text: str = DEFAULT_SIGNPOST,
     ) -> None:
         self.store = store
         self.flows = flows or load_flows()
@@ -85,6 +95,7 @@ class Service:
         self.engine = Engine(self.flows)
         self.idle_after = idle_after
         self.clock = clock
+        self.signpost_text = signpost_text
 
     @property
     def consent_flow(self) -> Flow:
@@ -96,7 +107,7 @@ class Service:
         if not payload:
             if me is None:
                 return Response().say(self.texts.say("welcome_guest"))
-            return await self._help(me)
+            return self._help(me)
         if me is not None:
             return Response().say(self.texts.say("already_joined"))
         result = await self.store.join(
@@ -109,7 +120,7 @@ class Service:
             if result.reason == "already":
                 return Response().say(self.texts.say("already_joined"))
             return Response().say(self.texts.say(f"invite_{result.reason}"))
-        assert result.participant_id is not None and result.role is not None
+        assert result.participant_id is not None
         me = await self.store.participants.get(result.participant_id)
         assert me is not None
         programme = await self.store.programmes.get(me.programme_id)
@@ -124,6 +135,7 @@ class Service:
         if result.pair_complete:
             resp.say(self.texts.say("pair_complete"))
         if me.role is Role.COORDINATOR:
+            resp.replies.extend(self._help(me).replies)
             return resp
         return await self._begin(me, "consent", resp)
 
@@ -132,10 +144,10 @@ class Service:
         spec = self.texts.commands.get(name)
         if spec is None:
             return Response().say(self.texts.say("unknown_command", command=name[:32]))
-        me = await self.store.participants.by_user(sender.user_id)
-        role = me.role.value if me else "guest"
         if name == "start":
             return await self.start(sender, None)
+        me = await self.store.participants.by_user(sender.user_id)
+        role = me.role.value if me else "guest"
         if role not in spec.roles:
             if me is None:
                 return Response().say(self.texts.say("not_joined"))
@@ -143,20 +155,29 @@ class Service:
             return Response().say(
                 self.texts.say("wrong_role", command=name, roles=allowed, role=role)
             )
-        assert me is not None or name == "help"
         if name == "help":
-            return await self._help(me)
+            return self._help(me)
         assert me is not None
-        state, resp = await self._active(me)
+        active, resp = await self._active(me)
         if name in FLOW_COMMANDS:
-            if state is None:
-                return resp.say(self.texts.say("nothing_active"))
-            return await self._feed(me, state, Command(name), resp)
-        if state is not None:
+            if isinstance(active, FlowState):
+                return await self._feed(me, active, Command(name), resp)
+            if isinstance(active, history.Browser) and name == "cancel":
+                await self.store.entries.save_state(me.id, None)
+                return resp.say(self.texts.say("cancelled"))
+            return resp.say(self.texts.say("nothing_active"))
+        if isinstance(active, FlowState) and name not in ("withdraw", "mydata", "pause"):
             resp.say(self.texts.say("already_in_flow"))
-            resp.replies.extend(self.engine.resume(state).replies)
+            resp.replies.extend(self.engine.resume(active).replies)
             return resp
-        handler = getattr(self, f"_cmd_{name}")
+        if name not in ("withdraw", "mydata", "consent") and me.role is not Role.COORDINATOR:
+            consent = await self.store.consent.state(me.id)
+            if consent.needs_asking and Scope.PARTICIPATE in consent.decisions:
+                resp.say(self.texts.say("consent_reask"))
+                return await self._begin(me, "consent", resp)
+        handler: Callable[[Participant, Response], Awaitable[Response]] = getattr(
+            self, f"_cmd_{name}"
+        )
         return await handler(me, resp)
 
     async def text(self, sender: Sender, text: str) -> Response:
@@ -165,19 +186,21 @@ class Service:
         me = await self.store.participants.by_user(sender.user_id)
         if me is None:
             return Response().say(self.texts.say("not_joined"))
-        state, resp = await self._active(me)
-        if state is None:
+        active, resp = await self._active(me)
+        if not isinstance(active, FlowState):
             return resp.say(self.texts.say("no_flow_text"))
-        return await self._feed(me, state, Text(text), resp)
+        return await self._feed(me, active, Text(text), resp)
 
     async def press(self, sender: Sender, data: str) -> Response:
         me = await self.store.participants.by_user(sender.user_id)
         if me is None:
             return Response().say(self.texts.say("not_joined"))
-        state, resp = await self._active(me)
-        if state is None:
+        active, resp = await self._active(me)
+        if isinstance(active, history.Browser):
+            return await self._browse(me, active, data[:64], resp)
+        if active is None:
             return resp.say(self.texts.say("stale_button"))
-        return await self._feed(me, state, Press(data[:64]), resp)
+        return await self._feed(me, active, Press(data[:64]), resp)
 
     def unsupported(self, what: str) -> Response:
         return Response().say(self.texts.say("unsupported", what=what))
@@ -186,35 +209,88 @@ class Service:
         return Response().say(self.texts.say("edited"))
 
     # -- commands ----------------------------------------------------------------------
-    async def _help(self, me: Participant | None) -> Response:
+    def _help(self, me: Participant | None) -> Response:
         role = me.role.value if me else "guest"
         lines = [self.texts.say("help_header")]
         lines += [f"/{c.name} - {c.description}" for c in self.texts.commands_for(role)]
         return Response().say("\n".join(lines))
 
-    async def _cmd_reflect(self, me: Participant, resp: Response) -> Response:
+    async def _may_write(self, me: Participant, resp: Response) -> bool:
         consent = await self.store.consent.state(me.id)
-        if consent.needs_asking:
-            return await self._reask_consent(me, resp)
-        if not consent.allows(Scope.PARTICIPATE):
-            return resp.say(self.texts.say("needs_consent"))
-        flow_id = "grow"
-        drafts = [e for e in await self.store.entries.of(me.id, "draft") if e.flow == flow_id]
-        if drafts:
-            outcome = self.engine.start("resume_menu")
-            assert outcome.state is not None
-            outcome.state.context = {"entry_id": drafts[0].id, "flow": flow_id}
-            return await self._apply(me, outcome, resp)
-        return await self._begin(me, flow_id, resp)
+        if consent.allows(Scope.PARTICIPATE):
+            return True
+        resp.say(self.texts.say("needs_consent"))
+        return False
+
+    async def _cmd_reflect(self, me: Participant, resp: Response) -> Response:
+        if not await self._may_write(me, resp):
+            return resp
+        if me.preferred_framework not in REFLECTIONS:
+            return await self._apply(me, self.engine.start("reflect_menu"), resp)
+        return await self._open_or_resume(me, me.preferred_framework, resp)
+
+    async def _cmd_framework(self, me: Participant, resp: Response) -> Response:
+        return await self._apply(me, self.engine.start("reflect_menu"), resp)
+
+    async def _cmd_log(self, me: Participant, resp: Response) -> Response:
+        if not await self._may_write(me, resp):
+            return resp
+        return await self._open_or_resume(me, "episode_log", resp)
+
+    async def _cmd_checkin(self, me: Participant, resp: Response) -> Response:
+        if not await self._may_write(me, resp):
+            return resp
+        start, closed = await self._timeline(me)
+        now = self.clock()
+        wave = due_wave(start, now, await self.store.entries.waves_done(me.id), closed)
+        if wave is None:
+            upcoming = next_wave(start, now, closed)
+            if upcoming is None:
+                return resp.say(self.texts.say("nothing_active"))
+            return resp.say(
+                self.texts.say(
+                    "no_checkin_due",
+                    wave_label=upcoming[0].label,
+                    date=upcoming[1].strftime("%d %b %Y"),
+                )
+            )
+        return await self._begin(me, wave.flow, resp, wave=wave.id)
 
     async def _cmd_consent(self, me: Participant, resp: Response) -> Response:
         state = await self.store.consent.state(me.id)
         resp.say(self.texts.say("consent_current", choices=self._consent_lines(state.allows)))
         return await self._begin(me, "consent", resp)
 
-    async def _reask_consent(self, me: Participant, resp: Response) -> Response:
-        resp.say(self.texts.say("consent_reask"))
-        return await self._begin(me, "consent", resp)
+    async def _cmd_history(self, me: Participant, resp: Response) -> Response:
+        active, _ = await self._active(me)
+        seq = active.seq + 1 if active is not None else 1
+        return await self._show_page(me, history.Browser(seq), resp)
+
+    async def _cmd_mydata(self, me: Participant, resp: Response) -> Response:
+        data = await mydata.collect(self.store, me, self.flows)
+        caption = self.texts.say("mydata_caption")
+        resp.documents.append(Document("mentorbot-my-data.json", mydata.as_json(data), caption))
+        resp.documents.append(Document("mentorbot-my-data.csv", mydata.as_csv(data)))
+        await self.store.audit.record("participant", "data_copy_sent", me.id)
+        return resp
+
+    async def _cmd_withdraw(self, me: Participant, resp: Response) -> Response:
+        return await self._apply(me, self.engine.start("withdraw"), resp)
+
+    async def _cmd_pause(self, me: Participant, resp: Response) -> Response:
+        await self.store.participants.set_field(me.id, "status", "paused")
+        await self.store.audit.record("participant", "reminders_paused", me.id)
+        resp.changed = True
+        return resp.say(self.texts.say("paused"))
+
+    async def _cmd_resume(self, me: Participant, resp: Response) -> Response:
+        await self.store.participants.set_field(me.id, "status", "active")
+        await self.store.audit.record("participant", "reminders_resumed", me.id)
+        resp.changed = True
+        return resp.say(self.texts.say("resumed"))
+
+    async def _cmd_timezone(self, me: Participant, resp: Response) -> Response:
+        return await self._apply(me, self.engine.start("timezone"), resp)
 
     def _consent_lines(self, allows: Callable[[Scope], bool]) -> str:
         lines = []
@@ -223,13 +299,23 @@ class Service:
             lines.append(f"• {step.label}: {'yes' if allows(Scope(step.scope)) else 'no'}")
         return "\n".join(lines)
 
-    # -- flow plumbing -----------------------------------------------------------------
-    async def _active(self, me: Participant) -> tuple[FlowState | None, Response]:
+    async def _timeline(self, me: Participant) -> tuple[datetime, datetime | None]:
+        pair = await self.store.programmes.pair_of(me.id, include_closed=True)
+        start = (
+            parse_iso(pair.matched_at) if pair and pair.matched_at else parse_iso(me.created_at)
+        )
+        closed = await self.store.programmes.closed_at(pair.id) if pair else None
+        return start, closed
+
+    # -- state slot --------------------------------------------------------------------
+    async def _active(self, me: Participant) -> tuple[Active, Response]:
         resp = Response()
         loaded = await self.store.entries.load_state(me.id)
         if loaded is None:
             return None, resp
         raw, updated_at = loaded
+        if "browser" in raw:
+            return history.Browser.load(raw), resp
         state = FlowState.model_validate(raw)
         flow = self.flows.get(state.flow)
         if flow is None or flow.version != state.version:
@@ -243,16 +329,50 @@ class Service:
             return None, resp
         return state, resp
 
-    async def _begin(self, me: Participant, flow_id: str, resp: Response) -> Response:
+    # -- flows -------------------------------------------------------------------------
+    async def _open_or_resume(self, me: Participant, flow_id: str, resp: Response) -> Response:
+        drafts = [e for e in await self.store.entries.of(me.id, "draft") if e.flow == flow_id]
+        if drafts:
+            outcome = self.engine.start("resume_menu")
+            assert outcome.state is not None
+            outcome.state.context = {"entry_id": drafts[0].id, "flow": flow_id}
+            return await self._apply(me, outcome, resp)
+        return await self._begin(me, flow_id, resp)
+
+    async def _flow_context(
+        self, me: Participant, flow_id: str, wave: str | None
+    ) -> dict[str, Any]:
+        context: dict[str, Any] = {
+            "partner": "mentee" if me.role is Role.MENTOR else "mentor",
+        }
+        if wave is not None:
+            context["wave_label"] = BY_ID[wave].label
+            context["wave"] = wave
+        if flow_id == "oskar":
+            last = await self.store.entries.latest(me.id, "oskar")
+            if last is not None:
+                answers = await self.store.entries.answers(me.id, last.id)
+                if "scaling" in answers:
+                    context["last_scale_note"] = f" Last time you said {answers['scaling']}."
+                if "affirm_action" in answers:
+                    context["last_action_note"] = (
+                        f" Last time your next step was: {answers['affirm_action']}"
+                    )
+        return context
+
+    async def _begin(
+        self, me: Participant, flow_id: str, resp: Response, wave: str | None = None
+    ) -> Response:
         flow = self.flows[flow_id]
         entry_id = None
         if flow.kind == "entry":
             consent = await self.store.consent.state(me.id)
             pair = await self.store.programmes.pair_of(me.id)
             entry_id = await self.store.entries.create(
-                me.id, pair.id if pair else None, flow.id, flow.version, consent.snapshot()
+                me.id, pair.id if pair else None, flow.id, flow.version, consent.snapshot(), wave
             )
-        return await self._apply(me, self.engine.start(flow_id, entry_id), resp)
+        context = await self._flow_context(me, flow_id, wave)
+        return await self._apply(me, self.engine.start(flow_id, entry_id, context), resp)
 
     async def _feed(
         self, me: Participant, state: FlowState, inp: Input, resp: Response
@@ -260,7 +380,11 @@ class Service:
         return await self._apply(me, self.engine.handle(state, inp), resp, previous=state)
 
     async def _apply(
-        self, me: Participant, outcome: Outcome, resp: Response, previous: FlowState | None = None
+        self,
+        me: Participant,
+        outcome: Outcome,
+        resp: Response,
+        previous: FlowState | None = None,
     ) -> Response:
         state = outcome.state or previous
         assert state is not None
@@ -271,9 +395,9 @@ class Service:
         resp.changed = True
         then: list[Then] = []
         for event in outcome.events:
-            step_then = await self._on_event(me, flow, state, event, resp)
-            if step_then is not None:
-                then.append(step_then)
+            follow = await self._on_event(me, flow, state, event, resp)
+            if follow is not None:
+                then.append(follow)
         # The place is saved after the answers, so a crash between the two re-asks a
         # question whose answer is already stored (and overwritten) rather than losing one.
         await self.store.entries.save_state(
@@ -293,7 +417,7 @@ class Service:
             return await self._entry_event(me, flow, state, event, resp)
         if flow.kind == "consent":
             return await self._consent_event(me, flow, event, resp)
-        return await self._menu_event(me, flow, state, event)
+        return self._menu_event(me, flow, state, event)
 
     async def _entry_event(
         self, me: Participant, flow: Flow, state: FlowState, event: Any, resp: Response
@@ -301,6 +425,13 @@ class Service:
         assert state.entry_id is not None
         if isinstance(event, Answered):
             await self.store.entries.save_answer(me.id, state.entry_id, event.step_id, event.value)
+            if _free_text(event.value) and shows_risk(_free_text(event.value)):
+                await self.store.entries.flag(me.id, state.entry_id, event.step_id, "signpost")
+                await self.store.audit.record("participant", "signposted", me.id)
+                # Said before the next question, and the flow carries on: stopping
+                # abruptly after a disclosure would feel like being dismissed.
+                resp.say(self.signpost_text)
+                resp.signposted = True
         elif isinstance(event, Cleared):
             await self.store.entries.clear_answer(me.id, state.entry_id, event.step_id)
         elif isinstance(event, Completed):
@@ -310,7 +441,11 @@ class Service:
             if event.reason == "discard":
                 await self.store.entries.delete(me.id, state.entry_id)
             else:
-                resp.say(self.texts.say("cancelled_draft"))
+                entry = await self.store.entries.get(state.entry_id, me.id)
+                if entry is not None and entry.status == "draft":
+                    resp.say(self.texts.say("cancelled_draft"))
+                else:
+                    resp.say(self.texts.say("cancelled"))
         return None
 
     async def _consent_event(
@@ -332,7 +467,7 @@ class Service:
             async def done(out: Response) -> None:
                 state = await self.store.consent.state(me.id)
                 out.say(self.texts.say("consent_done", choices=self._consent_lines(state.allows)))
-                out.replies.extend((await self._help(me)).replies)
+                out.replies.extend(self._help(me).replies)
 
             return done
         elif isinstance(event, Cancelled):
@@ -341,7 +476,7 @@ class Service:
             )
         return None
 
-    async def _menu_event(
+    def _menu_event(
         self, me: Participant, flow: Flow, state: FlowState, event: Any
     ) -> Then | None:
         if isinstance(event, Cancelled):
@@ -350,26 +485,32 @@ class Service:
                 out.say(self.texts.say("cancelled"))
 
             return stopped
-        if not isinstance(event, Completed) or flow.id != "resume_menu":
+        if not isinstance(event, Completed):
             return None
+        choice = event.answers.get("choice")
+        handler: Callable[[Participant, FlowState, Any], Then] = getattr(self, f"_menu_{flow.id}")
+        return handler(me, state, choice)
+
+    def _menu_resume_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
         entry_id = int(state.context["entry_id"])
         target = self.flows[state.context["flow"]]
-        if event.answers.get("choice") == "restart":
 
-            async def restart(out: Response) -> None:
+        async def go(out: Response) -> None:
+            if choice == "restart":
+                entry = await self.store.entries.get(entry_id, me.id)
                 await self.store.entries.delete(me.id, entry_id)
-                await self._begin(me, target.id, out)
-
-            return restart
-
-        async def carry_on(out: Response) -> None:
+                await self._begin(me, target.id, out, wave=entry.wave if entry else None)
+                return
+            entry = await self.store.entries.get(entry_id, me.id)
             answers = await self.store.entries.answers(me.id, entry_id)
+            context = await self._flow_context(me, target.id, entry.wave if entry else None)
             resumed = FlowState(
                 flow=target.id,
                 version=target.version,
                 entry_id=entry_id,
                 answers=answers,
                 seq=state.seq + 1,
+                context=context,
             )
             pending = [i for i, s in enumerate(target.steps) if s.id not in answers]
             resumed.index = pending[0] if pending else len(target.steps) - 1
@@ -379,7 +520,154 @@ class Service:
             await self.store.entries.save_state(me.id, resumed.model_dump(mode="json"))
             out.replies.extend(self.engine.resume(resumed).replies)
 
-        return carry_on
+        return go
+
+    def _menu_reflect_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            await self.store.participants.set_field(me.id, "preferred_framework", choice)
+            out.say(self.texts.say("framework_set", framework=self.flows[choice].title))
+            fresh = await self.store.participants.get(me.id)
+            assert fresh is not None
+            await self._open_or_resume(fresh, choice, out)
+
+        return go
+
+    def _menu_withdraw(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            if choice == "erase":
+                await self._apply(me, self.engine.start("erase_confirm"), out)
+                return
+            scope = Scope(choice)
+            await self.store.consent.record(me.id, me.subject_ref, scope, False, "withdraw")
+            await self.store.audit.record("participant", f"withdrew:{scope.value}", me.id)
+            label = next(s.label for s in self.consent_flow.steps if s.scope == scope.value)
+            out.say(self.texts.say("withdraw_done", scope=label))
+
+        return go
+
+    def _menu_erase_confirm(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            if choice != "yes":
+                out.say(self.texts.say("erase_kept_nothing"))
+                return
+            report = await self.store.erase(me.id)
+            lines = "\n".join(
+                f"• {_TABLE_WORDS.get(table, table)}: {count}"
+                for table, count in report.deleted.items()
+                if count
+            )
+            out.say(self.texts.say("erase_done", deleted=lines, kept="; ".join(report.kept)))
+            out.menu_role = "guest"
+
+        return go
+
+    def _menu_timezone(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            name = choice[OTHER] if isinstance(choice, dict) else str(choice)
+            name = name.strip().replace(" ", "_")
+            if "/" not in name and name != "UTC":
+                name = name.replace("_", "/", 1)  # button ids use _ for /
+            if name not in _ZONES:
+                out.say(self.texts.say("timezone_unknown", tz=name[:64]))
+                return
+            ZoneInfo(name)
+            await self.store.participants.set_field(me.id, "timezone", name)
+            out.say(self.texts.say("timezone_set", tz=name))
+
+        return go
+
+    # -- history browser ---------------------------------------------------------------
+    async def _show_page(self, me: Participant, b: history.Browser, resp: Response) -> Response:
+        entries, total = await self.store.entries.page(me.id, b.page * history.PAGE, history.PAGE)
+        if total == 0:
+            await self.store.entries.save_state(me.id, None)
+            return resp.say(self.texts.say("history_empty"))
+        pages = -(-total // history.PAGE)
+        b.page = min(b.page, pages - 1)
+        b.entry_id = None
+        await self.store.entries.save_state(me.id, b.dump())
+        header = self.texts.say("history_header", page=b.page + 1, pages=pages)
+        resp.replies.append(history.list_reply(b, entries, total, me, self.flows, header))
+        return resp
+
+    async def _browse(
+        self, me: Participant, b: history.Browser, data: str, resp: Response
+    ) -> Response:
+        action = history.parse(b, data)
+        if action is None:
+            return resp.say(self.texts.say("stale_button"))
+        b.seq += 1
+        resp.changed = True
+        kind, arg = action[:1], action[1:]
+        if kind == "p" and arg.isdigit():
+            b.page = int(arg)
+            return await self._show_page(me, b, resp)
+        if kind == "o" and arg.isdigit():
+            return await self._show_entry(me, b, int(arg), resp)
+        entry = await self.store.entries.get(b.entry_id, me.id) if b.entry_id else None
+        if entry is None:
+            resp.say(self.texts.say("history_gone"))
+            return await self._show_page(me, b, resp)
+        if kind == "d" and arg == "":
+            await self.store.entries.save_state(me.id, b.dump())
+            return resp.say(
+                self.texts.say("history_delete_confirm"),
+                buttons=(
+                    (
+                        history.Button("Yes, delete it", b.data("dy")),
+                        history.Button("No, keep it", b.data(f"o{entry.id}")),
+                    ),
+                ),
+            )
+        if kind == "d" and arg == "y":
+            await self.store.entries.delete(me.id, entry.id)
+            await self.store.audit.record("participant", "entry_deleted", me.id)
+            resp.say(self.texts.say("history_deleted"))
+            return await self._show_page(me, b, resp)
+        if kind == "e":
+            flow = self.flows.get(entry.flow)
+            if flow is None or flow.version != entry.flow_version or flow.step(arg) is None:
+                return resp.say(self.texts.say("history_old_version"))
+            answers = await self.store.entries.answers(me.id, entry.id)
+            context = await self._flow_context(me, flow.id, entry.wave)
+            outcome = self.engine.edit(flow.id, entry.id, answers, arg, b.seq, context)
+            return await self._apply(me, outcome, resp)
+        resp.changed = False
+        return resp.say(self.texts.say("stale_button"))
+
+    async def _show_entry(
+        self, me: Participant, b: history.Browser, entry_id: int, resp: Response
+    ) -> Response:
+        entry = await self.store.entries.get(entry_id, me.id)
+        if entry is None or entry.status != "complete":
+            resp.say(self.texts.say("history_gone"))
+            return await self._show_page(me, b, resp)
+        b.entry_id = entry.id
+        await self.store.entries.save_state(me.id, b.dump())
+        answers = await self.store.entries.answers(me.id, entry.id)
+        resp.replies.append(history.entry_reply(b, entry, answers, self.flows.get(entry.flow), me))
+        return resp
+
+
+_ZONES = available_timezones()
+_TABLE_WORDS = {
+    "answers": "answers",
+    "entries": "entries (reflections, logs and check-ins, including drafts)",
+    "conversation_state": "your place in a conversation",
+    "audit_log": "activity records about you",
+    "consent_ledger": "your earlier consent decisions",
+    "pair_links": "your link to your mentoring pair",
+    "reminders": "scheduled reminders",
+    "participant_and_data_key": "your profile, chat details and encryption key",
+}
+
+
+def _free_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("other"), str):
+        return value["other"]
+    return ""
 
 
 def summarise(flow: Flow, answers: dict[str, Any]) -> list[tuple[str, str]]:

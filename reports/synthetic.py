@@ -86,6 +86,24 @@ FILL = {
 }
 
 
+HELPED = ("M_SHARING_EXPERIENCE", "M_DM_TECHNIQUES", "M_BROAD_VIEW", "C_DYAD_SAFE_SPACE")
+DOMAINS = ("DOM_COGNITIVE", "DOM_SKILL", "DOM_AFFECTIVE", "DOM_SOCIAL_NETWORKS")
+FACTORS = (
+    "FAC_PROTECTED_TIME",
+    "HIN_TIME_CONSTRAINTS",
+    "FAC_LINE_MGMT_SUPPORT",
+    "HIN_LINE_MGMT_PRIORITY",
+    "HIN_ORGANISATIONAL_CHANGE",
+)
+TOPICS = (
+    "TOPIC_CAREER_DEVELOPMENT",
+    "TOPIC_WORKLOAD",
+    "TOPIC_MANAGING_CHANGE",
+    "TOPIC_SELF_CONFIDENCE",
+    "TOPIC_WORK_LIFE_BALANCE",
+)
+
+
 class Phrasebank:
     def __init__(self, seed: int = 7) -> None:
         self.rng = random.Random(seed)
@@ -98,8 +116,45 @@ class Phrasebank:
                 out = out.replace(token, self.rng.choice(values), 1)
         return out
 
-    def grow(self) -> dict[str, str]:
-        answers = {
+    def oskar(self, last_scale: int | None = None) -> dict[str, object]:
+        scale = max(0, min(10, (last_scale or self.rng.randint(2, 5)) + self.rng.randint(0, 2)))
+        answers: dict[str, object] = {
+            "outcome": self._fill(self.rng.choice(GOALS)),
+            "scaling": scale,
+            "know_how": self._fill(self.rng.choice(OPTIONS)),
+            "affirm_action": self._fill(self.rng.choice(WILL)),
+        }
+        if last_scale is not None:
+            answers["review"] = self._fill(self.rng.choice(ELSE)) or "It went fine."
+        return answers | self.self_coding()
+
+    def self_coding(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.rng.random() < 0.6:
+            out["helped"] = self.rng.sample(HELPED, self.rng.randint(1, 2))
+        if self.rng.random() < 0.5:
+            out["learning"] = self.rng.sample(DOMAINS, self.rng.randint(1, 2))
+        if self.rng.random() < 0.4:
+            out["factors"] = self.rng.sample(FACTORS, 1)
+        return out
+
+    def episode(self, phase: str) -> dict[str, object]:
+        return {
+            "when": "_today",
+            "kind": self.rng.choice(("EP_FORMAL_SESSION",) * 4 + ("EP_INFORMAL_CONTACT",)),
+            "mode": self.rng.choice(("MODE_FACE_TO_FACE", "MODE_VIDEO", "MODE_PHONE")),
+            "duration": self.rng.choice(("m30", "m45", "m60")),
+            "topics": self.rng.sample(TOPICS, self.rng.randint(1, 2)),
+            "offered": self.rng.sample(
+                ("M_SHARING_EXPERIENCE", "M_DM_TECHNIQUES", "M_NEW_KNOWLEDGE_LOCAL"), 1
+            ),
+            "phase": phase,
+            "climate": self.rng.choice(("SC_GROWTH", "SC_GROWTH", "SC_CONFIRMATION")),
+            "learned": self._fill("I learned more about {topic} from their side."),
+        }
+
+    def grow(self) -> dict[str, object]:
+        answers: dict[str, object] = {
             "goal": self._fill(self.rng.choice(GOALS)),
             "reality": self._fill(self.rng.choice(REALITY)),
             "options": self._fill(self.rng.choice(OPTIONS)),
@@ -108,4 +163,4 @@ class Phrasebank:
         extra = self._fill(self.rng.choice(ELSE))
         if extra:
             answers["anything_else"] = extra
-        return answers
+        return answers | self.self_coding()

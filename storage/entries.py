@@ -22,6 +22,7 @@ def _entry(r: aiosqlite.Row) -> Entry:
         r["created_at"],
         r["updated_at"],
         r["completed_at"],
+        r["wave"] if "wave" in r.keys() else None,  # noqa: SIM118
     )
 
 
@@ -41,13 +42,62 @@ class Entries:
         flow: str,
         flow_version: str,
         consent_snapshot: str,
+        wave: str | None = None,
     ) -> int:
         now = iso(utcnow())
         return await self.db.execute(
             "INSERT INTO entries (participant_id, pair_id, flow, flow_version, status, "
-            "consent_snapshot, created_at, updated_at) VALUES (?, ?, ?, ?, 'draft', ?, ?, ?)",
-            (participant_id, pair_id, flow, flow_version, consent_snapshot, now, now),
+            "consent_snapshot, created_at, updated_at, wave) "
+            "VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?)",
+            (participant_id, pair_id, flow, flow_version, consent_snapshot, now, now, wave),
         )
+
+    async def flag(self, participant_id: int, entry_id: int, step_id: str, flag: str) -> None:
+        await self.db.execute(
+            "UPDATE answers SET flags = TRIM(flags || ' ' || ?) WHERE entry_id=? AND step_id=? "
+            "AND entry_id IN (SELECT id FROM entries WHERE participant_id=?) "
+            "AND INSTR(flags, ?) = 0",
+            (flag, entry_id, step_id, participant_id, flag),
+        )
+
+    async def flags(self, participant_id: int, entry_id: int) -> dict[str, str]:
+        rows = await self.db.fetchall(
+            "SELECT a.step_id, a.flags FROM answers a JOIN entries e ON e.id = a.entry_id "
+            "WHERE a.entry_id=? AND e.participant_id=? AND a.flags != ''",
+            (entry_id, participant_id),
+        )
+        return {r["step_id"]: r["flags"] for r in rows}
+
+    async def latest(self, participant_id: int, flow: str) -> Entry | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM entries WHERE participant_id=? AND flow=? AND status='complete' "
+            "ORDER BY id DESC LIMIT 1",
+            (participant_id, flow),
+        )
+        return None if row is None else _entry(row)
+
+    async def waves_done(self, participant_id: int) -> set[str]:
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT wave FROM entries WHERE participant_id=? AND status='complete' "
+            "AND wave IS NOT NULL",
+            (participant_id,),
+        )
+        return {r["wave"] for r in rows}
+
+    async def page(self, participant_id: int, offset: int, limit: int) -> tuple[list[Entry], int]:
+        """Saved entries, newest first, for /history."""
+        total = int(
+            await self.db.scalar(
+                "SELECT COUNT(*) FROM entries WHERE participant_id=? AND status='complete'",
+                (participant_id,),
+            )
+        )
+        rows = await self.db.fetchall(
+            "SELECT * FROM entries WHERE participant_id=? AND status='complete' "
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            (participant_id, limit, offset),
+        )
+        return [_entry(r) for r in rows], total
 
     async def get(self, entry_id: int, participant_id: int) -> Entry | None:
         """Only ever by (entry, owner): nobody can reach another person's entry by its id."""
@@ -106,7 +156,8 @@ class Entries:
         now = iso(utcnow())
         await self.db.execute(
             "UPDATE entries SET status=?, updated_at=?, completed_at=CASE WHEN ?='complete' "
-            "THEN ? ELSE completed_at END WHERE id=? AND participant_id=?",
+            "THEN COALESCE(completed_at, ?) ELSE completed_at END "
+            "WHERE id=? AND participant_id=?",
             (status, now, status, now, entry_id, participant_id),
         )
 

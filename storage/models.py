@@ -71,3 +71,4 @@ class Entry:
     created_at: str
     updated_at: str
     completed_at: str | None
+    wave: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import aiosqlite
 
@@ -94,13 +94,19 @@ class Programmes:
         row = await self.db.fetchone("SELECT * FROM pairs WHERE id=?", (pair_id,))
         return None if row is None else _pair(row)
 
-    async def pair_of(self, participant_id: int) -> Pair | None:
+    async def pair_of(self, participant_id: int, include_closed: bool = False) -> Pair | None:
+        closed = "" if include_closed else "AND state != 'closed' "
         row = await self.db.fetchone(
-            "SELECT * FROM pairs WHERE (mentor_id=? OR mentee_id=?) AND state != 'closed' "
-            "ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM pairs WHERE (mentor_id=? OR mentee_id=?) "  # noqa: S608
+            + closed
+            + "ORDER BY id DESC LIMIT 1",
             (participant_id, participant_id),
         )
         return None if row is None else _pair(row)
+
+    async def closed_at(self, pair_id: int) -> datetime | None:
+        value = await self.db.scalar("SELECT closed_at FROM pairs WHERE id=?", (pair_id,))
+        return parse_iso(value) if value else None
 
     async def pairs(self, programme_id: int | None = None) -> list[Pair]:
         if programme_id is None:

@@ -58,6 +58,10 @@ class Person:
         self.last = await self.service.press(self.sender, data)
         return self.last
 
+    async def choose_framework(self, label: str = "GROW") -> None:
+        await self.tap(next(b.label for r in self.last.replies for row in r.buttons for b in row
+                            if b.label.startswith(label)))
+
     async def consent_all(self, answer: str = "Yes") -> None:
         await self.tap("Yes, keep them")
         for _ in range(3):
@@ -65,10 +69,19 @@ class Person:
 
     async def grow(self, answers: dict[str, str] | None = None) -> None:
         await self.cmd("reflect")
+        if "Which reflection would you like" in self.said:
+            await self.choose_framework("GROW")
         for step in ("goal", "reality", "options", "will"):
             await self.say((answers or GROW_ANSWERS)[step])
-        await self.cmd("skip")
+        await self.skip_to_summary()
         await self.tap("Save")
+
+    async def skip_to_summary(self) -> None:
+        for _ in range(10):
+            if "Save it, or change an answer" in self.said:
+                return
+            await self.cmd("skip")
+        raise AssertionError(f"never reached the summary: {self.said}")
 
 
 @dataclass
@@ -91,10 +104,17 @@ class Cohort:
     def person(self, user_id: int, name: str = "Robin") -> Person:
         return Person(self.service, Sender(user_id, user_id + 1_000_000, name))
 
-    async def joined_mentee(self, user_id: int = 7001, name: str = "Robin") -> Person:
+    async def joined_mentee(
+        self, user_id: int = 7001, name: str = "Robin", framework: str | None = "grow"
+    ) -> Person:
+        """A mentee who has joined, consented and (by default) already chosen GROW."""
         p = self.person(user_id, name)
         await p.start(self.mentee_code)
         await p.consent_all()
+        if framework:
+            me = await self.store.participants.by_user(user_id)
+            assert me is not None
+            await self.store.participants.set_field(me.id, "preferred_framework", framework)
         return p
 
     async def joined_mentor(self, user_id: int = 7002, name: str = "Morgan") -> Person:

@@ -34,7 +34,7 @@ async def test_pair_joins_and_consents(cohort: Cohort, store: Store) -> None:
 async def test_full_grow_reflection_saves_each_answer(cohort: Cohort, store: Store) -> None:
     mentee = await cohort.joined_mentee()
     await mentee.cmd("reflect")
-    assert "(1/5) Goal" in mentee.said
+    assert "(1/4) Goal" in mentee.said
     await mentee.say(GROW_ANSWERS["goal"])
     entry = (await store.entries.of(1))[0]
     # written when given, before the flow ends
@@ -43,13 +43,27 @@ async def test_full_grow_reflection_saves_each_answer(cohort: Cohort, store: Sto
     for step in ("reality", "options", "will"):
         await mentee.say(GROW_ANSWERS[step])
     assert "/skip" in mentee.said
-    await mentee.cmd("skip")
+    await mentee.cmd("skip")  # anything else?
+    await mentee.tap("Their experience")  # self-coding: toggles redraw in place
+    assert mentee.last.replies[-1].replace
+    await mentee.tap("Good questions")
+    await mentee.tap("✓ Their experience")  # untoggle
+    await mentee.tap("Done")
+    await mentee.tap("A skill")
+    await mentee.say("networking beyond my trust")  # typed "other"
+    await mentee.tap("− No time")
+    await mentee.tap("Done")
     assert "Here is your grow reflection" in mentee.said
+    assert "What helped: Good questions" in mentee.said
     await mentee.tap("Save")
     assert "Saved" in mentee.said
     entry = (await store.entries.of(1))[0]
     assert entry.status == "complete"
-    assert await store.entries.answers(1, entry.id) == GROW_ANSWERS
+    assert await store.entries.answers(1, entry.id) == GROW_ANSWERS | {
+        "helped": {"selected": ["M_DM_TECHNIQUES"]},
+        "learning": {"selected": ["DOM_SKILL"], "other": "networking beyond my trust"},
+        "factors": {"selected": ["HIN_TIME_CONSTRAINTS"]},
+    }
 
 
 async def test_back_skip_and_edit_from_summary(cohort: Cohort, store: Store) -> None:
@@ -65,6 +79,7 @@ async def test_back_skip_and_edit_from_summary(cohort: Cohort, store: Store) -> 
     await mentee.say("better goal")
     for text in ("r", "o", "w", "extra"):
         await mentee.say(text)
+    await mentee.skip_to_summary()
     await mentee.tap("Edit")
     await mentee.tap("Reality")
     await mentee.say("reality, edited")
@@ -84,11 +99,11 @@ async def test_cancel_keeps_a_draft_that_can_be_resumed_or_restarted(
     assert "kept as a draft" in mentee.said
     await mentee.cmd("reflect")
     await mentee.tap("Carry on")
-    assert "(2/5) Reality" in mentee.said
+    assert "(2/4) Reality" in mentee.said
     await mentee.cmd("cancel")
     await mentee.cmd("reflect")
     await mentee.tap("Start again")
-    assert "(1/5) Goal" in mentee.said
+    assert "(1/4) Goal" in mentee.said
     entries = await store.entries.of(1)
     assert len(entries) == 1 and await store.entries.answers(1, entries[0].id) == {}
 
@@ -105,9 +120,9 @@ async def test_restart_mid_flow_resumes_at_same_step(
     try:
         mentee.service = Service(fresh)
         await mentee.say("options after restart")
-        assert "(4/5) Will" in mentee.said
+        assert "(4/4) Will" in mentee.said
         await mentee.say("will")
-        await mentee.cmd("skip")
+        await mentee.skip_to_summary()
         await mentee.tap("Save")
         entry = (await fresh.entries.of(1))[0]
         answers = await fresh.entries.answers(1, entry.id)
@@ -183,7 +198,7 @@ async def test_stale_and_forged_buttons_change_nothing(cohort: Cohort, store: St
         if step == "goal":
             await mentee.cmd("reflect")
         await mentee.say(GROW_ANSWERS[step])
-    await mentee.cmd("skip")
+    await mentee.skip_to_summary()
     save = mentee.button("Save")
     await mentee.tap("Edit")
     await mentee.press_raw(save)  # the summary's button, now stale

@@ -1,0 +1,73 @@
+"""`/mydata`: everything held about one person, as JSON and CSV (data portability)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from conversations.engine import display
+from conversations.model import Flow
+from storage.models import Participant
+from storage.store import Store
+
+
+async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict[str, Any]:
+    programme = await store.programmes.get(me.programme_id)
+    pair = await store.programmes.pair_of(me.id)
+    ledger = await store.db.fetchall(
+        "SELECT scope, version, granted, source, at FROM consent_ledger WHERE participant_id=? "
+        "ORDER BY id",
+        (me.id,),
+    )
+    entries = []
+    for entry in sorted(await store.entries.of(me.id), key=lambda e: e.id):
+        answers = await store.entries.answers(me.id, entry.id)
+        flow = flows.get(entry.flow)
+        rendered = []
+        for step_id, value in answers.items():
+            step = flow.step(step_id) if flow else None
+            rendered.append({
+                "step": step_id,
+                "question": step.prompt if step else step_id,
+                "answer": display(step, value) if step else json.dumps(value),
+                "value": value,
+            })
+        entries.append({
+            "entry": entry.id, "kind": entry.flow, "question_set": entry.flow_version,
+            "wave": entry.wave, "status": entry.status, "created_at": entry.created_at,
+            "completed_at": entry.completed_at, "answers": rendered,
+        })
+    return {
+        "about_you": {
+            "name": await store.participants.name(me.id),
+            "role": me.role.value,
+            "programme": programme.name,
+            "time_zone": me.timezone,
+            "reminders": me.status,
+            "joined_at": me.created_at,
+            "preferred_reflection": me.preferred_framework,
+            "pair": None if pair is None else {"pair": pair.id, "state": pair.state,
+                                               "matched_at": pair.matched_at},
+        },
+        "consent_decisions": [dict(r) for r in ledger],
+        "entries": entries,
+        "activity": await store.audit.actions(me.id),
+        "note": "Telegram ids are not stored in readable form, only as a keyed hash.",
+    }
+
+
+def as_json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+
+
+def as_csv(data: dict[str, Any]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["entry", "kind", "status", "created_at", "step", "question", "answer"])
+    for entry in data["entries"]:
+        for answer in entry["answers"]:
+            writer.writerow([entry["entry"], entry["kind"], entry["status"], entry["created_at"],
+                             answer["step"], answer["question"], answer["answer"]])
+    return buffer.getvalue().encode("utf-8")
