@@ -31,7 +31,12 @@ def consent_version() -> str:
 
 
 async def open_store(settings: Settings) -> Store:
-    return await Store.open(settings.mentorbot_db, settings.keyring(), consent_version())
+    return await Store.open(
+        settings.mentorbot_db,
+        settings.keyring(),
+        consent_version(),
+        keystore=settings.mentorbot_keystore,
+    )
 
 
 def build_application(

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = Field(default=None)
     telegram_api_base_url: str | None = Field(default=None)
     mentorbot_db: Path = Field(default=DEFAULT_DB)
+    mentorbot_keystore: Path | None = Field(default=None)
     mentorbot_master_key: SecretStr | None = Field(default=None)
     mentorbot_key_file: Path | None = Field(default=None)
     mentorbot_previous_master_keys: SecretStr | None = Field(default=None)

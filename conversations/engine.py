@@ -328,7 +328,9 @@ class Engine:
         if step.kind == "scale":
             if text.isdigit() and int(text) in SCALE:
                 return self._store(flow, state, step, int(text))
-            return self._reject(state, "Please tap a number from 0 to 10.")
+            return self._reject(
+                state, "Please tap a number from 0 to 10.", repeat=[self._ask(flow, state)]
+            )
         if step.kind == "date":
             parsed = _parse_date(text)
             if parsed is None or parsed > self._today():
@@ -336,6 +338,7 @@ class Engine:
                     state,
                     "Please tap Today or Yesterday, or type a date like "
                     "2026-03-14 (not in the future).",
+                    repeat=[self._ask(flow, state)],
                 )
             return self._store(flow, state, step, parsed.isoformat())
         # choice / multi: a typed label counts as pressing it; otherwise "other" if allowed
@@ -348,7 +351,9 @@ class Engine:
             if step.kind == "choice":
                 return self._store(flow, state, step, {OTHER: text})
             return self._store(flow, state, step, {"selected": list(state.pending), OTHER: text})
-        return self._reject(state, "Please choose one of the buttons.")
+        return self._reject(
+            state, "Please choose one of the buttons.", repeat=[self._ask(flow, state)]
+        )
 
     def _answer_press(self, flow: Flow, state: FlowState, value: str) -> Outcome:
         step = flow.steps[state.index]

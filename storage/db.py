@@ -46,24 +46,35 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+def default_keystore(path: Path) -> Path:
+    return path.with_name(path.name + ".keys")
+
+
 class Database:
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path, keystore: Path) -> None:
         self.conn = conn
         self.path = path
+        self.keystore = keystore
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path | str, *, create: bool = True) -> Database:
+    async def open(
+        cls, path: Path | str, *, keystore: Path | str | None = None, create: bool = True
+    ) -> Database:
         path = Path(path)
+        keys = Path(keystore) if keystore else default_keystore(path)
         if not create and not path.exists():
             raise DatabaseError(f"no database at {path}")
+        if path.exists() and not keys.exists() and not create:
+            raise DatabaseError(f"no key store at {keys}")
         path.parent.mkdir(parents=True, exist_ok=True)
+        keys.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
         except Exception as exc:
             raise DatabaseError(f"cannot open database at {path}: {type(exc).__name__}") from None
         conn.row_factory = aiosqlite.Row
-        db = cls(conn, path)
+        db = cls(conn, path, keys)
         try:
             await db._configure()
             await db._migrate()
@@ -79,6 +90,13 @@ class Database:
             raise DatabaseError(f"{self.path} is not a usable SQLite database: {exc}") from None
         if str(mode).lower() != "wal":
             raise DatabaseError(f"could not switch {self.path} to WAL mode")
+        await self.conn.execute("ATTACH DATABASE ? AS keys", (str(self.keystore),))
+        try:
+            await self.scalar("PRAGMA keys.journal_mode=WAL")
+        except aiosqlite.DatabaseError as exc:
+            raise DatabaseError(f"{self.keystore} is not a usable key store: {exc}") from None
+        await self.conn.execute("PRAGMA keys.synchronous=NORMAL")
+        await self.conn.execute("PRAGMA keys.secure_delete=ON")
         # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash or power
         # loss can drop the last commits, which suits a chat bot with pending updates kept
         # by Telegram for 24 hours.
@@ -93,6 +111,9 @@ class Database:
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
+        keystore_sql = resources.files("storage").joinpath("keystore.sql").read_text("utf-8")
+        async with self._write_lock:
+            await self.conn.executescript(keystore_sql)
         applied = {row[0] for row in await self.fetchall("SELECT version FROM schema_migrations")}
         known = migrations()
         newest = max((v for v, _, _ in known), default=0)

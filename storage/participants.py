@@ -75,15 +75,14 @@ class Participants:
     ) -> int:
         """Insert inside the caller's transaction (onboarding claims the invite atomically)."""
         dek, wrapped, subject_ref = self.vault.new_participant_key()
+        await self.vault.store_key_in(conn, subject_ref, wrapped)
         cur = await conn.execute(
-            "INSERT INTO participants (programme_id, role, user_hmac, wrapped_dek, kek_id, "
-            "subject_ref, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO participants (programme_id, role, user_hmac, subject_ref, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
             (
                 programme_id,
                 role.value,
                 self.user_key(telegram_user_id),
-                wrapped.blob,
-                wrapped.kek_id,
                 subject_ref,
                 iso(utcnow()),
             ),

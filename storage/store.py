@@ -56,9 +56,15 @@ class Store:
 
     @classmethod
     async def open(
-        cls, path: Path | str, ring: KeyRing, consent_version: str, *, create: bool = True
+        cls,
+        path: Path | str,
+        ring: KeyRing,
+        consent_version: str,
+        *,
+        create: bool = True,
+        keystore: Path | str | None = None,
     ) -> Store:
-        db = await Database.open(path, create=create)
+        db = await Database.open(path, keystore=keystore, create=create)
         vault = Vault(db, ring)
         try:
             await vault.load()
@@ -134,6 +140,10 @@ class Store:
         if participant is None:
             return ErasureReport({}, ())
         deleted: dict[str, int] = {}
+        # The key goes first and on its own: if anything below fails, what is left can no
+        # longer be read, and erasing again finishes the job.
+        await self.vault.shred(participant.subject_ref)
+        self.vault.forget(participant_id)
         async with self.db.transaction() as conn:
             for table, where in ERASURE_TABLES:
                 cur = await conn.execute(

@@ -6,6 +6,8 @@ import json
 import secrets
 from typing import Any
 
+import aiosqlite
+
 from storage.crypto import (
     DecryptionError,
     KeyRing,
@@ -17,7 +19,7 @@ from storage.crypto import (
     open_sealed,
     seal,
 )
-from storage.db import Database
+from storage.db import Database, iso, utcnow
 
 LOOKUP_KEY = "lookup"
 
@@ -38,19 +40,16 @@ class Vault:
 
     async def system_key(self, name: str) -> bytes:
         """Deployment-wide secrets, created on first use and wrapped by the master key."""
-        row = await self.db.fetchone(
-            "SELECT wrapped, kek_id FROM system_keys WHERE name=?", (name,)
-        )
+        sql = "SELECT wrapped, kek_id FROM keys.system_keys WHERE name=?"
+        row = await self.db.fetchone(sql, (name,))
         if row is None:
             key = generate_key()
             wrapped = self.ring.wrap(key, f"system:{name}")
             await self.db.execute(
-                "INSERT OR IGNORE INTO system_keys (name, wrapped, kek_id) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO keys.system_keys (name, wrapped, kek_id) VALUES (?, ?, ?)",
                 (name, wrapped.blob, wrapped.kek_id),
             )
-            row = await self.db.fetchone(
-                "SELECT wrapped, kek_id FROM system_keys WHERE name=?", (name,)
-            )
+            row = await self.db.fetchone(sql, (name,))
             assert row is not None
         return self.ring.unwrap(WrappedKey(row["wrapped"], row["kek_id"]), f"system:{name}")
 
@@ -64,6 +63,25 @@ class Vault:
         dek = generate_key()
         return dek, self.ring.wrap(dek, subject_ref), subject_ref
 
+    async def store_key_in(
+        self, conn: aiosqlite.Connection, subject_ref: str, wrapped: WrappedKey
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO keys.data_keys (subject_ref, wrapped, kek_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (subject_ref, wrapped.blob, wrapped.kek_id, iso(utcnow())),
+        )
+
+    async def shred(self, subject_ref: str) -> int:
+        """Destroy a data key: everything sealed with it, anywhere, becomes unreadable."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM keys.data_keys WHERE subject_ref=?", (subject_ref,)
+            )
+            count = cur.rowcount
+        await self.db.conn.execute("PRAGMA keys.wal_checkpoint(TRUNCATE)")
+        return count
+
     def remember(self, participant_id: int, dek: bytes) -> None:
         self._deks[participant_id] = dek
 
@@ -75,12 +93,13 @@ class Vault:
         if cached is not None:
             return cached
         row = await self.db.fetchone(
-            "SELECT wrapped_dek, kek_id, subject_ref FROM participants WHERE id=?",
+            "SELECT k.wrapped, k.kek_id, p.subject_ref FROM participants p "
+            "JOIN keys.data_keys k ON k.subject_ref = p.subject_ref WHERE p.id=?",
             (participant_id,),
         )
         if row is None:
             raise ErasedError("no data key for this participant")
-        dek = self.ring.unwrap(WrappedKey(row["wrapped_dek"], row["kek_id"]), row["subject_ref"])
+        dek = self.ring.unwrap(WrappedKey(row["wrapped"], row["kek_id"]), row["subject_ref"])
         self._deks[participant_id] = dek
         return dek
 
@@ -109,37 +128,29 @@ class Vault:
     async def rotate(self, new_ring: KeyRing) -> int:
         """Re-wrap every data key and system key under ``new_ring``; returns keys re-wrapped.
 
-        Runs as one transaction, so a crash leaves either all old or all new wrappings, and
-        readers with the old key keep working until the commit.
+        One transaction on the key store, so a crash leaves either all old or all new
+        wrappings; the database itself is not touched, so the bot keeps running.
         """
         count = 0
         async with self.db.transaction() as conn:
-            async with conn.execute(
-                "SELECT id, wrapped_dek, kek_id, subject_ref FROM participants"
-            ) as cur:
-                rows = list(await cur.fetchall())
-            for row in rows:
-                dek = self.ring.unwrap(
-                    WrappedKey(row["wrapped_dek"], row["kek_id"]), row["subject_ref"]
-                )
-                wrapped = new_ring.wrap(dek, row["subject_ref"])
-                await conn.execute(
-                    "UPDATE participants SET wrapped_dek=?, kek_id=? WHERE id=?",
-                    (wrapped.blob, wrapped.kek_id, row["id"]),
-                )
-                count += 1
-            async with conn.execute("SELECT name, wrapped, kek_id FROM system_keys") as cur:
-                rows = list(await cur.fetchall())
-            for row in rows:
-                key = self.ring.unwrap(
-                    WrappedKey(row["wrapped"], row["kek_id"]), f"system:{row['name']}"
-                )
-                wrapped = new_ring.wrap(key, f"system:{row['name']}")
-                await conn.execute(
-                    "UPDATE system_keys SET wrapped=?, kek_id=? WHERE name=?",
-                    (wrapped.blob, wrapped.kek_id, row["name"]),
-                )
-                count += 1
+            for table, key_col, subject in (
+                ("data_keys", "subject_ref", "{}"),
+                ("system_keys", "name", "system:{}"),
+            ):
+                async with conn.execute(
+                    f"SELECT {key_col} AS k, wrapped, kek_id FROM keys.{table}"  # noqa: S608
+                ) as cur:
+                    rows = list(await cur.fetchall())
+                for row in rows:
+                    aad_subject = subject.format(row["k"])
+                    key = self.ring.unwrap(WrappedKey(row["wrapped"], row["kek_id"]), aad_subject)
+                    wrapped = new_ring.wrap(key, aad_subject)
+                    await conn.execute(
+                        f"UPDATE keys.{table} SET wrapped=?, kek_id=? "  # noqa: S608
+                        f"WHERE {key_col}=?",
+                        (wrapped.blob, wrapped.kek_id, row["k"]),
+                    )
+                    count += 1
         self.ring = new_ring
         return count
 

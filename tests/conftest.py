@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# PTB 22 warns (an error under our warning filter) unless durations are timedeltas.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 

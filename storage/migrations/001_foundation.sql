@@ -12,8 +12,6 @@ CREATE TABLE participants (
     programme_id INTEGER NOT NULL REFERENCES programmes(id),
     role TEXT NOT NULL CHECK (role IN ('mentee', 'mentor', 'coordinator')),
     user_hmac BLOB NOT NULL UNIQUE,
-    wrapped_dek BLOB NOT NULL,
-    kek_id TEXT NOT NULL,
     chat_ct BLOB,
     name_ct BLOB,
     timezone TEXT NOT NULL DEFAULT 'Europe/London',
@@ -103,12 +101,4 @@ CREATE TABLE audit_log (
     action TEXT NOT NULL,
     participant_id INTEGER REFERENCES participants(id) ON DELETE CASCADE,
     detail TEXT NOT NULL DEFAULT '{}'
-);
-
--- Keys that belong to the deployment rather than a person (lookup HMAC key, study
--- secrets), wrapped by the master key like the data keys.
-CREATE TABLE system_keys (
-    name TEXT PRIMARY KEY,
-    wrapped BLOB NOT NULL,
-    kek_id TEXT NOT NULL
 );

@@ -1,0 +1,16 @@
+-- The key store: a separate SQLite file attached as "keys". It holds every key wrapped by
+-- the master key: one data key per participant (by their random subject reference) and the
+-- deployment's own keys (lookup HMAC, study secrets). Keeping it out of the main database
+-- is what makes erasure reach backups: a database backup restored later is opened with the
+-- *current* key store, where an erased person's data key no longer exists.
+CREATE TABLE IF NOT EXISTS keys.data_keys (
+    subject_ref TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL,
+    kek_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys.system_keys (
+    name TEXT PRIMARY KEY,
+    wrapped BLOB NOT NULL,
+    kek_id TEXT NOT NULL
+);
