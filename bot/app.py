@@ -14,6 +14,7 @@ from telegram.request import BaseRequest
 from bot.context import SERVICE_KEY, BotContext
 from bot.errors import describe, on_error
 from bot.handlers import add_handlers
+from bot.logs import quiet_libraries
 from bot.processor import PerChatUpdateProcessor
 from bot.render import MENU_VERSION, commands_for
 from bot.settings import Settings
@@ -49,6 +50,7 @@ def build_application(
     max_retries: int = 3,
 ) -> Application:  # type: ignore[type-arg]
     """Build the bot. Tests pass an offline ``request``; production uses HTTPX."""
+    quiet_libraries()
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         own = store is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bot.logs import setup_logging
 from bot.settings import ConfigError, Settings, load_settings
 from storage.crypto import MasterKeyError, encode_key, generate_key
 from storage.db import DatabaseError
@@ -42,12 +42,6 @@ def run(coro: Awaitable[T]) -> T:
 
 def settings() -> Settings:
     return load_settings()
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
-    # httpx logs every request URL, and Bot API URLs contain the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @click.group(invoke_without_command=True)

@@ -1,7 +1,8 @@
 """`mentorbot demo`: a synthetic cohort through the real flows into an encrypted database.
 
 Everything goes through the same Service the Telegram adapter uses, so the demo exercises
-invites, consent, GROW and OSKAR reflections, mentor episode logs, per-answer encryption and the consent ledger for real.
+invites, consent, GROW and OSKAR reflections, mentor episode logs, per-answer encryption
+and the consent ledger for real.
 Nothing is written outside the output folder.
 """
 

@@ -132,11 +132,15 @@ class Engine:
 
     # -- entry points ------------------------------------------------------------------
     def start(
-        self, flow_id: str, entry_id: int | None = None, context: dict[str, Any] | None = None
+        self,
+        flow_id: str,
+        entry_id: int | None = None,
+        context: dict[str, Any] | None = None,
+        seq: int = 0,
     ) -> Outcome:
         flow = self.flows[flow_id]
         state = FlowState(
-            flow=flow.id, version=flow.version, entry_id=entry_id, context=context or {}
+            flow=flow.id, version=flow.version, entry_id=entry_id, context=context or {}, seq=seq
         )
         replies = [Reply(fill(flow.intro, state.context))] if flow.intro else []
         replies.append(self._ask(flow, state))

@@ -44,8 +44,14 @@ def local_date(ts: str, tz: str) -> str:
     return parse_iso(ts).astimezone(zone).strftime("%a %d %b %Y, %H:%M")
 
 
-def list_reply(b: Browser, entries: list[Entry], total: int, me: Participant,
-               flows: dict[str, Flow], header: str) -> Reply:
+def list_reply(
+    b: Browser,
+    entries: list[Entry],
+    total: int,
+    me: Participant,
+    flows: dict[str, Flow],
+    header: str,
+) -> Reply:
     rows: list[tuple[Button, ...]] = []
     for e in entries:
         title = flows[e.flow].title if e.flow in flows else e.flow
@@ -61,8 +67,9 @@ def list_reply(b: Browser, entries: list[Entry], total: int, me: Participant,
     return Reply(header, tuple(rows))
 
 
-def entry_reply(b: Browser, entry: Entry, answers: dict[str, Any], flow: Flow | None,
-                me: Participant) -> Reply:
+def entry_reply(
+    b: Browser, entry: Entry, answers: dict[str, Any], flow: Flow | None, me: Participant
+) -> Reply:
     title = flow.title if flow else entry.flow
     lines = [f"{title}, {local_date(entry.completed_at or entry.created_at, me.timezone)}"]
     rows: list[tuple[Button, ...]] = []
@@ -73,7 +80,7 @@ def entry_reply(b: Browser, entry: Entry, answers: dict[str, Any], flow: Flow | 
     editable = flow is not None and flow.version == entry.flow_version
     if editable and flow is not None:
         edit_buttons = [Button(f"Edit {s.label}", b.data(f"e{s.id}")) for s in flow.steps]
-        rows += [tuple(edit_buttons[i:i + 2]) for i in range(0, len(edit_buttons), 2)]
+        rows += [tuple(edit_buttons[i : i + 2]) for i in range(0, len(edit_buttons), 2)]
     rows.append((Button("Delete", b.data("d")), Button("Back to list", b.data(f"p{b.page}"))))
     return Reply("\n".join(lines), tuple(rows))
 

@@ -28,17 +28,26 @@ async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict
         rendered = []
         for step_id, value in answers.items():
             step = flow.step(step_id) if flow else None
-            rendered.append({
-                "step": step_id,
-                "question": step.prompt if step else step_id,
-                "answer": display(step, value) if step else json.dumps(value),
-                "value": value,
-            })
-        entries.append({
-            "entry": entry.id, "kind": entry.flow, "question_set": entry.flow_version,
-            "wave": entry.wave, "status": entry.status, "created_at": entry.created_at,
-            "completed_at": entry.completed_at, "answers": rendered,
-        })
+            rendered.append(
+                {
+                    "step": step_id,
+                    "question": step.prompt if step else step_id,
+                    "answer": display(step, value) if step else json.dumps(value),
+                    "value": value,
+                }
+            )
+        entries.append(
+            {
+                "entry": entry.id,
+                "kind": entry.flow,
+                "question_set": entry.flow_version,
+                "wave": entry.wave,
+                "status": entry.status,
+                "created_at": entry.created_at,
+                "completed_at": entry.completed_at,
+                "answers": rendered,
+            }
+        )
     return {
         "about_you": {
             "name": await store.participants.name(me.id),
@@ -48,8 +57,9 @@ async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict
             "reminders": me.status,
             "joined_at": me.created_at,
             "preferred_reflection": me.preferred_framework,
-            "pair": None if pair is None else {"pair": pair.id, "state": pair.state,
-                                               "matched_at": pair.matched_at},
+            "pair": None
+            if pair is None
+            else {"pair": pair.id, "state": pair.state, "matched_at": pair.matched_at},
         },
         "consent_decisions": [dict(r) for r in ledger],
         "entries": entries,
@@ -68,6 +78,15 @@ def as_csv(data: dict[str, Any]) -> bytes:
     writer.writerow(["entry", "kind", "status", "created_at", "step", "question", "answer"])
     for entry in data["entries"]:
         for answer in entry["answers"]:
-            writer.writerow([entry["entry"], entry["kind"], entry["status"], entry["created_at"],
-                             answer["step"], answer["question"], answer["answer"]])
+            writer.writerow(
+                [
+                    entry["entry"],
+                    entry["kind"],
+                    entry["status"],
+                    entry["created_at"],
+                    answer["step"],
+                    answer["question"],
+                    answer["answer"],
+                ]
+            )
     return buffer.getvalue().encode("utf-8")

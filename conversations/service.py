@@ -96,6 +96,17 @@ class Service:
         self.idle_after = idle_after
         self.clock = clock
         self.signpost_text = signpost_text
+        self._seqs: dict[int, int] = {}
+
+    def _seq(self, me: Participant) -> int:
+        """A button generation number no earlier message of this person can carry.
+
+        Milliseconds keep it ahead of anything sent before a restart; the in-memory floor
+        keeps flows started within the same millisecond apart.
+        """
+        seq = max(int(self.clock().timestamp() * 1000) % 10**12, self._seqs.get(me.id, 0) + 1)
+        self._seqs[me.id] = seq
+        return seq
 
     @property
     def consent_flow(self) -> Flow:
@@ -226,11 +237,13 @@ class Service:
         if not await self._may_write(me, resp):
             return resp
         if me.preferred_framework not in REFLECTIONS:
-            return await self._apply(me, self.engine.start("reflect_menu"), resp)
+            return await self._apply(
+                me, self.engine.start("reflect_menu", seq=self._seq(me)), resp
+            )
         return await self._open_or_resume(me, me.preferred_framework, resp)
 
     async def _cmd_framework(self, me: Participant, resp: Response) -> Response:
-        return await self._apply(me, self.engine.start("reflect_menu"), resp)
+        return await self._apply(me, self.engine.start("reflect_menu", seq=self._seq(me)), resp)
 
     async def _cmd_log(self, me: Participant, resp: Response) -> Response:
         if not await self._may_write(me, resp):
@@ -262,9 +275,7 @@ class Service:
         return await self._begin(me, "consent", resp)
 
     async def _cmd_history(self, me: Participant, resp: Response) -> Response:
-        active, _ = await self._active(me)
-        seq = active.seq + 1 if active is not None else 1
-        return await self._show_page(me, history.Browser(seq), resp)
+        return await self._show_page(me, history.Browser(self._seq(me)), resp)
 
     async def _cmd_mydata(self, me: Participant, resp: Response) -> Response:
         data = await mydata.collect(self.store, me, self.flows)
@@ -275,7 +286,7 @@ class Service:
         return resp
 
     async def _cmd_withdraw(self, me: Participant, resp: Response) -> Response:
-        return await self._apply(me, self.engine.start("withdraw"), resp)
+        return await self._apply(me, self.engine.start("withdraw", seq=self._seq(me)), resp)
 
     async def _cmd_pause(self, me: Participant, resp: Response) -> Response:
         await self.store.participants.set_field(me.id, "status", "paused")
@@ -290,7 +301,7 @@ class Service:
         return resp.say(self.texts.say("resumed"))
 
     async def _cmd_timezone(self, me: Participant, resp: Response) -> Response:
-        return await self._apply(me, self.engine.start("timezone"), resp)
+        return await self._apply(me, self.engine.start("timezone", seq=self._seq(me)), resp)
 
     def _consent_lines(self, allows: Callable[[Scope], bool]) -> str:
         lines = []
@@ -333,7 +344,7 @@ class Service:
     async def _open_or_resume(self, me: Participant, flow_id: str, resp: Response) -> Response:
         drafts = [e for e in await self.store.entries.of(me.id, "draft") if e.flow == flow_id]
         if drafts:
-            outcome = self.engine.start("resume_menu")
+            outcome = self.engine.start("resume_menu", seq=self._seq(me))
             assert outcome.state is not None
             outcome.state.context = {"entry_id": drafts[0].id, "flow": flow_id}
             return await self._apply(me, outcome, resp)
@@ -372,7 +383,9 @@ class Service:
                 me.id, pair.id if pair else None, flow.id, flow.version, consent.snapshot(), wave
             )
         context = await self._flow_context(me, flow_id, wave)
-        return await self._apply(me, self.engine.start(flow_id, entry_id, context), resp)
+        return await self._apply(
+            me, self.engine.start(flow_id, entry_id, context, seq=self._seq(me)), resp
+        )
 
     async def _feed(
         self, me: Participant, state: FlowState, inp: Input, resp: Response
@@ -535,7 +548,7 @@ class Service:
     def _menu_withdraw(self, me: Participant, state: FlowState, choice: Any) -> Then:
         async def go(out: Response) -> None:
             if choice == "erase":
-                await self._apply(me, self.engine.start("erase_confirm"), out)
+                await self._apply(me, self.engine.start("erase_confirm", seq=self._seq(me)), out)
                 return
             scope = Scope(choice)
             await self.store.consent.record(me.id, me.subject_ref, scope, False, "withdraw")
@@ -596,7 +609,7 @@ class Service:
         action = history.parse(b, data)
         if action is None:
             return resp.say(self.texts.say("stale_button"))
-        b.seq += 1
+        b.seq = self._seq(me)
         resp.changed = True
         kind, arg = action[:1], action[1:]
         if kind == "p" and arg.isdigit():
@@ -630,7 +643,7 @@ class Service:
                 return resp.say(self.texts.say("history_old_version"))
             answers = await self.store.entries.answers(me.id, entry.id)
             context = await self._flow_context(me, flow.id, entry.wave)
-            outcome = self.engine.edit(flow.id, entry.id, answers, arg, b.seq, context)
+            outcome = self.engine.edit(flow.id, entry.id, answers, arg, self._seq(me), context)
             return await self._apply(me, outcome, resp)
         resp.changed = False
         return resp.say(self.texts.say("stale_button"))

@@ -58,8 +58,9 @@ def due_wave(
     return None if newest.id in done else newest
 
 
-def next_wave(start: datetime, now: datetime, closed_at: datetime | None = None
-              ) -> tuple[Wave, datetime] | None:
+def next_wave(
+    start: datetime, now: datetime, closed_at: datetime | None = None
+) -> tuple[Wave, datetime] | None:
     for wave in (*SCHEDULE, CLOSING, FOLLOW_UP):
         when = wave_date(wave, start, closed_at)
         if when is not None and when > now:
