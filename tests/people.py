@@ -59,8 +59,15 @@ class Person:
         return self.last
 
     async def choose_framework(self, label: str = "GROW") -> None:
-        await self.tap(next(b.label for r in self.last.replies for row in r.buttons for b in row
-                            if b.label.startswith(label)))
+        await self.tap(
+            next(
+                b.label
+                for r in self.last.replies
+                for row in r.buttons
+                for b in row
+                if b.label.startswith(label)
+            )
+        )
 
     async def consent_all(self, answer: str = "Yes") -> None:
         await self.tap("Yes, keep them")

@@ -29,7 +29,9 @@ async def snapshot(store: Store) -> dict[str, int]:
     counts = {}
     for table in ("participants", "entries", "answers", "consent_ledger", "invites"):
         counts[table] = await store.db.scalar(f"SELECT COUNT(*) FROM {table}")
-    counts["used"] = await store.db.scalar("SELECT COUNT(*) FROM invites WHERE used_at IS NOT NULL")
+    counts["used"] = await store.db.scalar(
+        "SELECT COUNT(*) FROM invites WHERE used_at IS NOT NULL"
+    )
     return counts
 
 
@@ -50,11 +52,15 @@ async def test_pair_onboards_consents_and_reflects(cohort: Cohort, store: Store)
         await join(mentor, cohort.mentor_code)
         await join(mentee, cohort.mentee_code)
         # each member got the command menu of their role, in their own chat
-        mentee_menu = {c["command"] for c in standin.commands(
-            scope={"type": "chat", "chat_id": mentee.user_id})}
+        mentee_menu = {
+            c["command"]
+            for c in standin.commands(scope={"type": "chat", "chat_id": mentee.user_id})
+        }
         assert {"reflect", "history", "withdraw"} <= mentee_menu and "log" not in mentee_menu
-        assert "log" in {c["command"] for c in standin.commands(
-            scope={"type": "chat", "chat_id": mentor.user_id})}
+        assert "log" in {
+            c["command"]
+            for c in standin.commands(scope={"type": "chat", "chat_id": mentor.user_id})
+        }
 
         said = texts(await mentee.send("/reflect"))
         assert "Which reflection" in said
@@ -85,14 +91,13 @@ async def test_restart_in_the_middle_resumes(
         await mentee.send("/reflect")
         await mentee.tap("OSKAR: outcome, scaling, know-how, action, review")
         await mentee.send("Be ready for the interview")
-    await store.close()
-    # a new process: new store, new Application, same files
+    # a new process: new connection, new Application, same files on disk
     fresh = await Store.open(db_path, KeyRing(master_key), load_flows()["consent"].version)
     try:
         async with running_app(fresh, standin) as (app, _):
             mentee = TgUser(app, standin, 444_555_666)
-            await mentee.tap("5")  # the keypad from before the restart still works
-            said = texts(mentee.new()) or ""
+            said = texts(await mentee.tap("5"))  # the keypad from before the restart works
+            assert "(3/4) Know-how" in said
             said = texts(await mentee.send("/back"))
             assert "0 (nowhere) to 10" in said
             said = texts(await mentee.tap("7"))
@@ -100,10 +105,9 @@ async def test_restart_in_the_middle_resumes(
         entry = (await fresh.entries.of(1))[0]
         answers = await fresh.entries.answers(1, entry.id)
         assert answers == {"outcome": "Be ready for the interview", "scaling": 7}
+        assert (await fresh.db.integrity_check()) == "ok"
     finally:
         await fresh.close()
-    store.db = (await Store.open(db_path, KeyRing(master_key),
-                                 load_flows()["consent"].version)).db
 
 
 BAD_INPUTS = [
@@ -116,8 +120,11 @@ BAD_INPUTS = [
     ("out of place", lambda s, u: s.text_message(u, "/skip"), "nothing in progress"),
     ("too long", lambda s, u: s.text_message(u, "x" * 5000), "too long"),
     ("forged button", lambda s, u: s.callback_query(u, "0:_save"), "earlier message"),
-    ("garbage button", lambda s, u: s.callback_query(u, "\u202e\x00;DROP TABLE entries"),
-     "earlier message"),
+    (
+        "garbage button",
+        lambda s, u: s.callback_query(u, "\u202e\x00;DROP TABLE entries"),
+        "earlier message",
+    ),
 ]
 
 
@@ -144,10 +151,12 @@ async def test_bad_input_mid_flow_keeps_the_flow(cohort: Cohort, store: Store) -
         await mentee.tap("GROW: goal, reality, options, will")
         sent = await mentee.send("first goal")
         before = await snapshot(store)
-        for update in (standin.sticker(mentee.user_id),
-                       standin.edited_message(mentee.user_id, sent[0]["message_id"] - 1, "edit"),
-                       standin.text_message(mentee.user_id, "/reflect"),
-                       standin.callback_query(mentee.user_id, "1:_save")):
+        for update in (
+            standin.sticker(mentee.user_id),
+            standin.edited_message(mentee.user_id, sent[0]["message_id"] - 1, "edit"),
+            standin.text_message(mentee.user_id, "/reflect"),
+            standin.callback_query(mentee.user_id, "1:_save"),
+        ):
             replies = await mentee.raw(update)
             assert replies, "every bad input gets a reply"
         assert await snapshot(store) == before

@@ -28,7 +28,11 @@ async def test_pair_joins_and_consents(cohort: Cohort, store: Store) -> None:
     assert pair is not None and pair.state == "matched" and pair.mentor_id and pair.mentee_id
     rows = await store.db.fetchall("SELECT scope, granted FROM consent_ledger ORDER BY id")
     assert [(r["scope"], r["granted"]) for r in rows] == [
-        ("participate", 1), ("programme_summary", 1), ("evaluation", 1), ("research_export", 1)]
+        ("participate", 1),
+        ("programme_summary", 1),
+        ("evaluation", 1),
+        ("research_export", 1),
+    ]
 
 
 async def test_full_grow_reflection_saves_each_answer(cohort: Cohort, store: Store) -> None:
@@ -169,8 +173,10 @@ async def test_bad_invites(cohort: Cohort, store: Store) -> None:
     assert "already been used" in late.said
     await late.start("not-a-real-code-at-all")
     assert "isn't one I know" in late.said
-    await store.db.execute("UPDATE invites SET expires_at=? WHERE used_at IS NULL",
-                           (iso(utcnow() - timedelta(days=1)),))
+    await store.db.execute(
+        "UPDATE invites SET expires_at=? WHERE used_at IS NULL",
+        (iso(utcnow() - timedelta(days=1)),),
+    )
     await late.start(cohort.mentor_code)
     assert "expired" in late.said
     for _ in range(5):

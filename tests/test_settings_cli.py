@@ -13,8 +13,13 @@ from bot.settings import ConfigError, load_settings
 from storage.crypto import encode_key, generate_key
 
 ENV_KEYS = (
-    "TELEGRAM_BOT_TOKEN", "TELEGRAM_API_BASE_URL", "MENTORBOT_DB", "MENTORBOT_MASTER_KEY",
-    "MENTORBOT_KEY_FILE", "MENTORBOT_PREVIOUS_MASTER_KEYS", "MENTORBOT_LOG_LEVEL",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_API_BASE_URL",
+    "MENTORBOT_DB",
+    "MENTORBOT_MASTER_KEY",
+    "MENTORBOT_KEY_FILE",
+    "MENTORBOT_PREVIOUS_MASTER_KEYS",
+    "MENTORBOT_LOG_LEVEL",
 )
 
 
@@ -41,8 +46,9 @@ def test_blank_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"MENTORBOT_KEY_FILE": "/nonexistent/key"}, "MENTORBOT_KEY_FILE: cannot read"),
     ],
 )
-def test_bad_keys_say_how_to_fix(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
-                                 message: str) -> None:
+def test_bad_keys_say_how_to_fix(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(ConfigError, match=message) as info:
@@ -76,8 +82,9 @@ def test_cli_admin_journey_and_errors(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert len(links) == 2
     codes = [line.split()[1] for line in links]
     assert all(len(c) >= 16 for c in codes) and codes[0] != codes[1]
-    coord = runner.invoke(main, ["invite", "create", "--programme", "North", "--role",
-                                 "coordinator"])
+    coord = runner.invoke(
+        main, ["invite", "create", "--programme", "North", "--role", "coordinator"]
+    )
     assert coord.exit_code == 0 and "coordinator:" in coord.output
     missing = runner.invoke(main, ["dyad", "create", "--programme", "South"])
     assert missing.exit_code == 2 and "no programme called 'South'" in missing.output

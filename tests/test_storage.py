@@ -72,8 +72,15 @@ async def test_raw_files_hold_no_plaintext(cohort: Cohort, store: Store, db_path
         if p.name.startswith(db_path.name)  # database, -wal, -shm, -journal
     )
     assert len(raw) > 10_000
-    secrets = [*GROW_ANSWERS.values(), "Okafor", "Zebedee", "Quentina", "84211937", "84211938",
-               str(84_211_937 + 1_000_000)]
+    secrets = [
+        *GROW_ANSWERS.values(),
+        "Okafor",
+        "Zebedee",
+        "Quentina",
+        "84211937",
+        "84211938",
+        str(84_211_937 + 1_000_000),
+    ]
     for secret in secrets:
         for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
             assert secret.encode(encoding) not in raw, secret
@@ -82,7 +89,9 @@ async def test_raw_files_hold_no_plaintext(cohort: Cohort, store: Store, db_path
             assert number.to_bytes(width, "big") not in raw
     # and the answers really are there, encrypted
     entries = await store.entries.of(1)
-    assert entries and (await store.entries.answers(1, entries[0].id))["goal"] == GROW_ANSWERS["goal"]
+    assert (
+        entries and (await store.entries.answers(1, entries[0].id))["goal"] == GROW_ANSWERS["goal"]
+    )
 
 
 async def test_rotation_rewraps_every_key(
