@@ -142,9 +142,11 @@ class Engine:
         state = FlowState(
             flow=flow.id, version=flow.version, entry_id=entry_id, context=context or {}, seq=seq
         )
-        replies = [Reply(fill(flow.intro, state.context))] if flow.intro else []
-        replies.append(self._ask(flow, state))
-        return Outcome(state, replies)
+        ask = self._ask(flow, state)
+        if flow.intro:
+            # One message, not two: fewer sends keeps a busy bot inside Telegram's limits.
+            ask = Reply(fill(flow.intro, state.context) + "\n\n" + ask.text, ask.buttons)
+        return Outcome(state, [ask])
 
     def edit(
         self,
