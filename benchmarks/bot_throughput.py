@@ -28,8 +28,8 @@ from typing import Any
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update  # noqa: E402
-from telegram.ext import (  # noqa: E402
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -37,15 +37,15 @@ from telegram.ext import (  # noqa: E402
     filters,
 )
 
-from bot.api_standin import BotApiStandin, StandinRequest  # noqa: E402
-from bot.app import build_application  # noqa: E402
-from bot.harness import TOKEN, offline_settings  # noqa: E402
-from bot.processor import PerChatUpdateProcessor  # noqa: E402
-from conversations.catalogue import load_flows  # noqa: E402
-from conversations.service import Sender, Service  # noqa: E402
-from storage.crypto import KeyRing, generate_key  # noqa: E402
-from storage.models import Role  # noqa: E402
-from storage.store import Store  # noqa: E402
+from bot.api_standin import BotApiStandin, StandinRequest
+from bot.app import build_application
+from bot.harness import TOKEN, offline_settings
+from bot.processor import PerChatUpdateProcessor
+from conversations.catalogue import load_flows
+from conversations.service import Sender, Service
+from storage.crypto import KeyRing, generate_key
+from storage.models import Role
+from storage.store import Store
 
 ANSWERS = (
     "Get ready for my appraisal next month",
@@ -213,9 +213,8 @@ async def main() -> None:
         f"p99 {pct(echo_lat, 0.99):6.1f} ms"
     )
     print(f"ratio mentorbot/echo throughput: {bot_rate / echo_rate:.2f}")
-    print(
-        f"ratio mentorbot/echo p50 latency: {statistics.median(bot_lat) / statistics.median(echo_lat):.2f}"
-    )
+    latency_ratio = statistics.median(bot_lat) / statistics.median(echo_lat)
+    print(f"ratio mentorbot/echo p50 latency: {latency_ratio:.2f}")
 
 
 if __name__ == "__main__":

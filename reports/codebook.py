@@ -1,7 +1,9 @@
 """The project's codebook: canonical ids from ``codebook.yaml`` plus coding rules.
 
 Every output of the reporting job is stamped with ``Codebook.version`` and
-``Codebook.content_hash`` so an evaluator can tell which codebook produced it.
+``Codebook.content_hash`` so an evaluator can tell which codebook produced it. The hash covers
+``codebook.yaml`` and ``coding_rules.yaml`` together, because changing a cue phrase changes the
+coding just as much as changing an id does.
 """
 
 from __future__ import annotations
@@ -44,12 +46,66 @@ class CodeDef:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
+NEGATION_MODES = ("suppress", "flip", "ignore")
+COARSE_CMO_ROLES = (
+    "CONTEXT_ENABLING",
+    "CONTEXT_INHIBITING",
+    "RESPONSE",
+    "RESOURCE",
+    "OUTCOME_PROXIMAL",
+    "OUTCOME_DISTAL",
+)
+
+
+@dataclass(frozen=True)
+class CueSpec:
+    """One cue phrase as written in ``coding_rules.yaml`` (syntax in that file's header)."""
+
+    text: str
+    roles: tuple[str, ...] | None = None  # author roles the cue applies to; None = any
+    negation: str | None = None  # overrides the code's negation mode for this cue
+    weight: float | None = None  # overrides the length-based default confidence
+
+
+@dataclass(frozen=True)
+class CodeRule:
+    code_id: str
+    definition: str
+    cues: tuple[CueSpec, ...]
+    cmo_role: str | None = None  # role for codes the CMO table does not place (domains, ...)
+    level: str | None = None
+    negation: str = "suppress"  # what a negated cue does: suppress it, flip polarity, ignore
+
+
+@dataclass(frozen=True)
+class CodingRules:
+    version: str
+    rules: dict[str, CodeRule]
+    negators: tuple[str, ...]
+    pseudo_negations: tuple[str, ...]  # look negative but are not ("not only", "no doubt")
+    hedges_strong: tuple[str, ...]
+    hedges_weak: tuple[str, ...]
+    ambiguous: tuple[str, ...]  # words never used alone as evidence
+    clause_words: tuple[str, ...]  # conjunctions that open a new clause ("but", "although")
+    windows: dict[str, int]
+    factor_counterparts: dict[str, str]  # helping id -> hindering id for the same factor
+    raw: dict[str, Any] = field(compare=False, hash=False, repr=False)
+
+    def get(self, code_id: str) -> CodeRule | None:
+        return self.rules.get(code_id)
+
+
 @dataclass(frozen=True)
 class Codebook:
     version: str
     content_hash: str
     codes: dict[str, CodeDef]
     raw: dict[str, Any] = field(compare=False, hash=False)
+    rules: CodingRules | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def rules_version(self) -> str | None:
+        return self.rules.version if self.rules is not None else None
 
     def get(self, code_id: str) -> CodeDef:
         try:
@@ -101,7 +157,83 @@ def _label_map(section: dict[str, Any], scheme: str, **kw: Any) -> dict[str, Cod
     return out
 
 
-def parse_codebook(text: str) -> Codebook:
+def _str_tuple(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"coding rules: {what} must be a list of strings")
+    return tuple(value)
+
+
+def _parse_cue(item: Any, code_id: str) -> CueSpec:
+    if isinstance(item, str):
+        return CueSpec(text=item)
+    if not isinstance(item, dict) or not isinstance(item.get("cue"), str):
+        raise ValueError(f"coding rules: bad cue for {code_id}: {item!r}")
+    unknown = set(item) - {"cue", "roles", "negation", "weight"}
+    if unknown:
+        raise ValueError(f"coding rules: unknown cue keys for {code_id}: {sorted(unknown)}")
+    roles = item.get("roles")
+    negation = item.get("negation")
+    if negation is not None and negation not in NEGATION_MODES:
+        raise ValueError(f"coding rules: bad negation mode for {code_id}: {negation}")
+    weight = item.get("weight")
+    return CueSpec(
+        text=item["cue"],
+        roles=_str_tuple(roles, f"roles of a {code_id} cue") if roles is not None else None,
+        negation=negation,
+        weight=float(weight) if weight is not None else None,
+    )
+
+
+def parse_coding_rules(text: str, codes: dict[str, CodeDef]) -> CodingRules:
+    """Parse ``coding_rules.yaml``; every rule must name an id that ``codes`` defines."""
+    raw = yaml.safe_load(text)
+    rules: dict[str, CodeRule] = {}
+    for code_id, spec in (raw.get("codes") or {}).items():
+        if code_id not in codes:
+            raise ValueError(f"coding rules name an id the codebook lacks: {code_id}")
+        unknown = set(spec) - {"definition", "cues", "cmo_role", "level", "negation"}
+        if unknown:
+            raise ValueError(f"coding rules: unknown keys for {code_id}: {sorted(unknown)}")
+        cmo_role = spec.get("cmo_role")
+        if cmo_role is not None and cmo_role not in COARSE_CMO_ROLES:
+            raise ValueError(f"coding rules: bad cmo_role for {code_id}: {cmo_role}")
+        negation = spec.get("negation", "suppress")
+        if negation not in NEGATION_MODES:
+            raise ValueError(f"coding rules: bad negation mode for {code_id}: {negation}")
+        rules[code_id] = CodeRule(
+            code_id=code_id,
+            definition=str(spec.get("definition", "")).strip(),
+            cues=tuple(_parse_cue(item, code_id) for item in spec.get("cues") or ()),
+            cmo_role=cmo_role,
+            level=spec.get("level"),
+            negation=negation,
+        )
+    counterparts = dict(raw.get("factor_counterparts") or {})
+    for helping, hindering in counterparts.items():
+        if helping not in codes or hindering not in codes:
+            raise ValueError(f"coding rules: unknown factor pair {helping} -> {hindering}")
+    negation = raw.get("negation") or {}
+    hedging = raw.get("hedging") or {}
+    return CodingRules(
+        version=str(raw["version"]),
+        rules=rules,
+        negators=_str_tuple(negation.get("words", []), "negation.words"),
+        pseudo_negations=_str_tuple(negation.get("pseudo", []), "negation.pseudo"),
+        hedges_strong=_str_tuple(hedging.get("strong", []), "hedging.strong"),
+        hedges_weak=_str_tuple(hedging.get("weak", []), "hedging.weak"),
+        ambiguous=_str_tuple(raw.get("ambiguous", []), "ambiguous"),
+        clause_words=_str_tuple(raw.get("clause_words", []), "clause_words"),
+        windows={str(k): int(v) for k, v in (raw.get("windows") or {}).items()},
+        factor_counterparts=counterparts,
+        raw=raw,
+    )
+
+
+def parse_codebook(text: str, rules_text: str | None = None) -> Codebook:
+    """Parse the canonical codebook and, if given, the coding rules that go with it.
+
+    Without ``rules_text`` the hash covers ``text`` alone, as it always has.
+    """
     raw = yaml.safe_load(text)
     codes: dict[str, CodeDef] = {}
     for code_id, el in raw["cmo"]["elements"].items():
@@ -125,19 +257,39 @@ def parse_codebook(text: str) -> Codebook:
     codes |= _label_map(raw["topics"], SCHEME_TOPIC)
     for framework, steps in raw["frameworks"].items():
         for step in steps:
-            codes[step] = CodeDef(id=step, label=step.split("_", 1)[1].replace("_", " ").title(),
-                                  scheme=SCHEME_FRAMEWORK_STEP, parent=framework)
+            codes[step] = CodeDef(
+                id=step,
+                label=step.split("_", 1)[1].replace("_", " ").title(),
+                scheme=SCHEME_FRAMEWORK_STEP,
+                parent=framework,
+            )
     for mode in raw["episode_modes"]:
-        codes[mode] = CodeDef(id=mode, label=mode[5:].replace("_", " ").capitalize(),
-                              scheme=SCHEME_EPISODE_MODE)
+        codes[mode] = CodeDef(
+            id=mode, label=mode[5:].replace("_", " ").capitalize(), scheme=SCHEME_EPISODE_MODE
+        )
     for kind in raw["episode_kinds"]:
-        codes[kind] = CodeDef(id=kind, label=kind[3:].replace("_", " ").capitalize(),
-                              scheme=SCHEME_EPISODE_KIND)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    return Codebook(version=str(raw["version"]), content_hash=digest, codes=codes, raw=raw)
+        codes[kind] = CodeDef(
+            id=kind, label=kind[3:].replace("_", " ").capitalize(), scheme=SCHEME_EPISODE_KIND
+        )
+    hasher = hashlib.sha256(text.encode("utf-8"))
+    rules = None
+    if rules_text is not None:
+        rules = parse_coding_rules(rules_text, codes)
+        # a separator keeps ("ab", "c") and ("a", "bc") from hashing alike
+        hasher.update(b"\0coding_rules\0")
+        hasher.update(rules_text.encode("utf-8"))
+    return Codebook(
+        version=str(raw["version"]),
+        content_hash=hasher.hexdigest()[:16],
+        codes=codes,
+        raw=raw,
+        rules=rules,
+    )
 
 
 @lru_cache(maxsize=1)
 def load_codebook() -> Codebook:
-    text = resources.files("reports").joinpath("codebook.yaml").read_text(encoding="utf-8")
-    return parse_codebook(text)
+    package = resources.files("reports")
+    text = package.joinpath("codebook.yaml").read_text(encoding="utf-8")
+    rules_text = package.joinpath("coding_rules.yaml").read_text(encoding="utf-8")
+    return parse_codebook(text, rules_text)

@@ -132,7 +132,8 @@ def test_run_completes_the_journey_over_loopback(server: LoopbackServer, tmp_pat
             sys.executable,
             "-c",
             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
-            "print(c.execute(\"select count(*) from entries where status='complete'\").fetchone()[0])",
+            "q=\"select count(*) from entries where status='complete'\"; "
+            "print(c.execute(q).fetchone()[0])",
             str(tmp_path / "bot.sqlite3"),
         ],
         capture_output=True,
