@@ -57,8 +57,9 @@ async def on_command(update: Update, context: BotContext) -> None:
     sender = sender_of(update)
     if sender is None or update.effective_message is None or not update.effective_message.text:
         return
-    name = update.effective_message.text.split()[0].lstrip("/").split("@")[0]
-    await send(update, await context.service.command(sender, name), context.service.store)
+    head, _, args = update.effective_message.text.partition(" ")
+    name = head.lstrip("/").split("@")[0]
+    await send(update, await context.service.command(sender, name, args), context.service.store)
 
 
 async def on_text(update: Update, context: BotContext) -> None:

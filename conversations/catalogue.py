@@ -47,10 +47,21 @@ def load_flows() -> dict[str, Flow]:
 
 @lru_cache(maxsize=1)
 def load_texts() -> Texts:
-    raw = yaml.safe_load(
-        resources.files("conversations").joinpath("texts.yaml").read_text(encoding="utf-8")
+    """texts.yaml plus every texts_*.yaml beside it (one per capability), merged in order."""
+    commands: dict[str, CommandSpec] = {}
+    messages: dict[str, str] = {}
+    folder = resources.files("conversations")
+    names = ["texts.yaml"] + sorted(
+        i.name
+        for i in folder.iterdir()
+        if i.name.startswith("texts_") and i.name.endswith(".yaml")
     )
-    commands = {
-        name: CommandSpec(name, spec[0], tuple(spec[1])) for name, spec in raw["commands"].items()
-    }
-    return Texts(commands, dict(raw["messages"]))
+    for name in names:
+        raw = yaml.safe_load(folder.joinpath(name).read_text(encoding="utf-8")) or {}
+        for cmd, spec in (raw.get("commands") or {}).items():
+            commands[cmd] = CommandSpec(cmd, spec[0], tuple(spec[1]))
+        for key, text in (raw.get("messages") or {}).items():
+            if key in messages:
+                raise ValueError(f"{name}: message {key!r} is defined twice")
+            messages[key] = text
+    return Texts(commands, messages)

@@ -75,6 +75,10 @@ class Response:
 
 
 Then = Callable[[Response], Awaitable[object]]
+# An extra command: (the person, the response being built, the text after the command).
+CommandHandler = Callable[[Participant, Response, str], Awaitable[Response]]
+# Told after an entry is saved: (the person, the entry id, its flow id, its answers).
+SavedListener = Callable[[Participant, int, str, dict[str, Any]], Awaitable[None]]
 Active = FlowState | history.Browser | None
 
 
@@ -97,6 +101,10 @@ class Service:
         self.clock = clock
         self.signpost_text = signpost_text
         self._seqs: dict[int, int] = {}
+        # Extension points: capabilities outside this module (reminders, coordinator
+        # tools) add commands and hear about saved entries without editing the service.
+        self.extra_commands: dict[str, CommandHandler] = {}
+        self.saved_listeners: list[SavedListener] = []
 
     def _seq(self, me: Participant) -> int:
         """A button generation number no earlier message of this person can carry.
@@ -150,7 +158,7 @@ class Service:
             return resp
         return await self._begin(me, "consent", resp)
 
-    async def command(self, sender: Sender, name: str) -> Response:
+    async def command(self, sender: Sender, name: str, args: str = "") -> Response:
         name = name.lower()
         spec = self.texts.commands.get(name)
         if spec is None:
@@ -186,6 +194,8 @@ class Service:
             if consent.needs_asking and Scope.PARTICIPATE in consent.decisions:
                 resp.say(self.texts.say("consent_reask"))
                 return await self._begin(me, "consent", resp)
+        if name in self.extra_commands:
+            return await self.extra_commands[name](me, resp, args.strip()[:200])
         handler: Callable[[Participant, Response], Awaitable[Response]] = getattr(
             self, f"_cmd_{name}"
         )
@@ -450,6 +460,13 @@ class Service:
         elif isinstance(event, Completed):
             await self.store.entries.set_status(me.id, state.entry_id, "complete")
             await self.store.audit.record("participant", f"entry_saved:{flow.id}", me.id)
+            entry_id = state.entry_id
+
+            async def tell(out: Response) -> None:
+                for listener in self.saved_listeners:
+                    await listener(me, entry_id, flow.id, dict(event.answers))
+
+            return tell
         elif isinstance(event, Cancelled):
             if event.reason == "discard":
                 await self.store.entries.delete(me.id, state.entry_id)
