@@ -51,11 +51,12 @@ def load_texts() -> Texts:
     commands: dict[str, CommandSpec] = {}
     messages: dict[str, str] = {}
     folder = resources.files("conversations")
-    names = ["texts.yaml"] + sorted(
+    extra = sorted(
         i.name
         for i in folder.iterdir()
         if i.name.startswith("texts_") and i.name.endswith(".yaml")
     )
+    names = ["texts.yaml", *extra]
     for name in names:
         raw = yaml.safe_load(folder.joinpath(name).read_text(encoding="utf-8")) or {}
         for cmd, spec in (raw.get("commands") or {}).items():
