@@ -6,7 +6,11 @@ and each fragment family leans towards the codes an evaluator would expect to fi
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 GOALS = (
     "I wanted to work out how to {act} before my {event}.",
@@ -164,3 +168,156 @@ class Phrasebank:
         if extra:
             answers["anything_else"] = extra
         return answers | self.self_coding()
+
+
+# -- cohorts at scale --------------------------------------------------------------------
+PHASE_BY_MONTH = (
+    "PH_BUILDING_RAPPORT",
+    "PH_SETTING_DIRECTION",
+    "PH_PROGRESSION",
+    "PH_PROGRESSION",
+    "PH_PROGRESSION",
+    "PH_WINDING_UP",
+    "PH_MOVING_ON",
+)
+
+
+async def generate_cohort(
+    store: Any,
+    *,
+    pairs: int,
+    sessions: int = 10,
+    seed: int = 7,
+    programme: str = "Synthetic programme",
+    consent_rate: float = 0.85,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write a realistic programme straight into ``store`` (encrypted, consented).
+
+    Each pair gets a mentor and a mentee, a consent history, and per session one mentor
+    episode log and one mentee reflection (GROW or OSKAR), spread over the months since
+    matching. Returns the number of entries written. Rows are inserted in bulk, so 100,000
+    entries take seconds, not the minutes the chat flows would.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from storage.crypto import aad, seal
+    from storage.db import iso
+    from storage.entries import answer_row
+    from storage.models import Role
+
+    rng = random.Random(seed)
+    bank = Phrasebank(seed)
+    prog = await store.programmes.create(f"{programme} {seed}-{pairs}")
+    version = store.consent.current_version
+    next_pid = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM participants")) + 1
+    next_entry = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM entries")) + 1
+    now = datetime.now(UTC)
+    written = 0
+    for start in range(0, pairs, 200):
+        people, keys, pair_rows, ledger, entry_rows, answer_rows = [], [], [], [], [], []
+        for _ in range(start, min(pairs, start + 200)):
+            matched = now - timedelta(days=rng.randint(30, 360))
+            pair_id = await store.programmes.create_pair(prog.id)
+            ids = {}
+            for role in (Role.MENTOR, Role.MENTEE):
+                pid = next_pid
+                next_pid += 1
+                dek, wrapped, subject_ref = store.vault.new_participant_key()
+                store.vault.remember(pid, dek)
+                ids[role] = (pid, AESGCM(dek))
+                keys.append((subject_ref, wrapped.blob, wrapped.kek_id, iso(now)))
+                people.append(
+                    (
+                        pid,
+                        prog.id,
+                        role.value,
+                        store.participants.user_key(10**12 + pid),
+                        subject_ref,
+                        iso(matched - timedelta(days=2)),
+                    )
+                )
+                for scope in ("participate", "programme_summary", "evaluation", "research_export"):
+                    granted = scope == "participate" or rng.random() < consent_rate
+                    ledger.append(
+                        (
+                            pid,
+                            subject_ref,
+                            scope,
+                            version,
+                            int(granted),
+                            "synthetic",
+                            iso(matched - timedelta(days=2)),
+                        )
+                    )
+            pair_rows.append((ids[Role.MENTOR][0], ids[Role.MENTEE][0], iso(matched), pair_id))
+            span = max(1, (now - matched).days)
+            framework = rng.choice(("grow", "oskar"))
+            last_scale = None
+            for n in range(sessions):
+                when = matched + timedelta(days=span * (n + 1) / (sessions + 1))
+                month = min(len(PHASE_BY_MONTH) - 1, int((when - matched).days / 30.44))
+                episode = bank.episode(PHASE_BY_MONTH[month]) | {"when": when.date().isoformat()}
+                if n == 0:
+                    episode["kind"] = "EP_CHEMISTRY_MEETING"
+                if framework == "grow":
+                    reflection: dict[str, Any] = bank.grow()
+                else:
+                    reflection = bank.oskar(last_scale)
+                    last_scale = int(reflection["scaling"])
+                for (pid, cipher), flow, answers in (
+                    (ids[Role.MENTOR], "episode_log", episode),
+                    (ids[Role.MENTEE], framework, reflection),
+                ):
+                    eid = next_entry
+                    next_entry += 1
+                    stamp = iso(when + timedelta(hours=2 if flow != "episode_log" else 0))
+                    entry_rows.append(
+                        (eid, pid, pair_id, flow, "1", "complete", "{}", stamp, stamp, stamp)
+                    )
+                    for step, value in answers.items():
+                        if isinstance(value, list):
+                            value = {"selected": value}
+                        plaintext = json.dumps(
+                            value, ensure_ascii=False, separators=(",", ":")
+                        ).encode()
+                        blob = seal(
+                            cipher, plaintext, aad("answers", answer_row(eid, step), pid, "value")
+                        )
+                        answer_rows.append((eid, step, blob, stamp))
+                    written += 1
+        async with store.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO keys.data_keys (subject_ref, wrapped, kek_id, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                keys,
+            )
+            await conn.executemany(
+                "INSERT INTO participants (id, programme_id, role, user_hmac, subject_ref, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                people,
+            )
+            await conn.executemany(
+                "UPDATE pairs SET mentor_id=?, mentee_id=?, state='matched', matched_at=? "
+                "WHERE id=?",
+                pair_rows,
+            )
+            await conn.executemany(
+                "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
+                "granted, source, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ledger,
+            )
+            await conn.executemany(
+                "INSERT INTO entries (id, participant_id, pair_id, flow, flow_version, status, "
+                "consent_snapshot, created_at, updated_at, completed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                entry_rows,
+            )
+            await conn.executemany(
+                "INSERT INTO answers (entry_id, step_id, value_ct, answered_at) "
+                "VALUES (?, ?, ?, ?)",
+                answer_rows,
+            )
+        if progress is not None:
+            progress(len(entry_rows))
+    return written

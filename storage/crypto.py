@@ -60,17 +60,19 @@ def aad(table: str, row: str | int, participant: str | int, field: str) -> bytes
     return f"mentorbot/v1|{table}|{row}|{participant}|{field}".encode()
 
 
-def seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
+def seal(key: bytes | AESGCM, plaintext: bytes, associated: bytes) -> bytes:
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     nonce = os.urandom(NONCE_BYTES)
-    return FORMAT_V1 + nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    return FORMAT_V1 + nonce + cipher.encrypt(nonce, plaintext, associated)
 
 
-def open_sealed(key: bytes, blob: bytes, associated: bytes) -> bytes:
-    if not blob or blob[:1] != FORMAT_V1 or len(blob) < 1 + NONCE_BYTES + 16:
+def open_sealed(key: bytes | AESGCM, blob: bytes, associated: bytes) -> bytes:
+    """Open a sealed value; ``key`` may be a prepared AESGCM, which bulk readers reuse."""
+    if not blob or blob[0] != 1 or len(blob) < 1 + NONCE_BYTES + 16:
         raise DecryptionError("unrecognised ciphertext format")
-    nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     try:
-        return AESGCM(key).decrypt(nonce, body, associated)
+        return cipher.decrypt(blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], associated)
     except InvalidTag:
         raise DecryptionError("ciphertext does not open with this key") from None
 

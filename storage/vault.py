@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 import aiosqlite
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.crypto import (
     DecryptionError,
@@ -120,10 +121,17 @@ class Vault:
         return json.loads(plaintext)
 
     def decrypt_with(
-        self, dek: bytes, participant_id: int, table: str, row: str | int, field: str, blob: bytes
+        self,
+        dek: bytes | AESGCM,
+        participant_id: int,
+        table: str,
+        row: str | int,
+        field: str,
+        blob: bytes,
     ) -> Any:
-        """Synchronous decryption for bulk readers that already hold the data key."""
-        return json.loads(open_sealed(dek, blob, aad(table, row, participant_id, field)))
+        """Synchronous decryption for bulk readers that already hold the (prepared) key."""
+        plaintext = open_sealed(dek, blob, aad(table, row, participant_id, field))
+        return json.loads(plaintext.decode("utf-8"))
 
     async def rotate(self, new_ring: KeyRing) -> int:
         """Re-wrap every data key and system key under ``new_ring``; returns keys re-wrapped.

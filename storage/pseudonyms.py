@@ -1,0 +1,59 @@
+"""Study pseudonyms and date shifting: the one place exports and reports get identities.
+
+A pseudonym is a keyed HMAC of the participant's random subject reference under a
+per-study secret (kept, wrapped, in the key store). The same study always gives the same
+pseudonym; two studies give unrelated ones; nobody without the key store and master key
+can link a pseudonym to a person, and Telegram ids, names and usernames never enter it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from storage.crypto import keyed_hash
+from storage.vault import Vault
+
+_STUDY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_SHIFT_DAYS = 182  # a consistent shift within ±26 weeks, as REDCap-style tools do
+
+
+class StudyError(ValueError):
+    """A study name that cannot be used."""
+
+
+def _code(digest: bytes, length: int) -> str:
+    return base64.b32encode(digest).decode("ascii").rstrip("=")[:length]
+
+
+@dataclass(frozen=True)
+class Pseudonymiser:
+    study: str
+    secret: bytes
+
+    @classmethod
+    async def for_study(cls, vault: Vault, study: str) -> Pseudonymiser:
+        if not _STUDY.match(study):
+            raise StudyError("a study name uses letters, digits, '.', '_' or '-' (max 64)")
+        return cls(study, await vault.system_key(f"study:{study}"))
+
+    def person(self, subject_ref: str) -> str:
+        return "P-" + _code(keyed_hash(self.secret, "person", subject_ref), 10)
+
+    def pair(self, pair_id: int) -> str:
+        return "D-" + _code(keyed_hash(self.secret, "pair", str(pair_id)), 8)
+
+    def entry(self, entry_id: int) -> str:
+        return "E-" + _code(keyed_hash(self.secret, "entry", str(entry_id)), 12)
+
+    def shift_days(self, subject_ref: str) -> int:
+        digest = keyed_hash(self.secret, "date-shift", subject_ref)
+        span = 2 * MAX_SHIFT_DAYS + 1
+        shift = int.from_bytes(digest[:4], "big") % span - MAX_SHIFT_DAYS
+        return shift or 1  # never zero: an unshifted date would be a real one
+
+    def shifted(self, subject_ref: str, when: datetime | date) -> str:
+        day = when.date() if isinstance(when, datetime) else when
+        return (day + timedelta(days=self.shift_days(subject_ref))).isoformat()
