@@ -167,10 +167,20 @@ class Database:
                 await self.conn.execute("COMMIT")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """One write statement in its own transaction; returns lastrowid."""
-        async with self.transaction() as conn:
-            cur = await conn.execute(sql, params)
+        """One write statement, atomic on its own (autocommit); returns lastrowid.
+
+        Taking the write lock keeps it out of any other coroutine's open transaction;
+        skipping BEGIN/COMMIT saves two round trips to the database thread.
+        """
+        async with self._write_lock:
+            cur = await self.conn.execute(sql, params)
             return int(cur.lastrowid or 0)
+
+    async def execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Like execute, but returns the number of rows changed."""
+        async with self._write_lock:
+            cur = await self.conn.execute(sql, params)
+            return int(cur.rowcount)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:

@@ -34,6 +34,8 @@ class Entries:
     def __init__(self, db: Database, vault: Vault) -> None:
         self.db = db
         self.vault = vault
+        # Each person's place in a flow, as last written by this process (the only writer).
+        self._states: dict[int, tuple[dict[str, Any], str] | None] = {}
 
     async def create(
         self,
@@ -112,28 +114,25 @@ class Entries:
         blob = await self.vault.encrypt(
             participant_id, "answers", answer_row(entry_id, step_id), "value", value
         )
-        now = iso(utcnow())
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE entries SET updated_at=? WHERE id=? AND participant_id=?",
-                (now, entry_id, participant_id),
-            )
-            if cur.rowcount != 1:
-                raise LookupError("entry does not belong to this participant")
-            await conn.execute(
-                "INSERT INTO answers (entry_id, step_id, value_ct, answered_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(entry_id, step_id) DO UPDATE SET value_ct=excluded.value_ct, "
-                "answered_at=excluded.answered_at",
-                (entry_id, step_id, blob, now),
-            )
+        # One statement, with the ownership check inside it: an answer can only ever be
+        # written into the writer's own entry.
+        changed = await self.db.execute_count(
+            "INSERT INTO answers (entry_id, step_id, value_ct, answered_at) "
+            "SELECT ?, ?, ?, ? WHERE EXISTS "
+            "(SELECT 1 FROM entries WHERE id=? AND participant_id=? AND status != 'discarded') "
+            "ON CONFLICT(entry_id, step_id) DO UPDATE SET value_ct=excluded.value_ct, "
+            "answered_at=excluded.answered_at",
+            (entry_id, step_id, blob, iso(utcnow()), entry_id, participant_id),
+        )
+        if changed != 1:
+            raise LookupError("entry does not belong to this participant")
 
     async def clear_answer(self, participant_id: int, entry_id: int, step_id: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "DELETE FROM answers WHERE entry_id=? AND step_id=? AND entry_id IN "
-                "(SELECT id FROM entries WHERE participant_id=?)",
-                (entry_id, step_id, participant_id),
-            )
+        await self.db.execute(
+            "DELETE FROM answers WHERE entry_id=? AND step_id=? AND entry_id IN "
+            "(SELECT id FROM entries WHERE participant_id=?)",
+            (entry_id, step_id, participant_id),
+        )
 
     async def answers(self, participant_id: int, entry_id: int) -> dict[str, Any]:
         rows = await self.db.fetchall(
@@ -182,29 +181,41 @@ class Entries:
 
     # -- conversation state (the engine's position, encrypted like everything else) ---
     async def save_state(self, participant_id: int, state: dict[str, Any] | None) -> None:
+        """Write-through: the database is the truth, the cache only spares a read."""
         if state is None:
             await self.db.execute(
                 "DELETE FROM conversation_state WHERE participant_id=?", (participant_id,)
             )
+            self._states[participant_id] = None
             return
         blob = await self.vault.encrypt(
             participant_id, "conversation_state", participant_id, "state", state
         )
+        now = iso(utcnow())
         await self.db.execute(
             "INSERT INTO conversation_state (participant_id, state_ct, updated_at) VALUES (?,?,?)"
             " ON CONFLICT(participant_id) DO UPDATE SET state_ct=excluded.state_ct, "
             "updated_at=excluded.updated_at",
-            (participant_id, blob, iso(utcnow())),
+            (participant_id, blob, now),
         )
+        self._states[participant_id] = (state, now)  # callers pass a fresh dump, never reused
 
     async def load_state(self, participant_id: int) -> tuple[dict[str, Any], str] | None:
+        if participant_id in self._states:
+            cached = self._states[participant_id]
+            return None if cached is None else cached
         row = await self.db.fetchone(
             "SELECT state_ct, updated_at FROM conversation_state WHERE participant_id=?",
             (participant_id,),
         )
         if row is None:
+            self._states[participant_id] = None
             return None
         state = await self.vault.decrypt(
             participant_id, "conversation_state", participant_id, "state", row["state_ct"]
         )
+        self._states[participant_id] = (state, row["updated_at"])
         return state, row["updated_at"]
+
+    def forget(self, participant_id: int) -> None:
+        self._states.pop(participant_id, None)

@@ -35,16 +35,32 @@ class Participants:
     def __init__(self, db: Database, vault: Vault) -> None:
         self.db = db
         self.vault = vault
+        # Lookups by Telegram id happen on every update; rows change rarely and only
+        # through this class or erasure, which both invalidate.
+        self._by_key: dict[bytes, Participant] = {}
 
     def user_key(self, telegram_user_id: int) -> bytes:
         return self.vault.lookup_hash(USER_PURPOSE, telegram_user_id)
 
     async def by_user(self, telegram_user_id: int) -> Participant | None:
+        key = self.user_key(telegram_user_id)
+        cached = self._by_key.get(key)
+        if cached is not None:
+            return cached
         row = await self.db.fetchone(
             f"SELECT {_COLUMNS} FROM participants WHERE user_hmac=?",  # noqa: S608
-            (self.user_key(telegram_user_id),),
+            (key,),
         )
-        return None if row is None else _row(row)
+        if row is None:
+            return None
+        found = _row(row)
+        self._by_key[key] = found
+        return found
+
+    def forget(self, participant_id: int) -> None:
+        """Drop cached rows for a participant (after a change or erasure)."""
+        for key in [k for k, p in self._by_key.items() if p.id == participant_id]:
+            del self._by_key[key]
 
     async def get(self, participant_id: int) -> Participant | None:
         row = await self.db.fetchone(
@@ -133,3 +149,4 @@ class Participants:
             f"UPDATE participants SET {column}=? WHERE id=?",  # noqa: S608
             (value, participant_id),
         )
+        self.forget(participant_id)

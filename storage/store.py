@@ -144,6 +144,8 @@ class Store:
         # longer be read, and erasing again finishes the job.
         await self.vault.shred(participant.subject_ref)
         self.vault.forget(participant_id)
+        self.participants.forget(participant_id)
+        self.entries.forget(participant_id)
         async with self.db.transaction() as conn:
             for table, where in ERASURE_TABLES:
                 cur = await conn.execute(

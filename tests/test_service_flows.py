@@ -140,8 +140,7 @@ async def test_idle_flow_is_closed_as_a_draft(cohort: Cohort, store: Store) -> N
     mentee = await cohort.joined_mentee()
     await mentee.cmd("reflect")
     await mentee.say("goal")
-    old = iso(utcnow() - timedelta(hours=13))
-    await store.db.execute("UPDATE conversation_state SET updated_at=?", (old,))
+    mentee.service.clock = lambda: utcnow() + timedelta(hours=13)
     await mentee.say("a late message")
     assert "paused after a long break" in mentee.said
     assert (await store.entries.of(1))[0].status == "draft"
