@@ -65,6 +65,7 @@ class CueSpec:
     roles: tuple[str, ...] | None = None  # author roles the cue applies to; None = any
     negation: str | None = None  # overrides the code's negation mode for this cue
     weight: float | None = None  # overrides the length-based default confidence
+    absent: bool = False  # the phrase names what the code says is missing (see the yaml)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class CodingRules:
     pseudo_negations: tuple[str, ...]  # look negative but are not ("not only", "no doubt")
     hedges_strong: tuple[str, ...]
     hedges_weak: tuple[str, ...]
+    counterfactuals: tuple[str, ...]  # "would be nice if", "I wish": the clause is not so
+    problem_words: tuple[str, ...]  # "is the biggest challenge": a helping factor is lacking
     ambiguous: tuple[str, ...]  # words never used alone as evidence
     clause_words: tuple[str, ...]  # conjunctions that open a new clause ("but", "although")
     windows: dict[str, int]
@@ -168,7 +171,7 @@ def _parse_cue(item: Any, code_id: str) -> CueSpec:
         return CueSpec(text=item)
     if not isinstance(item, dict) or not isinstance(item.get("cue"), str):
         raise ValueError(f"coding rules: bad cue for {code_id}: {item!r}")
-    unknown = set(item) - {"cue", "roles", "negation", "weight"}
+    unknown = set(item) - {"cue", "roles", "negation", "weight", "absent"}
     if unknown:
         raise ValueError(f"coding rules: unknown cue keys for {code_id}: {sorted(unknown)}")
     roles = item.get("roles")
@@ -181,6 +184,7 @@ def _parse_cue(item: Any, code_id: str) -> CueSpec:
         roles=_str_tuple(roles, f"roles of a {code_id} cue") if roles is not None else None,
         negation=negation,
         weight=float(weight) if weight is not None else None,
+        absent=bool(item.get("absent", False)),
     )
 
 
@@ -200,10 +204,13 @@ def parse_coding_rules(text: str, codes: dict[str, CodeDef]) -> CodingRules:
         negation = spec.get("negation", "suppress")
         if negation not in NEGATION_MODES:
             raise ValueError(f"coding rules: bad negation mode for {code_id}: {negation}")
+        cues = tuple(_parse_cue(item, code_id) for item in spec.get("cues") or ())
+        if negation == "ignore" and any(cue.absent for cue in cues):
+            raise ValueError(f"coding rules: absent cues cannot ignore negation ({code_id})")
         rules[code_id] = CodeRule(
             code_id=code_id,
             definition=str(spec.get("definition", "")).strip(),
-            cues=tuple(_parse_cue(item, code_id) for item in spec.get("cues") or ()),
+            cues=cues,
             cmo_role=cmo_role,
             level=spec.get("level"),
             negation=negation,
@@ -221,6 +228,8 @@ def parse_coding_rules(text: str, codes: dict[str, CodeDef]) -> CodingRules:
         pseudo_negations=_str_tuple(negation.get("pseudo", []), "negation.pseudo"),
         hedges_strong=_str_tuple(hedging.get("strong", []), "hedging.strong"),
         hedges_weak=_str_tuple(hedging.get("weak", []), "hedging.weak"),
+        counterfactuals=_str_tuple(raw.get("counterfactual", []), "counterfactual"),
+        problem_words=_str_tuple(raw.get("problem_words", []), "problem_words"),
         ambiguous=_str_tuple(raw.get("ambiguous", []), "ambiguous"),
         clause_words=_str_tuple(raw.get("clause_words", []), "clause_words"),
         windows={str(k): int(v) for k, v in (raw.get("windows") or {}).items()},

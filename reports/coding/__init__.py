@@ -1,0 +1,11 @@
+"""Coding layers of the offline reporting job (DESIGN.md §6).
+
+``rules`` is the deterministic cue-phrase layer every run uses; ``semantic`` is an optional
+embedding layer that only runs where its model package is installed.
+"""
+
+from reports.coding.model import CodeHit, sort_hits
+from reports.coding.normalise import Normalised, normalise
+from reports.coding.rules import code_text, phase_signal
+
+__all__ = ["CodeHit", "Normalised", "code_text", "normalise", "phase_signal", "sort_hits"]

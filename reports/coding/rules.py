@@ -1,0 +1,773 @@
+"""Rule-based coding: the cue phrases of ``coding_rules.yaml`` matched on normalised text.
+
+How a text is coded:
+
+1. It is normalised (``normalise.py``) and split into word tokens and boundary marks (sentence
+   punctuation and ``/``; commas and brackets end a clause). Clitics such as ``'s`` become
+   their own token; ``n't`` stays on its verb so ``didn't`` is one negator.
+2. Every cue of every code is compiled once per codebook into one token trie, so a text is
+   scanned once whatever the number of cues (the reporting job codes ~500,000 answers).
+   Cue syntax is described at the top of ``coding_rules.yaml``.
+3. Each match is checked for negation and hedging inside its clause (boundary marks and
+   ``but``/``although`` end a clause). A negated cue is suppressed, flips polarity (factors;
+   enabling contexts become inhibiting ones, as the codebook's note on absent enabling
+   contexts says) or is kept, as the code's ``negation`` mode says. Cues that contain a
+   negator themselves ("not seen as a priority") are never negated again. Wishes ("it would
+   help if ...") read as negation; calling something a problem turns helping factors round.
+4. A cue made of one ambiguous word ("support", "trust", "diary") only counts when another cue
+   of the same code also matched in the text.
+5. One hit per code and polarity: the earliest evidence span, and a confidence that grows
+   with every independent cue.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from reports.codebook import (
+    SCHEME_DOMAIN,
+    SCHEME_FACTOR,
+    SCHEME_PHASE,
+    Codebook,
+    CodingRules,
+    load_codebook,
+)
+from reports.coding.model import (
+    METHOD_RULES,
+    POLARITY_HELPING,
+    POLARITY_HINDERING,
+    CodeHit,
+)
+from reports.coding.normalise import normalise
+
+_CLITICS = ("'s", "'re", "'ve", "'m", "'ll", "'d")
+
+_DEFAULT_WINDOWS = {
+    "gap": 3,  # words a "..." cue may skip
+    "negation_before": 4,
+    "negation_after": 2,
+    "hedge_before": 8,
+    "hedge_after": 3,
+}
+# Confidence of one cue by its number of words: longer phrases are more specific.
+_LENGTH_WEIGHT = (0.0, 0.6, 0.75, 0.85)
+_MAX_CONFIDENCE = 0.97
+_FLIP_FACTOR = 0.85  # a flipped reading is an inference, not the participant's own framing
+_IGNORED_NEGATION_FACTOR = 0.8
+_WEAK_HEDGE_FACTOR = 0.75
+_STRONG_HEDGE_FACTOR = 0.5
+_AMBIGUOUS_WEIGHT = 0.3
+
+_OUTCOME_ROLES = frozenset({"OUTCOME_PROXIMAL", "OUTCOME_DISTAL"})
+_FLIP_ROLE = {"CONTEXT_ENABLING": "CONTEXT_INHIBITING", "CONTEXT_INHIBITING": "CONTEXT_ENABLING"}
+_FLIP_POLARITY = {POLARITY_HELPING: POLARITY_HINDERING, POLARITY_HINDERING: POLARITY_HELPING}
+
+
+# ---------------------------------------------------------------------------
+# tokens and clauses
+# ---------------------------------------------------------------------------
+
+
+_SENTENCE_MARK = "\x01"
+_CLAUSE_MARK = "\x02"
+_MARKS = frozenset((_SENTENCE_MARK, _CLAUSE_MARK))
+
+
+class _SplitTable(dict[int, str]):
+    """``str.translate`` table turning normalised text into space-separated words and marks.
+
+    Letters, digits and apostrophes stay; sentence punctuation becomes a sentence mark, commas
+    and brackets a clause mark, anything else a space. ``str.split`` then tokenises in C, which
+    is several times faster than a regex on the volumes the reporting job codes.
+    """
+
+    def __missing__(self, key: int) -> str:
+        ch = chr(key)
+        if ch in ".;:!?/\n":
+            value = f" {_SENTENCE_MARK} "
+        elif ch in ",()[]{}":
+            value = f" {_CLAUSE_MARK} "
+        elif ch == "'" or (ch.isalnum() and (ch.isascii() or not ch.isdigit())):
+            value = ch
+        else:
+            value = " "
+        self[key] = value
+        return value
+
+
+_SPLIT_TABLE = _SplitTable()
+
+
+def _words_and_marks(norm: str) -> list[str]:
+    """Word tokens and boundary marks of normalised text, clitics split off."""
+    if " -" in norm or "--" in norm:  # a spaced or double dash ends a sentence, "self-aware" not
+        norm = norm.replace(" - ", f" {_SENTENCE_MARK} ").replace("--", f" {_SENTENCE_MARK} ")
+    toks = norm.translate(_SPLIT_TABLE).split()
+    if "'" not in norm:
+        return toks
+    out: list[str] = []
+    for tok in toks:
+        if "'" in tok:
+            tok = tok.strip("'")
+            if not tok:
+                continue
+            if not tok.endswith("n't"):
+                for clitic in _CLITICS:
+                    if tok.endswith(clitic) and len(tok) > len(clitic):
+                        out += (tok[: -len(clitic)], clitic)
+                        break
+                else:
+                    out.append(tok)
+                continue
+        out.append(tok)
+    return out
+
+
+class _Scan:
+    """Tokens of one text with sentence and clause ids.
+
+    Separators are first rewritten into marker tokens, so one C-level ``findall`` yields words
+    and boundaries together. Markers stay in the token stream: no cue has an edge for them, so
+    no cue runs across a boundary. Character offsets, needed only for the few tokens that
+    become evidence, are recovered afterwards with ``str.find``.
+    """
+
+    __slots__ = ("clause", "norm", "positions", "sent", "toks")
+
+    def __init__(self, norm: str, clause_words: frozenset[str]) -> None:
+        self.norm = norm
+        toks = _words_and_marks(norm)
+        sent: list[int] = []
+        clause: list[int] = []
+        s = c = 0
+        for tok in toks:
+            if tok in clause_words:  # "but", "although" open a clause; markers are in the set
+                c += 1
+                if tok == _SENTENCE_MARK:
+                    s += 1
+            sent.append(s)
+            clause.append(c)
+        self.toks = toks
+        self.sent = sent
+        self.clause = clause
+        self.positions: list[int] | None = None
+
+    def offsets(self, first: int, last: int) -> tuple[int, int]:
+        """Start of token ``first`` and end of token ``last`` in the normalised text."""
+        positions = self.positions
+        if positions is None:
+            # letters and digits only occur inside tokens, so each token is the first match of
+            # its own text after the previous one: str.find recovers offsets without a regex
+            norm = self.norm
+            positions = []
+            pos = 0
+            for tok in self.toks:
+                if tok in _MARKS:
+                    positions.append(pos)
+                    continue
+                pos = norm.find(tok, pos)
+                positions.append(pos)
+                pos += len(tok)
+            self.positions = positions
+        return positions[first], positions[last] + len(self.toks[last])
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: cheap dedupe of matches
+class _Payload:
+    rule: int  # index into _Compiled.rules
+    weight: float
+    roles: frozenset[str] | None
+    negation: str
+    has_negator: bool
+    ambiguous: bool
+    absent: bool  # the cue states the code's absence: read as negated
+
+
+class _Node:
+    __slots__ = ("ends", "exact", "gap", "has_next", "plens", "prefix", "simple")
+
+    def __init__(self) -> None:
+        self.exact: dict[str, _Node] = {}
+        self.prefix: dict[str, _Node] = {}
+        self.plens: tuple[int, ...] = ()
+        self.gap: tuple[int, _Node] | None = None
+        self.ends: list[_Payload] = []
+        self.has_next = False
+        self.simple = False  # only whole-word children: the walk can take a shortcut
+
+    def children(self, word: str) -> list[_Node]:
+        child = self.exact.get(word)
+        found = self.children_by_prefix(word) if self.plens else []
+        if child is not None:
+            found.insert(0, child)
+        return found
+
+    def children_by_prefix(self, word: str) -> list[_Node]:
+        found: list[_Node] = []
+        for length in self.plens:
+            if length > len(word):
+                break
+            pchild = self.prefix.get(word[:length])
+            if pchild is not None:
+                found.append(pchild)
+        return found
+
+    def finalise(self) -> None:
+        # lets the walk skip leaves without pushing them
+        self.has_next = bool(self.exact or self.prefix or self.gap)
+        self.simple = not self.prefix and self.gap is None
+        for child in (*self.exact.values(), *self.prefix.values()):
+            child.finalise()
+        if self.gap is not None:
+            self.gap[1].finalise()
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleInfo:
+    code_id: str
+    scheme: str
+    cmo_role: str | None
+    level: str | None
+    polarity: str | None
+    is_factor: bool
+    outcome: bool  # outcome claims are dropped, not weakened, under a strong hedge
+    plain: tuple[str, str, str | None, str | None, str | None]  # hit labels as written
+    flipped: tuple[str, str, str | None, str | None, str | None]  # ... and when negated
+
+
+def _labels(code_id: str, scheme: str, cmo_role: str | None, level: str | None,
+            polarity: str | None, flipped: bool
+            ) -> tuple[str, str, str | None, str | None, str | None]:
+    if flipped:
+        if polarity is not None:
+            polarity = _FLIP_POLARITY[polarity]
+        if cmo_role is not None:
+            cmo_role = _FLIP_ROLE.get(cmo_role, cmo_role)
+    if scheme == SCHEME_FACTOR:
+        cmo_role = "CONTEXT_ENABLING" if polarity == POLARITY_HELPING else "CONTEXT_INHIBITING"
+    return code_id, scheme, cmo_role, level, polarity
+
+
+_PSEUDO, _STRONG, _WEAK = "pseudo", "strong", "weak"
+_COUNTER, _PROBLEM = "counterfactual", "problem"
+
+
+class _PhraseSet:
+    """Multi-word phrases (pseudo-negations, hedges) found by their first token."""
+
+    def __init__(self, phrases: Iterable[tuple[Sequence[str], str]]) -> None:
+        self.by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for phrase, kind in phrases:
+            if phrase:
+                self.by_first.setdefault(phrase[0], []).append((tuple(phrase), kind))
+
+    def occurrences(self, toks: list[str], firsts: list[int]
+                    ) -> list[tuple[int, int, str]]:
+        found: list[tuple[int, int, str]] = []
+        for i in firsts:
+            for phrase, kind in self.by_first[toks[i]]:
+                end = i + len(phrase)
+                if tuple(toks[i:end]) == phrase:
+                    found.append((i, end - 1, kind))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenInfo:
+    starts: tuple[_Node, ...]  # trie nodes a cue starting with this token leads to
+    negator: bool
+    phrase_first: bool
+    clause_word: bool
+
+
+@dataclass
+class _Compiled:
+    root: _Node
+    rules: list[_RuleInfo]
+    negators: frozenset[str]
+    # pseudo-negations ("not only", "without a doubt") and hedges ("not sure", "maybe");
+    # a negator inside either negates nothing
+    phrases: _PhraseSet
+    clause_words: frozenset[str]
+    windows: dict[str, int]
+    counterparts: dict[str, str] = field(default_factory=dict)
+    # per-word facts, computed once per distinct word: the vocabulary of reflections is small
+    # next to the number of answers, so this turns most of the scan into dict lookups
+    tokens: dict[str, _TokenInfo] = field(default_factory=dict)
+
+    def token(self, word: str) -> _TokenInfo:
+        info = self.tokens.get(word)
+        if info is None:
+            if len(self.tokens) > 200_000:
+                self.tokens.clear()
+            info = self.tokens[word] = _TokenInfo(
+                starts=tuple(self.root.children(word)),
+                negator=_is_negator(word, self.negators),
+                phrase_first=word in self.phrases.by_first,
+                clause_word=word in self.clause_words,
+            )
+        return info
+
+
+def _cue_tokens(text: str) -> list[str]:
+    # the same tokeniser as for texts, so a cue and the words it should match split alike
+    return [t for t in _words_and_marks(normalise(text).text) if t not in _MARKS]
+
+
+def _is_negator(tok: str, negators: frozenset[str]) -> bool:
+    return tok in negators or tok.endswith("n't")
+
+
+def _expand_cue(text: str, gap: int) -> list[list[tuple[str, str | int]]]:
+    """All token sequences a cue stands for; elements are (kind, value), kind w/p/g."""
+    slots: list[list[list[tuple[str, str | int]]]] = []
+    for piece in normalise(text).text.split():
+        if piece == "...":
+            slots.append([[("g", gap)]])
+            continue
+        options: list[list[tuple[str, str | int]]] = []
+        for alt in piece.split("|"):
+            prefix = alt.endswith("*")
+            # "_" joins the words of a multi-word alternative: "less|no_longer anxious"
+            words = _cue_tokens(alt.rstrip("*").replace("_", " "))
+            if not words:
+                raise ValueError(f"cue {text!r} has an empty word")
+            seq: list[tuple[str, str | int]] = [("w", w) for w in words]
+            if prefix:
+                seq[-1] = ("p", words[-1])
+            options.append(seq)
+        slots.append(options)
+    if not slots or slots[0][0][0][0] == "g" or slots[-1][0][0][0] == "g":
+        raise ValueError(f"cue {text!r} must start and end with a word")
+    return [list(itertools.chain.from_iterable(combo)) for combo in itertools.product(*slots)]
+
+
+def _insert(root: _Node, seq: list[tuple[str, str | int]], payload: _Payload) -> None:
+    node = root
+    for kind, value in seq:
+        if kind == "g":
+            assert isinstance(value, int)
+            if node.gap is None:
+                node.gap = (value, _Node())
+            elif node.gap[0] < value:
+                node.gap = (value, node.gap[1])
+            node = node.gap[1]
+            continue
+        assert isinstance(value, str)
+        table = node.exact if kind == "w" else node.prefix
+        child = table.get(value)
+        if child is None:
+            child = table[value] = _Node()
+            if kind == "p":
+                node.plens = tuple(sorted({*node.plens, len(value)}))
+        node = child
+    node.ends.append(payload)
+
+
+def _compile(codebook: Codebook) -> _Compiled:
+    rules = codebook.rules
+    if rules is None:
+        raise ValueError("this codebook carries no coding rules; load it with coding_rules.yaml")
+    windows = {**_DEFAULT_WINDOWS, **rules.windows}
+    negators = frozenset(rules.negators)
+    ambiguous = frozenset(rules.ambiguous)
+    root = _Node()
+    infos: list[_RuleInfo] = []
+    for code_id in sorted(rules.rules):
+        rule = rules.rules[code_id]
+        code = codebook.get(code_id)
+        index = len(infos)
+        cmo_role = rule.cmo_role or code.role
+        level = rule.level or code.level
+        infos.append(_RuleInfo(
+            code_id=code.id,
+            scheme=code.scheme,
+            cmo_role=cmo_role,
+            level=level,
+            polarity=code.polarity,
+            is_factor=code.scheme == SCHEME_FACTOR,
+            outcome=cmo_role in _OUTCOME_ROLES or code.scheme == SCHEME_DOMAIN,
+            plain=_labels(code.id, code.scheme, cmo_role, level, code.polarity, False),
+            flipped=_labels(code.id, code.scheme, cmo_role, level, code.polarity, True),
+        ))
+        for cue in rule.cues:
+            for seq in _expand_cue(cue.text, windows["gap"]):
+                words = [str(v) for k, v in seq if k != "g"]
+                weight = cue.weight
+                if weight is None:
+                    weight = _LENGTH_WEIGHT[min(len(words), len(_LENGTH_WEIGHT) - 1)]
+                payload = _Payload(
+                    rule=index,
+                    weight=weight,
+                    roles=frozenset(cue.roles) if cue.roles is not None else None,
+                    negation=cue.negation or rule.negation,
+                    has_negator=any(_is_negator(w, negators) for w in words),
+                    ambiguous=len(words) == 1 and words[0] in ambiguous,
+                    absent=cue.absent,
+                )
+                _insert(root, seq, payload)
+    root.finalise()
+    phrases = [(_cue_tokens(p), _PSEUDO) for p in rules.pseudo_negations]
+    phrases += [(_cue_tokens(p), _STRONG) for p in rules.hedges_strong]
+    phrases += [(_cue_tokens(p), _WEAK) for p in rules.hedges_weak]
+    phrases += [(_cue_tokens(p), _COUNTER) for p in rules.counterfactuals]
+    phrases += [(_cue_tokens(p), _PROBLEM) for p in rules.problem_words]
+    return _Compiled(
+        root=root,
+        rules=infos,
+        negators=negators,
+        phrases=_PhraseSet(phrases),
+        # the boundary markers open clauses too; one set lookup covers all three
+        clause_words=frozenset(w for p in rules.clause_words for w in _cue_tokens(p)) | _MARKS,
+        windows=windows,
+        counterparts=dict(rules.factor_counterparts),
+    )
+
+
+_CACHE: dict[str, _Compiled] = {}
+
+
+def _compiled(codebook: Codebook) -> _Compiled:
+    # keyed by content hash: equal yaml gives equal rules, and the hash covers both files
+    compiled = _CACHE.get(codebook.content_hash)
+    if compiled is None:
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        compiled = _CACHE[codebook.content_hash] = _compile(codebook)
+    return compiled
+
+
+# ---------------------------------------------------------------------------
+# matching
+# ---------------------------------------------------------------------------
+
+
+def _find(infos: list[_TokenInfo], toks: list[str]) -> list[tuple[_Payload, int, int]]:
+    """Every cue occurrence as (payload, first token, last token).
+
+    Boundary marks have no trie edges, so a cue cannot run across one; only a gap has to stop
+    at a sentence mark explicitly.
+    """
+    found: list[tuple[_Payload, int, int]] = []
+    append = found.append
+    n = len(toks)
+    for i in range(n):
+        starts = infos[i].starts
+        if not starts:
+            continue
+        stack: list[tuple[_Node, int]] = []
+        for node in starts:
+            for payload in node.ends:
+                append((payload, i, i))
+            if not node.has_next:
+                continue
+            if node.simple:
+                # most cues that start with a common word ("my values") need exactly one more
+                # word: look it up here instead of going through the stack
+                if i + 1 < n:
+                    nxt = node.exact.get(toks[i + 1])
+                    if nxt is not None:
+                        for payload in nxt.ends:
+                            append((payload, i, i + 1))
+                        if nxt.has_next:
+                            stack.append((nxt, i + 2))
+                continue
+            stack.append((node, i + 1))
+        while stack:
+            node, j = stack.pop()
+            gap = node.gap
+            if gap is not None:
+                gap_node = gap[1]
+                for k in range(j, min(n, j + gap[0] + 1)):
+                    if toks[k] == _SENTENCE_MARK:
+                        break
+                    stack.append((gap_node, k))
+            if j >= n:
+                continue
+            word = toks[j]
+            nxt = node.exact.get(word)
+            if nxt is not None:
+                for payload in nxt.ends:
+                    append((payload, i, j))
+                if nxt.has_next:
+                    stack.append((nxt, j + 1))
+            if node.plens:
+                for pnext in node.children_by_prefix(word):
+                    for payload in pnext.ends:
+                        append((payload, i, j))
+                    if pnext.has_next:
+                        stack.append((pnext, j + 1))
+    return found
+
+
+class RawHit(NamedTuple):
+    """A hit before it becomes a ``CodeHit``: same fields, a fraction of the cost to build.
+
+    The stream path serialises these directly; ``phase_signal`` accepts either.
+    """
+
+    code_id: str
+    scheme: str
+    cmo_role: str | None
+    level: str | None
+    polarity: str | None
+    span_start: int
+    span_end: int
+    evidence: str
+    method: str
+    confidence: float
+
+
+def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None = None
+                  ) -> list[RawHit]:
+    """``code_text`` without building dataclasses (for bulk callers such as ``code_stream``)."""
+    book = codebook if codebook is not None else load_codebook()
+    comp = _compiled(book)
+    norm = normalise(text)
+    scan = _Scan(norm.text, comp.clause_words)
+    toks = scan.toks
+    if not toks:
+        return []
+    cache = comp.tokens
+    infos = [cache.get(tok) or comp.token(tok) for tok in toks]
+    sent = scan.sent
+    # a gapped cue can be reached along two paths; dict keeps the first, in scan order
+    matches = dict.fromkeys(_find(infos, toks))
+    if not matches:
+        return []
+    clause = scan.clause
+    n = len(toks)
+    role_key = role.lower() if isinstance(role, str) else None
+
+    negs = [info.negator for info in infos]
+    strong: list[tuple[int, int]] = []
+    weak: list[tuple[int, int]] = []
+    counter_clauses: set[int] = set()  # clauses under "would be nice if", "I wish"
+    problem_sentences: set[int] = set()  # sentences calling something a problem
+    firsts = [k for k in range(n) if infos[k].phrase_first]
+    if firsts:
+        phrases = comp.phrases.occurrences(toks, firsts)
+        in_pseudo = _flags(n, [(a, b) for a, b, kind in phrases if kind == _PSEUDO])
+        for a, b, kind in phrases:
+            if kind == _PROBLEM:
+                problem_sentences.add(sent[a])
+                continue
+            for k in range(a, b + 1):
+                negs[k] = False  # "not sure", "not only": the "not" negates nothing
+            if kind == _COUNTER:
+                counter_clauses.add(clause[a])
+            elif kind == _STRONG and not in_pseudo[a]:  # "without a doubt" is no hedge
+                strong.append((a, b))
+            elif kind == _WEAK and not in_pseudo[a]:
+                weak.append((a, b))
+    any_negator = any(negs)
+
+    # keep the longest of nested matches of one code: "not being in same department" must not
+    # also be read as a negated "same department"
+    by_rule: dict[int, list[tuple[_Payload, int, int]]] = {}
+    for match in matches:
+        payload = match[0]
+        if payload.roles is not None and role_key not in payload.roles:
+            continue
+        by_rule.setdefault(payload.rule, []).append(match)
+
+    w = comp.windows
+    neg_before, neg_after = w["negation_before"], w["negation_after"]
+    hedge_before, hedge_after = w["hedge_before"], w["hedge_after"]
+    results: dict[tuple[int, bool], _Evidence] = {}
+    for rule_index, rule_matches in by_rule.items():
+        nested = len(rule_matches) > 1
+        for payload, a, b in rule_matches:
+            if nested and any(x <= a and b <= y and (x != a or y != b)
+                              for _, x, y in rule_matches):
+                continue
+            weight = payload.weight
+            flipped = False
+            negated = any_negator and not payload.has_negator and _negated(
+                toks, negs, clause, a, b, neg_before, neg_after)
+            if counter_clauses and clause[a] in counter_clauses:
+                negated = True  # wished for, so not there
+            elif (problem_sentences and payload.negation == "flip"
+                  and sent[a] in problem_sentences):
+                negated = not negated  # "protected time is the biggest challenge"
+            if payload.absent and payload.negation == "suppress":
+                # the cue names what this code says is lacking ("emphasis on mentoring" for
+                # HR challenges): evidence only when denied or doubted
+                if not (negated or (strong and _hedged(strong, clause, a, b, hedge_before,
+                                                       hedge_after))):
+                    continue
+            elif negated != payload.absent:  # a negated absence is a presence
+                if payload.negation == "suppress":
+                    continue
+                if payload.negation == "flip":
+                    flipped = True
+                    weight *= _FLIP_FACTOR
+                else:
+                    weight *= _IGNORED_NEGATION_FACTOR
+            if strong and _hedged(strong, clause, a, b, hedge_before, hedge_after):
+                if comp.rules[rule_index].outcome:
+                    continue  # "not sure it helped" is no evidence that it did
+                weight *= _STRONG_HEDGE_FACTOR
+            elif weak and _hedged(weak, clause, a, b, hedge_before, hedge_after):
+                weight *= _WEAK_HEDGE_FACTOR
+            if payload.ambiguous:
+                weight = min(weight, _AMBIGUOUS_WEIGHT)
+            key = (rule_index, flipped)
+            ev = results.get(key)
+            if ev is None:
+                results[key] = _Evidence([weight], a, b, payload.ambiguous)
+                continue
+            ev.weights.append(weight)
+            if payload.ambiguous:
+                continue
+            if ev.ambiguous_only or (a, b) < (ev.first, ev.last):
+                ev.first, ev.last = a, b
+            ev.ambiguous_only = False
+
+    hits: list[RawHit] = []
+    rules = comp.rules
+    for (rule_index, flipped), ev in results.items():
+        if ev.ambiguous_only:
+            continue
+        remaining = 1.0
+        for weight in ev.weights:
+            remaining *= 1.0 - weight
+        confidence = round(min(_MAX_CONFIDENCE, 1.0 - remaining), 3)
+        start, end = norm.to_original(*scan.offsets(ev.first, ev.last))
+        labels = rules[rule_index].flipped if flipped else rules[rule_index].plain
+        hits.append(_new_hit(RawHit, (*labels, start, end, text[start:end], METHOD_RULES,
+                                      confidence)))
+    hits.sort(key=_raw_key)
+    return hits
+
+
+_new_hit = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
+
+
+def _raw_key(hit: RawHit) -> tuple[int, int, str, str]:
+    return (hit.span_start, hit.span_end, hit.code_id, hit.polarity or "")
+
+
+def code_text(text: str, role: str | None = None, codebook: Codebook | None = None
+              ) -> list[CodeHit]:
+    """Code one answer. ``role`` ("mentee"/"mentor") enables role-specific cues."""
+    return [CodeHit(*hit) for hit in code_text_raw(text, role, codebook)]
+
+
+def _flags(n: int, spans: list[tuple[int, int]]) -> list[bool]:
+    marks = [False] * n
+    for a, b in spans:
+        for k in range(a, b + 1):
+            marks[k] = True
+    return marks
+
+
+@dataclass(slots=True)
+class _Evidence:
+    weights: list[float]
+    first: int  # token span of the earliest non-ambiguous match
+    last: int
+    ambiguous_only: bool
+
+
+_AUXILIARIES = frozenset({"is", "was", "were", "are", "am", "'s", "'re", "'m", "has", "have",
+                          "had", "'ve", "did", "does", "do", "will", "would", "could", "can",
+                          "should", "been", "be"})
+_NOT_NEGATING_NEXT = frozenset({"to", "only", "just", "least", "even"})
+
+
+def _negated(toks: list[str], negs: list[bool], clause: list[int], a: int, b: int, before: int,
+             after: int) -> bool:
+    """Is the cue at tokens a..b negated within its clause?
+
+    Before the cue any negator in the window counts ("did not really feel supported"); inside a
+    gapped cue too ("manager did not support"). After it only a negated verb does ("support
+    didn't help", "manager was not interested"), so "boundaries not to cross" stays positive.
+    """
+    c = clause[a]
+    for k in range(max(0, a - before), a):
+        if negs[k] and clause[k] == c:
+            return True
+    for k in range(a, b + 1):
+        if negs[k]:
+            return True
+    n = len(toks)
+    c = clause[b]
+    k = b + 1
+    limit = min(n, b + 1 + after)
+    while k < limit and clause[k] == c:
+        tok = toks[k]
+        if negs[k]:
+            if tok != "not" and tok != "no":
+                return True
+            nxt = toks[k + 1] if k + 1 < n else ""
+            return tok == "not" and nxt not in _NOT_NEGATING_NEXT
+        if tok not in _AUXILIARIES:
+            return False
+        k += 1
+    return False
+
+
+def _hedged(spans: list[tuple[int, int]], clause: list[int], a: int, b: int, before: int,
+            after: int) -> bool:
+    # a hedge inside the cue belongs to the cue ("not sure how to" is the cue for ambivalence)
+    for x, _ in spans:
+        if (a - before <= x < a or b < x <= b + after) and clause[x] == clause[a]:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# helpers for the reporting job
+# ---------------------------------------------------------------------------
+
+_PHASE_ORDER = ("PH_BUILDING_RAPPORT", "PH_SETTING_DIRECTION", "PH_PROGRESSION",
+                "PH_WINDING_UP", "PH_MOVING_ON")
+
+
+def phase_signal(hits: Iterable[CodeHit | RawHit]) -> str | None:
+    """The relationship phase a text points to most strongly, or None.
+
+    Ties go to the phase whose evidence comes latest in the text: an answer that walks through
+    the relationship ("first we built trust, then we set goals") describes where it is now last.
+    """
+    score: dict[str, float] = {}
+    last: dict[str, int] = {}
+    for hit in hits:
+        if hit.scheme != SCHEME_PHASE:
+            continue
+        score[hit.code_id] = score.get(hit.code_id, 0.0) + hit.confidence
+        last[hit.code_id] = max(last.get(hit.code_id, -1), hit.span_start)
+    if not score:
+        return None
+    return max(score, key=lambda c: (round(score[c], 6), last[c],
+                                     _PHASE_ORDER.index(c) if c in _PHASE_ORDER else -1, c))
+
+
+def factor_label(hit: CodeHit, rules: CodingRules | None = None) -> str:
+    """``ID:polarity`` with paired factors folded onto one id per polarity.
+
+    "Line management support" read as hindering and "Not always a line management priority"
+    describe the same observation; reports count them together.
+    """
+    pairs = (rules or _rules_of_default()).factor_counterparts
+    return fold_factor(hit.code_id, hit.polarity or "", pairs)
+
+
+def fold_factor(code_id: str, polarity: str, pairs: dict[str, str]) -> str:
+    if polarity == POLARITY_HINDERING and code_id in pairs:
+        code_id = pairs[code_id]
+    elif polarity == POLARITY_HELPING:
+        reverse = {v: k for k, v in pairs.items()}
+        code_id = reverse.get(code_id, code_id)
+    return f"{code_id}:{polarity}"
+
+
+def _rules_of_default() -> CodingRules:
+    rules = load_codebook().rules
+    assert rules is not None
+    return rules
+
