@@ -1,8 +1,9 @@
 """Safety signposting: the one rule that spots risk to self or acute distress in an answer.
 
 Deliberately sensitive: a false alarm costs one supportive message, a miss costs more.
-Figurative uses ("killing it", "dying to know") are excluded explicitly. The reporting
-job codes TOPIC_SELF_HARM_RISK through this same function.
+Figurative uses ("killing it", "dying to know") are excluded explicitly; negation does
+not suppress it ("I'm not saying I want to end it all" still gets the signposting reply).
+The reporting job codes TOPIC_SELF_HARM_RISK through this same function.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ _RISK = [
     r"\bend(ing)?\s+(it\s+all|my\s+life|things)\b",
     r"\btake\s+my\s+(own\s+)?life\b",
     r"\b(don'?t|do\s+not|no\s+longer)\s+want\s+to\s+(be\s+here|live|be\s+alive|go\s+on|wake\s+up)",
-    r"\bwant\s+to\s+die\b",
+    r"\bwant(ed)?\s+to\s+die\b",
+    r"\bwant(ed)?\s+to\s+(disappear|vanish)\b",
+    r"\b(not|never)\s+wake\s+up\b",
+    r"\bno\s+reason\s+to\s+(live|go\s+on)\b",
     r"\bbetter\s+off\s+(dead|without\s+me)\b",
     r"\bno\s+(point|reason)\s+(in\s+)?(living|going\s+on|to\s+live)\b",
     r"\bcan'?t\s+(go\s+on|cope\s+any\s*more|take\s+(it|this)\s+any\s*more)\b",

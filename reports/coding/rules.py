@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from conversations.safety import risk_span
 from reports.codebook import (
     SCHEME_DOMAIN,
     SCHEME_FACTOR,
@@ -530,14 +531,14 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
     scan = _Scan(norm.text, comp.clause_words)
     toks = scan.toks
     if not toks:
-        return []
+        return _with_safety_rule([], text, book)
     cache = comp.tokens
     infos = [cache.get(tok) or comp.token(tok) for tok in toks]
     sent = scan.sent
     # a gapped cue can be reached along two paths; dict keeps the first, in scan order
     matches = dict.fromkeys(_find(infos, toks))
     if not matches:
-        return []
+        return _with_safety_rule([], text, book)
     clause = scan.clause
     n = len(toks)
     role_key = role.lower() if isinstance(role, str) else None
@@ -640,10 +641,24 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
         labels = rules[rule_index].flipped if flipped else rules[rule_index].plain
         hits.append(_new_hit(RawHit, (*labels, start, end, text[start:end], METHOD_RULES,
                                       confidence)))
+    return _with_safety_rule(hits, text, book)
+
+
+def _with_safety_rule(hits: list[RawHit], text: str, book: Codebook) -> list[RawHit]:
+    """Risk to self is decided by the one safety rule the chat also uses (signposting),
+    so the report and the bot can never disagree about who was signposted."""
+    hits = [h for h in hits if h.code_id != SAFETY_CODE]
+    span = risk_span(text)
+    if span is not None and SAFETY_CODE in book.codes:
+        code = book.codes[SAFETY_CODE]
+        start, end = span
+        hits.append(_new_hit(RawHit, (SAFETY_CODE, code.scheme, "CONTEXT_INHIBITING", None,
+                                      None, start, end, text[start:end], METHOD_RULES, 0.9)))
     hits.sort(key=_raw_key)
     return hits
 
 
+SAFETY_CODE = "TOPIC_SELF_HARM_RISK"
 _new_hit = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
 
 
