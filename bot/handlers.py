@@ -58,7 +58,10 @@ async def on_command(update: Update, context: BotContext) -> None:
     if sender is None or update.effective_message is None or not update.effective_message.text:
         return
     head, _, args = update.effective_message.text.partition(" ")
-    name = head.lstrip("/").split("@")[0]
+    name, _, addressee = head.lstrip("/").partition("@")
+    if addressee and addressee.lower() != (context.bot.username or "").lower():
+        return  # meant for another bot: not ours to answer
+
     await send(update, await context.service.command(sender, name, args), context.service.store)
 
 

@@ -88,7 +88,7 @@ class Outcome:
 
 def parse_press(data: str) -> tuple[int, str] | None:
     head, sep, value = data.partition(":")
-    if not sep or not head.isdigit() or not value or len(data) > 64:
+    if not sep or not (head.isascii() and head.isdigit()) or not value or len(data) > 64:
         return None
     return int(head), value
 
