@@ -42,7 +42,9 @@ def sender_of(update: Update) -> Sender | None:
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None or user.is_bot:
         return None
-    return Sender(user_id=user.id, chat_id=chat.id, first_name=user.first_name)
+    return Sender(
+        user_id=user.id, chat_id=chat.id, first_name=user.first_name, update_id=update.update_id
+    )
 
 
 async def on_start(update: Update, context: BotContext) -> None:

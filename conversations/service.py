@@ -52,6 +52,7 @@ class Sender:
     user_id: int
     chat_id: int
     first_name: str | None = None
+    update_id: int | None = None  # set by the Telegram adapter, for redelivery checks
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Response:
     menu_role: str | None = None  # set when the person's command menu must change
     changed: bool = False  # whether anything was written
     signposted: bool = False
+    update_id: int | None = None
 
     def say(self, text: str, **kw: Any) -> Response:
         self.replies.append(Reply(text, **kw))
@@ -178,6 +180,7 @@ class Service:
             return self._help(me)
         assert me is not None
         active, resp = await self._active(me)
+        resp.update_id = sender.update_id
         if name in FLOW_COMMANDS:
             if isinstance(active, FlowState):
                 return await self._feed(me, active, Command(name), resp)
@@ -208,6 +211,7 @@ class Service:
         if me is None:
             return Response().say(self.texts.say("not_joined"))
         active, resp = await self._active(me)
+        resp.update_id = sender.update_id
         if not isinstance(active, FlowState):
             return resp.say(self.texts.say("no_flow_text"))
         return await self._feed(me, active, Text(text), resp)
@@ -217,6 +221,7 @@ class Service:
         if me is None:
             return Response().say(self.texts.say("not_joined"))
         active, resp = await self._active(me)
+        resp.update_id = sender.update_id
         if isinstance(active, history.Browser):
             return await self._browse(me, active, data[:64], resp)
         if active is None:
@@ -400,6 +405,12 @@ class Service:
     async def _feed(
         self, me: Participant, state: FlowState, inp: Input, resp: Response
     ) -> Response:
+        seen = state.last_update_id
+        if resp.update_id is not None and seen is not None and resp.update_id <= seen:
+            # Redelivered after a crash and already applied: repeat where we are (the
+            # reply may have been lost with the process), change nothing.
+            resp.replies.extend(self.engine.resume(state).replies)
+            return resp
         return await self._apply(me, self.engine.handle(state, inp), resp, previous=state)
 
     async def _apply(
@@ -421,6 +432,8 @@ class Service:
             follow = await self._on_event(me, flow, state, event, resp)
             if follow is not None:
                 then.append(follow)
+        if outcome.state is not None and resp.update_id is not None:
+            outcome.state.last_update_id = resp.update_id
         # The place is saved after the answers, so a crash between the two re-asks a
         # question whose answer is already stored (and overwritten) rather than losing one.
         await self.store.entries.save_state(
@@ -547,6 +560,7 @@ class Service:
             resumed.trail = list(range(resumed.index))
             if not pending:
                 resumed.mode = "summary"
+            resumed.last_update_id = out.update_id
             await self.store.entries.save_state(me.id, resumed.model_dump(mode="json"))
             out.replies.extend(self.engine.resume(resumed).replies)
 

@@ -211,3 +211,21 @@ async def test_handler_crash_gets_a_polite_reply_and_no_personal_data_in_logs(
         for secret in ("Zebedee", "444555666", "a very private sentence", "secret text"):
             assert secret not in logged
         assert "RuntimeError" in logged
+
+
+async def test_redelivered_updates_are_applied_once(cohort: Cohort, store: Store) -> None:
+    """After a crash Telegram sends unconfirmed updates again; each must count once."""
+    async with running_app(store) as (app, standin):
+        mentee = TgUser(app, standin, 444_555_666)
+        await join(mentee, cohort.mentee_code)
+        await mentee.send("/reflect")
+        await mentee.tap("GROW: goal, reality, options, will")
+        first = standin.text_message(mentee.user_id, "the goal")
+        second = standin.text_message(mentee.user_id, "the reality")
+        await mentee.raw(first)
+        await mentee.raw(second)
+        for again in (first, second):  # redelivered, in order, after a restart
+            said = texts(await mentee.raw(again))
+            assert "(3/4) Options" in said  # where we are, repeated
+        answers = await store.entries.answers(1, (await store.entries.of(1))[0].id)
+        assert answers == {"goal": "the goal", "reality": "the reality"}
