@@ -55,11 +55,17 @@ def main(ctx: click.Context) -> None:
 
 # -- running -------------------------------------------------------------------------
 @main.command("run")
+@click.option("--webhook", is_flag=True, help="Serve a webhook behind a reverse proxy.")
 @friendly
-def run_cmd() -> None:
+def run_cmd(webhook: bool) -> None:
     """Run the bot (long polling). With no TELEGRAM_BOT_TOKEN, runs the demo instead."""
     cfg = settings()
     setup_logging(cfg.mentorbot_log_level)
+    if webhook:
+        from bot.cli_ops import serve_webhook_cmd
+
+        serve_webhook_cmd.callback(url=None, listen=None, port=None)  # type: ignore[misc]
+        return
     if cfg.token is None:
         click.echo("No TELEGRAM_BOT_TOKEN is set, so here is the demo instead.\n")
         from bot.demo import run_demo
@@ -260,6 +266,10 @@ def invite_create(programme_name: str, role: str, days: int) -> None:
 
     run(go())
 
+
+from bot.cli_ops import register as _register_ops  # noqa: E402
+
+_register_ops(main)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,299 @@
+"""Crash safety: SIGKILL `mentorbot run` at random moments while people reflect.
+
+The bot runs as a real process, long polling a Bot API stand-in on 127.0.0.1. Simulated
+people go through joining, consent and a GROW reflection, reading what the bot shows and
+acting on it as a person would: when no reply comes (the process died), they send
+/reflect, which shows where they are. A killer sends SIGKILL at random moments and
+restarts the bot straight away. At the end:
+
+- every answer the bot acknowledged (it showed the next question) is in the database;
+- after every restart each person resumed at the step after their last acknowledged one;
+- every person finished; PRAGMA integrity_check passes on the database and key store.
+
+    python benchmarks/crash_test.py --kills 25 --people 20
+
+CI runs a smaller count through tests/test_crash.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.api_standin import BotApiStandin, LoopbackServer  # noqa: E402
+from bot.harness import TOKEN  # noqa: E402
+from conversations.catalogue import load_flows  # noqa: E402
+from storage.crypto import KeyRing, encode_key, generate_key  # noqa: E402
+from storage.models import Role  # noqa: E402
+from storage.store import Store  # noqa: E402
+
+STEPS = ("goal", "reality", "options", "will")
+STEP_MARK = re.compile(r"\((\d)/4\) (Goal|Reality|Options|Will)")
+
+
+@dataclass
+class Person:
+    user_id: int
+    code: str
+    seen: int = 0  # messages of ours already read
+    waiting_since: float | None = None
+    pending: tuple[str, str] | None = None  # (step, text) sent and not yet acknowledged
+    acked: dict[str, str] = field(default_factory=dict)
+    done: bool = False
+    step_shown: int = -1
+    resumed_wrong: int = 0
+
+
+@dataclass
+class Result:
+    kills: int
+    people: int
+    finished: int
+    acknowledged: int
+    lost: int
+    resumed_wrong: int
+    integrity: str
+    seconds: float
+
+
+class Bot:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def buttons(standin: BotApiStandin, chat: int) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in standin.sent_messages(chat):
+        current = standin.message(chat, m["message_id"]) or m
+        for row in (current.get("reply_markup") or {}).get("inline_keyboard", []):
+            for b in row:
+                out[b["text"]] = b["callback_data"]
+    return out
+
+
+def act(standin: BotApiStandin, p: Person, rng: random.Random, now: float) -> None:
+    """Read what the bot said since last time and do what a person would."""
+    messages = standin.sent_messages(p.user_id)
+    fresh = [m.get("text", "") for m in messages[p.seen :]]
+    p.seen = len(messages)
+    if not fresh:
+        if p.waiting_since is not None and now - p.waiting_since > 4.0:
+            # No answer: the bot may have died. Ask where we are, as a person would.
+            standin.push_update(standin.text_message(p.user_id, "/reflect"))
+            p.waiting_since = now
+        return
+    said = fresh[-1]
+    shown = STEP_MARK.search(said)
+    if shown is not None:
+        index = int(shown.group(1)) - 1
+        if p.pending is not None and index > STEPS.index(p.pending[0]):
+            p.acked[p.pending[0]] = p.pending[1]
+        p.pending = None
+        last_acked = max((STEPS.index(s) for s in p.acked), default=-1)
+        if index < last_acked + 1:
+            p.resumed_wrong += 1  # the bot forgot an answer it had acknowledged
+        p.step_shown = index
+        text = f"{STEPS[index]} from {p.user_id} #{rng.randint(0, 9999)}"
+        p.pending = (STEPS[index], text)
+        standin.push_update(standin.text_message(p.user_id, text))
+    elif (
+        p.pending is not None
+        and p.pending[0] == "will"
+        and ("Anything else" in said or "helped most" in said)
+    ):
+        p.acked["will"] = p.pending[1]
+        p.pending = None
+        standin.push_update(standin.text_message(p.user_id, "/skip"))
+    elif "Saved" in said:
+        p.done = True
+        p.waiting_since = None
+        return
+    elif "May I keep your reflections" in said:
+        standin.push_update(
+            standin.callback_query(p.user_id, buttons(standin, p.user_id)["Yes, keep them"])
+        )
+    elif any(k in said for k in ("anonymised summaries", "evaluator", "research data")):
+        standin.push_update(standin.callback_query(p.user_id, buttons(standin, p.user_id)["Yes"]))
+    elif "Which reflection" in said:
+        label = "GROW: goal, reality, options, will"
+        standin.push_update(standin.callback_query(p.user_id, buttons(standin, p.user_id)[label]))
+    elif any(
+        k in said for k in ("Anything else", "helped most", "learning about", "get in the way")
+    ):
+        standin.push_update(standin.text_message(p.user_id, "/skip"))
+    elif "Save it, or change" in said:
+        standin.push_update(standin.callback_query(p.user_id, buttons(standin, p.user_id)["Save"]))
+    elif "Your choices are saved" in said or "need your consent" in said:
+        standin.push_update(
+            standin.text_message(
+                p.user_id, "/reflect" if "choices are saved" in said else "/consent"
+            )
+        )
+    elif "already joined" in said or "middle of something" in said:
+        return  # the place itself follows in the same batch of messages
+    else:
+        standin.push_update(standin.text_message(p.user_id, "/reflect"))
+    p.waiting_since = now
+
+
+async def prepare(db: Path, key: bytes, people: int) -> list[str]:
+    store = await Store.open(db, KeyRing(key), load_flows()["consent"].version)
+    programme = await store.programmes.create("Crash test")
+    codes = []
+    for _ in range(people):
+        pair = await store.programmes.create_pair(programme.id)
+        codes.append(await store.programmes.create_invite(programme.id, Role.MENTEE, pair))
+    await store.close()
+    return codes
+
+
+async def stored_answers(db: Path, key: bytes) -> dict[int, dict[str, str]]:
+    store = await Store.open(db, KeyRing(key), load_flows()["consent"].version)
+    out: dict[int, dict[str, str]] = {}
+    try:
+        for person in await store.participants.all():
+            merged: dict[str, str] = {}
+            for entry in await store.entries.of(person.id):
+                for step, value in (await store.entries.answers(person.id, entry.id)).items():
+                    merged.setdefault(step, value)  # newest entry first
+            out[person.id] = merged
+        by_user = {}
+        for user_id in range(900_100_000, 900_100_000 + 10_000):
+            found = await store.participants.by_user(user_id)
+            if found is not None:
+                by_user[user_id] = out.get(found.id, {})
+            if len(by_user) == len(out):
+                break
+        return by_user
+    finally:
+        await store.close()
+
+
+def run(kills: int, people: int, seed: int = 1, timeout: float = 600) -> Result:
+    rng = random.Random(seed)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mentorbot-crash-") as tmp:
+        db = Path(tmp) / "crash.sqlite3"
+        key = generate_key()
+        codes = asyncio.run(prepare(db, key, people))
+        standin = BotApiStandin(token=TOKEN)
+        server = LoopbackServer(standin).start_in_thread()
+        env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": server.base_url,
+            "MENTORBOT_DB": str(db),
+            "MENTORBOT_MASTER_KEY": encode_key(key),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "PTB_TIMEDELTA": "true",
+            "MENTORBOT_LOG_LEVEL": "WARNING",
+        }
+        crowd = [Person(900_100_000 + n, code) for n, code in enumerate(codes)]
+        bot = Bot(env)
+        bot.start()
+        for p in crowd:
+            standin.push_update(standin.text_message(p.user_id, f"/start {p.code}"))
+            p.waiting_since = time.monotonic()
+        done_kills = 0
+        next_kill = time.monotonic() + rng.uniform(1.5, 3.0)
+        try:
+            while time.monotonic() - started < timeout:
+                now = time.monotonic()
+                for p in crowd:
+                    if not p.done:
+                        act(standin, p, rng, now)
+                if all(p.done for p in crowd) and done_kills >= kills:
+                    break
+                if done_kills < kills and now >= next_kill:
+                    bot.kill()
+                    done_kills += 1
+                    bot.start()
+                    next_kill = now + rng.uniform(0.4, 2.0)
+                if all(p.done for p in crowd) and done_kills < kills:
+                    # Everyone finished early: start a second round so kills land mid-flow.
+                    for p in crowd:
+                        p.done, p.acked, p.pending = False, {}, None
+                        standin.push_update(standin.text_message(p.user_id, "/reflect"))
+                        p.waiting_since = now
+                time.sleep(0.02)
+        finally:
+            bot.stop()
+            server.stop()
+        stored = asyncio.run(stored_answers(db, key))
+        acknowledged = lost = 0
+        for p in crowd:
+            for step, text in p.acked.items():
+                acknowledged += 1
+                if stored.get(p.user_id, {}).get(step) != text:
+                    lost += 1
+        checks = []
+        for path in (db, Path(str(db) + ".keys")):
+            with sqlite3.connect(path) as conn:
+                checks.append(conn.execute("PRAGMA integrity_check").fetchone()[0])
+        integrity = "ok" if all(c == "ok" for c in checks) else ";".join(checks)
+    return Result(
+        done_kills,
+        people,
+        sum(p.done for p in crowd),
+        acknowledged,
+        lost,
+        sum(p.resumed_wrong for p in crowd),
+        integrity,
+        time.monotonic() - started,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=25)
+    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    r = run(args.kills, args.people, args.seed)
+    print(f"kills survived: {r.kills}   people: {r.people}   finished: {r.finished}")
+    print(
+        f"answers acknowledged: {r.acknowledged}   lost: {r.lost}   "
+        f"resumed at the wrong step: {r.resumed_wrong}   integrity_check: {r.integrity}"
+    )
+    print(f"wall time: {r.seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

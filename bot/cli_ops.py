@@ -1,0 +1,185 @@
+"""Operator commands: `backup`, `restore`, `doctor` and `serve-webhook`.
+
+bot/cli.py calls ``register(main)`` at its very end. Nothing here imports bot.cli at module
+level: bot.cli imports this module while it is still loading, so its helpers are fetched
+when a command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot import ops
+
+T = TypeVar("T")
+
+
+def _friendly(func: Callable[..., T]) -> Callable[..., T]:
+    """bot.cli.friendly, looked up at call time (see the module docstring)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        from bot.cli import friendly
+
+        return friendly(func)(*args, **kwargs)
+
+    return wrapper
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+@click.command("backup")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database backup file to create (never overwritten).",
+)
+@click.option(
+    "--keys-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Key store backup file [default: OUT.keys]. Keep it on a short retention.",
+)
+@_friendly
+def backup_cmd(out: Path, keys_out: Path | None) -> None:
+    """Back up the database and the key store while the bot runs (SQLite online backup)."""
+    from bot.cli import settings
+
+    cfg = settings()
+    result = asyncio.run(
+        ops.backup(
+            cfg.mentorbot_db,
+            ops.keystore_path(cfg),
+            out,
+            keys_out,
+            key_file=cfg.mentorbot_key_file,
+        )
+    )
+    click.echo(
+        f"Database: {result.database} ({_size(result.database_bytes)}, schema "
+        f"{result.schema_version}, {result.participants} participants, {result.entries} "
+        "entries, integrity ok)"
+    )
+    click.echo(
+        f"Key store: {result.keystore} ({_size(result.keystore_bytes)}, "
+        f"{result.data_keys} data keys)"
+    )
+    click.echo(
+        "Neither file holds the master key: keep the key elsewhere, never beside these "
+        "backups (deploy/README.md)."
+    )
+
+
+@click.command("restore")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Database backup made by `mentorbot backup`.",
+)
+@click.option(
+    "--keys-from",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Key store backup [default: FROM.keys].",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing database and key store. Stop the bot first.",
+)
+@_friendly
+def restore_cmd(source: Path, keys_from: Path | None, force: bool) -> None:
+    """Restore a backup into MENTORBOT_DB and MENTORBOT_KEYSTORE, after checking it."""
+    from bot.cli import settings
+
+    cfg = settings()
+    ring = cfg.keyring()
+    result = asyncio.run(
+        ops.restore(source, keys_from, cfg.mentorbot_db, ops.keystore_path(cfg), ring, force=force)
+    )
+    click.echo(
+        f"Restored {result.database} (schema {result.schema_version}, "
+        f"{result.participants} participants, {result.entries} entries) and "
+        f"{result.keystore} ({result.keys_unwrapped} keys unwrap with the configured key)."
+    )
+    if result.participants_without_key:
+        click.echo(
+            f"Warning: {result.participants_without_key} participants have no data key in this "
+            "key store backup (it is older than the database backup); their entries cannot be "
+            "read. Use the key store backup taken with the database backup, or a later one."
+        )
+    if result.pending_migrations:
+        click.echo(
+            f"{result.pending_migrations} migrations will be applied when the bot next starts."
+        )
+    click.echo("Run `mentorbot doctor`, then start the bot.")
+
+
+@click.command("doctor")
+@click.option("--offline", is_flag=True, help="Skip the Bot API check (for health checks).")
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
+@click.option(
+    "--timeout",
+    "api_timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for the Bot API's getMe.",
+)
+@click.option("--webhook", is_flag=True, help="Also check the webhook settings.")
+def doctor_cmd(offline: bool, quick: bool, api_timeout: float, webhook: bool) -> None:
+    """Check configuration, database, keys and the Bot API; one line per problem."""
+    report = asyncio.run(
+        ops.doctor(offline=offline, quick=quick, api_timeout=api_timeout, webhook=webhook)
+    )
+    for check in report.checks:
+        click.echo(check.line())
+    failed = sum(c.status == "fail" for c in report.checks)
+    warned = sum(c.status == "warn" for c in report.checks)
+    click.echo(f"{len(report.checks)} checks: {failed} failed, {warned} warnings")
+    if failed:
+        sys.exit(1)
+
+
+@click.command("serve-webhook")
+@click.option("--url", default=None, help="Public HTTPS URL [default: MENTORBOT_WEBHOOK_URL].")
+@click.option("--listen", default=None, help="Address to bind [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to bind [default: 8080].")
+@_friendly
+def serve_webhook_cmd(url: str | None, listen: str | None, port: int | None) -> None:
+    """Run the bot with a webhook behind a reverse proxy (polling: `mentorbot run`)."""
+    from bot.cli import settings
+    from bot.logs import setup_logging
+    from bot.settings import ConfigError
+    from bot.webhook import run_webhook, webhook_config
+
+    cfg = settings()
+    setup_logging(cfg.mentorbot_log_level)
+    if cfg.token is None:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set; webhook mode needs a bot token")
+    cfg.keyring()  # fail fast on a missing or malformed key
+    run_webhook(cfg, webhook_config(cfg, url=url, listen=listen, port=port))
+
+
+def register(main: click.Group) -> None:
+    for command in (backup_cmd, restore_cmd, doctor_cmd, serve_webhook_cmd):
+        main.add_command(command)

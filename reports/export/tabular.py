@@ -1,0 +1,580 @@
+"""CSV, JSON Lines and data dictionary writers for researcher exports.
+
+Files written into ``out_dir`` (names are module constants):
+
+- ``answers.csv``: long format, one row per answer. The first column, ``case_id``, is the
+  participant's study pseudonym, so rows group by case in spreadsheets and statistics packages.
+- ``entries.csv``: wide format, one row per entry with ``<step>_text`` / ``_scale`` / ``_codes``
+  columns. Its first column is ``entry_id``, unique per row: QualCoder's survey import refuses a
+  file whose first column repeats, so this is the file to import there (each entry becomes a
+  QualCoder case, each text column a set of documents, ``case_id`` an attribute).
+- ``cases.csv``: one row per participant with the case attributes.
+- ``segments.csv``: one row per coded segment, with the quoted span.
+- ``entries.jsonl``: one JSON object per entry (sorted keys), answers and segments nested.
+- ``data_dictionary.csv`` / ``data_dictionary.md``: every column of every file above.
+
+All CSVs are UTF-8 without a byte order mark, comma separated, RFC 4180 quoting (fields with
+commas, quotes or line breaks are quoted, quotes doubled, CRLF between records). Line breaks
+inside answers are kept as written. A text cell that begins with ``= + - @``, a tab or a carriage
+return gets a leading apostrophe so spreadsheets show it instead of running it as a formula;
+:func:`restore_cell` undoes that. Numeric columns are never prefixed: this module formats them
+itself, so they cannot hold a formula, and a prefix would turn a negative ``day`` into text.
+
+The same bundle always gives the same bytes: rows follow bundle order, nothing depends on the
+clock, the locale or hash seeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from reports.export.model import (
+    ExportAnswer,
+    ExportBundle,
+    ExportEntry,
+    PlacedSegment,
+    all_cases,
+    segments_by_entry,
+)
+
+ANSWERS_CSV = "answers.csv"
+ENTRIES_CSV = "entries.csv"
+CASES_CSV = "cases.csv"
+SEGMENTS_CSV = "segments.csv"
+ENTRIES_JSONL = "entries.jsonl"
+DICTIONARY_CSV = "data_dictionary.csv"
+DICTIONARY_MD = "data_dictionary.md"
+
+CODE_SEPARATOR = ";"
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_TRIGGER_CHARS = frozenset(_FORMULA_TRIGGERS)
+# Rows are handed to the csv module in batches: one writerows call per batch keeps the
+# per-row Python overhead down without holding a whole 100,000-entry file in memory.
+_BATCH = 2048
+
+
+def neutralise(value: str) -> str:
+    """Prefix a cell a spreadsheet would read as a formula with an apostrophe."""
+    return "'" + value if value.startswith(_FORMULA_TRIGGERS) else value
+
+
+def restore_cell(value: str) -> str:
+    """Undo :func:`neutralise` (for readers that want the participant's exact text back)."""
+    if value.startswith("'") and value[1:].startswith(_FORMULA_TRIGGERS):
+        return value[1:]
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Column descriptions
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str
+    meaning: str
+
+
+_DATE_MODES = {
+    "shifted": "Entry date shifted by a secret per-participant offset (the same offset for all "
+    "of a participant's entries, so intervals within one participant are kept); not the real "
+    "calendar date",
+    "relative": "Empty: this export gives no calendar dates; use day",
+    "days": "Empty: this export gives no calendar dates; use day",
+    "none": "Empty: this export gives no dates",
+}
+
+
+def _date_meaning(date_mode: str) -> str:
+    known = _DATE_MODES.get(date_mode)
+    if known is not None:
+        return f"{known} (date mode {date_mode!r}); ISO 8601 YYYY-MM-DD"
+    return f"Entry date as supplied under date mode {date_mode!r}; ISO 8601 YYYY-MM-DD or empty"
+
+
+def _entry_columns(date_mode: str) -> list[Column]:
+    return [
+        Column("entry_id", "string", "Study pseudonym of the entry (one reflection or log)"),
+        Column("pair", "string", "Study pseudonym of the mentoring pair; empty if unpaired"),
+        Column("role", "string", "Role of the writer when the entry was made (mentee, mentor)"),
+        Column("flow", "string", "Flow (question set) the entry was written in"),
+        Column("flow_version", "integer", "Version of that flow's definition"),
+        Column("question_set_version", "string", "Version of the prompt wording; may be empty"),
+        Column("date", "date", _date_meaning(date_mode)),
+        Column("day", "integer", "Days since the pair's first session (negative before it); "
+               "empty if unknown"),
+        Column("consent", "string", "Consent state that admitted the entry to this export"),
+    ]
+
+
+_CASE_ID = Column("case_id", "string", "Study pseudonym of the participant (the case)")
+
+_ANSWER_COLUMNS = [
+    Column("answer_no", "integer", "Position of the answer within its entry, from 1"),
+    Column("step_id", "string", "Id of the flow step that asked the question"),
+    Column("framework_step", "code", "Codebook id of the GROW/OSKAR step; empty if none"),
+    Column("kind", "string", "Input kind of the step: text, choice, multi, scale or date"),
+    Column("prompt", "string", "Prompt wording shown to the participant"),
+    Column("text", "string", "The answer as written or chosen; empty if skipped"),
+    Column("scale", "integer", "0-10 scale value for scale steps; empty otherwise"),
+    Column("codes", "code list", "Codebook ids chosen with buttons, separated by ';'"),
+]
+
+_SEGMENT_COLUMNS = [
+    _CASE_ID,
+    Column("entry_id", "string", "Study pseudonym of the coded entry"),
+    Column("step_id", "string", "Step whose answer the segment codes"),
+    Column("answer_no", "integer", "Position of that answer within the entry, from 1"),
+    Column("start", "integer", "Start of the span in the answer text: 0-based Unicode code "
+           "point offset, inclusive"),
+    Column("end", "integer", "End of the span in the answer text: code point offset, exclusive"),
+    Column("code_id", "code", "Codebook id applied to the span"),
+    Column("method", "string", "Coding layer that produced it: structured, rules, semantic or "
+           "an evaluator's review"),
+    Column("confidence", "number", "Confidence of that method, 0 to 1"),
+    Column("quote", "string", "The coded span of the answer text"),
+]
+
+_CASE_FIXED = [
+    _CASE_ID,
+    Column("pair", "string", "Study pseudonym of the participant's pair; empty if unpaired"),
+    Column("role", "string", "Participant's role: mentee or mentor"),
+]
+
+
+def _answer_csv_columns(date_mode: str) -> list[Column]:
+    return [_CASE_ID, *_entry_columns(date_mode), *_ANSWER_COLUMNS]
+
+
+# ---------------------------------------------------------------------------
+# Wide layout (entries.csv) and case attribute columns
+# ---------------------------------------------------------------------------
+
+_NOT_IDENT = re.compile(r"[^0-9A-Za-z_]+")
+
+
+def _ident(raw: str, fallback: str) -> str:
+    # Column names that R, Stata, SPSS and QualCoder all accept unchanged: QualCoder strips
+    # punctuation from headers and the packages reject spaces, so keep [A-Za-z0-9_] only.
+    name = _NOT_IDENT.sub("_", raw).strip("_") or fallback
+    return f"x_{name}" if name[0].isdigit() else name
+
+
+def _free_name(base: str, suffixes: Sequence[str], taken: set[str]) -> str:
+    candidate, n = base, 1
+    while any(candidate + s in taken for s in suffixes):
+        n += 1
+        candidate = f"{base}_{n}"
+    taken.update(candidate + s for s in suffixes)
+    return candidate
+
+
+@dataclass(slots=True)
+class _WideStep:
+    step_id: str
+    occurrence: int  # 0 for the first answer to this step in an entry, 1 for a repeat, ...
+    prompts: list[str]
+    has_text: bool = False
+    has_scale: bool = False
+    has_codes: bool = False
+    base: str = ""
+
+    def suffixes(self) -> list[str]:
+        out = [s for s, on in (("_text", self.has_text), ("_scale", self.has_scale),
+                               ("_codes", self.has_codes)) if on]
+        return out or ["_text"]  # a step nobody answered still gets a visible column
+
+
+def _occurrences(entry: ExportEntry) -> Iterator[tuple[tuple[str, int], ExportAnswer]]:
+    seen: dict[str, int] = {}
+    for answer in entry.answers:
+        n = seen.get(answer.step_id, 0)
+        seen[answer.step_id] = n + 1
+        yield (answer.step_id, n), answer
+
+
+def _wide_layout(bundle: ExportBundle, fixed: Iterable[str]) -> list[_WideStep]:
+    steps: dict[tuple[str, int], _WideStep] = {}
+    for entry in bundle.entries:
+        for key, answer in _occurrences(entry):
+            step = steps.get(key)
+            if step is None:
+                step = steps[key] = _WideStep(key[0], key[1], [])
+            if answer.prompt not in step.prompts and len(step.prompts) < 3:
+                step.prompts.append(answer.prompt)
+            step.has_text |= bool(answer.text)
+            step.has_scale |= answer.scale is not None
+            step.has_codes |= bool(answer.codes)
+    taken = set(fixed)
+    for step in steps.values():
+        base = _ident(step.step_id, "step")
+        if step.occurrence:
+            base = f"{base}_{step.occurrence + 1}"
+        step.base = _free_name(base, step.suffixes(), taken)
+    return list(steps.values())
+
+
+def _entries_csv_columns(bundle: ExportBundle) -> tuple[list[Column], list[_WideStep]]:
+    entry_cols = _entry_columns(bundle.date_mode)
+    fixed = [entry_cols[0], _CASE_ID, *entry_cols[1:],
+             Column("n_answers", "integer", "Number of answers in the entry")]
+    layout = _wide_layout(bundle, (c.name for c in fixed))
+    columns = list(fixed)
+    for step in layout:
+        repeat = f" (repeat {step.occurrence + 1} within an entry)" if step.occurrence else ""
+        asked = "; ".join(_one_line(p, 100) for p in step.prompts)
+        about = f"step {step.step_id!r}{repeat}; prompt: {asked}" if asked else repr(step.step_id)
+        for suffix in step.suffixes():
+            if suffix == "_text":
+                columns.append(Column(step.base + suffix, "string", f"Answer text to {about}"))
+            elif suffix == "_scale":
+                columns.append(Column(step.base + suffix, "integer", f"Scale value for {about}"))
+            else:
+                columns.append(Column(step.base + suffix, "code list",
+                                      f"Codebook ids chosen for {about}, separated by ';'"))
+    return columns, layout
+
+
+def _case_attribute_names(bundle: ExportBundle) -> list[tuple[str, str]]:
+    """(attribute key, column name) for every case attribute, keys in sorted order."""
+    keys = sorted({k for case in all_cases(bundle) for k in case.attributes})
+    taken = {c.name for c in _CASE_FIXED}
+    return [(k, _free_name(_ident(k, "attribute"), [""], taken)) for k in keys]
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[IO[str]]:
+    """Write to a sibling temp file and rename, so a failed export leaves no half file."""
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="", buffering=1 << 20) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _int(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _write_rows(path: Path, header: Sequence[str], rows: Iterable[list[str]]) -> Path:
+    with _atomic(path) as fh:
+        writer = csv.writer(fh, dialect="excel", lineterminator="\r\n")
+        writer.writerow(header)
+        batch: list[list[str]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= _BATCH:
+                writer.writerows(batch)
+                batch.clear()
+        writer.writerows(batch)
+    return path
+
+
+class _Neutralised(dict[str, str]):
+    """neutralise() with memory, for the values that repeat on every row (ids, prompts)."""
+
+    def __missing__(self, key: str) -> str:
+        value = self[key] = neutralise(key)
+        return value
+
+
+def _entry_cells(entry: ExportEntry, memo: _Neutralised) -> list[str]:
+    return [
+        memo[entry.pair or ""],
+        memo[entry.role],
+        memo[entry.flow],
+        str(entry.flow_version),
+        memo[entry.question_set_version or ""],
+        memo[entry.date or ""],
+        _int(entry.day),
+        memo[entry.consent],
+    ]
+
+
+def _answer_rows(bundle: ExportBundle) -> Iterator[list[str]]:
+    memo = _Neutralised()
+    join = CODE_SEPARATOR.join
+    triggers = _TRIGGER_CHARS
+    for entry in bundle.entries:
+        eid = entry.entry_id
+        head = [memo[entry.person], "'" + eid if eid[:1] in triggers else eid,
+                *_entry_cells(entry, memo)]
+        for number, a in enumerate(entry.answers, start=1):
+            text = a.text or ""
+            yield [
+                *head,
+                str(number),
+                memo[a.step_id],
+                memo[a.framework_step or ""],
+                memo[a.kind],
+                memo[a.prompt],
+                "'" + text if text[:1] in triggers else text,
+                "" if a.scale is None else str(a.scale),
+                memo[join(a.codes)],
+            ]
+
+
+def _entry_rows(bundle: ExportBundle, layout: list[_WideStep]) -> Iterator[list[str]]:
+    memo = _Neutralised()
+    join = CODE_SEPARATOR.join
+    triggers = _TRIGGER_CHARS
+    columns = [((step.step_id, step.occurrence), step.suffixes()) for step in layout]
+    for entry in bundle.entries:
+        eid = entry.entry_id
+        row = ["'" + eid if eid[:1] in triggers else eid, memo[entry.person],
+               *_entry_cells(entry, memo), str(len(entry.answers))]
+        steps = [a.step_id for a in entry.answers]
+        if len(set(steps)) == len(steps):
+            given = {(a.step_id, 0): a for a in entry.answers}
+        else:
+            given = dict(_occurrences(entry))
+        for key, suffixes in columns:
+            answer = given.get(key)
+            for suffix in suffixes:
+                if answer is None:
+                    row.append("")
+                elif suffix == "_text":
+                    text = answer.text or ""
+                    row.append("'" + text if text[:1] in triggers else text)
+                elif suffix == "_scale":
+                    row.append(_int(answer.scale))
+                else:
+                    row.append(memo[join(answer.codes)])
+        yield row
+
+
+def _case_rows(bundle: ExportBundle, attrs: list[tuple[str, str]]) -> Iterator[list[str]]:
+    n = neutralise
+    for case in all_cases(bundle):
+        yield [n(case.person), n(case.pair or ""), n(case.role),
+               *(n(case.attributes.get(key, "")) for key, _ in attrs)]
+
+
+def _segment_rows(
+    bundle: ExportBundle, placed: dict[str, list[PlacedSegment]]
+) -> Iterator[list[str]]:
+    memo = _Neutralised()
+    triggers = _TRIGGER_CHARS
+    for entry in bundle.entries:
+        segments = placed.get(entry.entry_id)
+        if not segments:
+            continue
+        eid = entry.entry_id
+        head = [memo[entry.person], "'" + eid if eid[:1] in triggers else eid]
+        for p in segments:
+            s = p.segment
+            quote = (entry.answers[p.answer_index].text or "")[s.start : s.end]
+            yield [
+                *head, memo[s.step_id], str(p.answer_index + 1), str(s.start), str(s.end),
+                memo[s.code_id], memo[s.method], repr(float(s.confidence)),
+                "'" + quote if quote[:1] in triggers else quote,
+            ]
+
+
+def write_csv(bundle: ExportBundle, out_dir: Path | str) -> list[Path]:
+    """Write answers.csv (long), entries.csv (wide), cases.csv and segments.csv.
+
+    Returns the paths in that order. Raises ``ValueError`` if the bundle is inconsistent
+    (duplicate entry ids, segments that do not fit their answer).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    placed = segments_by_entry(bundle)
+    entry_columns, layout = _entries_csv_columns(bundle)
+    attrs = _case_attribute_names(bundle)
+    return [
+        _write_rows(out / ANSWERS_CSV, [c.name for c in _answer_csv_columns(bundle.date_mode)],
+                    _answer_rows(bundle)),
+        _write_rows(out / ENTRIES_CSV, [c.name for c in entry_columns],
+                    _entry_rows(bundle, layout)),
+        _write_rows(out / CASES_CSV, [*(c.name for c in _CASE_FIXED), *(c for _, c in attrs)],
+                    _case_rows(bundle, attrs)),
+        _write_rows(out / SEGMENTS_CSV, [c.name for c in _SEGMENT_COLUMNS],
+                    _segment_rows(bundle, placed)),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# JSON Lines
+# ---------------------------------------------------------------------------
+
+_JSONL_COLUMNS = [
+    _CASE_ID,
+    *[Column(c.name, c.type, c.meaning) for c in _entry_columns("")],
+    Column("answers", "array", "The entry's answers in the order they were asked"),
+    *[Column(f"answers[].{c.name}", c.type, c.meaning) for c in _ANSWER_COLUMNS
+      if c.name != "codes"],
+    Column("answers[].codes", "array of code", "Codebook ids chosen with buttons"),
+    Column("answers[].segments", "array", "Coded segments of this answer"),
+    *[Column(f"answers[].segments[].{c.name}", c.type, c.meaning) for c in _SEGMENT_COLUMNS
+      if c.name in {"start", "end", "code_id", "method", "confidence"}],
+]
+
+
+def _jsonl_columns(date_mode: str) -> list[Column]:
+    date = _date_meaning(date_mode)
+    return [Column(c.name, c.type, date) if c.name == "date" else c for c in _JSONL_COLUMNS]
+
+
+def _entry_object(entry: ExportEntry, placed: list[PlacedSegment]) -> dict[str, Any]:
+    # Keys are written in sorted order here so the encoder need not sort them (a fifth of its
+    # time); a test holds every line equal to its sort_keys=True re-encoding.
+    per_answer: dict[int, list[dict[str, Any]]] = {}
+    for p in placed:
+        s = p.segment
+        per_answer.setdefault(p.answer_index, []).append({
+            "code_id": s.code_id, "confidence": float(s.confidence), "end": s.end,
+            "method": s.method, "start": s.start,
+        })
+    return {
+        "answers": [
+            {
+                "answer_no": i + 1,
+                "codes": list(a.codes),
+                "framework_step": a.framework_step,
+                "kind": a.kind,
+                "prompt": a.prompt,
+                "scale": a.scale,
+                "segments": per_answer.get(i, []),
+                "step_id": a.step_id,
+                "text": a.text,
+            }
+            for i, a in enumerate(entry.answers)
+        ],
+        "case_id": entry.person,
+        "consent": entry.consent,
+        "date": entry.date,
+        "day": entry.day,
+        "entry_id": entry.entry_id,
+        "flow": entry.flow,
+        "flow_version": entry.flow_version,
+        "pair": entry.pair,
+        "question_set_version": entry.question_set_version,
+        "role": entry.role,
+    }
+
+
+def write_jsonl(bundle: ExportBundle, out_dir: Path | str) -> Path:
+    """Write entries.jsonl: one JSON object per line and entry, keys sorted, UTF-8.
+
+    Missing values are ``null`` (never empty strings); text is not apostrophe-prefixed.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    placed = segments_by_entry(bundle)
+    # allow_nan=False: NaN is not JSON and would make the file unreadable to strict parsers.
+    encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
+                              separators=(",", ":")).encode
+    path = out / ENTRIES_JSONL
+    with _atomic(path) as fh:
+        batch: list[str] = []
+        for entry in bundle.entries:
+            batch.append(encode(_entry_object(entry, placed.get(entry.entry_id, []))))
+            batch.append("\n")
+            if len(batch) >= _BATCH:
+                fh.write("".join(batch))
+                batch.clear()
+        fh.write("".join(batch))
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Data dictionary
+# ---------------------------------------------------------------------------
+
+
+def dictionary_columns(bundle: ExportBundle) -> dict[str, list[Column]]:
+    """Every column of every file :func:`write_csv` and :func:`write_jsonl` write, by file."""
+    entry_columns, _ = _entries_csv_columns(bundle)
+    attrs = _case_attribute_names(bundle)
+    case_columns = [*_CASE_FIXED, *(Column(name, "string", f"Case attribute {key!r}")
+                                    for key, name in attrs)]
+    return {
+        ANSWERS_CSV: _answer_csv_columns(bundle.date_mode),
+        ENTRIES_CSV: entry_columns,
+        CASES_CSV: case_columns,
+        SEGMENTS_CSV: list(_SEGMENT_COLUMNS),
+        ENTRIES_JSONL: _jsonl_columns(bundle.date_mode),
+    }
+
+
+def _metadata(bundle: ExportBundle) -> list[tuple[str, str, str]]:
+    n_answers = sum(len(e.answers) for e in bundle.entries)
+    return [
+        ("study", bundle.study, "Study the pseudonyms belong to"),
+        ("generated_by", bundle.generated_by, "Program and version that wrote the export"),
+        ("codebook_version", bundle.codebook_version, "Codebook version of all codes"),
+        ("codebook_hash", bundle.codebook_hash, "Content hash of that codebook file"),
+        ("date_mode", bundle.date_mode, _date_meaning(bundle.date_mode)),
+        ("entries", str(len(bundle.entries)), "Entries in the export"),
+        ("answers", str(n_answers), "Answers in the export"),
+        ("segments", str(len(bundle.segments)), "Coded segments in the export"),
+        ("cases", str(len(all_cases(bundle))), "Participants (cases) in the export"),
+        ("encoding", "UTF-8, no BOM; CSV per RFC 4180 with CRLF record ends",
+         "Character encoding and CSV dialect"),
+        ("formula_guard", "'", "CSV text cells starting with = + - @ TAB or CR carry this "
+         "leading apostrophe; strip it to get the original text (JSONL is unchanged)"),
+        ("offsets", "code points", "Segment start/end are 0-based Unicode code point offsets "
+         "into the answer text, end exclusive"),
+    ]
+
+
+def write_data_dictionary(bundle: ExportBundle, out_dir: Path | str) -> list[Path]:
+    """Write data_dictionary.csv and data_dictionary.md; returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = dictionary_columns(bundle)
+    meta = _metadata(bundle)
+
+    rows: list[list[str]] = [
+        [neutralise(x) for x in ("(export)", key, "metadata", meaning, value)]
+        for key, value, meaning in meta
+    ]
+    for file, columns in files.items():
+        rows.extend([neutralise(x) for x in (file, c.name, c.type, c.meaning, "")]
+                    for c in columns)
+    csv_path = _write_rows(out / DICTIONARY_CSV, ["file", "column", "type", "meaning", "value"],
+                           rows)
+
+    lines = [f"# Data dictionary: {_md(bundle.study)}", "", "| item | value | meaning |",
+             "|---|---|---|"]
+    lines += [f"| {_md(k)} | {_md(v)} | {_md(m)} |" for k, v, m in meta]
+    for file, columns in files.items():
+        lines += ["", f"## `{file}`", "", "| column | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{c.name}` | {_md(c.type)} | {_md(c.meaning)} |" for c in columns]
+    md_path = out / DICTIONARY_MD
+    with _atomic(md_path) as fh:
+        fh.write("\n".join(lines) + "\n")
+    return [csv_path, md_path]
+
+
+_MD_ESCAPES = str.maketrans({"|": "\\|", "\\": "\\\\", "<": "&lt;", ">": "&gt;", "&": "&amp;",
+                             "`": "\\`", "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]"})
+
+
+def _md(text: str) -> str:
+    # Prompts reach the dictionary; a Markdown viewer must not render one as HTML or a link.
+    return " ".join(text.split()).translate(_MD_ESCAPES)

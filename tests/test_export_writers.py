@@ -1,0 +1,596 @@
+"""Researcher export writers: CSV, JSONL, data dictionary, REFI-QDA codebook and project."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import uuid
+import zipfile
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from reports.codebook import Codebook, parse_codebook
+from reports.export import refi, tabular, write_all
+from reports.export.model import Case, CodedSegment, ExportAnswer, ExportBundle, ExportEntry
+
+HOSTILE = 'He said "no", then left,\r\nagain; =HYPERLINK("http://x.invalid","click") 😀 done'
+SCRIPT = "<script>alert('x')</script> & ]]> café 漢字 👩‍👩‍👧 end"
+P = "{urn:QDA-XML:project:1.0}"
+C = "{urn:QDA-XML:codebook:1.0}"
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+@pytest.fixture(scope="module")
+def codebook() -> Codebook:
+    # The canonical ids only; the writers do not need the coding rules.
+    text = resources.files("reports").joinpath("codebook.yaml").read_text(encoding="utf-8")
+    return parse_codebook(text)
+
+
+def _answer(
+    step: str,
+    text: str | None,
+    *,
+    framework: str | None = None,
+    kind: str = "text",
+    codes: tuple[str, ...] = (),
+    scale: int | None = None,
+    prompt: str | None = None,
+) -> ExportAnswer:
+    return ExportAnswer(step, framework, prompt or f"Prompt for {step}?", kind, text, codes, scale)
+
+
+@pytest.fixture(scope="module")
+def bundle(codebook: Codebook) -> ExportBundle:
+    e1 = ExportEntry(
+        "E-alpha",
+        "P-one",
+        "D-1",
+        "mentee",
+        "grow",
+        2,
+        "2024.1",
+        "2024-03-05",
+        -3,
+        "research_export",
+        (
+            _answer(
+                "goal", HOSTILE, framework="GROW_GOAL", prompt='What "goal", exactly?\nBe brief.'
+            ),
+            _answer("reality", SCRIPT, framework="GROW_REALITY", prompt="<b>Reality</b> & now"),
+            _answer("options", "+44 call them\tlater\rok", framework="GROW_OPTIONS"),
+            _answer("will", "@everyone -- will do", framework="GROW_WILL"),
+            _answer("topic", "Workload", kind="choice", codes=("TOPIC_WORKLOAD",)),
+            _answer("confidence", None, kind="scale", scale=7),
+        ),
+    )
+    e2 = ExportEntry(
+        "E-beta",
+        "P-one",
+        "D-1",
+        "mentee",
+        "oskar",
+        1,
+        None,
+        None,
+        None,
+        "research_export",
+        (
+            _answer("outcome", "\tleading tab and a control \x0b char", framework="OSKAR_OUTCOME"),
+            _answer("outcome", "second answer to the same step", framework="OSKAR_OUTCOME"),
+            _answer("skipped", None),
+        ),
+    )
+    e3 = ExportEntry(
+        "=E-gamma",
+        "-P-two",
+        None,
+        "mentor",
+        "episode_log",
+        1,
+        "v1",
+        "2024-04-01",
+        20,
+        "research_export",
+        (),
+    )
+    hostile = e1.answers[0].text or ""
+    crlf_at = hostile.index("\r\n")
+    link = hostile.index("HYPERLINK")
+    emoji = hostile.index("😀")
+    segments = (
+        CodedSegment("E-alpha", "goal", 0, 11, "M_VOICE_STORY", "rules", 0.9),
+        CodedSegment("E-alpha", "goal", link, link + 9, "R_REFLECTION", "semantic", 0.612345),
+        CodedSegment("E-alpha", "goal", emoji + 2, emoji + 6, "O_INSIGHT", "rules", 0.5),
+        CodedSegment("E-alpha", "goal", crlf_at, crlf_at + 2, "C_DYAD_TRUST", "review", 1.0),
+        CodedSegment("E-alpha", "goal", 0, 11, "M_VOICE_STORY", "rules", 0.9),  # duplicate
+        CodedSegment("E-alpha", "reality", 0, 0, "HIN_TIME_CONSTRAINTS", "structured", 1.0),
+        CodedSegment("E-beta", "outcome", 1, 8, "O_AGENCY", "rules", 0.75),
+    )
+    cases = (Case("P-one", "D-1", "mentee", {"phase": "PH_PROGRESSION", "cohort": "=2024"}),)
+    return ExportBundle(
+        "study-x",
+        "mentorbot 0.1.0 test",
+        codebook.version,
+        codebook.content_hash,
+        "shifted",
+        (e1, e2, e3),
+        segments,
+        cases,
+    )
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def _records(path: Path) -> list[dict[str, str]]:
+    header, *rows = _read_csv(path)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def written(
+    tmp_path_factory: pytest.TempPathFactory, bundle: ExportBundle, codebook: Codebook
+) -> Path:
+    out = tmp_path_factory.mktemp("export")
+    tabular.write_csv(bundle, out)
+    tabular.write_jsonl(bundle, out)
+    tabular.write_data_dictionary(bundle, out)
+    refi.write_qdc(codebook, out / "codebook.qdc")
+    refi.write_qdpx(bundle, codebook, out / "project.qdpx")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# CSV
+# ---------------------------------------------------------------------------
+
+
+def test_write_csv_returns_the_four_files(
+    written: Path, bundle: ExportBundle, tmp_path: Path
+) -> None:
+    paths = tabular.write_csv(bundle, tmp_path)
+    assert [p.name for p in paths] == ["answers.csv", "entries.csv", "cases.csv", "segments.csv"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_answers_csv_round_trips_hostile_text(written: Path, bundle: ExportBundle) -> None:
+    header, *rows = _read_csv(written / "answers.csv")
+    assert header[0] == "case_id"
+    answers = [(e, a) for e in bundle.entries for a in e.answers]
+    assert len(rows) == len(answers)
+    for row, (entry, answer) in zip(rows, answers, strict=True):
+        rec = {k: tabular.restore_cell(v) for k, v in zip(header, row, strict=True)}
+        assert rec["case_id"] == entry.person
+        assert rec["entry_id"] == entry.entry_id
+        assert rec["text"] == (answer.text or "")
+        assert rec["prompt"] == answer.prompt
+        assert rec["codes"] == ";".join(answer.codes)
+        assert rec["scale"] == ("" if answer.scale is None else str(answer.scale))
+        assert rec["date"] == (entry.date or "")
+        assert rec["day"] == ("" if entry.day is None else str(entry.day))
+
+
+def test_formula_cells_are_neutralised(written: Path) -> None:
+    text = {
+        r["step_id"]: r["text"]
+        for r in _records(written / "answers.csv")
+        if r["entry_id"] == "E-alpha"
+    }
+    assert text["goal"] == HOSTILE  # starts with a letter: untouched
+    assert text["options"] == "'+44 call them\tlater\rok"
+    assert text["will"] == "'@everyone -- will do"
+    for name in ("answers.csv", "entries.csv", "cases.csv", "segments.csv"):
+        numeric = {
+            "flow_version",
+            "day",
+            "scale",
+            "answer_no",
+            "n_answers",
+            "start",
+            "end",
+            "confidence",
+        }
+        for rec in _records(written / name):
+            for column, value in rec.items():
+                if column in numeric or column.endswith("_scale"):
+                    assert value == "" or isinstance(float(value), float)  # a plain number
+                    continue
+                assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), (name, column)
+    gamma = [r for r in _records(written / "entries.csv") if r["case_id"] == "'-P-two"]
+    assert gamma and gamma[0]["entry_id"] == "'=E-gamma"
+    alpha = [r for r in _records(written / "answers.csv") if r["entry_id"] == "E-alpha"]
+    assert alpha[0]["day"] == "-3"  # numbers are never prefixed
+
+
+def test_csv_encoding_and_record_ends(written: Path) -> None:
+    for name in ("answers.csv", "entries.csv", "cases.csv", "segments.csv", "data_dictionary.csv"):
+        raw = (written / name).read_bytes()
+        assert not raw.startswith(b"\xef\xbb\xbf")
+        assert raw.endswith(b"\r\n")
+        raw.decode("utf-8")
+    # an embedded CRLF stays inside its quoted field
+    assert b'"He said ""no"", then left,\r\nagain;' in (written / "answers.csv").read_bytes()
+
+
+def test_entries_csv_is_wide_with_a_unique_first_column(
+    written: Path, bundle: ExportBundle
+) -> None:
+    header, *rows = _read_csv(written / "entries.csv")
+    assert header[:2] == ["entry_id", "case_id"]
+    assert len({r[0] for r in rows}) == len(rows) == len(bundle.entries)  # QualCoder needs this
+    for column in (
+        "goal_text",
+        "confidence_scale",
+        "topic_codes",
+        "outcome_text",
+        "outcome_2_text",
+    ):
+        assert column in header
+    beta = dict(zip(header, rows[1], strict=True))
+    assert beta["outcome_text"] == "'\tleading tab and a control \x0b char"
+    assert beta["outcome_2_text"] == "second answer to the same step"
+    assert beta["goal_text"] == ""
+    alpha = dict(zip(header, rows[0], strict=True))
+    assert alpha["goal_text"] == HOSTILE
+    assert alpha["confidence_scale"] == "7"
+    assert alpha["topic_codes"] == "TOPIC_WORKLOAD"
+
+
+def test_cases_csv_includes_people_without_a_case_record(written: Path) -> None:
+    cases = _records(written / "cases.csv")
+    assert [c["case_id"] for c in cases] == ["P-one", "'-P-two"]
+    assert cases[0]["phase"] == "PH_PROGRESSION"
+    assert cases[0]["cohort"] == "'=2024"
+    assert cases[1]["role"] == "mentor" and cases[1]["phase"] == ""
+
+
+def test_segments_csv_quotes_the_coded_span(written: Path, bundle: ExportBundle) -> None:
+    rows = _records(written / "segments.csv")
+    assert len(rows) == len(bundle.segments)
+    answers = {
+        (e.entry_id, a.step_id): a.text or "" for e in bundle.entries for a in reversed(e.answers)
+    }  # first answer of a step wins
+    for row, seg in zip(rows, bundle.segments, strict=True):
+        assert row["code_id"] == seg.code_id
+        assert (
+            tabular.restore_cell(row["quote"])
+            == answers[(seg.entry_id, seg.step_id)][seg.start : seg.end]
+        )
+        assert float(row["confidence"]) == seg.confidence
+
+
+# ---------------------------------------------------------------------------
+# JSONL and data dictionary
+# ---------------------------------------------------------------------------
+
+
+def test_jsonl_parses_with_sorted_keys_and_exact_text(written: Path, bundle: ExportBundle) -> None:
+    lines = (written / "entries.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(bundle.entries)
+    for line, entry in zip(lines, bundle.entries, strict=True):
+        obj = json.loads(line)
+        assert line == json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert obj["entry_id"] == entry.entry_id  # no apostrophe in JSON
+        assert obj["case_id"] == entry.person
+        assert [a["text"] for a in obj["answers"]] == [a.text for a in entry.answers]
+        assert [a["scale"] for a in obj["answers"]] == [a.scale for a in entry.answers]
+    alpha = json.loads(lines[0])
+    goal_segments = alpha["answers"][0]["segments"]
+    assert [s["code_id"] for s in goal_segments][:2] == ["M_VOICE_STORY", "R_REFLECTION"]
+    assert json.loads(lines[1])["date"] is None
+
+
+def _json_paths(value: object, prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            paths.add(path)
+            paths |= _json_paths(inner, path)
+    elif isinstance(value, list):
+        for item in value:
+            paths |= _json_paths(item, f"{prefix}[]")
+    return paths
+
+
+def test_data_dictionary_lists_every_column_present(written: Path, bundle: ExportBundle) -> None:
+    rows = _records(written / "data_dictionary.csv")
+    listed = {(r["file"], r["column"]) for r in rows}
+    markdown = (written / "data_dictionary.md").read_text(encoding="utf-8")
+    for name in ("answers.csv", "entries.csv", "cases.csv", "segments.csv"):
+        header = _read_csv(written / name)[0]
+        for column in header:
+            assert (name, column) in listed, (name, column)
+            assert f"`{column}`" in markdown
+    present: set[str] = set()
+    for line in (written / "entries.jsonl").read_text(encoding="utf-8").splitlines():
+        present |= _json_paths(json.loads(line))
+    for path in present:
+        assert ("entries.jsonl", path) in listed, path
+    for r in rows:
+        assert r["type"] and r["meaning"]
+    meta = {r["column"]: r["value"] for r in rows if r["file"] == "(export)"}
+    assert meta["codebook_version"] == bundle.codebook_version
+    assert meta["codebook_hash"] == bundle.codebook_hash
+    assert meta["date_mode"] == "shifted"
+    assert bundle.codebook_hash in markdown and "shifted" in markdown
+    assert "<b>" not in markdown  # prompts are escaped, not rendered
+
+
+# ---------------------------------------------------------------------------
+# REFI-QDA codebook
+# ---------------------------------------------------------------------------
+
+
+def test_stable_guid_is_uuid5() -> None:
+    for name in ("C_MOTIVATION", "source:E-1", "answer:é:3", "😀"):
+        assert refi.stable_guid(name) == str(uuid.uuid5(refi.NAMESPACE, name))
+
+
+def test_qdc_validates_and_holds_every_code(written: Path, codebook: Codebook) -> None:
+    refi.validate_qdc(written / "codebook.qdc")
+    root = ET.parse(written / "codebook.qdc").getroot()
+    assert root.tag == f"{C}CodeBook"
+    codes = list(root.iter(f"{C}Code"))
+    codable = {c.get("guid"): c for c in codes if c.get("isCodable") == "true"}
+    for code_id in codebook.codes:
+        node = codable[str(uuid.uuid5(refi.NAMESPACE, code_id))]
+        assert node.findtext(f"{C}Description", "").startswith(f"Codebook id {code_id}.")
+    assert len(codable) == len(codebook.codes)
+    for code in codes:
+        assert GUID.fullmatch(code.get("guid", ""))
+        if code.find(f"{C}Code") is not None:
+            assert code.get("isCodable") == "false"
+    names = [c.get("name", "").casefold() for c in codes]
+    assert len(names) == len(set(names))  # QualCoder merges codes with equal names
+    top = [c.get("name") for c in root.find(f"{C}Codes") or []]
+    for group in (
+        "CMO elements",
+        "Relationship phases",
+        "Kram phases",
+        "Learning domains",
+        "Helping and hindering factors",
+        "Topics",
+        "Reflection framework steps",
+        "Programme theories",
+        "Support and challenge",
+    ):
+        assert group in top
+    groups = {c.get("name") for c in codes if c.get("isCodable") == "false"}
+    assert {
+        "Enabling contexts",
+        "Mechanism: resources",
+        "Proximal outcomes",
+        "GROW",
+        "OSKAR",
+        "Helping factors",
+        "Hindering factors",
+    } <= groups
+    assert "Enabling contexts / People individually" in groups
+
+
+def test_qdc_is_stable(written: Path, codebook: Codebook, tmp_path: Path) -> None:
+    refi.write_qdc(codebook, tmp_path / "again.qdc")
+    assert (tmp_path / "again.qdc").read_bytes() == (written / "codebook.qdc").read_bytes()
+
+
+# ---------------------------------------------------------------------------
+# REFI-QDA project
+# ---------------------------------------------------------------------------
+
+
+def _project(path: Path) -> tuple[ET.Element, dict[str, str]]:
+    with zipfile.ZipFile(path) as zf:
+        root = ET.fromstring(zf.read("project.qde"))
+        texts = {
+            n: zf.read(n).decode("utf-8")
+            for n in zf.namelist()
+            if n.startswith("sources/") and n.endswith(".txt")
+        }
+    return root, texts
+
+
+def test_qdpx_validates_against_the_schema(written: Path) -> None:
+    refi.validate_qdpx(written / "project.qdpx")
+    assert refi.qdpx_errors(written / "project.qdpx") == []
+
+
+def test_qdpx_coderefs_resolve_and_match_the_qdc(written: Path) -> None:
+    root, _ = _project(written / "project.qdpx")
+    project_codes = {c.get("guid"): c.get("name") for c in root.iter(f"{P}Code")}
+    qdc = ET.parse(written / "codebook.qdc").getroot()
+    assert project_codes == {c.get("guid"): c.get("name") for c in qdc.iter(f"{C}Code")}
+    refs = [r.get("targetGUID") for r in root.iter(f"{P}CodeRef")]
+    assert refs and all(ref in project_codes for ref in refs)
+    guids = [el.get("guid") for el in root.iter() if el.get("guid")]
+    assert len(guids) == len(set(guids))
+
+
+def test_qdpx_sources_and_selection_offsets(written: Path, bundle: ExportBundle) -> None:
+    root, texts = _project(written / "project.qdpx")
+    sources = list(root.iter(f"{P}TextSource"))
+    assert [s.get("name") for s in sources] == [e.entry_id for e in bundle.entries]
+    for source, entry in zip(sources, bundle.entries, strict=True):
+        guid = source.get("guid")
+        assert guid == refi.stable_guid(f"source:{entry.entry_id}")
+        assert source.get("plainTextPath") == f"internal://{guid}.txt"
+        text = texts[f"sources/{guid}.txt"]
+        assert "\r" not in text
+        for answer in entry.answers:
+            assert answer.prompt.replace("\r\n", "\n") in text
+        for sel in source.iter(f"{P}PlainTextSelection"):
+            start, end = int(sel.get("startPosition", "")), int(sel.get("endPosition", ""))
+            assert 0 <= start < end <= len(text)
+
+    alpha = texts[f"sources/{refi.stable_guid('source:E-alpha')}.txt"]
+    assert alpha.startswith('What "goal", exactly?\nBe brief.\nHe said "no", then left,\nagain;')
+    assert "<script>alert('x')</script>" in alpha  # plain text, never markup
+    assert not any(el.tag.endswith("script") for el in root.iter())
+
+    by_code: dict[str, list[str]] = {}
+    for sel in sources[0].iter(f"{P}PlainTextSelection"):
+        code_ref = sel.find(f"{P}Coding/{P}CodeRef")
+        assert code_ref is not None
+        span = alpha[int(sel.get("startPosition", "")) : int(sel.get("endPosition", ""))]
+        by_code.setdefault(code_ref.get("targetGUID", ""), []).append(span)
+    assert by_code[refi.code_guid("GROW_GOAL")] == [HOSTILE.replace("\r\n", "\n")]
+    assert by_code[refi.code_guid("TOPIC_WORKLOAD")] == ["Workload"]
+    assert by_code[refi.code_guid("R_REFLECTION")] == ["HYPERLINK"]  # after a CRLF
+    assert by_code[refi.code_guid("O_INSIGHT")] == ["done"]  # after an emoji
+    assert by_code[refi.code_guid("C_DYAD_TRUST")] == ["\n"]
+    assert by_code[refi.code_guid("M_VOICE_STORY")] == ['He said "no', 'He said "no']
+    # an empty segment codes its whole answer
+    assert by_code[refi.code_guid("HIN_TIME_CONSTRAINTS")] == [SCRIPT]
+    assert refi.code_guid("OSKAR_OUTCOME") not in by_code  # that was entry two
+
+
+def test_qdpx_cases_and_variables(written: Path) -> None:
+    root, _ = _project(written / "project.qdpx")
+    variables = {v.get("guid"): v.get("name") for v in root.iter(f"{P}Variable")}
+    assert {"role", "pair", "phase", "cohort", "entry_date", "entry_day"} <= set(
+        variables.values()
+    )
+    cases = {c.get("name"): c for c in root.iter(f"{P}Case")}
+    assert set(cases) == {"P-one", "-P-two"}
+    one = cases["P-one"]
+    refs = [r.get("targetGUID") for r in one.iter(f"{P}SourceRef")]
+    assert refs == [refi.stable_guid("source:E-alpha"), refi.stable_guid("source:E-beta")]
+    values = {variables[v[0].get("targetGUID")]: v[1].text for v in one.iter(f"{P}VariableValue")}
+    assert values == {
+        "role": "mentee",
+        "pair": "D-1",
+        "phase": "PH_PROGRESSION",
+        "cohort": "=2024",
+    }
+
+
+def test_qdpx_bytes_are_stable(
+    written: Path, bundle: ExportBundle, codebook: Codebook, tmp_path: Path
+) -> None:
+    refi.write_qdpx(bundle, codebook, tmp_path / "again.qdpx")
+    assert (tmp_path / "again.qdpx").read_bytes() == (written / "project.qdpx").read_bytes()
+    with zipfile.ZipFile(tmp_path / "again.qdpx") as zf:
+        assert zf.testzip() is None
+        infos = zf.infolist()
+        assert infos[0].filename == "sources/" and infos[-1].filename == "project.qde"
+        assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_zip64_end_records_are_readable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A project with 65,535+ sources needs Zip64 end records; force them on a small archive.
+    monkeypatch.setattr(refi._ZipWriter, "_ZIP64_FROM", 2)
+    path = tmp_path / "z.zip"
+    with open(path, "wb") as fh:
+        zw = refi._ZipWriter(fh)
+        zw.add("sources/", b"")
+        zw.add("sources/a.txt", "é".encode() * 2000)
+        zw.add("sources/b.txt", b"short")
+        zw.close()
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+        assert zf.read("sources/a.txt") == "é".encode() * 2000
+        assert zf.getinfo("sources/a.txt").compress_type == zipfile.ZIP_DEFLATED
+        assert zf.getinfo("sources/b.txt").compress_type == zipfile.ZIP_STORED
+    if shutil.which("unzip"):
+        subprocess.run(["unzip", "-tq", str(path)], check=True, capture_output=True)
+
+
+def test_write_all_matches_the_single_writers(
+    written: Path, bundle: ExportBundle, codebook: Codebook, tmp_path: Path
+) -> None:
+    for parallel in (True, False):
+        out = tmp_path / str(parallel)
+        paths = write_all(bundle, codebook, out, parallel=parallel)
+        assert {p.name for p in paths} == {p.name for p in written.iterdir()}
+        for path in paths:
+            assert path.read_bytes() == (written / path.name).read_bytes(), path.name
+
+
+def test_write_all_reports_a_failed_project(
+    bundle: ExportBundle, codebook: Codebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_bundle: ExportBundle, _codebook: Codebook) -> Callable[[Path], Path]:
+        def write(path: Path) -> Path:
+            raise OSError("disk full")
+
+        return write
+
+    monkeypatch.setattr(refi, "prepare_qdpx", broken)
+    with pytest.raises((RuntimeError, OSError), match="disk full"):
+        write_all(bundle, codebook, tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# Bad input and validation errors
+# ---------------------------------------------------------------------------
+
+
+def _with(bundle: ExportBundle, **changes: object) -> ExportBundle:
+    fields = {f: getattr(bundle, f) for f in ExportBundle.__dataclass_fields__}
+    return ExportBundle(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_inconsistent_bundles_are_refused(
+    bundle: ExportBundle, codebook: Codebook, tmp_path: Path
+) -> None:
+    outside = _with(
+        bundle, segments=(CodedSegment("E-alpha", "will", 0, 999, "O_AGENCY", "rules", 0.5),)
+    )
+    with pytest.raises(ValueError, match="outside"):
+        tabular.write_csv(outside, tmp_path)
+    unknown_step = _with(
+        bundle, segments=(CodedSegment("E-alpha", "nope", 0, 1, "O_AGENCY", "rules", 0.5),)
+    )
+    with pytest.raises(ValueError, match="lacks"):
+        tabular.write_jsonl(unknown_step, tmp_path)
+    twice = _with(bundle, entries=bundle.entries + bundle.entries[:1])
+    with pytest.raises(ValueError, match="duplicate entry"):
+        tabular.write_csv(twice, tmp_path)
+    unknown_code = _with(
+        bundle, segments=(CodedSegment("E-alpha", "will", 0, 1, "NOT_A_CODE", "rules", 0.5),)
+    )
+    with pytest.raises(ValueError, match="NOT_A_CODE"):
+        refi.write_qdpx(unknown_code, codebook, tmp_path / "x.qdpx")
+    with pytest.raises(ValueError, match="codebook"):
+        refi.write_qdpx(_with(bundle, codebook_hash="0" * 16), codebook, tmp_path / "y.qdpx")
+    assert not list(tmp_path.glob("*.qdpx*"))
+
+
+def test_validation_errors_are_readable(written: Path, tmp_path: Path) -> None:
+    bad_qdc = tmp_path / "bad.qdc"
+    bad_qdc.write_text(
+        (written / "codebook.qdc")
+        .read_text(encoding="utf-8")
+        .replace('isCodable="true"', 'isCodable="maybe"', 1),
+        encoding="utf-8",
+    )
+    with pytest.raises(refi.RefiValidationError, match="isCodable") as info:
+        refi.validate_qdc(bad_qdc)
+    assert info.value.errors
+
+    with zipfile.ZipFile(written / "project.qdpx") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    qde = members["project.qde"].decode("utf-8")
+    target = refi.code_guid("GROW_GOAL")
+    broken = qde.replace(f'targetGUID="{target}"', f'targetGUID="{uuid.UUID(int=1)}"', 1)
+    broken = re.sub(r'endPosition="(\d+)"', 'endPosition="99999"', broken, count=1)
+    bad_qdpx = tmp_path / "bad.qdpx"
+    with zipfile.ZipFile(bad_qdpx, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, broken.encode() if name == "project.qde" else data)
+    errors = refi.qdpx_errors(bad_qdpx)
+    assert any("CodeRef to undefined code" in e for e in errors)
+    assert any("outside its" in e for e in errors)
+    with pytest.raises(refi.RefiValidationError):
+        refi.validate_qdpx(bad_qdpx)
+    assert refi.qdpx_errors(tmp_path / "missing.qdpx")[0].startswith("not a readable zip")
