@@ -52,9 +52,11 @@ class Person:
     seen: int = 0  # messages of ours already read
     waiting_since: float | None = None
     pending: tuple[str, str] | None = None  # (step, text) sent and not yet acknowledged
-    acked: dict[str, str] = field(default_factory=dict)
+    acked: list[tuple[str, str]] = field(default_factory=list)  # every round's
+    round_acked: int = -1  # highest step acknowledged in the current reflection
+    sent: int = 0
+    rounds: int = 0
     done: bool = False
-    step_shown: int = -1
     resumed_wrong: int = 0
 
 
@@ -108,68 +110,84 @@ def buttons(standin: BotApiStandin, chat: int) -> dict[str, str]:
     return out
 
 
-def act(standin: BotApiStandin, p: Person, rng: random.Random, now: float) -> None:
+def act(standin: BotApiStandin, p: Person, now: float) -> None:
     """Read what the bot said since last time and do what a person would."""
     messages = standin.sent_messages(p.user_id)
     fresh = [m.get("text", "") for m in messages[p.seen :]]
     p.seen = len(messages)
+    waited = now - (p.waiting_since or now)
     if not fresh:
-        if p.waiting_since is not None and now - p.waiting_since > 4.0:
+        if p.waiting_since is not None and waited > 4.0:
             # No answer: the bot may have died. Ask where we are, as a person would.
-            standin.push_update(standin.text_message(p.user_id, "/reflect"))
-            p.waiting_since = now
+            push_text(standin, p, "/reflect", now)
         return
     said = fresh[-1]
     shown = STEP_MARK.search(said)
     if shown is not None:
         index = int(shown.group(1)) - 1
-        if p.pending is not None and index > STEPS.index(p.pending[0]):
-            p.acked[p.pending[0]] = p.pending[1]
-        p.pending = None
-        last_acked = max((STEPS.index(s) for s in p.acked), default=-1)
-        if index < last_acked + 1:
+        if p.pending is not None:
+            pending_index = STEPS.index(p.pending[0])
+            if index > pending_index:
+                p.acked.append(p.pending)
+                p.round_acked = max(p.round_acked, pending_index)
+            elif index == pending_index and waited < 4.0:
+                # The same question again while our answer is still on its way (a late
+                # echo of an earlier /reflect): answering twice would shift answers.
+                return
+        if index < p.round_acked + 1:
             p.resumed_wrong += 1  # the bot forgot an answer it had acknowledged
-        p.step_shown = index
-        text = f"{STEPS[index]} from {p.user_id} #{rng.randint(0, 9999)}"
-        p.pending = (STEPS[index], text)
-        standin.push_update(standin.text_message(p.user_id, text))
-    elif (
-        p.pending is not None
-        and p.pending[0] == "will"
-        and ("Anything else" in said or "helped most" in said)
-    ):
-        p.acked["will"] = p.pending[1]
-        p.pending = None
-        standin.push_update(standin.text_message(p.user_id, "/skip"))
-    elif "Saved" in said:
-        p.done = True
-        p.waiting_since = None
+        p.sent += 1
+        p.pending = (STEPS[index], f"{STEPS[index]} {p.user_id}-{p.sent}")
+        push_text(standin, p, p.pending[1], now)
         return
-    elif "May I keep your reflections" in said:
-        standin.push_update(
-            standin.callback_query(p.user_id, buttons(standin, p.user_id)["Yes, keep them"])
-        )
-    elif any(k in said for k in ("anonymised summaries", "evaluator", "research data")):
-        standin.push_update(standin.callback_query(p.user_id, buttons(standin, p.user_id)["Yes"]))
-    elif "Which reflection" in said:
-        label = "GROW: goal, reality, options, will"
-        standin.push_update(standin.callback_query(p.user_id, buttons(standin, p.user_id)[label]))
-    elif any(
-        k in said for k in ("Anything else", "helped most", "learning about", "get in the way")
-    ):
-        standin.push_update(standin.text_message(p.user_id, "/skip"))
-    elif "Save it, or change" in said:
-        standin.push_update(standin.callback_query(p.user_id, buttons(standin, p.user_id)["Save"]))
-    elif "Your choices are saved" in said or "need your consent" in said:
-        standin.push_update(
-            standin.text_message(
-                p.user_id, "/reflect" if "choices are saved" in said else "/consent"
-            )
-        )
-    elif "already joined" in said or "middle of something" in said:
-        return  # the place itself follows in the same batch of messages
+    if p.pending is not None and p.pending[0] == "will" and "Anything else" in said:
+        p.acked.append(p.pending)
+        p.pending = None
+    reply = next((r for key, r in REPLIES if key in said), None)
+    if reply == "rejoin":
+        # The /start was fetched but died with the process before it was handled (the
+        # library confirms a batch before handling it): open the invite link again.
+        reply = f"/start {p.code}"
+    if reply is None:
+        if waited > 4.0:
+            push_text(standin, p, "/reflect", now)
+        return
+    if reply == "done":
+        p.rounds += 1
+        p.done, p.pending, p.round_acked, p.waiting_since = True, None, -1, None
+    elif reply.startswith("tap:"):
+        label = reply[4:]
+        data = buttons(standin, p.user_id).get(label)
+        if data is not None:
+            standin.push_update(standin.callback_query(p.user_id, data))
+            p.waiting_since = now
     else:
-        standin.push_update(standin.text_message(p.user_id, "/reflect"))
+        push_text(standin, p, reply, now)
+
+
+# What a person does on seeing a message (first match wins); "wait" means a late echo.
+REPLIES = (
+    ("Saved", "done"),
+    ("May I keep your reflections", "tap:Yes, keep them"),
+    ("anonymised summaries", "tap:Yes"),
+    ("evaluator analyse", "tap:Yes"),
+    ("research data", "tap:Yes"),
+    ("Which reflection", "tap:GROW: goal, reality, options, will"),
+    ("unfinished one", "tap:Carry on"),
+    ("Save it, or change", "tap:Save"),
+    ("Anything else", "/skip"),
+    ("helped most", "/skip"),
+    ("learning about", "/skip"),
+    ("get in the way", "/skip"),
+    ("Your choices are saved", "/reflect"),
+    ("Here's what you can do", "/reflect"),
+    ("need your consent", "/consent"),
+    ("open the invite link", "rejoin"),
+)
+
+
+def push_text(standin: BotApiStandin, p: Person, text: str, now: float) -> None:
+    standin.push_update(standin.text_message(p.user_id, text))
     p.waiting_since = now
 
 
@@ -184,24 +202,19 @@ async def prepare(db: Path, key: bytes, people: int) -> list[str]:
     return codes
 
 
-async def stored_answers(db: Path, key: bytes) -> dict[int, dict[str, str]]:
+async def stored_answers(db: Path, key: bytes, users: list[int]) -> set[tuple[int, str, str]]:
+    """Every (user, step, text) held in the database, decrypted, across all entries."""
     store = await Store.open(db, KeyRing(key), load_flows()["consent"].version)
-    out: dict[int, dict[str, str]] = {}
+    out: set[tuple[int, str, str]] = set()
     try:
-        for person in await store.participants.all():
-            merged: dict[str, str] = {}
+        for user_id in users:
+            person = await store.participants.by_user(user_id)
+            if person is None:
+                continue
             for entry in await store.entries.of(person.id):
                 for step, value in (await store.entries.answers(person.id, entry.id)).items():
-                    merged.setdefault(step, value)  # newest entry first
-            out[person.id] = merged
-        by_user = {}
-        for user_id in range(900_100_000, 900_100_000 + 10_000):
-            found = await store.participants.by_user(user_id)
-            if found is not None:
-                by_user[user_id] = out.get(found.id, {})
-            if len(by_user) == len(out):
-                break
-        return by_user
+                    out.add((user_id, step, str(value)))
+        return out
     finally:
         await store.close()
 
@@ -238,7 +251,7 @@ def run(kills: int, people: int, seed: int = 1, timeout: float = 600) -> Result:
                 now = time.monotonic()
                 for p in crowd:
                     if not p.done:
-                        act(standin, p, rng, now)
+                        act(standin, p, now)
                 if all(p.done for p in crowd) and done_kills >= kills:
                     break
                 if done_kills < kills and now >= next_kill:
@@ -249,20 +262,18 @@ def run(kills: int, people: int, seed: int = 1, timeout: float = 600) -> Result:
                 if all(p.done for p in crowd) and done_kills < kills:
                     # Everyone finished early: start a second round so kills land mid-flow.
                     for p in crowd:
-                        p.done, p.acked, p.pending = False, {}, None
-                        standin.push_update(standin.text_message(p.user_id, "/reflect"))
-                        p.waiting_since = now
+                        p.done = False
+                        push_text(standin, p, "/reflect", now)
                 time.sleep(0.02)
         finally:
             bot.stop()
             server.stop()
-        stored = asyncio.run(stored_answers(db, key))
+        stored = asyncio.run(stored_answers(db, key, [p.user_id for p in crowd]))
         acknowledged = lost = 0
         for p in crowd:
-            for step, text in p.acked.items():
+            for step, text in p.acked:
                 acknowledged += 1
-                if stored.get(p.user_id, {}).get(step) != text:
-                    lost += 1
+                lost += (p.user_id, step, text) not in stored
         checks = []
         for path in (db, Path(str(db) + ".keys")):
             with sqlite3.connect(path) as conn:
