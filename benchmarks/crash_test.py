@@ -70,6 +70,7 @@ class Result:
     resumed_wrong: int
     integrity: str
     seconds: float
+    faults_injected: int = 0
 
 
 class Bot:
@@ -219,14 +220,26 @@ async def stored_answers(db: Path, key: bytes, users: list[int]) -> set[tuple[in
         await store.close()
 
 
-def run(kills: int, people: int, seed: int = 1, timeout: float = 600) -> Result:
+def run(
+    kills: int,
+    people: int,
+    seed: int = 1,
+    timeout: float = 600,
+    faults: dict[str, float] | None = None,
+    blocked: int = 0,
+) -> Result:
+    """``faults``: stand-in fault rates (fault_429, fault_500, fault_502, fault_drop,
+    fault_slow); ``blocked``: how many people have blocked the bot (403 on every send)."""
     rng = random.Random(seed)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mentorbot-crash-") as tmp:
         db = Path(tmp) / "crash.sqlite3"
         key = generate_key()
         codes = asyncio.run(prepare(db, key, people))
-        standin = BotApiStandin(token=TOKEN)
+        blocked_ids = {900_100_000 + n for n in range(blocked)}
+        standin = BotApiStandin(
+            token=TOKEN, fault_seed=seed, blocked_chats=blocked_ids, **(faults or {})
+        )
         server = LoopbackServer(standin).start_in_thread()
         env = {
             **os.environ,
@@ -249,21 +262,30 @@ def run(kills: int, people: int, seed: int = 1, timeout: float = 600) -> Result:
         try:
             while time.monotonic() - started < timeout:
                 now = time.monotonic()
+                if bot.proc is not None and bot.proc.poll() is not None:
+                    # It exited on its own (the Bot API failed it at start-up): a
+                    # supervisor such as systemd's Restart= starts it again.
+                    bot.start()
                 for p in crowd:
                     if not p.done:
                         act(standin, p, now)
-                if all(p.done for p in crowd) and done_kills >= kills:
+                if all(p.done for p in crowd if p.user_id not in blocked_ids) and (
+                    done_kills >= kills
+                ):
                     break
                 if done_kills < kills and now >= next_kill:
                     bot.kill()
                     done_kills += 1
                     bot.start()
                     next_kill = now + rng.uniform(0.4, 2.0)
-                if all(p.done for p in crowd) and done_kills < kills:
+                if all(p.done for p in crowd if p.user_id not in blocked_ids) and (
+                    done_kills < kills
+                ):
                     # Everyone finished early: start a second round so kills land mid-flow.
                     for p in crowd:
-                        p.done = False
-                        push_text(standin, p, "/reflect", now)
+                        if p.user_id not in blocked_ids:
+                            p.done = False
+                            push_text(standin, p, "/reflect", now)
                 time.sleep(0.02)
         finally:
             bot.stop()
@@ -279,15 +301,19 @@ def run(kills: int, people: int, seed: int = 1, timeout: float = 600) -> Result:
             with sqlite3.connect(path) as conn:
                 checks.append(conn.execute("PRAGMA integrity_check").fetchone()[0])
         integrity = "ok" if all(c == "ok" for c in checks) else ";".join(checks)
+    injected = sum(standin.fault_counts.values()) + sum(
+        1 for c in standin.calls if getattr(c, "status", None) == 403
+    )
     return Result(
         done_kills,
-        people,
-        sum(p.done for p in crowd),
+        people - blocked,
+        sum(p.rounds > 0 for p in crowd if p.user_id not in blocked_ids),
         acknowledged,
         lost,
         sum(p.resumed_wrong for p in crowd),
         integrity,
         time.monotonic() - started,
+        injected,
     )
 
 

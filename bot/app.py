@@ -11,6 +11,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
+from bot import reminders
 from bot.context import SERVICE_KEY, BotContext
 from bot.errors import describe, on_error
 from bot.handlers import add_handlers
@@ -65,9 +66,14 @@ def build_application(
         app.bot_data[SERVICE_KEY] = Service(
             active, idle_after=timedelta(hours=settings.mentorbot_idle_hours)
         )
-        await app.bot.set_my_commands(
-            commands_for("guest"), scope=BotCommandScopeAllPrivateChats()
-        )
+        await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
+        try:
+            await app.bot.set_my_commands(
+                commands_for("guest"), scope=BotCommandScopeAllPrivateChats()
+            )
+        except TelegramError as exc:
+            # A menu is a convenience: a flaky Bot API at start-up must not stop the bot.
+            log.warning("guest menu not set: %s", describe(exc))
         await refresh_menus(app, active)
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from telegram import (
     BotCommand,
@@ -12,15 +15,17 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from conversations.catalogue import load_texts
 from conversations.engine import Reply
 from conversations.service import Response
 from storage.store import Store
 
+T = TypeVar("T")
+
 # Bump when the command lists change so post_init refreshes every member's menu.
-MENU_VERSION = 1
+MENU_VERSION = 2
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -36,6 +41,28 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 
 def commands_for(role: str) -> list[BotCommand]:
     return [BotCommand(c.name, c.description) for c in load_texts().commands_for(role)]
+
+
+REPLY_BACKOFF = (0.2, 0.6, 1.5)
+
+
+async def patiently(call: Callable[[], Awaitable[T]]) -> T:
+    """Retry a reply through passing network trouble and 5xx answers.
+
+    The answer it acknowledges is already stored, so retrying costs at worst a repeated
+    message; giving up would leave the person looking at nothing. Rate limits (RetryAfter)
+    are the rate limiter's job, and refusals (BadRequest, Forbidden) are final.
+    """
+    for delay in REPLY_BACKOFF:
+        try:
+            return await call()
+        except RetryAfter:
+            raise
+        except (NetworkError, TimedOut) as exc:
+            if isinstance(exc, (BadRequest, Forbidden)):
+                raise
+            await asyncio.sleep(delay)
+    return await call()
 
 
 async def send(update: Update, response: Response, store: Store | None = None) -> None:
@@ -57,7 +84,8 @@ async def send(update: Update, response: Response, store: Store | None = None) -
                 continue
             except BadRequest:
                 pass  # message too old to edit: fall back to a new message
-        await chat.send_message(reply.text, reply_markup=keyboard(reply))
+        markup = keyboard(reply)
+        await patiently(lambda r=reply, m=markup: chat.send_message(r.text, reply_markup=m))
     if pressed is not None and response.changed and not replaced:
         # Take the buttons off the answered question so it cannot be pressed twice.
         with contextlib.suppress(BadRequest):

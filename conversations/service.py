@@ -199,9 +199,11 @@ class Service:
                 return await self._begin(me, "consent", resp)
         if name in self.extra_commands:
             return await self.extra_commands[name](me, resp, args.strip()[:200])
-        handler: Callable[[Participant, Response], Awaitable[Response]] = getattr(
-            self, f"_cmd_{name}"
+        handler: Callable[[Participant, Response], Awaitable[Response]] | None = getattr(
+            self, f"_cmd_{name}", None
         )
+        if handler is None:  # a capability not running here (e.g. reminders in the console)
+            return resp.say(self.texts.say("not_here", command=name))
         return await handler(me, resp)
 
     async def text(self, sender: Sender, text: str) -> Response:
@@ -702,6 +704,8 @@ _TABLE_WORDS = {
     "consent_ledger": "your earlier consent decisions",
     "pair_links": "your link to your mentoring pair",
     "reminders": "scheduled reminders",
+    "reminder_prefs": "your quiet hours",
+    "pair_events": "milestones from your session logs",
     "participant_and_data_key": "your profile, chat details and encryption key",
 }
 
