@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -198,12 +199,21 @@ def pct(values: list[float], q: float) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=200)
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds between a reply and the next message (0: flat out)",
+    )
     args = parser.parse_args()
+    global THINK
+    THINK = args.think
     with tempfile.TemporaryDirectory() as tmp:
         bot_s, bot_lat, saved = await real_bot(args.people, Path(tmp))
     echo_s, echo_lat = await echo_bot(args.people)
     bot_rate, echo_rate = len(bot_lat) / bot_s, len(echo_lat) / echo_s
-    print(f"people: {args.people} concurrent mentees, {len(bot_lat)} updates each run")
+    mode = f"think time {args.think:.2f} s" if args.think else "no think time (saturation)"
+    print(f"people: {args.people} concurrent mentees, {mode}, {len(bot_lat)} updates each run")
     print(
         f"mentorbot: {bot_rate:8.1f} updates/s   p50 {pct(bot_lat, 0.5):6.1f} ms   "
         f"p99 {pct(bot_lat, 0.99):6.1f} ms   reflections saved {saved}/{args.people}"
