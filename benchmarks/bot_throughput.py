@@ -70,6 +70,10 @@ class Timed(PerChatUpdateProcessor):
             waiter.set_result(time.perf_counter())
 
 
+THINK = 0.0  # mean seconds a person takes between a reply and their next message
+RNG = random.Random(5)
+
+
 async def person(
     app: Any, standin: BotApiStandin, timer: Timed, user_id: int, latencies: list[float]
 ) -> None:
@@ -77,6 +81,8 @@ async def person(
     loop = asyncio.get_running_loop()
 
     async def send(update: dict[str, Any]) -> None:
+        if THINK:
+            await asyncio.sleep(RNG.expovariate(1 / THINK))
         waiter: asyncio.Future[float] = loop.create_future()
         timer.waiters[user_id] = waiter
         queued = time.perf_counter()
