@@ -11,7 +11,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
-from bot import reminders
+from bot import coordinator, reminders
 from bot.context import SERVICE_KEY, BotContext
 from bot.errors import describe, on_error
 from bot.handlers import add_handlers
@@ -67,6 +67,7 @@ def build_application(
             active, idle_after=timedelta(hours=settings.mentorbot_idle_hours)
         )
         await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
+        await coordinator.install(app)  # /summary, /digest and the weekly digest jobs
         try:
             await app.bot.set_my_commands(
                 commands_for("guest"), scope=BotCommandScopeAllPrivateChats()

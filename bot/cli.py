@@ -87,13 +87,14 @@ def run_cmd(webhook: bool) -> None:
     show_default=True,
     help="Folder for everything the demo writes.",
 )
-@click.option("--pairs", default=4, show_default=True, help="Synthetic mentoring pairs.")
+@click.option("--pairs", default=12, show_default=True, help="Synthetic mentoring pairs.")
+@click.option("--months", default=6, show_default=True, help="Months of sessions to simulate.")
 @friendly
-def demo_cmd(out: Path, pairs: int) -> None:
-    """Drive a synthetic cohort through the real flows into an encrypted database."""
+def demo_cmd(out: Path, pairs: int, months: int) -> None:
+    """The whole pipeline on a synthetic programme: flows, reports, summary and export."""
     from bot.demo import run_demo
 
-    run(run_demo(out, pairs=pairs))
+    run(run_demo(out, pairs=pairs, months=months))
 
 
 @main.command("chat")
@@ -270,6 +271,14 @@ def invite_create(programme_name: str, role: str, days: int) -> None:
 from bot.cli_ops import register as _register_ops  # noqa: E402
 
 _register_ops(main)
+
+from reports.cli_report import register as _register_report  # noqa: E402
+
+_register_report(main)
+
+from reports.cli_export import register as _register_export  # noqa: E402
+
+_register_export(main)
 
 if __name__ == "__main__":
     main()

@@ -1,15 +1,18 @@
-"""`mentorbot demo`: a synthetic cohort through the real flows into an encrypted database.
+"""`mentorbot demo`: the whole pipeline on a synthetic programme, with no Telegram account.
 
-Everything goes through the same Service the Telegram adapter uses, so the demo exercises
-invites, consent, GROW and OSKAR reflections, mentor episode logs, per-answer encryption
-and the consent ledger for real.
-Nothing is written outside the output folder.
+A dozen pairs go through six months of the real flows (invites, consent, chemistry
+meeting and monthly sessions logged by mentors, GROW and OSKAR reflections by mentees,
+wave check-ins) via the same Service the Telegram adapter uses, into an encrypted
+database. Timestamps are then moved back month by month, as if it had happened over six
+months. Then the evaluator report, the coordinator summary and a research export are
+built from it. Everything is written inside the output folder, and nowhere else.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -19,6 +22,7 @@ from conversations.scripted import button_data, walk
 from conversations.service import Response, Sender, Service
 from reports.synthetic import Phrasebank
 from storage.crypto import KeyRing, encode_key, generate_key
+from storage.db import iso, utcnow
 from storage.models import Role
 from storage.store import Store
 
@@ -39,6 +43,23 @@ FIRST_NAMES = (
     "Ewan",
     "Fatima",
     "Callum",
+    "Zara",
+    "Dev",
+    "Niamh",
+    "Kofi",
+    "Ruth",
+    "Arjun",
+    "Sofia",
+    "Liam",
+)
+MONTH = timedelta(days=30)
+PHASES = (
+    "PH_BUILDING_RAPPORT",
+    "PH_SETTING_DIRECTION",
+    "PH_PROGRESSION",
+    "PH_PROGRESSION",
+    "PH_PROGRESSION",
+    "PH_WINDING_UP",
 )
 
 
@@ -53,6 +74,7 @@ class DemoResult:
     participants: int
     entries: int
     answers: int
+    outputs: dict[str, list[Path]] = field(default_factory=dict)
 
 
 async def answer_consent(
@@ -79,18 +101,51 @@ async def reflect(
     return int(scale) if isinstance(scale, int) else None
 
 
-async def log_episode(service: Service, who: Sender, bank: Phrasebank, phase: str) -> None:
+async def log_episode(
+    service: Service, who: Sender, bank: Phrasebank, phase: str, kind: str | None = None
+) -> None:
     resp = await service.command(who, "log")
-    resp = await walk(service, who, load_flows()["episode_log"], resp, bank.episode(phase))
+    answers = bank.episode(phase)
+    if kind is not None:
+        answers["kind"] = kind
+    resp = await walk(service, who, load_flows()["episode_log"], resp, answers)
     if not any("Logged" in r.text for r in resp.replies):
         raise DemoError("the episode was not logged")
 
 
-async def run_demo(out: Path, pairs: int = 4, reflections: int = 3, seed: int = 7) -> DemoResult:
+async def check_in(service: Service, who: Sender, bank: Phrasebank) -> None:
+    resp = await service.command(who, "checkin")
+    flow_id = (
+        "baseline" if any("three short questions" in r.text for r in resp.replies) else ("checkin")
+    )
+    if not any(r.buttons or "?" in r.text for r in resp.replies):
+        return  # nothing due
+    flow = load_flows()[flow_id]
+    answers = {s.id: bank.checkin(s.id) for s in flow.steps if not s.optional}
+    await walk(service, who, flow, resp, answers)
+
+
+async def high_water(store: Store) -> tuple[int, int]:
+    entries = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM entries"))
+    events = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM pair_events"))
+    return entries, events
+
+
+async def backdate(store: Store, since: tuple[int, int], months_ago: float) -> None:
+    """Move what was just written back in time, as if it happened ``months_ago``."""
+    when = iso(utcnow() - MONTH * months_ago)
+    await store.db.execute(
+        "UPDATE entries SET created_at=?, updated_at=?, completed_at=? WHERE id>?",
+        (when, when, when, since[0]),
+    )
+    await store.db.execute("UPDATE pair_events SET at=? WHERE id>?", (when, since[1]))
+
+
+async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "mentorbot.sqlite3"
-    for stale in (db_path, out / "mentorbot.sqlite3-wal", out / "mentorbot.sqlite3-shm"):
-        stale.unlink(missing_ok=True)
+    for stale in out.glob("mentorbot.sqlite3*"):
+        stale.unlink()
     key = generate_key()
     key_file = out / "demo-master.key"
     key_file.write_text(encode_key(key) + "\n", encoding="ascii")
@@ -101,41 +156,77 @@ async def run_demo(out: Path, pairs: int = 4, reflections: int = 3, seed: int = 
     store = await Store.open(db_path, KeyRing(key), load_flows()["consent"].version)
     try:
         service = Service(store)
+        from bot.reminders import ReminderService
+
+        ReminderService(store, bot=None, texts=service.texts).attach(service)
         programme = await store.programmes.create("Demo mentoring programme")
-        click.echo(f"Created {programme.name!r} with {pairs} pairs.")
+        click.echo(f"Created {programme.name!r}: {pairs} pairs over {months} months.")
         user_id = 5_000_000
-        names = list(FIRST_NAMES)
-        rng.shuffle(names)
-        members: list[tuple[Sender, Sender]] = []
-        for _ in range(pairs):
+        members: list[tuple[Sender, Sender, int]] = []
+        for n in range(pairs):
             pair_id = await store.programmes.create_pair(programme.id)
             pair: list[Sender] = []
             for role in (Role.MENTOR, Role.MENTEE):
                 code = await store.programmes.create_invite(programme.id, role, pair_id)
                 user_id += 1
-                who = Sender(user_id, user_id, names[user_id % len(names)])
+                who = Sender(user_id, user_id, FIRST_NAMES[(2 * n + len(pair)) % len(FIRST_NAMES)])
                 resp = await service.start(who, code)
                 await answer_consent(service, who, resp, rng)
+                await check_in(service, who, bank)  # the baseline
                 pair.append(who)
-            members.append((pair[0], pair[1]))
-        phases = ("PH_BUILDING_RAPPORT", "PH_SETTING_DIRECTION", "PH_PROGRESSION")
-        for n, (mentor, mentee) in enumerate(members):
-            framework = "grow" if n % 2 == 0 else "oskar"
-            last_scale = None
-            for session in range(reflections):
-                await log_episode(service, mentor, bank, phases[min(session, len(phases) - 1)])
-                last_scale = await reflect(service, mentee, bank, framework, last_scale)
+            members.append((pair[0], pair[1], pair_id))
+        await store.db.execute("UPDATE pairs SET matched_at=?", (iso(utcnow() - MONTH * months),))
+        last_scale: dict[int, int | None] = {}
+        for month in range(months):
+            since = await high_water(store)
+            for n, (mentor, mentee, _) in enumerate(members):
+                if rng.random() < 0.15 and month > 0:
+                    continue  # sessions lapse sometimes, as they do
+                kind = "EP_CHEMISTRY_MEETING" if month == 0 else None
+                await log_episode(service, mentor, bank, PHASES[month % len(PHASES)], kind)
+                if rng.random() < 0.8:  # not every session gets a reflection
+                    framework = "grow" if n % 2 == 0 else "oskar"
+                    last_scale[n] = await reflect(
+                        service, mentee, bank, framework, last_scale.get(n)
+                    )
+            await backdate(store, since, months - month - 0.5)
         n_people = len(await store.participants.all())
         n_entries = int(
             await store.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'")
         )
         n_answers = int(await store.db.scalar("SELECT COUNT(*) FROM answers"))
+        click.echo(
+            f"{n_people} people joined and consented; {n_entries} reflections, "
+            f"episode logs and check-ins with {n_answers} answers were saved, every "
+            "answer AES-256-GCM encrypted."
+        )
+        outputs = await build_outputs(store, programme.id, out)
     finally:
         await store.close()
-    click.echo(
-        f"{n_people} people joined and consented; {n_entries} reflections and episode logs with "
-        f"{n_answers} answers were saved, every answer AES-256-GCM encrypted."
-    )
-    click.echo(f"Database: {db_path}")
+    click.echo(f"Database: {db_path} (key store beside it)")
     click.echo(f"Demo master key: {key_file} (a real deployment keeps this away from the data)")
-    return DemoResult(db_path, key_file, n_people, n_entries, n_answers)
+    click.echo("Open:")
+    for label, paths in outputs.items():
+        for path in paths if not label.startswith("_") else ():
+            click.echo(f"  {label:<12} {path}")
+    return DemoResult(db_path, key_file, n_people, n_entries, n_answers, outputs)
+
+
+async def build_outputs(store: Store, programme_id: int, out: Path) -> dict[str, list[Path]]:
+    from reports.cli_export import run_export
+    from reports.coordinator import write_report
+    from reports.evaluator import build_report
+
+    evaluator = await build_report(store, out / "evaluator")
+    coordinator = await write_report(store, programme_id, out / "coordinator")
+    _, exported = await run_export(store, out / "research-export", "demo-study", "shift", ())
+    return {
+        "evaluator": [Path(out / "evaluator" / "report.html")],
+        "coordinator": [Path(p) for p in coordinator if str(p).endswith(".html")],
+        "research": sorted(Path(p) for p in exported if Path(p).suffix in (".csv", ".qdpx")),
+        "_all": [
+            *(Path(p) for p in getattr(evaluator, "paths", ())),
+            *map(Path, coordinator),
+            *map(Path, exported),
+        ],
+    }

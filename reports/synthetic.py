@@ -90,6 +90,33 @@ FILL = {
 }
 
 
+CHECKIN = {
+    "expectations": (
+        "I expect a safe space to talk about {topic} with someone outside my team.",
+        "Someone to challenge me and share their experience of {topic}.",
+    ),
+    "hope_to_learn": (
+        "How to {act}, and more confidence in myself.",
+        "I hope to learn more about how the organisation works.",
+    ),
+    "relationship": (
+        "We get on well; it feels open and honest and I trust them.",
+        "Still getting to know each other, but it is building.",
+    ),
+    "learning_self": (
+        "I'm learning to be less hard on myself and to {act}.",
+        "More confidence, and better questioning and listening skills.",
+    ),
+    "learning_how": (
+        "My mentor asks good questions and shares their own experience.",
+        "Talking things through; sometimes time pressure gets in the way.",
+    ),
+    "factors": ("My manager is supportive but {pressure}.", "Protected time helps; {obstacle}."),
+    "changed": (
+        "I feel more confident at work and I've started to {option_a}.",
+        "I see the bigger picture now, and I've made new contacts.",
+    ),
+}
 HELPED = ("M_SHARING_EXPERIENCE", "M_DM_TECHNIQUES", "M_BROAD_VIEW", "C_DYAD_SAFE_SPACE")
 DOMAINS = ("DOM_COGNITIVE", "DOM_SKILL", "DOM_AFFECTIVE", "DOM_SOCIAL_NETWORKS")
 FACTORS = (
@@ -156,6 +183,11 @@ class Phrasebank:
             "climate": self.rng.choice(("SC_GROWTH", "SC_GROWTH", "SC_CONFIRMATION")),
             "learned": self._fill("I learned more about {topic} from their side."),
         }
+
+    def checkin(self, step_id: str) -> str:
+        """An answer to a check-in question, in the words people use in interviews."""
+        answers = CHECKIN.get(step_id, ("It's going well so far.",))
+        return self._fill(self.rng.choice(answers))
 
     def grow(self) -> dict[str, object]:
         answers: dict[str, object] = {

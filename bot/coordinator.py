@@ -1,0 +1,190 @@
+"""Coordinator tools in the chat: /summary now, and a weekly digest at a time they choose.
+
+The digest schedule lives in a small table of its own (``coordinator_digests``), never only
+in the JobQueue: python-telegram-bot does not persist jobs, so ``install`` re-creates one
+``run_daily`` job per stored schedule at start-up. Job names carry the schedule row's id,
+never a person's id, name or chat.
+
+The figures come from :mod:`reports.coordinator`, which applies the consent rule and
+small-cell suppression; nothing here adds figures of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackContext
+
+from conversations.catalogue import Texts
+from conversations.service import Response, Service
+from reports.coordinator import compute_summary, render_text
+from storage.db import iso, utcnow
+from storage.models import Participant, Role
+from storage.store import Store
+
+log = logging.getLogger("mentorbot.coordinator")
+
+DIGEST_KEY = "coordinator_digests"
+JOB_PREFIX = "coordinator-digest-"
+# python-telegram-bot's run_daily counts days from Sunday = 0 (as cron does)
+WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+JOB_KWARGS: dict[str, Any] = {"misfire_grace_time": 3600, "coalesce": True,
+                              "replace_existing": True}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS coordinator_digests (
+    id INTEGER PRIMARY KEY,
+    participant_id INTEGER NOT NULL UNIQUE REFERENCES participants(id) ON DELETE CASCADE,
+    weekday INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+    at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)
+"""
+
+
+def parse_schedule(args: str) -> tuple[int, time] | None:
+    """``"mon 08:30"`` -> (1, 08:30); None when it cannot be read."""
+    parts = args.lower().split()
+    if len(parts) != 2 or parts[0][:3] not in WEEKDAYS:
+        return None
+    day = WEEKDAYS[parts[0][:3]]
+    hh, _, mm = parts[1].partition(":")
+    if not (hh.isdigit() and mm.isdigit() and len(mm) == 2):
+        return None
+    hour, minute = int(hh), int(mm)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        return None
+    return day, time(hour, minute)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("Europe/London")
+
+
+class CoordinatorTools:
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store,
+                 texts: Texts) -> None:
+        self.app = app
+        self.store = store
+        self.texts = texts
+
+    def attach(self, service: Service) -> None:
+        service.extra_commands.update({"summary": self.cmd_summary, "digest": self.cmd_digest})
+
+    async def summary_text(self, me: Participant) -> str:
+        return render_text(await compute_summary(self.store, me.programme_id))
+
+    async def cmd_summary(self, me: Participant, resp: Response, args: str) -> Response:
+        if me.role is not Role.COORDINATOR:  # the command spec already limits it; belt and braces
+            return resp.say(self.texts.say("coord_only"))
+        return resp.say(await self.summary_text(me))
+
+    async def cmd_digest(self, me: Participant, resp: Response, args: str) -> Response:
+        if me.role is not Role.COORDINATOR:
+            return resp.say(self.texts.say("coord_only"))
+        if not args:
+            row = await self.store.db.fetchone(
+                "SELECT weekday, at FROM coordinator_digests WHERE participant_id=?", (me.id,))
+            if row is None:
+                return resp.say(self.texts.say("coord_digest_none"))
+            return resp.say(self.texts.say("coord_digest_show", day=DAY_NAMES[row["weekday"]],
+                                           time=row["at"], tz=me.timezone))
+        if args.strip().lower() == "off":
+            sid = await self.store.db.scalar(
+                "SELECT id FROM coordinator_digests WHERE participant_id=?", (me.id,))
+            await self.store.db.execute(
+                "DELETE FROM coordinator_digests WHERE participant_id=?", (me.id,))
+            if sid is not None:
+                self._unschedule(int(sid))
+            resp.changed = True
+            return resp.say(self.texts.say("coord_digest_off"))
+        parsed = parse_schedule(args)
+        if parsed is None:
+            return resp.say(self.texts.say("coord_digest_bad"))
+        day, at = parsed
+        await self.store.db.execute(
+            "INSERT INTO coordinator_digests (participant_id, weekday, at, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(participant_id) DO UPDATE SET "
+            "weekday=excluded.weekday, at=excluded.at, updated_at=excluded.updated_at",
+            (me.id, day, at.strftime("%H:%M"), iso(utcnow())),
+        )
+        sid = int(await self.store.db.scalar(
+            "SELECT id FROM coordinator_digests WHERE participant_id=?", (me.id,)))
+        self._schedule(sid, me.id, day, at, me.timezone)
+        resp.changed = True
+        return resp.say(self.texts.say("coord_digest_set", day=DAY_NAMES[day],
+                                       time=at.strftime("%H:%M"), tz=me.timezone))
+
+    # -- jobs --------------------------------------------------------------------------
+    def _schedule(self, sid: int, participant_id: int, day: int, at: time, tz: str) -> None:
+        queue = self.app.job_queue
+        if queue is None:
+            log.warning("no JobQueue: weekly digests are off")
+            return
+        self._unschedule(sid)
+        name = f"{JOB_PREFIX}{sid}"
+        queue.run_daily(self.send_digest, time=at.replace(tzinfo=_zone(tz)), days=(day,),
+                        data=participant_id, name=name, job_kwargs={**JOB_KWARGS, "id": name})
+
+    def _unschedule(self, sid: int) -> None:
+        queue = self.app.job_queue
+        if queue is None:
+            return
+        for job in queue.get_jobs_by_name(f"{JOB_PREFIX}{sid}"):
+            job.schedule_removal()
+
+    async def restore(self) -> int:
+        rows = await self.store.db.fetchall(
+            "SELECT d.id, d.participant_id, d.weekday, d.at, p.timezone FROM "
+            "coordinator_digests d JOIN participants p ON p.id = d.participant_id "
+            "WHERE p.role = 'coordinator' ORDER BY d.id")
+        for r in rows:
+            hh, mm = r["at"].split(":")
+            self._schedule(int(r["id"]), int(r["participant_id"]), int(r["weekday"]),
+                           time(int(hh), int(mm)), r["timezone"])
+        return len(rows)
+
+    async def send_digest(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
+        job = context.job
+        if job is None or not isinstance(job.data, int):
+            return
+        await self.digest_for(job.data)
+
+    async def digest_for(self, participant_id: int) -> bool:
+        me = await self.store.participants.get(participant_id)
+        if me is None or me.role is not Role.COORDINATOR:
+            return False
+        chat_id = await self.store.participants.chat_id(me.id)
+        if chat_id is None:
+            return False
+        text = self.texts.say("coord_digest_intro") + "\n" + await self.summary_text(me)
+        try:
+            await self.app.bot.send_message(chat_id, text)
+        except TelegramError as exc:
+            # the class of error only: no chat id, no name
+            log.warning("weekly digest not delivered: %s", type(exc).__name__)
+            return False
+        return True
+
+
+async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> CoordinatorTools:
+    """Called from post_init after reminders. Idempotent."""
+    existing = app.bot_data.get(DIGEST_KEY)
+    if isinstance(existing, CoordinatorTools):
+        return existing
+    store: Store = app.bot_data["store"]
+    service: Service = app.bot_data["service"]
+    await store.db.execute(SCHEMA)
+    tools = CoordinatorTools(app, store, service.texts)
+    tools.attach(service)
+    app.bot_data[DIGEST_KEY] = tools
+    await tools.restore()
+    return tools

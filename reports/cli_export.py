@@ -1,0 +1,141 @@
+"""``mentorbot export`` (researchers) and ``mentorbot report coordinator`` (programme leads)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+FORMATS = ("csv", "jsonl", "qdpx")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"mentorbot: {message}", err=True)
+    sys.exit(2)
+
+
+async def _open_store() -> Any:
+    """The configured store, never created: exporting a missing database is an error."""
+    from bot.app import consent_version
+    from bot.cli import settings
+    from storage.store import Store
+
+    cfg = settings()
+    return await Store.open(cfg.mentorbot_db, cfg.keyring(), consent_version(), create=False,
+                            keystore=cfg.mentorbot_keystore)
+
+
+async def run_export(store: Any, out: Path, study: str, date_mode: str,
+                     formats: tuple[str, ...]) -> tuple[Any, list[Path]]:
+    """Build the bundle once and write the formats asked for (all of them by default)."""
+    from reports.codebook import load_codebook
+    from reports.export import refi, tabular, write_all
+    from reports.export.bundle import build_export, document_withheld, write_withheld
+
+    codebook = load_codebook()
+    built = await build_export(store, study, date_mode, codebook)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = set(formats or FORMATS)
+    if wanted == set(FORMATS):
+        paths = write_all(built.bundle, codebook, out)
+    else:
+        paths = []
+        if "csv" in wanted:
+            paths += tabular.write_csv(built.bundle, out)
+        if "jsonl" in wanted:
+            paths.append(tabular.write_jsonl(built.bundle, out))
+        if wanted & {"csv", "jsonl"}:
+            paths += tabular.write_data_dictionary(built.bundle, out)
+        if "qdpx" in wanted:
+            paths.append(refi.write_qdc(codebook, out / "codebook.qdc"))
+            paths.append(refi.write_qdpx(built.bundle, codebook, out / "project.qdpx"))
+    if wanted & {"csv", "jsonl"}:
+        paths.append(write_withheld(built, out))
+        document_withheld(out)
+    return built, paths
+
+
+@click.command("export")
+@click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
+              help="Format to write (repeat for several); all three if left out.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the export files.")
+@click.option("--study", required=True,
+              help="Study name: pseudonyms are stable within a study and unrelated across.")
+@click.option("--dates", "date_mode", type=click.Choice(("shift", "relative")), default="shift",
+              show_default=True,
+              help="shift: dates moved by a consistent random offset per person; relative: "
+                   "days since the pair's first session.")
+def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str) -> None:
+    """Export entries whose authors consent to research export, pseudonymised."""
+    from bot.cli import friendly
+    from storage.pseudonyms import StudyError
+
+    started = time.perf_counter()
+
+    async def go() -> tuple[Any, list[Path]]:
+        store = await _open_store()
+        try:
+            return await run_export(store, out, study, date_mode, formats)
+        finally:
+            await store.close()
+
+    try:
+        built, paths = friendly(asyncio.run)(go())
+    except StudyError as exc:
+        _fail(str(exc))
+        return
+    bundle = built.bundle
+    click.echo(
+        f"Exported {len(bundle.entries)} entries from {len(bundle.cases)} people "
+        f"(study {study!r}, dates {date_mode}) to {out} in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(p.name for p in paths)
+        + f". {len(built.withheld)} signposted answer(s) withheld."
+    )
+
+
+@click.command("coordinator")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for coordinator.html and coordinator.json.")
+@click.option("--programme", "programme_name", default=None,
+              help="Programme name (needed when the database holds more than one).")
+def coordinator_cmd(out: Path, programme_name: str | None) -> None:
+    """Anonymised programme summary (small counts hidden) as HTML and JSON."""
+    from bot.cli import friendly
+    from reports.coordinator import write_report
+
+    async def go() -> list[Path]:
+        store = await _open_store()
+        try:
+            if programme_name is not None:
+                programme = await store.programmes.by_name(programme_name)
+            else:
+                programmes = await store.programmes.all()
+                if len(programmes) != 1:
+                    _fail("name the programme with --programme (the database holds "
+                          f"{len(programmes)})")
+                programme = programmes[0]
+            return await write_report(store, programme.id, out)
+        finally:
+            await store.close()
+
+    paths = friendly(asyncio.run)(go())
+    click.echo("Coordinator summary written: " + ", ".join(str(p) for p in paths))
+
+
+def register(main: click.Group) -> None:
+    main.add_command(export_cmd)
+    report = main.commands.get("report")
+    if isinstance(report, click.Group):
+        report.add_command(coordinator_cmd)
+    else:
+        @click.group("report")
+        def report_group() -> None:
+            """Offline reports."""
+
+        report_group.add_command(coordinator_cmd)
+        main.add_command(report_group)

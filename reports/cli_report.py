@@ -1,0 +1,159 @@
+"""`mentorbot report evaluator` and `mentorbot code`.
+
+bot/cli.py calls ``register(main)`` at its very end. Nothing here imports bot.cli at module
+level (bot.cli imports this module while it is still loading); its helpers are fetched when a
+command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reports.review import ReviewError
+from storage.pseudonyms import StudyError
+
+
+class _RichProgress:
+    """A progress bar on stderr, only when stderr is a terminal (never in logs or pipes)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[-1].total or 0)
+        self.progress.stop()
+
+    def stage(self, name: str, total: int | None) -> None:
+        if self.task is not None:
+            task = self.progress.tasks[-1]
+            self.progress.update(self.task, completed=task.total or task.completed)
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+
+async def _open_store() -> Any:
+    """The configured store, never created: a report on a missing database is an error."""
+    from bot.app import consent_version
+    from bot.cli import settings
+    from storage.store import Store
+
+    cfg = settings()
+    return await Store.open(cfg.mentorbot_db, cfg.keyring(), consent_version(), create=False,
+                            keystore=cfg.mentorbot_keystore)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"mentorbot: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group("report")
+def report_group() -> None:
+    """Offline reports for evaluators."""
+
+
+@report_group.command("evaluator")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.html, report.json and review.csv.")
+@click.option("--review", "review", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A review.csv with your decisions, from an earlier run.")
+@click.option("--study", default="evaluation", show_default=True,
+              help="Study name for the pseudonyms (P-, D-, E-) in the report.")
+@click.option("--workers", type=click.IntRange(0, 64), default=None,
+              help="Processes for rule coding [default: 2 on large programmes, else 0].")
+@click.option("--semantic", is_flag=True, default=False,
+              help="Also run the optional semantic coder, where it is installed.")
+def evaluator_cmd(out: Path, review: Path | None, study: str, workers: int | None,
+                  semantic: bool) -> None:
+    """Code consented entries, build CMO configurations and phases, and write the report."""
+    from bot.cli import friendly
+
+    friendly(_evaluator)(out, review, study, workers, semantic)
+
+
+def _evaluator(out: Path, review: Path | None, study: str, workers: int | None,
+               semantic: bool) -> None:
+    from reports.evaluator import Options, build_report
+
+    started = time.perf_counter()
+
+    async def go() -> Any:
+        store = await _open_store()
+        try:
+            with _RichProgress() as progress:
+                return await build_report(
+                    store, out,
+                    options=Options(study=study, review=review, workers=workers,
+                                    semantic=semantic),
+                    progress=progress,
+                )
+        finally:
+            await store.close()
+
+    try:
+        result = asyncio.run(go())
+    except (ReviewError, StudyError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(
+        f"Report on {result.entries} entries from {result.people} people in {result.pairs} "
+        f"pairs written to {result.out_dir} in {time.perf_counter() - started:.1f} s: "
+        "report.html, report.json, review.csv "
+        f"({result.review_rows} suggested codes to review"
+        + (f"; agreement with your review {result.agreement:.0%}" if result.agreement is not None
+           else "") + ")."
+    )
+
+
+@click.command("code")
+def code_cmd() -> None:
+    """Code text from elsewhere with the same codebook: JSON Lines on stdin, codes on stdout.
+
+    Each input line is {"id": ..., "role": "mentee"|"mentor" (optional), "text": ...}.
+    """
+    from reports.code_command import code_stream
+
+    errors = code_stream(sys.stdin, sys.stdout)
+    sys.stdout.flush()
+    if errors:
+        click.echo(f"mentorbot: {errors} line(s) could not be coded; see their \"error\"",
+                   err=True)
+        sys.exit(1)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(report_group)
+    main.add_command(code_cmd)

@@ -1,0 +1,412 @@
+"""CMO configurations: linked chains of context, mechanism and outcome, not tag counts.
+
+The unit of analysis follows the thesis (notes-realist-thesis §8.3): one configuration per pair
+per outcome (a participant outside any pair is their own unit). For every entry in which the
+outcome was coded, the contexts, resources and responses coded in the same entry, or in the
+pair's other entries within a window around it (the mentor's log of the same session, the
+mentee's reflection on the session before), are linked to it:
+
+* ``PRIMES`` resource -> response, ``POWERS`` context -> response, ``EFFECTS`` response ->
+  outcome (the thesis's link types, §1.2), each with how many outcome occurrences support it
+  and how many of those had both ends in one entry (the rest are inferred across entries);
+* each configuration is graded by the number of independent entries behind it, and whether
+  both members of the pair contribute;
+* missing parts are listed, never guessed ("did not ... 'tick every box'");
+* programme theories are tagged by the rules in ``THEORY_RULES`` (§1.9.4, on canonical ids).
+
+An outcome with no resource and no response linked to it is not configurable (§1.8.4); such
+outcomes are counted, not configured.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTEXT_ROLES = ("CONTEXT_ENABLING", "CONTEXT_INHIBITING")
+OUTCOME_ROLES = ("OUTCOME_PROXIMAL", "OUTCOME_DISTAL")
+MECHANISM_ROLES = ("RESOURCE", "RESPONSE")
+PART_OF_ROLE = {
+    "CONTEXT_ENABLING": "context",
+    "CONTEXT_INHIBITING": "context",
+    "RESOURCE": "resource",
+    "RESPONSE": "response",
+}
+PARTS = ("context", "resource", "response")
+CHAIN_WIDTH = 3  # elements shown per part: the strongest, not a catalogue
+WINDOW_BEFORE_DAYS = 28  # about a month: the session before and what was logged about it
+WINDOW_AFTER_DAYS = 2  # the other member's entry about the same session
+PROXIMAL = frozenset({"O_INSIGHT", "O_AGENCY", "O_AGENTIC_COLLABORATION", "O_MAINTAINING_TRUST"})
+
+GRADES = ("strong", "moderate", "weak", "single")
+GRADE_RULES = {
+    "strong": "at least 5 independent entries, the outcome in 2 or more, from both members",
+    "moderate": "at least 3 independent entries, the outcome in 2 or more",
+    "weak": "2 independent entries",
+    "single": "everything from one entry",
+}
+
+
+@dataclass(frozen=True)
+class TheoryRule:
+    """A configuration supports the theory when each listed part contains one of its ids."""
+
+    theory: str
+    outcome: frozenset[str] = frozenset()
+    context: frozenset[str] = frozenset()
+    context_2: frozenset[str] = frozenset()  # a second, separate context requirement
+    resource: frozenset[str] = frozenset()
+    response: frozenset[str] = frozenset()
+    mechanism: frozenset[str] = frozenset()  # a resource *or* a response from this set
+    why: str = ""
+
+    def matches(self, outcome: str, parts: Mapping[str, set[str]]) -> bool:
+        checks = (
+            (self.outcome, {outcome}),
+            (self.context, parts["context"]),
+            (self.context_2, parts["context"]),
+            (self.resource, parts["resource"]),
+            (self.response, parts["response"]),
+            (self.mechanism, parts["resource"] | parts["response"]),
+        )
+        return all(not need or need & have for need, have in checks)
+
+
+_NEW_KNOWLEDGE = frozenset({"M_NEW_KNOWLEDGE_LOCAL", "M_NEW_KNOWLEDGE_POLICY_EVIDENCE"})
+_QUALITY_THINKING = frozenset({"R_REFLECTION", "R_REFLEXIVITY", "R_MEANING_MAKING",
+                               "R_DECISION_ACTION"})
+_LEARNING_OUTCOMES = frozenset({"O_INSIGHT", "O_LEARNING_CHANGE", "O_DEVELOPMENT_CHANGE",
+                                "DOM_COGNITIVE", "DOM_SKILL", "DOM_AFFECTIVE",
+                                "DOM_SOCIAL_NETWORKS"})
+# Tagging rules grounded in the wording of the final programme theories (thesis Tables
+# 11.3-11.6). They are deliberately conservative: a tag says the configuration has the
+# ingredients the theory names, not that the theory is proven.
+THEORY_RULES: tuple[TheoryRule, ...] = (
+    TheoryRule(
+        "PT_DIVERSITY_OPPORTUNITY",
+        context=frozenset({"C_DYAD_DIVERSITY", "C_DEV_NETWORKS"}),
+        context_2=frozenset({"C_DYAD_SAFE_SPACE", "C_DYAD_TRUST"}),
+        response=_QUALITY_THINKING,
+        why="diversity or networks, and a safe space with support and challenge, where people "
+            "engage in quality thinking and action",
+    ),
+    TheoryRule(
+        "PT_LEARNING_DIFFERENTLY",
+        resource=_NEW_KNOWLEDGE,
+        outcome=_LEARNING_OUTCOMES,
+        why="new knowledge (local, policy, evidence) leading to insight, learning or "
+            "development",
+    ),
+    TheoryRule(
+        "PT_WORKING_DIFFERENTLY",
+        outcome=frozenset({"O_OPERATIONAL_CHANGE", "O_AGENTIC_COLLABORATION"}),
+        mechanism=_NEW_KNOWLEDGE | {"R_DECISION_ACTION"},
+        why="engaging actively with new knowledge, or deciding and acting, to change practice "
+            "and services",
+    ),
+    TheoryRule(
+        "PT_MAKING_A_DIFFERENCE",
+        outcome=frozenset({"O_OPERATIONAL_CHANGE", "O_STRATEGIC_CHANGE"}),
+        context=frozenset({"C_PROSOCIAL", "C_MOTIVATION", "C_COMMITMENT"}),
+        why="prosocial qualities and commitment behind change for and with those who use "
+            "services",
+    ),
+)
+# The expert-derived core causal pattern (thesis §1.8.2, Table 9.3).
+CORE_PATTERN = TheoryRule(
+    "CORE_PATTERN",
+    context=frozenset({"C_DYAD_SAFE_SPACE"}),
+    resource=frozenset({"M_DM_TECHNIQUES", "M_ROLE_MODEL"}),
+    response=frozenset({"R_MEANING_MAKING", "R_DECISION_ACTION"}),
+    outcome=frozenset({"O_LEARNING_CHANGE", "O_DEVELOPMENT_CHANGE"}),
+)
+
+
+@dataclass(frozen=True)
+class EntryCodes:
+    """The configurable codes of one entry: (code, role) pairs of contexts, mechanisms and
+    outcomes, already consent-filtered and review-applied."""
+
+    key: int  # the entry's position in the run
+    day: int  # days since the unit's start
+    author: str  # "mentee" / "mentor"
+    person: int
+    elements: frozenset[tuple[str, str]]  # contexts, resources, responses
+    outcomes: frozenset[tuple[str, str]]  # (outcome code, role)
+
+
+@dataclass(frozen=True)
+class Link:
+    kind: str  # PRIMES, POWERS, EFFECTS
+    source: str
+    target: str
+    support: int  # outcome occurrences with both ends linked
+    same_entry: int  # ... of which both ends sat in one entry
+
+
+@dataclass
+class Configuration:
+    outcome: str
+    outcome_role: str
+    chain: dict[str, list[tuple[str, str, int]]]  # part -> [(code, role, supporting entries)]
+    links: list[Link]
+    occurrences: list[int]  # entry keys where the outcome was coded
+    entries: int  # independent entries behind the configuration
+    people: int
+    for_whom: tuple[str, ...]  # author roles of the outcome occurrences
+    grade: str
+    complexity: str
+    loop: str
+    gaps: tuple[str, ...]
+    theories: tuple[str, ...]
+    core_pattern: bool
+    first_day: int
+    last_day: int
+    all_parts: dict[str, set[str]] = field(repr=False, default_factory=dict)
+
+    def to_json(self, unit: str, entry_label: Mapping[int, str], month: Any) -> dict[str, Any]:
+        return {
+            "unit": unit,
+            "outcome": self.outcome,
+            "outcome_role": self.outcome_role,
+            "chain": {part: [[c, r, n] for c, r, n in items] for part, items in
+                      self.chain.items()},
+            "links": [[k.kind, k.source, k.target, k.support, k.same_entry] for k in self.links],
+            "occurrences": len(self.occurrences),
+            "independent_entries": self.entries,
+            "people": self.people,
+            "for_whom": list(self.for_whom),
+            "grade": self.grade,
+            "complexity": self.complexity,
+            "loop": self.loop,
+            "gaps": list(self.gaps),
+            "theories": list(self.theories),
+            "core_pattern": self.core_pattern,
+            "from_month": month(self.first_day),
+            "to_month": month(self.last_day),
+            "evidence": [entry_label[k] for k in self.occurrences[:5]],
+        }
+
+
+def grade(entries: int, occurrences: int, people: int) -> str:
+    if entries >= 5 and occurrences >= 2 and people >= 2:
+        return "strong"
+    if entries >= 3 and occurrences >= 2:
+        return "moderate"
+    if entries >= 2:
+        return "weak"
+    return "single"
+
+
+def _complexity(chain: Mapping[str, Sequence[tuple[str, str, int]]], levels: int,
+                entries: int, distal: bool) -> str:
+    """Simple, complicated or complex (thesis Table 3.1): single and linear; multiple and
+    linear; multiple, diverse and spread over time and levels."""
+    width = sum(len(v) for v in chain.values())
+    if width <= 2 and entries <= 1:
+        return "simple"
+    if levels >= 2 and entries >= 3 and distal and width >= 4:
+        return "complex"
+    return "complicated"
+
+
+class UnitEntries:
+    """One unit's entries in day order, with the window lookups configuration needs."""
+
+    def __init__(self, entries: Iterable[EntryCodes]) -> None:
+        self.entries = sorted(entries, key=lambda e: (e.day, e.key))
+        self.days = [e.day for e in self.entries]
+
+    def window(self, i: int, before: int, after: int) -> range:
+        day = self.entries[i].day
+        lo = bisect.bisect_left(self.days, day - before)
+        hi = bisect.bisect_right(self.days, day + after)
+        return range(lo, hi)
+
+
+def configure(
+    entries: Iterable[EntryCodes],
+    levels: Mapping[str, str | None],
+    *,
+    before: int = WINDOW_BEFORE_DAYS,
+    after: int = WINDOW_AFTER_DAYS,
+) -> tuple[list[Configuration], Counter[str]]:
+    """Configurations of one unit, by outcome; and the outcomes that had no mechanism."""
+    unit = UnitEntries(entries)
+    by_outcome: dict[tuple[str, str], list[int]] = {}
+    for i, e in enumerate(unit.entries):
+        for outcome in e.outcomes:
+            by_outcome.setdefault(outcome, []).append(i)
+    configurations: list[Configuration] = []
+    unconfigured: Counter[str] = Counter()
+    windows_of: dict[int, range] = {}
+    reach: dict[int, frozenset[tuple[str, str]]] = {}  # elements linked to entry i's outcomes
+    for where in by_outcome.values():
+        for i in where:
+            if i not in windows_of:
+                w = windows_of[i] = unit.window(i, before, after)
+                reach[i] = frozenset().union(*(unit.entries[j].elements for j in w))
+    for (outcome, role), where in sorted(by_outcome.items()):
+        linked: set[int] = set()
+        for i in where:
+            linked.update(windows_of[i])
+        support: Counter[tuple[str, str]] = Counter()
+        for j in linked:
+            support.update(unit.entries[j].elements)
+        parts: dict[str, list[tuple[str, str, int]]] = {p: [] for p in PARTS}
+        all_parts: dict[str, set[str]] = {p: set() for p in PARTS}
+        for (code, code_role), n in sorted(support.items(),
+                                           key=lambda kv: (-kv[1], kv[0][0], kv[0][1])):
+            part = PART_OF_ROLE.get(code_role)
+            if part is None:
+                continue
+            all_parts[part].add(code)
+            if len(parts[part]) < CHAIN_WIDTH:
+                parts[part].append((code, code_role, n))
+        if not parts["resource"] and not parts["response"]:
+            unconfigured[outcome] += len(where)
+            continue
+        occurrences = [unit.entries[i] for i in where]
+        contributing = {unit.entries[i].key for i in where}
+        chain_codes = {(c, r) for items in parts.values() for c, r, _ in items}
+        for j in linked:
+            if unit.entries[j].elements & chain_codes:
+                contributing.add(unit.entries[j].key)
+        people = {unit.entries[j].person for j in linked
+                  if unit.entries[j].key in contributing}
+        links = _links(parts, outcome, where, reach, unit)
+        distal = role == "OUTCOME_DISTAL"
+        element_levels = {levels.get(c) for items in parts.values() for c, _, _ in items}
+        element_levels.add(levels.get(outcome))
+        element_levels.discard(None)
+        gaps = tuple(p for p in PARTS if not parts[p])
+        n_entries = len(contributing)
+        configurations.append(Configuration(
+            outcome=outcome,
+            outcome_role=role,
+            chain=parts,
+            links=links,
+            occurrences=[e.key for e in occurrences],
+            entries=n_entries,
+            people=len(people),
+            for_whom=tuple(sorted({e.author for e in occurrences})),
+            grade=grade(n_entries, len(occurrences), len(people)),
+            complexity=_complexity(parts, len(element_levels), n_entries, distal),
+            loop="APPLIED" if distal and outcome not in PROXIMAL else "FOUNDATIONAL",
+            gaps=gaps,
+            theories=tuple(r.theory for r in THEORY_RULES if r.matches(outcome, all_parts)),
+            core_pattern=CORE_PATTERN.matches(outcome, all_parts),
+            first_day=occurrences[0].day,
+            last_day=occurrences[-1].day,
+            all_parts=all_parts,
+        ))
+    return configurations, unconfigured
+
+
+def _links(parts: Mapping[str, list[tuple[str, str, int]]], outcome: str, where: Sequence[int],
+           reach: Mapping[int, frozenset[tuple[str, str]]], unit: UnitEntries) -> list[Link]:
+    chain = [(c, r) for p in PARTS for c, r, _ in parts[p]]
+    bit = {element: 1 << k for k, element in enumerate(chain)}
+    members = frozenset(chain)
+    # Each outcome occurrence as two bit masks over the chain: what its window links to it,
+    # and what its own entry holds. Occurrences mostly share masks, so counting per distinct
+    # mask keeps this cheap on large programmes.
+    masks: Counter[tuple[int, int]] = Counter()
+    for i in where:
+        linked = here = 0
+        for element in reach[i] & members:
+            linked |= bit[element]
+        for element in unit.entries[i].elements & members:
+            here |= bit[element]
+        masks[(linked, here)] += 1
+
+    def count(need: int) -> tuple[int, int]:
+        support = same = 0
+        for (linked, here), n in masks.items():
+            if linked & need == need:
+                support += n
+                if here & need == need:
+                    same += n
+        return support, same
+
+    out: list[Link] = []
+    responses = [(c, r) for c, r, _ in parts["response"]]
+    for kind, part in (("POWERS", "context"), ("PRIMES", "resource")):
+        for response in responses:
+            for c, r, _ in parts[part]:
+                support, same = count(bit[(c, r)] | bit[response])
+                if support:
+                    out.append(Link(kind, c, response[0], support, same))
+    for response in responses:
+        support, same = count(bit[response])
+        if support:
+            out.append(Link("EFFECTS", response[0], outcome, support, same))
+    return out
+
+
+@dataclass
+class Pattern:
+    """Configurations of one outcome across units: what tends to go with it, for whom."""
+
+    outcome: str
+    outcome_role: str
+    units: int = 0
+    grades: Counter[str] = field(default_factory=Counter)
+    for_whom: Counter[str] = field(default_factory=Counter)
+    parts: dict[str, Counter[tuple[str, str]]] = field(
+        default_factory=lambda: {p: Counter() for p in PARTS})
+    gaps: Counter[str] = field(default_factory=Counter)
+    theories: Counter[str] = field(default_factory=Counter)
+    core_pattern: int = 0
+    entries: int = 0
+
+    def add(self, c: Configuration) -> None:
+        self.units += 1
+        self.grades[c.grade] += 1
+        self.for_whom["+".join(c.for_whom)] += 1
+        for part, items in c.chain.items():
+            for code, role, _ in items:
+                self.parts[part][(code, role)] += 1
+        for gap in c.gaps:
+            self.gaps[gap] += 1
+        for theory in c.theories:
+            self.theories[theory] += 1
+        self.core_pattern += c.core_pattern
+        self.entries += c.entries
+
+    def typical(self, part: str, n: int = CHAIN_WIDTH) -> list[tuple[str, str, int]]:
+        """The elements most units' chains include, with how many units."""
+        ranked = sorted(self.parts[part].items(), key=lambda kv: (-kv[1], kv[0]))
+        return [(code, role, units) for (code, role), units in ranked[:n]]
+
+    @property
+    def well_supported(self) -> int:
+        return self.grades["strong"] + self.grades["moderate"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "outcome_role": self.outcome_role,
+            "units": self.units,
+            "grades": {g: self.grades[g] for g in GRADES},
+            "for_whom": dict(sorted(self.for_whom.items())),
+            "typical": {p: [[c, r, n] for c, r, n in self.typical(p)] for p in PARTS},
+            "gaps": dict(sorted(self.gaps.items())),
+            "theories": dict(sorted(self.theories.items())),
+            "core_pattern": self.core_pattern,
+            "independent_entries": self.entries,
+        }
+
+
+def patterns(configurations: Iterable[Configuration]) -> list[Pattern]:
+    found: dict[tuple[str, str], Pattern] = {}
+    for c in configurations:
+        key = (c.outcome, c.outcome_role)
+        pattern = found.get(key)
+        if pattern is None:
+            pattern = found[key] = Pattern(c.outcome, c.outcome_role)
+        pattern.add(c)
+    return sorted(found.values(), key=lambda p: (-p.well_supported, -p.units, p.outcome))

@@ -1,0 +1,394 @@
+"""The coordinator's programme summary: operational figures, anonymised, small cells hidden.
+
+What it shows (notes-wellbeing §6.1, notes-realist-thesis §8.4): pairs per relationship phase
+and per lifecycle state, chemistry meetings overdue, pairs with no contact for N weeks,
+reflection completion per month, check-in response per wave, and mentor load.
+
+What it never shows: entry text, quotes, codes of any topic (sensitive or not: the only codes
+here are phases and lifecycle states), or anything per person or per pair. Every figure is a
+count of pairs or people, or a rate built from such counts.
+
+Who counts: a pair counts only when every member it has currently consents to
+``programme_summary`` (read through :mod:`reports.extract`, where the consent rule lives); a
+person counts in the people-based figures only as a member of a counted pair.
+
+Small cells (:mod:`reports.suppression`): a count below 5 shows as ``"<5"``; where a shown
+total would let someone subtract their way to a hidden count, another count is withheld as
+``"*"``. A rate is shown only when both counts under it are shown. A programme with fewer than
+5 counted pairs gets no figures at all, only a sentence saying it is too small.
+
+The summary is a plain dict, deterministic for a given database and ``now``: the JSON file is
+byte-identical across runs, and the HTML and the chat text are rendered from it alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+from conversations.catalogue import load_flows
+from conversations.reminders import ReminderSettings
+from conversations.waves import BY_ID, wave_date
+from reports import extract
+from reports.codebook import SCHEME_PHASE, Codebook, load_codebook
+from reports.phases import PHASES, PairHistory, infer
+from reports.structured import StepIndex, split_entry
+from reports.suppression import DEFAULT_K, TOTAL, Display, small_label, suppress_counts, too_small
+from storage.lifecycle import STATES, TERMINAL, Lifecycle, PairFacts
+from storage.models import Role, Scope
+from storage.store import Store
+
+SUMMARY_VERSION = "1"
+PHASE_UNKNOWN = "not_yet_known"
+REFLECTION_FLOWS = ("grow", "oskar")
+CHECKIN_FLOWS = ("baseline", "checkin")
+WAVES = ("baseline", "m3", "m6", "m9", "m12", "closing", "followup")
+MONTHS_SHOWN = 12
+MENTOR_CAP = 2  # the programme's cap on mentees per mentor (notes-wellbeing §6.1)
+LOAD_BUCKETS = ("1 pair", "2 pairs", f"more than {MENTOR_CAP} pairs")
+STATE_LABELS = {
+    "matched": "Matched, not yet met",
+    "chemistry_held": "Chemistry meeting held",
+    "active": "Meeting",
+    "six_month_check": "At the six-month check",
+    "extended": "Extended",
+    "closed": "Closed",
+    "rematched": "Closed for a re-match",
+}
+PHASE_LABELS = {
+    "PH_BUILDING_RAPPORT": "Building rapport",
+    "PH_SETTING_DIRECTION": "Setting direction",
+    "PH_PROGRESSION": "Making progress",
+    "PH_WINDING_UP": "Winding up",
+    "PH_MOVING_ON": "Moving on",
+    PHASE_UNKNOWN: "Not yet known",
+}
+
+
+def _shown(counts: Mapping[str, Display]) -> bool:
+    return all(isinstance(v, int) for v in counts.values())
+
+
+def _rate(part: Display, whole: Display) -> float | None:
+    if isinstance(part, int) and isinstance(whole, int) and whole > 0:
+        return round(part / whole, 3)
+    return None
+
+
+def _split(yes_key: str, no_key: str, yes: int, total: int, k: int) -> dict[str, Any]:
+    """A two-way split of ``total`` (shown) with complementary suppression, plus its rate."""
+    cells = suppress_counts({yes_key: yes, no_key: total - yes}, k, total=total)
+    return {**cells, TOTAL: total, "rate": _rate(cells[yes_key], total)}
+
+
+def _count(value: int, k: int) -> Display:
+    return value if value >= k else small_label(k)
+
+
+def _month(ts: str) -> str:
+    return ts[:7]
+
+
+class _Inputs:
+    """Everything the figures are computed from, already restricted to counted pairs."""
+
+    def __init__(self, pairs: dict[int, PairFacts], members: set[int],
+                 entries: list[extract.EntryRecord], drafts: list[Any],
+                 events: dict[int, list[tuple[str, datetime]]]) -> None:
+        self.pairs = pairs
+        self.members = members
+        self.entries = entries
+        self.drafts = drafts
+        self.events = events
+
+
+async def _gather(store: Store, programme_id: int) -> _Inputs:
+    consenting = await extract.consenting(store, Scope.PROGRAMME_SUMMARY)
+    facts = await Lifecycle(store.db).facts()
+    pairs = {
+        pid: f for pid, f in sorted(facts.items())
+        if f.programme_id == programme_id and f.matched_at is not None and f.members
+        and all(m in consenting for m in f.members)
+    }
+    members = {m for f in pairs.values() for m in f.members}
+    entries = [
+        r async for r in extract.entries(store, Scope.PROGRAMME_SUMMARY, programme_id=programme_id)
+        if r.participant_id in members
+    ]
+    # Reflections begun but never finished: metadata only (no answers are read), for the
+    # members of counted pairs, who consent as above.
+    drafts = []
+    if members:
+        marks = ",".join("?" * len(members))
+        drafts = list(await store.db.fetchall(
+            "SELECT participant_id, pair_id, flow, created_at FROM entries "  # noqa: S608
+            f"WHERE status != 'complete' AND participant_id IN ({marks})",
+            tuple(sorted(members)),
+        ))
+    events: dict[int, list[tuple[str, datetime]]] = {}
+    if pairs:
+        for pid, history in [(p, await Lifecycle(store.db).history(p)) for p in pairs]:
+            events[pid] = [
+                (e.event, e.at) for e in history
+                # episode logs are read from the entries themselves; an event one person
+                # caused counts only if that person is a counted member
+                if e.source != "episode_log"
+                and (e.participant_id is None or e.participant_id in members)
+            ]
+    return _Inputs(pairs, members, entries, drafts, events)
+
+
+def _phases(inputs: _Inputs, codebook: Codebook) -> dict[int, str]:
+    index = StepIndex(load_flows(), codebook)
+    by_pair: dict[int, list[extract.EntryRecord]] = {}
+    for r in inputs.entries:
+        if r.pair_id in inputs.pairs:
+            by_pair.setdefault(r.pair_id, []).append(r)
+    out: dict[int, str] = {}
+    for pid, f in inputs.pairs.items():
+        assert f.matched_at is not None
+        start = f.matched_at.date().toordinal()
+        history = PairHistory(events=[(0, "matched")])
+        for event, at in inputs.events.get(pid, []):
+            if event != "matched":
+                history.events.append((at.date().toordinal() - start, event))
+        for r in by_pair.get(pid, []):
+            split = split_entry(r.flow, r.answers, index)  # button answers only: no text read
+            when = split.day or r.created_at[:10]
+            day = date.fromisoformat(when).toordinal() - start
+            history.contacts.append(day)
+            for code in split.codes:
+                if code.scheme == "episode_kind":
+                    history.events.append((day, code.code_id))
+                elif code.scheme == SCHEME_PHASE and r.role is Role.MENTOR:
+                    history.views.append((day, code.code_id))
+        timeline = infer(history, codebook.phase_crosswalk)
+        out[pid] = timeline.current or PHASE_UNKNOWN
+    return out
+
+
+async def compute_summary(
+    store: Store,
+    programme_id: int,
+    *,
+    now: datetime | None = None,
+    k: int = DEFAULT_K,
+    codebook: Codebook | None = None,
+) -> dict[str, Any]:
+    """The programme's summary, every figure already suppressed."""
+    now = now or datetime.now(UTC)
+    programme = await store.programmes.get(programme_id)
+    try:
+        settings = ReminderSettings.from_programme(programme.settings)
+    except ValueError:
+        settings = ReminderSettings()  # the reminders module already warns about it
+    quiet_weeks = round(settings.quiet_pair_after / timedelta(weeks=1))
+    chemistry_weeks = round(settings.chemistry_overdue_after / timedelta(weeks=1))
+    inputs = await _gather(store, programme_id)
+    n = len(inputs.pairs)
+    base: dict[str, Any] = {
+        "version": SUMMARY_VERSION,
+        "programme": programme.name,
+        "as_of": now.date().isoformat(),
+        "threshold": k,
+        "rules": {
+            "counted": "pairs whose members all consent to programme summaries",
+            "small": f"a count below {k} shows as {small_label(k)!r}",
+            "withheld": "'*' hides a count that would let a small one be worked out",
+        },
+    }
+    if too_small(n, k):
+        return {**base, "too_small": True, "pairs_counted": small_label(k) if n else 0}
+    book = codebook or load_codebook()
+
+    states = Counter(f.state for f in inputs.pairs.values())
+    by_state = suppress_counts({s: states.get(s, 0) for s in STATES}, k, total=n)
+    phase_of = _phases(inputs, book)
+    phases = Counter(phase_of.values())
+    by_phase = suppress_counts({p: phases.get(p, 0) for p in (*PHASES, PHASE_UNKNOWN)}, k,
+                               total=n)
+
+    open_pairs = [f for f in inputs.pairs.values() if not f.closed]
+    n_open = len(open_pairs)
+    attention: dict[str, Any] = {"open_pairs": _count(n_open, k)}
+    if n_open >= k:
+        overdue = sum(
+            1 for f in open_pairs
+            if f.chemistry_at is None and f.matched_at is not None
+            and f.matched_at + settings.chemistry_overdue_after <= now
+        )
+        quiet = sum(
+            1 for f in open_pairs
+            if f.matched_at is not None
+            and max(f.matched_at, f.last_episode_at or f.matched_at)
+            + settings.quiet_pair_after <= now
+        )
+        attention["chemistry_overdue"] = _split("overdue", "not_overdue", overdue, n_open, k)
+        attention["quiet"] = _split("quiet", "in_contact", quiet, n_open, k)
+    attention["chemistry_weeks"] = chemistry_weeks
+    attention["quiet_weeks"] = quiet_weeks
+
+    return {
+        **base,
+        "too_small": False,
+        "pairs_counted": n,
+        "pairs_by_state": by_state,
+        "pairs_by_phase": by_phase,
+        "attention": attention,
+        "reflection_completion": _reflections(inputs, now, k),
+        "checkin_response": _checkins(inputs, now, k),
+        "mentor_load": _mentor_load(open_pairs, k),
+    }
+
+
+def _reflections(inputs: _Inputs, now: datetime, k: int) -> list[dict[str, Any]]:
+    """Per month: mentee reflections begun, and the share finished (drafts count as not)."""
+    months: dict[str, list[tuple[int | None, bool]]] = {}
+    for r in inputs.entries:
+        if r.flow in REFLECTION_FLOWS:
+            months.setdefault(_month(r.created_at), []).append((r.pair_id, True))
+    for d in inputs.drafts:
+        if d["flow"] in REFLECTION_FLOWS:
+            months.setdefault(_month(d["created_at"]), []).append((d["pair_id"], False))
+    shown = sorted(months)[-MONTHS_SHOWN:]
+    rows = []
+    for month in shown:
+        items = months[month]
+        pairs = {p for p, _ in items}
+        row: dict[str, Any] = {"month": month}
+        if len(pairs) < k:
+            # a month's rate from fewer than k pairs would describe those few people
+            row.update({"begun": small_label(k), "completed": small_label(k),
+                        "not_completed": small_label(k), "rate": None})
+        else:
+            done = sum(1 for _, ok in items if ok)
+            split = _split("completed", "not_completed", done, len(items), k)
+            row.update({"begun": split[TOTAL], "completed": split["completed"],
+                        "not_completed": split["not_completed"], "rate": split["rate"]})
+        rows.append(row)
+    return rows
+
+
+def _checkins(inputs: _Inputs, now: datetime, k: int) -> list[dict[str, Any]]:
+    """Per wave: people whose check-in has come due, and the share who answered it."""
+    answered: dict[str, set[int]] = {}
+    for r in inputs.entries:
+        if r.flow in CHECKIN_FLOWS and r.wave:
+            answered.setdefault(r.wave, set()).add(r.participant_id)
+    rows = []
+    for wave_id in WAVES:
+        wave = BY_ID[wave_id]
+        due: set[int] = set()
+        for f in inputs.pairs.values():
+            assert f.matched_at is not None
+            when = wave_date(wave, f.matched_at, f.closed_at)
+            if when is not None and when <= now:
+                due.update(f.members)
+        responded = len(due & answered.get(wave_id, set()))
+        row: dict[str, Any] = {"wave": wave_id, "label": wave.label}
+        if len(due) < k:
+            row.update({"due": _count(len(due), k) if due else 0, "responded": small_label(k)
+                        if due else 0, "not_responded": small_label(k) if due else 0,
+                        "rate": None})
+        else:
+            split = _split("responded", "not_responded", responded, len(due), k)
+            row.update({"due": len(due), "responded": split["responded"],
+                        "not_responded": split["not_responded"], "rate": split["rate"]})
+        rows.append(row)
+    return rows
+
+
+def _mentor_load(open_pairs: Iterable[PairFacts], k: int) -> dict[str, Any]:
+    """Mentors by how many counted open pairs they hold, against the programme's cap."""
+    load = Counter(f.mentor_id for f in open_pairs if f.mentor_id is not None)
+    buckets = Counter(
+        LOAD_BUCKETS[min(n, MENTOR_CAP + 1) - 1] for n in load.values()
+    )
+    mentors = len(load)
+    if mentors < k:
+        return {"mentors": _count(mentors, k) if mentors else 0, "by_load": None,
+                "cap": MENTOR_CAP}
+    cells = suppress_counts({b: buckets.get(b, 0) for b in LOAD_BUCKETS}, k, total=mentors)
+    return {"mentors": mentors, "by_load": cells, "cap": MENTOR_CAP}
+
+
+# ---------------------------------------------------------------------------------------
+# rendering
+# ---------------------------------------------------------------------------------------
+
+
+def to_json(summary: Mapping[str, Any]) -> str:
+    return json.dumps(summary, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _pct(rate: float | None) -> str:
+    return "—" if rate is None else f"{100 * rate:.0f}%"
+
+
+def render_html(summary: Mapping[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["pct"] = _pct
+    source = resources.files("reports").joinpath("templates", "coordinator.html.j2").read_text(
+        encoding="utf-8")
+    return env.from_string(source).render(
+        s=summary, state_labels=STATE_LABELS, phase_labels=PHASE_LABELS, total=TOTAL)
+
+
+def render_text(summary: Mapping[str, Any]) -> str:
+    """The chat version: the same figures as the HTML, as short plain lines."""
+    if summary["too_small"]:
+        return (f"Programme summary ({summary['as_of']}): the programme is too small to "
+                f"summarise yet. Figures appear once at least {summary['threshold']} pairs "
+                "whose members agreed to programme summaries have been matched.")
+    k = summary["threshold"]
+    lines = [f"Programme summary, {summary['as_of']}: {summary['pairs_counted']} pairs counted."]
+    lines.append("Lifecycle: " + ", ".join(
+        f"{STATE_LABELS[s]} {v}" for s, v in summary["pairs_by_state"].items()))
+    lines.append("Phase: " + ", ".join(
+        f"{PHASE_LABELS[p]} {v}" for p, v in summary["pairs_by_phase"].items()))
+    a = summary["attention"]
+    lines.append(f"Open pairs: {a['open_pairs']}.")
+    if "chemistry_overdue" in a:
+        lines.append(f"Chemistry meeting overdue ({a['chemistry_weeks']}+ weeks): "
+                     f"{a['chemistry_overdue']['overdue']}. No contact for "
+                     f"{a['quiet_weeks']}+ weeks: {a['quiet']['quiet']}.")
+    refl = summary["reflection_completion"][-3:]
+    if refl:
+        lines.append("Reflections finished: " + ", ".join(
+            f"{r['month']} {_pct(r['rate'])}" for r in refl))
+    due = [c for c in summary["checkin_response"] if c["due"] != 0]
+    if due:
+        lines.append("Check-ins answered: " + ", ".join(
+            f"{c['label']} {_pct(c['rate'])}" for c in due))
+    load = summary["mentor_load"]
+    if load["by_load"]:
+        lines.append(f"Mentor load ({load['mentors']} mentors): " + ", ".join(
+            f"{b} {v}" for b, v in load["by_load"].items()))
+    lines.append(f"'{small_label(k)}' = fewer than {k}; '*' = withheld so a small count can't "
+                 "be worked out. No names, text or topics are ever shown.")
+    return "\n".join(lines)
+
+
+async def write_report(store: Store, programme_id: int, out_dir: Any, *,
+                       now: datetime | None = None) -> list[Any]:
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = await compute_summary(store, programme_id, now=now)
+    json_path = out / "coordinator.json"
+    html_path = out / "coordinator.html"
+    json_path.write_text(to_json(summary), encoding="utf-8")
+    html_path.write_text(render_html(summary), encoding="utf-8")
+    return [json_path, html_path]
+
+
+__all__ = ["TERMINAL", "compute_summary", "render_html", "render_text", "to_json",
+           "write_report"]

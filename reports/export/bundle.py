@@ -1,0 +1,371 @@
+"""Build the researcher export bundle from the store: consent, pseudonyms, dates, coding.
+
+This is the storage side of :mod:`reports.export`; the writers never see the store.
+
+* **Who**: entries come from :func:`reports.extract.entries` with ``Scope.RESEARCH_EXPORT``,
+  the one place the consent rule is applied: the author's *current* decision, so a withdrawal
+  removes everything they wrote before it, and an erased person (key gone) has nothing left.
+* **Identities**: study pseudonyms from :class:`storage.pseudonyms.Pseudonymiser` (keyed HMAC
+  of the random subject reference under a per-study secret). Telegram ids, chat ids, names and
+  usernames are never read here at all, except the author's own first name, read only to mask
+  it out of their text.
+* **Dates**: ``shift`` gives every date (entry dates and date answers) moved by the author's
+  own consistent random offset; ``relative`` gives days since the pair's first session
+  instead. Never both: a shifted date beside a relative day would give away the offset.
+* **Text**: answers are exported verbatim (this is the dataset the researcher's participants
+  consented to), except that the author's own first name becomes ``[name]``. Other names,
+  places and numbers are *not* masked: that would change what people wrote, and the evaluator
+  report, not the export, is where quotes leave the research team. An answer flagged for
+  safety signposting keeps its row with ``text`` empty; which answers were withheld is listed
+  in ``withheld.csv`` (see :func:`write_withheld`), because the shared export model has no
+  per-answer flag yet.
+* **Codes**: participants' button choices as answer codes; coded segments from the reporting
+  job's layers: structured (a text step that elicits a code, whole answer) and rules (cue
+  phrases, with spans). Rules run on the masked text, so offsets point into what is exported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from conversations.catalogue import load_flows
+from conversations.model import Flow, Step
+from reports import extract
+from reports.codebook import Codebook
+from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED
+from reports.coding.rules import code_text_raw
+from reports.export.model import Case, CodedSegment, ExportAnswer, ExportBundle, ExportEntry
+from reports.structured import StepIndex
+from storage.lifecycle import Lifecycle
+from storage.models import Scope
+from storage.pseudonyms import Pseudonymiser
+from storage.store import Store
+
+DATE_MODES = ("shift", "relative")
+CONSENT = Scope.RESEARCH_EXPORT.value
+NAME_MARK = "[name]"
+WITHHELD_CSV = "withheld.csv"
+WITHHELD_REASON = "signposted"
+_DIGITS = re.compile(r"(\d+)$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+# First names that are everyday words ("Will", "May"): masked only where capitalised, so the
+# verbatim text keeps "I will".
+_WORD_NAMES = frozenset((
+    "will", "may", "hope", "faith", "grace", "joy", "rose", "bill", "mark", "pat", "sue",
+    "dawn", "summer", "april", "june", "august", "frank", "art", "jack", "ray", "sunny",
+    "chance", "drew", "gene", "rich", "rob", "sandy", "amber", "ruby", "holly", "ivy", "iris",
+    "lily", "daisy", "heather", "robin", "hunter", "mercy", "patience", "honor", "honour",
+    "sky", "river", "rain", "storm",
+))
+
+
+@dataclass(frozen=True)
+class Withheld:
+    entry_id: str
+    step_id: str
+    answer_no: int
+    reason: str
+
+
+@dataclass
+class BuiltExport:
+    bundle: ExportBundle
+    withheld: list[Withheld] = field(default_factory=list)
+    masked_answers: int = 0
+    coded_texts: int = 0
+    distinct_texts: int = 0
+
+
+def generated_by() -> str:
+    try:
+        return f"mentorbot {metadata.version('mentorbot')}"
+    except metadata.PackageNotFoundError:  # running from a bare checkout
+        return "mentorbot"
+
+
+def _name_pattern(name: str) -> re.Pattern[str] | None:
+    name = name.strip()
+    if len(name) < 2:
+        return None  # a one-letter "name" would mask every "a" and "I"
+    flags = 0 if name.lower() in _WORD_NAMES else re.IGNORECASE
+    return re.compile(r"(?<!\w)" + re.escape(name) + r"(?!\w)", flags)
+
+
+def _versions(raw: str) -> tuple[int, str | None]:
+    """(flow_version as a number, the raw label when it is not a bare number)."""
+    if raw.isdigit():
+        return int(raw), None
+    m = _DIGITS.search(raw)
+    return (int(m.group(1)) if m else 0), raw
+
+
+class _Builder:
+    def __init__(self, pseudonyms: Pseudonymiser, date_mode: str, codebook: Codebook,
+                 flows: Mapping[str, Flow], anchors: Mapping[int, date],
+                 names: Mapping[int, str]) -> None:
+        self.p = pseudonyms
+        self.date_mode = date_mode
+        self.codebook = codebook
+        self.index = StepIndex(flows, codebook)
+        self.flows = flows
+        self.anchors = anchors
+        self.masks = {pid: pat for pid, n in names.items() if (pat := _name_pattern(n))}
+        self.entries: list[ExportEntry] = []
+        self.segments: list[CodedSegment] = []
+        self.withheld: list[Withheld] = []
+        self.masked = 0
+        # one HMAC per person and pair, not one per entry
+        self._person: dict[str, str] = {}
+        self._pair: dict[int, str] = {}
+        self._shift: dict[str, int] = {}
+        self.cases: dict[str, tuple[str | None, str, int]] = {}  # person -> (pair, role, n)
+        # Rule coding is deterministic in (text, role), and answers repeat ("Yes", "Not yet",
+        # a copied goal): each distinct text is coded once per run.
+        self._hits: dict[tuple[str, str], list[tuple[int, int, str, float]]] = {}
+        self.texts = 0
+        self._steps: dict[tuple[str, str], tuple[Step | None, str, str, str | None]] = {}
+
+    def person(self, subject_ref: str) -> str:
+        label = self._person.get(subject_ref)
+        if label is None:
+            label = self._person[subject_ref] = self.p.person(subject_ref)
+        return label
+
+    def pair(self, pair_id: int | None) -> str | None:
+        if pair_id is None:
+            return None
+        label = self._pair.get(pair_id)
+        if label is None:
+            label = self._pair[pair_id] = self.p.pair(pair_id)
+        return label
+
+    def when(self, record: extract.EntryRecord, day: date) -> tuple[str | None, int | None]:
+        if self.date_mode == "shift":
+            shift = self._shift.get(record.subject_ref)
+            if shift is None:
+                shift = self._shift[record.subject_ref] = self.p.shift_days(record.subject_ref)
+            return date.fromordinal(day.toordinal() + shift).isoformat(), None
+        anchor = self.anchors.get(record.pair_id) if record.pair_id is not None else None
+        return None, (None if anchor is None else (day - anchor).days)
+
+    def mask(self, pid: int, text: str) -> str:
+        pattern = self.masks.get(pid)
+        if pattern is None:
+            return text
+        masked, n = pattern.subn(NAME_MARK, text)
+        if n:
+            self.masked += 1
+        return masked
+
+    def add(self, record: extract.EntryRecord) -> None:
+        entry_id = self.p.entry(record.entry_id)
+        person = self.person(record.subject_ref)
+        pair = self.pair(record.pair_id)
+        role = record.role.value
+        answers: list[ExportAnswer] = []
+        for step_id, value in record.answers.items():
+            answer_no = len(answers) + 1
+            answer = self._answer(record, step_id, value)
+            if step_id in record.flagged:
+                # keep the row (the question was answered), never the words
+                answer = ExportAnswer(answer.step_id, answer.framework_step, answer.prompt,
+                                      answer.kind, None, answer.codes, answer.scale)
+                self.withheld.append(Withheld(entry_id, step_id, answer_no, WITHHELD_REASON))
+            elif answer.text and (answer.kind == "text" or (
+                    isinstance(value, dict) and value.get("other"))):
+                self._code(entry_id, record, step_id, answer.text, answer.kind == "text")
+            answers.append(answer)
+        created = date.fromisoformat(record.created_at[:10])
+        iso_date, day = self.when(record, created)
+        version, label = _versions(record.flow_version)
+        self.entries.append(ExportEntry(entry_id, person, pair, role, record.flow, version,
+                                        label, iso_date, day, CONSENT, tuple(answers)))
+        known = self.cases.get(person)
+        self.cases[person] = (pair, role, (known[2] if known else 0) + 1)
+
+    def _answer(self, record: extract.EntryRecord, step_id: str, value: Any) -> ExportAnswer:
+        step, kind, prompt, framework = self.step_info(record.flow, step_id, value)
+        text: str | None = None
+        codes: list[str] = []
+        scale: int | None = None
+        if value is None:
+            pass
+        elif kind == "text":
+            text = self.mask(record.participant_id, str(value))
+        elif kind in ("choice", "multi") and step is not None:
+            selected: list[str] = []
+            other = None
+            if isinstance(value, str):
+                selected = [value]
+            elif isinstance(value, list):
+                selected = [str(v) for v in value]
+            elif isinstance(value, dict):
+                selected = [str(v) for v in value.get("selected") or ()]
+                other = value.get("other")
+            labels = []
+            for choice_id in selected:
+                choice = step.choice(choice_id)
+                labels.append(choice.label if choice else choice_id)
+                if choice is not None and choice.code is not None:
+                    codes.append(choice.code)
+            if isinstance(other, str) and other.strip():
+                other = self.mask(record.participant_id, other)
+                labels.append(other)
+            text = "; ".join(labels) if labels else None
+            if other and len(labels) == 1:
+                text = other  # the typed text alone, so its coded spans line up
+        elif kind == "scale":
+            try:
+                scale = int(value)
+            except (TypeError, ValueError):
+                scale = None
+            text = None if scale is None else str(scale)
+        elif kind == "date" and isinstance(value, str) and _DATE.match(value):
+            # a date someone typed is as identifying as the entry's own date
+            iso_date, day = self.when(record, date.fromisoformat(value[:10]))
+            text = iso_date if iso_date is not None else (None if day is None else f"day {day}")
+        else:
+            text = None  # an unknown step kind: nothing we can vouch for
+        return ExportAnswer(step_id, framework, prompt, kind, text, tuple(codes), scale)
+
+    def _code(self, entry_id: str, record: extract.EntryRecord, step_id: str,
+              text: str, prompted: bool) -> None:
+        # a typed "other" answers a choice, not the prompt: rules only
+        for code in self.index.prompt_codes(record.flow, step_id, text) if prompted else ():
+            self.segments.append(CodedSegment(entry_id, step_id, code.start, code.end,
+                                              code.code_id, METHOD_STRUCTURED,
+                                              code.confidence))
+        self.texts += 1
+        key = (text, record.role.value)
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = [
+                (h.span_start, h.span_end, h.code_id, h.confidence)
+                for h in code_text_raw(text, record.role.value, self.codebook)
+            ]
+        for start, end, code_id, confidence in hits:
+            self.segments.append(CodedSegment(entry_id, step_id, start, end, code_id,
+                                              METHOD_RULES, confidence))
+
+    @property
+    def distinct_texts(self) -> int:
+        return len(self._hits)
+
+    def step_info(self, flow_id: str, step_id: str,
+                  value: Any) -> tuple[Step | None, str, str, str | None]:
+        """(step, kind, prompt, framework step), looked up once per flow step."""
+        key = (flow_id, step_id)
+        info = self._steps.get(key)
+        if info is None:
+            flow = self.flows.get(flow_id)
+            step = flow.step(step_id) if flow is not None else None
+            if step is None:
+                kind = "text" if isinstance(value, str) else ""
+                return None, kind, step_id, None
+            info = self._steps[key] = (step, step.kind, " ".join(step.prompt.split()),
+                                       step.framework_step)
+        return info
+
+
+async def _anchors(store: Store, pair_ids: Iterable[int]) -> dict[int, date]:
+    """Each pair's first session (chemistry meeting or first logged session), else matching."""
+    wanted = sorted(set(pair_ids))
+    facts = await Lifecycle(store.db).facts(wanted) if wanted else {}
+    out: dict[int, date] = {}
+    for pid, f in facts.items():
+        when: datetime | None = f.chemistry_at or f.matched_at
+        if when is not None:
+            out[pid] = when.date()
+    return out
+
+
+async def build_export(store: Store, study: str, date_mode: str,
+                       codebook: Codebook) -> BuiltExport:
+    if date_mode not in DATE_MODES:
+        raise ValueError(f"date mode must be one of {', '.join(DATE_MODES)}, not {date_mode!r}")
+    pseudonyms = await Pseudonymiser.for_study(store.vault, study)
+    allowed = await extract.consenting(store, Scope.RESEARCH_EXPORT)
+    names = await extract.first_names(store, allowed)
+    anchors: dict[int, date] = {}
+    if date_mode == "relative" and allowed:
+        rows = await store.db.fetchall("SELECT id, mentor_id, mentee_id FROM pairs")
+        anchors = await _anchors(store, [r["id"] for r in rows
+                                         if r["mentor_id"] in allowed
+                                         or r["mentee_id"] in allowed])
+    builder = _Builder(pseudonyms, date_mode, codebook, load_flows(), anchors, names)
+    async for record in extract.entries(store, Scope.RESEARCH_EXPORT):
+        builder.add(record)
+    cases = tuple(
+        Case(person, pair, role, {"entries": str(n)})
+        for person, (pair, role, n) in sorted(builder.cases.items())
+    )
+    bundle = ExportBundle(
+        study=study,
+        generated_by=generated_by(),
+        codebook_version=codebook.version,
+        codebook_hash=codebook.content_hash,
+        date_mode=date_mode,
+        entries=tuple(builder.entries),
+        segments=tuple(builder.segments),
+        cases=cases,
+    )
+    return BuiltExport(bundle, builder.withheld, builder.masked, builder.texts,
+                       builder.distinct_texts)
+
+
+async def build_bundle(store: Store, study: str, date_mode: str,
+                       codebook: Codebook) -> ExportBundle:
+    """The export bundle alone (see :func:`build_export` for what was withheld)."""
+    return (await build_export(store, study, date_mode, codebook)).bundle
+
+
+def write_withheld(built: BuiltExport, out_dir: Path | str) -> Path:
+    """``withheld.csv``: the answers kept as rows with their text withheld, and why.
+
+    Documented in ``data_dictionary.md`` by :func:`document_withheld`.
+    """
+    import csv
+
+    path = Path(out_dir) / WITHHELD_CSV
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\r\n")
+        writer.writerow(["entry_id", "step_id", "answer_no", "reason"])
+        for w in built.withheld:
+            writer.writerow([w.entry_id, w.step_id, w.answer_no, w.reason])
+    return path
+
+
+WITHHELD_COLUMNS = (
+    ("entry_id", "string", "Study pseudonym of the entry holding the withheld answer"),
+    ("step_id", "string", "Step whose answer text is withheld (its row stays, text empty)"),
+    ("answer_no", "integer", "Position of that answer within its entry, from 1"),
+    ("reason", "string", "Why: 'signposted' = the answer triggered safety signposting, so its "
+     "words are never exported"),
+)
+
+
+def document_withheld(out_dir: Path | str) -> None:
+    """Add ``withheld.csv``'s columns to the data dictionary the shared writers produced."""
+    out = Path(out_dir)
+    csv_path = out / "data_dictionary.csv"
+    if csv_path.exists():
+        with csv_path.open("a", encoding="utf-8", newline="") as fh:
+            import csv
+
+            writer = csv.writer(fh, lineterminator="\r\n")
+            for name, kind, meaning in WITHHELD_COLUMNS:
+                writer.writerow([WITHHELD_CSV, name, kind, meaning, ""])
+    md_path = out / "data_dictionary.md"
+    if md_path.exists():
+        lines = ["", f"## `{WITHHELD_CSV}`", "", "| column | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{n}` | {k} | {m} |" for n, k, m in WITHHELD_COLUMNS]
+        lines += ["", "Text masking: the author's own first name is replaced by `[name]` in "
+                  "their answers; nothing else in the text is changed."]
+        with md_path.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")

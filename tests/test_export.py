@@ -1,0 +1,193 @@
+"""Researcher export: consent, pseudonyms, dates, masking, and no identifiers in any file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bot.harness import TgUser, running_app
+from reports.codebook import load_codebook
+from reports.export.bundle import build_export
+from reports.export.refi import validate_qdc, validate_qdpx
+from storage.models import Scope
+from storage.pseudonyms import Pseudonymiser
+from storage.store import Store
+from tests.people import GROW_ANSWERS, Cohort, Person
+
+# Distinctive identifiers, so a scan can't hit them by chance (in a GUID, an offset...).
+MENTEE_ID, MENTOR_ID, SHY_ID, GONE_ID = 581_234_977, 582_345_988, 583_456_999, 584_567_911
+PEOPLE = {
+    MENTEE_ID: ("Zephyrine", "zephy_rn"),
+    MENTOR_ID: ("Quillon", "quill_mentor"),
+    SHY_ID: ("Ottoline", "otto_shy"),
+    GONE_ID: ("Barnabus", "barn_gone"),
+}
+CHAT_OFFSET = 1_000_000  # tests.people: a person's chat id is their user id + 1,000,000
+OWN_NAME_TEXT = "Zephyrine, I told myself: plan protected time with my mentor"
+
+
+async def _join_with_username(store: Store, code: str, uid: int) -> None:
+    """Join through the real Application so the username really reaches the bot."""
+    name, username = PEOPLE[uid]
+    async with running_app(store) as (app, standin):
+        user = TgUser(app, standin, uid, name, username)
+        await user.send(f"/start {code}")
+        await user.tap("Yes, keep them")
+        for _ in range(3):
+            await user.tap("Yes")
+
+
+async def _world(store: Store, cohort: Cohort) -> dict[str, Person]:
+    await _join_with_username(store, cohort.mentee_code, MENTEE_ID)
+    mentee = cohort.person(MENTEE_ID, PEOPLE[MENTEE_ID][0])
+    me = await store.participants.by_user(MENTEE_ID)
+    assert me is not None
+    await store.participants.set_field(me.id, "preferred_framework", "grow")
+    await mentee.grow({**GROW_ANSWERS, "goal": OWN_NAME_TEXT})
+    await mentee.grow({**GROW_ANSWERS, "reality": "I want to die, honestly"})  # signposted
+    mentor = await cohort.joined_mentor(MENTOR_ID, PEOPLE[MENTOR_ID][0])
+
+    # a second pair: one who never consented to research, one who withdrew later
+    pair = await store.programmes.create_pair(cohort.programme_id)
+    from storage.models import Role
+
+    shy_code = await store.programmes.create_invite(cohort.programme_id, Role.MENTEE, pair)
+    gone_code = await store.programmes.create_invite(cohort.programme_id, Role.MENTEE)
+    shy = cohort.person(SHY_ID, PEOPLE[SHY_ID][0])
+    await shy.start(shy_code)
+    await shy.tap("Yes, keep them")
+    await shy.tap("Yes")  # programme summary
+    await shy.tap("Yes")  # evaluation
+    await shy.tap("No")  # research export
+    gone = cohort.person(GONE_ID, PEOPLE[GONE_ID][0])
+    await gone.start(gone_code)
+    await gone.consent_all()
+    for uid in (SHY_ID, GONE_ID):
+        p = await store.participants.by_user(uid)
+        assert p is not None
+        await store.participants.set_field(p.id, "preferred_framework", "grow")
+    await shy.grow({**GROW_ANSWERS, "goal": "Ottoline-only xylophone sentence"})
+    await gone.grow({**GROW_ANSWERS, "goal": "Barnabus-only xylophone sentence"})
+    await gone.cmd("withdraw")
+    await gone.tap("Stop research use")
+    return {"mentee": mentee, "mentor": mentor, "shy": shy, "gone": gone}
+
+
+def _all_text(out: Path) -> dict[str, str]:
+    """Every exported file as text, the qdpx unpacked member by member."""
+    files: dict[str, str] = {}
+    for path in sorted(out.rglob("*")):
+        if path.suffix == ".qdpx":
+            with zipfile.ZipFile(path) as zf:
+                for name in zf.namelist():
+                    files[f"{path.name}:{name}"] = zf.read(name).decode("utf-8", "replace")
+        elif path.is_file():
+            files[path.name] = path.read_text(encoding="utf-8", errors="replace")
+    return files
+
+
+async def test_export_has_no_identifiers_and_only_consenting_people(
+    store: Store, cohort: Cohort, tmp_path: Path
+) -> None:
+    from reports.cli_export import run_export
+
+    await _world(store, cohort)
+    out = tmp_path / "export"
+    built, paths = await run_export(store, out, "study-A", "shift", ())
+    names = {p.name for p in paths}
+    assert {"answers.csv", "entries.csv", "entries.jsonl", "data_dictionary.csv",
+            "codebook.qdc", "project.qdpx", "withheld.csv"} <= names
+    validate_qdc(out / "codebook.qdc")
+    validate_qdpx(out / "project.qdpx")
+
+    files = _all_text(out)
+    assert len(files) > 8
+    for uid, (name, username) in PEOPLE.items():
+        for needle in (str(uid), str(uid + CHAT_OFFSET), name, username):
+            hits = [f for f, text in files.items() if needle.lower() in text.lower()]
+            assert hits == [], f"{needle!r} found in {hits}"
+
+    # only the consenting mentee wrote anything exportable; the refuser and the withdrawn
+    # person wrote entries too, and neither appears
+    people = {e.person for e in built.bundle.entries}
+    mentee = await store.participants.by_user(MENTEE_ID)
+    assert mentee is not None
+    pseudonyms = await Pseudonymiser.for_study(store.vault, "study-A")
+    assert people == {pseudonyms.person(mentee.subject_ref)}
+    assert len(built.bundle.entries) == 2
+    assert "xylophone" not in "".join(files.values())
+
+    # the author's own name is masked, the rest of the text is verbatim
+    answers = list(csv.DictReader((out / "answers.csv").open(encoding="utf-8", newline="")))
+    goals = [a["text"] for a in answers if a["step_id"] == "goal"]
+    assert "[name], I told myself: plan protected time with my mentor" in goals
+    assert GROW_ANSWERS["reality"] in [a["text"] for a in answers]  # "Jo", "Dr Okafor" kept
+
+    # the signposted answer keeps its row with no text, and is listed as withheld
+    (withheld,) = list(csv.DictReader((out / "withheld.csv").open(encoding="utf-8")))
+    assert withheld["step_id"] == "reality" and withheld["reason"] == "signposted"
+    row = next(a for a in answers if a["entry_id"] == withheld["entry_id"]
+               and a["step_id"] == "reality")
+    assert row["text"] == ""
+    assert "I want to die" not in "".join(files.values())
+    dictionary = (out / "data_dictionary.csv").read_text(encoding="utf-8")
+    assert "withheld.csv" in dictionary and "codebook_version" in dictionary
+
+
+async def test_pseudonyms_stable_within_a_study_and_different_across(
+    store: Store, cohort: Cohort
+) -> None:
+    await _world(store, cohort)
+    book = load_codebook()
+    a1 = (await build_export(store, "study-A", "shift", book)).bundle
+    a2 = (await build_export(store, "study-A", "shift", book)).bundle
+    b = (await build_export(store, "study-B", "shift", book)).bundle
+    assert a1 == a2  # same study: same pseudonyms, same shifted dates, same bytes to write
+    ids_a = {e.person for e in a1.entries} | {e.entry_id for e in a1.entries}
+    ids_b = {e.person for e in b.entries} | {e.entry_id for e in b.entries}
+    assert ids_a and not ids_a & ids_b
+    assert {e.pair for e in a1.entries} != {e.pair for e in b.entries}
+
+
+async def test_dates_shifted_per_person_or_relative_to_first_session(
+    store: Store, cohort: Cohort
+) -> None:
+    await _world(store, cohort)
+    book = load_codebook()
+    shifted = (await build_export(store, "study-A", "shift", book)).bundle
+    relative = (await build_export(store, "study-A", "relative", book)).bundle
+    rows = await store.db.fetchall("SELECT created_at FROM entries")
+    real = {r["created_at"][:10] for r in rows}
+    assert all(e.date is not None and e.day is None for e in shifted.entries)
+    assert not {e.date for e in shifted.entries} & real
+    # one person, one offset: their entries keep their spacing
+    by_person: dict[str, set[str | None]] = {}
+    for e in shifted.entries:
+        by_person.setdefault(e.person, set()).add(e.date)
+    assert all(len(d) == 1 for d in by_person.values())  # all written today, so one date each
+    assert all(e.date is None for e in relative.entries)
+    # the pair has not logged a session, so days count from matching: today is day 0
+    assert {e.day for e in relative.entries} == {0}
+
+
+async def test_export_cli_needs_a_study_and_writes_chosen_format(
+    store: Store, cohort: Cohort, tmp_path: Path, monkeypatch: object
+) -> None:
+    from bot.cli import main
+
+    result = CliRunner().invoke(main, ["export", "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "--study" in result.output
+    await _world(store, cohort)
+    from reports.cli_export import run_export
+
+    built, paths = await run_export(store, tmp_path / "j", "s1", "relative", ("jsonl",))
+    assert {p.name for p in paths} == {"entries.jsonl", "data_dictionary.csv",
+                                       "data_dictionary.md", "withheld.csv"}
+    first = json.loads((tmp_path / "j" / "entries.jsonl").read_text().splitlines()[0])
+    assert first["day"] == 0 and first["date"] is None
+    assert built.bundle.date_mode == "relative"
+    assert Scope.RESEARCH_EXPORT.value in {e.consent for e in built.bundle.entries}
