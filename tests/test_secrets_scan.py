@@ -23,7 +23,7 @@ async def all_answer_texts(db: Path, key: bytes) -> set[str]:
         for person in await store.participants.all():
             for entry in await store.entries.of(person.id):
                 for value in (await store.entries.answers(person.id, entry.id)).values():
-                    if isinstance(value, str) and len(value) > 12 and not value[:4].isdigit():
+                    if isinstance(value, str) and len(value) > 12 and " " in value:
                         texts.add(value)
     finally:
         await store.close()
