@@ -20,6 +20,7 @@ from bot.processor import PerChatUpdateProcessor
 from bot.render import MENU_VERSION, commands_for
 from bot.settings import Settings
 from conversations.catalogue import load_flows
+from conversations.safety import DEFAULT_SIGNPOST
 from conversations.service import Service
 from storage.store import Store
 
@@ -64,7 +65,11 @@ def build_application(
         app.bot_data[STORE_KEY] = active
         app.bot_data["owns_store"] = own
         app.bot_data[SERVICE_KEY] = Service(
-            active, idle_after=timedelta(hours=settings.mentorbot_idle_hours)
+            active,
+            idle_after=timedelta(hours=settings.mentorbot_idle_hours),
+            signpost_text=(settings.mentorbot_signpost_text or DEFAULT_SIGNPOST).replace(
+                "\\n", "\n"
+            ),
         )
         await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
         await coordinator.install(app)  # /summary, /digest and the weekly digest jobs

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     mentorbot_log_level: str = Field(default="INFO")
     mentorbot_idle_hours: float = Field(default=12.0, gt=0)
     mentorbot_bot_username: str | None = Field(default=None)
+    mentorbot_signpost_text: str | None = Field(default=None, max_length=3000)
     mentorbot_webhook_url: str | None = Field(default=None)
     mentorbot_webhook_secret: SecretStr | None = Field(default=None)
     mentorbot_webhook_listen: str = Field(default="127.0.0.1")
