@@ -197,7 +197,7 @@ async def compute_summary(
         "threshold": k,
         "rules": {
             "counted": "pairs whose members all consent to programme summaries",
-            "small": f"a count below {k} shows as {small_label(k)!r}",
+            "small": f"A count below {k} shows as {small_label(k)!r}",
             "withheld": "'*' hides a count that would let a small one be worked out",
         },
     }
