@@ -85,6 +85,15 @@ class TgUser:
         await self._process(update)
         return self.new()
 
+    async def join(self, code: str, answer: str = "Yes") -> list[dict[str, Any]]:
+        """Open an invite link and answer the four consent questions."""
+        await self.send(f"/start {code}")
+        await self.tap("Yes, keep them")
+        replies: list[dict[str, Any]] = []
+        for _ in range(3):
+            replies = await self.tap(answer)
+        return replies
+
     def new(self) -> list[dict[str, Any]]:
         """Messages the bot sent to this chat since the last look."""
         sent = self.standin.sent_messages(self.user_id)

@@ -155,10 +155,7 @@ async def test_bad_input(cohort: Cohort, store: Store, case: Case) -> None:
     standin = BotApiStandin()
     async with running_app(store, standin) as (app, standin):
         user = TgUser(app, standin, ME)
-        await user.send(f"/start {cohort.mentee_code}")
-        await user.tap("Yes, keep them")
-        for _ in range(3):
-            await user.tap("Yes")
+        await user.join(cohort.mentee_code)
         me = await store.participants.by_user(ME)
         assert me is not None
         await store.participants.set_field(me.id, "preferred_framework", "grow")
@@ -201,16 +198,10 @@ async def test_history_press_naming_another_persons_entry(cohort: Cohort, store:
     """Forged callback data naming someone else's entry opens nothing."""
     async with running_app(store) as (app, standin):
         mentor = TgUser(app, standin, OTHER, "Morgan")
-        await mentor.send(f"/start {cohort.mentor_code}")
-        await mentor.tap("Yes, keep them")
-        for _ in range(3):
-            await mentor.tap("Yes")
+        await mentor.join(cohort.mentor_code)
         code = await store.programmes.create_invite(cohort.programme_id, Role.MENTEE)
         mentee = TgUser(app, standin, ME)
-        await mentee.send(f"/start {code}")
-        await mentee.tap("Yes, keep them")
-        for _ in range(3):
-            await mentee.tap("Yes")
+        await mentee.join(code)
         await mentee.send("/reflect")
         await mentee.tap("GROW: goal, reality, options, will")
         await mentee.send("MENTEE SECRET GOAL")

@@ -53,10 +53,7 @@ def data_for(user: TgUser, value: str) -> str:
 
 
 async def joined(user: TgUser, code: str) -> None:
-    await user.send(f"/start {code}")
-    await user.tap("Yes, keep them")
-    for _ in range(3):
-        await user.tap("Yes")
+    assert "Your choices are saved" in said(await user.join(code))
 
 
 async def test_every_flow_through_telegram(

@@ -36,11 +36,7 @@ async def snapshot(store: Store) -> dict[str, int]:
 
 
 async def join(user: TgUser, code: str) -> None:
-    said = texts(await user.send(f"/start {code}"))
-    assert "You've joined" in said
-    await user.tap("Yes, keep them")
-    for _ in range(3):
-        await user.tap("Yes")
+    assert "Your choices are saved" in texts(await user.join(code))
 
 
 async def test_pair_onboards_consents_and_reflects(cohort: Cohort, store: Store) -> None:
