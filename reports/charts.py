@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -48,8 +49,7 @@ STYLE = {
 
 def _uri(fig: Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight",
-                metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -57,8 +57,9 @@ def _month_labels(months: Sequence[int]) -> list[str]:
     return [str(m + 1) for m in months]
 
 
-def phase_distribution(months: Sequence[int], counts: Mapping[str, Sequence[int]],
-                       labels: Mapping[str, str]) -> str:
+def phase_distribution(
+    months: Sequence[int], counts: Mapping[str, Sequence[int]], labels: Mapping[str, str]
+) -> str:
     """Share of observed pairs in each phase, by month of the relationship."""
     with rc_context(STYLE):
         fig = Figure(figsize=(7.5, 3.0))
@@ -66,10 +67,17 @@ def phase_distribution(months: Sequence[int], counts: Mapping[str, Sequence[int]
         totals = [sum(counts[p][i] for p in counts) or 1 for i in range(len(months))]
         bottom = [0.0] * len(months)
         for phase, colour in PHASE_COLOURS.items():
-            values = [counts.get(phase, [0] * len(months))[i] / totals[i]
-                      for i in range(len(months))]
-            ax.bar(_month_labels(months), values, bottom=bottom, color=colour, width=0.85,
-                   label=labels.get(phase, phase))
+            values = [
+                counts.get(phase, [0] * len(months))[i] / totals[i] for i in range(len(months))
+            ]
+            ax.bar(
+                _month_labels(months),
+                values,
+                bottom=bottom,
+                color=colour,
+                width=0.85,
+                label=labels.get(phase, phase),
+            )
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_ylim(0, 1)
         ax.set_ylabel("share of pairs")
@@ -80,9 +88,10 @@ def phase_distribution(months: Sequence[int], counts: Mapping[str, Sequence[int]
         return _uri(fig)
 
 
-def phase_timelines(rows: Sequence[tuple[str, Sequence[tuple[str, float, float]],
-                                         Sequence[float]]],
-                    labels: Mapping[str, str]) -> str:
+def phase_timelines(
+    rows: Sequence[tuple[str, Sequence[tuple[str, float, float]], Sequence[float]]],
+    labels: Mapping[str, str],
+) -> str:
     """One lane per pair: phase segments by month, regressions marked with a triangle."""
     height = max(1.6, 0.26 * len(rows) + 0.9)
     with rc_context(STYLE):
@@ -90,47 +99,69 @@ def phase_timelines(rows: Sequence[tuple[str, Sequence[tuple[str, float, float]]
         ax = fig.add_subplot()
         for y, (_, segments, regressions) in enumerate(rows):
             for phase, start, end in segments:
-                ax.broken_barh([(start, max(0.15, end - start))], (y - 0.38, 0.76),
-                               facecolors=PHASE_COLOURS.get(phase, "#999999"))
+                ax.broken_barh(
+                    [(start, max(0.15, end - start))],
+                    (y - 0.38, 0.76),
+                    facecolors=PHASE_COLOURS.get(phase, "#999999"),
+                )
             for month in regressions:
-                ax.plot([month], [y], marker="v", color="#d62828", markersize=6,
-                        linestyle="none")
+                ax.plot([month], [y], marker="v", color="#d62828", markersize=6, linestyle="none")
         ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
         ax.invert_yaxis()
         ax.set_xlabel("months since matching")
         ax.grid(axis="y", visible=False)
-        handles: list[Patch | object] = [Patch(color=c, label=labels.get(p, p))
-                                         for p, c in PHASE_COLOURS.items()]
-        (marker,) = ax.plot([], [], marker="v", color="#d62828", linestyle="none",
-                            label="regression")
+        handles: list[Patch | object] = [
+            Patch(color=c, label=labels.get(p, p)) for p, c in PHASE_COLOURS.items()
+        ]
+        (marker,) = ax.plot(
+            [], [], marker="v", color="#d62828", linestyle="none", label="regression"
+        )
         handles.append(marker)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         return _uri(fig)
 
 
-def lines_by_month(panels: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
-                   labels: Mapping[str, str], ylabel: str) -> str:
-    """Small multiples: one panel per group (e.g. mentees, mentors), one line per series."""
+def lines_by_month(
+    panels: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
+    labels: Mapping[str, str],
+    ylabel: str,
+) -> str:
+    """Small multiples: one panel per group (e.g. mentees, mentors), one line per series, each
+    series the same colour in every panel."""
     names = list(panels)
+    series_names = sorted({s for panel in panels.values() for s in panel})
+    colour = {s: SERIES[k % len(SERIES)] for k, s in enumerate(series_names)}
     with rc_context(STYLE):
         fig = Figure(figsize=(7.5, 2.8))
         axes = fig.subplots(1, max(1, len(names)), sharey=True, squeeze=False)[0]
+        handles: dict[str, Any] = {}
         for ax, name in zip(axes, names, strict=False):
-            for k, (series, points) in enumerate(panels[name].items()):
+            for series, points in panels[name].items():
                 if not points:
                     continue
-                xs = [m + 1 for m, _ in points]
-                ys = [v for _, v in points]
-                ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.6,
-                        color=SERIES[k % len(SERIES)], label=labels.get(series, series))
+                (line,) = ax.plot(
+                    [m + 1 for m, _ in points],
+                    [v for _, v in points],
+                    marker="o",
+                    markersize=3,
+                    linewidth=1.6,
+                    color=colour[series],
+                    label=labels.get(series, series),
+                )
+                handles.setdefault(series, line)
             ax.set_title(name)
             ax.set_xlabel("month of the relationship")
             ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         axes[0].set_ylabel(ylabel)
-        handles, legend_labels = axes[0].get_legend_handles_labels()
         if handles:
-            fig.legend(handles, legend_labels, loc="lower center", ncol=4, frameon=False,
-                       bbox_to_anchor=(0.5, -0.08))
+            ordered = [handles[s] for s in series_names if s in handles]
+            fig.legend(
+                ordered,
+                [h.get_label() for h in ordered],
+                loc="center left",
+                frameon=False,
+                bbox_to_anchor=(1.0, 0.5),
+            )
         return _uri(fig)
 
 
@@ -152,8 +183,12 @@ def diverging(rows: Sequence[tuple[str, int, int]]) -> str:
         return _uri(fig)
 
 
-def stacked_shares(months: Sequence[int], counts: Mapping[str, Sequence[int]],
-                   labels: Mapping[str, str], colours: Mapping[str, str]) -> str:
+def stacked_shares(
+    months: Sequence[int],
+    counts: Mapping[str, Sequence[int]],
+    labels: Mapping[str, str],
+    colours: Mapping[str, str],
+) -> str:
     """Share of each category by month (the support-challenge climate)."""
     with rc_context(STYLE):
         fig = Figure(figsize=(7.5, 2.8))
@@ -162,9 +197,14 @@ def stacked_shares(months: Sequence[int], counts: Mapping[str, Sequence[int]],
         bottom = [0.0] * len(months)
         for k, (category, series) in enumerate(counts.items()):
             values = [series[i] / totals[i] for i in range(len(months))]
-            ax.bar(_month_labels(months), values, bottom=bottom, width=0.85,
-                   color=colours.get(category, SERIES[k % len(SERIES)]),
-                   label=labels.get(category, category))
+            ax.bar(
+                _month_labels(months),
+                values,
+                bottom=bottom,
+                width=0.85,
+                color=colours.get(category, SERIES[k % len(SERIES)]),
+                label=labels.get(category, category),
+            )
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
@@ -174,11 +214,9 @@ def stacked_shares(months: Sequence[int], counts: Mapping[str, Sequence[int]],
         return _uri(fig)
 
 
-def grades_by_outcome(rows: Sequence[tuple[str, Mapping[str, int]]],
-                      grades: Sequence[str]) -> str:
+def grades_by_outcome(rows: Sequence[tuple[str, Mapping[str, int]]], grades: Sequence[str]) -> str:
     """Configurations per outcome, stacked by how well supported they are."""
-    colours = {"strong": "#126782", "moderate": "#219ebc", "weak": "#8ecae6",
-               "single": "#d9d9d9"}
+    colours = {"strong": "#126782", "moderate": "#219ebc", "weak": "#8ecae6", "single": "#d9d9d9"}
     height = max(1.6, 0.3 * len(rows) + 0.8)
     with rc_context(STYLE):
         fig = Figure(figsize=(7.5, height))

@@ -49,14 +49,18 @@ class _RichProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, completed=self.progress.tasks[-1].total or 0)
+        self._finish()
         self.progress.stop()
 
-    def stage(self, name: str, total: int | None) -> None:
+    def _finish(self) -> None:
+        """Show the current stage as done (a stage of unknown length as one step)."""
         if self.task is not None:
             task = self.progress.tasks[-1]
-            self.progress.update(self.task, completed=task.total or task.completed)
+            total = task.total if task.total is not None else 1
+            self.progress.update(self.task, total=total, completed=total)
+
+    def stage(self, name: str, total: int | None) -> None:
+        self._finish()
         self.task = self.progress.add_task(name, total=total)
 
     def advance(self, n: int = 1) -> None:
@@ -71,8 +75,13 @@ async def _open_store() -> Any:
     from storage.store import Store
 
     cfg = settings()
-    return await Store.open(cfg.mentorbot_db, cfg.keyring(), consent_version(), create=False,
-                            keystore=cfg.mentorbot_keystore)
+    return await Store.open(
+        cfg.mentorbot_db,
+        cfg.keyring(),
+        consent_version(),
+        create=False,
+        keystore=cfg.mentorbot_keystore,
+    )
 
 
 def _fail(message: str) -> None:
@@ -82,30 +91,54 @@ def _fail(message: str) -> None:
 
 @click.group("report")
 def report_group() -> None:
-    """Offline reports for evaluators."""
+    """Offline reports: the evaluator's and the coordinator's."""
 
 
 @report_group.command("evaluator")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.html, report.json and review.csv.")
-@click.option("--review", "review", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="A review.csv with your decisions, from an earlier run.")
-@click.option("--study", default="evaluation", show_default=True,
-              help="Study name for the pseudonyms (P-, D-, E-) in the report.")
-@click.option("--workers", type=click.IntRange(0, 64), default=None,
-              help="Processes for rule coding [default: 2 on large programmes, else 0].")
-@click.option("--semantic", is_flag=True, default=False,
-              help="Also run the optional semantic coder, where it is installed.")
-def evaluator_cmd(out: Path, review: Path | None, study: str, workers: int | None,
-                  semantic: bool) -> None:
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for report.html, report.json and review.csv.",
+)
+@click.option(
+    "--review",
+    "review",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A review.csv with your decisions, from an earlier run.",
+)
+@click.option(
+    "--study",
+    default="evaluation",
+    show_default=True,
+    help="Study name for the pseudonyms (P-, D-, E-) in the report.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Processes for rule coding [default: 2 on large programmes, else 0].",
+)
+@click.option(
+    "--semantic",
+    is_flag=True,
+    default=False,
+    help="Also run the optional semantic coder, where it is installed.",
+)
+def evaluator_cmd(
+    out: Path, review: Path | None, study: str, workers: int | None, semantic: bool
+) -> None:
     """Code consented entries, build CMO configurations and phases, and write the report."""
     from bot.cli import friendly
 
     friendly(_evaluator)(out, review, study, workers, semantic)
 
 
-def _evaluator(out: Path, review: Path | None, study: str, workers: int | None,
-               semantic: bool) -> None:
+def _evaluator(
+    out: Path, review: Path | None, study: str, workers: int | None, semantic: bool
+) -> None:
     from reports.evaluator import Options, build_report
 
     started = time.perf_counter()
@@ -115,9 +148,11 @@ def _evaluator(out: Path, review: Path | None, study: str, workers: int | None,
         try:
             with _RichProgress() as progress:
                 return await build_report(
-                    store, out,
-                    options=Options(study=study, review=review, workers=workers,
-                                    semantic=semantic),
+                    store,
+                    out,
+                    options=Options(
+                        study=study, review=review, workers=workers, semantic=semantic
+                    ),
                     progress=progress,
                 )
         finally:
@@ -133,8 +168,12 @@ def _evaluator(out: Path, review: Path | None, study: str, workers: int | None,
         f"pairs written to {result.out_dir} in {time.perf_counter() - started:.1f} s: "
         "report.html, report.json, review.csv "
         f"({result.review_rows} suggested codes to review"
-        + (f"; agreement with your review {result.agreement:.0%}" if result.agreement is not None
-           else "") + ")."
+        + (
+            f"; agreement with your review {result.agreement:.0%}"
+            if result.agreement is not None
+            else ""
+        )
+        + ")."
     )
 
 
@@ -149,11 +188,16 @@ def code_cmd() -> None:
     errors = code_stream(sys.stdin, sys.stdout)
     sys.stdout.flush()
     if errors:
-        click.echo(f"mentorbot: {errors} line(s) could not be coded; see their \"error\"",
-                   err=True)
+        click.echo(f'mentorbot: {errors} line(s) could not be coded; see their "error"', err=True)
         sys.exit(1)
 
 
 def register(main: click.Group) -> None:
-    main.add_command(report_group)
+    # Other modules add their own reports (the coordinator's) to the same group: join an
+    # existing one rather than replace it.
+    existing = main.commands.get("report")
+    if isinstance(existing, click.Group):
+        existing.add_command(evaluator_cmd)
+    else:
+        main.add_command(report_group)
     main.add_command(code_cmd)

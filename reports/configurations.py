@@ -21,10 +21,13 @@ outcomes are counted, not configured.
 from __future__ import annotations
 
 import bisect
+import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reports.phases import PairHistory, Timeline, infer, month_of
 
 CONTEXT_ROLES = ("CONTEXT_ENABLING", "CONTEXT_INHIBITING")
 OUTCOME_ROLES = ("OUTCOME_PROXIMAL", "OUTCOME_DISTAL")
@@ -76,11 +79,20 @@ class TheoryRule:
 
 
 _NEW_KNOWLEDGE = frozenset({"M_NEW_KNOWLEDGE_LOCAL", "M_NEW_KNOWLEDGE_POLICY_EVIDENCE"})
-_QUALITY_THINKING = frozenset({"R_REFLECTION", "R_REFLEXIVITY", "R_MEANING_MAKING",
-                               "R_DECISION_ACTION"})
-_LEARNING_OUTCOMES = frozenset({"O_INSIGHT", "O_LEARNING_CHANGE", "O_DEVELOPMENT_CHANGE",
-                                "DOM_COGNITIVE", "DOM_SKILL", "DOM_AFFECTIVE",
-                                "DOM_SOCIAL_NETWORKS"})
+_QUALITY_THINKING = frozenset(
+    {"R_REFLECTION", "R_REFLEXIVITY", "R_MEANING_MAKING", "R_DECISION_ACTION"}
+)
+_LEARNING_OUTCOMES = frozenset(
+    {
+        "O_INSIGHT",
+        "O_LEARNING_CHANGE",
+        "O_DEVELOPMENT_CHANGE",
+        "DOM_COGNITIVE",
+        "DOM_SKILL",
+        "DOM_AFFECTIVE",
+        "DOM_SOCIAL_NETWORKS",
+    }
+)
 # Tagging rules grounded in the wording of the final programme theories (thesis Tables
 # 11.3-11.6). They are deliberately conservative: a tag says the configuration has the
 # ingredients the theory names, not that the theory is proven.
@@ -91,28 +103,26 @@ THEORY_RULES: tuple[TheoryRule, ...] = (
         context_2=frozenset({"C_DYAD_SAFE_SPACE", "C_DYAD_TRUST"}),
         response=_QUALITY_THINKING,
         why="diversity or networks, and a safe space with support and challenge, where people "
-            "engage in quality thinking and action",
+        "engage in quality thinking and action",
     ),
     TheoryRule(
         "PT_LEARNING_DIFFERENTLY",
         resource=_NEW_KNOWLEDGE,
         outcome=_LEARNING_OUTCOMES,
-        why="new knowledge (local, policy, evidence) leading to insight, learning or "
-            "development",
+        why="new knowledge (local, policy, evidence) leading to insight, learning or development",
     ),
     TheoryRule(
         "PT_WORKING_DIFFERENTLY",
         outcome=frozenset({"O_OPERATIONAL_CHANGE", "O_AGENTIC_COLLABORATION"}),
         mechanism=_NEW_KNOWLEDGE | {"R_DECISION_ACTION"},
         why="engaging actively with new knowledge, or deciding and acting, to change practice "
-            "and services",
+        "and services",
     ),
     TheoryRule(
         "PT_MAKING_A_DIFFERENCE",
         outcome=frozenset({"O_OPERATIONAL_CHANGE", "O_STRATEGIC_CHANGE"}),
         context=frozenset({"C_PROSOCIAL", "C_MOTIVATION", "C_COMMITMENT"}),
-        why="prosocial qualities and commitment behind change for and with those who use "
-            "services",
+        why="prosocial qualities and commitment behind change for and with those who use services",
     ),
 )
 # The expert-derived core causal pattern (thesis §1.8.2, Table 9.3).
@@ -130,7 +140,7 @@ class EntryCodes:
     """The configurable codes of one entry: (code, role) pairs of contexts, mechanisms and
     outcomes, already consent-filtered and review-applied."""
 
-    key: int  # the entry's position in the run
+    key: str  # the entry's study pseudonym: identity here, evidence in the output
     day: int  # days since the unit's start
     author: str  # "mentee" / "mentor"
     person: int
@@ -147,13 +157,29 @@ class Link:
     same_entry: int  # ... of which both ends sat in one entry
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What the cross-pair aggregates need of one configuration (small enough to send back
+    from a worker process)."""
+
+    outcome: str
+    outcome_role: str
+    grade: str
+    for_whom: tuple[str, ...]
+    chain: tuple[tuple[str, str, str], ...]  # (part, code, role)
+    gaps: tuple[str, ...]
+    theories: tuple[str, ...]
+    core_pattern: bool
+    entries: int
+
+
 @dataclass
 class Configuration:
     outcome: str
     outcome_role: str
     chain: dict[str, list[tuple[str, str, int]]]  # part -> [(code, role, supporting entries)]
     links: list[Link]
-    occurrences: list[int]  # entry keys where the outcome was coded
+    occurrences: list[str]  # entries (pseudonyms) where the outcome was coded
     entries: int  # independent entries behind the configuration
     people: int
     for_whom: tuple[str, ...]  # author roles of the outcome occurrences
@@ -167,13 +193,29 @@ class Configuration:
     last_day: int
     all_parts: dict[str, set[str]] = field(repr=False, default_factory=dict)
 
-    def to_json(self, unit: str, entry_label: Mapping[int, str], month: Any) -> dict[str, Any]:
+    def summary(self) -> Summary:
+        return Summary(
+            outcome=self.outcome,
+            outcome_role=self.outcome_role,
+            grade=self.grade,
+            for_whom=self.for_whom,
+            chain=tuple(
+                (part, code, role) for part in PARTS for code, role, _ in self.chain[part]
+            ),
+            gaps=self.gaps,
+            theories=self.theories,
+            core_pattern=self.core_pattern,
+            entries=self.entries,
+        )
+
+    def to_json(self, unit: str, month: Callable[[int], int]) -> dict[str, Any]:
         return {
             "unit": unit,
             "outcome": self.outcome,
             "outcome_role": self.outcome_role,
-            "chain": {part: [[c, r, n] for c, r, n in items] for part, items in
-                      self.chain.items()},
+            "chain": {
+                part: [[c, r, n] for c, r, n in items] for part, items in self.chain.items()
+            },
             "links": [[k.kind, k.source, k.target, k.support, k.same_entry] for k in self.links],
             "occurrences": len(self.occurrences),
             "independent_entries": self.entries,
@@ -187,7 +229,7 @@ class Configuration:
             "core_pattern": self.core_pattern,
             "from_month": month(self.first_day),
             "to_month": month(self.last_day),
-            "evidence": [entry_label[k] for k in self.occurrences[:5]],
+            "evidence": self.occurrences[:5],
         }
 
 
@@ -201,8 +243,9 @@ def grade(entries: int, occurrences: int, people: int) -> str:
     return "single"
 
 
-def _complexity(chain: Mapping[str, Sequence[tuple[str, str, int]]], levels: int,
-                entries: int, distal: bool) -> str:
+def _complexity(
+    chain: Mapping[str, Sequence[tuple[str, str, int]]], levels: int, entries: int, distal: bool
+) -> str:
     """Simple, complicated or complex (thesis Table 3.1): single and linear; multiple and
     linear; multiple, diverse and spread over time and levels."""
     width = sum(len(v) for v in chain.values())
@@ -211,6 +254,10 @@ def _complexity(chain: Mapping[str, Sequence[tuple[str, str, int]]], levels: int
     if levels >= 2 and entries >= 3 and distal and width >= 4:
         return "complex"
     return "complicated"
+
+
+def _by_support(item: tuple[tuple[str, str], int]) -> tuple[int, tuple[str, str]]:
+    return -item[1], item[0]
 
 
 class UnitEntries:
@@ -258,8 +305,7 @@ def configure(
             support.update(unit.entries[j].elements)
         parts: dict[str, list[tuple[str, str, int]]] = {p: [] for p in PARTS}
         all_parts: dict[str, set[str]] = {p: set() for p in PARTS}
-        for (code, code_role), n in sorted(support.items(),
-                                           key=lambda kv: (-kv[1], kv[0][0], kv[0][1])):
+        for (code, code_role), n in sorted(support.items(), key=_by_support):
             part = PART_OF_ROLE.get(code_role)
             if part is None:
                 continue
@@ -275,8 +321,7 @@ def configure(
         for j in linked:
             if unit.entries[j].elements & chain_codes:
                 contributing.add(unit.entries[j].key)
-        people = {unit.entries[j].person for j in linked
-                  if unit.entries[j].key in contributing}
+        people = {unit.entries[j].person for j in linked if unit.entries[j].key in contributing}
         links = _links(parts, outcome, where, reach, unit)
         distal = role == "OUTCOME_DISTAL"
         element_levels = {levels.get(c) for items in parts.values() for c, _, _ in items}
@@ -284,30 +329,37 @@ def configure(
         element_levels.discard(None)
         gaps = tuple(p for p in PARTS if not parts[p])
         n_entries = len(contributing)
-        configurations.append(Configuration(
-            outcome=outcome,
-            outcome_role=role,
-            chain=parts,
-            links=links,
-            occurrences=[e.key for e in occurrences],
-            entries=n_entries,
-            people=len(people),
-            for_whom=tuple(sorted({e.author for e in occurrences})),
-            grade=grade(n_entries, len(occurrences), len(people)),
-            complexity=_complexity(parts, len(element_levels), n_entries, distal),
-            loop="APPLIED" if distal and outcome not in PROXIMAL else "FOUNDATIONAL",
-            gaps=gaps,
-            theories=tuple(r.theory for r in THEORY_RULES if r.matches(outcome, all_parts)),
-            core_pattern=CORE_PATTERN.matches(outcome, all_parts),
-            first_day=occurrences[0].day,
-            last_day=occurrences[-1].day,
-            all_parts=all_parts,
-        ))
+        configurations.append(
+            Configuration(
+                outcome=outcome,
+                outcome_role=role,
+                chain=parts,
+                links=links,
+                occurrences=[e.key for e in occurrences],
+                entries=n_entries,
+                people=len(people),
+                for_whom=tuple(sorted({e.author for e in occurrences})),
+                grade=grade(n_entries, len(occurrences), len(people)),
+                complexity=_complexity(parts, len(element_levels), n_entries, distal),
+                loop="APPLIED" if distal and outcome not in PROXIMAL else "FOUNDATIONAL",
+                gaps=gaps,
+                theories=tuple(r.theory for r in THEORY_RULES if r.matches(outcome, all_parts)),
+                core_pattern=CORE_PATTERN.matches(outcome, all_parts),
+                first_day=occurrences[0].day,
+                last_day=occurrences[-1].day,
+                all_parts=all_parts,
+            )
+        )
     return configurations, unconfigured
 
 
-def _links(parts: Mapping[str, list[tuple[str, str, int]]], outcome: str, where: Sequence[int],
-           reach: Mapping[int, frozenset[tuple[str, str]]], unit: UnitEntries) -> list[Link]:
+def _links(
+    parts: Mapping[str, list[tuple[str, str, int]]],
+    outcome: str,
+    where: Sequence[int],
+    reach: Mapping[int, frozenset[tuple[str, str]]],
+    unit: UnitEntries,
+) -> list[Link]:
     chain = [(c, r) for p in PARTS for c, r, _ in parts[p]]
     bit = {element: 1 << k for k, element in enumerate(chain)}
     members = frozenset(chain)
@@ -323,9 +375,11 @@ def _links(parts: Mapping[str, list[tuple[str, str, int]]], outcome: str, where:
             here |= bit[element]
         masks[(linked, here)] += 1
 
+    distinct = list(masks.items())
+
     def count(need: int) -> tuple[int, int]:
         support = same = 0
-        for (linked, here), n in masks.items():
+        for (linked, here), n in distinct:
             if linked & need == need:
                 support += n
                 if here & need == need:
@@ -334,10 +388,13 @@ def _links(parts: Mapping[str, list[tuple[str, str, int]]], outcome: str, where:
 
     out: list[Link] = []
     responses = [(c, r) for c, r, _ in parts["response"]]
+    if not responses:
+        return out
     for kind, part in (("POWERS", "context"), ("PRIMES", "resource")):
         for response in responses:
+            target = bit[response]
             for c, r, _ in parts[part]:
-                support, same = count(bit[(c, r)] | bit[response])
+                support, same = count(bit[(c, r)] | target)
                 if support:
                     out.append(Link(kind, c, response[0], support, same))
     for response in responses:
@@ -357,19 +414,19 @@ class Pattern:
     grades: Counter[str] = field(default_factory=Counter)
     for_whom: Counter[str] = field(default_factory=Counter)
     parts: dict[str, Counter[tuple[str, str]]] = field(
-        default_factory=lambda: {p: Counter() for p in PARTS})
+        default_factory=lambda: {p: Counter() for p in PARTS}
+    )
     gaps: Counter[str] = field(default_factory=Counter)
     theories: Counter[str] = field(default_factory=Counter)
     core_pattern: int = 0
     entries: int = 0
 
-    def add(self, c: Configuration) -> None:
+    def add(self, c: Summary) -> None:
         self.units += 1
         self.grades[c.grade] += 1
         self.for_whom["+".join(c.for_whom)] += 1
-        for part, items in c.chain.items():
-            for code, role, _ in items:
-                self.parts[part][(code, role)] += 1
+        for part, code, role in c.chain:
+            self.parts[part][(code, role)] += 1
         for gap in c.gaps:
             self.gaps[gap] += 1
         for theory in c.theories:
@@ -401,12 +458,51 @@ class Pattern:
         }
 
 
-def patterns(configurations: Iterable[Configuration]) -> list[Pattern]:
+def patterns(configurations: Iterable[Configuration | Summary]) -> list[Pattern]:
     found: dict[tuple[str, str], Pattern] = {}
     for c in configurations:
-        key = (c.outcome, c.outcome_role)
+        summary = c.summary() if isinstance(c, Configuration) else c
+        key = (summary.outcome, summary.outcome_role)
         pattern = found.get(key)
         if pattern is None:
-            pattern = found[key] = Pattern(c.outcome, c.outcome_role)
-        pattern.add(c)
-    return sorted(found.values(), key=lambda p: (-p.well_supported, -p.units, p.outcome))
+            pattern = found[key] = Pattern(summary.outcome, summary.outcome_role)
+        pattern.add(summary)
+    return sorted(
+        found.values(), key=lambda p: (-p.well_supported, -p.units, p.outcome, p.outcome_role)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# one unit, start to finish: what a worker process runs
+# ---------------------------------------------------------------------------------------
+
+# (entry pseudonym, day, author, person, elements, outcomes), as plain tuples to ship cheaply
+EntryRow = tuple[str, int, str, int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+# (unit pseudonym, unit key, entry rows, phase history or None for a person outside a pair)
+UnitPayload = tuple[str, str, list[EntryRow], "PairHistory | None"]
+# (unit pseudonym, unit key, timeline, [(configuration as JSON, summary)], outcomes unlinked)
+UnitResult = tuple[str, str, "Timeline | None", list[tuple[str, Summary]], Counter[str]]
+
+
+def analyse_unit(
+    payload: UnitPayload, levels: Mapping[str, str | None], crosswalk: Mapping[str, str]
+) -> UnitResult:
+    """Phases and configurations of one pair (or person): independent of every other unit,
+    so units can be spread over processes and merged back in order."""
+    label, key, rows, history = payload
+    timeline = infer(history, crosswalk) if history is not None else None
+    entries = [EntryCodes(r[0], r[1], r[2], r[3], frozenset(r[4]), frozenset(r[5])) for r in rows]
+    found, missing = configure(entries, levels)
+    items = [
+        (
+            json.dumps(
+                c.to_json(label, month_of),
+                sort_keys=True,
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ),
+            c.summary(),
+        )
+        for c in found
+    ]
+    return label, key, timeline, items, missing

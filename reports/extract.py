@@ -95,8 +95,9 @@ async def first_names(store: Store, ids: Iterable[int]) -> dict[int, str]:
         if cipher is None or r["name_ct"] is None:
             continue
         try:
-            name = store.vault.decrypt_with(cipher, r["id"], "participants", r["id"], "name",
-                                            r["name_ct"])
+            name = store.vault.decrypt_with(
+                cipher, r["id"], "participants", r["id"], "name", r["name_ct"]
+            )
         except DecryptionError:
             continue
         if isinstance(name, str) and name.strip():

@@ -73,10 +73,17 @@ PRIOR_BY_MONTH = (RAPPORT, DIRECTION, PROGRESSION, PROGRESSION, PROGRESSION, WIN
 START_EVENTS = frozenset({"matched", "chemistry_held", "EP_CHEMISTRY_MEETING"})
 CLOSING_EVENTS = frozenset({"EP_CLOSING_SESSION"})
 END_EVENTS = frozenset({"closed", "rematched"})
-CONTACT_EVENTS = frozenset({
-    "chemistry_held", "session_held", "contact", "EP_CHEMISTRY_MEETING", "EP_FORMAL_SESSION",
-    "EP_INFORMAL_CONTACT", "EP_CLOSING_SESSION",
-})
+CONTACT_EVENTS = frozenset(
+    {
+        "chemistry_held",
+        "session_held",
+        "contact",
+        "EP_CHEMISTRY_MEETING",
+        "EP_FORMAL_SESSION",
+        "EP_INFORMAL_CONTACT",
+        "EP_CLOSING_SESSION",
+    }
+)
 
 SOURCE_VIEW = "mentor's view"
 SOURCE_TEXT = "text cues"
@@ -157,13 +164,23 @@ class Timeline:
         return {
             "current": self.current,
             "segments": [
-                {"phase": s.phase, "kram": s.kram, "from_day": s.start_day,
-                 "to_day": s.end_day, "points": s.points}
+                {
+                    "phase": s.phase,
+                    "kram": s.kram,
+                    "from_day": s.start_day,
+                    "to_day": s.end_day,
+                    "points": s.points,
+                }
                 for s in self.segments
             ],
             "transitions": [
-                {"day": t.day, "from": t.from_phase, "to": t.to_phase, "kind": t.kind,
-                 "evidence": list(t.sources)}
+                {
+                    "day": t.day,
+                    "from": t.from_phase,
+                    "to": t.to_phase,
+                    "kind": t.kind,
+                    "evidence": list(t.sources),
+                }
                 for t in self.transitions
             ],
             "kram": [{"phase": k, "from_day": a, "to_day": b} for k, a, b in self.kram],
@@ -188,8 +205,11 @@ def _move_score(a: str, b: str) -> float:
 
 # For each phase index, the phases it can be reached from (in phase order) and the move's score.
 _PREDECESSORS = tuple(
-    tuple((a, _move_score(PHASES[a], PHASES[b])) for a in range(len(PHASES))
-          if allowed(PHASES[a], PHASES[b]))
+    tuple(
+        (a, _move_score(PHASES[a], PHASES[b]))
+        for a in range(len(PHASES))
+        if allowed(PHASES[a], PHASES[b])
+    )
     for b in range(len(PHASES))
 )
 
@@ -225,8 +245,9 @@ def _evidence(history: PairHistory) -> dict[int, dict[str, dict[str, float]]]:
             text[(day, phase)] = text.get((day, phase), 0.0) + W_TEXT * confidence
     for (day, phase), weight in sorted(text.items()):
         add(day, phase, SOURCE_TEXT, min(W_TEXT_CAP, weight))
-    contacts = sorted(set(history.contacts) | {
-        d for d, e in history.events if e in CONTACT_EVENTS})
+    contacts = sorted(
+        set(history.contacts) | {d for d, e in history.events if e in CONTACT_EVENTS}
+    )
     for day in contacts:
         points.setdefault(day, {})
     for before, day in itertools.pairwise(contacts):
@@ -277,13 +298,17 @@ def infer(history: PairHistory, crosswalk: Mapping[str, str] | None = None) -> T
     score_of = [score[k][i] for k, i in enumerate(indices)]
 
     points = tuple(
-        PhasePoint(day, phase, round(score_of[k], 3),
-                   tuple(sorted(evidence[day].get(phase, {}))))
+        PhasePoint(day, phase, round(score_of[k], 3), tuple(sorted(evidence[day].get(phase, {}))))
         for k, (day, phase) in enumerate(zip(days, path, strict=True))
     )
     transitions = tuple(
-        Transition(b.day, a.phase, b.phase,
-                   "regression" if (a.phase, b.phase) in REGRESSIONS else "forward", b.sources)
+        Transition(
+            b.day,
+            a.phase,
+            b.phase,
+            "regression" if (a.phase, b.phase) in REGRESSIONS else "forward",
+            b.sources,
+        )
         for a, b in itertools.pairwise(points)
         if a.phase != b.phase
     )
@@ -297,12 +322,14 @@ def infer(history: PairHistory, crosswalk: Mapping[str, str] | None = None) -> T
     return Timeline(points, tuple(segments), transitions, _kram(points, walk, history))
 
 
-def _kram(points: Iterable[PhasePoint], walk: Mapping[str, str], history: PairHistory
-          ) -> tuple[tuple[str, int, int], ...]:
+def _kram(
+    points: Iterable[PhasePoint], walk: Mapping[str, str], history: PairHistory
+) -> tuple[tuple[str, int, int], ...]:
     """Kram's phases beside the five: the crosswalk of each point, with the time from matching
     to the first meeting as pre-initiation when both are known."""
     meetings = sorted(d for d, e in history.events if e in CONTACT_EVENTS) or sorted(
-        history.contacts)
+        history.contacts
+    )
     first_meeting = meetings[0] if meetings else None
     has_start = any(e == "matched" for _, e in history.events)
     out: list[tuple[str, int, int]] = []

@@ -18,8 +18,7 @@ row might show, so that work is spread over the cores too.
 
 from __future__ import annotations
 
-import csv
-import io
+import gc
 import re
 import sys
 import zlib
@@ -31,6 +30,7 @@ from conversations.model import Flow
 from reports.codebook import SCHEME_CMO, SCHEME_FACTOR, SCHEME_PHASE, Codebook
 from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED, POLARITY_HELPING
 from reports.coding.rules import code_text_raw
+from reports.configurations import UnitPayload, UnitResult, analyse_unit
 
 COARSE_ROLES = ("CONTEXT", "RESOURCE", "RESPONSE", "OUTCOME_PROXIMAL", "OUTCOME_DISTAL")
 SELF_CODED = 1.0  # the participant's own label: certain as a report of what they meant
@@ -70,8 +70,11 @@ class StepInfo:
 def _role_of(code_id: str, codebook: Codebook, polarity: str | None = None) -> str | None:
     code = codebook.get(code_id)
     if code.scheme == SCHEME_FACTOR:
-        return "CONTEXT_ENABLING" if (polarity or code.polarity) == POLARITY_HELPING else (
-            "CONTEXT_INHIBITING")
+        return (
+            "CONTEXT_ENABLING"
+            if (polarity or code.polarity) == POLARITY_HELPING
+            else ("CONTEXT_INHIBITING")
+        )
     if code.role is not None:
         return code.role
     rule = codebook.rules.get(code_id) if codebook.rules is not None else None
@@ -117,8 +120,12 @@ class StepIndex:
                 )
         for code_id in codebook.codes:
             code = codebook.codes[code_id]
-            self.labels[code_id] = (code.scheme, _role_of(code_id, codebook),
-                                    _level_of(code_id, codebook), code.polarity)
+            self.labels[code_id] = (
+                code.scheme,
+                _role_of(code_id, codebook),
+                _level_of(code_id, codebook),
+                code.polarity,
+            )
 
     def get(self, flow: str, step: str) -> StepInfo | None:
         return self.steps.get((flow, step))
@@ -131,8 +138,9 @@ class StepIndex:
 
     def choice_code(self, code_id: str, step: str) -> Code:
         scheme, role, level, polarity = self.labels[code_id]
-        return Code(code_id, scheme, role, level, polarity, step, -1, -1, METHOD_STRUCTURED,
-                    SELF_CODED)
+        return Code(
+            code_id, scheme, role, level, polarity, step, -1, -1, METHOD_STRUCTURED, SELF_CODED
+        )
 
     def prompt_codes(self, flow: str, step: str, text: str) -> list[Code]:
         """Codes a text step declares it elicits, evidenced by the whole answer."""
@@ -146,8 +154,20 @@ class StepIndex:
                 # every GROW reflection opens with a session goal: counting that as the
                 # relationship "setting direction" would put every pair there for ever
                 continue
-            out.append(Code(code_id, scheme, role, level, polarity, info.step, 0, len(text),
-                            METHOD_STRUCTURED, PROMPT_CODED))
+            out.append(
+                Code(
+                    code_id,
+                    scheme,
+                    role,
+                    level,
+                    polarity,
+                    info.step,
+                    0,
+                    len(text),
+                    METHOD_STRUCTURED,
+                    PROMPT_CODED,
+                )
+            )
         return out
 
 
@@ -180,8 +200,11 @@ def split_entry(flow: str, answers: Mapping[str, Any], index: StepIndex) -> Spli
                 selected = value.get("selected") or ()
                 other = value.get("other")
             for choice_id in selected:
-                code_id = info.choices.get(choice_id, (None, ""))[0] if isinstance(
-                    choice_id, str) else None
+                code_id = (
+                    info.choices.get(choice_id, (None, ""))[0]
+                    if isinstance(choice_id, str)
+                    else None
+                )
                 if code_id is not None:
                     codes.append(index.choice_code(code_id, step))
             if isinstance(other, str) and other.strip():
@@ -223,8 +246,12 @@ class ChunkCoder:
     the prompt implies, review rows (with the evaluator's earlier decisions applied), and
     masked quote candidates. Only compact results go back to the main process."""
 
-    def __init__(self, codebook: Codebook, decisions: Mapping[str, Any] | None = None,
-                 flows: Mapping[str, Flow] | None = None) -> None:
+    def __init__(
+        self,
+        codebook: Codebook,
+        decisions: Mapping[str, Any] | None = None,
+        flows: Mapping[str, Flow] | None = None,
+    ) -> None:
         from conversations.catalogue import load_flows
 
         self.book = codebook
@@ -232,6 +259,14 @@ class ChunkCoder:
         self.decisions = dict(decisions or {})
         self.sensitive = codebook.sensitive_ids()
         self._maskers: dict[tuple[str, ...], Masker] = {}  # one per household of names
+        self.levels = {c: self.index.labels[c][2] for c in codebook.codes}
+        from reports.review import csv_field
+
+        self._csv_labels = {c: csv_field(d.label) for c, d in codebook.codes.items()}
+
+    def analyse(self, payloads: Sequence[UnitPayload]) -> list[UnitResult]:
+        crosswalk = self.book.phase_crosswalk
+        return [analyse_unit(p, self.levels, crosswalk) for p in payloads]
 
     def masker(self, names: tuple[str, ...]) -> Masker:
         found = self._maskers.get(names)
@@ -242,20 +277,22 @@ class ChunkCoder:
         return found
 
     def code(self, jobs: Sequence[TextJob]) -> ChunkResult:
-        from reports.review import WITHHELD, cell
+        from reports.review import WITHHELD, cell, csv_field
 
-        rows: list[list[str]] = []
+        lines: list[str] = []
         codes_out: list[list[tuple[Any, ...]]] = []
         candidates: list[Candidate] = []
         applied: list[Applied] = []
         labels = self.index.labels
-        code_labels = self.book.codes
+        csv_label = self._csv_labels
         decisions = self.decisions
         sensitive_ids = self.sensitive
+        withheld = csv_field(WITHHELD)
         for position, (text, role, names, quotable, ctx) in enumerate(jobs):
             entry, person, pair, author, month, flow, step = ctx
-            prompt = [] if step.endswith(OTHER_SUFFIX) else self.index.prompt_codes(
-                flow, step, text)
+            prompt = (
+                [] if step.endswith(OTHER_SUFFIX) else self.index.prompt_codes(flow, step, text)
+            )
             raw = code_text_raw(text, role, self.book)
             if not raw and not prompt:
                 codes_out.append([])
@@ -276,30 +313,60 @@ class ChunkCoder:
                 while k + 1 < len(spans) and spans[k + 1][0] <= h.span_start:
                     k += 1
                 if quotable and not sentences[k]:
-                    sentences[k] = mask(text[spans[k][0]:spans[k][1]])
+                    sentences[k] = mask(text[spans[k][0] : spans[k][1]])
                 if h.code_id in sensitive_ids:
                     sensitive = True
-                suggestions.append(((h.code_id, h.scheme, h.cmo_role, h.level, h.polarity, step,
-                                     h.span_start, h.span_end, METHOD_RULES, h.confidence),
-                                    sentences[k]))
-            step_label = self.index.label(flow, step)
+                suggestions.append(
+                    (
+                        (
+                            h.code_id,
+                            h.scheme,
+                            h.cmo_role,
+                            h.level,
+                            h.polarity,
+                            step,
+                            h.span_start,
+                            h.span_end,
+                            METHOD_RULES,
+                            h.confidence,
+                        ),
+                        sentences[k],
+                    )
+                )
+            # the columns every row of this text shares, as CSV, once
+            where = ",".join(
+                csv_field(v)
+                for v in (entry, person, pair, author, month, self.index.label(flow, step))
+            )
+            escaped: dict[str, str] = {}
             kept: list[tuple[Any, ...]] = []
             for fields, evidence in suggestions:
                 code_id, scheme, cmo_role, level, polarity = fields[:5]
                 method, confidence = fields[8], fields[9]
                 rid = f"{entry}:{step}:{code_id}:{polarity or '-'}:{method}"
                 decision = decisions.get(rid) if decisions else None
-                rows.append([
-                    rid, entry, person, pair, author, month, step_label, code_id,
-                    code_labels[code_id].label, scheme, cmo_role or "", polarity or "", method,
-                    f"{confidence:.3f}", cell(evidence) if quotable else WITHHELD,
-                    decision.decision if decision else "",
-                    cell(decision.new_code or "") if decision else "",
-                    cell(decision.note) if decision else "",
-                ])
+                shown = escaped.get(evidence)
+                if shown is None:
+                    shown = escaped[evidence] = csv_field(cell(evidence)) if quotable else withheld
+                tail = (
+                    ",,,"
+                    if decision is None
+                    else ",".join(
+                        (
+                            "",
+                            csv_field(decision.decision),
+                            csv_field(cell(decision.new_code or "")),
+                            csv_field(cell(decision.note)),
+                        )
+                    )
+                )
+                lines.append(
+                    f"{csv_field(rid)},{where},{code_id},{csv_label[code_id]},{scheme},"
+                    f"{cmo_role or ''},{polarity or ''},{method},{confidence:.3f},"
+                    f"{shown}{tail}\n"
+                )
                 if decision is not None:
-                    applied.append((scheme, method, code_id, decision.decision,
-                                    decision.new_code))
+                    applied.append((scheme, method, code_id, decision.decision, decision.new_code))
                     if decision.decision == "reject":
                         continue
                     if decision.decision == "change" and decision.new_code is not None:
@@ -311,9 +378,7 @@ class ChunkCoder:
                     rank = (-fields[9], _digest(entry, code_id))
                     candidates.append((code_id, cmo_role or "", rank, evidence, entry, position))
             codes_out.append(kept)
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)
-        return ChunkResult(codes_out, buffer.getvalue(), len(rows), _best(candidates), applied)
+        return ChunkResult(codes_out, "".join(lines), len(lines), _best(candidates), applied)
 
 
 CANDIDATES_KEPT = 16  # quote candidates kept per code and chunk; the best are chosen at the end
@@ -343,6 +408,8 @@ def init_worker(codebook: Codebook | str, decisions: Mapping[str, Any]) -> None:
     loads it itself: shipping it would block the parent while a new process starts) or a
     ``Codebook`` to use as given."""
     global _WORKER
+    # a worker lives for one report: see build_report on why the cyclic collector is paused
+    gc.disable()
     if isinstance(codebook, str):
         from reports.codebook import load_codebook
 
@@ -358,6 +425,12 @@ def code_chunk(jobs: Sequence[TextJob]) -> ChunkResult:
     """The pool task: one chunk of texts, with the worker's ``ChunkCoder``."""
     assert _WORKER is not None, "init_worker was not called"
     return _WORKER.code(jobs)
+
+
+def analyse_chunk(payloads: Sequence[UnitPayload]) -> list[UnitResult]:
+    """The pool task after coding: phases and configurations of a batch of pairs."""
+    assert _WORKER is not None, "init_worker was not called"
+    return _WORKER.analyse(payloads)
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,8 +461,25 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-_TITLES = ("Dr", "Doctor", "Mr", "Mrs", "Ms", "Miss", "Mx", "Prof", "Professor", "Sister",
-           "Matron", "Nurse", "Sir", "Dame", "Dean", "Rev", "Cllr")
+_TITLES = (
+    "Dr",
+    "Doctor",
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Miss",
+    "Mx",
+    "Prof",
+    "Professor",
+    "Sister",
+    "Matron",
+    "Nurse",
+    "Sir",
+    "Dame",
+    "Dean",
+    "Rev",
+    "Cllr",
+)
 _TITLED = re.compile(r"\b(" + "|".join(_TITLES) + r")\.?\s+([A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<![\w@])@\w{3,}")
@@ -403,11 +493,14 @@ _OPENING_MARKS = frozenset('.!?:;\n"(')
 def _at_sentence_start(text: str, start: int) -> bool:
     """Does a sentence (or a quoted or bracketed aside, or a clause after a dash) open at
     ``start``? Only the few characters before it matter, so only they are looked at."""
-    before = text[max(0, start - 8):start].rstrip()
+    before = text[max(0, start - 8) : start].rstrip()
     if not before:
         return start < 8 or not text[:start].strip()
-    return before[-1] in _OPENING_MARKS or (before[-1] in "-–" and (
-        len(before) == 1 or before[-2].isspace()))
+    return before[-1] in _OPENING_MARKS or (
+        before[-1] in "-–" and (len(before) == 1 or before[-2].isspace())
+    )
+
+
 # Capitalised words that are not people: the pronoun, calendar words, and the NHS and
 # programme vocabulary that reflections capitalise mid-sentence.
 _NOT_NAMES = _words("""
@@ -417,8 +510,10 @@ NHS Trust Foundation Ward Board Band English British Welsh Scottish Irish GROW O
 Microsoft Google Excel Outlook Internet God OK Mentor Mentee Coordinator A&E ICU ED GP
 """)
 # Reporting verbs after a sentence-initial word mark it as a person ("Jo said ...").
-_PERSON_NEXT = re.compile(r"^\s*(?:'s\b|said|says|told|asked|suggested|thinks|thought|"
-                          r"wants|reckons|and I\b|&\s*I\b)")
+_PERSON_NEXT = re.compile(
+    r"^\s*(?:'s\b|said|says|told|asked|suggested|thinks|thought|"
+    r"wants|reckons|and I\b|&\s*I\b)"
+)
 # First names that are also everyday words: masked only where capitalised.
 _WORD_NAMES = _words("""
 will may hope faith grace joy rose bill mark pat sue dawn summer april june august frank art
@@ -438,15 +533,17 @@ class Masker:
     """
 
     def __init__(self, names: Iterable[str] = ()) -> None:
-        words = sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len,
-                       reverse=True)
+        words = sorted(
+            {n.strip() for n in names if n and len(n.strip()) >= 2}, key=len, reverse=True
+        )
         self._known: list[re.Pattern[str]] = []
         for name in words:
             flags = 0 if name.lower() in _WORD_NAMES else re.IGNORECASE
             self._known.append(re.compile(r"(?<![\w])" + re.escape(name) + r"(?![\w])", flags))
         # one pass to tell whether any known name occurs at all
-        self._known_any = (re.compile("|".join(re.escape(n) for n in words), re.IGNORECASE)
-                           if words else None)
+        self._known_any = (
+            re.compile("|".join(re.escape(n) for n in words), re.IGNORECASE) if words else None
+        )
 
     def mask(self, sentence: str) -> str:
         text = sentence.strip()
@@ -476,7 +573,7 @@ def _third_party(match: re.Match[str], text: str) -> str:
             masked.append(False)
         elif i == 0 and at_start and len(words) == 1:
             # a sentence opens with a capital anyway: mask only what reads as a person
-            masked.append(word.endswith("'s") or bool(_PERSON_NEXT.match(text[match.end():])))
+            masked.append(word.endswith("'s") or bool(_PERSON_NEXT.match(text[match.end() :])))
         else:
             masked.append(True)
     out: list[str] = []
@@ -520,6 +617,7 @@ __all__ = [
     "Split",
     "StepIndex",
     "StepInfo",
+    "analyse_chunk",
     "code_chunk",
     "init_worker",
     "mask_text",
