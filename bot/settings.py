@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -110,7 +109,3 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         raise ConfigError(f"{name}: {first['msg']} (see .env.example)") from None
-
-
-def env_file_present() -> bool:
-    return Path(".env").exists() or bool(os.environ.get("MENTORBOT_DB"))

@@ -29,7 +29,6 @@ from conversations.engine import (
     Press,
     Reply,
     Text,
-    display,
 )
 from conversations.model import Flow, FlowState
 from conversations.safety import DEFAULT_SIGNPOST, shows_risk
@@ -716,7 +715,3 @@ def _free_text(value: Any) -> str:
     if isinstance(value, dict) and isinstance(value.get("other"), str):
         return value["other"]
     return ""
-
-
-def summarise(flow: Flow, answers: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(s.label, display(s, answers[s.id])) for s in flow.steps if s.id in answers]
