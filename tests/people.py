@@ -83,6 +83,26 @@ class Person:
         await self.skip_to_summary()
         await self.tap("Save")
 
+    async def log_session(self, learned: str | None = None) -> Response:
+        """A mentor logs a formal video session through the real episode-log flow."""
+        from conversations.catalogue import load_flows
+        from conversations.scripted import walk
+
+        await self.cmd("log")
+        answers = {
+            "when": "_today",
+            "kind": "EP_FORMAL_SESSION",
+            "mode": "MODE_VIDEO",
+            "phase": "unsure",
+            "climate": "SC_GROWTH",
+        }
+        if learned is not None:
+            answers["learned"] = learned
+        self.last = await walk(
+            self.service, self.sender, load_flows()["episode_log"], self.last, answers
+        )
+        return self.last
+
     async def skip_to_summary(self) -> None:
         for _ in range(10):
             if "Save it, or change an answer" in self.said:

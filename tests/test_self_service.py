@@ -162,20 +162,7 @@ async def test_history_cannot_reach_anyone_elses_entry(cohort: Cohort, store: St
     mentee = await cohort.joined_mentee()
     await mentee.grow()
     mentor = await cohort.joined_mentor()
-    await mentor.cmd("log")
-    await walk(
-        mentor.service,
-        mentor.sender,
-        FLOWS["episode_log"],
-        mentor.last,
-        {
-            "when": "_today",
-            "kind": "EP_FORMAL_SESSION",
-            "mode": "MODE_VIDEO",
-            "phase": "unsure",
-            "climate": "SC_GROWTH",
-        },
-    )
+    await mentor.log_session()
     await mentor.cmd("history")
     seq = mentor.last.replies[-1].buttons[0][0].data.split(":")[0]
     mentee_entry = (await store.entries.of(1))[0].id
@@ -188,21 +175,7 @@ async def test_mydata_is_complete_and_only_mine(cohort: Cohort, store: Store) ->
     mentee = await cohort.joined_mentee(name="Robin")
     await mentee.grow()
     mentor = await cohort.joined_mentor(name="Morgan")
-    await mentor.cmd("log")
-    await walk(
-        mentor.service,
-        mentor.sender,
-        FLOWS["episode_log"],
-        mentor.last,
-        {
-            "when": "_today",
-            "kind": "EP_FORMAL_SESSION",
-            "mode": "MODE_VIDEO",
-            "phase": "unsure",
-            "climate": "SC_GROWTH",
-            "learned": "MENTOR-ONLY-TEXT",
-        },
-    )
+    await mentor.log_session("MENTOR-ONLY-TEXT")
     await mentee.cmd("mydata")
     docs = {d.filename: d.content for d in mentee.last.documents}
     data = json.loads(docs["mentorbot-my-data.json"])
@@ -237,21 +210,7 @@ async def test_erasure_really_erases(
     await mentee.say("an unfinished draft")
     await mentee.cmd("cancel")
     mentor = await cohort.joined_mentor(name="Morgan")
-    await mentor.cmd("log")
-    await walk(
-        mentor.service,
-        mentor.sender,
-        FLOWS["episode_log"],
-        mentor.last,
-        {
-            "when": "_today",
-            "kind": "EP_FORMAL_SESSION",
-            "mode": "MODE_VIDEO",
-            "phase": "unsure",
-            "climate": "SC_GROWTH",
-            "learned": "kept for the mentor",
-        },
-    )
+    await mentor.log_session("kept for the mentor")
     await store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = tmp_path / "before-erasure.sqlite3"
     shutil.copy(db_path, before)
