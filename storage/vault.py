@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 import aiosqlite
+import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.crypto import (
@@ -23,6 +24,15 @@ from storage.crypto import (
 from storage.db import Database, iso, utcnow
 
 LOOKUP_KEY = "lookup"
+
+
+def _decode(plaintext: bytes) -> Any:
+    # orjson reads the bulk jobs' hundreds of thousands of values several times faster; a value
+    # only the standard library reads (NaN, which json.dumps writes) still opens.
+    try:
+        return orjson.loads(plaintext)
+    except orjson.JSONDecodeError:
+        return json.loads(plaintext)
 
 
 class ErasedError(Exception):
@@ -118,7 +128,7 @@ class Vault:
         plaintext = open_sealed(
             await self.dek(participant_id), blob, aad(table, row, participant_id, field)
         )
-        return json.loads(plaintext)
+        return _decode(plaintext)
 
     def decrypt_with(
         self,
@@ -130,8 +140,7 @@ class Vault:
         blob: bytes,
     ) -> Any:
         """Synchronous decryption for bulk readers that already hold the (prepared) key."""
-        plaintext = open_sealed(dek, blob, aad(table, row, participant_id, field))
-        return json.loads(plaintext.decode("utf-8"))
+        return _decode(open_sealed(dek, blob, aad(table, row, participant_id, field)))
 
     async def rotate(self, new_ring: KeyRing) -> int:
         """Re-wrap every data key and system key under ``new_ring``; returns keys re-wrapped.

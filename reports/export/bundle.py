@@ -52,6 +52,7 @@ CONSENT = Scope.RESEARCH_EXPORT.value
 NAME_MARK = "[name]"
 WITHHELD_CSV = "withheld.csv"
 WITHHELD_REASON = "signposted"
+_BY_VALUE = frozenset(("choice", "multi", "scale"))  # kinds whose answer is its value alone
 _DIGITS = re.compile(r"(\d+)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # First names that are everyday words ("Will", "May"): masked only where capitalised, so the
@@ -97,6 +98,17 @@ def _name_pattern(name: str) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)" + re.escape(name) + r"(?!\w)", flags)
 
 
+def _plain_value(value: Any) -> str | int | tuple[str, ...] | None:
+    """A hashable stand-in for a button answer's value, or None when it carries typed text."""
+    if isinstance(value, (str, int)):
+        return value
+    if isinstance(value, dict) and not value.get("other"):
+        value = value.get("selected") or []  # a multi-choice with nothing typed
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
 def _versions(raw: str) -> tuple[int, str | None]:
     """(flow_version as a number, the raw label when it is not a bare number)."""
     if raw.isdigit():
@@ -130,6 +142,7 @@ class _Builder:
         self._hits: dict[tuple[str, str], list[tuple[int, int, str, float]]] = {}
         self.texts = 0
         self._steps: dict[tuple[str, str], tuple[Step | None, str, str, str | None]] = {}
+        self._by_value: dict[tuple[str, str, Any], ExportAnswer] = {}
 
     def person(self, subject_ref: str) -> str:
         label = self._person.get(subject_ref)
@@ -191,6 +204,20 @@ class _Builder:
 
     def _answer(self, record: extract.EntryRecord, step_id: str, value: Any) -> ExportAnswer:
         step, kind, prompt, framework = self.step_info(record.flow, step_id, value)
+        plain = _plain_value(value) if kind in _BY_VALUE else None
+        if plain is not None:
+            # a button answer depends on nothing but its value: most answers are one of a few
+            key = (record.flow, step_id, plain)
+            known = self._by_value.get(key)
+            if known is None:
+                known = self._by_value[key] = self._fresh_answer(
+                    record, step, step_id, kind, prompt, framework, value)
+            return known
+        return self._fresh_answer(record, step, step_id, kind, prompt, framework, value)
+
+    def _fresh_answer(self, record: extract.EntryRecord, step: Step | None, step_id: str,
+                      kind: str, prompt: str, framework: str | None,
+                      value: Any) -> ExportAnswer:
         text: str | None = None
         codes: list[str] = []
         scale: int | None = None
