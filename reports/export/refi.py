@@ -570,7 +570,7 @@ class _ProjectWriter:
             f"<Description>{_text(self._source_description(entry))}</Description>\n"
         ]
         pos = 0
-        for i, answer in enumerate(entry.answers):
+        for answer in entry.answers:
             prompt = plain[answer.prompt]
             raw = answer.text if answer.text is not None else (
                 "" if answer.scale is None else str(answer.scale))
