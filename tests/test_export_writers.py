@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import uuid
 import zipfile
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -508,26 +507,23 @@ def test_zip64_end_records_are_readable(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_write_all_matches_the_single_writers(
     written: Path, bundle: ExportBundle, codebook: Codebook, tmp_path: Path
 ) -> None:
-    for parallel in (True, False):
-        out = tmp_path / str(parallel)
-        paths = write_all(bundle, codebook, out, parallel=parallel)
-        assert {p.name for p in paths} == {p.name for p in written.iterdir()}
-        for path in paths:
-            assert path.read_bytes() == (written / path.name).read_bytes(), path.name
+    paths = write_all(bundle, codebook, tmp_path)
+    assert {p.name for p in paths} == {p.name for p in written.iterdir()}
+    for path in paths:
+        assert path.read_bytes() == (written / path.name).read_bytes(), path.name
 
 
 def test_write_all_reports_a_failed_project(
     bundle: ExportBundle, codebook: Codebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_bundle: ExportBundle, _codebook: Codebook) -> Callable[[Path], Path]:
-        def write(path: Path) -> Path:
-            raise OSError("disk full")
+    def broken(*_args: object) -> None:
+        raise OSError("disk full")
 
-        return write
-
-    monkeypatch.setattr(refi, "prepare_qdpx", broken)
-    with pytest.raises((RuntimeError, OSError), match="disk full"):
+    monkeypatch.setattr(refi, "write_project_part", broken)
+    with pytest.raises(OSError, match="disk full"):
         write_all(bundle, codebook, tmp_path)
+    assert not (tmp_path / "project.qdpx").exists()
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".qdpx-*"))
 
 
 # ---------------------------------------------------------------------------

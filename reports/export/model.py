@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -71,6 +72,105 @@ class ExportBundle:
     entries: tuple[ExportEntry, ...]
     segments: tuple[CodedSegment, ...]
     cases: tuple[Case, ...]
+
+
+@dataclass(slots=True)
+class WideStep:
+    """One step column group of ``entries.csv``: a step, or a repeat of it within an entry."""
+
+    step_id: str
+    occurrence: int  # 0 for the first answer to this step in an entry, 1 for a repeat, ...
+    prompts: list[str]
+    has_text: bool = False
+    has_scale: bool = False
+    has_codes: bool = False
+    base: str = ""  # column name stem, given once the whole export's steps are known
+
+    def suffixes(self) -> list[str]:
+        out = [s for s, on in (("_text", self.has_text), ("_scale", self.has_scale),
+                               ("_codes", self.has_codes)) if on]
+        return out or ["_text"]  # a step nobody answered still gets a visible column
+
+
+MAX_PROMPTS = 3  # prompt wordings a wide column's description quotes
+
+
+def occurrences(entry: ExportEntry) -> Iterator[tuple[tuple[str, int], ExportAnswer]]:
+    seen: dict[str, int] = {}
+    for answer in entry.answers:
+        n = seen.get(answer.step_id, 0)
+        seen[answer.step_id] = n + 1
+        yield (answer.step_id, n), answer
+
+
+def wide_steps(entries: Iterable[ExportEntry]) -> list[WideStep]:
+    """The wide layout's step columns in order of first appearance, not yet named."""
+    steps: dict[tuple[str, int], WideStep] = {}
+    for entry in entries:
+        for key, answer in occurrences(entry):
+            step = steps.get(key)
+            if step is None:
+                step = steps[key] = WideStep(key[0], key[1], [])
+            if answer.prompt not in step.prompts and len(step.prompts) < MAX_PROMPTS:
+                step.prompts.append(answer.prompt)
+            step.has_text |= bool(answer.text)
+            step.has_scale |= answer.scale is not None
+            step.has_codes |= bool(answer.codes)
+    return list(steps.values())
+
+
+def merge_wide_steps(parts: Iterable[Sequence[WideStep]]) -> list[WideStep]:
+    """Layouts of consecutive parts of one export, merged: what :func:`wide_steps` of the
+    whole export would give."""
+    steps: dict[tuple[str, int], WideStep] = {}
+    for part in parts:
+        for s in part:
+            key = (s.step_id, s.occurrence)
+            step = steps.get(key)
+            if step is None:
+                steps[key] = WideStep(s.step_id, s.occurrence, list(s.prompts), s.has_text,
+                                      s.has_scale, s.has_codes)
+                continue
+            for prompt in s.prompts:
+                if prompt not in step.prompts and len(step.prompts) < MAX_PROMPTS:
+                    step.prompts.append(prompt)
+            step.has_text |= s.has_text
+            step.has_scale |= s.has_scale
+            step.has_codes |= s.has_codes
+    return list(steps.values())
+
+
+@dataclass(frozen=True)
+class ExportFacts:
+    """What a writer states once for the whole export: its header, cases, totals, layout.
+
+    Taken from one bundle by :func:`facts_of`, or merged from the parts of an export written
+    in several processes; either way the files come out the same.
+    """
+
+    study: str
+    generated_by: str
+    codebook_version: str
+    codebook_hash: str
+    date_mode: str
+    entries: int
+    answers: int
+    segments: int
+    cases: tuple[Case, ...]  # every case, as all_cases gives them
+    steps: tuple[WideStep, ...]  # entries.csv step columns, unnamed
+    entries_by_person: dict[str, list[str]]  # case -> entry ids, in export order
+
+
+def facts_of(bundle: ExportBundle) -> ExportFacts:
+    by_person: dict[str, list[str]] = {}
+    for entry in bundle.entries:
+        by_person.setdefault(entry.person, []).append(entry.entry_id)
+    return ExportFacts(
+        bundle.study, bundle.generated_by, bundle.codebook_version, bundle.codebook_hash,
+        bundle.date_mode, len(bundle.entries), sum(len(e.answers) for e in bundle.entries),
+        len(bundle.segments), tuple(all_cases(bundle)), tuple(wide_steps(bundle.entries)),
+        by_person,
+    )
 
 
 @dataclass(frozen=True, slots=True)

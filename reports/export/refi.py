@@ -92,8 +92,9 @@ from reports.export.model import (
     Case,
     ExportBundle,
     ExportEntry,
+    ExportFacts,
     PlacedSegment,
-    all_cases,
+    facts_of,
     segments_by_entry,
 )
 
@@ -148,6 +149,14 @@ def selection_guids(source_name: str) -> Iterator[str]:
     while True:
         yield f"{base}{n:08x}"
         n += 1
+
+
+def source_guid(entry_id: str) -> str:
+    return stable_guid(f"source:{entry_id}")
+
+
+def _user_guid(generated_by: str) -> str:
+    return stable_guid(f"user:{generated_by}")
 
 
 def code_guid(code_id: str) -> str:
@@ -460,17 +469,66 @@ def _moved(pos: int, crlf: list[int]) -> int:
     return pos - bisect.bisect_right(crlf, pos - 2) if crlf else pos
 
 
+def _project_head(write: Callable[[str], object], b: ExportFacts, codebook: Codebook) -> None:
+    user = _user_guid(b.generated_by)
+    write('<?xml version="1.0" encoding="utf-8"?>\n')
+    write(_tag("Project", [("xmlns", PROJECT_XMLNS), ("name", f"mentorbot {b.study}"),
+                           ("origin", b.generated_by), ("creatingUserGUID", user)]))
+    write("\n<Users>")
+    write(_tag("User", [("guid", user), ("name", b.generated_by), ("id", "export")],
+               empty=True))
+    write("</Users>\n<CodeBook>\n<Codes>\n")
+    _write_codes(write, _code_tree(codebook))
+    write("</Codes>\n</CodeBook>\n")
+
+    case_vars = _case_variables(b.cases)
+    write("<Variables>\n")
+    for var in [*case_vars, *_SOURCE_VARIABLES]:
+        write(_tag("Variable", [("guid", var.guid), ("name", var.name),
+                                ("typeOfVariable", var.type)]))
+        write(f"<Description>{_text(var.description)}</Description></Variable>\n")
+    write("</Variables>\n")
+
+    if b.cases:
+        write("<Cases>\n")
+        for case in b.cases:
+            write(_tag("Case", [("guid", stable_guid(f"case:{case.person}")),
+                                ("name", case.person)]))
+            write("\n")
+            values = {"role": case.role, "pair": case.pair, **{
+                k: v for k, v in case.attributes.items() if k not in ("role", "pair")}}
+            for var in case_vars:
+                write(_value(var, values.get(var.key)))
+            for entry_id in b.entries_by_person.get(case.person, ()):
+                write(f'<SourceRef targetGUID="{source_guid(entry_id)}"/>\n')
+            write("</Case>\n")
+        write("</Cases>\n")
+    if b.entries:
+        write("<Sources>\n")
+
+
+def _project_tail(write: Callable[[str], object], b: ExportFacts) -> None:
+    if b.entries:
+        write("</Sources>\n")
+    description = (
+        f"Research export of study {b.study} by {b.generated_by}. Codebook "
+        f"{b.codebook_version} ({b.codebook_hash}). Date mode: {b.date_mode}. "
+        f"{b.entries} entries, {b.segments} coded segments. Selection positions "
+        "are 0-based Unicode code point offsets into the UTF-8 source text, end exclusive."
+    )
+    write(f"<Description>{_text(description)}</Description>\n</Project>\n")
+
+
 class _ProjectWriter:
     """Streams project.qde and the source files of one bundle into an open zip."""
 
     def __init__(self, bundle: ExportBundle, codebook: Codebook) -> None:
         self.bundle = bundle
         self.codebook = codebook
-        self.user = stable_guid(f"user:{bundle.generated_by}")
+        self.user = _user_guid(bundle.generated_by)
         self.placed = segments_by_entry(bundle)
-        self.cases = all_cases(bundle)
-        self.source_guids = [stable_guid(f"source:{e.entry_id}") for e in bundle.entries]
-        self._check_codes()
+        self.source_guids = [source_guid(e.entry_id) for e in bundle.entries]
+        self.check_codes(bundle, codebook)
         # Prompts, step ids and code ids repeat on every entry: clean or hash each one once.
         self._plain = _Memo(_plain)
         self._names = _Memo(_attr)
@@ -479,79 +537,28 @@ class _ProjectWriter:
         self._date_values = _Memo(lambda d: _value(_SV["date"], d))
         self._day_values = _Memo(lambda d: _value(_SV["day"], d))
 
-    def _check_codes(self) -> None:
-        if self.bundle.codebook_hash != self.codebook.content_hash:
+    @staticmethod
+    def check_codes(bundle: ExportBundle, codebook: Codebook) -> None:
+        if bundle.codebook_hash != codebook.content_hash:
             raise ValueError(
-                f"bundle was coded with codebook {self.bundle.codebook_version} "
-                f"({self.bundle.codebook_hash}) but the writer was given "
-                f"{self.codebook.version} ({self.codebook.content_hash})"
+                f"bundle was coded with codebook {bundle.codebook_version} "
+                f"({bundle.codebook_hash}) but the writer was given "
+                f"{codebook.version} ({codebook.content_hash})"
             )
-        used: set[str] = {s.code_id for s in self.bundle.segments}
-        for entry in self.bundle.entries:
+        used: set[str] = {s.code_id for s in bundle.segments}
+        for entry in bundle.entries:
             for a in entry.answers:
                 used.update(a.codes)
                 if a.framework_step:
                     used.add(a.framework_step)
-        unknown = sorted(used - self.codebook.codes.keys())
+        unknown = sorted(used - codebook.codes.keys())
         if unknown:
             raise ValueError("codes missing from the codebook, a CodeRef would dangle: "
                              + ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))
-        for entry in self.bundle.entries:
+        for entry in bundle.entries:
             if entry.date is not None and not _ISO_DATE.fullmatch(entry.date):
                 raise ValueError(f"entry {entry.entry_id!r} date {entry.date!r} is not "
                                  "an ISO YYYY-MM-DD date")
-
-    def head(self, write: Callable[[str], object]) -> None:
-        b = self.bundle
-        write('<?xml version="1.0" encoding="utf-8"?>\n')
-        write(_tag("Project", [("xmlns", PROJECT_XMLNS), ("name", f"mentorbot {b.study}"),
-                               ("origin", b.generated_by), ("creatingUserGUID", self.user)]))
-        write("\n<Users>")
-        write(_tag("User", [("guid", self.user), ("name", b.generated_by), ("id", "export")],
-                   empty=True))
-        write("</Users>\n<CodeBook>\n<Codes>\n")
-        _write_codes(write, _code_tree(self.codebook))
-        write("</Codes>\n</CodeBook>\n")
-
-        case_vars = _case_variables(self.cases)
-        write("<Variables>\n")
-        for var in [*case_vars, *_SOURCE_VARIABLES]:
-            write(_tag("Variable", [("guid", var.guid), ("name", var.name),
-                                    ("typeOfVariable", var.type)]))
-            write(f"<Description>{_text(var.description)}</Description></Variable>\n")
-        write("</Variables>\n")
-
-        if self.cases:
-            sources: dict[str, list[str]] = {}
-            for entry, guid in zip(b.entries, self.source_guids, strict=True):
-                sources.setdefault(entry.person, []).append(guid)
-            write("<Cases>\n")
-            for case in self.cases:
-                write(_tag("Case", [("guid", stable_guid(f"case:{case.person}")),
-                                    ("name", case.person)]))
-                write("\n")
-                values = {"role": case.role, "pair": case.pair, **{
-                    k: v for k, v in case.attributes.items() if k not in ("role", "pair")}}
-                for var in case_vars:
-                    write(_value(var, values.get(var.key)))
-                for guid in sources.get(case.person, ()):
-                    write(f'<SourceRef targetGUID="{guid}"/>\n')
-                write("</Case>\n")
-            write("</Cases>\n")
-        if b.entries:
-            write("<Sources>\n")
-
-    def tail(self, write: Callable[[str], object]) -> None:
-        b = self.bundle
-        if b.entries:
-            write("</Sources>\n")
-        description = (
-            f"Research export of study {b.study} by {b.generated_by}. Codebook "
-            f"{b.codebook_version} ({b.codebook_hash}). Date mode: {b.date_mode}. "
-            f"{len(b.entries)} entries, {len(b.segments)} coded segments. Selection positions "
-            "are 0-based Unicode code point offsets into the UTF-8 source text, end exclusive."
-        )
-        write(f"<Description>{_text(description)}</Description>\n</Project>\n")
 
     def source(self, index: int, entry: ExportEntry) -> tuple[str, str]:
         """(source file text, TextSource XML) for one entry."""
@@ -641,6 +648,9 @@ class _ProjectWriter:
         return ", ".join(bits)
 
 
+_ZipRecord = tuple[bytes, int, int, int, int, int, int]  # name, method, crc, csizes, attr, offset
+
+
 class _ZipWriter:
     """A deterministic ZIP writer for one project: fixed timestamps, attributes and order.
 
@@ -650,6 +660,9 @@ class _ZipWriter:
     (read by zipfile, Info-ZIP, 7-Zip, .NET and Java alike). Members shorter than
     :data:`_DEFLATE_FROM` bytes are stored: deflating a few hundred bytes saves little and
     costs as much time as everything else about the member.
+
+    A run of members written by another writer into a file of its own can be adopted whole
+    (:meth:`adopt`), which is how the parts of a project written in several processes join.
     """
 
     _DOS_TIME, _DOS_DATE = 0, (1 << 5) | 1  # 1980-01-01 00:00, the ZIP epoch
@@ -661,7 +674,11 @@ class _ZipWriter:
     def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh
         self._pos = 0
-        self._central: list[bytes] = []
+        self.records: list[_ZipRecord] = []
+
+    @property
+    def size(self) -> int:
+        return self._pos
 
     def _local(self, name: bytes, method: int, crc: int, csize: int, size: int) -> bytes:
         return struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, self._DOS_TIME,
@@ -671,9 +688,7 @@ class _ZipWriter:
                 attr: int, offset: int) -> None:
         if max(csize, size, offset) >= 0xFFFFFFFF:
             raise ValueError("project archive over 4 GiB: split the export")
-        self._central.append(struct.pack(
-            "<IHHHHHHIIIHHHHHII", 0x02014B50, self._MADE_BY, 20, 0, method, self._DOS_TIME,
-            self._DOS_DATE, crc, csize, size, len(name), 0, 0, 0, 0, attr, offset) + name)
+        self.records.append((name, method, crc, csize, size, attr, offset))
 
     def add(self, name: str, data: bytes) -> None:
         raw = name.encode("ascii")
@@ -690,32 +705,39 @@ class _ZipWriter:
         self._fh.write(payload)
         self._pos += len(header) + len(payload)
 
-    def add_stream(self, name: str, src: IO[bytes]) -> None:
-        """Deflate ``src`` into a member, then go back and fill in its CRC and sizes."""
+    def adopt(self, src: IO[bytes], records: Sequence[_ZipRecord], size: int) -> None:
+        """Append ``size`` bytes of members another writer wrote to ``src``, with its records."""
+        self._fh.flush()
+        _append(src, self._fh, size)
+        base = self._pos
+        for name, method, crc, csize, usize, attr, offset in records:
+            self._record(name, method, crc, csize, usize, attr, base + offset)
+        self._pos += size
+
+    def add_deflated(self, name: str, pieces: Sequence[tuple[IO[bytes] | bytes, int]],
+                     crc: int, size: int) -> None:
+        """A member whose raw deflate stream is ``pieces`` (data or files, with lengths)."""
         raw = name.encode("ascii")
-        offset = self._pos
-        self._fh.write(self._local(raw, 8, 0, 0, 0))
-        deflater = zlib.compressobj(_STREAM_LEVEL, zlib.DEFLATED, -15)
-        crc = size = csize = 0
-        while block := src.read(1 << 20):
-            crc = zlib.crc32(block, crc)
-            size += len(block)
-            out = deflater.compress(block)
-            csize += len(out)
-            self._fh.write(out)
-        out = deflater.flush()
-        csize += len(out)
-        self._fh.write(out)
-        self._record(raw, 8, crc, csize, size, self._FILE_ATTR, offset)
-        end = self._fh.tell()
-        self._fh.seek(offset)
-        self._fh.write(self._local(raw, 8, crc, csize, size))
-        self._fh.seek(end)
-        self._pos = end
+        csize = sum(n for _, n in pieces)
+        self._record(raw, 8, crc, csize, size, self._FILE_ATTR, self._pos)
+        header = self._local(raw, 8, crc, csize, size)
+        self._fh.write(header)
+        for piece, n in pieces:
+            if isinstance(piece, bytes):
+                self._fh.write(piece)
+            else:
+                self._fh.flush()
+                _append(piece, self._fh, n)
+        self._pos += len(header) + csize
 
     def close(self) -> None:
-        start, count = self._pos, len(self._central)
-        directory = b"".join(self._central)
+        start, count = self._pos, len(self.records)
+        directory = b"".join(
+            struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, self._MADE_BY, 20, 0, method,
+                        self._DOS_TIME, self._DOS_DATE, crc, csize, size, len(name), 0, 0, 0,
+                        0, attr, offset) + name
+            for name, method, crc, csize, size, attr, offset in self.records
+        )
         self._fh.write(directory)
         end = start + len(directory)
         if count >= self._ZIP64_FROM:
@@ -725,6 +747,65 @@ class _ZipWriter:
             count = 0xFFFF
         self._fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count,
                                    len(directory), start, 0))
+
+
+def _append(src: IO[bytes], dst: IO[bytes], size: int) -> None:
+    """Append the first ``size`` bytes of ``src`` to ``dst`` (both flushed), in the kernel
+    where it can: a project's parts are hundreds of MB at 100,000 entries."""
+    src.seek(0)
+    done = 0
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        with contextlib.suppress(OSError):  # not between these file systems: copy by hand
+            while done < size:
+                sent = copy_range(src.fileno(), dst.fileno(), size - done)
+                if sent == 0:
+                    break
+                done += sent
+    src.seek(done)
+    while done < size:
+        block = src.read(min(1 << 20, size - done))
+        if not block:
+            raise ValueError("project part shorter than recorded")
+        dst.write(block)
+        done += len(block)
+
+
+def _crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC-32 of ``a + b`` from crc32(a), crc32(b) and len(b), as zlib's crc32_combine (which
+    Python does not expose): the parts of project.qde are checksummed in different processes."""
+
+    def times(matrix: list[int], vector: int) -> int:
+        total, i = 0, 0
+        while vector:
+            if vector & 1:
+                total ^= matrix[i]
+            vector >>= 1
+            i += 1
+        return total
+
+    def square(matrix: list[int]) -> list[int]:
+        return [times(matrix, matrix[n]) for n in range(32)]
+
+    if len2 <= 0:
+        return crc1
+    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
+    even = square(odd)  # two zero bits
+    odd = square(even)  # four zero bits
+    while True:  # apply len2 zero bytes to crc1, a bit of len2 at a time
+        even = square(odd)
+        if len2 & 1:
+            crc1 = times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = square(even)
+        if len2 & 1:
+            crc1 = times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
 
 
 @contextlib.contextmanager
@@ -741,51 +822,117 @@ def _atomic_binary(path: Path) -> Iterator[IO[bytes]]:
         raise
 
 
-def write_qdpx(bundle: ExportBundle, codebook: Codebook, path: Path | str) -> Path:
+SOURCES_PART = "sources.zip-part"
+QDE_PART = "project.qde-part"
+
+
+@dataclass(frozen=True)
+class ProjectPart:
+    """What one process wrote of a project: source members and a deflated run of TextSources.
+
+    ``records`` are the zip directory records of the members in ``SOURCES_PART`` (offsets from
+    its start); ``QDE_PART`` is a raw deflate stream ending on a sync flush, so parts can be
+    joined into one member.
+    """
+
+    records: list[_ZipRecord]
+    sources_size: int
+    qde_crc: int
+    qde_size: int  # uncompressed
+    qde_csize: int
+
+
+def check(bundle: ExportBundle, codebook: Codebook) -> None:
+    """Raise ``ValueError`` now if this bundle cannot become a project with this codebook."""
+    segments_by_entry(bundle)
+    _ProjectWriter.check_codes(bundle, codebook)
+
+
+def write_project_part(bundle: ExportBundle, codebook: Codebook,
+                       part_dir: Path | str) -> ProjectPart:
+    """Write this bundle's share of a project (its sources) into ``part_dir``."""
+    writer = _ProjectWriter(bundle, codebook)
+    part = Path(part_dir)
+    part.mkdir(parents=True, exist_ok=True)
+    deflater = zlib.compressobj(_STREAM_LEVEL, zlib.DEFLATED, -15)
+    crc = size = csize = 0
+    with open(part / SOURCES_PART, "wb") as members, open(part / QDE_PART, "wb") as qde:
+        zf = _ZipWriter(members)
+        chunk: list[str] = []
+
+        def flush(final: bool) -> None:
+            nonlocal crc, size, csize
+            data = "".join(chunk).encode("utf-8")
+            chunk.clear()
+            crc = zlib.crc32(data, crc)
+            size += len(data)
+            out = deflater.compress(data)
+            if final:
+                out += deflater.flush(zlib.Z_SYNC_FLUSH)
+            csize += len(out)
+            qde.write(out)
+
+        for index, entry in enumerate(bundle.entries):
+            text, xml = writer.source(index, entry)
+            zf.add(f"{SOURCES_DIR}{writer.source_guids[index]}.txt", text.encode("utf-8"))
+            chunk.append(xml)
+            if len(chunk) >= 1024:
+                flush(False)
+        flush(True)
+    return ProjectPart(zf.records, zf.size, crc, size, csize)
+
+
+def assemble_qdpx(facts: ExportFacts, codebook: Codebook,
+                  parts: Sequence[tuple[Path, ProjectPart]], path: Path | str) -> Path:
+    """Join the parts (in order) into one ``.qdpx``: the head and tail of ``project.qde`` come
+    from the merged ``facts``, so the project reads as if one process had written it."""
+    target = Path(path)
+    head: list[str] = []
+    _project_head(head.append, facts, codebook)
+    tail: list[str] = []
+    _project_tail(tail.append, facts)
+    head_raw = "".join(head).encode("utf-8")
+    tail_raw = "".join(tail).encode("utf-8")
+    deflate_head = zlib.compressobj(_STREAM_LEVEL, zlib.DEFLATED, -15)
+    head_packed = deflate_head.compress(head_raw) + deflate_head.flush(zlib.Z_SYNC_FLUSH)
+    deflate_tail = zlib.compressobj(_STREAM_LEVEL, zlib.DEFLATED, -15)
+    tail_packed = deflate_tail.compress(tail_raw) + deflate_tail.flush(zlib.Z_FINISH)
+    crc, size = zlib.crc32(head_raw), len(head_raw)
+    for _, part in parts:
+        crc = _crc32_combine(crc, part.qde_crc, part.qde_size)
+        size += part.qde_size
+    crc = _crc32_combine(crc, zlib.crc32(tail_raw), len(tail_raw))
+    size += len(tail_raw)
+    with _atomic_binary(target) as out, contextlib.ExitStack() as files:
+        zf = _ZipWriter(out)
+        zf.add(SOURCES_DIR, b"")
+        for part_dir, part in parts:
+            with open(part_dir / SOURCES_PART, "rb") as members:
+                zf.adopt(members, part.records, part.sources_size)
+        pieces: list[tuple[IO[bytes] | bytes, int]] = [(head_packed, len(head_packed))]
+        for part_dir, part in parts:
+            pieces.append((files.enter_context(open(part_dir / QDE_PART, "rb")),
+                           part.qde_csize))
+        pieces.append((tail_packed, len(tail_packed)))
+        zf.add_deflated(PROJECT_FILE, pieces, crc, size)
+        zf.close()
+    return target
+
+
+def write_qdpx(bundle: ExportBundle, codebook: Codebook, path: Path | str,
+               facts: ExportFacts | None = None) -> Path:
     """Write a REFI-QDA project (``.qdpx``): ``project.qde`` plus ``sources/<guid>.txt``.
 
     See the module docstring for the layout, the offset rules and the GUID scheme. Raises
     ``ValueError`` when the bundle and codebook disagree (another codebook hash, a code id the
     codebook lacks, a segment outside its answer, a malformed date).
     """
-    return prepare_qdpx(bundle, codebook)(path)
-
-
-def prepare_qdpx(bundle: ExportBundle, codebook: Codebook) -> Callable[[Path | str], Path]:
-    """Check the bundle against the codebook now; return the function that writes the file.
-
-    Lets a caller fail fast on bad input before handing the slow part to another process.
-    """
-    writer = _ProjectWriter(bundle, codebook)
-
-    def write(path: Path | str) -> Path:
-        target = Path(path)
-        with _atomic_binary(target) as out, \
-                tempfile.TemporaryFile(dir=target.parent) as qde_raw:
-            # project.qde is streamed to a temp file while the sources go into the archive (a
-            # zip member must be contiguous), then deflated in as the last member.
-            zf = _ZipWriter(out)
-            qde = io.TextIOWrapper(qde_raw, encoding="utf-8", newline="\n")
-            chunk: list[str] = []
-            writer.head(chunk.append)
-            zf.add(SOURCES_DIR, b"")
-            for index, entry in enumerate(bundle.entries):
-                text, xml = writer.source(index, entry)
-                zf.add(f"{SOURCES_DIR}{writer.source_guids[index]}.txt", text.encode("utf-8"))
-                chunk.append(xml)
-                if len(chunk) >= 1024:
-                    qde.write("".join(chunk))
-                    chunk.clear()
-            writer.tail(chunk.append)
-            qde.write("".join(chunk))
-            qde.flush()
-            qde.detach()
-            qde_raw.seek(0)
-            zf.add_stream(PROJECT_FILE, qde_raw)
-            zf.close()
-        return target
-
-    return write
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdpx-") as tmp:
+        part = write_project_part(bundle, codebook, tmp)
+        return assemble_qdpx(facts or facts_of(bundle), codebook, [(Path(tmp), part)],
+                             target)
 
 
 # ---------------------------------------------------------------------------

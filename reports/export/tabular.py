@@ -28,21 +28,26 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from reports.export.model import (
-    ExportAnswer,
+    Case,
     ExportBundle,
     ExportEntry,
+    ExportFacts,
     PlacedSegment,
-    all_cases,
+    WideStep,
+    facts_of,
+    occurrences,
     segments_by_entry,
 )
 
@@ -180,56 +185,23 @@ def _free_name(base: str, suffixes: Sequence[str], taken: set[str]) -> str:
     return candidate
 
 
-@dataclass(slots=True)
-class _WideStep:
-    step_id: str
-    occurrence: int  # 0 for the first answer to this step in an entry, 1 for a repeat, ...
-    prompts: list[str]
-    has_text: bool = False
-    has_scale: bool = False
-    has_codes: bool = False
-    base: str = ""
-
-    def suffixes(self) -> list[str]:
-        out = [s for s, on in (("_text", self.has_text), ("_scale", self.has_scale),
-                               ("_codes", self.has_codes)) if on]
-        return out or ["_text"]  # a step nobody answered still gets a visible column
-
-
-def _occurrences(entry: ExportEntry) -> Iterator[tuple[tuple[str, int], ExportAnswer]]:
-    seen: dict[str, int] = {}
-    for answer in entry.answers:
-        n = seen.get(answer.step_id, 0)
-        seen[answer.step_id] = n + 1
-        yield (answer.step_id, n), answer
-
-
-def _wide_layout(bundle: ExportBundle, fixed: Iterable[str]) -> list[_WideStep]:
-    steps: dict[tuple[str, int], _WideStep] = {}
-    for entry in bundle.entries:
-        for key, answer in _occurrences(entry):
-            step = steps.get(key)
-            if step is None:
-                step = steps[key] = _WideStep(key[0], key[1], [])
-            if answer.prompt not in step.prompts and len(step.prompts) < 3:
-                step.prompts.append(answer.prompt)
-            step.has_text |= bool(answer.text)
-            step.has_scale |= answer.scale is not None
-            step.has_codes |= bool(answer.codes)
+def _named(steps: Iterable[WideStep], fixed: Iterable[str]) -> list[WideStep]:
     taken = set(fixed)
-    for step in steps.values():
+    out = []
+    for step in steps:
         base = _ident(step.step_id, "step")
         if step.occurrence:
             base = f"{base}_{step.occurrence + 1}"
-        step.base = _free_name(base, step.suffixes(), taken)
-    return list(steps.values())
+        out.append(replace(step, prompts=list(step.prompts),
+                           base=_free_name(base, step.suffixes(), taken)))
+    return out
 
 
-def _entries_csv_columns(bundle: ExportBundle) -> tuple[list[Column], list[_WideStep]]:
-    entry_cols = _entry_columns(bundle.date_mode)
+def _entries_csv_columns(facts: ExportFacts) -> tuple[list[Column], list[WideStep]]:
+    entry_cols = _entry_columns(facts.date_mode)
     fixed = [entry_cols[0], _CASE_ID, *entry_cols[1:],
              Column("n_answers", "integer", "Number of answers in the entry")]
-    layout = _wide_layout(bundle, (c.name for c in fixed))
+    layout = _named(facts.steps, (c.name for c in fixed))
     columns = list(fixed)
     for step in layout:
         repeat = f" (repeat {step.occurrence + 1} within an entry)" if step.occurrence else ""
@@ -246,9 +218,9 @@ def _entries_csv_columns(bundle: ExportBundle) -> tuple[list[Column], list[_Wide
     return columns, layout
 
 
-def _case_attribute_names(bundle: ExportBundle) -> list[tuple[str, str]]:
+def _case_attribute_names(cases: Sequence[Case]) -> list[tuple[str, str]]:
     """(attribute key, column name) for every case attribute, keys in sorted order."""
-    keys = sorted({k for case in all_cases(bundle) for k in case.attributes})
+    keys = sorted({k for case in cases for k in case.attributes})
     taken = {c.name for c in _CASE_FIXED}
     return [(k, _free_name(_ident(k, "attribute"), [""], taken)) for k in keys]
 
@@ -292,10 +264,11 @@ def _int(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
-def _write_rows(path: Path, header: Sequence[str], rows: Iterable[list[str]]) -> Path:
+def _write_rows(path: Path, header: Sequence[str] | None, rows: Iterable[list[str]]) -> Path:
     with _atomic(path) as fh:
         writer = csv.writer(fh, dialect="excel", lineterminator="\r\n")
-        writer.writerow(header)
+        if header is not None:
+            writer.writerow(header)
         batch: list[list[str]] = []
         for row in rows:
             batch.append(row)
@@ -350,7 +323,7 @@ def _answer_rows(bundle: ExportBundle) -> Iterator[list[str]]:
             ]
 
 
-def _entry_rows(bundle: ExportBundle, layout: list[_WideStep]) -> Iterator[list[str]]:
+def _entry_rows(bundle: ExportBundle, layout: list[WideStep]) -> Iterator[list[str]]:
     memo = _Neutralised()
     join = CODE_SEPARATOR.join
     triggers = _TRIGGER_CHARS
@@ -363,7 +336,7 @@ def _entry_rows(bundle: ExportBundle, layout: list[_WideStep]) -> Iterator[list[
         if len(set(steps)) == len(steps):
             given = {(a.step_id, 0): a for a in entry.answers}
         else:
-            given = dict(_occurrences(entry))
+            given = dict(occurrences(entry))
         for key, suffixes in columns:
             answer = given.get(key)
             for suffix in suffixes:
@@ -379,9 +352,9 @@ def _entry_rows(bundle: ExportBundle, layout: list[_WideStep]) -> Iterator[list[
         yield row
 
 
-def _case_rows(bundle: ExportBundle, attrs: list[tuple[str, str]]) -> Iterator[list[str]]:
+def _case_rows(cases: Sequence[Case], attrs: list[tuple[str, str]]) -> Iterator[list[str]]:
     n = neutralise
-    for case in all_cases(bundle):
+    for case in cases:
         yield [n(case.person), n(case.pair or ""), n(case.role),
                *(n(case.attributes.get(key, "")) for key, _ in attrs)]
 
@@ -407,27 +380,124 @@ def _segment_rows(
             ]
 
 
-def write_csv(bundle: ExportBundle, out_dir: Path | str) -> list[Path]:
+def _headers(facts: ExportFacts) -> tuple[dict[str, list[str]], list[WideStep]]:
+    """Header row of each row file (answers, entries, segments) and the named wide layout."""
+    entry_columns, layout = _entries_csv_columns(facts)
+    return {
+        ANSWERS_CSV: [c.name for c in _answer_csv_columns(facts.date_mode)],
+        ENTRIES_CSV: [c.name for c in entry_columns],
+        SEGMENTS_CSV: [c.name for c in _SEGMENT_COLUMNS],
+    }, layout
+
+
+def _row_files(
+    bundle: ExportBundle, layout: list[WideStep]
+) -> dict[str, Iterator[list[str]]]:
+    placed = segments_by_entry(bundle)
+    return {
+        ANSWERS_CSV: _answer_rows(bundle),
+        ENTRIES_CSV: _entry_rows(bundle, layout),
+        SEGMENTS_CSV: _segment_rows(bundle, placed),
+    }
+
+
+def write_cases(facts: ExportFacts, out_dir: Path | str) -> Path:
+    attrs = _case_attribute_names(facts.cases)
+    return _write_rows(Path(out_dir) / CASES_CSV,
+                       [*(c.name for c in _CASE_FIXED), *(c for _, c in attrs)],
+                       _case_rows(facts.cases, attrs))
+
+
+def write_csv(bundle: ExportBundle, out_dir: Path | str,
+              facts: ExportFacts | None = None) -> list[Path]:
     """Write answers.csv (long), entries.csv (wide), cases.csv and segments.csv.
 
     Returns the paths in that order. Raises ``ValueError`` if the bundle is inconsistent
-    (duplicate entry ids, segments that do not fit their answer).
+    (duplicate entry ids, segments that do not fit their answer). ``facts`` saves working them
+    out again when the caller has them.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    placed = segments_by_entry(bundle)
-    entry_columns, layout = _entries_csv_columns(bundle)
-    attrs = _case_attribute_names(bundle)
-    return [
-        _write_rows(out / ANSWERS_CSV, [c.name for c in _answer_csv_columns(bundle.date_mode)],
-                    _answer_rows(bundle)),
-        _write_rows(out / ENTRIES_CSV, [c.name for c in entry_columns],
-                    _entry_rows(bundle, layout)),
-        _write_rows(out / CASES_CSV, [*(c.name for c in _CASE_FIXED), *(c for _, c in attrs)],
-                    _case_rows(bundle, attrs)),
-        _write_rows(out / SEGMENTS_CSV, [c.name for c in _SEGMENT_COLUMNS],
-                    _segment_rows(bundle, placed)),
-    ]
+    facts = facts or facts_of(bundle)
+    headers, layout = _headers(facts)
+    rows = _row_files(bundle, layout)
+    paths = {name: _write_rows(out / name, headers[name], rows[name]) for name in rows}
+    return [paths[ANSWERS_CSV], paths[ENTRIES_CSV], write_cases(facts, out),
+            paths[SEGMENTS_CSV]]
+
+
+# Writing one export in parts: each process writes the rows of its consecutive share of the
+# entries (no header) with write_csv_part / write_jsonl_part; assemble_tabular then writes the
+# headers and cases.csv from the merged facts and appends the parts in order. The result is
+# byte for byte what write_csv and write_jsonl give for the whole bundle.
+
+
+def write_csv_part(bundle: ExportBundle, facts: ExportFacts, part_dir: Path | str) -> None:
+    part = Path(part_dir)
+    part.mkdir(parents=True, exist_ok=True)
+    _, layout = _headers(facts)
+    for name, rows in _row_files(bundle, layout).items():
+        _write_rows(part / name, None, rows)
+
+
+def write_jsonl_part(bundle: ExportBundle, part_dir: Path | str) -> None:
+    write_jsonl(bundle, part_dir)
+
+
+def assemble_tabular(facts: ExportFacts, part_dirs: Sequence[Path], out_dir: Path | str,
+                     *, csv_files: bool = True, jsonl: bool = True) -> list[Path]:
+    """The export's CSV and JSON Lines files from the parts in ``part_dirs`` (in order)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    if csv_files:
+        headers, _ = _headers(facts)
+        for name in (ANSWERS_CSV, ENTRIES_CSV):
+            paths.append(_concatenate(out / name, headers[name], [d / name for d in part_dirs]))
+        paths.append(write_cases(facts, out))
+        paths.append(_concatenate(out / SEGMENTS_CSV, headers[SEGMENTS_CSV],
+                                  [d / SEGMENTS_CSV for d in part_dirs]))
+    if jsonl:
+        paths.append(_concatenate(out / ENTRIES_JSONL, None,
+                                  [d / ENTRIES_JSONL for d in part_dirs]))
+    return paths
+
+
+def _concatenate(path: Path, header: Sequence[str] | None, parts: Sequence[Path]) -> Path:
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        with open(tmp, "wb") as fh:
+            if header is not None:
+                line = io.StringIO()
+                csv.writer(line, dialect="excel", lineterminator="\r\n").writerow(header)
+                fh.write(line.getvalue().encode("utf-8"))
+            fh.flush()
+            for part in parts:
+                with open(part, "rb") as src:
+                    _copy(src, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
+    """Append ``src`` to ``dst`` in the kernel where it can (hundreds of MB at 100,000 entries)."""
+    size = os.fstat(src.fileno()).st_size
+    done = 0
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        with contextlib.suppress(OSError):  # not between these file systems: copy by hand
+            while done < size:
+                sent = copy_range(src.fileno(), dst.fileno(), size - done)
+                if sent == 0:
+                    break
+                done += sent
+    if done == size:
+        return
+    src.seek(done)
+    shutil.copyfileobj(src, dst, 1 << 20)
 
 
 # ---------------------------------------------------------------------------
@@ -519,33 +589,34 @@ def write_jsonl(bundle: ExportBundle, out_dir: Path | str) -> Path:
 # ---------------------------------------------------------------------------
 
 
-def dictionary_columns(bundle: ExportBundle) -> dict[str, list[Column]]:
+def dictionary_columns(facts: ExportFacts | ExportBundle) -> dict[str, list[Column]]:
     """Every column of every file :func:`write_csv` and :func:`write_jsonl` write, by file."""
-    entry_columns, _ = _entries_csv_columns(bundle)
-    attrs = _case_attribute_names(bundle)
+    if isinstance(facts, ExportBundle):
+        facts = facts_of(facts)
+    entry_columns, _ = _entries_csv_columns(facts)
+    attrs = _case_attribute_names(facts.cases)
     case_columns = [*_CASE_FIXED, *(Column(name, "string", f"Case attribute {key!r}")
                                     for key, name in attrs)]
     return {
-        ANSWERS_CSV: _answer_csv_columns(bundle.date_mode),
+        ANSWERS_CSV: _answer_csv_columns(facts.date_mode),
         ENTRIES_CSV: entry_columns,
         CASES_CSV: case_columns,
         SEGMENTS_CSV: list(_SEGMENT_COLUMNS),
-        ENTRIES_JSONL: _jsonl_columns(bundle.date_mode),
+        ENTRIES_JSONL: _jsonl_columns(facts.date_mode),
     }
 
 
-def _metadata(bundle: ExportBundle) -> list[tuple[str, str, str]]:
-    n_answers = sum(len(e.answers) for e in bundle.entries)
+def _metadata(facts: ExportFacts) -> list[tuple[str, str, str]]:
     return [
-        ("study", bundle.study, "Study the pseudonyms belong to"),
-        ("generated_by", bundle.generated_by, "Program and version that wrote the export"),
-        ("codebook_version", bundle.codebook_version, "Codebook version of all codes"),
-        ("codebook_hash", bundle.codebook_hash, "Content hash of that codebook file"),
-        ("date_mode", bundle.date_mode, _date_meaning(bundle.date_mode)),
-        ("entries", str(len(bundle.entries)), "Entries in the export"),
-        ("answers", str(n_answers), "Answers in the export"),
-        ("segments", str(len(bundle.segments)), "Coded segments in the export"),
-        ("cases", str(len(all_cases(bundle))), "Participants (cases) in the export"),
+        ("study", facts.study, "Study the pseudonyms belong to"),
+        ("generated_by", facts.generated_by, "Program and version that wrote the export"),
+        ("codebook_version", facts.codebook_version, "Codebook version of all codes"),
+        ("codebook_hash", facts.codebook_hash, "Content hash of that codebook file"),
+        ("date_mode", facts.date_mode, _date_meaning(facts.date_mode)),
+        ("entries", str(facts.entries), "Entries in the export"),
+        ("answers", str(facts.answers), "Answers in the export"),
+        ("segments", str(facts.segments), "Coded segments in the export"),
+        ("cases", str(len(facts.cases)), "Participants (cases) in the export"),
         ("encoding", "UTF-8, no BOM; CSV per RFC 4180 with CRLF record ends",
          "Character encoding and CSV dialect"),
         ("formula_guard", "'", "CSV text cells starting with = + - @ TAB or CR carry this "
@@ -555,12 +626,14 @@ def _metadata(bundle: ExportBundle) -> list[tuple[str, str, str]]:
     ]
 
 
-def write_data_dictionary(bundle: ExportBundle, out_dir: Path | str) -> list[Path]:
+def write_data_dictionary(bundle: ExportBundle | ExportFacts,
+                          out_dir: Path | str) -> list[Path]:
     """Write data_dictionary.csv and data_dictionary.md; returns both paths."""
+    facts = facts_of(bundle) if isinstance(bundle, ExportBundle) else bundle
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = dictionary_columns(bundle)
-    meta = _metadata(bundle)
+    files = dictionary_columns(facts)
+    meta = _metadata(facts)
 
     rows: list[list[str]] = [
         [neutralise(x) for x in ("(export)", key, "metadata", meaning, value)]
@@ -572,7 +645,7 @@ def write_data_dictionary(bundle: ExportBundle, out_dir: Path | str) -> list[Pat
     csv_path = _write_rows(out / DICTIONARY_CSV, ["file", "column", "type", "meaning", "value"],
                            rows)
 
-    lines = [f"# Data dictionary: {_md(bundle.study)}", "", "| item | value | meaning |",
+    lines = [f"# Data dictionary: {_md(facts.study)}", "", "| item | value | meaning |",
              "|---|---|---|"]
     lines += [f"| {_md(k)} | {_md(v)} | {_md(m)} |" for k, v, m in meta]
     for file, columns in files.items():
