@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from storage.crypto import DecryptionError, WrappedKey
 from storage.models import Role, Scope
 from storage.store import Store
+from storage.vault import open_value
 
 BATCH = 2000
 
@@ -57,26 +58,28 @@ async def consenting(store: Store, scope: Scope) -> set[int]:
     return allowed
 
 
-async def _ciphers(store: Store, ids: set[int]) -> dict[int, AESGCM]:
-    """Prepared ciphers for ``ids`` from one query.
+async def data_keys(store: Store, ids: set[int]) -> dict[int, bytes]:
+    """Data keys of ``ids`` from one query.
 
     Asking the vault one participant at a time costs a database round trip each, which at
     10,000 participants was half the extraction time. A participant whose key is gone (erased)
-    simply has no cipher, and their answers are skipped as before.
+    simply has no key, and their answers are skipped as before.
     """
     rows = await store.db.fetchall(
         "SELECT p.id, p.subject_ref, k.wrapped, k.kek_id FROM participants p "
         "JOIN keys.data_keys k ON k.subject_ref = p.subject_ref"
     )
     ring = store.vault.ring
-    out: dict[int, AESGCM] = {}
-    for r in rows:
-        if r["id"] in ids:
-            # a wrong master key raises MasterKeyError here, as the vault would
-            out[r["id"]] = AESGCM(
-                ring.unwrap(WrappedKey(r["wrapped"], r["kek_id"]), r["subject_ref"])
-            )
-    return out
+    # a wrong master key raises MasterKeyError here, as the vault would
+    return {
+        r["id"]: ring.unwrap(WrappedKey(r["wrapped"], r["kek_id"]), r["subject_ref"])
+        for r in rows
+        if r["id"] in ids
+    }
+
+
+async def _ciphers(store: Store, ids: set[int]) -> dict[int, AESGCM]:
+    return {pid: AESGCM(key) for pid, key in (await data_keys(store, ids)).items()}
 
 
 async def first_names(store: Store, ids: Iterable[int]) -> dict[int, str]:
@@ -119,6 +122,58 @@ async def people(store: Store, ids: Iterable[int] | None = None) -> dict[int, Pe
     }
 
 
+def open_batch(
+    batch: Iterable[Any],
+    answers: Iterable[Any],
+    who: Mapping[int, PersonRecord],
+    ciphers: Mapping[int, AESGCM],
+) -> list[EntryRecord]:
+    """Entry rows and their answer rows, opened: the one decryption loop of every bulk reader."""
+    records = {
+        r["id"]: EntryRecord(
+            r["id"],
+            r["participant_id"],
+            who[r["participant_id"]].subject_ref,
+            who[r["participant_id"]].role,
+            who[r["participant_id"]].programme_id,
+            r["pair_id"],
+            r["flow"],
+            r["flow_version"],
+            r["wave"],
+            r["created_at"],
+            r["completed_at"],
+        )
+        for r in batch
+    }
+    for a in answers:
+        record = records[a["entry_id"]]
+        pid = record.participant_id
+        cipher = ciphers.get(pid)
+        if cipher is None:
+            continue  # erased before the run started: nothing of theirs can be read
+        try:
+            record.answers[a["step_id"]] = open_value(
+                cipher, pid, "answers", f"{record.entry_id}:{a['step_id']}", "value",
+                a["value_ct"],
+            )
+        except DecryptionError:
+            continue  # a damaged row: never guess
+        if "signpost" in a["flags"]:
+            record.flagged.add(a["step_id"])
+    return list(records.values())
+
+
+_ENTRY_ROWS = (
+    "SELECT id, participant_id, pair_id, flow, flow_version, wave, created_at, completed_at "
+    "FROM entries WHERE status='complete' AND id > ? AND id <= ? ORDER BY id LIMIT ?"
+)
+_ANSWER_ROWS = (
+    "SELECT entry_id, step_id, value_ct, flags FROM answers WHERE entry_id IN ({}) "
+    "ORDER BY entry_id, rowid"
+)
+LAST_ID = 2**63 - 1
+
+
 async def entries(
     store: Store,
     scope: Scope,
@@ -137,12 +192,7 @@ async def entries(
     async def fetch(after: int) -> tuple[int, list[Any], list[Any]] | None:
         """The next batch after entry id ``after``: (last id seen, entry rows, answer rows)."""
         while True:
-            rows = await store.db.fetchall(
-                "SELECT id, participant_id, pair_id, flow, flow_version, wave, created_at, "
-                "completed_at FROM entries WHERE status='complete' AND id > ? ORDER BY id "
-                "LIMIT ?",
-                (after, BATCH),
-            )
+            rows = await store.db.fetchall(_ENTRY_ROWS, (after, LAST_ID, BATCH))
             if not rows:
                 return None
             after = rows[-1]["id"]
@@ -155,10 +205,8 @@ async def entries(
             ]
             if not batch:
                 continue
-            marks = ",".join("?" * len(batch))
             answers = await store.db.fetchall(
-                f"SELECT entry_id, step_id, value_ct, flags FROM answers "  # noqa: S608
-                f"WHERE entry_id IN ({marks}) ORDER BY entry_id, rowid",
+                _ANSWER_ROWS.format(",".join("?" * len(batch))),
                 tuple(r["id"] for r in batch),
             )
             return after, batch, list(answers)
@@ -176,46 +224,89 @@ async def entries(
                 return
             last_id, batch, answers = fetched
             pending = asyncio.ensure_future(fetch(last_id))
-            records = {
-                r["id"]: EntryRecord(
-                    r["id"],
-                    r["participant_id"],
-                    who[r["participant_id"]].subject_ref,
-                    who[r["participant_id"]].role,
-                    who[r["participant_id"]].programme_id,
-                    r["pair_id"],
-                    r["flow"],
-                    r["flow_version"],
-                    r["wave"],
-                    r["created_at"],
-                    r["completed_at"],
-                )
-                for r in batch
-            }
-            decrypt = store.vault.decrypt_with
-            for a in answers:
-                record = records[a["entry_id"]]
-                pid = record.participant_id
-                cipher = ciphers.get(pid)
-                if cipher is None:
-                    continue  # erased before the run started: nothing of theirs can be read
-                try:
-                    record.answers[a["step_id"]] = decrypt(
-                        cipher,
-                        pid,
-                        "answers",
-                        f"{record.entry_id}:{a['step_id']}",
-                        "value",
-                        a["value_ct"],
-                    )
-                except DecryptionError:
-                    continue  # a damaged row: never guess
-                if "signpost" in a["flags"]:
-                    record.flagged.add(a["step_id"])
-            for record in records.values():
+            for record in open_batch(batch, answers, who, ciphers):
                 yield record
     finally:
         if not pending.done():
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pending
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a bulk job needs to read the entries one scope allows, in other processes too.
+
+    Taken by :func:`snapshot` through the consent rule, with the data keys of the people it
+    allows; :func:`read_range` then reads any id range of it from the database file, so
+    several processes can each open a share. It holds data keys: it passes between this
+    program's own processes through pipes and is never written anywhere.
+    """
+
+    db_path: str
+    people: dict[int, PersonRecord]  # the people the scope allows
+    keys: dict[int, bytes]
+    entry_ids: list[int]  # their complete entries, ascending, when the snapshot was taken
+
+
+async def snapshot(store: Store, scope: Scope) -> Snapshot:
+    allowed = await consenting(store, scope)
+    who = await people(store, allowed) if allowed else {}
+    keys = await data_keys(store, allowed) if allowed else {}
+    ids: list[int] = []
+    if allowed:
+        rows = await store.db.fetchall(
+            "SELECT id, participant_id FROM entries WHERE status='complete' ORDER BY id"
+        )
+        ids = [r["id"] for r in rows if r["participant_id"] in allowed]
+    return Snapshot(str(store.db.path), who, keys, ids)
+
+
+def split(ids: list[int], parts: int) -> list[tuple[int, int]]:
+    """``parts`` consecutive (after, upto] id ranges holding about equal numbers of ``ids``."""
+    if not ids or parts <= 1:
+        return [(0, ids[-1] if ids else 0)]
+    bounds = [0]
+    for k in range(1, parts):
+        bounds.append(ids[len(ids) * k // parts - 1])
+    bounds.append(ids[-1])
+    return [(bounds[k], bounds[k + 1]) for k in range(parts) if bounds[k + 1] > bounds[k]]
+
+
+def read_range(snap: Snapshot, after: int, upto: int) -> Iterator[EntryRecord]:
+    """The snapshot's entries with ids in (after, upto], oldest first, opened.
+
+    Synchronous, on a read-only connection of its own: meant for a worker process. The next
+    batch is read in a thread (SQLite works outside the GIL) while this one is decrypted.
+    """
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import quote
+
+    conn = sqlite3.connect(f"file:{quote(snap.db_path)}?mode=ro", uri=True,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    allowed: Set[int] = snap.people.keys()
+    ciphers = {pid: AESGCM(key) for pid, key in snap.keys.items()}
+
+    def fetch(start: int) -> tuple[int, list[Any], list[Any]] | None:
+        while True:
+            rows = conn.execute(_ENTRY_ROWS, (start, upto, BATCH)).fetchall()
+            if not rows:
+                return None
+            start = rows[-1]["id"]
+            batch = [r for r in rows if r["participant_id"] in allowed]
+            if batch:
+                answers = conn.execute(_ANSWER_ROWS.format(",".join("?" * len(batch))),
+                                       [r["id"] for r in batch]).fetchall()
+                return start, batch, answers
+
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="mentorbot-read") as reader:
+            pending = reader.submit(fetch, after)
+            while (fetched := pending.result()) is not None:
+                last, batch, answers = fetched
+                pending = reader.submit(fetch, last)
+                yield from open_batch(batch, answers, snap.people, ciphers)
+    finally:
+        conn.close()

@@ -35,6 +35,13 @@ def _decode(plaintext: bytes) -> Any:
         return json.loads(plaintext)
 
 
+def open_value(
+    dek: bytes | AESGCM, participant_id: int, table: str, row: str | int, field: str, blob: bytes
+) -> Any:
+    """A stored value opened with a key the caller already holds (bulk readers, workers)."""
+    return _decode(open_sealed(dek, blob, aad(table, row, participant_id, field)))
+
+
 class ErasedError(Exception):
     """The participant's data key is gone: their data can no longer be read."""
 
@@ -140,7 +147,7 @@ class Vault:
         blob: bytes,
     ) -> Any:
         """Synchronous decryption for bulk readers that already hold the (prepared) key."""
-        return _decode(open_sealed(dek, blob, aad(table, row, participant_id, field)))
+        return open_value(dek, participant_id, table, row, field, blob)
 
     async def rotate(self, new_ring: KeyRing) -> int:
         """Re-wrap every data key and system key under ``new_ring``; returns keys re-wrapped.

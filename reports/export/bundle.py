@@ -2,7 +2,7 @@
 
 This is the storage side of :mod:`reports.export`; the writers never see the store.
 
-* **Who**: entries come from :func:`reports.extract.entries` with ``Scope.RESEARCH_EXPORT``,
+* **Who**: entries come from :func:`reports.extract.snapshot` with ``Scope.RESEARCH_EXPORT``,
   the one place the consent rule is applied: the author's *current* decision, so a withdrawal
   removes everything they wrote before it, and an erased person (key gone) has nothing left.
 * **Identities**: study pseudonyms from :class:`storage.pseudonyms.Pseudonymiser` (keyed HMAC
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
@@ -312,12 +312,41 @@ async def _anchors(store: Store, pair_ids: Iterable[int]) -> dict[int, date]:
     return out
 
 
-async def build_export(store: Store, study: str, date_mode: str,
-                       codebook: Codebook) -> BuiltExport:
+@dataclass(frozen=True)
+class ExportPlan:
+    """Everything building an export needs from the store, read once: a worker process that
+    gets this (through a pipe) builds its share of the export from the database file alone."""
+
+    snapshot: extract.Snapshot
+    pseudonyms: Pseudonymiser
+    date_mode: str
+    names: dict[int, str]  # authors' first names, only to mask them
+    anchors: dict[int, date]
+    generated_by: str
+
+    @property
+    def entries(self) -> int:
+        return len(self.snapshot.entry_ids)
+
+
+@dataclass
+class PartBuild:
+    """One consecutive share of an export's entries, built; :func:`join_parts` joins them."""
+
+    bundle: ExportBundle  # cases are left to join_parts
+    counts: dict[str, tuple[str | None, str, int]]  # person -> (pair, role, entries)
+    withheld: list[Withheld]
+    masked: int
+    coded_texts: int
+    distinct_texts: int
+
+
+async def plan_export(store: Store, study: str, date_mode: str) -> ExportPlan:
     if date_mode not in DATE_MODES:
         raise ValueError(f"date mode must be one of {', '.join(DATE_MODES)}, not {date_mode!r}")
     pseudonyms = await Pseudonymiser.for_study(store.vault, study)
-    allowed = await extract.consenting(store, Scope.RESEARCH_EXPORT)
+    snap = await extract.snapshot(store, Scope.RESEARCH_EXPORT)
+    allowed = set(snap.people)
     names = await extract.first_names(store, allowed)
     anchors: dict[int, date] = {}
     if date_mode == "relative" and allowed:
@@ -325,25 +354,51 @@ async def build_export(store: Store, study: str, date_mode: str,
         anchors = await _anchors(store, [r["id"] for r in rows
                                          if r["mentor_id"] in allowed
                                          or r["mentee_id"] in allowed])
-    builder = _Builder(pseudonyms, date_mode, codebook, load_flows(), anchors, names)
-    async for record in extract.entries(store, Scope.RESEARCH_EXPORT):
+    return ExportPlan(snap, pseudonyms, date_mode, names, anchors, generated_by())
+
+
+def build_part(plan: ExportPlan, codebook: Codebook, after: int = 0,
+               upto: int | None = None) -> PartBuild:
+    """Build the plan's entries with ids in (after, upto] (all of them by default)."""
+    if upto is None:
+        upto = plan.snapshot.entry_ids[-1] if plan.snapshot.entry_ids else 0
+    builder = _Builder(plan.pseudonyms, plan.date_mode, codebook, load_flows(), plan.anchors,
+                       plan.names)
+    for record in extract.read_range(plan.snapshot, after, upto):
         builder.add(record)
-    cases = tuple(
-        Case(person, pair, role, {"entries": str(n)})
-        for person, (pair, role, n) in sorted(builder.cases.items())
-    )
     bundle = ExportBundle(
-        study=study,
-        generated_by=generated_by(),
+        study=plan.pseudonyms.study,
+        generated_by=plan.generated_by,
         codebook_version=codebook.version,
         codebook_hash=codebook.content_hash,
-        date_mode=date_mode,
+        date_mode=plan.date_mode,
         entries=tuple(builder.entries),
         segments=tuple(builder.segments),
-        cases=cases,
+        cases=(),
     )
-    return BuiltExport(bundle, builder.withheld, builder.masked, builder.texts,
-                       builder.distinct_texts)
+    return PartBuild(bundle, builder.cases, builder.withheld, builder.masked, builder.texts,
+                     builder.distinct_texts)
+
+
+def join_cases(parts: Iterable[Mapping[str, tuple[str | None, str, int]]]) -> tuple[Case, ...]:
+    """The export's cases from its parts' counts: one per person, entries summed, by pseudonym."""
+    merged: dict[str, tuple[str | None, str, int]] = {}
+    for counts in parts:
+        for person, (pair, role, n) in counts.items():
+            known = merged.get(person)
+            merged[person] = (pair, role, n) if known is None else (known[0], known[1],
+                                                                    known[2] + n)
+    return tuple(Case(person, pair, role, {"entries": str(n)})
+                 for person, (pair, role, n) in sorted(merged.items()))
+
+
+async def build_export(store: Store, study: str, date_mode: str,
+                       codebook: Codebook) -> BuiltExport:
+    """The whole export in this process (see :mod:`reports.export.sharded` for several)."""
+    part = build_part(await plan_export(store, study, date_mode), codebook)
+    bundle = replace(part.bundle, cases=join_cases([part.counts]))
+    return BuiltExport(bundle, part.withheld, part.masked, part.coded_texts,
+                       part.distinct_texts)
 
 
 async def build_bundle(store: Store, study: str, date_mode: str,
