@@ -219,7 +219,7 @@ async def build_outputs(store: Store, programme_id: int, out: Path) -> dict[str,
 
     evaluator = await build_report(store, out / "evaluator")
     coordinator = await write_report(store, programme_id, out / "coordinator")
-    _, exported = await run_export(store, out / "research-export", "demo-study", "shift", ())
+    exported = (await run_export(store, out / "research-export", "demo-study", "shift", ())).paths
     return {
         "evaluator": [Path(out / "evaluator" / "report.html")],
         "coordinator": [Path(p) for p in coordinator if str(p).endswith(".html")],

@@ -30,33 +30,15 @@ async def _open_store() -> Any:
 
 
 async def run_export(store: Any, out: Path, study: str, date_mode: str,
-                     formats: tuple[str, ...]) -> tuple[Any, list[Path]]:
-    """Build the bundle once and write the formats asked for (all of them by default)."""
+                     formats: tuple[str, ...], workers: int | None = None) -> Any:
+    """Build the export and write the formats asked for (all of them by default)."""
     from reports.codebook import load_codebook
-    from reports.export import refi, tabular, write_all
-    from reports.export.bundle import build_export, document_withheld, write_withheld
+    from reports.export import sharded
+    from reports.export.bundle import plan_export
 
-    codebook = load_codebook()
-    built = await build_export(store, study, date_mode, codebook)
-    out.mkdir(parents=True, exist_ok=True)
-    wanted = set(formats or FORMATS)
-    if wanted == set(FORMATS):
-        paths = write_all(built.bundle, codebook, out)
-    else:
-        paths = []
-        if "csv" in wanted:
-            paths += tabular.write_csv(built.bundle, out)
-        if "jsonl" in wanted:
-            paths.append(tabular.write_jsonl(built.bundle, out))
-        if wanted & {"csv", "jsonl"}:
-            paths += tabular.write_data_dictionary(built.bundle, out)
-        if "qdpx" in wanted:
-            paths.append(refi.write_qdc(codebook, out / "codebook.qdc"))
-            paths.append(refi.write_qdpx(built.bundle, codebook, out / "project.qdpx"))
-    if wanted & {"csv", "jsonl"}:
-        paths.append(write_withheld(built, out))
-        document_withheld(out)
-    return built, paths
+    plan = await plan_export(store, study, date_mode)
+    # the store stays open (and its thread idle) while workers read the database file
+    return sharded.export(plan, load_codebook(), out, formats or FORMATS, workers)
 
 
 @click.command("export")
@@ -77,7 +59,7 @@ def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str) 
 
     started = time.perf_counter()
 
-    async def go() -> tuple[Any, list[Path]]:
+    async def go() -> Any:
         store = await _open_store()
         try:
             return await run_export(store, out, study, date_mode, formats)
@@ -85,16 +67,15 @@ def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str) 
             await store.close()
 
     try:
-        built, paths = friendly(asyncio.run)(go())
+        result = friendly(asyncio.run)(go())
     except StudyError as exc:
         _fail(str(exc))
         return
-    bundle = built.bundle
     click.echo(
-        f"Exported {len(bundle.entries)} entries from {len(bundle.cases)} people "
+        f"Exported {result.facts.entries} entries from {len(result.facts.cases)} people "
         f"(study {study!r}, dates {date_mode}) to {out} in {time.perf_counter() - started:.1f} s: "
-        + ", ".join(p.name for p in paths)
-        + f". {len(built.withheld)} signposted answer(s) withheld."
+        + ", ".join(p.name for p in result.paths)
+        + f". {len(result.withheld)} signposted answer(s) withheld."
     )
 
 

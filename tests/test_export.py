@@ -97,8 +97,8 @@ async def test_export_has_no_identifiers_and_only_consenting_people(
 
     await _world(store, cohort)
     out = tmp_path / "export"
-    built, paths = await run_export(store, out, "study-A", "shift", ())
-    names = {p.name for p in paths}
+    result = await run_export(store, out, "study-A", "shift", ())
+    names = {p.name for p in result.paths}
     assert {"answers.csv", "entries.csv", "entries.jsonl", "data_dictionary.csv",
             "codebook.qdc", "project.qdpx", "withheld.csv"} <= names
     validate_qdc(out / "codebook.qdc")
@@ -113,12 +113,12 @@ async def test_export_has_no_identifiers_and_only_consenting_people(
 
     # only the consenting mentee wrote anything exportable; the refuser and the withdrawn
     # person wrote entries too, and neither appears
-    people = {e.person for e in built.bundle.entries}
+    people = set(result.facts.entries_by_person)
     mentee = await store.participants.by_user(MENTEE_ID)
     assert mentee is not None
     pseudonyms = await Pseudonymiser.for_study(store.vault, "study-A")
     assert people == {pseudonyms.person(mentee.subject_ref)}
-    assert len(built.bundle.entries) == 2
+    assert result.facts.entries == 2
     assert "xylophone" not in "".join(files.values())
 
     # the author's own name is masked, the rest of the text is verbatim
@@ -184,10 +184,10 @@ async def test_export_cli_needs_a_study_and_writes_chosen_format(
     await _world(store, cohort)
     from reports.cli_export import run_export
 
-    built, paths = await run_export(store, tmp_path / "j", "s1", "relative", ("jsonl",))
-    assert {p.name for p in paths} == {"entries.jsonl", "data_dictionary.csv",
+    result = await run_export(store, tmp_path / "j", "s1", "relative", ("jsonl",))
+    assert {p.name for p in result.paths} == {"entries.jsonl", "data_dictionary.csv",
                                        "data_dictionary.md", "withheld.csv"}
     first = json.loads((tmp_path / "j" / "entries.jsonl").read_text().splitlines()[0])
     assert first["day"] == 0 and first["date"] is None
-    assert built.bundle.date_mode == "relative"
-    assert Scope.RESEARCH_EXPORT.value in {e.consent for e in built.bundle.entries}
+    assert result.facts.date_mode == "relative"
+    assert first["consent"] == Scope.RESEARCH_EXPORT.value

@@ -412,13 +412,17 @@ def write_withheld(built: BuiltExport, out_dir: Path | str) -> Path:
 
     Documented in ``data_dictionary.md`` by :func:`document_withheld`.
     """
+    return write_withheld_rows(built.withheld, out_dir)
+
+
+def write_withheld_rows(withheld: Iterable[Withheld], out_dir: Path | str) -> Path:
     import csv
 
     path = Path(out_dir) / WITHHELD_CSV
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow(["entry_id", "step_id", "answer_no", "reason"])
-        for w in built.withheld:
+        for w in withheld:
             writer.writerow([w.entry_id, w.step_id, w.answer_no, w.reason])
     return path
 

@@ -1,0 +1,124 @@
+"""An export written by several processes is the export one process writes."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import zipfile
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from reports.codebook import SCHEME_FRAMEWORK_STEP, load_codebook
+from reports.export import refi, sharded, write_all
+from reports.export.bundle import build_export, document_withheld, plan_export, write_withheld
+from reports.extract import split
+from reports.synthetic import generate_cohort
+from storage.pseudonyms import _code
+from storage.store import Store
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    """Every file of an export; the project as its members (deflate pieces may differ)."""
+    files = {}
+    for path in sorted(out.iterdir()):
+        if path.suffix == ".qdpx":
+            with zipfile.ZipFile(path) as zf:
+                assert zf.testzip() is None  # every member's CRC checks
+                for info in zf.infolist():
+                    files[f"{path.name}/{info.filename}"] = zf.read(info)
+        else:
+            files[path.name] = path.read_bytes()
+    return files
+
+
+async def test_two_workers_write_what_one_process_writes(store: Store, tmp_path: Path) -> None:
+    await generate_cohort(store, pairs=30, sessions=4, seed=5)
+    codebook = load_codebook()
+    built = await build_export(store, "study-S", "shift", codebook)
+    assert len(built.bundle.entries) > 100 and built.bundle.segments
+
+    whole = tmp_path / "whole"
+    write_all(built.bundle, codebook, whole)
+    write_withheld(built, whole)
+    document_withheld(whole)
+    expected = _files(whole)
+
+    plan = await plan_export(store, "study-S", "shift")
+    for workers in (1, 2, 3):
+        out = tmp_path / f"w{workers}"
+        result = sharded.export(plan, codebook, out, workers=workers)
+        assert result.workers == workers
+        got = _files(out)
+        assert sorted(got) == sorted(expected)
+        for name, data in expected.items():
+            assert got[name] == data, f"{name} differs with {workers} workers"
+        assert {p.name for p in result.paths} == {p.name for p in out.iterdir()}
+        assert not list(out.glob(".export-parts-*"))
+        refi.validate_qdpx(out / "project.qdpx")
+        assert result.facts.entries == len(built.bundle.entries)
+        assert result.withheld == built.withheld
+
+
+async def test_some_formats_only(store: Store, tmp_path: Path) -> None:
+    await generate_cohort(store, pairs=6, sessions=2, seed=3)
+    plan = await plan_export(store, "s", "relative")
+    out = tmp_path / "out"
+    result = sharded.export(plan, load_codebook(), out, ("qdpx",), workers=2)
+    assert {p.name for p in result.paths} == {"codebook.qdc", "project.qdpx"}
+    assert {p.name for p in out.iterdir()} == {"codebook.qdc", "project.qdpx"}
+    refi.validate_qdpx(out / "project.qdpx")
+
+
+async def test_a_failing_worker_fails_the_export_and_leaves_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    await generate_cohort(store, pairs=6, sessions=2, seed=3)
+    plan = await plan_export(store, "s", "shift")
+    codebook = load_codebook()
+    # a codebook without the GROW and OSKAR step codes: the project would have dangling
+    # CodeRefs, which every worker finds before it writes anything
+    crippled = replace(codebook, codes={k: v for k, v in codebook.codes.items()
+                                        if v.scheme != SCHEME_FRAMEWORK_STEP},
+                       content_hash="not-packaged")
+    out = tmp_path / "out"
+    with pytest.raises(sharded.PartFailed, match="codes missing from the codebook"):
+        sharded.export(plan, crippled, out, workers=2)
+    assert [p.name for p in out.iterdir()] == []
+
+
+async def test_an_empty_export_still_has_its_files(store: Store, tmp_path: Path) -> None:
+    plan = await plan_export(store, "s", "shift")
+    out = tmp_path / "out"
+    result = sharded.export(plan, load_codebook(), out, workers=2)
+    assert result.facts.entries == 0 and result.workers == 1
+    refi.validate_qdpx(out / "project.qdpx")
+    assert (out / "answers.csv").read_text().count("\n") == 1  # the header alone
+
+
+def test_split_gives_consecutive_ranges_of_equal_size() -> None:
+    ids = [3, 4, 9, 10, 11, 20, 21, 40]
+    assert split(ids, 1) == [(0, 40)]
+    assert split(ids, 2) == [(0, 10), (10, 40)]
+    ranges = split(ids, 3)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 40
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    assert sorted(i for lo, hi in ranges for i in ids if lo < i <= hi) == ids
+    assert split([], 2) == [(0, 0)]
+
+
+def test_crc_of_joined_parts() -> None:
+    for a, b in ((b"", b"x"), (b"abc", b""), (os.urandom(1000), os.urandom(77777)),
+                 (b"head" * 999, os.urandom(1))):
+        assert refi._crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_pseudonym_text_is_base32_as_before() -> None:
+    # pseudonyms must stay the same across versions of the program for a study
+    for _ in range(2000):
+        digest = os.urandom(32)
+        for length in (8, 10, 12):
+            assert _code(digest, length) == base64.b32encode(digest).decode()[:length]
