@@ -1,25 +1,27 @@
 """End-to-end researcher export at scale: 100,000 entries from an encrypted store.
 
-    .venv/bin/python benchmarks/export_scale.py [n_entries]
+    .venv/bin/python benchmarks/export_scale.py [n_entries] [--skip-single]
 
 Generates a synthetic cohort with ``reports.synthetic.generate_cohort`` into a temporary
 encrypted database (generation time is *excluded* from every figure and printed separately),
-then times what ``mentorbot export`` does:
+then times, in the same run:
 
-1. ``build``: consent filter, decryption, pseudonyms, date shifting, name masking and coding
-   (structured and rules layers), as :func:`reports.export.bundle.build_export`;
-2. each format written on its own: ``csv`` (the CSV files and the data dictionary), ``jsonl``
-   and ``qdpx`` (the ``.qdc`` codebook and the ``.qdpx`` project);
-3. the CLI path: build, then ``write_all`` (the project written in a forked child beside the
-   tabular files) plus ``withheld.csv``.
+1. ``read floor``: reading and decrypting every consented entry in one process and nothing
+   else (``reports.extract.read_range``): the least any export has to do;
+2. ``one process``: the whole export (all three formats) built and written in this process
+   (``sharded.export`` with one worker);
+3. ``mentorbot export``: what the command runs: the plan from the store, then the export in
+   worker processes (one per core), all three formats, ``withheld.csv`` and the dictionary.
 
-Every build-inclusive figure counts the build once. The budget is 30 s for the CLI path.
+The budget is 30 s for (3). Ratios: (3) against the read floor, and (2) against (3), the
+speed-up from the workers. Peak memory (RSS) of this process and of the largest worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -28,21 +30,25 @@ from pathlib import Path
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from conversations.catalogue import load_flows
+from reports import extract
 from reports.codebook import load_codebook
-from reports.export import refi, tabular, write_all
-from reports.export.bundle import build_export, document_withheld, write_withheld
+from reports.export import sharded
+from reports.export.bundle import plan_export
 from reports.synthetic import generate_cohort
 from storage.crypto import KeyRing, generate_key
 from storage.store import Store
 
 BUDGET_S = 30.0
 # generate_cohort writes two entries per session per pair (the mentor's log and the mentee's
-# reflection), and 85% of people consent to research export by default.
+# reflection); everyone consents here so the export holds the number asked for.
 SESSIONS = 10
-PER_TEXT_US = 200  # measured: code_text_raw on 64-character answers, one core
 
 
-async def main(n_entries: int) -> int:
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+async def main(n_entries: int, single: bool) -> int:
     codebook = load_codebook()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -53,54 +59,54 @@ async def main(n_entries: int) -> int:
             pairs = -(-n_entries // (2 * SESSIONS))
             written = await generate_cohort(store, pairs=pairs, sessions=SESSIONS,
                                             consent_rate=1.0)
-            gen = time.perf_counter() - t0
-            print(f"generated {written} entries in {pairs} pairs in {gen:.1f} s "
-                  "(excluded from the figures below)")
+            print(f"generated {written} entries in {pairs} pairs in "
+                  f"{time.perf_counter() - t0:.1f} s (excluded from the figures below)")
 
+            plan = await plan_export(store, "bench", "shift")
             t0 = time.perf_counter()
-            built = await build_export(store, "bench", "shift", codebook)
-            build = time.perf_counter() - t0
-            bundle = built.bundle
-            n = len(bundle.entries)
-            print(f"build   {build:6.2f} s  {n} entries, {len(bundle.segments)} segments")
-            # Say how much rule coding the run really did: synthetic answers repeat far more
-            # than real ones, and each distinct text is coded once.
-            print(f"        {built.coded_texts} texts coded, {built.distinct_texts} distinct "
-                  "(rule coding runs once per distinct text; real cohorts repeat far less, at "
-                  f"about {PER_TEXT_US} us per distinct text on one core)")
+            answers = sum(len(r.answers) for r in extract.read_range(
+                plan.snapshot, 0, plan.snapshot.entry_ids[-1]))
+            floor = time.perf_counter() - t0
+            print(f"read floor        {floor:6.2f} s  {plan.entries} entries, {answers} answers "
+                  "read and decrypted in one process")
 
-            timings: dict[str, float] = {}
-            out = root / "sequential"
-            t0 = time.perf_counter()
-            tabular.write_csv(bundle, out)
-            tabular.write_data_dictionary(bundle, out)
-            timings["csv"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            tabular.write_jsonl(bundle, out)
-            timings["jsonl"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            refi.write_qdc(codebook, out / "codebook.qdc")
-            refi.write_qdpx(bundle, codebook, out / "project.qdpx")
-            timings["qdpx"] = time.perf_counter() - t0
-            for fmt, secs in timings.items():
-                print(f"{fmt:7} {secs:6.2f} s write, {build + secs:6.2f} s with the build")
-            print(f"all three in turn: {build + sum(timings.values()):.2f} s")
+            one = None
+            if single:
+                t0 = time.perf_counter()
+                result = sharded.export(plan, codebook, root / "one", workers=1)
+                one = time.perf_counter() - t0
+                print(f"one process       {one:6.2f} s  all formats "
+                      f"({_size(root / 'one') / 1e6:.0f} MB)")
 
-            del built, bundle  # the CLI path builds its own
+            # the command's path, from the store: plan, then the workers
             t0 = time.perf_counter()
-            built = await build_export(store, "bench", "shift", codebook)
-            cli_out = root / "cli"
-            write_all(built.bundle, codebook, cli_out)
-            write_withheld(built, cli_out)
-            document_withheld(cli_out)
+            plan = await plan_export(store, "bench", "shift")
+            planned = time.perf_counter() - t0
+            result = sharded.export(plan, codebook, root / "cli")
             total = time.perf_counter() - t0
+            out_mb = _size(root / "cli") / 1e6
         finally:
             await store.close()
+    f = result.facts
+    print(f"mentorbot export  {total:6.2f} s  {result.workers} workers, plan {planned:.2f} s; "
+          f"{f.entries} entries, {f.answers} answers, {f.segments} segments, "
+          f"{len(f.cases)} cases, {out_mb:.0f} MB written")
+    print(f"        rule coding: {result.coded_texts} texts, {result.distinct_texts} distinct "
+          "per worker summed (each distinct text is coded once per worker; synthetic answers "
+          "repeat far more than real ones)")
+    print(f"ratio: export / read floor = {total / floor:.2f}")
+    if one is not None:
+        print(f"ratio: one process / {result.workers} workers = {one / total:.2f}")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: this process {own:.0f} MB, largest worker {workers:.0f} MB")
     verdict = "within" if total <= BUDGET_S else "OVER"
-    print(f"TOTAL (mentorbot export path, csv+jsonl+qdpx): {total:.2f} s for {n} entries, "
+    print(f"TOTAL (mentorbot export, csv+jsonl+qdpx): {total:.2f} s for {f.entries} entries, "
           f"{verdict} the {BUDGET_S:.0f} s budget ({total / BUDGET_S:.0%})")
     return 0 if total <= BUDGET_S else 1
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    sys.exit(asyncio.run(main(int(args[0]) if args else 100_000,
+                              "--skip-single" not in sys.argv)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import itertools
 import os
 import zipfile
@@ -11,9 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reports.codebook import SCHEME_FRAMEWORK_STEP, load_codebook
-from reports.export import refi, sharded, write_all
+from reports.export import refi, sharded, tabular, write_all
 from reports.export.bundle import build_export, document_withheld, plan_export, write_withheld
 from reports.extract import split
 from reports.synthetic import generate_cohort
@@ -122,3 +126,13 @@ def test_pseudonym_text_is_base32_as_before() -> None:
         digest = os.urandom(32)
         for length in (8, 10, 12):
             assert _code(digest, length) == base64.b32encode(digest).decode()[:length]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet=st.sampled_from(list('ab ,"\r\n\'=é😀-')),
+                                 max_size=8), min_size=2, max_size=6), max_size=5))
+def test_fields_are_encoded_as_the_csv_module_encodes_them(rows: list[list[str]]) -> None:
+    expected = io.StringIO(newline="")
+    csv.writer(expected, dialect="excel", lineterminator="\r\n").writerows(rows)
+    ours = "".join(",".join(tabular._cell(c) for c in row) + "\r\n" for row in rows)
+    assert ours == expected.getvalue()

@@ -15,7 +15,7 @@ GUIDs
     pattern accepts. A code's name is its codebook id, so a code keeps its GUID across exports
     and codebook versions; other names carry a prefix (``source:``, ``answer:``, ``segment:``,
     ``case:``, ...) so they can never collide with a code id. Selections and their codings are
-    numbered within their source instead (see :func:`selection_guids`): version 8 GUIDs that
+    numbered within their source instead (see :func:`selection_base`): version 8 GUIDs that
     share the source's hash, so millions of them cost one hash per entry.
 
 Project (``.qdpx``, a zip)
@@ -93,7 +93,6 @@ from reports.export.model import (
     ExportBundle,
     ExportEntry,
     ExportFacts,
-    PlacedSegment,
     facts_of,
     segments_by_entry,
 )
@@ -132,23 +131,20 @@ def stable_guid(name: str) -> str:
     return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
-def selection_guids(source_name: str) -> Iterator[str]:
-    """GUIDs for the selections and codings of one source, in the order they are written.
+def selection_base(source_name: str) -> str:
+    """The shared start of the GUIDs of one source's selections and codings.
 
-    A 100,000-entry project has millions of selections and codings; hashing a name for each was
-    a third of the writer's time. They share one hash per source instead: RFC 9562 version 8
-    (custom) GUIDs whose first 80 bits come from the uuid5 hash of ``source_name`` and whose
-    last 32 bits count. Unique across sources (80 hashed bits) and within one (the count);
-    the same bundle gives the same GUIDs.
+    A 100,000-entry project has millions of selections and codings; hashing a name for each
+    was a third of the writer's time. They share one hash per source instead: RFC 9562
+    version 8 (custom) GUIDs whose first 80 bits come from the uuid5 hash of ``source_name``
+    and whose last 32 bits count, in the order they are written (``f"{base}{n:08x}"``).
+    Unique across sources (80 hashed bits) and within one (the count); the same bundle gives
+    the same GUIDs.
     """
     h = _NS_SHA1.copy()
     h.update(source_name.encode("utf-8"))
     x = h.hexdigest()
-    base = f"{x[:8]}-{x[8:12]}-8{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:24]}"
-    n = 0
-    while True:
-        yield f"{base}{n:08x}"
-        n += 1
+    return f"{x[:8]}-{x[8:12]}-8{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:24]}"
 
 
 def source_guid(entry_id: str) -> str:
@@ -536,6 +532,7 @@ class _ProjectWriter:
         self._fixed_values: dict[tuple[str, int, str | None, str], str] = {}
         self._date_values = _Memo(lambda d: _value(_SV["date"], d))
         self._day_values = _Memo(lambda d: _value(_SV["day"], d))
+        self._notes = _Memo(lambda mc: _text(f"{mc[0]}, confidence {mc[1]:.2f}"))
 
     @staticmethod
     def check_codes(bundle: ExportBundle, codebook: Codebook) -> None:
@@ -567,7 +564,8 @@ class _ProjectWriter:
         who = f'creatingUser="{self.user}"{stamp}'
         eid = entry.entry_id
         plain, names, codes_of = self._plain, self._names, self._code_guids
-        guids = selection_guids(f"selections:{eid}")
+        base = selection_base(f"selections:{eid}")
+        n = 0  # selections and codings of this source so far
 
         parts: list[str] = []
         areas: list[tuple[int, int, list[int]]] = []
@@ -593,19 +591,39 @@ class _ProjectWriter:
             if answer.codes:
                 codes = list(dict.fromkeys([*codes, *answer.codes]))
             xml.append(
-                f'<PlainTextSelection guid="{next(guids)}" '
+                f'<PlainTextSelection guid="{base}{n:08x}" '
                 f'name="{names[answer.step_id]}" startPosition="{start}" endPosition="{end}" '
                 f"{who}>"
             )
-            xml += [f'<Coding guid="{next(guids)}">'
-                    f'<CodeRef targetGUID="{codes_of[c]}"/></Coding>' for c in codes]
+            for k, c in enumerate(codes, start=n + 1):
+                xml.append(f'<Coding guid="{base}{k:08x}">'
+                           f'<CodeRef targetGUID="{codes_of[c]}"/></Coding>')
+            n += 1 + len(codes)
             xml.append("</PlainTextSelection>\n")
 
         placed = self.placed.get(eid)
         if placed:
+            notes = self._notes
             for p in placed:
-                if areas[p.answer_index][0] != areas[p.answer_index][1]:
-                    xml.append(self._segment(p, areas[p.answer_index], guids, who))
+                a_start, a_end, crlf = areas[p.answer_index]
+                if a_start == a_end:
+                    continue
+                s = p.segment
+                if s.start == s.end:
+                    start, end = a_start, a_end
+                elif crlf:
+                    start, end = a_start + _moved(s.start, crlf), a_start + _moved(s.end, crlf)
+                else:
+                    start, end = a_start + s.start, a_start + s.end
+                xml.append(
+                    f'<PlainTextSelection guid="{base}{n:08x}" name="{names[s.code_id]}" '
+                    f'startPosition="{start}" endPosition="{end}" {who}>'
+                    f"<Description>{notes[(s.method, s.confidence)]}</Description>"
+                    f'<Coding guid="{base}{n + 1:08x}">'
+                    f'<CodeRef targetGUID="{codes_of[s.code_id]}"/></Coding>'
+                    "</PlainTextSelection>\n"
+                )
+                n += 2
 
         # Variable values repeat across entries (a handful of flows, dates, days): each
         # distinct block is formatted once.
@@ -619,24 +637,6 @@ class _ProjectWriter:
         xml += (fixed, self._date_values[entry.date], self._day_values[entry.day],
                 "</TextSource>\n")
         return "".join(parts), "".join(xml)
-
-    def _segment(self, p: PlacedSegment, area: tuple[int, int, list[int]],
-                 guids: Iterator[str], who: str) -> str:
-        s = p.segment
-        a_start, a_end, crlf = area
-        if s.start == s.end:
-            start, end = a_start, a_end
-        else:
-            start, end = a_start + _moved(s.start, crlf), a_start + _moved(s.end, crlf)
-        note = _text(f"{s.method}, confidence {s.confidence:.2f}")
-        return (
-            f'<PlainTextSelection guid="{next(guids)}" name="{self._names[s.code_id]}" '
-            f'startPosition="{start}" endPosition="{end}" {who}>'
-            f"<Description>{note}</Description>"
-            f'<Coding guid="{next(guids)}">'
-            f'<CodeRef targetGUID="{self._code_guids[s.code_id]}"/></Coding>'
-            "</PlainTextSelection>\n"
-        )
 
     @staticmethod
     def _source_description(entry: ExportEntry) -> str:

@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -70,6 +71,7 @@ class ExportResult:
     coded_texts: int = 0
     distinct_texts: int = 0  # summed over workers: each codes a distinct text once
     workers: int = 1
+    stages: dict[str, float] = field(default_factory=dict)  # wall seconds by stage
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
     book: Codebook | str = (codebook.content_hash
                             if packaged.content_hash == codebook.content_hash else codebook)
 
+    clock = _Clock()
     with tempfile.TemporaryDirectory(dir=out, prefix=".export-parts-") as tmp:
         part_dirs = [Path(tmp) / f"part-{i}" for i in range(len(ranges))]
         if len(ranges) == 1:
@@ -238,8 +241,10 @@ def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
             _check(built.bundle, codebook, wanted)
             parts = [_part_facts(built)]
             facts = _merge(plan, codebook, parts)
+            clock.lap("build")
             side = _write_side(plan, codebook, facts, parts, wanted, out)
             projects = [_write_part(built.bundle, facts, codebook, wanted, part_dirs[0])]
+            clock.lap("write parts")
             del built
         else:
             pool = _Workers(len(ranges))
@@ -249,9 +254,11 @@ def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
                                                                   strict=True)])
                 parts = pool.gather("built")
                 facts = _merge(plan, codebook, parts)
+                clock.lap("build")
                 pool.send_all([facts] * len(ranges))
                 side = _write_side(plan, codebook, facts, parts, wanted, out)
                 projects = pool.gather("written")
+                clock.lap("write parts")
             finally:
                 pool.close()
         paths = tabular.assemble_tabular(facts, part_dirs, out, csv_files="csv" in wanted,
@@ -262,10 +269,23 @@ def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
                 facts, codebook,
                 [(d, p) for d, p in zip(part_dirs, projects, strict=True) if p is not None],
                 out / PROJECT_FILE))
+        clock.lap("join")
     return ExportResult(
         facts, paths, [w for p in parts for w in p.withheld], sum(p.masked for p in parts),
         sum(p.coded_texts for p in parts), sum(p.distinct_texts for p in parts), len(ranges),
+        clock.laps,
     )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
 
 
 def _write_side(plan: ExportPlan, codebook: Codebook, facts: ExportFacts,
