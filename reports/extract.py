@@ -129,37 +129,27 @@ def open_batch(
     ciphers: Mapping[int, AESGCM],
 ) -> list[EntryRecord]:
     """Entry rows and their answer rows, opened: the one decryption loop of every bulk reader."""
-    records = {
-        r["id"]: EntryRecord(
-            r["id"],
-            r["participant_id"],
-            who[r["participant_id"]].subject_ref,
-            who[r["participant_id"]].role,
-            who[r["participant_id"]].programme_id,
-            r["pair_id"],
-            r["flow"],
-            r["flow_version"],
-            r["wave"],
-            r["created_at"],
-            r["completed_at"],
-        )
-        for r in batch
-    }
-    for a in answers:
-        record = records[a["entry_id"]]
+    # positional: the rows may be sqlite3.Row or (in worker processes, quicker) plain tuples,
+    # in the column order of _ENTRY_ROWS and _ANSWER_ROWS
+    records = {}
+    for r in batch:
+        person = who[r[1]]
+        records[r[0]] = EntryRecord(r[0], r[1], person.subject_ref, person.role,
+                                    person.programme_id, r[2], r[3], r[4], r[5], r[6], r[7])
+    for entry_id, step_id, value_ct, flags in answers:
+        record = records[entry_id]
         pid = record.participant_id
         cipher = ciphers.get(pid)
         if cipher is None:
             continue  # erased before the run started: nothing of theirs can be read
         try:
-            record.answers[a["step_id"]] = open_value(
-                cipher, pid, "answers", f"{record.entry_id}:{a['step_id']}", "value",
-                a["value_ct"],
+            record.answers[step_id] = open_value(
+                cipher, pid, "answers", f"{entry_id}:{step_id}", "value", value_ct
             )
         except DecryptionError:
             continue  # a damaged row: never guess
-        if "signpost" in a["flags"]:
-            record.flagged.add(a["step_id"])
+        if "signpost" in flags:
+            record.flagged.add(step_id)
     return list(records.values())
 
 
@@ -285,7 +275,6 @@ def read_range(snap: Snapshot, after: int, upto: int) -> Iterator[EntryRecord]:
 
     conn = sqlite3.connect(f"file:{quote(snap.db_path)}?mode=ro", uri=True,
                            check_same_thread=False)
-    conn.row_factory = sqlite3.Row
     allowed: Set[int] = snap.people.keys()
     ciphers = {pid: AESGCM(key) for pid, key in snap.keys.items()}
 
@@ -294,11 +283,11 @@ def read_range(snap: Snapshot, after: int, upto: int) -> Iterator[EntryRecord]:
             rows = conn.execute(_ENTRY_ROWS, (start, upto, BATCH)).fetchall()
             if not rows:
                 return None
-            start = rows[-1]["id"]
-            batch = [r for r in rows if r["participant_id"] in allowed]
+            start = rows[-1][0]
+            batch = [r for r in rows if r[1] in allowed]  # (id, participant_id, ...)
             if batch:
                 answers = conn.execute(_ANSWER_ROWS.format(",".join("?" * len(batch))),
-                                       [r["id"] for r in batch]).fetchall()
+                                       [r[0] for r in batch]).fetchall()
                 return start, batch, answers
 
     try:
