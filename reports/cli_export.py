@@ -36,9 +36,19 @@ async def run_export(store: Any, out: Path, study: str, date_mode: str,
     from reports.export import sharded
     from reports.export.bundle import plan_export
 
-    plan = await plan_export(store, study, date_mode)
+    if workers is None:
+        # an upper bound (consent is applied in the plan) is enough to decide
+        complete = await store.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'")
+        workers = sharded.default_workers(int(complete or 0))
+    pool = sharded.start_workers(workers)
+    try:
+        plan = await plan_export(store, study, date_mode)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
     # the store stays open (and its thread idle) while workers read the database file
-    return sharded.export(plan, load_codebook(), out, formats or FORMATS, workers)
+    return sharded.export(plan, load_codebook(), out, formats or FORMATS, workers, pool)
 
 
 @click.command("export")

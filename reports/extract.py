@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,11 +257,10 @@ def split(ids: list[int], parts: int) -> list[tuple[int, int]]:
     """``parts`` consecutive (after, upto] id ranges holding about equal numbers of ``ids``."""
     if not ids or parts <= 1:
         return [(0, ids[-1] if ids else 0)]
-    bounds = [0]
-    for k in range(1, parts):
-        bounds.append(ids[len(ids) * k // parts - 1])
-    bounds.append(ids[-1])
-    return [(bounds[k], bounds[k + 1]) for k in range(parts) if bounds[k + 1] > bounds[k]]
+    cuts = sorted({ids[len(ids) * k // parts - 1] for k in range(1, parts)
+                   if len(ids) * k // parts > 0} - {ids[-1]})
+    bounds = [0, *cuts, ids[-1]]
+    return list(itertools.pairwise(bounds))
 
 
 def read_range(snap: Snapshot, after: int, upto: int) -> Iterator[EntryRecord]:

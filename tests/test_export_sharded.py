@@ -103,6 +103,41 @@ async def test_an_empty_export_still_has_its_files(store: Store, tmp_path: Path)
     assert (out / "answers.csv").read_text().count("\n") == 1  # the header alone
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(1, 500), max_size=40), st.integers(1, 6))
+def test_split_covers_every_id_once(ids: set[int], parts: int) -> None:
+    ordered = sorted(ids)
+    ranges = split(ordered, parts)
+    assert 1 <= len(ranges) <= parts
+    assert ranges[0][0] == 0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    assert [i for lo, hi in ranges for i in ordered if lo < i <= hi] == ordered
+    if ordered:
+        assert all(any(lo < i <= hi for i in ordered) for lo, hi in ranges)
+
+
+async def test_workers_started_before_the_plan(store: Store, tmp_path: Path) -> None:
+    await generate_cohort(store, pairs=3, sessions=2, seed=3)
+    pool = sharded.start_workers(3)
+    assert pool is not None
+    procs = list(pool.procs)
+    plan = await plan_export(store, "s", "shift")
+    result = sharded.export(plan, load_codebook(), tmp_path / "a", pool=pool)
+    assert result.workers == 3
+    assert procs and not any(p.is_alive() for p in procs)
+    one = sharded.export(plan, load_codebook(), tmp_path / "b", workers=1)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    # more workers than entries: the spare ones stop
+    pool = sharded.start_workers(2)
+    assert pool is not None
+    procs = list(pool.procs)
+    tiny = replace(plan, snapshot=replace(plan.snapshot,
+                                          entry_ids=plan.snapshot.entry_ids[:1]))
+    assert sharded.export(tiny, load_codebook(), tmp_path / "c", pool=pool).workers == 1
+    assert not any(p.is_alive() for p in procs)
+    assert one.facts.entries == plan.entries
+
+
 def test_split_gives_consecutive_ranges_of_equal_size() -> None:
     ids = [3, 4, 9, 10, 11, 20, 21, 40]
     assert split(ids, 1) == [(0, 40)]

@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from conversations.catalogue import load_flows
 from reports.codebook import Codebook, load_codebook
 from reports.export import CODEBOOK_FILE, PROJECT_FILE, refi, tabular
 from reports.export.bundle import (
@@ -140,7 +141,13 @@ def _check(bundle: ExportBundle, codebook: Codebook, formats: frozenset[str]) ->
 def _worker(conn: Connection) -> None:
     """Build one range, report its facts, write its parts when told; report every failure."""
     try:
-        plan, book, after, upto, formats, part_dir = conn.recv()
+        # ready before the plan arrives: workers start while the store is still being read
+        load_flows()
+        load_codebook()
+        order = conn.recv()
+        if order is None:
+            return  # fewer ranges than workers
+        plan, book, after, upto, formats, part_dir = order
         codebook = load_codebook() if isinstance(book, str) else book
         if codebook.content_hash != (book if isinstance(book, str) else book.content_hash):
             raise ValueError("the packaged codebook changed while the export ran")
@@ -162,7 +169,9 @@ class PartFailed(RuntimeError):
     """A worker could not build or write its share of the export."""
 
 
-class _Workers:
+class Workers:
+    """Worker processes for one export; start them early (see :func:`start_workers`)."""
+
     def __init__(self, n: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conns: list[Connection] = []
@@ -175,6 +184,17 @@ class _Workers:
             theirs.close()
             self.conns.append(mine)
             self.procs.append(proc)
+
+    def __len__(self) -> int:
+        return len(self.conns)
+
+    def use(self, n: int) -> None:
+        """Keep the first ``n`` workers; the others stop."""
+        for conn in self.conns[n:]:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+            conn.close()
+        self.conns = self.conns[:n]
 
     def send_all(self, messages: Sequence[Any]) -> None:
         for conn, message in zip(self.conns, messages, strict=True):
@@ -202,6 +222,7 @@ class _Workers:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+        self.conns, self.procs = [], []
 
 
 # ---------------------------------------------------------------------------
@@ -209,23 +230,52 @@ class _Workers:
 # ---------------------------------------------------------------------------
 
 
+def default_workers(entries: int) -> int:
+    """One worker per core, and none for fewer than :data:`MIN_ENTRIES_PER_WORKER` entries."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return max(1, min(cores, entries // MIN_ENTRIES_PER_WORKER))
+
+
+def start_workers(workers: int) -> Workers | None:
+    """Workers started now, to be handed to :func:`export` (None for one: no processes).
+
+    Starting a worker takes about a second of imports; started before the plan is read from
+    the store, that second overlaps it.
+    """
+    return Workers(workers) if workers > 1 else None
+
+
 def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
-           formats: Sequence[str] = FORMATS, workers: int | None = None) -> ExportResult:
+           formats: Sequence[str] = FORMATS, workers: int | None = None,
+           pool: Workers | None = None) -> ExportResult:
     """Build and write the plan's export into ``out_dir`` with ``workers`` processes.
 
-    ``workers`` defaults to the cores available (at most two per :data:`MIN_ENTRIES_PER_WORKER`
-    entries); with one, everything happens here, through the same parts and joins.
+    ``workers`` defaults to :func:`default_workers`; with one, everything happens here,
+    through the same parts and joins. ``pool``, from :func:`start_workers`, is used (and
+    closed) instead of starting workers here.
     """
-    wanted = frozenset(formats or FORMATS)
+    try:
+        return _export(plan, codebook, Path(out_dir), frozenset(formats or FORMATS), workers,
+                       pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _export(plan: ExportPlan, codebook: Codebook, out: Path, wanted: frozenset[str],
+            workers: int | None, pool: Workers | None) -> ExportResult:
     unknown = wanted - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown export format(s): {', '.join(sorted(unknown))}")
-    if workers is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-        workers = max(1, min(cores, plan.entries // MIN_ENTRIES_PER_WORKER))
+    if pool is not None:
+        workers = len(pool)
+    elif workers is None:
+        workers = default_workers(plan.entries)
     ranges = split(plan.snapshot.entry_ids, workers)
-    out = Path(out_dir)
+    if pool is not None and len(ranges) == 1:
+        pool.close()  # nothing to share out: this process does it all
+        pool = None
     out.mkdir(parents=True, exist_ok=True)
     _remove_parts(out)
     packaged = load_codebook()
@@ -247,7 +297,9 @@ def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
             clock.lap("write parts")
             del built
         else:
-            pool = _Workers(len(ranges))
+            if pool is None:
+                pool = Workers(len(ranges))
+            pool.use(len(ranges))
             try:
                 pool.send_all([(plan, book, after, upto, wanted, part_dir)
                                for (after, upto), part_dir in zip(ranges, part_dirs,
