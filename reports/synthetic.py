@@ -135,9 +135,19 @@ TOPICS = (
 )
 
 
+DETAILS = (
+    "That was on shift", "We came back to it in session", "I noted it on day",
+    "It came up again in week", "My mentor asked about it at meeting", "See my plan, item",
+)
+
+
 class Phrasebank:
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, distinct: bool = False) -> None:
         self.rng = random.Random(seed)
+        # distinct: every answer text differs from every other, as real answers do (the
+        # templates alone give a few hundred texts, which flatters anything that caches by text)
+        self.distinct = distinct
+        self._written = 0
 
     def _fill(self, template: str) -> str:
         out = template
@@ -145,6 +155,9 @@ class Phrasebank:
             token = "{" + key + "}"
             while token in out:
                 out = out.replace(token, self.rng.choice(values), 1)
+        if self.distinct and out:
+            self._written += 1
+            out = f"{out} {self.rng.choice(DETAILS)} {self._written}."
         return out
 
     def oskar(self, last_scale: int | None = None) -> dict[str, object]:
@@ -223,8 +236,11 @@ async def generate_cohort(
     programme: str = "Synthetic programme",
     consent_rate: float = 0.85,
     progress: Callable[[int], None] | None = None,
+    distinct: bool = False,
 ) -> int:
     """Write a realistic programme straight into ``store`` (encrypted, consented).
+
+    ``distinct`` makes every answer text unique (see :class:`Phrasebank`).
 
     Each pair gets a mentor and a mentee, a consent history, and per session one mentor
     episode log and one mentee reflection (GROW or OSKAR), spread over the months since
@@ -239,7 +255,7 @@ async def generate_cohort(
     from storage.models import Role
 
     rng = random.Random(seed)
-    bank = Phrasebank(seed)
+    bank = Phrasebank(seed, distinct)
     prog = await store.programmes.create(f"{programme} {seed}-{pairs}")
     version = store.consent.current_version
     next_pid = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM participants")) + 1
