@@ -7,16 +7,15 @@ multi-line and non-ASCII text so escaping and newline handling do real work.
     .venv/bin/python benchmarks/export_writers.py [n_entries]
 
 Prints wall and CPU seconds and entries/s per format written one after another, then
-``write_all`` (the project written in a forked child beside the tabular files): its wall time,
-and the CPU time of each process, the larger of which is its wall time on an idle 2-core
-machine. The last line holds the ratio to the 30 s budget and the absolutes.
+``write_all`` in one process (the writers alone; ``benchmarks/export_scale.py`` measures the
+command, which shares the entries among worker processes). The last line holds the ratio to the
+30 s budget and the absolutes.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -95,11 +94,6 @@ def synthetic_bundle(n: int, codebook: Codebook, seed: int = 7) -> ExportBundle:
                         codebook.content_hash, "shifted", tuple(entries), tuple(segments), cases)
 
 
-def _cpu_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     codebook = _codebook()
@@ -127,10 +121,9 @@ def main() -> None:
             timings[name] = (time.perf_counter() - wall, time.process_time() - cpu)
         sizes = {p.name: p.stat().st_size for p in out.iterdir()}
     with tempfile.TemporaryDirectory() as tmp:
-        wall, cpu, child = time.perf_counter(), time.process_time(), _cpu_children()
-        write_all(bundle, codebook, tmp, parallel=True)
-        parallel = time.perf_counter() - wall
-        parent_cpu, child_cpu = time.process_time() - cpu, _cpu_children() - child
+        wall, cpu = time.perf_counter(), time.process_time()
+        write_all(bundle, codebook, tmp)
+        together, together_cpu = time.perf_counter() - wall, time.process_time() - cpu
 
     for name, (seconds, cpu_s) in timings.items():
         print(f"{name:>10}: {seconds:6.2f} s wall {cpu_s:6.2f} s cpu "
@@ -139,14 +132,11 @@ def main() -> None:
     sequential = sum(w for w, _ in timings.values())
     sequential_cpu = sum(c for _, c in timings.values())
     print(f"one after another: {sequential:.2f} s wall, {sequential_cpu:.2f} s cpu")
-    print(f"write_all on 2 cores: {parallel:.2f} s wall; cpu {parent_cpu:.2f} s here, "
-          f"{child_cpu:.2f} s in the qdpx child (idle-machine wall = the larger)")
+    print(f"write_all: {together:.2f} s wall, {together_cpu:.2f} s cpu "
+          f"(ratio {together / sequential:.2f} of one after another: facts worked out once)")
     print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    idle = max(parent_cpu, child_cpu)
-    print(f"ratio {parallel / BUDGET_S:.2f} of the {BUDGET_S:.0f} s budget as measured, "
-          f"{idle / BUDGET_S:.2f} on an idle machine; {n} entries, {parallel:.2f} s wall, "
-          f"{idle:.2f} s idle estimate ({n / idle:,.0f} entries/s)")
-
+    print(f"ratio {together / BUDGET_S:.2f} of the {BUDGET_S:.0f} s budget in one process; "
+          f"{n} entries, {together:.2f} s wall ({n / together:,.0f} entries/s)")
 
 if __name__ == "__main__":
     main()
