@@ -171,3 +171,24 @@ def test_fields_are_encoded_as_the_csv_module_encodes_them(rows: list[list[str]]
     csv.writer(expected, dialect="excel", lineterminator="\r\n").writerows(rows)
     ours = "".join(",".join(tabular._cell(c) for c in row) + "\r\n" for row in rows)
     assert ours == expected.getvalue()
+
+
+def test_parts_join_in_order_with_or_without_kernel_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reports.export.files import append_file
+
+    parts = [os.urandom(n) for n in (0, 5, 70_000, 3)]
+    for kernel in (True, False):
+        if not kernel:
+            monkeypatch.delattr(os, "copy_file_range", raising=False)
+        path = tmp_path / f"joined-{kernel}"
+        with open(path, "wb") as dst:
+            dst.write(b"head")  # buffered, not yet flushed
+            for i, data in enumerate(parts):
+                src_path = tmp_path / f"part-{kernel}-{i}"
+                src_path.write_bytes(data + b"trailing")
+                with open(src_path, "rb") as src:
+                    append_file(src, dst, len(data))
+                dst.write(b"|")
+        assert path.read_bytes() == b"head" + b"".join(p + b"|" for p in parts)

@@ -56,7 +56,6 @@ import bisect
 import contextlib
 import hashlib
 import io
-import os
 import re
 import struct
 import tempfile
@@ -88,6 +87,7 @@ from reports.codebook import (
     Codebook,
     CodeDef,
 )
+from reports.export.files import append_file, atomic_binary
 from reports.export.model import (
     Case,
     ExportBundle,
@@ -383,7 +383,7 @@ def write_qdc(codebook: Codebook, path: Path | str) -> Path:
     buf.write("\n<Codes>\n")
     _write_codes(buf.write, _code_tree(codebook))
     buf.write("</Codes>\n</CodeBook>\n")
-    with _atomic_binary(target) as fh:
+    with atomic_binary(target) as fh:
         fh.write(buf.getvalue().encode("utf-8"))
     return target
 
@@ -707,8 +707,7 @@ class _ZipWriter:
 
     def adopt(self, src: IO[bytes], records: Sequence[_ZipRecord], size: int) -> None:
         """Append ``size`` bytes of members another writer wrote to ``src``, with its records."""
-        self._fh.flush()
-        _append(src, self._fh, size)
+        append_file(src, self._fh, size)
         base = self._pos
         for name, method, crc, csize, usize, attr, offset in records:
             self._record(name, method, crc, csize, usize, attr, base + offset)
@@ -726,8 +725,7 @@ class _ZipWriter:
             if isinstance(piece, bytes):
                 self._fh.write(piece)
             else:
-                self._fh.flush()
-                _append(piece, self._fh, n)
+                append_file(piece, self._fh, n)
         self._pos += len(header) + csize
 
     def close(self) -> None:
@@ -749,28 +747,6 @@ class _ZipWriter:
                                    len(directory), start, 0))
 
 
-def _append(src: IO[bytes], dst: IO[bytes], size: int) -> None:
-    """Append the first ``size`` bytes of ``src`` to ``dst`` (both flushed), in the kernel
-    where it can: a project's parts are hundreds of MB at 100,000 entries."""
-    src.seek(0)
-    done = 0
-    copy_range = getattr(os, "copy_file_range", None)
-    if copy_range is not None:
-        with contextlib.suppress(OSError):  # not between these file systems: copy by hand
-            while done < size:
-                sent = copy_range(src.fileno(), dst.fileno(), size - done)
-                if sent == 0:
-                    break
-                done += sent
-    src.seek(done)
-    while done < size:
-        block = src.read(min(1 << 20, size - done))
-        if not block:
-            raise ValueError("project part shorter than recorded")
-        dst.write(block)
-        done += len(block)
-
-
 def _crc32_combine(crc1: int, crc2: int, len2: int) -> int:
     """CRC-32 of ``a + b`` from crc32(a), crc32(b) and len(b), as zlib's crc32_combine (which
     Python does not expose): the parts of project.qde are checksummed in different processes."""
@@ -789,37 +765,15 @@ def _crc32_combine(crc1: int, crc2: int, len2: int) -> int:
 
     if len2 <= 0:
         return crc1
-    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
-    even = square(odd)  # two zero bits
-    odd = square(even)  # four zero bits
-    while True:  # apply len2 zero bytes to crc1, a bit of len2 at a time
-        even = square(odd)
+    op = [0xEDB88320] + [1 << n for n in range(31)]  # appends one zero bit
+    op = square(square(square(op)))  # one zero byte
+    while len2:  # append len2 zero bytes to crc1, squaring for each bit of len2
         if len2 & 1:
-            crc1 = times(even, crc1)
+            crc1 = times(op, crc1)
         len2 >>= 1
-        if not len2:
-            break
-        odd = square(even)
-        if len2 & 1:
-            crc1 = times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
+        if len2:
+            op = square(op)
     return crc1 ^ crc2
-
-
-@contextlib.contextmanager
-def _atomic_binary(path: Path) -> Iterator[IO[bytes]]:
-    """Write to ``<path>.partial`` and rename on success, so a failed export leaves no file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        with open(tmp, "wb") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 SOURCES_PART = "sources.zip-part"
@@ -903,7 +857,7 @@ def assemble_qdpx(facts: ExportFacts, codebook: Codebook,
         size += part.qde_size
     crc = _crc32_combine(crc, zlib.crc32(tail_raw), len(tail_raw))
     size += len(tail_raw)
-    with _atomic_binary(target) as out, contextlib.ExitStack() as files:
+    with atomic_binary(target) as out, contextlib.ExitStack() as files:
         zf = _ZipWriter(out)
         zf.add(SOURCES_DIR, b"")
         for part_dir, part in parts:

@@ -31,7 +31,6 @@ import csv
 import io
 import os
 import re
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import IO, Any
 
 import orjson
 
+from reports.export.files import append_file, atomic_binary
 from reports.export.model import (
     Case,
     ExportBundle,
@@ -241,18 +241,6 @@ def _atomic(path: Path) -> Iterator[IO[str]]:
     tmp = path.with_name(path.name + ".partial")
     try:
         with open(tmp, "w", encoding="utf-8", newline="", buffering=1 << 20) as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def _atomic_bytes(path: Path) -> Iterator[IO[bytes]]:
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        with open(tmp, "wb", buffering=1 << 20) as fh:
             yield fh
         os.replace(tmp, path)
     except BaseException:
@@ -510,30 +498,12 @@ def _concatenate(path: Path, header: Sequence[str] | None, parts: Sequence[Path]
             fh.flush()
             for part in parts:
                 with open(part, "rb") as src:
-                    _copy(src, fh)
+                    append_file(src, fh, os.fstat(src.fileno()).st_size)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
-    """Append ``src`` to ``dst`` in the kernel where it can (hundreds of MB at 100,000 entries)."""
-    size = os.fstat(src.fileno()).st_size
-    done = 0
-    copy_range = getattr(os, "copy_file_range", None)
-    if copy_range is not None:
-        with contextlib.suppress(OSError):  # not between these file systems: copy by hand
-            while done < size:
-                sent = copy_range(src.fileno(), dst.fileno(), size - done)
-                if sent == 0:
-                    break
-                done += sent
-    if done == size:
-        return
-    src.seek(done)
-    shutil.copyfileobj(src, dst, 1 << 20)
 
 
 # ---------------------------------------------------------------------------
@@ -608,7 +578,7 @@ def write_jsonl(bundle: ExportBundle, out_dir: Path | str) -> Path:
     # confidences); about five times quicker than the json module on 100,000 entries.
     dumps = orjson.dumps
     path = out / ENTRIES_JSONL
-    with _atomic_bytes(path) as fh:
+    with atomic_binary(path) as fh:
         batch: list[bytes] = []
         for entry in bundle.entries:
             batch.append(dumps(_entry_object(entry, placed.get(entry.entry_id, []))))
