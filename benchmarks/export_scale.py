@@ -1,6 +1,7 @@
 """End-to-end researcher export at scale: 100,000 entries from an encrypted store.
 
     .venv/bin/python benchmarks/export_scale.py [n_entries] [--skip-single] [--distinct]
+        [--uncoded]
 
 Generates a synthetic cohort with ``reports.synthetic.generate_cohort`` into a temporary
 encrypted database (generation time is *excluded* from every figure and printed separately),
@@ -17,9 +18,11 @@ then times, in the same run:
 
 ``--distinct`` makes every answer text unique, as real answers are: the templates alone give a
 few hundred distinct texts, and rule coding runs once per distinct text, so the default run
-flatters the coder. The budget is 30 s for (3). Ratios: (3) against the read floor, and (2)
-against (3), the speed-up from the workers. Peak memory (RSS) of this process and of the
-largest worker.
+flatters the coder. The cohort is generated with each entry's rule codes stored, as the bot
+stores them when an entry is saved (``reports.entry_codes``); ``--uncoded`` leaves them out, as
+after a codebook change, so the export codes every entry itself. The budget is 30 s for (3).
+Ratios: (3) against the read floor, and (2) against (3), the speed-up from the workers. Peak
+memory (RSS) of this process and of the largest worker.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-async def main(n_entries: int, single: bool, distinct: bool) -> int:
+async def main(n_entries: int, single: bool, distinct: bool, coded: bool) -> int:
     codebook = load_codebook()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -64,7 +67,8 @@ async def main(n_entries: int, single: bool, distinct: bool) -> int:
             t0 = time.perf_counter()
             pairs = -(-n_entries // (2 * SESSIONS))
             written = await generate_cohort(store, pairs=pairs, sessions=SESSIONS,
-                                            consent_rate=1.0, distinct=distinct)
+                                            consent_rate=1.0, distinct=distinct,
+                                            coded=coded)
             print(f"generated {written} entries in {pairs} pairs in "
                   f"{time.perf_counter() - t0:.1f} s (excluded from the figures below)")
 
@@ -96,9 +100,9 @@ async def main(n_entries: int, single: bool, distinct: bool) -> int:
     print(f"mentorbot export  {total:6.2f} s  {result.workers} workers ({stages}); "
           f"{f.entries} entries, {f.answers} answers, {f.segments} segments, "
           f"{len(f.cases)} cases, {out_mb:.0f} MB written")
-    print(f"        rule coding: {result.coded_texts} texts, {result.distinct_texts} distinct "
-          "per worker summed (each distinct text is coded once per worker; synthetic answers "
-          "repeat far more than real ones)")
+    print(f"        {result.coded_texts} typed answers; stored codes "
+          f"{'used' if coded else 'absent'}; {result.distinct_texts} distinct texts coded by "
+          "the export (summed over workers)")
     print(f"ratio: export / read floor = {total / floor:.2f}")
     if one is not None:
         print(f"ratio: one process / {result.workers} workers = {one / total:.2f}")
@@ -114,4 +118,5 @@ async def main(n_entries: int, single: bool, distinct: bool) -> int:
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     sys.exit(asyncio.run(main(int(args[0]) if args else 100_000,
-                              "--skip-single" not in sys.argv, "--distinct" in sys.argv)))
+                              "--skip-single" not in sys.argv, "--distinct" in sys.argv,
+                              "--uncoded" not in sys.argv)))

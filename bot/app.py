@@ -11,7 +11,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
-from bot import coordinator, reminders
+from bot import coding, coordinator, reminders
 from bot.context import SERVICE_KEY, BotContext
 from bot.errors import describe, on_error
 from bot.handlers import add_handlers
@@ -71,6 +71,7 @@ def build_application(
                 "\\n", "\n"
             ),
         )
+        coding.install(app, app.bot_data[SERVICE_KEY], active)  # codes each saved entry once
         await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
         await coordinator.install(app)  # /summary, /digest and the weekly digest jobs
         try:

@@ -40,6 +40,7 @@ class EntryRecord:
     completed_at: str | None
     answers: dict[str, Any] = field(default_factory=dict)
     flagged: set[str] = field(default_factory=set)  # step ids never to quote
+    codes: tuple[str, Any] | None = None  # (coder, stored rule codes), where read and present
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,10 @@ def open_batch(
     answers: Iterable[Any],
     who: Mapping[int, PersonRecord],
     ciphers: Mapping[int, AESGCM],
+    codes: Iterable[Any] = (),
 ) -> list[EntryRecord]:
-    """Entry rows and their answer rows, opened: the one decryption loop of every bulk reader."""
+    """Entry rows and their answer rows (and stored codes), opened: the one decryption loop
+    of every bulk reader."""
     # positional: the rows may be sqlite3.Row or (in worker processes, quicker) plain tuples,
     # in the column order of _ENTRY_ROWS and _ANSWER_ROWS
     records = {}
@@ -151,6 +154,16 @@ def open_batch(
             continue  # a damaged row: never guess
         if "signpost" in flags:
             record.flagged.add(step_id)
+    for entry_id, coder, codes_ct in codes:
+        record = records[entry_id]
+        cipher = ciphers.get(record.participant_id)
+        if cipher is None:
+            continue
+        try:
+            record.codes = (coder, open_value(cipher, record.participant_id, "entry_codes",
+                                              entry_id, "codes", codes_ct))
+        except DecryptionError:
+            continue  # coded again by whoever needs them
     return list(records.values())
 
 
@@ -162,6 +175,7 @@ _ANSWER_ROWS = (
     "SELECT entry_id, step_id, value_ct, flags FROM answers WHERE entry_id IN ({}) "
     "ORDER BY entry_id, rowid"
 )
+_CODE_ROWS = "SELECT entry_id, coder, codes_ct FROM entry_codes WHERE entry_id IN ({})"
 LAST_ID = 2**63 - 1
 
 
@@ -263,8 +277,10 @@ def split(ids: list[int], parts: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-def read_range(snap: Snapshot, after: int, upto: int) -> Iterator[EntryRecord]:
-    """The snapshot's entries with ids in (after, upto], oldest first, opened.
+def read_range(snap: Snapshot, after: int, upto: int,
+               with_codes: bool = True) -> Iterator[EntryRecord]:
+    """The snapshot's entries with ids in (after, upto], oldest first, opened, with their
+    stored codes unless ``with_codes`` is false.
 
     Synchronous, on a read-only connection of its own: meant for a worker process. The next
     batch is read in a thread (SQLite works outside the GIL) while this one is decrypted.
@@ -278,7 +294,7 @@ def read_range(snap: Snapshot, after: int, upto: int) -> Iterator[EntryRecord]:
     allowed: Set[int] = snap.people.keys()
     ciphers = {pid: AESGCM(key) for pid, key in snap.keys.items()}
 
-    def fetch(start: int) -> tuple[int, list[Any], list[Any]] | None:
+    def fetch(start: int) -> tuple[int, list[Any], list[Any], list[Any]] | None:
         while True:
             rows = conn.execute(_ENTRY_ROWS, (start, upto, BATCH)).fetchall()
             if not rows:
@@ -286,16 +302,19 @@ def read_range(snap: Snapshot, after: int, upto: int) -> Iterator[EntryRecord]:
             start = rows[-1][0]
             batch = [r for r in rows if r[1] in allowed]  # (id, participant_id, ...)
             if batch:
-                answers = conn.execute(_ANSWER_ROWS.format(",".join("?" * len(batch))),
-                                       [r[0] for r in batch]).fetchall()
-                return start, batch, answers
+                marks = ",".join("?" * len(batch))
+                ids = [r[0] for r in batch]
+                answers = conn.execute(_ANSWER_ROWS.format(marks), ids).fetchall()
+                codes = conn.execute(_CODE_ROWS.format(marks), ids).fetchall() if (
+                    with_codes) else []
+                return start, batch, answers, codes
 
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="mentorbot-read") as reader:
             pending = reader.submit(fetch, after)
             while (fetched := pending.result()) is not None:
-                last, batch, answers = fetched
+                last, batch, answers, codes = fetched
                 pending = reader.submit(fetch, last)
-                yield from open_batch(batch, answers, snap.people, ciphers)
+                yield from open_batch(batch, answers, snap.people, ciphers, codes)
     finally:
         conn.close()

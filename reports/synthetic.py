@@ -237,10 +237,13 @@ async def generate_cohort(
     consent_rate: float = 0.85,
     progress: Callable[[int], None] | None = None,
     distinct: bool = False,
+    coded: bool = True,
 ) -> int:
     """Write a realistic programme straight into ``store`` (encrypted, consented).
 
-    ``distinct`` makes every answer text unique (see :class:`Phrasebank`).
+    ``distinct`` makes every answer text unique (see :class:`Phrasebank`). ``coded`` stores
+    each entry's rule codes as the bot does when an entry is saved (``reports.entry_codes``);
+    without it the entries look as they would after a codebook change.
 
     Each pair gets a mentor and a mentee, a consent history, and per session one mentor
     episode log and one mentee reflection (GROW or OSKAR), spread over the months since
@@ -249,6 +252,9 @@ async def generate_cohort(
     """
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    from conversations.catalogue import load_flows
+    from reports.codebook import load_codebook
+    from reports.entry_codes import code_entry, coder_id
     from storage.crypto import aad, seal
     from storage.db import iso
     from storage.entries import answer_row
@@ -256,6 +262,9 @@ async def generate_cohort(
 
     rng = random.Random(seed)
     bank = Phrasebank(seed, distinct)
+    codebook = load_codebook()
+    coder = coder_id(codebook)
+    flows = load_flows()
     prog = await store.programmes.create(f"{programme} {seed}-{pairs}")
     version = store.consent.current_version
     next_pid = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM participants")) + 1
@@ -264,6 +273,7 @@ async def generate_cohort(
     written = 0
     for start in range(0, pairs, 200):
         people, keys, pair_rows, ledger, entry_rows, answer_rows = [], [], [], [], [], []
+        code_rows: list[tuple[int, str, bytes]] = []
         for _ in range(start, min(pairs, start + 200)):
             matched = now - timedelta(days=rng.randint(30, 360))
             pair_id = await store.programmes.create_pair(prog.id)
@@ -313,9 +323,9 @@ async def generate_cohort(
                 else:
                     reflection = bank.oskar(last_scale)
                     last_scale = int(reflection["scaling"])
-                for (pid, cipher), flow, answers in (
-                    (ids[Role.MENTOR], "episode_log", episode),
-                    (ids[Role.MENTEE], framework, reflection),
+                for (pid, cipher), flow, answers, role in (
+                    (ids[Role.MENTOR], "episode_log", episode, Role.MENTOR),
+                    (ids[Role.MENTEE], framework, reflection, Role.MENTEE),
                 ):
                     eid = next_entry
                     next_entry += 1
@@ -323,9 +333,11 @@ async def generate_cohort(
                     entry_rows.append(
                         (eid, pid, pair_id, flow, "1", "complete", "{}", stamp, stamp, stamp)
                     )
+                    stored: dict[str, Any] = {}
                     for step, value in answers.items():
                         if isinstance(value, list):
                             value = {"selected": value}
+                        stored[step] = value
                         plaintext = json.dumps(
                             value, ensure_ascii=False, separators=(",", ":")
                         ).encode()
@@ -333,6 +345,11 @@ async def generate_cohort(
                             cipher, plaintext, aad("answers", answer_row(eid, step), pid, "value")
                         )
                         answer_rows.append((eid, step, blob, stamp))
+                    if coded:
+                        codes = code_entry(flows.get(flow), stored, role.value, codebook)
+                        plaintext = json.dumps(codes, separators=(",", ":")).encode()
+                        code_rows.append((eid, coder, seal(
+                            cipher, plaintext, aad("entry_codes", eid, pid, "codes"))))
                     written += 1
         async with store.db.transaction() as conn:
             await conn.executemany(
@@ -365,6 +382,11 @@ async def generate_cohort(
                 "INSERT INTO answers (entry_id, step_id, value_ct, answered_at) "
                 "VALUES (?, ?, ?, ?)",
                 answer_rows,
+            )
+            # after the answers: writing an answer drops its entry's codes
+            await conn.executemany(
+                "INSERT INTO entry_codes (entry_id, coder, codes_ct) VALUES (?, ?, ?)",
+                code_rows,
             )
         if progress is not None:
             progress(len(entry_rows))

@@ -127,6 +127,25 @@ class Entries:
         if changed != 1:
             raise LookupError("entry does not belong to this participant")
 
+    async def save_codes(self, participant_id: int, entry_id: int, coder: str, codes: Any,
+                         as_of: str) -> bool:
+        """Store the rule codes of a complete entry, made from its answers as at ``as_of``.
+
+        Encrypted under the author's key like the answers. Not stored (False) when the entry
+        is not the writer's, is not complete, or an answer changed after ``as_of``: codes
+        must describe the answers as they are (the database drops them on every change).
+        """
+        blob = await self.vault.encrypt(participant_id, "entry_codes", entry_id, "codes", codes)
+        changed = await self.db.execute_count(
+            "INSERT INTO entry_codes (entry_id, coder, codes_ct) SELECT ?, ?, ? WHERE EXISTS "
+            "(SELECT 1 FROM entries WHERE id=? AND participant_id=? AND status='complete') "
+            "AND NOT EXISTS (SELECT 1 FROM answers WHERE entry_id=? AND answered_at > ?) "
+            "ON CONFLICT(entry_id) DO UPDATE SET coder=excluded.coder, "
+            "codes_ct=excluded.codes_ct",
+            (entry_id, coder, blob, entry_id, participant_id, entry_id, as_of),
+        )
+        return changed == 1
+
     async def clear_answer(self, participant_id: int, entry_id: int, step_id: str) -> None:
         await self.db.execute(
             "DELETE FROM answers WHERE entry_id=? AND step_id=? AND entry_id IN "

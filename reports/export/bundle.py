@@ -39,7 +39,16 @@ from conversations.model import Flow, Step
 from reports import extract
 from reports.codebook import Codebook
 from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED
-from reports.coding.rules import code_text_raw
+from reports.entry_codes import (
+    Hit,
+    answer_text,
+    code_texts,
+    coder_id,
+    name_spans,
+    shift_spans,
+    step_kind,
+    stored_hits,
+)
 from reports.export.model import Case, CodedSegment, ExportAnswer, ExportBundle, ExportEntry
 from reports.structured import StepIndex
 from storage.lifecycle import Lifecycle
@@ -52,6 +61,7 @@ CONSENT = Scope.RESEARCH_EXPORT.value
 NAME_MARK = "[name]"
 WITHHELD_CSV = "withheld.csv"
 WITHHELD_REASON = "signposted"
+_TYPED_KINDS = frozenset(("text", "choice", "multi"))
 _BY_VALUE = frozenset(("choice", "multi", "scale"))  # kinds whose answer is its value alone
 _DIGITS = re.compile(r"(\d+)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -143,6 +153,8 @@ class _Builder:
         self.texts = 0
         self._steps: dict[tuple[str, str], tuple[Step | None, str, str, str | None]] = {}
         self._by_value: dict[tuple[str, str, Any], ExportAnswer] = {}
+        self.coder = coder_id(codebook)
+        self.uncoded = 0  # entries without current stored codes, coded here
 
     def person(self, subject_ref: str) -> str:
         label = self._person.get(subject_ref)
@@ -181,6 +193,11 @@ class _Builder:
         person = self.person(record.subject_ref)
         pair = self.pair(record.pair_id)
         role = record.role.value
+        stored = None
+        if record.codes is not None and record.codes[0] == self.coder:
+            stored = stored_hits(record.codes[1])
+        if stored is None:
+            self.uncoded += 1
         answers: list[ExportAnswer] = []
         for step_id, value in record.answers.items():
             answer_no = len(answers) + 1
@@ -190,9 +207,8 @@ class _Builder:
                 answer = ExportAnswer(answer.step_id, answer.framework_step, answer.prompt,
                                       answer.kind, None, answer.codes, answer.scale)
                 self.withheld.append(Withheld(entry_id, step_id, answer_no, WITHHELD_REASON))
-            elif answer.text and (answer.kind == "text" or (
-                    isinstance(value, dict) and value.get("other"))):
-                self._code(entry_id, record, step_id, answer.text, answer.kind == "text")
+            elif answer.text and answer.kind in _TYPED_KINDS:
+                self._code(entry_id, record, step_id, value, answer, stored)
             answers.append(answer)
         created = date.fromisoformat(record.created_at[:10])
         iso_date, day = self.when(record, created)
@@ -223,30 +239,11 @@ class _Builder:
         scale: int | None = None
         if value is None:
             pass
-        elif kind == "text":
-            text = self.mask(record.participant_id, str(value))
-        elif kind in ("choice", "multi") and step is not None:
-            selected: list[str] = []
-            other = None
-            if isinstance(value, str):
-                selected = [value]
-            elif isinstance(value, list):
-                selected = [str(v) for v in value]
-            elif isinstance(value, dict):
-                selected = [str(v) for v in value.get("selected") or ()]
-                other = value.get("other")
-            labels = []
-            for choice_id in selected:
-                choice = step.choice(choice_id)
-                labels.append(choice.label if choice else choice_id)
-                if choice is not None and choice.code is not None:
-                    codes.append(choice.code)
-            if isinstance(other, str) and other.strip():
-                other = self.mask(record.participant_id, other)
-                labels.append(other)
-            text = "; ".join(labels) if labels else None
-            if other and len(labels) == 1:
-                text = other  # the typed text alone, so its coded spans line up
+        elif kind in ("text", "choice", "multi"):
+            typed = answer_text(step, kind, value,
+                                lambda t: self.mask(record.participant_id, t))
+            if typed is not None:
+                text, codes = typed.text, list(typed.codes)
         elif kind == "scale":
             try:
                 scale = int(value)
@@ -261,21 +258,36 @@ class _Builder:
             text = None  # an unknown step kind: nothing we can vouch for
         return ExportAnswer(step_id, framework, prompt, kind, text, tuple(codes), scale)
 
-    def _code(self, entry_id: str, record: extract.EntryRecord, step_id: str,
-              text: str, prompted: bool) -> None:
-        # a typed "other" answers a choice, not the prompt: rules only
-        for code in self.index.prompt_codes(record.flow, step_id, text) if prompted else ():
-            self.segments.append(CodedSegment(entry_id, step_id, code.start, code.end,
-                                              code.code_id, METHOD_STRUCTURED,
-                                              code.confidence))
+    def _code(self, entry_id: str, record: extract.EntryRecord, step_id: str, value: Any,
+              answer: ExportAnswer, stored: dict[str, list[Hit]] | None) -> None:
+        text = answer.text
+        assert text is not None
+        if answer.kind == "text":
+            # a typed "other" answers a choice, not the prompt: rules only
+            for code in self.index.prompt_codes(record.flow, step_id, text):
+                self.segments.append(CodedSegment(entry_id, step_id, code.start, code.end,
+                                                  code.code_id, METHOD_STRUCTURED,
+                                                  code.confidence))
+        step, kind = step_kind(self.flows.get(record.flow), step_id, value)
+        typed = answer_text(step, kind, value)
+        if typed is None or not typed.typed:
+            return
         self.texts += 1
-        key = (text, record.role.value)
-        hits = self._hits.get(key)
-        if hits is None:
-            hits = self._hits[key] = [
-                (h.span_start, h.span_end, h.code_id, h.confidence)
-                for h in code_text_raw(text, record.role.value, self.codebook)
-            ]
+        if stored is not None:
+            hits = stored.get(step_id, [])
+        else:
+            # the text as written, before masking: what the bot stores codes of
+            unmasked = typed.prefix + typed.typed
+            key = (unmasked, record.role.value)
+            found = self._hits.get(key)
+            if found is None:
+                found = self._hits[key] = code_texts({step_id: unmasked}, record.role.value,
+                                                     self.codebook).get(step_id, [])
+            hits = found
+        if text != typed.prefix + typed.typed:
+            hits = shift_spans(hits, len(typed.prefix),
+                               name_spans(self.masks.get(record.participant_id), typed.typed),
+                               len(NAME_MARK))
         for start, end, code_id, confidence in hits:
             self.segments.append(CodedSegment(entry_id, step_id, start, end, code_id,
                                               METHOD_RULES, confidence))

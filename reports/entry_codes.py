@@ -1,0 +1,174 @@
+"""The rules layer's coding of an entry: made once, when the entry is saved, and kept with it.
+
+Rule coding is the costly part of the offline jobs (about 150 µs a text, and real answers
+rarely repeat), so the bot codes each entry as it is saved and stores the result encrypted
+beside the answers (``entry_codes``, see migration 004); an export reads it instead of coding
+100,000 entries again. Stored codes are only used when they were made by the same coder
+(:func:`coder_id`: codebook content hash and :data:`CODES_VERSION`); the database drops them
+whenever an answer of the entry changes, and an entry without current codes is coded on the
+spot, with the same functions, so the result does not depend on where the codes came from.
+
+What is coded is :func:`coded_texts`: each answer's text as an export shows it, before the
+author's first name is masked (an export maps the spans onto the masked text with
+:func:`shift_spans`). Answers flagged for safety signposting are never coded for storage:
+they are never exported or quoted either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from conversations.model import Flow, Step
+from reports.codebook import Codebook
+from reports.coding.rules import code_text_raw
+
+CODES_VERSION = "1"  # bump when what is coded, or how it is stored, changes
+
+Hit = tuple[int, int, str, float]  # start, end (code points into the text), code id, confidence
+
+
+def coder_id(codebook: Codebook) -> str:
+    return f"{codebook.content_hash}/{CODES_VERSION}"
+
+
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """A text or choice answer as an export shows it: chosen labels, then what was typed."""
+
+    prefix: str  # the chosen labels and their separator, before the typed part
+    typed: str | None  # the typed text (a text answer, a choice's "other"), if any
+    codes: tuple[str, ...]  # codebook ids of the chosen buttons
+    labels: str | None  # the chosen labels alone, when nothing was typed
+
+    @property
+    def text(self) -> str | None:
+        return self.prefix + self.typed if self.typed else self.labels
+
+
+def answer_text(step: Step | None, kind: str, value: Any,
+                mask: Callable[[str], str] | None = None) -> Typed | None:
+    """The text of a text or choice answer (None for other kinds); ``mask`` applies to what
+    the person typed."""
+    def masked(text: str) -> str:
+        return mask(text) if mask is not None else text
+
+    if value is None:
+        return None
+    if kind == "text":
+        return Typed("", masked(str(value)), (), None)
+    if kind not in ("choice", "multi") or step is None:
+        return None
+    other = None
+    if isinstance(value, str):
+        selected = [value]
+    elif isinstance(value, list):
+        selected = [str(v) for v in value]
+    elif isinstance(value, dict):
+        selected = [str(v) for v in value.get("selected") or ()]
+        other = value.get("other")
+    else:
+        selected = []
+    labels: list[str] = []
+    codes: list[str] = []
+    for choice_id in selected:
+        choice = step.choice(choice_id)
+        labels.append(choice.label if choice else choice_id)
+        if choice is not None and choice.code is not None:
+            codes.append(choice.code)
+    joined = "; ".join(labels)
+    if isinstance(other, str) and other.strip():
+        return Typed(f"{joined}; " if labels else "", masked(other), tuple(codes), None)
+    return Typed("", None, tuple(codes), joined or None)
+
+
+def step_kind(flow: Flow | None, step_id: str, value: Any) -> tuple[Step | None, str]:
+    step = flow.step(step_id) if flow is not None else None
+    if step is None:
+        return None, ("text" if isinstance(value, str) else "")
+    return step, step.kind
+
+
+def coded_texts(flow: Flow | None, answers: Mapping[str, Any],
+                skip: Collection[str] = ()) -> dict[str, str]:
+    """Step id -> the text the rules layer reads, for each answer with something typed."""
+    out: dict[str, str] = {}
+    for step_id, value in answers.items():
+        if step_id in skip:
+            continue
+        step, kind = step_kind(flow, step_id, value)
+        typed = answer_text(step, kind, value)
+        if typed is not None and typed.typed:
+            out[step_id] = typed.prefix + typed.typed
+    return out
+
+
+def code_texts(texts: Mapping[str, str], role: str | None,
+               codebook: Codebook) -> dict[str, list[Hit]]:
+    out: dict[str, list[Hit]] = {}
+    for step_id, text in texts.items():
+        hits = [(h.span_start, h.span_end, h.code_id, h.confidence)
+                for h in code_text_raw(text, role, codebook)]
+        if hits:
+            out[step_id] = hits
+    return out
+
+
+def code_entry(flow: Flow | None, answers: Mapping[str, Any], role: str | None,
+               codebook: Codebook, skip: Collection[str] = ()) -> dict[str, list[Hit]]:
+    """What is stored for an entry: the rule hits of each coded text (steps without hits are
+    left out, so an entry with none stores an empty mapping)."""
+    return code_texts(coded_texts(flow, answers, skip), role, codebook)
+
+
+def stored_hits(raw: Any) -> dict[str, list[Hit]] | None:
+    """Codes as decrypted from the store, checked; None when they cannot be trusted."""
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, list[Hit]] = {}
+    for step_id, hits in raw.items():
+        if not isinstance(hits, list):
+            return None
+        row: list[Hit] = []
+        for hit in hits:
+            if not (isinstance(hit, list) and len(hit) == 4):
+                return None
+            start, end, code_id, confidence = hit
+            if not (isinstance(start, int) and isinstance(end, int) and
+                    isinstance(code_id, str) and isinstance(confidence, (int, float))):
+                return None
+            row.append((start, end, code_id, float(confidence)))
+        out[str(step_id)] = row
+    return out
+
+
+def shift_spans(hits: Iterable[Hit], prefix: int, names: list[tuple[int, int]],
+                mark: int) -> list[Hit]:
+    """Spans in ``prefix + typed`` moved onto ``prefix + masked(typed)``.
+
+    ``names`` are the (start, end) of each masked name in the typed part, in order; each
+    becomes ``mark`` characters. A span edge inside a name moves to that mark's edge.
+    """
+    if not names:
+        return list(hits)
+
+    def move(pos: int, end: bool) -> int:
+        if pos <= prefix:
+            return pos
+        p, delta = pos - prefix, 0
+        for start, stop in names:
+            if stop <= p:
+                delta += mark - (stop - start)
+            elif start < p:
+                return prefix + start + delta + (mark if end else 0)
+            else:
+                break
+        return prefix + p + delta
+
+    return [(move(s, False), move(e, True), code, conf) for s, e, code, conf in hits]
+
+
+def name_spans(pattern: re.Pattern[str] | None, typed: str) -> list[tuple[int, int]]:
+    return [] if pattern is None else [m.span() for m in pattern.finditer(typed)]
