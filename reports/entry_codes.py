@@ -124,24 +124,12 @@ def code_entry(flow: Flow | None, answers: Mapping[str, Any], role: str | None,
 
 
 def stored_hits(raw: Any) -> dict[str, list[Hit]] | None:
-    """Codes as decrypted from the store, checked; None when they cannot be trusted."""
-    if not isinstance(raw, dict):
-        return None
-    out: dict[str, list[Hit]] = {}
-    for step_id, hits in raw.items():
-        if not isinstance(hits, list):
-            return None
-        row: list[Hit] = []
-        for hit in hits:
-            if not (isinstance(hit, list) and len(hit) == 4):
-                return None
-            start, end, code_id, confidence = hit
-            if not (isinstance(start, int) and isinstance(end, int) and
-                    isinstance(code_id, str) and isinstance(confidence, (int, float))):
-                return None
-            row.append((start, end, code_id, float(confidence)))
-        out[str(step_id)] = row
-    return out
+    """Codes as decrypted from the store, or None when they are not a mapping.
+
+    They were written by :func:`code_entry` under the same :func:`coder_id` and are
+    authenticated by the cipher, so their shape is not checked hit by hit (100,000 entries).
+    """
+    return raw if isinstance(raw, dict) else None
 
 
 def shift_spans(hits: Iterable[Hit], prefix: int, names: list[tuple[int, int]],

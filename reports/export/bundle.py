@@ -61,7 +61,6 @@ CONSENT = Scope.RESEARCH_EXPORT.value
 NAME_MARK = "[name]"
 WITHHELD_CSV = "withheld.csv"
 WITHHELD_REASON = "signposted"
-_TYPED_KINDS = frozenset(("text", "choice", "multi"))
 _BY_VALUE = frozenset(("choice", "multi", "scale"))  # kinds whose answer is its value alone
 _DIGITS = re.compile(r"(\d+)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -207,7 +206,8 @@ class _Builder:
                 answer = ExportAnswer(answer.step_id, answer.framework_step, answer.prompt,
                                       answer.kind, None, answer.codes, answer.scale)
                 self.withheld.append(Withheld(entry_id, step_id, answer_no, WITHHELD_REASON))
-            elif answer.text and answer.kind in _TYPED_KINDS:
+            elif answer.text and (answer.kind == "text" or (
+                    isinstance(value, dict) and value.get("other"))):
                 self._code(entry_id, record, step_id, value, answer, stored)
             answers.append(answer)
         created = date.fromisoformat(record.created_at[:10])
@@ -268,25 +268,29 @@ class _Builder:
                 self.segments.append(CodedSegment(entry_id, step_id, code.start, code.end,
                                                   code.code_id, METHOD_STRUCTURED,
                                                   code.confidence))
-        step, kind = step_kind(self.flows.get(record.flow), step_id, value)
-        typed = answer_text(step, kind, value)
-        if typed is None or not typed.typed:
-            return
+        if answer.kind == "text":
+            prefix, written = "", str(value)
+        else:  # a choice with "other" typed
+            step, kind = step_kind(self.flows.get(record.flow), step_id, value)
+            typed = answer_text(step, kind, value)
+            if typed is None or not typed.typed:
+                return
+            prefix, written = typed.prefix, typed.typed
         self.texts += 1
         if stored is not None:
             hits = stored.get(step_id, [])
         else:
             # the text as written, before masking: what the bot stores codes of
-            unmasked = typed.prefix + typed.typed
+            unmasked = prefix + written
             key = (unmasked, record.role.value)
             found = self._hits.get(key)
             if found is None:
                 found = self._hits[key] = code_texts({step_id: unmasked}, record.role.value,
                                                      self.codebook).get(step_id, [])
             hits = found
-        if text != typed.prefix + typed.typed:
-            hits = shift_spans(hits, len(typed.prefix),
-                               name_spans(self.masks.get(record.participant_id), typed.typed),
+        if text != prefix + written:
+            hits = shift_spans(hits, len(prefix),
+                               name_spans(self.masks.get(record.participant_id), written),
                                len(NAME_MARK))
         for start, end, code_id, confidence in hits:
             self.segments.append(CodedSegment(entry_id, step_id, start, end, code_id,
