@@ -47,7 +47,6 @@ from reports.export.model import (
     PlacedSegment,
     WideStep,
     facts_of,
-    occurrences,
     segments_by_entry,
 )
 
@@ -353,28 +352,33 @@ def _answer_rows(bundle: ExportBundle) -> Iterator[list[str]]:
 def _entry_rows(bundle: ExportBundle, layout: list[WideStep]) -> Iterator[list[str]]:
     memo = _Neutralised()
     join = CODE_SEPARATOR.join
-    columns = [((step.step_id, step.occurrence), step.suffixes()) for step in layout]
+    # where each (step, occurrence) writes its text, scale and codes (-1: no such column), so
+    # a row costs its answers, not the export's forty-odd step columns
+    slots: dict[tuple[str, int], tuple[int, int, int]] = {}
+    width = 0
+    for step in layout:
+        at: dict[str, int] = {}
+        for suffix in step.suffixes():
+            at[suffix] = width
+            width += 1
+        slots[(step.step_id, step.occurrence)] = (
+            at.get("_text", -1), at.get("_scale", -1), at.get("_codes", -1))
+    blank = [""] * width
     for entry in bundle.entries:
-        eid = entry.entry_id
-        row = [_text_cell(eid), memo[entry.person], *_entry_cells(entry, memo),
-               str(len(entry.answers))]
-        steps = [a.step_id for a in entry.answers]
-        if len(set(steps)) == len(steps):
-            given = {(a.step_id, 0): a for a in entry.answers}
-        else:
-            given = dict(occurrences(entry))
-        for key, suffixes in columns:
-            answer = given.get(key)
-            for suffix in suffixes:
-                if answer is None:
-                    row.append("")
-                elif suffix == "_text":
-                    row.append(_text_cell(answer.text or ""))
-                elif suffix == "_scale":
-                    row.append(_int(answer.scale))
-                else:
-                    row.append(memo[join(answer.codes)])
-        yield row
+        cells = blank.copy()
+        seen: dict[str, int] = {}
+        for answer in entry.answers:
+            n = seen.get(answer.step_id, 0)
+            seen[answer.step_id] = n + 1
+            text_at, scale_at, codes_at = slots[(answer.step_id, n)]
+            if text_at >= 0:
+                cells[text_at] = _text_cell(answer.text or "")
+            if scale_at >= 0:
+                cells[scale_at] = _int(answer.scale)
+            if codes_at >= 0:
+                cells[codes_at] = memo[join(answer.codes)]
+        yield [_text_cell(entry.entry_id), memo[entry.person], *_entry_cells(entry, memo),
+               str(len(entry.answers)), *cells]
 
 
 def _case_rows(cases: Sequence[Case], attrs: list[tuple[str, str]]) -> Iterator[list[str]]:
