@@ -56,6 +56,7 @@ import bisect
 import contextlib
 import hashlib
 import io
+import os
 import re
 import struct
 import tempfile
@@ -673,10 +674,13 @@ class _ZipWriter:
     _MADE_BY = (3 << 8) | 20  # Unix, spec 2.0: fixed, or bytes would differ by platform
     _ZIP64_FROM = 0xFFFF  # member count the classic end record cannot hold
 
-    def __init__(self, fh: IO[bytes]) -> None:
+    def __init__(self, fh: IO[bytes], records: Sequence[_ZipRecord] = (),
+                 size: int = 0) -> None:
+        """``records`` and ``size``: members another writer already put at the start of
+        ``fh``, which is positioned after them."""
         self._fh = fh
-        self._pos = 0
-        self.records: list[_ZipRecord] = []
+        self._pos = size
+        self.records: list[_ZipRecord] = list(records)
 
     @property
     def size(self) -> int:
@@ -804,9 +808,10 @@ def check(bundle: ExportBundle, codebook: Codebook) -> None:
     _ProjectWriter.check_codes(bundle, codebook)
 
 
-def write_project_part(bundle: ExportBundle, codebook: Codebook,
-                       part_dir: Path | str) -> ProjectPart:
-    """Write this bundle's share of a project (its sources) into ``part_dir``."""
+def write_project_part(bundle: ExportBundle, codebook: Codebook, part_dir: Path | str,
+                       first: bool = True) -> ProjectPart:
+    """Write this bundle's share of a project (its sources) into ``part_dir``; the first
+    share's members begin the archive (with its ``sources/`` folder)."""
     writer = _ProjectWriter(bundle, codebook)
     part = Path(part_dir)
     part.mkdir(parents=True, exist_ok=True)
@@ -814,6 +819,8 @@ def write_project_part(bundle: ExportBundle, codebook: Codebook,
     crc = size = csize = 0
     with open(part / SOURCES_PART, "wb") as members, open(part / QDE_PART, "wb") as qde:
         zf = _ZipWriter(members)
+        if first:
+            zf.add(SOURCES_DIR, b"")
         chunk: list[str] = []
 
         def flush(final: bool) -> None:
@@ -859,19 +866,26 @@ def assemble_qdpx(facts: ExportFacts, codebook: Codebook,
         size += part.qde_size
     crc = _crc32_combine(crc, zlib.crc32(tail_raw), len(tail_raw))
     size += len(tail_raw)
-    with atomic_binary(target) as out, contextlib.ExitStack() as files:
-        zf = _ZipWriter(out)
-        zf.add(SOURCES_DIR, b"")
-        for part_dir, part in parts:
-            with open(part_dir / SOURCES_PART, "rb") as members:
-                zf.adopt(members, part.records, part.sources_size)
-        pieces: list[tuple[IO[bytes] | bytes, int]] = [(head_packed, len(head_packed))]
-        for part_dir, part in parts:
-            pieces.append((files.enter_context(open(part_dir / QDE_PART, "rb")),
-                           part.qde_csize))
-        pieces.append((tail_packed, len(tail_packed)))
-        zf.add_deflated(PROJECT_FILE, pieces, crc, size)
-        zf.close()
+    # the first part's members begin the archive: it becomes the file, the rest is appended
+    tmp = target.with_name(target.name + ".partial")
+    try:
+        os.replace(parts[0][0] / SOURCES_PART, tmp)
+        with open(tmp, "ab") as out, contextlib.ExitStack() as files:
+            zf = _ZipWriter(out, parts[0][1].records, parts[0][1].sources_size)
+            for part_dir, part in parts[1:]:
+                with open(part_dir / SOURCES_PART, "rb") as members:
+                    zf.adopt(members, part.records, part.sources_size)
+            pieces: list[tuple[IO[bytes] | bytes, int]] = [(head_packed, len(head_packed))]
+            for part_dir, part in parts:
+                pieces.append((files.enter_context(open(part_dir / QDE_PART, "rb")),
+                               part.qde_csize))
+            pieces.append((tail_packed, len(tail_packed)))
+            zf.add_deflated(PROJECT_FILE, pieces, crc, size)
+            zf.close()
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -115,13 +115,13 @@ def _merge(plan: ExportPlan, codebook: Codebook, parts: Sequence[_PartFacts]) ->
 
 
 def _write_part(bundle: ExportBundle, facts: ExportFacts, codebook: Codebook,
-                formats: frozenset[str], part_dir: Path) -> refi.ProjectPart | None:
+                formats: frozenset[str], part_dir: Path, first: bool) -> refi.ProjectPart | None:
     if "csv" in formats:
-        tabular.write_csv_part(bundle, facts, part_dir)
+        tabular.write_csv_part(bundle, facts, part_dir, first)
     if "jsonl" in formats:
         tabular.write_jsonl_part(bundle, part_dir)
     if "qdpx" in formats:
-        return refi.write_project_part(bundle, codebook, part_dir)
+        return refi.write_project_part(bundle, codebook, part_dir, first)
     return None
 
 
@@ -147,7 +147,7 @@ def _worker(conn: Connection) -> None:
         order = conn.recv()
         if order is None:
             return  # fewer ranges than workers
-        plan, book, after, upto, formats, part_dir = order
+        plan, book, after, upto, formats, part_dir, first = order
         codebook = load_codebook() if isinstance(book, str) else book
         if codebook.content_hash != (book if isinstance(book, str) else book.content_hash):
             raise ValueError("the packaged codebook changed while the export ran")
@@ -157,7 +157,8 @@ def _worker(conn: Connection) -> None:
         facts = conn.recv()
         if facts is None:
             return  # another part failed: nothing to write
-        conn.send(("written", _write_part(part.bundle, facts, codebook, formats, part_dir)))
+        conn.send(("written", _write_part(part.bundle, facts, codebook, formats, part_dir,
+                                          first)))
     except BaseException as exc:  # every failure, even KeyboardInterrupt, must reach the parent
         # the type and message only: our messages name pseudonyms and code ids, never text
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
@@ -293,7 +294,7 @@ def _export(plan: ExportPlan, codebook: Codebook, out: Path, wanted: frozenset[s
             facts = _merge(plan, codebook, parts)
             clock.lap("build")
             side = _write_side(plan, codebook, facts, parts, wanted, out)
-            projects = [_write_part(built.bundle, facts, codebook, wanted, part_dirs[0])]
+            projects = [_write_part(built.bundle, facts, codebook, wanted, part_dirs[0], True)]
             clock.lap("write parts")
             del built
         else:
@@ -301,9 +302,9 @@ def _export(plan: ExportPlan, codebook: Codebook, out: Path, wanted: frozenset[s
                 pool = Workers(len(ranges))
             pool.use(len(ranges))
             try:
-                pool.send_all([(plan, book, after, upto, wanted, part_dir)
-                               for (after, upto), part_dir in zip(ranges, part_dirs,
-                                                                  strict=True)])
+                pool.send_all([(plan, book, after, upto, wanted, part_dir, i == 0)
+                               for i, ((after, upto), part_dir) in enumerate(
+                                   zip(ranges, part_dirs, strict=True))])
                 parts = pool.gather("built")
                 facts = _merge(plan, codebook, parts)
                 clock.lap("build")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -460,12 +459,14 @@ def write_csv(bundle: ExportBundle, out_dir: Path | str,
 # byte for byte what write_csv and write_jsonl give for the whole bundle.
 
 
-def write_csv_part(bundle: ExportBundle, facts: ExportFacts, part_dir: Path | str) -> None:
+def write_csv_part(bundle: ExportBundle, facts: ExportFacts, part_dir: Path | str,
+                   first: bool) -> None:
+    """This share's rows of each CSV; the first share's files start with the header."""
     part = Path(part_dir)
     part.mkdir(parents=True, exist_ok=True)
-    _, layout = _headers(facts)
+    headers, layout = _headers(facts)
     for name, rows in _row_files(bundle, layout).items():
-        _write_lines(part / name, None, rows)
+        _write_lines(part / name, headers[name] if first else None, rows)
 
 
 def write_jsonl_part(bundle: ExportBundle, part_dir: Path | str) -> None:
@@ -474,33 +475,30 @@ def write_jsonl_part(bundle: ExportBundle, part_dir: Path | str) -> None:
 
 def assemble_tabular(facts: ExportFacts, part_dirs: Sequence[Path], out_dir: Path | str,
                      *, csv_files: bool = True, jsonl: bool = True) -> list[Path]:
-    """The export's CSV and JSON Lines files from the parts in ``part_dirs`` (in order)."""
+    """The export's CSV and JSON Lines files from the parts in ``part_dirs`` (in order).
+
+    The first part of each file becomes the file (renamed, not copied) and the others are
+    appended: the parts live in a folder inside ``out_dir``, on the same file system.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    if csv_files:
-        headers, _ = _headers(facts)
-        for name in (ANSWERS_CSV, ENTRIES_CSV):
-            paths.append(_concatenate(out / name, headers[name], [d / name for d in part_dirs]))
-        paths.append(write_cases(facts, out))
-        paths.append(_concatenate(out / SEGMENTS_CSV, headers[SEGMENTS_CSV],
-                                  [d / SEGMENTS_CSV for d in part_dirs]))
+    names = [ANSWERS_CSV, ENTRIES_CSV, SEGMENTS_CSV] if csv_files else []
     if jsonl:
-        paths.append(_concatenate(out / ENTRIES_JSONL, None,
-                                  [d / ENTRIES_JSONL for d in part_dirs]))
+        names.append(ENTRIES_JSONL)
+    for name in names:
+        paths.append(_join(out / name, [d / name for d in part_dirs]))
+    if csv_files:
+        paths.insert(2, write_cases(facts, out))
     return paths
 
 
-def _concatenate(path: Path, header: Sequence[str] | None, parts: Sequence[Path]) -> Path:
+def _join(path: Path, parts: Sequence[Path]) -> Path:
     tmp = path.with_name(path.name + ".partial")
     try:
-        with open(tmp, "wb") as fh:
-            if header is not None:
-                line = io.StringIO()
-                csv.writer(line, dialect="excel", lineterminator="\r\n").writerow(header)
-                fh.write(line.getvalue().encode("utf-8"))
-            fh.flush()
-            for part in parts:
+        os.replace(parts[0], tmp)
+        with open(tmp, "ab") as fh:
+            for part in parts[1:]:
                 with open(part, "rb") as src:
                     append_file(src, fh, os.fstat(src.fileno()).st_size)
         os.replace(tmp, path)
