@@ -18,17 +18,6 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-async def _open_store() -> Any:
-    """The configured store, never created: exporting a missing database is an error."""
-    from bot.app import consent_version
-    from bot.cli import settings
-    from storage.store import Store
-
-    cfg = settings()
-    return await Store.open(cfg.mentorbot_db, cfg.keyring(), consent_version(), create=False,
-                            keystore=cfg.mentorbot_keystore)
-
-
 async def run_export(store: Any, out: Path, study: str, date_mode: str,
                      formats: tuple[str, ...], workers: int | None = None) -> Any:
     """Build the export and write the formats asked for (all of them by default)."""
@@ -70,7 +59,9 @@ def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str) 
     started = time.perf_counter()
 
     async def go() -> Any:
-        store = await _open_store()
+        from reports.cli_report import open_store
+
+        store = await open_store()
         try:
             return await run_export(store, out, study, date_mode, formats)
         finally:
@@ -100,7 +91,9 @@ def coordinator_cmd(out: Path, programme_name: str | None) -> None:
     from reports.coordinator import write_report
 
     async def go() -> list[Path]:
-        store = await _open_store()
+        from reports.cli_report import open_store
+
+        store = await open_store()
         try:
             if programme_name is not None:
                 programme = await store.programmes.by_name(programme_name)

@@ -68,8 +68,9 @@ class _RichProgress:
             self.progress.advance(self.task, n)
 
 
-async def _open_store() -> Any:
-    """The configured store, never created: a report on a missing database is an error."""
+async def open_store() -> Any:
+    """The configured store, never created: reporting on (or exporting, or coding) a missing
+    database is an error."""
     from bot.app import consent_version
     from bot.cli import settings
     from storage.store import Store
@@ -144,7 +145,7 @@ def _evaluator(
     started = time.perf_counter()
 
     async def go() -> Any:
-        store = await _open_store()
+        store = await open_store()
         try:
             with _RichProgress() as progress:
                 return await build_report(
@@ -192,6 +193,37 @@ def code_cmd() -> None:
         sys.exit(1)
 
 
+@click.command("recode")
+def recode_cmd() -> None:
+    """Code saved entries that lack current codes (run once after an upgrade)."""
+    from bot.cli import friendly
+
+    friendly(_recode)()
+
+
+def _recode() -> None:
+    from reports.entry_codes import recode
+
+    started = time.perf_counter()
+
+    async def go() -> Any:
+        store = await open_store()
+        try:
+            with _RichProgress() as progress:
+                total = await store.db.scalar(
+                    "SELECT COUNT(*) FROM entries WHERE status='complete'")
+                progress.stage("Coding entries", int(total or 0))
+                return await recode(store, progress=progress.advance)
+        finally:
+            await store.close()
+
+    result = asyncio.run(go())
+    click.echo(
+        f"{result.coded} of {result.entries} saved entries coded and stored in "
+        f"{time.perf_counter() - started:.1f} s; {result.current} already had current codes."
+    )
+
+
 def register(main: click.Group) -> None:
     # Other modules add their own reports (the coordinator's) to the same group: join an
     # existing one rather than replace it.
@@ -201,3 +233,4 @@ def register(main: click.Group) -> None:
     else:
         main.add_command(report_group)
     main.add_command(code_cmd)
+    main.add_command(recode_cmd)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations.model import Flow, Step
-from reports.codebook import Codebook
+from reports.codebook import Codebook, load_codebook
 from reports.coding.rules import code_text_raw
 
 CODES_VERSION = "1"  # bump when what is coded, or how it is stored, changes
@@ -160,3 +160,44 @@ def shift_spans(hits: Iterable[Hit], prefix: int, names: list[tuple[int, int]],
 
 def name_spans(pattern: re.Pattern[str] | None, typed: str) -> list[tuple[int, int]]:
     return [] if pattern is None else [m.span() for m in pattern.finditer(typed)]
+
+
+@dataclass
+class RecodeResult:
+    entries: int  # complete entries of participating people
+    coded: int  # coded now and stored
+    current: int  # already had codes from this coder
+
+
+async def recode(store: Any, codebook: Codebook | None = None,
+                 progress: Callable[[int], None] | None = None) -> RecodeResult:
+    """Code and store every complete entry whose stored codes are missing or were made by
+    another coder: after an upgrade that changes the codebook, or for entries saved before
+    codes were stored. Exports and reports work without it, only slower (they code what they
+    find uncoded on each run)."""
+    from conversations.catalogue import load_flows
+    from reports import extract
+    from storage.db import iso, utcnow
+    from storage.models import Scope
+
+    book = codebook or load_codebook()
+    coder = coder_id(book)
+    flows = load_flows()
+    as_of = iso(utcnow())  # answers changed after this are left for the next run
+    snap = await extract.snapshot(store, Scope.PARTICIPATE)
+    result = RecodeResult(len(snap.entry_ids), 0, 0)
+    if not snap.entry_ids:
+        return result
+    for record in extract.read_range(snap, 0, snap.entry_ids[-1]):
+        if record.codes is not None and record.codes[0] == coder:
+            result.current += 1
+        else:
+            codes = code_entry(flows.get(record.flow), record.answers, record.role.value, book,
+                               skip=record.flagged)
+            if await store.entries.save_codes(record.participant_id, record.entry_id, coder,
+                                              codes, as_of):
+                result.coded += 1
+        if progress is not None:
+            progress(1)
+    return result
+

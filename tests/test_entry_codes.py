@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bot.harness import TgUser, running_app
 from conversations.catalogue import load_flows
 from reports.codebook import load_codebook
-from reports.entry_codes import code_entry, coder_id, shift_spans
+from reports.entry_codes import code_entry, coder_id, recode, shift_spans
 from reports.export import bundle as bundle_module
 from reports.export import sharded
 from reports.export.bundle import plan_export
@@ -158,3 +158,41 @@ def test_shifted_spans_cover_the_same_text(data: st.DataObject) -> None:
     inside = any(s < a - len(prefix) < e or s < b - len(prefix) < e for s, e in names)
     if not inside:
         assert masked[ms:me] == text[a:b].replace("Sam", "[name]")
+
+
+async def test_recode_codes_what_lacks_current_codes(store: Store) -> None:
+    await generate_cohort(store, pairs=3, sessions=2, consent_rate=1.0, coded=False)
+    assert await _codes(store) == {}
+    first = await recode(store)
+    assert first.coded == first.entries == 12 and first.current == 0
+    coder = coder_id(load_codebook())
+    assert {c for c, _ in (await _codes(store)).values()} == {coder}
+    again = await recode(store)
+    assert (again.coded, again.current) == (0, 12)
+    row = await store.db.fetchone(
+        "SELECT id, participant_id FROM entries WHERE flow='grow' OR flow='oskar' LIMIT 1")
+    step = "goal" if (await store.entries.get(row["id"], row["participant_id"])).flow == \
+        "grow" else "outcome"
+    await store.entries.save_answer(row["participant_id"], row["id"], step, "Lead the audit")
+    assert (await recode(store)).coded == 1
+
+
+def test_recode_command(tmp_path: Path, master_key: bytes,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from tests.test_ops import configure, populate
+
+    db = tmp_path / "live.sqlite3"
+    asyncio.run(populate(db, master_key, people=2))
+    configure(monkeypatch, db, master_key)
+    runner = CliRunner()
+    result = runner.invoke(main, ["recode"])
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 saved entries coded" in result.output
+    result = runner.invoke(main, ["recode"])
+    assert "0 of 2 saved entries coded" in result.output
+    assert "2 already had current codes" in result.output
