@@ -4,7 +4,7 @@ Goals (brief): the report on 100,000 entries in 60 s or less on a 2-core machine
 under 1 GB, and the 100,000-entry time at most 12 times the 10,000-entry time.
 
     .venv/bin/python benchmarks/report_scale.py [--sizes 10000,100000] [--repeat 1]
-                                                [--keep DIR]
+                                                [--keep DIR] [--distinct]
 
 For each size a synthetic programme is generated into a fresh encrypted database with
 ``reports.synthetic.generate_cohort`` (20 entries per pair: a mentor's episode log and a
@@ -42,7 +42,7 @@ TARGET_RSS_MB = 1024
 ENTRIES_PER_PAIR = 20  # sessions=10: one mentor log and one mentee reflection each
 
 
-async def _generate(db: Path, key_file: Path, entries: int) -> float:
+async def _generate(db: Path, key_file: Path, entries: int, distinct: bool = False) -> float:
     from conversations.catalogue import load_flows
     from reports.synthetic import generate_cohort
     from storage.crypto import KeyRing, encode_key, generate_key
@@ -54,7 +54,8 @@ async def _generate(db: Path, key_file: Path, entries: int) -> float:
     store = await Store.open(db, KeyRing(key), load_flows()["consent"].version)
     try:
         await generate_cohort(
-            store, pairs=max(1, entries // ENTRIES_PER_PAIR), sessions=10, seed=7
+            store, pairs=max(1, entries // ENTRIES_PER_PAIR), sessions=10, seed=7,
+            distinct=distinct,
         )
     finally:
         await store.close()
@@ -122,6 +123,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size (median taken)")
     parser.add_argument("--keep", default=None, help="keep databases and reports here")
+    parser.add_argument("--distinct", action="store_true",
+                        help="every answer text unique, as real answers are (the templates "
+                             "alone repeat, and the coder codes each distinct text once)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
@@ -137,7 +141,7 @@ def main() -> None:
     for size in sizes:
         db, key_file = base / f"programme-{size}.sqlite3", base / f"programme-{size}.key"
         if not db.exists():
-            took = asyncio.run(_generate(db, key_file, size))
+            took = asyncio.run(_generate(db, key_file, size, args.distinct))
             print(f"{size:>7} entries: generated in {took:.1f} s (not part of the report time)")
         runs = []
         for k in range(args.repeat):
