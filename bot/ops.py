@@ -673,7 +673,32 @@ def _database_checks(conn: sqlite3.Connection, path: Path, quick: bool) -> list[
         )
     else:
         checks.append(Check("migrations", "ok", "none pending"))
+    if "entry_codes" in _tables(conn):
+        checks.append(_codes_check(conn))
     return checks
+
+
+def _codes_check(conn: sqlite3.Connection) -> Check:
+    """Saved entries whose stored codes are missing or from another codebook (reports.entry_
+    codes): right either way, but every export and report codes them again."""
+    from reports.codebook import load_codebook
+    from reports.entry_codes import coder_id
+
+    stale = conn.execute(
+        "SELECT COUNT(*) FROM entries e WHERE e.status='complete' AND NOT EXISTS "
+        "(SELECT 1 FROM entry_codes c WHERE c.entry_id = e.id AND c.coder = ?)",
+        (coder_id(load_codebook()),),
+    ).fetchone()[0]
+    if not stale:
+        return Check("codes", "ok", "every saved entry has current codes")
+    return Check(
+        "codes",
+        "warn",
+        f"{stale} saved {'entry' if stale == 1 else 'entries'} without current codes (after "
+        "an upgrade, or saved before codes were stored): exports and reports code them again "
+        "on every run",
+        "run mentorbot recode (the bot can keep running)",
+    )
 
 
 def _key_store_checks(

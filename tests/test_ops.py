@@ -33,6 +33,7 @@ from bot.ops import DoctorReport
 from bot.settings import ConfigError, load_settings
 from conversations.catalogue import load_flows
 from conversations.service import Service
+from reports.entry_codes import recode
 from storage.crypto import KeyRing, MasterKeyError, encode_key, generate_key
 from storage.db import DatabaseError, default_keystore, migrations
 from storage.models import Role
@@ -99,6 +100,7 @@ async def populate(db: Path, key: bytes, people: int = 1) -> None:
                 cohort = dataclasses.replace(cohort, pair_id=pair, mentee_code=code)
             mentee = await cohort.joined_mentee(user_id=7001 + n)
             await mentee.grow()
+        await recode(store)  # what the running bot does as each entry is saved
     finally:
         await store.close()
 
@@ -345,6 +347,7 @@ async def test_doctor_healthy_deployment(
         "migrations",
         "key_store",
         "bot_api",
+        "codes",
     }
     text = "\n".join(c.line() for c in report.checks)
     assert "@mentorbot_test_bot" in text
@@ -453,6 +456,21 @@ async def test_doctor_reports_database_problems(
     found = failures(report, "database")
     assert len(found) == 1 and message in found[0]
     assert all("\n" not in c.line() for c in report.checks)
+
+
+async def test_doctor_warns_about_entries_without_current_codes(
+    live: Path, key: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await populate(live, key, people=2)
+    configure(monkeypatch, live, key)
+    with contextlib.closing(sqlite3.connect(live)) as conn:
+        conn.execute("UPDATE entry_codes SET coder='an-older-codebook/1'")
+        conn.commit()
+    report = await run_doctor()
+    assert report.ok
+    assert [(c.name, c.status) for c in report.problems] == [("codes", "warn")]
+    assert report.problems[0].message.startswith("2 saved entries without current codes")
+    assert "mentorbot recode" in report.problems[0].fix
 
 
 async def test_doctor_warns_about_pending_migrations(
