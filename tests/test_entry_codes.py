@@ -180,6 +180,8 @@ async def test_recode_codes_what_lacks_current_codes(store: Store) -> None:
 def test_recode_command(tmp_path: Path, master_key: bytes,
                         monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
+    import contextlib
+    import sqlite3
 
     from click.testing import CliRunner
 
@@ -187,7 +189,10 @@ def test_recode_command(tmp_path: Path, master_key: bytes,
     from tests.test_ops import configure, populate
 
     db = tmp_path / "live.sqlite3"
-    asyncio.run(populate(db, master_key, people=2))
+    asyncio.run(populate(db, master_key, people=2))  # coded, as the bot would have
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE entry_codes SET coder='an-older-codebook/1'")
+        conn.commit()
     configure(monkeypatch, db, master_key)
     runner = CliRunner()
     result = runner.invoke(main, ["recode"])
@@ -196,3 +201,32 @@ def test_recode_command(tmp_path: Path, master_key: bytes,
     result = runner.invoke(main, ["recode"])
     assert "0 of 2 saved entries coded" in result.output
     assert "2 already had current codes" in result.output
+
+
+async def test_stored_codes_that_do_not_fit_are_coded_again(
+    store: Store, tmp_path: Path
+) -> None:
+    await generate_cohort(store, pairs=2, sessions=2, seed=4, consent_rate=1.0)
+    codebook = load_codebook()
+    plan = await plan_export(store, "s", "shift")
+    good = sharded.export(plan, codebook, tmp_path / "good", workers=1)
+    rows = await store.db.fetchall(
+        "SELECT e.id, e.participant_id, e.flow, p.role FROM entries e "
+        "JOIN participants p ON p.id = e.participant_id")
+    coder = coder_id(codebook)
+    damaged = 0
+    for n, row in enumerate(rows):
+        answers = await store.entries.answers(row["participant_id"], row["id"])
+        codes = code_entry(load_flows()[row["flow"]], answers, row["role"], codebook)
+        # every step with codes gets a list that cannot be right for its text
+        bad = {step: ([[0, 10_000, "C_MOTIVATION", 0.5]], [["x"]], "nonsense",
+                      [[5, 1, "C_MOTIVATION", 0.5]])[(n + k) % 4]
+               for k, step in enumerate(codes)}
+        damaged += len(bad)
+        assert await store.entries.save_codes(row["participant_id"], row["id"], coder, bad,
+                                              iso(utcnow()))
+    assert damaged > 4
+    again = sharded.export(plan, codebook, tmp_path / "again", workers=1)
+    assert again.facts.segments == good.facts.segments
+    for name in ("segments.csv", "entries.jsonl"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "good" / name).read_bytes()

@@ -107,6 +107,20 @@ def _name_pattern(name: str) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)" + re.escape(name) + r"(?!\w)", flags)
 
 
+def _fitting(hits: Any, size: int) -> list[Hit] | None:
+    """Stored hits, if each is a (start, end, code, confidence) inside a text of ``size``;
+    None (code the text again) if any is not: a file that fails to open is worse than a
+    second coding."""
+    try:
+        for start, end, code_id, confidence in hits:
+            if not (0 <= start <= end <= size and isinstance(code_id, str)
+                    and isinstance(confidence, (int, float))):
+                return None
+    except (TypeError, ValueError):
+        return None
+    return hits  # type: ignore[no-any-return]
+
+
 def _plain_value(value: Any) -> str | int | tuple[str, ...] | None:
     """A hashable stand-in for a button answer's value, or None when it carries typed text."""
     if isinstance(value, (str, int)):
@@ -277,11 +291,10 @@ class _Builder:
                 return
             prefix, written = typed.prefix, typed.typed
         self.texts += 1
-        if stored is not None:
-            hits = stored.get(step_id, [])
-        else:
-            # the text as written, before masking: what the bot stores codes of
-            unmasked = prefix + written
+        # the text as written, before masking: what the bot stores codes of
+        unmasked = prefix + written
+        hits = _fitting(stored.get(step_id, []), len(unmasked)) if stored is not None else None
+        if hits is None:
             key = (unmasked, record.role.value)
             found = self._hits.get(key)
             if found is None:
