@@ -26,6 +26,7 @@ This is the storage side of :mod:`reports.export`; the writers never see the sto
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -114,7 +115,7 @@ def _fitting(hits: Any, size: int) -> list[Hit] | None:
     try:
         for start, end, code_id, confidence in hits:
             if not (0 <= start <= end <= size and isinstance(code_id, str)
-                    and isinstance(confidence, (int, float))):
+                    and isinstance(confidence, (int, float)) and math.isfinite(confidence)):
                 return None
     except (TypeError, ValueError):
         return None

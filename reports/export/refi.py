@@ -521,13 +521,14 @@ def _project_tail(write: Callable[[str], object], b: ExportFacts) -> None:
 class _ProjectWriter:
     """Streams project.qde and the source files of one bundle into an open zip."""
 
-    def __init__(self, bundle: ExportBundle, codebook: Codebook) -> None:
+    def __init__(self, bundle: ExportBundle, codebook: Codebook, checked: bool = False) -> None:
         self.bundle = bundle
         self.codebook = codebook
         self.user = _user_guid(bundle.generated_by)
         self.placed = segments_by_entry(bundle)
         self.source_guids = [source_guid(e.entry_id) for e in bundle.entries]
-        self.check_codes(bundle, codebook)
+        if not checked:
+            self.check_codes(bundle, codebook)
         # Prompts, step ids and code ids repeat on every entry: clean or hash each one once.
         self._plain = _Memo(_plain)
         self._names = _Memo(_attr)
@@ -809,10 +810,11 @@ def check(bundle: ExportBundle, codebook: Codebook) -> None:
 
 
 def write_project_part(bundle: ExportBundle, codebook: Codebook, part_dir: Path | str,
-                       first: bool = True) -> ProjectPart:
+                       first: bool = True, checked: bool = False) -> ProjectPart:
     """Write this bundle's share of a project (its sources) into ``part_dir``; the first
-    share's members begin the archive (with its ``sources/`` folder)."""
-    writer = _ProjectWriter(bundle, codebook)
+    share's members begin the archive (with its ``sources/`` folder). ``checked``: the
+    caller already ran :func:`check` on this bundle."""
+    writer = _ProjectWriter(bundle, codebook, checked)
     part = Path(part_dir)
     part.mkdir(parents=True, exist_ok=True)
     deflater = zlib.compressobj(_STREAM_LEVEL, zlib.DEFLATED, -15)

@@ -121,7 +121,7 @@ def _write_part(bundle: ExportBundle, facts: ExportFacts, codebook: Codebook,
     if "jsonl" in formats:
         tabular.write_jsonl_part(bundle, part_dir)
     if "qdpx" in formats:
-        return refi.write_project_part(bundle, codebook, part_dir, first)
+        return refi.write_project_part(bundle, codebook, part_dir, first, checked=True)
     return None
 
 
