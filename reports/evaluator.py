@@ -23,7 +23,6 @@ does not depend on which worker finished first.
 
 from __future__ import annotations
 
-import gc
 import json
 import multiprocessing
 import os
@@ -41,6 +40,7 @@ from typing import Any, Protocol
 
 from conversations.catalogue import load_flows
 from reports import extract
+from reports.batch import collector_paused
 from reports.codebook import (
     SCHEME_CLIMATE,
     SCHEME_CMO,
@@ -1357,33 +1357,27 @@ async def build_report(
         timings[name] = round(now - clock, 3)
         clock = now
 
-    # The job builds millions of small objects that live until it ends and form no cycles;
-    # the cyclic collector would walk them again and again (a quarter of the run time on
-    # 100,000 entries), so it is paused for the job and restored after.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        await run.read(review_tmp)
-        lap("extract_and_code")
-        analysis = _Analysis(run)
-        data = await analysis.run_all()
-        lap("phases_configurations_aggregates")
-        images = charts(data)
-        lap("charts")
-        html = render_html(data, images, analysis.best)
-        lap("render_html")
-        write_json(out_dir / "report.json", data, analysis.items)
-        (out_dir / "report.html").write_text(html, encoding="utf-8")
-        review_tmp.replace(out_dir / "review.csv")
-        lap("write")
+        with collector_paused():
+            await run.read(review_tmp)
+            lap("extract_and_code")
+            analysis = _Analysis(run)
+            data = await analysis.run_all()
+            lap("phases_configurations_aggregates")
+            images = charts(data)
+            lap("charts")
+            html = render_html(data, images, analysis.best)
+            lap("render_html")
+            write_json(out_dir / "report.json", data, analysis.items)
+            (out_dir / "report.html").write_text(html, encoding="utf-8")
+            review_tmp.replace(out_dir / "review.csv")
+            lap("write")
     except BaseException:
         review_tmp.unlink(missing_ok=True)
         raise
     finally:
         if run.coder is not None:
             run.coder.close()
-        if collecting:
-            gc.enable()
     summary = data["summary"]
     return ReportResult(
         out_dir=out_dir,

@@ -26,6 +26,7 @@ the finished export does not, and is removed on success and failure alike.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import shutil
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from conversations.catalogue import load_flows
+from reports.batch import collector_paused
 from reports.codebook import Codebook, load_codebook
 from reports.export import CODEBOOK_FILE, PROJECT_FILE, refi, tabular
 from reports.export.bundle import (
@@ -147,6 +149,7 @@ def _worker(conn: Connection) -> None:
         order = conn.recv()
         if order is None:
             return  # fewer ranges than workers
+        gc.disable()  # for the rest of this process's short life: see reports.batch
         plan, book, after, upto, formats, part_dir, first = order
         codebook = load_codebook() if isinstance(book, str) else book
         if codebook.content_hash != (book if isinstance(book, str) else book.content_hash):
@@ -257,8 +260,9 @@ def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
     closed) instead of starting workers here.
     """
     try:
-        return _export(plan, codebook, Path(out_dir), frozenset(formats or FORMATS), workers,
-                       pool)
+        with collector_paused():
+            return _export(plan, codebook, Path(out_dir), frozenset(formats or FORMATS),
+                           workers, pool)
     finally:
         if pool is not None:
             pool.close()
