@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from reports.codebook import SCHEME_FRAMEWORK_STEP, load_codebook
 from reports.export import refi, sharded, tabular, write_all
 from reports.export.bundle import build_export, document_withheld, plan_export, write_withheld
+from reports.export.model import CodedSegment, ExportBundle
 from reports.extract import split
 from reports.synthetic import generate_cohort
 from storage.pseudonyms import _code
@@ -192,3 +193,17 @@ def test_parts_join_in_order_with_or_without_kernel_copies(
                     append_file(src, dst, len(data))
                 dst.write(b"|")
         assert path.read_bytes() == b"head" + b"".join(p + b"|" for p in parts)
+
+
+def test_worker_failures_never_quote_anything_but_the_exports_own_checks() -> None:
+    try:
+        int("my private words")
+    except ValueError as exc:
+        told = sharded._failure(exc)
+    assert "private" not in told and told.startswith("ValueError at ")
+    try:
+        tabular.segments_by_entry(ExportBundle("s", "g", "1", "h", "shift", (), (
+            CodedSegment("E-1", "goal", 0, 1, "C_X", "rules", 0.5),), ()))
+    except ValueError as exc:
+        told = sharded._failure(exc)
+    assert "unknown entry 'E-1'" in told

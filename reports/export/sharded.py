@@ -163,10 +163,26 @@ def _worker(conn: Connection) -> None:
         conn.send(("written", _write_part(part.bundle, facts, codebook, formats, part_dir,
                                           first)))
     except BaseException as exc:  # every failure, even KeyboardInterrupt, must reach the parent
-        # the type and message only: our messages name pseudonyms and code ids, never text
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        conn.send(("failed", _failure(exc)))
     finally:
         conn.close()
+
+
+def _failure(exc: BaseException) -> str:
+    """What the researcher is told of a worker's failure, with nobody's words in it.
+
+    The export's own checks (a ValueError raised in ``reports.export``) name pseudonyms,
+    steps and code ids and say what to fix, so their message is kept; any other error could
+    quote an answer (``int("...")``), so only its type and where it happened are told.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    origin = f" at {Path(where).name}:{tb.tb_lineno}" if tb is not None else ""
+    if isinstance(exc, ValueError) and f"{os.sep}reports{os.sep}export{os.sep}" in where:
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}{origin}"
 
 
 class PartFailed(RuntimeError):
