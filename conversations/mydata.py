@@ -36,6 +36,14 @@ async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict
                     "value": value,
                 }
             )
+        stored = await store.entries.codes(me.id, entry.id)
+        codes = [
+            {"step": step_id, "code": hit[2], "start": hit[0], "end": hit[1],
+             "confidence": hit[3]}
+            for step_id, hits in (stored[1] if stored and isinstance(stored[1], dict) else {})
+            .items()
+            for hit in hits
+        ]
         entries.append(
             {
                 "entry": entry.id,
@@ -46,6 +54,9 @@ async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict
                 "created_at": entry.created_at,
                 "completed_at": entry.completed_at,
                 "answers": rendered,
+                # codebook ids the reporting jobs read in this entry's typed answers, with
+                # where (character positions in the answer) and how sure the coder was
+                "automatic_codes": codes,
             }
         )
     return {

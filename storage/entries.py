@@ -146,6 +146,19 @@ class Entries:
         )
         return changed == 1
 
+    async def codes(self, participant_id: int, entry_id: int) -> tuple[str, Any] | None:
+        """(coder, codes) stored for the writer's own entry, or None."""
+        row = await self.db.fetchone(
+            "SELECT c.coder, c.codes_ct FROM entry_codes c JOIN entries e ON e.id = c.entry_id "
+            "WHERE c.entry_id=? AND e.participant_id=?",
+            (entry_id, participant_id),
+        )
+        if row is None:
+            return None
+        value = await self.vault.decrypt(participant_id, "entry_codes", entry_id, "codes",
+                                         row["codes_ct"])
+        return row["coder"], value
+
     async def clear_answer(self, participant_id: int, entry_id: int, step_id: str) -> None:
         await self.db.execute(
             "DELETE FROM answers WHERE entry_id=? AND step_id=? AND entry_id IN "

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.harness import TgUser, running_app
+from conversations import mydata
 from conversations.catalogue import load_flows
 from reports.codebook import load_codebook
 from reports.entry_codes import code_entry, coder_id, recode, shift_spans
@@ -53,6 +54,11 @@ async def test_a_reflection_saved_in_telegram_is_coded_and_stored_encrypted(
     assert expected, "the fixture answers should carry codes"
     got = await store.vault.decrypt(me.id, "entry_codes", entry.id, "codes", blob)
     assert got == {k: [list(h) for h in v] for k, v in expected.items()}
+    # the person's own copy of their data shows them too
+    mine = await mydata.collect(store, me, load_flows())
+    (listed,) = mine["entries"]
+    assert {(c["step"], c["code"]) for c in listed["automatic_codes"]} == {
+        (step, hit[2]) for step, hits in expected.items() for hit in hits}
     # ciphertext on disk: no code id appears in clear next to the row
     raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
     some_code = next(iter(expected.values()))[0][2]
