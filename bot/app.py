@@ -71,7 +71,7 @@ def build_application(
                 "\\n", "\n"
             ),
         )
-        coding.install(app, app.bot_data[SERVICE_KEY], active)  # codes each saved entry once
+        coding.install(app.bot_data[SERVICE_KEY], active)  # codes each saved entry once
         await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
         await coordinator.install(app)  # /summary, /digest and the weekly digest jobs
         try:

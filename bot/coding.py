@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram.ext import Application
-
 from bot.errors import describe
 from conversations.catalogue import load_flows
 from conversations.service import Service
@@ -44,7 +42,5 @@ class EntryCoder:
             log.warning("coding a saved entry failed: %s", describe(exc))
 
 
-def install(app: Application, service: Service, store: Store) -> None:  # type: ignore[type-arg]
-    coder = EntryCoder(store)
-    app.bot_data["entry_coder"] = coder
-    service.saved_listeners.append(coder.on_saved)
+def install(service: Service, store: Store) -> None:
+    service.saved_listeners.append(EntryCoder(store).on_saved)

@@ -55,9 +55,9 @@ from reports.export.model import (
     ExportBundle,
     ExportFacts,
     WideStep,
+    facts_of,
     merge_wide_steps,
     segments_by_entry,
-    wide_steps,
 )
 from reports.extract import split
 
@@ -94,13 +94,10 @@ class _PartFacts:
 
 
 def _part_facts(part: PartBuild) -> _PartFacts:
-    by_person: dict[str, list[str]] = {}
-    for entry in part.bundle.entries:
-        by_person.setdefault(entry.person, []).append(entry.entry_id)
-    b = part.bundle
-    return _PartFacts(part.counts, wide_steps(b.entries), by_person, len(b.entries),
-                      sum(len(e.answers) for e in b.entries), len(b.segments), part.withheld,
-                      part.masked, part.coded_texts, part.distinct_texts)
+    f = facts_of(part.bundle)
+    return _PartFacts(part.counts, list(f.steps), f.entries_by_person, f.entries, f.answers,
+                      f.segments, part.withheld, part.masked, part.coded_texts,
+                      part.distinct_texts)
 
 
 def _merge(plan: ExportPlan, codebook: Codebook, parts: Sequence[_PartFacts]) -> ExportFacts:
@@ -121,7 +118,7 @@ def _write_part(bundle: ExportBundle, facts: ExportFacts, codebook: Codebook,
     if "csv" in formats:
         tabular.write_csv_part(bundle, facts, part_dir, first)
     if "jsonl" in formats:
-        tabular.write_jsonl_part(bundle, part_dir)
+        tabular.write_jsonl(bundle, part_dir)
     if "qdpx" in formats:
         return refi.write_project_part(bundle, codebook, part_dir, first, checked=True)
     return None
@@ -313,7 +310,7 @@ def _export(plan: ExportPlan, codebook: Codebook, out: Path, wanted: frozenset[s
             parts = [_part_facts(built)]
             facts = _merge(plan, codebook, parts)
             clock.lap("build")
-            side = _write_side(plan, codebook, facts, parts, wanted, out)
+            side = _write_side(codebook, facts, parts, wanted, out)
             projects = [_write_part(built.bundle, facts, codebook, wanted, part_dirs[0], True)]
             clock.lap("write parts")
             del built
@@ -329,7 +326,7 @@ def _export(plan: ExportPlan, codebook: Codebook, out: Path, wanted: frozenset[s
                 facts = _merge(plan, codebook, parts)
                 clock.lap("build")
                 pool.send_all([facts] * len(ranges))
-                side = _write_side(plan, codebook, facts, parts, wanted, out)
+                side = _write_side(codebook, facts, parts, wanted, out)
                 projects = pool.gather("written")
                 clock.lap("write parts")
             finally:
@@ -361,8 +358,8 @@ class _Clock:
         self._last = now
 
 
-def _write_side(plan: ExportPlan, codebook: Codebook, facts: ExportFacts,
-                parts: Sequence[_PartFacts], wanted: frozenset[str], out: Path) -> list[Path]:
+def _write_side(codebook: Codebook, facts: ExportFacts, parts: Sequence[_PartFacts],
+                wanted: frozenset[str], out: Path) -> list[Path]:
     """The files written from the merged facts alone, while the workers write their rows."""
     paths: list[Path] = []
     if wanted & {"csv", "jsonl"}:

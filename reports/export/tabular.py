@@ -454,8 +454,8 @@ def write_csv(bundle: ExportBundle, out_dir: Path | str,
 
 
 # Writing one export in parts: each process writes the rows of its consecutive share of the
-# entries (no header) with write_csv_part / write_jsonl_part; assemble_tabular then writes the
-# headers and cases.csv from the merged facts and appends the parts in order. The result is
+# entries with write_csv_part (header in the first share only) and write_jsonl; assemble_tabular
+# then writes cases.csv from the merged facts and appends the parts in order. The result is
 # byte for byte what write_csv and write_jsonl give for the whole bundle.
 
 
@@ -467,10 +467,6 @@ def write_csv_part(bundle: ExportBundle, facts: ExportFacts, part_dir: Path | st
     headers, layout = _headers(facts)
     for name, rows in _row_files(bundle, layout).items():
         _write_lines(part / name, headers[name] if first else None, rows)
-
-
-def write_jsonl_part(bundle: ExportBundle, part_dir: Path | str) -> None:
-    write_jsonl(bundle, part_dir)
 
 
 def assemble_tabular(facts: ExportFacts, part_dirs: Sequence[Path], out_dir: Path | str,
