@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.extract_fixtures import COARSE_ROLE  # noqa: E402
 from reports.code_command import code_stream  # noqa: E402
 from reports.codebook import load_codebook  # noqa: E402
 from reports.coding.rules import code_text, fold_factor  # noqa: E402
@@ -46,14 +47,6 @@ TITLES = {
     "topic": "topic (extra)",
 }
 TARGETS = {"cmo_role": 0.75, "learning_domain": 0.75, "phase": 0.70}
-COARSE_ROLE = {
-    "CONTEXT_ENABLING": "CONTEXT",
-    "CONTEXT_INHIBITING": "CONTEXT",
-    "RESOURCE": "RESOURCE",
-    "RESPONSE": "RESPONSE",
-    "OUTCOME_PROXIMAL": "OUTCOME",
-    "OUTCOME_DISTAL": "OUTCOME",
-}
 
 
 def load_fixtures(path: Path = FIXTURES) -> list[dict[str, Any]]:

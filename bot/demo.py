@@ -20,7 +20,7 @@ import click
 from conversations.catalogue import load_flows
 from conversations.scripted import button_data, walk
 from conversations.service import Response, Sender, Service
-from reports.synthetic import Phrasebank
+from reports.synthetic import PHASE_BY_MONTH, Phrasebank
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.db import iso, utcnow
 from storage.models import Role
@@ -53,14 +53,7 @@ FIRST_NAMES = (
     "Liam",
 )
 MONTH = timedelta(days=30)
-PHASES = (
-    "PH_BUILDING_RAPPORT",
-    "PH_SETTING_DIRECTION",
-    "PH_PROGRESSION",
-    "PH_PROGRESSION",
-    "PH_PROGRESSION",
-    "PH_WINDING_UP",
-)
+PHASES = PHASE_BY_MONTH[:6]  # the demo runs six months
 
 
 class DemoError(Exception):
