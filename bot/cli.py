@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bot.logs import setup_logging
+from bot.logs import crash_report, install_excepthooks, redact, register_secrets, setup_logging
 from bot.settings import ConfigError, Settings, load_settings
 from storage.crypto import MasterKeyError, encode_key, generate_key
 from storage.db import DatabaseError
@@ -30,10 +30,45 @@ def friendly(func: Callable[..., T]) -> Callable[..., T]:
         try:
             return func(*args, **kwargs)
         except (ConfigError, DatabaseError, MasterKeyError, ProgrammeError) as exc:
-            click.echo(f"mentorbot: {exc}", err=True)
+            click.echo(f"mentorbot: {redact(str(exc))}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+def serve(cfg: Settings, start: Callable[[], None]) -> None:
+    """Run the bot in this process with its secrets kept out of everything it prints.
+
+    python-telegram-bot's InvalidToken quotes the whole token (a revoked token, or a
+    TELEGRAM_API_BASE_URL that answers 404), and any other exception's message may quote a
+    URL holding it: so start-up failures become one line of our own, crashes a list of
+    frames without messages, and log lines are redacted (bot.logs).
+    """
+    from telegram.error import InvalidToken
+
+    register_secrets(cfg.secret_values())
+    install_excepthooks()
+    try:
+        start()
+    except InvalidToken:
+        from urllib.parse import urlsplit
+
+        base = cfg.telegram_api_base_url or "https://api.telegram.org/bot"
+        host = redact(urlsplit(base).netloc or "the configured address")
+        raise ConfigError(
+            f"the Bot API at {host} rejected TELEGRAM_BOT_TOKEN at start-up (getMe failed): "
+            "copy the token again from @BotFather (a revoked token must be replaced) and "
+            "check TELEGRAM_API_BASE_URL; `mentorbot doctor` checks both"
+        ) from None
+    except (ConfigError, DatabaseError, MasterKeyError, ProgrammeError):
+        raise
+    except Exception as exc:
+        click.echo(
+            f"mentorbot: the bot stopped on an unexpected error ({type(exc).__name__})\n"
+            f"{crash_report(exc)}",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -75,7 +110,7 @@ def run_cmd(webhook: bool) -> None:
     cfg.keyring()  # fail fast on a missing or malformed key
     from bot.app import run_polling
 
-    run_polling(cfg)
+    serve(cfg, lambda: run_polling(cfg))
 
 
 @main.command("demo")

@@ -167,7 +167,7 @@ def doctor_cmd(offline: bool, quick: bool, api_timeout: float, webhook: bool) ->
 @_friendly
 def serve_webhook_cmd(url: str | None, listen: str | None, port: int | None) -> None:
     """Run the bot with a webhook behind a reverse proxy (polling: `mentorbot run`)."""
-    from bot.cli import settings
+    from bot.cli import serve, settings
     from bot.logs import setup_logging
     from bot.settings import ConfigError
     from bot.webhook import run_webhook, webhook_config
@@ -177,7 +177,8 @@ def serve_webhook_cmd(url: str | None, listen: str | None, port: int | None) -> 
     if cfg.token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set; webhook mode needs a bot token")
     cfg.keyring()  # fail fast on a missing or malformed key
-    run_webhook(cfg, webhook_config(cfg, url=url, listen=listen, port=port))
+    webhook = webhook_config(cfg, url=url, listen=listen, port=port)
+    serve(cfg, lambda: run_webhook(cfg, webhook))
 
 
 def register(main: click.Group) -> None:

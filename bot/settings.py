@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -64,6 +65,25 @@ class Settings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.telegram_bot_token.get_secret_value() if self.telegram_bot_token else None
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds, for bot.logs.redact; never printed."""
+        values = [
+            s.get_secret_value()
+            for s in (
+                self.telegram_bot_token,
+                self.mentorbot_master_key,
+                self.mentorbot_webhook_secret,
+            )
+            if s is not None
+        ]
+        if self.mentorbot_previous_master_keys is not None:
+            values += self.mentorbot_previous_master_keys.get_secret_value().split(",")
+        if self.mentorbot_key_file is not None:
+            # keyring() reports an unreadable key file in its own words.
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                values.append(self.mentorbot_key_file.read_text(encoding="ascii").strip())
+        return values
 
     def keyring(self) -> KeyRing:
         """The master key from MENTORBOT_MASTER_KEY or MENTORBOT_KEY_FILE."""
