@@ -16,6 +16,7 @@ from bot.settings import ConfigError, Settings, load_settings
 from storage.crypto import MasterKeyError, encode_key, generate_key
 from storage.db import DatabaseError
 from storage.models import Role
+from storage.private import restrict_umask
 from storage.programmes import ProgrammeError
 
 T = TypeVar("T")
@@ -84,6 +85,8 @@ def settings() -> Settings:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """mentorbot: structured mentoring reflections over Telegram, with realist reporting."""
+    # Before anything is created: databases, reports, exports and backups hold personal data.
+    restrict_umask()
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 

@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 from bot.settings import ConfigError, Settings, load_settings
 from storage.crypto import KeyRing, MasterKeyError, WrappedKey
 from storage.db import DatabaseError, default_keystore, migrations
+from storage.private import PRIVATE_FILE, private_dir, private_file
 
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 BUSY_TIMEOUT_S = 10.0
-PRIVATE_FILE = 0o600
 
 
 def keystore_path(cfg: Settings) -> Path:
@@ -176,8 +176,7 @@ def _fsync(path: Path) -> None:
 
 def _create_private(path: Path) -> None:
     """An empty file only the owner can read: SQLite then writes into it, keeping the mode."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
-    os.close(fd)
+    private_file(path, exclusive=True)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -298,7 +297,7 @@ def _backup_sync(
     partials = []
     try:
         for target in (out, keys_out):
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             partial = target.with_name(f".{target.name}.partial")
             partial.unlink(missing_ok=True)
             _create_private(partial)
@@ -454,7 +453,7 @@ def _restore_sync(
             f"{existing[0]} exists; stop the bot, take a backup of it, then pass --force"
         )
     for src_path, dst_path in ((keys_source, keystore), (source, database)):
-        dst_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(dst_path.parent)
         if not dst_path.exists():
             _create_private(dst_path)
         with _connect(src_path, read_only=True) as src, _connect(dst_path) as dst:

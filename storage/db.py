@@ -18,6 +18,8 @@ from typing import Any
 
 import aiosqlite
 
+from storage.private import narrow, private_dir, private_file
+
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -67,8 +69,14 @@ class Database:
             raise DatabaseError(f"no database at {path}")
         if path.exists() and not keys.exists() and not create:
             raise DatabaseError(f"no key store at {keys}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        keys.parent.mkdir(parents=True, exist_ok=True)
+        for file in (path, keys):
+            try:
+                private_dir(file.parent)
+                private_file(file)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create {file} ({type(exc).__name__})") from None
+            for companion in ("-wal", "-shm"):
+                narrow(file.with_name(file.name + companion))
         try:
             conn = await aiosqlite.connect(path, isolation_level=None)
         except Exception as exc:
