@@ -3,8 +3,9 @@
 Long polling stays the default (no inbound port, nothing to expose). Webhook mode suits a
 deployment that already has a TLS-terminating proxy; the bot itself listens on plain HTTP on
 a private address and trusts a request only if it carries the secret token Telegram was
-given in ``setWebhook`` (header ``X-Telegram-Bot-Api-Secret-Token``; python-telegram-bot
-answers 403 otherwise).
+given in ``setWebhook`` (header ``X-Telegram-Bot-Api-Secret-Token``, compared in constant
+time before the body is read; 403 otherwise). Bodies over MAX_UPDATE_BYTES are refused
+unread.
 
 The listening path is the path of the public URL (e.g. ``/telegram``), not the bot token.
 Older guides put the token in the path to make it unguessable; that copies the token into
@@ -14,9 +15,13 @@ same job without leaving the token anywhere but Telegram and this process.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import json
 import logging
 import os
 import re
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +39,7 @@ _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # child loggers, so each one is named.
 _UPDATER_LOGGER = "telegram.ext.Updater"
 _TORNADO_LOGGERS = ("tornado.access", "tornado.application", "tornado.general")
+log = logging.getLogger("mentorbot.webhook")
 
 
 def setting(cfg: object, name: str) -> Any:
@@ -178,23 +184,175 @@ def quiet_webhook_loggers() -> None:
             logger.addFilter(_WithholdArguments(module))
 
 
-def run_webhook(cfg: Settings, webhook: WebhookConfig) -> None:
-    """Serve updates over the webhook until SIGINT/SIGTERM, like run_polling does for polling."""
+# Telegram's updates are a few kilobytes (a message is at most 4,096 characters, a caption
+# 1,024, plus entities, a quoted reply and the sender); 1 MiB leaves room for any update it
+# sends while keeping a hostile caller from making the bot buffer large bodies.
+MAX_UPDATE_BYTES = 1 << 20
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+# How long a caller may take to send headers or body, and an idle keep-alive may last.
+BODY_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 60.0
+BOOTSTRAP_RETRIES = 5
+
+
+def update_handler(secret: str, deliver: Any, limit: int = MAX_UPDATE_BYTES) -> type:
+    """A tornado handler for one webhook path, built per server.
+
+    Its request body is streamed (tornado.web.stream_request_body), so ``prepare`` runs when
+    the headers have arrived and before a byte of the body is read: the secret is checked
+    there first, in constant time, then the declared length; a request that fails either is
+    answered and its connection closed without reading the body. python-telegram-bot's own
+    handler reads up to 100 MB before it looks at the secret, with a plain ``!=``.
+    """
+    import tornado.web
+
+    expected = secret.encode()
+
+    @tornado.web.stream_request_body
+    class UpdateHandler(tornado.web.RequestHandler):
+        SUPPORTED_METHODS = ("POST",)  # type: ignore[assignment]
+
+        def prepare(self) -> None:
+            given = self.request.headers.get(SECRET_HEADER, "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, expected):
+                raise tornado.web.HTTPError(403)
+            length = self.request.headers.get("Content-Length")
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                raise tornado.web.HTTPError(413)
+            media = self.request.headers.get("Content-Type", "").split(";")[0].strip()
+            if media != "application/json":
+                raise tornado.web.HTTPError(415)
+            self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
+            self._chunks: list[bytes] = []
+            self._size = 0
+
+        def data_received(self, chunk: bytes) -> None:
+            # A chunked body has no Content-Length to refuse up front.
+            self._size += len(chunk)
+            if self._size > limit:
+                raise tornado.web.HTTPError(413)
+            self._chunks.append(chunk)
+
+        async def post(self) -> None:
+            try:
+                data = json.loads(b"".join(self._chunks))
+            except ValueError:
+                raise tornado.web.HTTPError(400) from None
+            if not isinstance(data, dict) or not await deliver(data):
+                raise tornado.web.HTTPError(400)
+            self.set_status(200)
+
+        def write_error(self, status_code: int, **kwargs: Any) -> None:
+            # A bare status: tornado's default page would echo the reason to the caller.
+            self.finish()
+
+        def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+            # Status codes only: a tornado message can quote the request.
+            log.warning("webhook request refused: %s", getattr(value, "status_code", typ))
+
+    return UpdateHandler
+
+
+def webhook_server(webhook: WebhookConfig, deliver: Any, limit: int = MAX_UPDATE_BYTES) -> Any:
+    """The HTTP server for ``webhook``; not yet listening."""
+    import tornado.web
+    from tornado.httpserver import HTTPServer
+
+    class _Quiet(tornado.web.Application):
+        def log_request(self, handler: tornado.web.RequestHandler) -> None:
+            """No access log: request lines and addresses are not the bot's business."""
+
+    path = "/" + webhook.url_path if webhook.url_path else ""
+    app = _Quiet([(rf"{re.escape(path)}/?", update_handler(webhook.secret, deliver, limit))])
+    return HTTPServer(
+        app,
+        max_body_size=limit,
+        body_timeout=BODY_TIMEOUT_S,
+        idle_connection_timeout=IDLE_TIMEOUT_S,
+        xheaders=False,
+    )
+
+
+async def _retry(action: Any, what: str) -> None:
+    from telegram.error import InvalidToken, NetworkError
+
+    for attempt in range(BOOTSTRAP_RETRIES + 1):
+        try:
+            await action()
+            return
+        except InvalidToken:
+            raise
+        except NetworkError as exc:
+            if attempt == BOOTSTRAP_RETRIES:
+                raise
+            log.warning("%s failed (%s), retrying", what, type(exc).__name__)
+            await asyncio.sleep(min(2**attempt, 10))
+
+
+async def serve_webhook(cfg: Settings, webhook: WebhookConfig, stop: asyncio.Event) -> None:
+    """Run the bot behind ``webhook`` until ``stop`` is set: the same lifecycle as
+    python-telegram-bot's run_webhook (initialize, post_init, start, then stop, post_stop,
+    shutdown, post_shutdown), with our own HTTP server in front."""
     from telegram import Update
 
     from bot.app import build_application
 
-    quiet_webhook_loggers()
     app = build_application(cfg)
-    app.run_webhook(
-        listen=webhook.listen,
-        port=webhook.port,
-        url_path=webhook.url_path,
-        webhook_url=webhook.url,
-        secret_token=webhook.secret,
-        allowed_updates=Update.ALL_TYPES,
-        # A restart within Telegram's 24-hour retention must not lose what people sent.
-        drop_pending_updates=False,
-        # setWebhook is retried a few times so a brief outage at start-up is not fatal.
-        bootstrap_retries=5,
-    )
+
+    async def deliver(data: dict[str, Any]) -> bool:
+        try:
+            update = Update.de_json(data, app.bot)
+        except Exception as exc:
+            log.warning("webhook body is not an update: %s", type(exc).__name__)
+            return False
+        if update is None:
+            return False
+        app.bot.insert_callback_data(update)
+        await app.update_queue.put(update)
+        return True
+
+    await _retry(app.initialize, "start-up (getMe)")
+    server = None
+    try:
+        if app.post_init:
+            await app.post_init(app)
+        await _retry(
+            lambda: app.bot.set_webhook(
+                url=webhook.url,
+                secret_token=webhook.secret,
+                allowed_updates=Update.ALL_TYPES,
+                # A restart within Telegram's 24-hour retention must not lose anything.
+                drop_pending_updates=False,
+            ),
+            "setWebhook",
+        )
+        await app.start()
+        server = webhook_server(webhook, deliver)
+        server.listen(webhook.port, address=webhook.listen)
+        log.info("webhook listening")
+        await stop.wait()
+    finally:
+        if server is not None:
+            server.stop()
+            await server.close_all_connections()
+        if app.running:
+            await app.stop()
+            if app.post_stop:
+                await app.post_stop(app)
+        await app.shutdown()
+        if app.post_shutdown:
+            await app.post_shutdown(app)
+
+
+def run_webhook(cfg: Settings, webhook: WebhookConfig) -> None:
+    """Serve updates over the webhook until SIGINT/SIGTERM, like run_polling does for polling."""
+    quiet_webhook_loggers()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_webhook(cfg, webhook, stop)
+
+    asyncio.run(main())
