@@ -17,7 +17,7 @@ from storage.crypto import MasterKeyError, encode_key, generate_key
 from storage.db import DatabaseError
 from storage.models import Role
 from storage.private import restrict_umask
-from storage.programmes import ProgrammeError
+from storage.programmes import ProgrammeError, Programmes
 
 T = TypeVar("T")
 CONSOLE_USER_IDS = {"mentee": 900_000_001, "mentor": 900_000_002, "coordinator": 900_000_003}
@@ -261,6 +261,7 @@ def dyad_create(programme_name: str, days: int) -> None:
     async def go() -> None:
         from bot.app import open_store
 
+        Programmes.check_invite_days(days)  # before the pair is created
         store = await open_store(cfg)
         try:
             programme = await store.programmes.by_name(programme_name)

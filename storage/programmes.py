@@ -17,6 +17,9 @@ INVITE_PURPOSE = "invite-code"
 # base32 form (20 chars) fits Telegram's 64-character deep-link limit.
 INVITE_BYTES = 12
 DEFAULT_INVITE_DAYS = 14
+# A link lives long enough to reach someone on leave, short enough that a forwarded or
+# forgotten one stops working; 0 or less would make a link that is born expired.
+MAX_INVITE_DAYS = 30
 MAX_FAILURES = 5
 LOCK_MINUTES = (1, 5, 15, 60)
 
@@ -121,6 +124,16 @@ class Programmes:
     def code_hash(self, code: str) -> bytes:
         return self.vault.lookup_hash(INVITE_PURPOSE, code.strip().lower())
 
+    @staticmethod
+    def check_invite_days(days: int) -> int:
+        """The invite lifetime rule; ProgrammeError says what is allowed."""
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_INVITE_DAYS:
+            raise ProgrammeError(
+                f"--days must be a whole number of days from 1 to {MAX_INVITE_DAYS} "
+                f"(default {DEFAULT_INVITE_DAYS}), not {days}"
+            )
+        return days
+
     async def create_invite(
         self,
         programme_id: int,
@@ -128,6 +141,7 @@ class Programmes:
         pair_id: int | None = None,
         days: int = DEFAULT_INVITE_DAYS,
     ) -> str:
+        self.check_invite_days(days)
         code = new_code()
         now = utcnow()
         await self.db.execute(
