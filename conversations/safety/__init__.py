@@ -1,0 +1,211 @@
+"""Safety signposting: the one rule that decides whether an answer shows risk to self.
+
+The chat uses it to answer at once with signposting, the store keeps its verdict (encrypted)
+beside the answer, and every report and export withholds what it flags; the reporting job
+codes ``TOPIC_SELF_HARM_RISK`` through it. Nothing else decides risk.
+
+How it judges (see the README's safety section for measured recall and false alarms):
+
+1. :func:`~conversations.safety.normalise.fold` undoes the ways text gets disguised or
+   mistyped (invisible characters, look-alike letters, leetspeak, spaced letters, typos).
+2. :mod:`~conversations.safety.lexicon` patterns recognise the usual forms of risk; figures
+   of speech are blanked out first, and a match is set aside when it is about someone else
+   (patients, relatives, colleagues, clinical work) or is distress the writer says is over.
+3. Where the optional sentence encoder is installed, :mod:`~conversations.safety.semantic`
+   compares each sentence with a bank of labelled examples, which catches risk put in words
+   no pattern lists.
+
+Deliberately sensitive: a false alarm costs one supportive message, a miss costs more.
+Negation does not clear risk ("I'm not saying I want to end it all" is flagged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from conversations.safety import lexicon
+from conversations.safety.normalise import Folded, fold
+
+DEFAULT_SIGNPOST = (
+    "Thank you for telling me. It sounds like things are really hard right now, and you "
+    "don't have to manage this alone. Please talk to someone today: your GP, or your "
+    "occupational health service. If you need to talk to someone now, Samaritans listen "
+    "24 hours a day on 116 123 (free). If you are in danger, call 999 or go to A&E.\n"
+    "I haven't shared what you wrote with anyone. We can carry on whenever you're ready."
+)
+
+# Bump when the rule changes in a way the file hashes below cannot see.
+RULE_REVISION = "2"
+_HERE = Path(__file__).resolve().parent
+
+_SENTENCE_END = re.compile(r"[.!?;\n]|\bbut\b|\bthough\b|\bhowever\b")
+_TOKEN = re.compile(r"[a-z0-9/]+")
+_REPORTED = re.compile(
+    r"\b(?:said|says|saying|told (?:me|us|the)|telling (?:me|us)|asked|asking|reported|"
+    r"reporting|stated|disclosed|disclosing|admitted|wrote|writes|screamed|shouted|yelled|"
+    r"mentioned|expressed|expressing|kept saying|keeps saying|quoted|disclosure)\b"
+)
+# risk words that are also everyday clinical vocabulary: judged with the clinical context
+_TOPIC = re.compile(r"suicid|self ?harm|overdos|\bod\b|ligature|lethal|fatal|cutting|pills"
+                    r"|tablets|took|taken|burn|cut|hurt|die\b|dead|dying|death|end")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether an answer shows risk to self, and where (a span of the original text)."""
+
+    risk: bool
+    span: tuple[int, int] | None = None
+    form: str | None = None  # the lexicon's form, or "semantic"
+
+    def __bool__(self) -> bool:
+        return self.risk
+
+
+NO_RISK = Verdict(False)
+
+
+def _clause_before(text: str, start: int) -> str:
+    window = text[max(0, start - 160):start]
+    cut = 0
+    for m in _SENTENCE_END.finditer(window):
+        cut = m.end()
+    return window[cut:]
+
+
+def _about_someone_else(text: str, start: int, end: int) -> bool:
+    """True when the match is about another person or is clinical talk, not the writer."""
+    before = _clause_before(text, start)
+    matched = text[start:end]
+    tokens = _TOKEN.findall(before)
+    inside = set(_TOKEN.findall(matched))
+    if inside & {"myself", "my", "me", "i", "im", "ive", "id", "meself"}:
+        # "kill myself" is the writer's own, unless quoted from someone else
+        reported = _REPORTED.search(before)
+        return bool(reported) and any(t in lexicon.THIRD_PERSON
+                                      for t in _TOKEN.findall(before[:reported.start()]))
+    if _TOPIC.search(matched):
+        if lexicon.CLINICAL_AFTER.match(text[end:end + 60]):
+            return True
+        if lexicon.CLINICAL_BEFORE.search(before[-40:]) and not any(
+                t in lexicon.FIRST_PERSON for t in tokens[-3:]):
+            return True
+    for token in reversed(tokens):
+        if token in lexicon.FIRST_PERSON:
+            return False
+        # "my partners been low", "mums": a person named with a plural or possessive s
+        if token in lexicon.THIRD_PERSON or (token.endswith("s")
+                                             and token[:-1] in lexicon.THIRD_PERSON):
+            return True
+    return False  # no subject at all: chat style for "I"
+
+
+def _resolved_past(text: str, start: int) -> bool:
+    """Distress the writer places in the past and says is over, with nothing saying it is
+    back."""
+    if lexicon.CURRENT.search(text):
+        return False
+    near = text[max(0, start - 100):start + 100]
+    return bool(lexicon.PAST.search(near)) and bool(lexicon.RECOVERED.search(text))
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> dict[str, re.Pattern[str]]:
+    return lexicon.compiled()
+
+
+def _blank(text: str, pattern: re.Pattern[str]) -> str:
+    # spaces of the same length keep every offset (and so every origin) where it was
+    return pattern.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def lexicon_match(folded: Folded) -> tuple[str, int, int] | None:
+    """(form, start, end) in folded text of the first risk the lexicon sees, or None."""
+    patterns = _patterns()
+    text = _blank(folded.text, patterns["figurative"])
+    found: list[tuple[int, int, str]] = []
+    for form, pattern in patterns.items():
+        if form == "figurative":
+            continue
+        for m in pattern.finditer(text):
+            if m.end() > m.start() and not _about_someone_else(text, m.start(), m.end()):
+                found.append((m.start(), m.end(), form))
+    for start, end, form in sorted(found):
+        if not _resolved_past(text, start):
+            return form, start, end
+    return None
+
+
+def assess(text: str, *, semantic: bool | None = None) -> Verdict:
+    """The rule's verdict on one answer. ``semantic``: use the semantic layer (None: where
+    it is installed)."""
+    if not text or not text.strip():
+        return NO_RISK
+    folded = fold(text)
+    hit = lexicon_match(folded)
+    if hit is not None:
+        form, start, end = hit
+        return Verdict(True, folded.to_original(start, end), form)
+    if semantic is None:
+        semantic = semantic_available()
+    if semantic:
+        from conversations.safety import semantic as layer
+
+        span = layer.risk_sentence(text, folded)
+        if span is not None:
+            return Verdict(True, span, "semantic")
+    return NO_RISK
+
+
+def risk_span(text: str) -> tuple[int, int] | None:
+    """The span of text showing risk to self, by the lexicon alone (fast and the same on
+    every installation: the coder calls it for every answer), or None."""
+    if not text or not text.strip():
+        return None
+    folded = fold(text)
+    hit = lexicon_match(folded)
+    return None if hit is None else folded.to_original(hit[1], hit[2])
+
+
+def shows_risk(text: str) -> bool:
+    return assess(text).risk
+
+
+def typed_text(value: Any) -> str:
+    """What a person typed in an answer: a text answer, or a choice's "other" text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("other"), str):
+        return value["other"]
+    return ""
+
+
+@lru_cache(maxsize=1)
+def semantic_available() -> bool:
+    from conversations import sentence_encoder
+
+    return sentence_encoder.availability()[0]
+
+
+@lru_cache(maxsize=2)
+def _rule_hash(with_semantic: bool) -> str:
+    digest = hashlib.sha256(RULE_REVISION.encode())
+    names = ["lexicon.py", "normalise.py", "__init__.py"]
+    if with_semantic:
+        names += ["semantic.py", "exemplars.yaml"]
+    for name in names:
+        digest.update((_HERE / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def rule_version(semantic: bool | None = None) -> str:
+    """Names the rule that judged an answer, stored beside each verdict: an answer judged by
+    another version is judged again (``mentorbot recode``, or on the spot by a report)."""
+    if semantic is None:
+        semantic = semantic_available()
+    return _rule_hash(semantic) + ("+semantic" if semantic else "")
