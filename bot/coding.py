@@ -33,10 +33,9 @@ class EntryCoder:
         # failure here must never spoil the person's save, which has already happened.
         try:
             as_of = iso(utcnow())
-            flags = await self.store.entries.flags(me.id, entry_id)
-            signposted = {step for step, flag in flags.items() if "signpost" in flag}
+            flagged = await self.store.entries.flagged_steps(me.id, entry_id)
             codes = code_entry(self.flows.get(flow_id), answers, me.role.value, self.codebook,
-                               skip=signposted)
+                               skip=flagged)
             await self.store.entries.save_codes(me.id, entry_id, self.coder, codes, as_of)
         except Exception as exc:
             log.warning("coding a saved entry failed: %s", describe(exc))

@@ -7,6 +7,7 @@ given, and keeps each person's place so a restart resumes at the same step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from conversations.engine import (
     Text,
 )
 from conversations.model import Flow, FlowState
-from conversations.safety import DEFAULT_SIGNPOST, shows_risk
+from conversations.safety import DEFAULT_SIGNPOST, NO_RISK, assess, rule_version, typed_text
 from conversations.waves import BY_ID, due_wave, next_wave
 from storage.db import parse_iso, utcnow
 from storage.models import Participant, Role, Scope
@@ -461,12 +462,15 @@ class Service:
     ) -> Then | None:
         assert state.entry_id is not None
         if isinstance(event, Answered):
-            await self.store.entries.save_answer(me.id, state.entry_id, event.step_id, event.value)
-            if _free_text(event.value) and shows_risk(_free_text(event.value)):
-                await self.store.entries.flag(me.id, state.entry_id, event.step_id, "signpost")
-                await self.store.audit.record("participant", "signposted", me.id)
+            typed = typed_text(event.value)
+            # the semantic layer is numpy work: off the event loop, so others are not held up
+            verdict = await asyncio.to_thread(assess, typed) if typed else NO_RISK
+            await self.store.entries.save_answer(me.id, state.entry_id, event.step_id,
+                                                 event.value, (verdict.risk, rule_version()))
+            if verdict.risk:
                 # Said before the next question, and the flow carries on: stopping
-                # abruptly after a disclosure would feel like being dismissed.
+                # abruptly after a disclosure would feel like being dismissed. Nothing but
+                # the encrypted verdict records it.
                 resp.say(self.signpost_text)
                 resp.signposted = True
         elif isinstance(event, Cleared):
@@ -708,10 +712,3 @@ _TABLE_WORDS = {
     "participant_and_data_key": "your profile, chat details and encryption key",
 }
 
-
-def _free_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("other"), str):
-        return value["other"]
-    return ""

@@ -219,8 +219,11 @@ def _recode() -> None:
 
     result = asyncio.run(go())
     click.echo(
-        f"{result.coded} of {result.entries} saved entries coded and stored in "
-        f"{time.perf_counter() - started:.1f} s; {result.current} already had current codes."
+        f"{result.judged} answers judged by the current safety rule "
+        f"({result.newly_flagged} newly flagged: withheld from reports and exports from now "
+        f"on; nobody was sent anything). {result.coded} of {result.entries} saved entries "
+        f"coded and stored in {time.perf_counter() - started:.1f} s; {result.current} already "
+        "had current codes."
     )
 
 

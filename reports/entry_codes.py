@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations.model import Flow, Step
+from conversations.safety import lexicon_version
 from reports.codebook import Codebook, load_codebook
 from reports.coding.rules import code_text_raw
 
@@ -31,7 +32,8 @@ Hit = tuple[int, int, str, float]  # start, end (code points into the text), cod
 
 
 def coder_id(codebook: Codebook) -> str:
-    return f"{codebook.content_hash}/{CODES_VERSION}"
+    # the safety lexicon codes TOPIC_SELF_HARM_RISK, so its version is part of the coder's
+    return f"{codebook.content_hash}/{CODES_VERSION}/{lexicon_version()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,25 +169,31 @@ class RecodeResult:
     entries: int  # complete entries of participating people
     coded: int  # coded now and stored
     current: int  # already had codes from this coder
+    judged: int = 0  # answers given a verdict by the current safety rule
+    newly_flagged: int = 0  # of those, flagged by it and not before
 
 
 async def recode(store: Any, codebook: Codebook | None = None,
                  progress: Callable[[int], None] | None = None) -> RecodeResult:
-    """Code and store every complete entry whose stored codes are missing or were made by
-    another coder: after an upgrade that changes the codebook, or for entries saved before
-    codes were stored. Exports and reports work without it, only slower (they code what they
-    find uncoded on each run)."""
+    """Judge every answer the current safety rule has not judged (see
+    :mod:`conversations.safety.stored`), then code and store every complete entry whose stored
+    codes are missing or were made by another coder: after an upgrade that changes the
+    codebook or the safety rule, or for entries saved before codes were stored. Exports and
+    reports work without it, only slower (they code what they find uncoded on each run)."""
     from conversations.catalogue import load_flows
+    from conversations.safety.stored import rejudge
     from reports import extract
     from storage.db import iso, utcnow
     from storage.models import Scope
 
+    # safety first: which answers are flagged decides what may be coded at all
+    judged = await rejudge(store)
     book = codebook or load_codebook()
     coder = coder_id(book)
     flows = load_flows()
     as_of = iso(utcnow())  # answers changed after this are left for the next run
     snap = await extract.snapshot(store, Scope.PARTICIPATE)
-    result = RecodeResult(len(snap.entry_ids), 0, 0)
+    result = RecodeResult(len(snap.entry_ids), 0, 0, judged.judged, judged.newly_flagged)
     if not snap.entry_ids:
         return result
     for record in extract.read_range(snap, 0, snap.entry_ids[-1]):

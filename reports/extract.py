@@ -2,8 +2,9 @@
 
 The consent rule lives in storage.consent: an entry is read only when its author's
 *current* decision allows the scope, so a withdrawal applies to everything written before
-it. Answers flagged for safety signposting are returned marked, so no report or export
-ever quotes them.
+it. Answers the safety rule flags are returned marked (:attr:`EntryRecord.flagged`), so no
+report or export ever quotes them: the verdict stored with each answer, and where it is missing
+or older than the rule, the rule's lexicon again on the spot.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from conversations import safety
 from storage.crypto import DecryptionError, WrappedKey
+from storage.entries import SAFETY_FIELD
 from storage.models import Role, Scope
 from storage.store import Store
 from storage.vault import open_value
@@ -140,19 +143,21 @@ def open_batch(
         person = who[r[1]]
         records[r[0]] = EntryRecord(r[0], r[1], person.subject_ref, person.role,
                                     person.programme_id, r[2], r[3], r[4], r[5], r[6], r[7])
-    for entry_id, step_id, value_ct, flags in answers:
+    rule = safety.rule_version()
+    for entry_id, step_id, value_ct, verdict_ct, judged_by in answers:
         record = records[entry_id]
         pid = record.participant_id
         cipher = ciphers.get(pid)
         if cipher is None:
             continue  # erased before the run started: nothing of theirs can be read
+        row = f"{entry_id}:{step_id}"
         try:
-            record.answers[step_id] = open_value(
-                cipher, pid, "answers", f"{entry_id}:{step_id}", "value", value_ct
-            )
+            value = record.answers[step_id] = open_value(cipher, pid, "answers", row, "value",
+                                                         value_ct)
         except DecryptionError:
             continue  # a damaged row: never guess
-        if "signpost" in flags:
+        typed = safety.typed_text(value)
+        if typed and _flagged(cipher, pid, row, typed, verdict_ct, judged_by, rule):
             record.flagged.add(step_id)
     for entry_id, coder, codes_ct in codes:
         record = records[entry_id]
@@ -167,12 +172,30 @@ def open_batch(
     return list(records.values())
 
 
+def _flagged(cipher: AESGCM, pid: int, row: str, typed: str, verdict_ct: bytes | None,
+             judged_by: str | None, rule: str) -> bool:
+    """The stored verdict, or (where it is missing or came from another version of the rule)
+    the stored verdict together with the lexicon's judgement now: a flag is never lost, and
+    a rule that sees more flags more, before ``mentorbot recode`` has run."""
+    if verdict_ct is not None:
+        try:
+            verdict = open_value(cipher, pid, "answers", row, SAFETY_FIELD, verdict_ct)
+        except DecryptionError:
+            return True  # a damaged or moved verdict never lets an answer out
+        if not isinstance(verdict, dict) or verdict.get("risk", True):
+            return True
+        if judged_by == rule:
+            return False
+    return safety.risk_span(typed) is not None
+
+
 _ENTRY_ROWS = (
     "SELECT id, participant_id, pair_id, flow, flow_version, wave, created_at, completed_at "
     "FROM entries WHERE status='complete' AND id > ? AND id <= ? ORDER BY id LIMIT ?"
 )
 _ANSWER_ROWS = (
-    "SELECT entry_id, step_id, value_ct, flags FROM answers WHERE entry_id IN ({}) "
+    "SELECT entry_id, step_id, value_ct, safety_ct, safety_rule FROM answers "
+    "WHERE entry_id IN ({}) "
     "ORDER BY entry_id, rowid"
 )
 _CODE_ROWS = "SELECT entry_id, coder, codes_ct FROM entry_codes WHERE entry_id IN ({})"

@@ -6,9 +6,13 @@ from typing import Any
 
 import aiosqlite
 
+from storage.crypto import DecryptionError
 from storage.db import Database, iso, utcnow
 from storage.models import Entry
-from storage.vault import Vault
+from storage.vault import ErasedError, Vault
+
+SAFETY_FIELD = "safety"  # the associated data's field name of an answer's verdict
+LEGACY_RULE = "legacy"  # flags written before verdicts were encrypted (migration 005)
 
 
 def _entry(r: aiosqlite.Row) -> Entry:
@@ -54,21 +58,93 @@ class Entries:
             (participant_id, pair_id, flow, flow_version, consent_snapshot, now, now, wave),
         )
 
-    async def flag(self, participant_id: int, entry_id: int, step_id: str, flag: str) -> None:
-        await self.db.execute(
-            "UPDATE answers SET flags = TRIM(flags || ' ' || ?) WHERE entry_id=? AND step_id=? "
-            "AND entry_id IN (SELECT id FROM entries WHERE participant_id=?) "
-            "AND INSTR(flags, ?) = 0",
-            (flag, entry_id, step_id, participant_id, flag),
-        )
-
-    async def flags(self, participant_id: int, entry_id: int) -> dict[str, str]:
+    async def flagged_steps(self, participant_id: int, entry_id: int) -> set[str]:
+        """Steps of the writer's own entry whose answer the safety rule flagged: never coded,
+        quoted or shown to anyone else. A verdict that cannot be opened counts as a flag."""
         rows = await self.db.fetchall(
-            "SELECT a.step_id, a.flags FROM answers a JOIN entries e ON e.id = a.entry_id "
-            "WHERE a.entry_id=? AND e.participant_id=? AND a.flags != ''",
+            "SELECT a.step_id, a.safety_ct FROM answers a JOIN entries e ON e.id = a.entry_id "
+            "WHERE a.entry_id=? AND e.participant_id=? AND a.safety_ct IS NOT NULL",
             (entry_id, participant_id),
         )
-        return {r["step_id"]: r["flags"] for r in rows}
+        out = set()
+        for r in rows:
+            if await self._verdict(participant_id, entry_id, r["step_id"], r["safety_ct"]):
+                out.add(r["step_id"])
+        return out
+
+    async def _verdict(self, participant_id: int, entry_id: int, step_id: str,
+                       blob: bytes) -> bool:
+        try:
+            value = await self.vault.decrypt(participant_id, "answers",
+                                             answer_row(entry_id, step_id), SAFETY_FIELD, blob)
+        except (DecryptionError, ErasedError):
+            return True  # a damaged or moved verdict never lets an answer out
+        return bool(value.get("risk", True)) if isinstance(value, dict) else True
+
+    async def set_safety(self, participant_id: int, entry_id: int, step_id: str, risk: bool,
+                         rule: str) -> bool:
+        """Store a new verdict on one answer (``mentorbot recode``); False if the answer is
+        gone or not the writer's."""
+        blob = await self.vault.encrypt(participant_id, "answers",
+                                        answer_row(entry_id, step_id), SAFETY_FIELD,
+                                        {"risk": bool(risk)})
+        return await self.db.execute_count(
+            "UPDATE answers SET safety_ct=?, safety_rule=? WHERE entry_id=? AND step_id=? "
+            "AND entry_id IN (SELECT id FROM entries WHERE participant_id=?)",
+            (blob, rule, entry_id, step_id, participant_id),
+        ) == 1
+
+    async def unjudged(self, rule: str) -> int:
+        """Answers whose verdict is missing or came from another version of the rule."""
+        return int(await self.db.scalar(
+            "SELECT COUNT(*) FROM answers WHERE safety_rule IS NULL OR safety_rule != ?",
+            (rule,),
+        ))
+
+    async def to_judge(self, rule: str, after: int = 0, limit: int = 500
+                       ) -> list[tuple[int, int, int, str, Any, bool | None]]:
+        """Answers (after ``rowid``) not judged by ``rule``, opened: (rowid, participant,
+        entry, step, value, stored risk or None). Erased people's answers are skipped."""
+        rows = await self.db.fetchall(
+            "SELECT a.rowid AS rid, e.participant_id, a.entry_id, a.step_id, a.value_ct, "
+            "a.safety_ct FROM answers a JOIN entries e ON e.id = a.entry_id "
+            "WHERE a.rowid > ? AND (a.safety_rule IS NULL OR a.safety_rule != ?) "
+            "ORDER BY a.rowid LIMIT ?",
+            (after, rule, limit),
+        )
+        out: list[tuple[int, int, int, str, Any, bool | None]] = []
+        for r in rows:
+            pid, entry_id, step_id = r["participant_id"], r["entry_id"], r["step_id"]
+            try:
+                value = await self.vault.decrypt(pid, "answers", answer_row(entry_id, step_id),
+                                                 "value", r["value_ct"])
+            except (DecryptionError, ErasedError):
+                value = None
+            old = None if r["safety_ct"] is None else await self._verdict(
+                pid, entry_id, step_id, r["safety_ct"])
+            out.append((r["rid"], pid, entry_id, step_id, value, old))
+        return out
+
+    async def seal_legacy_flags(self) -> int:
+        """Move flags written in plain text before migration 005 into encrypted verdicts."""
+        rows = await self.db.fetchall(
+            "SELECT a.entry_id, a.step_id, e.participant_id FROM answers a "
+            "JOIN entries e ON e.id = a.entry_id WHERE a.flags != ''"
+        )
+        sealed = 0
+        for r in rows:
+            try:
+                blob = await self.vault.encrypt(
+                    r["participant_id"], "answers", answer_row(r["entry_id"], r["step_id"]),
+                    SAFETY_FIELD, {"risk": True})
+            except ErasedError:
+                continue  # the person's rows go with their erasure
+            sealed += await self.db.execute_count(
+                "UPDATE answers SET safety_ct=?, safety_rule=?, flags='' "
+                "WHERE entry_id=? AND step_id=?",
+                (blob, LEGACY_RULE, r["entry_id"], r["step_id"]),
+            )
+        return sealed
 
     async def latest(self, participant_id: int, flow: str) -> Entry | None:
         row = await self.db.fetchone(
@@ -109,20 +185,32 @@ class Entries:
         return None if row is None else _entry(row)
 
     async def save_answer(
-        self, participant_id: int, entry_id: int, step_id: str, value: Any
+        self,
+        participant_id: int,
+        entry_id: int,
+        step_id: str,
+        value: Any,
+        safety: tuple[bool, str] | None = None,
     ) -> None:
-        blob = await self.vault.encrypt(
-            participant_id, "answers", answer_row(entry_id, step_id), "value", value
-        )
+        """Write an answer with the safety rule's verdict on it, ``(risk, rule version)``;
+        without one the answer waits to be judged (recode, or any report that reads it)."""
+        row = answer_row(entry_id, step_id)
+        blob = await self.vault.encrypt(participant_id, "answers", row, "value", value)
+        verdict, rule = None, None
+        if safety is not None:
+            verdict = await self.vault.encrypt(participant_id, "answers", row, SAFETY_FIELD,
+                                               {"risk": bool(safety[0])})
+            rule = safety[1]
         # One statement, with the ownership check inside it: an answer can only ever be
-        # written into the writer's own entry.
+        # written into the writer's own entry, and never without its verdict beside it.
         changed = await self.db.execute_count(
-            "INSERT INTO answers (entry_id, step_id, value_ct, answered_at) "
-            "SELECT ?, ?, ?, ? WHERE EXISTS "
+            "INSERT INTO answers (entry_id, step_id, value_ct, answered_at, safety_ct, "
+            "safety_rule) SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
             "(SELECT 1 FROM entries WHERE id=? AND participant_id=? AND status != 'discarded') "
             "ON CONFLICT(entry_id, step_id) DO UPDATE SET value_ct=excluded.value_ct, "
-            "answered_at=excluded.answered_at",
-            (entry_id, step_id, blob, iso(utcnow()), entry_id, participant_id),
+            "answered_at=excluded.answered_at, safety_ct=excluded.safety_ct, "
+            "safety_rule=excluded.safety_rule",
+            (entry_id, step_id, blob, iso(utcnow()), verdict, rule, entry_id, participant_id),
         )
         if changed != 1:
             raise LookupError("entry does not belong to this participant")

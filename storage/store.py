@@ -68,10 +68,13 @@ class Store:
         vault = Vault(db, ring)
         try:
             await vault.load()
+            store = cls(db, vault, consent_version)
+            # flags from before verdicts were encrypted leave the plaintext column at once
+            await store.entries.seal_legacy_flags()
         except Exception:
             await db.close()
             raise
-        return cls(db, vault, consent_version)
+        return store
 
     async def close(self) -> None:
         await self.db.close()

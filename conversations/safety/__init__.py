@@ -162,6 +162,32 @@ def assess(text: str, *, semantic: bool | None = None) -> Verdict:
     return NO_RISK
 
 
+def assess_many(texts: list[str], *, semantic: bool | None = None) -> list[Verdict]:
+    """:func:`assess` for many answers, the semantic layer's sentences embedded in batches
+    (what ``mentorbot recode`` uses)."""
+    out: list[Verdict] = []
+    pending: list[tuple[int, str, Folded]] = []
+    for index, text in enumerate(texts):
+        if not text or not text.strip():
+            out.append(NO_RISK)
+            continue
+        folded = fold(text)
+        hit = lexicon_match(folded)
+        if hit is not None:
+            out.append(Verdict(True, folded.to_original(hit[1], hit[2]), hit[0]))
+        else:
+            out.append(NO_RISK)
+            pending.append((index, text, folded))
+    if pending and (semantic_available() if semantic is None else semantic):
+        from conversations.safety import semantic as layer
+
+        for (index, _text, _folded), span in zip(
+                pending, layer.risk_sentences([f for *_, f in pending]), strict=True):
+            if span is not None:
+                out[index] = Verdict(True, span, "semantic")
+    return out
+
+
 def risk_span(text: str) -> tuple[int, int] | None:
     """The span of text showing risk to self, by the lexicon alone (fast and the same on
     every installation: the coder calls it for every answer), or None."""
@@ -192,6 +218,7 @@ def semantic_available() -> bool:
     return sentence_encoder.availability()[0]
 
 
+
 @lru_cache(maxsize=2)
 def _rule_hash(with_semantic: bool) -> str:
     digest = hashlib.sha256(RULE_REVISION.encode())
@@ -201,6 +228,11 @@ def _rule_hash(with_semantic: bool) -> str:
     for name in names:
         digest.update((_HERE / name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def lexicon_version() -> str:
+    """The lexicon's version alone (what :func:`risk_span`, and so the coder, depends on)."""
+    return _rule_hash(False)
 
 
 def rule_version(semantic: bool | None = None) -> str:
