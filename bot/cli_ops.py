@@ -55,13 +55,24 @@ def _size(n: int) -> str:
     "--keys-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Key store backup file [default: OUT.keys]. Keep it on a short retention.",
+    help="Key store backup file, in another folder than --out (its own, short retention).",
+)
+@click.option(
+    "--no-keys",
+    is_flag=True,
+    help="Back up the database only (the key store is backed up elsewhere, or not at all).",
 )
 @_friendly
-def backup_cmd(out: Path, keys_out: Path | None) -> None:
+def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
     """Back up the database and the key store while the bot runs (SQLite online backup)."""
     from bot.cli import settings
+    from bot.settings import ConfigError
 
+    if (keys_out is None) == (not no_keys):
+        raise ConfigError(
+            "give --keys-out FILE (in another folder than --out: key store copies need a "
+            "shorter retention) or --no-keys"
+        )
     cfg = settings()
     result = asyncio.run(
         ops.backup(
@@ -77,10 +88,13 @@ def backup_cmd(out: Path, keys_out: Path | None) -> None:
         f"{result.schema_version}, {result.participants} participants, {result.entries} "
         "entries, integrity ok)"
     )
-    click.echo(
-        f"Key store: {result.keystore} ({_size(result.keystore_bytes)}, "
-        f"{result.data_keys} data keys)"
-    )
+    if result.keystore is not None:
+        click.echo(
+            f"Key store: {result.keystore} ({_size(result.keystore_bytes)}, "
+            f"{result.data_keys} data keys)"
+        )
+    else:
+        click.echo("Key store: not backed up (--no-keys).")
     click.echo(
         "Neither file holds the master key: keep the key elsewhere, never beside these "
         "backups (deploy/README.md)."
@@ -99,7 +113,7 @@ def backup_cmd(out: Path, keys_out: Path | None) -> None:
     "--keys-from",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Key store backup [default: FROM.keys].",
+    help="Key store backup to restore with it [default: keep the current key store].",
 )
 @click.option(
     "--force",
@@ -127,10 +141,13 @@ def restore_cmd(source: Path, keys_from: Path | None, force: bool) -> None:
             "key store backup (it is older than the database backup); their entries cannot be "
             "read. Use the key store backup taken with the database backup, or a later one."
         )
-    if result.pending_migrations:
+    if result.erasures_reapplied:
         click.echo(
-            f"{result.pending_migrations} migrations will be applied when the bot next starts."
+            f"Erased again {result.erasures_reapplied} people whose erasure the key store "
+            "records but the backup predates."
         )
+    if result.pending_migrations:
+        click.echo(f"Applied {result.pending_migrations} migrations to the restored database.")
     click.echo("Run `mentorbot doctor`, then start the bot.")
 
 

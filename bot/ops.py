@@ -34,15 +34,11 @@ def keystore_path(cfg: Settings) -> Path:
     return cfg.mentorbot_keystore or default_keystore(cfg.mentorbot_db)
 
 
-def default_keys_backup(out: Path) -> Path:
-    return out.with_name(out.name + ".keys")
-
-
 # -- results ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BackupResult:
     database: Path
-    keystore: Path
+    keystore: Path | None
     schema_version: int
     participants: int
     entries: int
@@ -61,6 +57,7 @@ class RestoreResult:
     entries: int
     keys_unwrapped: int
     participants_without_key: int = 0
+    erasures_reapplied: int = 0
 
 
 Status = Literal["ok", "warn", "fail"]
@@ -266,7 +263,7 @@ async def backup(
         database,
         keystore,
         out,
-        keys_out or default_keys_backup(out),
+        keys_out,
         key_file,
         on_snapshot,
     )
@@ -276,7 +273,7 @@ def _backup_sync(
     database: Path,
     keystore: Path,
     out: Path,
-    keys_out: Path,
+    keys_out: Path | None,
     key_file: Path | None,
     on_snapshot: Callable[[], None] | None,
 ) -> BackupResult:
@@ -284,7 +281,8 @@ def _backup_sync(
         raise DatabaseError(f"no database at {database}; check MENTORBOT_DB")
     if not keystore.is_file():
         raise DatabaseError(f"no key store at {keystore}; check MENTORBOT_KEYSTORE")
-    for target in (out, keys_out):
+    targets = [out] if keys_out is None else [out, keys_out]
+    for target in targets:
         if target.exists():
             raise DatabaseError(f"{target} already exists; backups never overwrite a file")
         if key_file is not None and _inside(key_file, target.parent):
@@ -292,22 +290,31 @@ def _backup_sync(
                 f"the master key file is inside {target.parent}; a backup must never sit "
                 "beside the key (move the key, or back up to another folder)"
             )
-    if out.resolve() == keys_out.resolve():
-        raise ConfigError("--out and --keys-out must be different files")
+    if keys_out is not None and (
+        _inside(keys_out.parent, out.parent) or _inside(out.parent, keys_out.parent)
+    ):
+        # One folder means one retention: the key store copies would be kept as long as
+        # the database copies, and an erased person's key with them.
+        raise ConfigError(
+            "--keys-out must be in a different folder from --out, neither inside the other, "
+            "so the key store copies can be deleted sooner (deploy/README.md, Backups)"
+        )
     partials = []
     try:
-        for target in (out, keys_out):
+        for target in targets:
             private_dir(target.parent)
             partial = target.with_name(f".{target.name}.partial")
             partial.unlink(missing_ok=True)
             _create_private(partial)
             partials.append(partial)
-        result = _copy_snapshot(database, keystore, partials[0], partials[1], on_snapshot)
-        for partial, target in zip(partials, (out, keys_out), strict=True):
+        result = _copy_snapshot(
+            database, keystore, partials[0], partials[1] if keys_out else None, on_snapshot
+        )
+        for partial, target in zip(partials, targets, strict=True):
             _fsync(partial)
             # Rename last, so a backup file under its final name is always complete.
             os.replace(partial, target)
-        for folder in {out.parent, keys_out.parent}:
+        for folder in {t.parent for t in targets}:
             # The renames themselves must reach the disk too; some filesystems refuse this.
             with contextlib.suppress(OSError):
                 _fsync(folder)
@@ -322,7 +329,7 @@ def _backup_sync(
         entries=result[2],
         data_keys=result[3],
         database_bytes=out.stat().st_size,
-        keystore_bytes=keys_out.stat().st_size,
+        keystore_bytes=keys_out.stat().st_size if keys_out else 0,
     )
 
 
@@ -330,7 +337,7 @@ def _copy_snapshot(
     database: Path,
     keystore: Path,
     db_copy: Path,
-    keys_copy: Path,
+    keys_copy: Path | None,
     on_snapshot: Callable[[], None] | None,
 ) -> tuple[int, int, int, int]:
     with _connect(database) as src:
@@ -348,7 +355,8 @@ def _copy_snapshot(
             # One step (pages=-1) copies the whole file inside the read transaction already
             # open. Small steps would restart from scratch after every write by the bot and
             # could starve under steady load.
-            for name, copy in (("main", db_copy), ("keys", keys_copy)):
+            copies = [("main", db_copy)] + ([("keys", keys_copy)] if keys_copy else [])
+            for name, copy in copies:
                 with _connect(copy) as dst:
                     src.backup(dst, pages=-1, name=name)
                     # A backup is one self-contained file: no -wal beside it to lose.
@@ -363,8 +371,10 @@ def _copy_snapshot(
             raise DatabaseError(f"backup failed: {type(exc).__name__}: {exc}") from None
     with _connect(db_copy, read_only=True) as conn:
         version, people, entries = _db_stats(conn)
-    with _connect(keys_copy, read_only=True) as conn:
-        keys = _scalar(conn, "SELECT COUNT(*) FROM data_keys")
+    keys = 0
+    if keys_copy is not None:
+        with _connect(keys_copy, read_only=True) as conn:
+            keys = _scalar(conn, "SELECT COUNT(*) FROM data_keys")
     return version, people, entries, keys
 
 
@@ -387,7 +397,7 @@ async def restore(
     return await asyncio.to_thread(
         _restore_sync,
         source,
-        keys_source or default_keys_backup(source),
+        keys_source,
         database,
         keystore,
         ring,
@@ -397,13 +407,15 @@ async def restore(
 
 def _restore_sync(
     source: Path,
-    keys_source: Path,
+    keys_from: Path | None,
     database: Path,
     keystore: Path,
     ring: KeyRing,
     force: bool,
 ) -> RestoreResult:
-    for path, what in ((source, "database backup"), (keys_source, "key store backup")):
+    # Without a key store backup the live key store stays: it holds every key since.
+    keys_source = keys_from or keystore
+    for path, what in ((source, "database backup"), (keys_source, "key store")):
         if not path.is_file():
             raise DatabaseError(f"no {what} at {path}")
     try:
@@ -447,12 +459,18 @@ def _restore_sync(
             f"{keys_source} has no lookup key but the database backup has participants: "
             "they are not a pair; use the key store backup taken with this database backup"
         )
-    existing = [p for p in (database, keystore) if p.exists()]
+    existing = [p for p in (database, keystore) if p.exists() and (keys_from or p != keystore)]
     if existing and not force:
         raise DatabaseError(
             f"{existing[0]} exists; stop the bot, take a backup of it, then pass --force"
         )
-    for src_path, dst_path in ((keys_source, keystore), (source, database)):
+    # Erasures recorded in the live key store outlive the restore, whatever the backup's
+    # age: they are carried into the restored key store and applied below.
+    erasures = _erasures(keystore)
+    copies = (
+        [(source, database)] if keys_from is None else [(keys_from, keystore), (source, database)]
+    )
+    for src_path, dst_path in copies:
         private_dir(dst_path.parent)
         if not dst_path.exists():
             _create_private(dst_path)
@@ -469,6 +487,14 @@ def _restore_sync(
         if problems != ["ok"]:
             raise DatabaseError(f"{dst_path} failed its integrity check after the restore")
         os.chmod(dst_path, PRIVATE_FILE)
+    if erasures:
+        with _connect(keystore) as dst:
+            dst.execute(
+                "CREATE TABLE IF NOT EXISTS erasures "
+                "(ref_hash BLOB PRIMARY KEY, erased_at TEXT NOT NULL)"
+            )
+            dst.executemany("INSERT OR IGNORE INTO erasures VALUES (?, ?)", erasures)
+    reapplied = asyncio.run(_reapply_erasures(database, keystore, ring))
     return RestoreResult(
         database=database,
         keystore=keystore,
@@ -477,8 +503,39 @@ def _restore_sync(
         participants=people,
         entries=entries,
         keys_unwrapped=unwrapped.ok,
-        participants_without_key=pairing.participants_without_key,
+        participants_without_key=max(0, pairing.participants_without_key - reapplied),
+        erasures_reapplied=reapplied,
     )
+
+
+def _erasures(keystore: Path) -> list[tuple[bytes, str]]:
+    if not keystore.is_file():
+        return []
+    try:
+        with _connect(keystore, read_only=True) as conn:
+            if "erasures" not in _tables(conn):
+                return []
+            return [(bytes(h), str(at)) for h, at in conn.execute("SELECT * FROM erasures")]
+    except sqlite3.Error as exc:
+        raise DatabaseError(
+            f"cannot read the erasures recorded in {keystore} ({type(exc).__name__}); "
+            "a restore must not bring erased people back, so nothing was written"
+        ) from None
+
+
+async def _reapply_erasures(database: Path, keystore: Path, ring: KeyRing) -> int:
+    """Open the restored store once: opening applies every recorded erasure (and runs
+    pending migrations). Returns how many people were erased again."""
+    from bot.app import consent_version
+    from storage.store import Store
+
+    erased = 0
+    store = await Store.open(database, ring, consent_version(), keystore=keystore, create=False)
+    try:
+        erased = store.erasures_applied
+    finally:
+        await store.close()
+    return erased
 
 
 # -- doctor ----------------------------------------------------------------------------
@@ -674,7 +731,6 @@ def _database_checks(conn: sqlite3.Connection, path: Path, quick: bool) -> list[
         checks.append(Check("migrations", "ok", "none pending"))
     if "entry_codes" in _tables(conn):
         checks.append(_codes_check(conn))
-        checks.append(_safety_check(conn))
     return checks
 
 
@@ -697,28 +753,6 @@ def _codes_check(conn: sqlite3.Connection) -> Check:
         f"{stale} saved {'entry' if stale == 1 else 'entries'} without current codes (after "
         "an upgrade, or saved before codes were stored): exports and reports code them again "
         "on every run",
-        "run mentorbot recode (the bot can keep running)",
-    )
-
-
-def _safety_check(conn: sqlite3.Connection) -> Check:
-    """Answers whose safety verdict is missing or from another version of the rule: reports
-    and exports judge them again by the lexicon on every run, but only recode applies the
-    whole rule (with the semantic layer, where installed) and stores the result."""
-    from conversations.safety import rule_version
-
-    waiting = conn.execute(
-        "SELECT COUNT(*) FROM answers WHERE safety_rule IS NULL OR safety_rule != ?",
-        (rule_version(),),
-    ).fetchone()[0]
-    if not waiting:
-        return Check("safety", "ok", "every answer has a verdict from the current safety rule")
-    return Check(
-        "safety",
-        "warn",
-        f"{waiting} {'answer' if waiting == 1 else 'answers'} not yet judged by the current "
-        "safety rule (after an upgrade): until then reports and exports judge them again by "
-        "its lexicon alone",
         "run mentorbot recode (the bot can keep running)",
     )
 

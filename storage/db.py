@@ -122,6 +122,14 @@ class Database:
         keystore_sql = resources.files("storage").joinpath("keystore.sql").read_text("utf-8")
         async with self._write_lock:
             await self.conn.executescript(keystore_sql)
+            columns = {r[1] for r in await self.fetchall("PRAGMA keys.table_info(data_keys)")}
+            if "pending" not in columns:
+                # 1 from the moment a joining person's key is written until their participant
+                # row is committed (storage.store.Store.join): a crash in between leaves a
+                # pending key that start-up removes, never a participant without a key.
+                await self.conn.execute(
+                    "ALTER TABLE keys.data_keys ADD COLUMN pending INTEGER NOT NULL DEFAULT 0"
+                )
         applied = {row[0] for row in await self.fetchall("SELECT version FROM schema_migrations")}
         known = migrations()
         newest = max((v for v, _, _ in known), default=0)

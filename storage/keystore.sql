@@ -14,3 +14,12 @@ CREATE TABLE IF NOT EXISTS keys.system_keys (
     wrapped BLOB NOT NULL,
     kek_id TEXT NOT NULL
 );
+-- One line per erasure: a keyed hash (under the lookup key) of the erased person's subject
+-- reference, and when. Restoring an older database backup, and every start-up, deletes
+-- whatever rows of theirs that backup brings back (storage.store.Store.apply_erasures).
+-- Only someone holding this file and the master key can tell which row of an old backup
+-- it names, and only to delete it.
+CREATE TABLE IF NOT EXISTS keys.erasures (
+    ref_hash BLOB PRIMARY KEY,
+    erased_at TEXT NOT NULL
+);

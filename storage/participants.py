@@ -88,10 +88,14 @@ class Participants:
         telegram_user_id: int,
         chat_id: int,
         first_name: str | None,
+        subject_ref: str,
+        dek: bytes,
     ) -> int:
-        """Insert inside the caller's transaction (onboarding claims the invite atomically)."""
-        dek, wrapped, subject_ref = self.vault.new_participant_key()
-        await self.vault.store_key_in(conn, subject_ref, wrapped)
+        """Insert inside the caller's transaction (onboarding claims the invite atomically).
+
+        The data key behind ``subject_ref`` must already be committed to the key store
+        (Vault.store_pending_key): this transaction writes the database file only.
+        """
         cur = await conn.execute(
             "INSERT INTO participants (programme_id, role, user_hmac, subject_ref, created_at) "
             "VALUES (?, ?, ?, ?, ?)",

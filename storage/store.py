@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from storage.consent import ConsentLedger
 from storage.crypto import KeyRing
 from storage.db import Database, iso, parse_iso, utcnow
 from storage.entries import Entries
-from storage.models import Role, Scope
+from storage.models import Invite, Role, Scope
 from storage.participants import Participants
 from storage.programmes import Programmes
 from storage.vault import Vault
@@ -53,6 +55,7 @@ class Store:
         self.entries = Entries(db, vault)
         self.audit = AuditLog(db)
         self.extensions: dict[str, object] = {}
+        self.erasures_applied = 0  # by the opening itself (open, apply_erasures)
 
     @classmethod
     async def open(
@@ -69,8 +72,9 @@ class Store:
         try:
             await vault.load()
             store = cls(db, vault, consent_version)
-            # flags from before verdicts were encrypted leave the plaintext column at once
-            await store.entries.seal_legacy_flags()
+            # Every opening repairs what a crash or a restore can leave (see join, erase).
+            store.erasures_applied = await store.apply_erasures()
+            await vault.sweep_pending()
         except Exception:
             await db.close()
             raise
@@ -95,14 +99,46 @@ class Store:
             await self.programmes.record_failure(user_hmac)
             reason = "unknown" if invite is None else ("used" if invite.used_at else "expired")
             return JoinResult(False, reason)
+        # Key first, in its own commit (see Vault.store_pending_key), then the participant
+        # and the claimed invite in one database commit, then the key is settled.
+        dek, wrapped, subject_ref = self.vault.new_participant_key()
+        await self.vault.store_pending_key(subject_ref, wrapped)
+        try:
+            admitted = await self._admit(
+                invite, telegram_user_id, chat_id, first_name, subject_ref, dek
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.vault.drop_pending_key(subject_ref)
+            raise
+        if admitted is None:  # claimed by someone else a moment ago
+            await self.vault.drop_pending_key(subject_ref)
+            return JoinResult(False, "used")
+        pid, pair_complete = admitted
+        await self.vault.settle_key(subject_ref)
+        await self.programmes.clear_failures(user_hmac)
+        await self.audit.record("participant", "joined", pid, role=invite.role.value)
+        return JoinResult(True, "", pid, invite.role, pair_complete=pair_complete)
+
+    async def _admit(
+        self,
+        invite: Invite,
+        telegram_user_id: int,
+        chat_id: int,
+        first_name: str | None,
+        subject_ref: str,
+        dek: bytes,
+    ) -> tuple[int, bool] | None:
+        """Claim the invite, create the participant and link the pair, in one database
+        transaction; None if the invite was claimed meanwhile."""
         now = iso(utcnow())
         pair_complete = False
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE invites SET used_at=? WHERE id=? AND used_at IS NULL", (now, invite.id)
             )
-            if cur.rowcount != 1:  # claimed by someone else a moment ago
-                return JoinResult(False, "used")
+            if cur.rowcount != 1:
+                return None
             pid = await self.participants.create_in(
                 conn,
                 programme_id=invite.programme_id,
@@ -110,6 +146,8 @@ class Store:
                 telegram_user_id=telegram_user_id,
                 chat_id=chat_id,
                 first_name=first_name,
+                subject_ref=subject_ref,
+                dek=dek,
             )
             await conn.execute("UPDATE invites SET used_by=? WHERE id=?", (pid, invite.id))
             if invite.pair_id is not None and invite.role in (Role.MENTOR, Role.MENTEE):
@@ -128,27 +166,34 @@ class Store:
                         "UPDATE pairs SET state='matched', matched_at=? WHERE id=?",
                         (now, invite.pair_id),
                     )
-        await self.programmes.clear_failures(user_hmac)
-        await self.audit.record("participant", "joined", pid, role=invite.role.value)
-        return JoinResult(True, "", pid, invite.role, pair_complete=pair_complete)
+        return pid, pair_complete
 
     async def erase(self, participant_id: int) -> ErasureReport:
         """Crypto-shred and delete everything linked to a participant.
 
-        The wrapped data key goes first (with the participant row), so even rows that
-        survive elsewhere (old backups, WAL frames) can never be decrypted again. One
-        ledger line recording the erasure is kept under an unlinkable subject reference.
+        The wrapped data key goes first, with the erasure's record, in one key store
+        commit: even rows that survive elsewhere (old backups, WAL frames) can never be
+        decrypted again, and whatever a restored backup brings back is deleted at start-up
+        (apply_erasures). Rows follow in one database commit; a crash in between is
+        finished by the next start-up. The ledger line recording the erasure carries a new
+        random reference, not the person's, so it links to nothing in older backups.
         """
         participant = await self.participants.get(participant_id)
         if participant is None:
             return ErasureReport({}, ())
-        deleted: dict[str, int] = {}
-        # The key goes first and on its own: if anything below fails, what is left can no
-        # longer be read, and erasing again finishes the job.
         await self.vault.shred(participant.subject_ref)
+        deleted = await self._delete_rows(participant_id)
+        return ErasureReport(
+            deleted, ("one consent-ledger line recording the erasure, with no link to you",)
+        )
+
+    async def _delete_rows(self, participant_id: int) -> dict[str, int]:
+        """The database half of an erasure: every row linked to the person, and one ledger
+        line saying an erasure happened."""
         self.vault.forget(participant_id)
         self.participants.forget(participant_id)
         self.entries.forget(participant_id)
+        deleted: dict[str, int] = {}
         async with self.db.transaction() as conn:
             for table, where in ERASURE_TABLES:
                 cur = await conn.execute(
@@ -176,14 +221,27 @@ class Store:
             await conn.execute(
                 "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
                 "granted, source, at) VALUES (NULL, ?, 'all', ?, 0, 'erasure', ?)",
-                (participant.subject_ref, self.consent.current_version, iso(utcnow())),
+                ("E-" + secrets.token_hex(8), self.consent.current_version, iso(utcnow())),
             )
         self.vault.forget(participant_id)
         # Checkpoint so the deleted ciphertext leaves the WAL as well as the main file.
         await self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return ErasureReport(
-            deleted, ("one consent-ledger line recording the erasure, with no link to you",)
-        )
+        return deleted
+
+    async def apply_erasures(self) -> int:
+        """Erase again whoever the key store says was erased but the database still holds:
+        a database backup from before the erasure restored with a later key store, or an
+        erasure interrupted between its two commits. Returns how many people."""
+        erased = await self.vault.erased_hashes()
+        if not erased:
+            return 0
+        count = 0
+        for row in await self.db.fetchall("SELECT id, subject_ref FROM participants"):
+            if self.vault.erasure_hash(row["subject_ref"]) in erased:
+                await self.vault.shred(row["subject_ref"])  # an older key store may hold it
+                await self._delete_rows(int(row["id"]))
+                count += 1
+        return count
 
     async def consent_allows(self, participant_id: int, scope: Scope) -> bool:
         return (await self.consent.state(participant_id)).allows(scope)

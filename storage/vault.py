@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import timedelta
 from typing import Any
 
-import aiosqlite
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -24,6 +24,10 @@ from storage.crypto import (
 from storage.db import Database, iso, utcnow
 
 LOOKUP_KEY = "lookup"
+ERASED_PURPOSE = "erased-subject"
+# A join writes its key, then its participant row, within well under a second; a pending
+# key older than this belongs to a join that crashed.
+PENDING_GRACE = timedelta(minutes=10)
 
 
 def _decode(plaintext: bytes) -> Any:
@@ -81,24 +85,64 @@ class Vault:
         dek = generate_key()
         return dek, self.ring.wrap(dek, subject_ref), subject_ref
 
-    async def store_key_in(
-        self, conn: aiosqlite.Connection, subject_ref: str, wrapped: WrappedKey
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO keys.data_keys (subject_ref, wrapped, kek_id, created_at) "
-            "VALUES (?, ?, ?, ?)",
+    async def store_pending_key(self, subject_ref: str, wrapped: WrappedKey) -> None:
+        """Commit a joining person's key, on its own, before their participant row exists.
+
+        The database and the key store are two files and SQLite commits them separately, so
+        the key goes first: a crash before the participant commit leaves a pending key (no
+        use to anyone, removed by sweep_pending), never a participant without a key.
+        """
+        await self.db.execute(
+            "INSERT INTO keys.data_keys (subject_ref, wrapped, kek_id, created_at, pending) "
+            "VALUES (?, ?, ?, ?, 1)",
             (subject_ref, wrapped.blob, wrapped.kek_id, iso(utcnow())),
         )
 
+    async def settle_key(self, subject_ref: str) -> None:
+        """The participant row is committed: the key is no longer pending."""
+        await self.db.execute(
+            "UPDATE keys.data_keys SET pending=0 WHERE subject_ref=?", (subject_ref,)
+        )
+
+    async def drop_pending_key(self, subject_ref: str) -> None:
+        await self.db.execute(
+            "DELETE FROM keys.data_keys WHERE subject_ref=? AND pending=1", (subject_ref,)
+        )
+
+    async def sweep_pending(self, older_than: timedelta = PENDING_GRACE) -> int:
+        """Settle pending keys whose participant was committed, and delete the others once
+        they are older than any join still in flight (another process may be mid-join)."""
+        await self.db.execute(
+            "UPDATE keys.data_keys SET pending=0 WHERE pending=1 AND subject_ref IN "
+            "(SELECT subject_ref FROM main.participants)"
+        )
+        return await self.db.execute_count(
+            "DELETE FROM keys.data_keys WHERE pending=1 AND created_at <= ?",
+            (iso(utcnow() - older_than),),
+        )
+
+    def erasure_hash(self, subject_ref: str) -> bytes:
+        return self.lookup_hash(ERASED_PURPOSE, subject_ref)
+
     async def shred(self, subject_ref: str) -> int:
-        """Destroy a data key: everything sealed with it, anywhere, becomes unreadable."""
+        """Destroy a data key and record the erasure, in one key store transaction:
+        everything sealed with the key, anywhere, becomes unreadable, and whatever rows of
+        the person a database backup brings back are found and deleted (erased_hashes)."""
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "DELETE FROM keys.data_keys WHERE subject_ref=?", (subject_ref,)
             )
             count = cur.rowcount
+            await conn.execute(
+                "INSERT OR IGNORE INTO keys.erasures (ref_hash, erased_at) VALUES (?, ?)",
+                (self.erasure_hash(subject_ref), iso(utcnow())),
+            )
         await self.db.conn.execute("PRAGMA keys.wal_checkpoint(TRUNCATE)")
         return count
+
+    async def erased_hashes(self) -> set[bytes]:
+        rows = await self.db.fetchall("SELECT ref_hash FROM keys.erasures")
+        return {bytes(r[0]) for r in rows}
 
     def remember(self, participant_id: int, dek: bytes) -> None:
         self._deks[participant_id] = dek

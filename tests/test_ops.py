@@ -134,6 +134,11 @@ def corrupt_index(path: Path, index: str) -> None:
 
 
 # -- backup and restore ----------------------------------------------------------------
+def keys_of(out: Path) -> Path:
+    """Where these tests keep a database backup's key store copy: a folder of its own."""
+    return out.parent.with_name(out.parent.name + "-keys") / (out.name + ".keys")
+
+
 async def test_backup_under_write_load_restores_every_committed_entry(
     tmp_path: Path, live: Path, key: bytes
 ) -> None:
@@ -173,20 +178,22 @@ async def test_backup_under_write_load_restores_every_committed_entry(
         await warmed_up.wait()
         marks["start"] = len(committed)
         out = tmp_path / "backups" / "bot.sqlite3"
-        result = await ops.backup(live, default_keystore(live), out, on_snapshot=during_snapshot)
+        result = await ops.backup(
+            live, default_keystore(live), out, keys_of(out), on_snapshot=during_snapshot
+        )
         marks["finish"] = len(committed)
     finally:
         stop.set()
         await task
         await store.close()
     assert marks["start"] <= marks["snapshot"] < marks["snapshot"] + 5 <= marks["finish"]
-    assert result.keystore == tmp_path / "backups" / "bot.sqlite3.keys"
+    assert result.keystore == tmp_path / "backups-keys" / "bot.sqlite3.keys"
     assert oct(out.stat().st_mode & 0o777) == oct(0o600)
     assert not list(out.parent.glob(".*partial"))
 
     fresh = tmp_path / "fresh" / "restored.sqlite3"
     fresh_keys = tmp_path / "fresh-keys" / "restored.keys"
-    restored = await ops.restore(out, None, fresh, fresh_keys, ring)
+    restored = await ops.restore(out, keys_of(out), fresh, fresh_keys, ring)
     assert restored.keys_unwrapped >= 2 and restored.pending_migrations == 0
     again = await Store.open(fresh, ring, consent_version(), create=False, keystore=fresh_keys)
     try:
@@ -216,58 +223,64 @@ async def test_backup_refuses_to_overwrite_or_to_sit_beside_the_key(
     await populate(live, key)
     keys = default_keystore(live)
     out = tmp_path / "b" / "one.sqlite3"
-    await ops.backup(live, keys, out)
+    await ops.backup(live, keys, out, keys_of(out))
     with pytest.raises(DatabaseError, match="already exists"):
-        await ops.backup(live, keys, out)
+        await ops.backup(live, keys, out, keys_of(out))
+    with pytest.raises(ConfigError, match="different folder"):
+        await ops.backup(live, keys, tmp_path / "b4" / "x.sqlite3", tmp_path / "b4" / "x.keys")
+    with pytest.raises(ConfigError, match="different folder"):
+        await ops.backup(live, keys, tmp_path / "b5" / "x.sqlite3", tmp_path / "b5" / "k" / "x")
+    assert not (tmp_path / "b4").exists() and not (tmp_path / "b5").exists()
     key_file = tmp_path / "b2" / "master.key"
     key_file.parent.mkdir()
     key_file.write_text(encode_key(key))
     with pytest.raises(ConfigError, match="never sit beside the key"):
-        await ops.backup(live, keys, tmp_path / "b2" / "two.sqlite3", key_file=key_file)
+        await ops.backup(live, keys, tmp_path / "b2" / "two.sqlite3", None, key_file=key_file)
     assert not (tmp_path / "b2" / "two.sqlite3").exists()
     with pytest.raises(DatabaseError, match="no database"):
-        await ops.backup(tmp_path / "none.sqlite3", keys, tmp_path / "b3" / "x.sqlite3")
+        await ops.backup(tmp_path / "none.sqlite3", keys, tmp_path / "b3" / "x.sqlite3", None)
 
 
 async def test_restore_checks_before_writing(tmp_path: Path, live: Path, key: bytes) -> None:
     await populate(live, key)
     out = tmp_path / "b" / "bot.sqlite3"
-    await ops.backup(live, default_keystore(live), out)
+    await ops.backup(live, default_keystore(live), out, keys_of(out))
     target = tmp_path / "t" / "bot.sqlite3"
     target_keys = default_keystore(target)
 
     with pytest.raises(MasterKeyError, match="configure the key that was in use"):
-        await ops.restore(out, None, target, target_keys, KeyRing(generate_key()))
+        await ops.restore(out, keys_of(out), target, target_keys, KeyRing(generate_key()))
     assert not target.exists() and not target_keys.exists()
 
-    done = await ops.restore(out, None, target, target_keys, KeyRing(key))
+    done = await ops.restore(out, keys_of(out), target, target_keys, KeyRing(key))
     assert done.participants == 1 and done.entries == 1
     with pytest.raises(DatabaseError, match="pass --force"):
-        await ops.restore(out, None, target, target_keys, KeyRing(key))
+        await ops.restore(out, keys_of(out), target, target_keys, KeyRing(key))
     # --force replaces a database that has moved on since.
     store = await Store.open(target, KeyRing(key), consent_version(), keystore=target_keys)
     await store.programmes.create("Added after the backup")
     await store.close()
-    await ops.restore(out, None, target, target_keys, KeyRing(key), force=True)
+    await ops.restore(out, keys_of(out), target, target_keys, KeyRing(key), force=True)
     with contextlib.closing(sqlite3.connect(target)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM programmes").fetchone()[0] == 1
 
     damaged = tmp_path / "damaged.sqlite3"
     damaged.write_bytes(out.read_bytes())
-    (tmp_path / "damaged.sqlite3.keys").write_bytes(Path(f"{out}.keys").read_bytes())
+    damaged_keys = tmp_path / "damaged.sqlite3.keys"
+    damaged_keys.write_bytes(keys_of(out).read_bytes())
     corrupt_index(damaged, "entries_participant")
     elsewhere = (tmp_path / "u" / "x.sqlite3", tmp_path / "u" / "x.keys", KeyRing(key))
     with pytest.raises(DatabaseError, match="is damaged"):
-        await ops.restore(damaged, None, *elsewhere)
+        await ops.restore(damaged, damaged_keys, *elsewhere)
 
     with contextlib.closing(sqlite3.connect(damaged)) as conn:
         conn.execute("REINDEX")
         conn.execute("INSERT INTO schema_migrations VALUES (999, '999_future.sql', 'x')")
         conn.commit()
     with pytest.raises(DatabaseError, match="newer than this mentorbot"):
-        await ops.restore(damaged, None, *elsewhere)
+        await ops.restore(damaged, damaged_keys, *elsewhere)
     assert not elsewhere[0].exists()
-    with pytest.raises(DatabaseError, match="no key store backup"):
+    with pytest.raises(DatabaseError, match="no key store at"):
         await ops.restore(out, tmp_path / "nope.keys", target, target_keys, KeyRing(key))
 
 
@@ -276,7 +289,7 @@ async def test_restore_notices_a_key_store_that_is_not_the_pair(
 ) -> None:
     await populate(live, key)
     first = tmp_path / "b" / "first.sqlite3"
-    await ops.backup(live, default_keystore(live), first)
+    await ops.backup(live, default_keystore(live), first, keys_of(first))
     store = await Store.open(live, KeyRing(key), consent_version())
     programme = await store.programmes.by_name("Test programme")
     pair = await store.programmes.create_pair(programme.id)
@@ -284,12 +297,12 @@ async def test_restore_notices_a_key_store_that_is_not_the_pair(
     await Cohort(store, Service(store), programme.id, pair, "", code).joined_mentee(7777)
     await store.close()
     second = tmp_path / "b" / "second.sqlite3"
-    await ops.backup(live, default_keystore(live), second)
+    await ops.backup(live, default_keystore(live), second, keys_of(second))
 
     # The newer database with the older key store: the person who joined in between has no
     # key there. The restore goes ahead (everyone else is readable) and says so.
     target = tmp_path / "t" / "bot.sqlite3"
-    older_keys = Path(f"{first}.keys")
+    older_keys = keys_of(first)
     done = await ops.restore(second, older_keys, target, default_keystore(target), KeyRing(key))
     assert done.participants == 2 and done.participants_without_key == 1
 
@@ -311,20 +324,23 @@ def test_backup_restore_doctor_commands(
     configure(monkeypatch, live, key)
     runner = CliRunner()
     out = tmp_path / "backups" / "nightly.sqlite3"
-    made = runner.invoke(main, ["backup", "--out", str(out)])
+    keys_out = ["--keys-out", str(keys_of(out))]
+    nothing = runner.invoke(main, ["backup", "--out", str(out)])
+    assert nothing.exit_code == 2 and "--keys-out FILE" in nothing.output and not out.exists()
+    made = runner.invoke(main, ["backup", "--out", str(out), *keys_out])
     assert made.exit_code == 0, made.output
     assert "1 participants, 1 entries" in made.output and "never beside" in made.output
-    again = runner.invoke(main, ["backup", "--out", str(out)])
+    again = runner.invoke(main, ["backup", "--out", str(out), *keys_out])
     assert again.exit_code == 2 and again.output.count("\n") == 1
 
     monkeypatch.setenv("MENTORBOT_DB", str(tmp_path / "restored" / "bot.sqlite3"))
-    back = runner.invoke(main, ["restore", "--from", str(out)])
+    back = runner.invoke(main, ["restore", "--from", str(out), "--keys-from", keys_out[1]])
     assert back.exit_code == 0, back.output
     assert "keys unwrap with the configured key" in back.output
     healthy = runner.invoke(main, ["doctor", "--offline"])
     assert healthy.exit_code == 0, healthy.output
     assert "0 failed" in healthy.output
-    refused = runner.invoke(main, ["restore", "--from", str(out)])
+    refused = runner.invoke(main, ["restore", "--from", str(out), "--keys-from", keys_out[1]])
     assert refused.exit_code == 2 and "--force" in refused.output
     for output in (made.output, back.output, healthy.output, refused.output):
         assert encode_key(key) not in output and TOKEN not in output

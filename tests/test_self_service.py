@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import shutil
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from storage.crypto import KeyRing
 from storage.db import iso, utcnow
 from storage.models import Role, Scope
 from storage.store import Store
-from storage.vault import ErasedError
 from tests.people import GROW_ANSWERS, Cohort
 
 FLOWS = load_flows()
@@ -121,8 +121,8 @@ async def test_signposting_replies_at_once_and_flow_continues(
         "116 123" in mentee.said and "GP" in mentee.said and "occupational health" in mentee.said
     )
     assert "(3/4) Options" in mentee.said  # not ended abruptly
-    flagged = await store.entries.flagged_steps(1, (await store.entries.of(1))[0].id)
-    assert flagged == {"reality"}
+    flags = await store.entries.flags(1, (await store.entries.of(1))[0].id)
+    assert flags == {"reality": "signpost"}
 
 
 def test_safety_rule_ignores_figures_of_speech() -> None:
@@ -241,8 +241,18 @@ async def test_erasure_really_erases(
     kept = await store.db.fetchall("SELECT * FROM consent_ledger WHERE participant_id IS NULL")
     assert len(kept) == 1 and kept[0]["source"] == "erasure"
 
+    # The erasure's ledger line names no reference found in the older copy.
+    assert kept[0]["subject_ref"].encode() not in before.read_bytes()
+    with sqlite3.connect(before) as conn:
+        mentee_ref = conn.execute("SELECT subject_ref FROM participants WHERE id=1").fetchone()[0]
+        assert conn.execute("SELECT COUNT(*) FROM entries WHERE participant_id=1").fetchone()[0]
+    assert await store.db.scalar(
+        "SELECT COUNT(*) FROM keys.data_keys WHERE subject_ref=?", (mentee_ref,)
+    ) == 0  # crypto-shredded: nothing of the mentee's in the copy can be decrypted
+
     # The copy taken before erasure, opened with the current keys (the live key store and
-    # master key): the mentee's entries no longer decrypt, the mentor's still do.
+    # master key), as a restore would: the erasure recorded in the key store is applied
+    # again, so the mentee is gone from it too; the mentor's entries still decrypt.
     old = await Store.open(
         before,
         KeyRing(master_key),
@@ -251,13 +261,13 @@ async def test_erasure_really_erases(
         create=False,
     )
     try:
-        old_entry = (await old.entries.of(1))[0]
-        with pytest.raises(ErasedError):
-            await old.entries.answers(1, old_entry.id)
-        blob = await old.db.scalar(
-            "SELECT value_ct FROM answers WHERE entry_id=?", (old_entry.id,)
-        )
-        assert blob and GROW_ANSWERS["goal"].encode() not in before.read_bytes()
+        assert await old.participants.get(1) is None
+        assert await old.participants.by_user(mentee.sender.user_id) is None
+        for table in ("entries", "consent_ledger", "audit_log"):
+            assert await old.db.scalar(
+                f"SELECT COUNT(*) FROM {table} WHERE participant_id=1"
+            ) == 0
+        assert GROW_ANSWERS["goal"].encode() not in before.read_bytes()
         mentor_entry = (await old.entries.of(2))[0]
         assert (await old.entries.answers(2, mentor_entry.id))["learned"] == "kept for the mentor"
     finally:
