@@ -47,10 +47,14 @@ def serve(cfg: Settings, start: Callable[[], None]) -> None:
     """
     from telegram.error import InvalidToken
 
+    from storage.lock import exclusive
+
     register_secrets(cfg.secret_values())
     install_excepthooks()
     try:
-        start()
+        # Held while the bot runs: key rotation and restore refuse meanwhile (storage.lock).
+        with exclusive(cfg.mentorbot_db, "a running bot"):
+            start()
     except InvalidToken:
         from urllib.parse import urlsplit
 
@@ -187,11 +191,15 @@ def keys_generate() -> None:
 )
 @friendly
 def keys_rotate(new_key_file: Path) -> None:
-    """Re-wrap every data key under a new master key, then point the bot at the new key."""
+    """Re-wrap every data key under a new master key (the bot must be stopped)."""
     cfg = settings()
     if new_key_file.exists():
         raise ConfigError(f"{new_key_file} already exists; choose a new path")
-    run(_rotate(cfg, new_key_file))
+    from storage.lock import exclusive
+
+    # A running bot holds the old key in memory and would wrap new people's keys with it.
+    with exclusive(cfg.mentorbot_db, "key rotation"):
+        run(_rotate(cfg, new_key_file))
 
 
 async def _rotate(cfg: Settings, new_key_file: Path) -> None:
@@ -209,7 +217,30 @@ async def _rotate(cfg: Settings, new_key_file: Path) -> None:
         await store.close()
     click.echo(
         f"Re-wrapped {count} keys. Set MENTORBOT_KEY_FILE={new_key_file} (or its "
-        "contents as MENTORBOT_MASTER_KEY) and restart the bot; then destroy the old key."
+        "contents as MENTORBOT_MASTER_KEY) and start the bot; then destroy the old key."
+    )
+
+
+@keys_group.command("repair")
+@friendly
+def keys_repair() -> None:
+    """Re-wrap keys left under an old master key (list it in MENTORBOT_PREVIOUS_MASTER_KEYS)."""
+    cfg = settings()
+    from bot.app import open_store
+    from storage.lock import exclusive
+
+    async def go() -> int:
+        store = await open_store(cfg)
+        try:
+            return await store.vault.rotate(store.vault.ring)
+        finally:
+            await store.close()
+
+    with exclusive(cfg.mentorbot_db, "key repair"):
+        count = run(go())
+    click.echo(
+        f"Every key ({count}) is now wrapped by the configured master key. Remove "
+        "MENTORBOT_PREVIOUS_MASTER_KEYS, run `mentorbot doctor`, then take a backup."
     )
 
 

@@ -124,12 +124,16 @@ def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
 def restore_cmd(source: Path, keys_from: Path | None, force: bool) -> None:
     """Restore a backup into MENTORBOT_DB and MENTORBOT_KEYSTORE, after checking it."""
     from bot.cli import settings
+    from storage.lock import exclusive
 
     cfg = settings()
     ring = cfg.keyring()
-    result = asyncio.run(
-        ops.restore(source, keys_from, cfg.mentorbot_db, ops.keystore_path(cfg), ring, force=force)
-    )
+    with exclusive(cfg.mentorbot_db, "a restore"):
+        result = asyncio.run(
+            ops.restore(
+                source, keys_from, cfg.mentorbot_db, ops.keystore_path(cfg), ring, force=force
+            )
+        )
     click.echo(
         f"Restored {result.database} (schema {result.schema_version}, "
         f"{result.participants} participants, {result.entries} entries) and "

@@ -183,6 +183,7 @@ def _inside(path: Path, folder: Path) -> bool:
 @dataclass
 class _Unwrapped:
     ok: int = 0
+    previous: int = 0  # opened, but with a previous master key (mid-repair)
     unknown_kek: Counter[str] = field(default_factory=Counter)
     damaged: int = 0
 
@@ -209,6 +210,7 @@ def _unwrap_all(conn: sqlite3.Connection, ring: KeyRing, schema: str) -> _Unwrap
                     result.unknown_kek[kek_id] += 1
             else:
                 result.ok += 1
+                result.previous += kek_id != ring.current_id
     return result
 
 
@@ -802,8 +804,20 @@ def _key_store_checks(
                     "fail",
                     f"{count} keys were wrapped by master key {kek_id}, not by the configured "
                     f"one ({ring.current_id}); fingerprints, not keys",
-                    "configure the matching master key; mid-rotation, list the old one in "
-                    "MENTORBOT_PREVIOUS_MASTER_KEYS",
+                    "if these keys were made by a bot still running on the old key during a "
+                    "rotation, stop the bot and run MENTORBOT_PREVIOUS_MASTER_KEYS=<old key> "
+                    "mentorbot keys repair (with the new key configured); otherwise configure "
+                    "the master key they were wrapped by",
+                )
+            )
+        if unwrapped.previous:
+            checks.append(
+                Check(
+                    "key_store",
+                    "warn",
+                    f"{_plural(unwrapped.previous, 'key')} still wrapped by a previous master "
+                    "key (MENTORBOT_PREVIOUS_MASTER_KEYS)",
+                    "run mentorbot keys repair, then remove MENTORBOT_PREVIOUS_MASTER_KEYS",
                 )
             )
         if unwrapped.damaged:
