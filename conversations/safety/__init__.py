@@ -95,6 +95,10 @@ def _about_someone_else(text: str, start: int, end: int) -> bool:
         if lexicon.CLINICAL_BEFORE.search(before[-40:]) and not any(
                 t in lexicon.FIRST_PERSON for t in tokens[-3:]):
             return True
+    after = _TOKEN.findall(text[end:end + 16])
+    if after and after[0] in {"on", "in", "of", "to"} and any(
+            t in {"his", "her", "their", "them", "him"} for t in after[1:3]):
+        return True  # "fresh marks on his arms"
     for token in reversed(tokens):
         if token in lexicon.FIRST_PERSON:
             return False
@@ -106,11 +110,13 @@ def _about_someone_else(text: str, start: int, end: int) -> bool:
 
 
 def _resolved_past(text: str, start: int) -> bool:
-    """Distress the writer places in the past and says is over, with nothing saying it is
-    back."""
-    if lexicon.CURRENT.search(text):
-        return False
+    """Distress the writer places in the past and says is over, with nothing near it saying
+    it is back."""
     near = text[max(0, start - 100):start + 100]
+    opening = start - len(_clause_before(text, start))
+    closing = _SENTENCE_END.search(text, start)
+    if lexicon.CURRENT.search(text[opening:closing.start() if closing else len(text)]):
+        return False
     return bool(lexicon.PAST.search(near)) and bool(lexicon.RECOVERED.search(text))
 
 
@@ -124,21 +130,42 @@ def _blank(text: str, pattern: re.Pattern[str]) -> str:
     return pattern.sub(lambda m: " " * len(m.group(0)), text)
 
 
-def lexicon_match(folded: Folded) -> tuple[str, int, int] | None:
-    """(form, start, end) in folded text of the first risk the lexicon sees, or None."""
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What the lexicon made of one folded text."""
+
+    hit: tuple[str, int, int] | None  # (form, start, end) of the first risk it sees
+    text: str  # the folded text with figures of speech blanked out
+    set_aside: tuple[tuple[int, int], ...]  # matches it judged someone else's, or over
+
+
+def scan(folded: Folded) -> Scan:
     patterns = _patterns()
     text = _blank(folded.text, patterns["figurative"])
     found: list[tuple[int, int, str]] = []
+    aside: list[tuple[int, int]] = []
     for form, pattern in patterns.items():
         if form == "figurative":
             continue
         for m in pattern.finditer(text):
-            if m.end() > m.start() and not _about_someone_else(text, m.start(), m.end()):
+            if m.end() <= m.start():
+                continue
+            if _about_someone_else(text, m.start(), m.end()):
+                aside.append(m.span())
+            else:
                 found.append((m.start(), m.end(), form))
+    hit = None
     for start, end, form in sorted(found):
         if not _resolved_past(text, start):
-            return form, start, end
-    return None
+            hit = (form, start, end)
+            break
+        aside.append((start, end))
+    return Scan(hit, text, tuple(aside))
+
+
+def lexicon_match(folded: Folded) -> tuple[str, int, int] | None:
+    """(form, start, end) in folded text of the first risk the lexicon sees, or None."""
+    return scan(folded).hit
 
 
 def assess(text: str, *, semantic: bool | None = None) -> Verdict:
@@ -146,43 +173,31 @@ def assess(text: str, *, semantic: bool | None = None) -> Verdict:
     it is installed)."""
     if not text or not text.strip():
         return NO_RISK
-    folded = fold(text)
-    hit = lexicon_match(folded)
-    if hit is not None:
-        form, start, end = hit
-        return Verdict(True, folded.to_original(start, end), form)
-    if semantic is None:
-        semantic = semantic_available()
-    if semantic:
-        from conversations.safety import semantic as layer
-
-        span = layer.risk_sentence(text, folded)
-        if span is not None:
-            return Verdict(True, span, "semantic")
-    return NO_RISK
+    return assess_many([text], semantic=semantic)[0]
 
 
 def assess_many(texts: list[str], *, semantic: bool | None = None) -> list[Verdict]:
     """:func:`assess` for many answers, the semantic layer's sentences embedded in batches
     (what ``mentorbot recode`` uses)."""
     out: list[Verdict] = []
-    pending: list[tuple[int, str, Folded]] = []
+    pending: list[tuple[int, Folded, Scan]] = []
     for index, text in enumerate(texts):
         if not text or not text.strip():
             out.append(NO_RISK)
             continue
         folded = fold(text)
-        hit = lexicon_match(folded)
-        if hit is not None:
-            out.append(Verdict(True, folded.to_original(hit[1], hit[2]), hit[0]))
+        seen = scan(folded)
+        if seen.hit is not None:
+            form, start, end = seen.hit
+            out.append(Verdict(True, folded.to_original(start, end), form))
         else:
             out.append(NO_RISK)
-            pending.append((index, text, folded))
+            pending.append((index, folded, seen))
     if pending and (semantic_available() if semantic is None else semantic):
         from conversations.safety import semantic as layer
 
-        for (index, _text, _folded), span in zip(
-                pending, layer.risk_sentences([f for *_, f in pending]), strict=True):
+        spans = layer.risk_sentences([(folded, seen) for _, folded, seen in pending])
+        for (index, _folded, _seen), span in zip(pending, spans, strict=True):
             if span is not None:
                 out[index] = Verdict(True, span, "semantic")
     return out

@@ -38,7 +38,7 @@ _MACROS = {
     "{END}": r"(?:end(?:ing|ed|s)?|finish(?:ing|ed)?|stop(?:ping)?)",
     "{KILL}": r"(?:kill(?:ing|ed|s)?|unalive(?:d|ing)?|off(?:ing)?|top(?:ping)?|hang(?:ing)?)",
     "{ANYMORE}": r"(?:any ?more|no more|any longer|no longer)",
-    "{PILLS}": r"(?:pills?|tablets?|meds|medication|medicine|paracetamol|co-?codamol|"
+    "{PILLS}": r"(?:pills?|tablets?|meds|medication|medicine|paracetamol|co[- ]?codamol|"
                r"codeine|sertraline|citalopram|fluoxetine|mirtazapine|insulin|sleeping pills|"
                r"antidepressants|painkillers|opioids|morphine|oxycodone|tramadol|diazepam|"
                r"zopiclone|amitriptyline|propranolol|ibuprofen|aspirin)",
@@ -66,6 +66,13 @@ def _compile(pattern: str) -> str:
 # form -> patterns. A phrase may be preceded by any words; \b keeps parts of words out.
 RISK_PATTERNS: dict[str, list[str]] = {
     "direct": [
+        r"\b(?:do|doing|did) (?:myself|me) in\b",
+        r"\btake (?:myself|me) out (?:of )?(?:the|this) (?:picture|equation|world)\b",
+        r"\b(?:thinking|thought|thoughts|think|thinks)\b (?:\w+ ){0,3}?(?:about|of"
+        r"|bout) (?:not existing|not being (?:here|alive|around)|dying|death|being dead"
+        r"|ending (?:it|things|my life)|killing myself|my (?:own )?funeral|suicide)\b",
+        r"\b(?:rather|prefer to|like to|want to|wish i could|just) (?:just )?not (?:exist"
+        r"|be alive|be here|wake up)\b",
         r"\bsui (?:thoughts|ideation|feelings|urges|ideas)\b",
         r"\b(?:thinking|thought|thoughts|think) (?:a lot |seriously |again |about it )?(?:about"
         r"|of) (?:dying|death|being dead|not being here|killing myself|ending)\b",
@@ -108,6 +115,14 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"(?:bridge|building|roof|car park|cliff|balcony))",
     ],
     "passive_ideation": [
+        r"\b(?:sleep|go to sleep|fall asleep) (?:and|n) (?:not|never) (?:have to )?(?:come back"
+        r"|wake up|wake)\b",
+        r"\b(?:dont|wouldnt|not|never) have to be (?:here|alive|around) (?:any ?more|no more"
+        r"|any longer)\b",
+        r"\bif i (?:dont|didnt|never|do not) wake up\b.{0,40}\b(?:bothered|care|mind|alright"
+        r"|fine|ok|okay|relief|better|matter)\b",
+        r"\b(?:if|when) (?:a|the) (?:lorry|bus|car|train|truck|van) (?:hit|clipped|hits|clips"
+        r"|took|ran) (?:me|into me|me out)\b",
         r"\b(?:easier|better|a relief|relief|relieved|nice|simpler|peaceful|fine|happier|kinder"
         r"|best|ok|okay)\b(?: for (?:everyone|everybody|all|them|me))? if (?:i"
         r"|id) (?:just )?(?:wasnt|werent|was not|was gone|were gone|wasnt here|wasnt around|died"
@@ -168,6 +183,9 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\b(?:could|can) just (?:disappear|vanish|not exist|not be here|stop existing)\b",
     ],
     "burden": [
+        r"\b(?:im|i am|just|feel like|such|like) (?:a )?dead weight\b",
+        r"\b(?:selfish|wrong) (?:of me )?to (?:still )?be (?:here|alive|around)\b",
+        r"\bbetter off (?:not having me|without having me|without me around)\b",
         r"\b(?:happier|better|easier|relieved|fine|ok|okay|better off)\b(?: off)? if (?:i"
         r"|id) (?:wasnt|werent|was gone|were gone|wasnt around|wasnt here|didnt exist|died"
         r"|disappeared|was dead|wasnt alive|left for good)\b",
@@ -204,6 +222,19 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r" (?:worse|harder)\b",
     ],
     "hopelessness": [
+        r"\b(?:cant|cannot|can not|dont|do not|couldnt) (?:see|picture|imagine) (?:a "
+        r"|any )?future (?:with me|for me|where im|where i am|with me in it|at all|ahead)\b",
+        r"\b(?:no|dont have a|dont have any|havent got a|havent got any|cant find a"
+        r"|cant find any|without a|not got a|not got any) reason to (?:carry on|keep going|live"
+        r"|go on|stay|be here|get up|stay alive)\b",
+        r"\b(?:dont|do not|cant|cannot|can not) see (?:why|the point|any point|a point"
+        r"|what the point is) (?:\w+ ){0,3}?(?:keep going|carry on|carrying on|going on|living"
+        r"|being alive|staying alive|existing|trying|being here|waking up)\b",
+        r"\b(?:no|not|dont|cant|whats|what|never|without)\b.{0,25}\bpoint (?:of|in"
+        r"|to) (?:being alive|living|life|going on|carrying on|staying alive|existing|being here"
+        r"|me being here|waking up|it all|anything)\b",
+        r"\bend of the road\b(?!.{0,20}\b(?:for (?:the|this) (?:project|job|pilot|trial|contract"
+        r"|scheme|course)))",
         r"\b(?:life|living|my life|it|any of it|anything|existing|being alive|carrying on|going"
         r" on) (?:is|isnt|aint|is not|isn t|doesnt feel|does not feel|no longer feels?|not)"
         r" (?:even )?(?:worth (?:living|it any ?more|it anymore|the effort|the pain|it at all)"
@@ -257,6 +288,22 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bno (?:point|use) (?:me )?(?:being here|living|trying|carrying on|going on|in me)\b",
     ],
     "plan_means": [
+        r"\bsav(?:e|ed|ing) (?:up )?(?:my |all my |the |some )?{PILLS} up\b",
+        r"\b(?:took|taken|take|taking|had|swallowed|downed)\b.{0,40}\bmore than (?:the box"
+        r"|the packet|it says|prescribed|youre supposed|you are supposed|im supposed|the max"
+        r"|the dose|the limit|i should)\b",
+        r"\btying up (?:all )?(?:the |my )?loose ends\b",
+        r"\bwho gets my (?:stuff|things|belongings|dog|cat|money|flat|savings)\b",
+        r"\bwhich (?:bridge|building|car park|cliff)\b(?=.{0,60}\b(?:id|i would|im going|to use"
+        r"|use|been|driven|looking|sat|jump)\b)",
+        r"\b(?:picked|chosen|set|chose|decided on) (?:a|the) (?:date"
+        r"|day)\b(?!.{0,30}\b(?:wedding|holiday|party|leaving do|meeting|session|interview|move"
+        r"|birthday|trip)\b)",
+        r"\bpainless (?:ways?|methods?|death|to die|way to)\b",
+        r"\b(?:forums?|sites?|websites?|threads?|videos?|pages?) (?:about|on|for) (?:methods"
+        r"|how to (?:die|end it|kill)|suicide|ending it|overdoses?|dying)\b",
+        r"\b(?:planned|planning|plan|playlist|songs|music|arranged|arranging|picked"
+        r"|chose) (?:for |at |of )?my (?:own )?funeral\b",
         r"\bwhich (?:bridge|building|car park|cliff|method|pills|tablets|way|tree|rope|train"
         r"|line) (?:id|i would|i d|i will|ill|im going to|i could|to) (?:use|jump|do it|take|go"
         r"|choose|pick)\b",
@@ -282,7 +329,7 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"a handful of|"
         r"handfuls of|all (?:my|the|of my|of the)|the whole|a whole|a full|whole|a bunch of|"
         r"a pile of|double|triple|extra|a box of|a packet of|a bottle of|packets of|boxes of|"
-        r"everything in|a fistful of|some)( \w+)? {PILLS}\b(?! (?:as prescribed|for my|for"
+        r"everything in|a fistful of|some)(?: \w+){0,2} {PILLS}\b(?! (?:as prescribed|for my|for"
         r" the|with food|for a headache|for pain|for my back))",
         r"\b(?:od|ode|od d|odd|oded|overdos(?:e|ed|ing)|oding)\b",
         r"\b(?:how many|how much|what dose|which|what amount of|lethal dose|fatal dose|"
@@ -350,6 +397,11 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bput (?:my )?(?:affairs|things|everything) in order\b",
     ],
     "self_harm": [
+        r"\b(?:keep|kept|keeping|carry|carrying|hide|hiding|hid|got|have|bought) (?:a |my |the "
+        r"|some )?(?:blade|blades|razor blades?)\b(?! (?:for|to) (?:shav|the garden|work))",
+        r"\b(?:razor|blade|blades)\b.{0,25}\bagain\b",
+        r"\b(?:knock|knocking|knocked|bang|banging|banged|hit|hitting|smash|smashing) (?:my"
+        r"|me) head (?:off|against|on|into) (?:the |a )?(?:wall|walls|floor|door)\b",
         r"\b(?:scratch|scratching|scratched|pick|picking|picked|bite|biting|cut|cutting|hit"
         r"|hitting|pinch|pinching|rub|rubbing|dig|digging) (?:\w+ ){0,4}?(?:till|until|til"
         r"|untill) (?:it|they|i|my skin|its|it s) (?:bleeds?|bled|bleeding|hurts|is raw|raw"
@@ -404,6 +456,20 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"(?<!make myself sick)",
     ],
     "unsafe": [
+        r"\b(?:not sure i|not sure if i|dont know if i|dont think i|cant"
+        r"|dont) (?:can )?trust (?:myself|meself)\b",
+        r"\b(?:dont|do not|not sure i|not sure if i|doubt i|dont know if i) (?:think )?(?:ill"
+        r"|i will|i ll|id) be (?:ok|okay|alright|safe|fine) (?:tonight|on my own|alone|by myself"
+        r"|later)\b",
+        r"\b(?:cant|cannot|wont) promise (?:ill|i will|i ll|im|id) (?:still )?be (?:here|around"
+        r"|alive|safe|ok)\b",
+        r"\b(?:might|may|could|will|going to|scared ill|worried ill"
+        r"|afraid ill) (?:end up )?do(?:ing)? (?:something|anything) (?:daft|stupid|silly"
+        r"|drastic|i regret|dangerous|to myself)\b(?! at work| in (?:the|my) (?:exam|interview"
+        r"|osce))",
+        r"\b(?:dont|do not|cant|scared to|afraid to|hate to|hate being|not) (?:want to "
+        r"|wanna )?(?:be )?(?:alone|on my own|by myself) with (?:my|me|me own) (?:head|thoughts"
+        r"|brain|mind)\b",
         r"\b(?:scared|afraid|frightened|terrified) of (?:myself|me|my own thoughts|my thoughts"
         r"|being alone with my thoughts)\b",
         r"\b(?:dont|do not|not|never|cant) (?:feel(?:ing)? |feel )?safe (?!(?:\w+ ){0,3}?(?:ward"
@@ -491,11 +557,19 @@ FIGURATIVE = [
     r"actually |honestly |absolutely |properly |slowly )?(?:killing|murdering|going to kill"
     r"|gonna kill|the death of) (?:me|us)\b",
     r"\b(?:bored|scared|worried|frightened|tired|sick) to death\b",
+    r"\b(?:career|social|political|professional|financial) suicide\b",
+    r"\b(?:is|was|its|be|thats|would be) (?:literally |actually |actual |pure |absolute |"
+    r"basically )?suicide\b(?! (?:risk|prevention|awareness|note|attempt|rates?))",
+    r"\b(?:will|would|is going to|going to|gonna|is gonna|could) be the death of (?:me|us)\b",
+    r"\b(?:is|are|was|were|s|keeps?|been) (?:literally |actually |honestly |absolutely |"
+    r"properly |slowly |just )?(?:killing|murdering) (?:me|us|my \w+)\b",
+    r"\b(?:id|i would|i could|could|would) (?:honestly |literally )?(?:kill|murder|die) for\b",
+    r"\b(?:like|as) death warmed up\b",
     r"\bto die for\b", r"\bdie hard\b", r"\bdo or die\b", r"\bdying (?:breed|art|light)\b",
     r"\b(?:drop|dropping|dropped) dead (?:gorgeous|tired|funny)\b",
     r"\b(?:burn|burnt|burned|burning) (?:out|myself out|the candle)\b",
     r"\bburnt out\b",
-    r"\b(?:dead|death) (?:end|line|lines|weight|ringer|heat|zone|certain)\b",
+    r"\b(?:dead|death) (?:end|line|lines|ringer|heat|zone|certain)\b",
     r"\b(?:killer|killing) (?:heels|headache|migraine|shift|commute|queue|time|instinct|"
     r"question|joke|app)\b",
     r"\b(?:hurt|cut|burnt|burned|burn|scald|scalded|bruised|banged) (?:myself|my (?:back|"
@@ -534,12 +608,14 @@ THIRD_PERSON = {
     "ladys", "mans", "womans", "elderly", "bay", "bed", "cubicle", "year", "old", "yo",
     "y/o", "male", "female", "someones", "others", "carer", "carers", "parent", "parents",
     "young", "inpatient", "outpatient", "victim", "deceased", "widow", "stepdad", "stepmum",
-    "flatmate", "housemate", "classmate", "coworker", "mentor", "supervisor", "educator",
+    "flatmate", "housemate", "cuz", "cousins", "bro", "sis", "fam", "bestie", "classmate",
+    "coworker", "mentor", "supervisor", "educator",
 }
 # Clinical nouns straight after a risk word make it a topic of work ("suicide risk
 # assessment", "self-harm pathway"), not a disclosure.
 CLINICAL_AFTER = re.compile(
-    r"\A\W*(?:\w+ ){0,2}?(?:risk|risks|assessment|assessments|assess|screen|screening|"
+    r"\A\W*(?:(?!since|after|before|when|because|and|but)\w+ ){0,2}?"
+    r"(?:risk|risks|assessment|assessments|assess|screen|screening|"
     r"prevention|awareness|training|course|module|modules|session|sessions|teaching|talk|"
     r"talks|lecture|policy|policies|pathway|pathways|protocol|protocols|guideline|guidelines"
     r"|guidance|procedure|audit|audits|review|reviews|team|teams|service|services|liaison|"
@@ -548,7 +624,7 @@ CLINICAL_AFTER = re.compile(
     r"attempt|attempts by|bereavement|bereaved|survivors|prevention|strategy|plan for|"
     r"safety plan|care plan|management|scenario|simulation|sim|cpd|webinar|workshop|"
     r"champion|lead|nurse|practitioner|helpline|line|watch|observations|obs|checks|points"
-    r"|point|cutters|kit|form|forms|tool|tools|scale|scales|documentation|questions|"
+    r"|point|cutter|cutters|kit|form|forms|tool|tools|scale|scales|documentation|questions|"
     r"history|histories|hx|ward|unit|bay|incident|incidents|debrief|inquest|inquests|"
     r"conference|charity|charities|campaign|leaflet|leaflets|poster|posters"
     r"|by proxy|in young people|in teenagers|in men|in women|among|amongst|in the nhs|"
@@ -567,12 +643,15 @@ CLINICAL_BEFORE = re.compile(
     r" about|asked about|screening for|screen for|screened for|documenting|documented|"
     r"following (?:an|a|her|his|their)|post|predict|predicting|prevent|preventing|prevention"
     r" of|reduce|reducing|learnt|learned|learning|taught|teaching|difference between|"
-    r"education on|awareness of|pathway for|policy on|guideline on|in the context of)\s"
+    r"education on|awareness of|pathway for|policy on|guideline on|in the context of|"
+    r"(?:bit|part|section|module|session|talk|lecture|chapter|training|teaching|day|course|"
+    r"webinar|workshop|update|refresher|slides?) (?:on|about|around|covering))\s"
     r"(?:\w+ ){0,2}\Z"
 )
 PAST = re.compile(
     r"\b(?:last (?:year|month|summer|winter|spring|autumn|christmas|time)|years? ago|months"
     r" ago|a while ago|a long time ago|ages ago|in the past|used to|back (?:then|in|when)|"
+    r"at my (?:lowest|worst)|when i was \d+|back at (?:uni|school|college)|"
     r"when i was (?:younger|a teenager|a teen|at uni|at school|a student|in my|little|a kid"
     r"|at university|training|newly qualified)|as a (?:teenager|teen|student|kid)|at uni|"
     r"at university|at school|in my (?:teens|twenties|20s|first year|early)|during (?:my|the"
@@ -594,7 +673,9 @@ RECOVERED = re.compile(
     r"happy|happier|stable|well|safe|settled|content|strong|stronger|better) (?:now|these"
     r" days|again|nowadays)|these days|behind me|past that|through it|out the other side|"
     r"came through|got through|clean for|free for|years clean|since then|safe now|well now|"
-    r"in recovery|thriving|grateful|proud of (?:myself|how far)|how far ive come|"
+    r"in recovery|thriving|grateful|different person|glad (?:im|i am|to be) (?:still )?here|"
+    r"miles better|a lot happier|much happier|so much happier|"
+    r"proud of (?:myself|how far)|how far ive come|"
     r"(?:over|more than|nearly|almost|about) (?:\w+ )?years (?:ago|since|clean|free|now)|"
     r"its been (?:over |more than )?"
     r"(?:\w+ )?years)\b"

@@ -74,9 +74,15 @@ _TYPOS = {
     "unalive": "unalive", "sewerslide": "suicide", "suicied": "suicide", "sucid": "suicid",
     "seppuku": "suicide", "selfharm": "self harm", "selfharming": "self harming",
     "selfharmed": "self harmed", "killmyself": "kill myself", "endmylife": "end my life",
+    "alvie": "alive", "aliv": "alive", "dissapear": "disappear", "disapear": "disappear",
+    "forevr": "forever", "tierd": "tired", "jsut": "just", "bout": "about", "abt": "about",
+    "tae": "to", "nae": "no", "mair": "more", "mesen": "myself", "masel": "myself",
+    "mysen": "myself", "maself": "myself", "owt": "anything", "nowt": "nothing",
+    "cannae": "cant", "dinnae": "dont", "wantin": "wanting",
     "hopless": "hopeless", "hopelss": "hopeless", "burdon": "burden", "bruden": "burden",
 }
-_FUZZY_WORDS = ("myself", "suicide", "suicidal", "overdose", "overdosed", "overdosing",
+_FUZZY_WORDS = ("myself", "disappear", "suicide", "suicidal", "overdose", "overdosed",
+                "overdosing",
                 "paracetamol", "ligature", "hopeless", "worthless", "pointless", "unalive",
                 "tablets", "anymore", "everyone", "everybody", "nobody", "tonight")
 _SPACED = re.compile(r"(?<![a-z])[a-z](?:([ .\-*/,])\1?[a-z](?![a-z])){2,}")
@@ -219,6 +225,14 @@ _SHORT_WORDS = frozenset({"dead", "die", "life", "live", "want", "self", "harm",
                           "burn", "pills", "end", "wake", "safe"})
 
 
+_ING_WORDS = frozenset({
+    "thinking", "ending", "cutting", "doing", "wanting", "dragging", "knocking", "killing",
+    "hurting", "burning", "harming", "planning", "saving", "googling", "looking", "wishing",
+    "hoping", "dying", "feeling", "going", "trying", "taking", "giving", "saying", "writing",
+    "scratching", "hitting", "living", "starving", "punching", "jumping", "crying",
+    "sleeping", "waking", "stockpiling", "hiding", "coping", "drinking", "hanging"})
+
+
 def _fix_word(m: re.Match[str]) -> str:
     word = m.group(0)
     if word in _TYPOS:
@@ -235,6 +249,8 @@ def _fix_word(m: re.Match[str]) -> str:
         single = re.sub(r"([a-z])\1", r"\1", word)
         if single != word and single in _SHORT_WORDS:
             return single
+    if len(word) >= 4 and word.endswith("in") and word + "g" in _ING_WORDS:
+        return word + "g"  # "thinkin", "endin", "cuttin"
     if len(word) >= 6 and word.isalpha():
         for target in _FUZZY_WORDS:
             if word != target and _within_one_edit(word, target):

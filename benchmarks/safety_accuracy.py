@@ -1,0 +1,97 @@
+"""How well the safety rule recognises risk to self, on lines it was never tuned on.
+
+    python benchmarks/safety_accuracy.py
+
+Prints recall on risk lines and the false-alarm rate on near misses for the frozen test part
+of the labelled corpus (``tests/fixtures/safety/frozen_test.yaml``, written independently and
+never read while tuning), with the lexicon alone and with the semantic layer, and beside it
+the same figures on the tuning parts (``tuning.yaml``, ``dev.yaml``), which are optimistic by
+construction. Per-form recall and false alarms are given as counts; the frozen lines
+themselves are never printed. Also times the rule (per answer) against folding alone, measured
+in the same run.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from conversations.safety import assess_many, fold, semantic_available  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures" / "safety"
+TARGET_RECALL, TARGET_FALSE_ALARMS = 0.95, 0.10
+
+
+def lines(*names: str) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for name in names:
+        out += yaml.safe_load((FIXTURES / f"{name}.yaml").read_text(encoding="utf-8"))["lines"]
+    return out
+
+
+def score(data: list[dict[str, str]], semantic: bool) -> dict[str, object]:
+    verdicts = assess_many([d["text"] for d in data], semantic=semantic)
+    risk = [v.risk for d, v in zip(data, verdicts, strict=True) if d["label"] == "risk"]
+    safe = [v.risk for d, v in zip(data, verdicts, strict=True) if d["label"] != "risk"]
+    forms: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for d, v in zip(data, verdicts, strict=True):
+        forms[f"{d['label']}/{d['form']}"][0] += int(v.risk)
+        forms[f"{d['label']}/{d['form']}"][1] += 1
+    return {"recall": sum(risk) / len(risk), "false_alarms": sum(safe) / len(safe),
+            "risk": len(risk), "near_misses": len(safe), "forms": dict(forms)}
+
+
+def show(title: str, result: dict[str, object]) -> None:
+    print(f"  {title:<22} recall {result['recall']:.3f}  false alarms "
+          f"{result['false_alarms']:.3f}  ({result['risk']} risk, {result['near_misses']} "
+          "near misses)")
+
+
+def main() -> None:
+    frozen = lines("frozen_test")
+    tuning = lines("tuning", "dev")
+    modes = [("lexicon alone", False)]
+    if semantic_available():
+        modes.append(("lexicon + semantic", True))
+    else:
+        print("semantic layer not installed: figures for the lexicon alone")
+    results = {}
+    print("FROZEN TEST PART (never tuned on):")
+    for title, semantic in modes:
+        results[title] = score(frozen, semantic)
+        show(title, results[title])
+    print("tuning parts (tuned on, optimistic):")
+    for title, semantic in modes:
+        show(title, score(tuning, semantic))
+    best = results[modes[-1][0]]
+    print(f"target on the frozen part: recall >= {TARGET_RECALL}, false alarms <= "
+          f"{TARGET_FALSE_ALARMS}: "
+          + ("met" if best["recall"] >= TARGET_RECALL
+             and best["false_alarms"] <= TARGET_FALSE_ALARMS else "NOT met"))
+    print(f"frozen part by form ({modes[-1][0]}): flagged / lines")
+    for form, (hit, n) in sorted(best["forms"].items()):  # type: ignore[attr-defined]
+        print(f"  {form:<40} {hit:>3} / {n}")
+
+    texts = [d["text"] for d in frozen + tuning]
+    start = time.perf_counter()
+    for text in texts:
+        fold(text)
+    folding = (time.perf_counter() - start) / len(texts)
+    for title, semantic in modes:
+        start = time.perf_counter()
+        for text in texts:
+            assess_many([text], semantic=semantic)
+        per = (time.perf_counter() - start) / len(texts)
+        print(f"speed, {title}: {per * 1e3:.2f} ms an answer, one at a time as the chat "
+              f"judges ({per / folding:.1f}x folding alone, {folding * 1e6:.0f} µs)")
+
+
+if __name__ == "__main__":
+    main()
