@@ -6,6 +6,9 @@ import os
 
 # PTB 22 warns (an error under our warning filter) unless durations are timedeltas.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+# The chat's safety rule by its lexicon alone, so flow tests stay fast; the semantic layer has
+# its own tests (tests/test_safety_rule.py), which ask for it by name.
+os.environ.setdefault("MENTORBOT_SAFETY_SEMANTIC", "off")
 
 from collections.abc import AsyncIterator
 from pathlib import Path

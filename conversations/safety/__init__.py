@@ -22,6 +22,7 @@ Negation does not clear risk ("I'm not saying I want to end it all" is flagged).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -226,8 +227,18 @@ def typed_text(value: Any) -> str:
     return ""
 
 
-@lru_cache(maxsize=1)
+SEMANTIC_SETTING = "MENTORBOT_SAFETY_SEMANTIC"  # "off" judges by the lexicon alone
+
+
 def semantic_available() -> bool:
+    """Whether the semantic layer judges here: installed, and not switched off."""
+    if os.environ.get(SEMANTIC_SETTING, "").strip().lower() in {"off", "0", "false", "no"}:
+        return False
+    return _encoder_installed()
+
+
+@lru_cache(maxsize=1)
+def _encoder_installed() -> bool:
     from conversations import sentence_encoder
 
     return sentence_encoder.availability()[0]

@@ -1,0 +1,178 @@
+"""The safety rule: risk to self recognised however it is written, near misses left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conversations import safety
+from conversations.safety import assess, assess_many, fold, risk_span, rule_version
+
+CORPUS = Path(__file__).parent / "fixtures" / "safety"
+
+# What people write, as the issue heard it, and disguised the ways a filter is dodged.
+RISK = [
+    "I wanna die",
+    "I want to be dead",
+    "wanting to die",
+    "life isn't worth living",
+    "lifes not worth living tbh",
+    "thinking about ending it",
+    "I took too many pills",
+    "I've been cutting again",
+    "kms",
+    "nobody would miss me",
+    "everyone would be better off without me",
+    "I wish I could go to sleep and never wake up",
+    "ive been stockpiling my tablets just in case",
+    "I don't feel safe tonight",
+    "I'm not saying I want to die, but I think about it",
+    "i cant go on like this anymore",
+]
+DISGUISED = [
+    "k\u200bill myself",  # zero-width space
+    "I want to kill my\u00adself",  # soft hyphen
+    "I want to d\u0456e",  # Cyrillic і
+    "\u0455uicidal again",  # Cyrillic ѕ
+    "feeling su1cidal",  # leetspeak
+    "i want to d i e",  # letter-spaced
+    "k.m.s",
+    "\uff4b\uff49\uff4c\uff4c \uff4d\uff59\uff53\uff45\uff4c\uff46",  # full-width
+    "I want to \u202ekill myself",  # a bidi control
+    "\ufeffi want to die",  # a byte-order mark
+    "i dont want to live anymore",  # no apostrophe
+    "I don\u2019t want to be alive",  # curly apostrophe
+    "i want to kil myslef",  # typos
+    "been feeling sucidal",
+    "i just want 2 d13",
+]
+NEAR_MISSES = {
+    "figurative": [
+        "I was killing myself to finish the audit",
+        "I cut myself some slack this week",
+        "killing it on the ward today",
+        "dying to know how the interview went",
+        "dead tired after four nights",
+        "I could murder a coffee",
+        "this rota will be the death of me",
+    ],
+    "clinical": [
+        "a patient came in after an overdose and I did the bloods",
+        "did my first self-harm assessment in ED",
+        "suicide prevention training this morning",
+        "caring for a patient at the end of life was hard but meaningful",
+        "the ligature audit on the unit took all morning",
+        "my patient said he wanted to kill himself and I referred to liaison",
+    ],
+    "someone else": [
+        "my colleague lost her brother to suicide and we talked about support",
+        "my mum was saying she wants to die, her GP is involved now",
+    ],
+    "resolved past": [
+        "I felt suicidal at uni but I'm in a good place now",
+        "I used to self harm as a teenager, it's been over ten years and I'm proud of how far "
+        "I've come",
+    ],
+    "ordinary stress": [
+        "exhausted and overwhelmed by the rota",
+        "cried in the car after a hard shift",
+    ],
+}
+
+
+@pytest.mark.parametrize("text", RISK + DISGUISED)
+def test_risk_is_recognised_however_it_is_written(text: str) -> None:
+    verdict = assess(text, semantic=False)
+    assert verdict.risk, text
+    start, end = verdict.span or (0, 0)
+    assert 0 <= start < end <= len(text)  # a span of what the person actually wrote
+
+
+@pytest.mark.parametrize(
+    "text", [t for group in NEAR_MISSES.values() for t in group], ids=lambda t: t[:40]
+)
+def test_near_misses_are_not_flagged(text: str) -> None:
+    assert not assess(text, semantic=False).risk
+
+
+def test_folding_undoes_disguises_and_keeps_the_original_span() -> None:
+    folded = fold("I w\u0430nt to k\u200bill my\u00adself!!")
+    assert folded.text == "i want to kill myself!!"
+    text = "so tired. k\u200bill myself tbh"
+    start, end = risk_span(text) or (0, 0)
+    assert text[start:end] == "k\u200bill myself"
+    assert fold("ok!!").text == "ok!!" and fold("took 2 pills").text == "took 2 pills"
+
+
+def test_the_coder_and_the_chat_share_the_rule() -> None:
+    from reports.coding.rules import code_text
+
+    hits = [h for h in code_text("honestly i wanna die") if h.code_id == "TOPIC_SELF_HARM_RISK"]
+    assert len(hits) == 1
+    assert not [h for h in code_text("I was killing myself to finish the audit")
+                if h.code_id == "TOPIC_SELF_HARM_RISK"]
+
+
+def _corpus(*names: str) -> list[dict[str, str]]:
+    lines: list[dict[str, str]] = []
+    for name in names:
+        lines += yaml.safe_load((CORPUS / f"{name}.yaml").read_text(encoding="utf-8"))["lines"]
+    return lines
+
+
+def test_the_labelled_corpus_is_split_and_big_enough() -> None:
+    tuning, frozen = _corpus("tuning", "dev"), _corpus("frozen_test")
+    everything = tuning + frozen
+    assert sum(d["label"] == "risk" for d in everything) >= 150
+    assert sum(d["label"] == "near_miss" for d in everything) >= 150
+    # nothing tuned on is scored again as test data (counted, so a failure quotes no line)
+    frozen_texts = {fold(d["text"]).text for d in frozen}
+    assert sum(fold(d["text"]).text in frozen_texts for d in tuning) == 0
+    forms = {d["form"] for d in frozen}
+    assert {"disguised", "typos", "negated_but_risk", "figurative", "resolved_past",
+            "clinical_third_person"} <= forms
+
+
+def test_lexicon_holds_its_tuning_figures() -> None:
+    """A regression guard on the tuning parts (tuned on, so optimistic: the honest figures
+    come from benchmarks/safety_accuracy.py on the frozen part)."""
+    lines = _corpus("tuning", "dev")
+    verdicts = assess_many([d["text"] for d in lines], semantic=False)
+    risk = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] == "risk"]
+    safe = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] != "risk"]
+    assert sum(risk) / len(risk) >= 0.95
+    assert sum(safe) / len(safe) <= 0.05
+
+
+def test_semantic_layer_catches_what_no_pattern_lists() -> None:
+    text = "I keep picturing my own funeral and feel relieved"
+    assert not assess(text, semantic=False).risk
+    verdict = assess(text, semantic=True)
+    assert verdict.risk and verdict.form == "semantic"
+    # figures of speech are blanked before the probe sees them, and recognised near misses
+    # are left to the lexicon
+    for near in ("this rota will be the death of me", "suicide prevention training today",
+                 "I felt suicidal at uni but I'm in a good place now"):
+        assert not assess(near, semantic=True).risk, near
+
+
+def test_without_the_encoder_the_lexicon_judges_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conversations import sentence_encoder
+
+    monkeypatch.setattr(sentence_encoder, "availability", lambda: (False, "not installed"))
+    monkeypatch.delenv(safety.SEMANTIC_SETTING, raising=False)
+    safety._encoder_installed.cache_clear()
+    try:
+        assert not safety.semantic_available()
+        assert assess("I want to die").risk
+        assert not assess("I keep picturing my own funeral and feel relieved").risk
+        assert not rule_version().endswith("+semantic")
+    finally:
+        safety._encoder_installed.cache_clear()
+    monkeypatch.undo()
+    monkeypatch.setenv(safety.SEMANTIC_SETTING, "on")
+    assert rule_version().endswith("+semantic")  # the stored version says which rule judged
+    monkeypatch.setenv(safety.SEMANTIC_SETTING, "off")
+    assert rule_version() == rule_version(semantic=False) != rule_version(semantic=True)
