@@ -75,6 +75,8 @@ class Store:
             # Every opening repairs what a crash or a restore can leave (see join, erase).
             store.erasures_applied = await store.apply_erasures()
             await vault.sweep_pending()
+            # flags from before verdicts were encrypted leave the plaintext column at once
+            await store.entries.seal_legacy_flags()
         except Exception:
             await db.close()
             raise

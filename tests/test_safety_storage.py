@@ -1,0 +1,133 @@
+"""What a safety flag touches: the encrypted verdict, never plaintext; every output withholds
+the answer; recode judges stored answers again; old plaintext flags are sealed."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from conversations.catalogue import load_flows
+from conversations.safety import rule_version
+from reports.entry_codes import recode
+from reports.evaluator import Options, build_report
+from storage.crypto import KeyRing
+from storage.store import Store
+from tests.people import GROW_ANSWERS, Cohort
+
+DISGUISED = "honestly k\u200bill my\u00adself some nights, the rota is relentless"
+LATER_RISK = "the bridge on the way home keeps calling me, I know which bridge id use"
+
+
+async def _everything_written(db_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+
+
+async def test_flag_is_encrypted_and_no_audit_row_says_so(
+    cohort: Cohort, store: Store, db_path: Path
+) -> None:
+    mentee = await cohort.joined_mentee()
+    await mentee.grow({**GROW_ANSWERS, "reality": DISGUISED})
+    entry = (await store.entries.of(1))[0]
+    assert await store.entries.flagged_steps(1, entry.id) == {"reality"}
+    rows = await store.db.fetchall("SELECT step_id, flags, safety_ct, safety_rule FROM answers")
+    assert rows and all(r["flags"] == "" for r in rows)
+    assert all(r["safety_ct"] is not None and r["safety_rule"] == rule_version() for r in rows)
+    actions = {r["action"] for r in await store.db.fetchall("SELECT action FROM audit_log")}
+    assert not {a for a in actions if "signpost" in a}
+    raw = await _everything_written(db_path)
+    assert b"signpost" not in raw and b'"risk"' not in raw
+    assert b"rota is relentless" not in raw
+
+
+async def test_flagged_answer_leaves_no_output(
+    cohort: Cohort, store: Store, tmp_path: Path
+) -> None:
+    from reports.cli_export import run_export
+
+    mentee = await cohort.joined_mentee()
+    await cohort.joined_mentor()
+    await mentee.grow({**GROW_ANSWERS, "reality": DISGUISED})
+    await mentee.grow(GROW_ANSWERS)
+    report_dir, export_dir = tmp_path / "report", tmp_path / "export"
+    await build_report(store, report_dir, options=Options(workers=0))
+    await run_export(store, export_dir, "study-S", "shift", ())
+    outputs = [p for d in (report_dir, export_dir) for p in d.rglob("*") if p.is_file()]
+    assert {"report.html", "report.json", "review.csv", "answers.csv"} <= {
+        p.name for p in outputs}
+    for path in outputs:
+        data = path.read_bytes()
+        for needle in ("rota is relentless", "ill my", "myself some nights"):
+            assert needle.encode() not in data, (path.name, needle)
+    withheld = list(csv.DictReader((export_dir / "withheld.csv").open(encoding="utf-8")))
+    assert [w["step_id"] for w in withheld] == ["reality"]
+    quotes = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["quotes"]
+    assert all("relentless" not in q["text"] for q in quotes.values())
+
+
+async def test_recode_flags_an_old_answer_the_new_rule_sees(
+    cohort: Cohort, store: Store, tmp_path: Path
+) -> None:
+    from reports.cli_export import run_export
+
+    mentee = await cohort.joined_mentee()
+    await mentee.grow(GROW_ANSWERS)
+    entry = (await store.entries.of(1))[0]
+    # as an older rule left it: judged, and not seen as risk
+    await store.entries.save_answer(1, entry.id, "options", LATER_RISK, (False, "older-rule"))
+    assert await store.entries.flagged_steps(1, entry.id) == set()
+    assert await store.entries.unjudged(rule_version()) == 1
+
+    result = await recode(store)
+    assert (result.judged, result.newly_flagged) == (1, 1)
+    assert await store.entries.flagged_steps(1, entry.id) == {"options"}
+    assert await store.entries.unjudged(rule_version()) == 0
+
+    out = tmp_path / "export"
+    await run_export(store, out, "study-R", "shift", ())
+    assert b"which bridge" not in b"".join(p.read_bytes() for p in out.rglob("*")
+                                           if p.is_file())
+    withheld = list(csv.DictReader((out / "withheld.csv").open(encoding="utf-8")))
+    assert [w["step_id"] for w in withheld] == ["options"]
+    # a flag is never taken away by a later judgement
+    assert (await recode(store)).judged == 0
+    await store.entries.set_safety(1, entry.id, "options", True, "older-rule")
+    assert (await recode(store)).newly_flagged == 0
+    assert await store.entries.flagged_steps(1, entry.id) == {"options"}
+
+
+async def test_unjudged_answers_are_judged_on_the_spot_by_reports(
+    cohort: Cohort, store: Store, tmp_path: Path
+) -> None:
+    from reports.cli_export import run_export
+
+    mentee = await cohort.joined_mentee()
+    await mentee.grow(GROW_ANSWERS)
+    entry = (await store.entries.of(1))[0]
+    await store.entries.save_answer(1, entry.id, "will", "i want to die tbh")  # no verdict
+    out = tmp_path / "export"
+    await run_export(store, out, "study-U", "shift", ())
+    assert b"want to die" not in b"".join(p.read_bytes() for p in out.rglob("*")
+                                          if p.is_file())
+
+
+async def test_plaintext_flags_from_before_are_sealed_when_the_store_opens(
+    cohort: Cohort, store: Store, db_path: Path, master_key: bytes
+) -> None:
+    mentee = await cohort.joined_mentee()
+    await mentee.grow(GROW_ANSWERS)
+    entry = (await store.entries.of(1))[0]
+    # what migration 002's column held before verdicts were encrypted
+    await store.db.execute(
+        "UPDATE answers SET flags='signpost', safety_ct=NULL, safety_rule=NULL "
+        "WHERE entry_id=? AND step_id='reality'", (entry.id,))
+    keystore = store.db.keystore
+    await store.close()
+    again = await Store.open(db_path, KeyRing(master_key), load_flows()["consent"].version,
+                             keystore=keystore)
+    try:
+        assert await again.entries.flagged_steps(1, entry.id) == {"reality"}
+        assert await again.db.scalar("SELECT COUNT(*) FROM answers WHERE flags != ''") == 0
+    finally:
+        await again.close()
+    assert b"signpost" not in await _everything_written(db_path)
