@@ -733,6 +733,7 @@ def _database_checks(conn: sqlite3.Connection, path: Path, quick: bool) -> list[
         checks.append(Check("migrations", "ok", "none pending"))
     if "entry_codes" in _tables(conn):
         checks.append(_codes_check(conn))
+        checks.append(_safety_check(conn))
     return checks
 
 
@@ -755,6 +756,28 @@ def _codes_check(conn: sqlite3.Connection) -> Check:
         f"{stale} saved {'entry' if stale == 1 else 'entries'} without current codes (after "
         "an upgrade, or saved before codes were stored): exports and reports code them again "
         "on every run",
+        "run mentorbot recode (the bot can keep running)",
+    )
+
+
+def _safety_check(conn: sqlite3.Connection) -> Check:
+    """Answers whose safety verdict is missing or from another version of the rule: reports
+    and exports judge them again by the lexicon on every run, but only recode applies the
+    whole rule (with the semantic layer, where installed) and stores the result."""
+    from conversations.safety import rule_version
+
+    waiting = conn.execute(
+        "SELECT COUNT(*) FROM answers WHERE safety_rule IS NULL OR safety_rule != ?",
+        (rule_version(),),
+    ).fetchone()[0]
+    if not waiting:
+        return Check("safety", "ok", "every answer has a verdict from the current safety rule")
+    return Check(
+        "safety",
+        "warn",
+        f"{waiting} {'answer' if waiting == 1 else 'answers'} not yet judged by the current "
+        "safety rule (after an upgrade): until then reports and exports judge them again by "
+        "its lexicon alone",
         "run mentorbot recode (the bot can keep running)",
     )
 

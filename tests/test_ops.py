@@ -364,6 +364,7 @@ async def test_doctor_healthy_deployment(
         "key_store",
         "bot_api",
         "codes",
+        "safety",
     }
     text = "\n".join(c.line() for c in report.checks)
     assert "@mentorbot_test_bot" in text

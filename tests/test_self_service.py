@@ -121,8 +121,8 @@ async def test_signposting_replies_at_once_and_flow_continues(
         "116 123" in mentee.said and "GP" in mentee.said and "occupational health" in mentee.said
     )
     assert "(3/4) Options" in mentee.said  # not ended abruptly
-    flags = await store.entries.flags(1, (await store.entries.of(1))[0].id)
-    assert flags == {"reality": "signpost"}
+    flagged = await store.entries.flagged_steps(1, (await store.entries.of(1))[0].id)
+    assert flagged == {"reality"}
 
 
 def test_safety_rule_ignores_figures_of_speech() -> None:
