@@ -67,6 +67,10 @@ MAX_CALLBACK_DATA_BYTES: Final = 64
 MAX_UPLOAD_BYTES: Final = 50 * 1024 * 1024
 MAX_DESCRIPTION_LENGTH: Final = 512
 MAX_SHORT_DESCRIPTION_LENGTH: Final = 120
+# Telegram stops accepting answerCallbackQuery some seconds after the press (the client's
+# spinner gives up), and a bot may delete a message only within 48 hours of sending.
+CALLBACK_QUERY_TTL: Final = 15.0
+DELETE_WINDOW_SECONDS: Final = 48 * 3600
 
 # Methods that Telegram's flood control applies to; getters and getUpdates are not throttled.
 SENDING_METHODS: Final = frozenset(
@@ -728,6 +732,7 @@ class BotApiStandin:
         fault_retry_after: int | None = None,
         fault_methods: Iterable[str] | None = None,
         first_update_id: int = 1,
+        callback_query_ttl: float | None = CALLBACK_QUERY_TTL,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -758,6 +763,7 @@ class BotApiStandin:
         self.rng = random.Random(fault_seed)
         self.clock = clock
         self.wall_clock = wall_clock
+        self.callback_query_ttl = callback_query_ttl
 
         self.calls: list[ApiCall] = []
         self.count_429 = 0
@@ -782,6 +788,7 @@ class BotApiStandin:
         self._descriptions: dict[str, str] = {}
         self._short_descriptions: dict[str, str] = {}
         self._callback_queries: dict[str, bool] = {}
+        self._callback_born: dict[str, float] = {}
         self._callback_seq = 0
         self._webhook: dict[str, Any] = {}
         self._queue: deque[dict[str, Any]] = deque()
@@ -1327,12 +1334,20 @@ class BotApiStandin:
         record = self._messages.get((chat_id, params["message_id"]))
         if record is None or record["deleted"]:
             raise _ApiError(400, "Bad Request: message to delete not found")
+        if self.wall_clock() - record["message"]["date"] >= DELETE_WINDOW_SECONDS:
+            raise _ApiError(400, "Bad Request: message can't be deleted for everyone")
         record["deleted"] = True
         return True
 
     def _answer_callback_query(self, params: dict[str, Any]) -> bool:
         query_id = str(params.get("callback_query_id", ""))
-        if self._callback_queries.get(query_id) is not False:
+        born = self._callback_born.get(query_id)
+        expired = (
+            self.callback_query_ttl is not None
+            and born is not None
+            and self.clock() - born > self.callback_query_ttl
+        )
+        if expired or self._callback_queries.get(query_id) is not False:
             # Unknown, or already answered: Telegram says the same for both.
             raise _ApiError(
                 400,
@@ -1653,6 +1668,35 @@ class BotApiStandin:
             message.update(content)
             return {"update_id": self._next_update_id(), "message": copy.deepcopy(message)}
 
+    def paste(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        first_name: str | None = None,
+        username: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """A long paste as Telegram's apps send it: parts of at most 4,096 characters.
+
+        The app breaks at the last line break or space before the limit (a hard cut only
+        when there is none) and the server trims each part's surrounding whitespace.
+        """
+        parts: list[str] = []
+        rest = text.strip()
+        while len(rest) > MAX_TEXT_LENGTH:
+            window = rest[: MAX_TEXT_LENGTH + 1]
+            cut = max(window.rfind("\n"), window.rfind(" "))
+            if cut <= 0:
+                cut = MAX_TEXT_LENGTH
+            parts.append(rest[:cut].strip())
+            rest = rest[cut:].strip()
+        parts.append(rest)
+        return [
+            self.text_message(user_id, part, first_name=first_name, username=username)
+            for part in parts
+            if part
+        ]
+
     def text_message(
         self,
         user_id: int,
@@ -1687,8 +1731,14 @@ class BotApiStandin:
         *,
         first_name: str | None = None,
         username: str | None = None,
+        age: float = 0.0,
     ) -> dict[str, Any]:
-        """A button press on the bot's message (latest inline keyboard if no message_id)."""
+        """A button press on the bot's message (latest inline keyboard if no message_id).
+
+        ``age`` is how long ago the press happened: a press older than
+        ``callback_query_ttl`` (one that waited out a restart, say) can no longer be
+        answered, as on Telegram.
+        """
         with self._lock:
             sender, chat = self._user(user_id, first_name, username)
             record: dict[str, Any] | None = None
@@ -1713,6 +1763,7 @@ class BotApiStandin:
             self._callback_seq += 1
             query_id = f"{user_id % 10**9:09d}{self._callback_seq:010d}"
             self._callback_queries[query_id] = False
+            self._callback_born[query_id] = self.clock() - age
             return {
                 "update_id": self._next_update_id(),
                 "callback_query": {
@@ -1949,6 +2000,7 @@ class BotApiStandin:
             "retry_after",
             "enforce_retry_after",
             "strict_chats",
+            "callback_query_ttl",
             "fault_429",
             "fault_500",
             "fault_502",
