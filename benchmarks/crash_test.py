@@ -182,6 +182,7 @@ REPLIES = (
     ("get in the way", "/skip"),
     ("Your choices are saved", "/reflect"),
     ("Here's what you can do", "/reflect"),
+    ("Next: send /reflect", "/reflect"),
     ("need your consent", "/consent"),
     ("open the invite link", "rejoin"),
 )

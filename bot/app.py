@@ -14,12 +14,13 @@ from telegram.request import BaseRequest
 from bot import coding, coordinator, reminders
 from bot.context import SERVICE_KEY, BotContext
 from bot.errors import describe, on_error
-from bot.handlers import add_handlers
+from bot.handlers import PASTES_KEY, add_handlers
 from bot.logs import quiet_libraries
+from bot.pastes import Pastes
 from bot.processor import PerChatUpdateProcessor
 from bot.render import MENU_VERSION, commands_for
 from bot.settings import Settings
-from conversations.catalogue import load_flows
+from conversations.catalogue import load_flows, load_texts
 from conversations.safety import DEFAULT_SIGNPOST
 from conversations.service import Service
 from storage.store import Store
@@ -82,6 +83,12 @@ def build_application(
             # A menu is a convenience: a flaky Bot API at start-up must not stop the bot.
             log.warning("guest menu not set: %s", describe(exc))
         await refresh_menus(app, active)
+        await describe_bot(app)
+
+    async def post_stop(app: Application) -> None:  # type: ignore[type-arg]
+        pastes = app.bot_data.get(PASTES_KEY)
+        if isinstance(pastes, Pastes):
+            await pastes.expire_all()
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         active: Store | None = app.bot_data.get(STORE_KEY)
@@ -95,6 +102,7 @@ def build_application(
         .rate_limiter(AIORateLimiter(overall_max_rate=overall_rate, max_retries=max_retries))
         .concurrent_updates(PerChatUpdateProcessor(256))
         .post_init(post_init)
+        .post_stop(post_stop)
         .post_shutdown(post_shutdown)
     )
     if settings.telegram_api_base_url:
@@ -112,6 +120,16 @@ def build_application(
     add_handlers(app)
     app.add_error_handler(on_error)  # type: ignore[arg-type]
     return app
+
+
+async def describe_bot(app: Application) -> None:  # type: ignore[type-arg]
+    """What people see before they start the bot: what it is and who sees what."""
+    texts = load_texts()
+    try:
+        await app.bot.set_my_description(texts.say("bot_description"))
+        await app.bot.set_my_short_description(texts.say("bot_short_description"))
+    except TelegramError as exc:
+        log.warning("bot description not set: %s", describe(exc))
 
 
 async def refresh_menus(app: Application, store: Store) -> None:  # type: ignore[type-arg]

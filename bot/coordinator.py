@@ -21,6 +21,7 @@ from telegram.ext import Application, CallbackContext
 
 from conversations.catalogue import Texts
 from conversations.service import Response, Service
+from conversations.validation import whole_number
 from reports.coordinator import compute_summary, render_text
 from storage.db import iso, utcnow
 from storage.models import Participant, Role
@@ -54,10 +55,8 @@ def parse_schedule(args: str) -> tuple[int, time] | None:
         return None
     day = WEEKDAYS[parts[0][:3]]
     hh, _, mm = parts[1].partition(":")
-    if not (hh.isdigit() and mm.isdigit() and len(mm) == 2):
-        return None
-    hour, minute = int(hh), int(mm)
-    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+    hour, minute = whole_number(hh, 0, 23), whole_number(mm, 0, 59)
+    if hour is None or minute is None or len(mm) != 2:
         return None
     return day, time(hour, minute)
 

@@ -109,7 +109,7 @@ async def log_episode(
 async def check_in(service: Service, who: Sender, bank: Phrasebank) -> None:
     resp = await service.command(who, "checkin")
     flow_id = (
-        "baseline" if any("three short questions" in r.text for r in resp.replies) else ("checkin")
+        "baseline" if any("two short questions" in r.text for r in resp.replies) else ("checkin")
     )
     if not any(r.buttons or "?" in r.text for r in resp.replies):
         return  # nothing due

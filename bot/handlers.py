@@ -7,6 +7,7 @@ show one person's prompts to others.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from telegram import Update
 from telegram.ext import (
@@ -18,7 +19,8 @@ from telegram.ext import (
 )
 
 from bot.context import BotContext
-from bot.render import send
+from bot.pastes import Pastes
+from bot.render import acknowledge, send
 from conversations.catalogue import load_texts
 from conversations.service import Sender
 
@@ -38,12 +40,50 @@ _UNSUPPORTED = (
 )
 
 
+PASTES_KEY = "pastes"
+
+
+def pastes_of(context: BotContext) -> Pastes:
+    pastes = context.bot_data.get(PASTES_KEY)
+    if pastes is None:
+        pastes = context.bot_data[PASTES_KEY] = Pastes()
+    return pastes  # type: ignore[no-any-return]
+
+
+async def _in_chat(context: BotContext, chat_id: int, work: Any) -> None:
+    in_chat = getattr(context.application.update_processor, "in_chat", None)
+    if in_chat is None:  # not our processor: one update at a time anyway
+        await work()
+        return
+    await in_chat(chat_id, work)
+
+
+async def finish_paste(update: Update, context: BotContext) -> None:
+    """Anything else from a chat handles the paste it was in the middle of first."""
+    if update.effective_chat is not None:
+        await pastes_of(context).flush(update.effective_chat.id, _text_flush(context))
+
+
+def _text_flush(context: BotContext) -> Any:
+    async def handle(update: Update, text: str) -> None:
+        sender = sender_of(update)
+        if sender is not None:
+            await send(update, await context.service.text(sender, text))
+
+    return handle
+
+
 def sender_of(update: Update) -> Sender | None:
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None or user.is_bot:
         return None
+    message = update.message
     return Sender(
-        user_id=user.id, chat_id=chat.id, first_name=user.first_name, update_id=update.update_id
+        user_id=user.id,
+        chat_id=chat.id,
+        first_name=user.first_name,
+        update_id=update.update_id,
+        message_id=message.message_id if message is not None else None,
     )
 
 
@@ -52,6 +92,7 @@ async def on_start(update: Update, context: BotContext) -> None:
     if sender is None:
         return
     payload = context.args[0] if context.args else None
+    await finish_paste(update, context)
     await send(update, await context.service.start(sender, payload), context.service.store)
 
 
@@ -64,6 +105,7 @@ async def on_command(update: Update, context: BotContext) -> None:
     if addressee and addressee.lower() != (context.bot.username or "").lower():
         return  # meant for another bot: not ours to answer
 
+    await finish_paste(update, context)
     await send(update, await context.service.command(sender, name, args), context.service.store)
 
 
@@ -71,7 +113,16 @@ async def on_text(update: Update, context: BotContext) -> None:
     sender = sender_of(update)
     if sender is None or update.message is None or update.message.text is None:
         return
-    await send(update, await context.service.text(sender, update.message.text))
+    pastes = pastes_of(context)
+    whole = pastes.add(sender.chat_id, update, update.message.text)
+    if whole is None:  # perhaps the first part of a long paste: wait for the rest
+        pastes.wait(
+            sender.chat_id,
+            _text_flush(context),
+            lambda chat, work: _in_chat(context, chat, work),
+        )
+        return
+    await send(update, await context.service.text(sender, whole))
 
 
 async def on_press(update: Update, context: BotContext) -> None:
@@ -79,8 +130,10 @@ async def on_press(update: Update, context: BotContext) -> None:
     sender = sender_of(update)
     if query is None or sender is None:
         return
-    # Answer first so the button stops spinning even if the rest is slow.
-    await query.answer()
+    # Answer first so the button stops spinning even if the rest is slow; an answer
+    # Telegram no longer takes (the query expired during downtime) loses nothing.
+    await acknowledge(query)
+    await finish_paste(update, context)
     await send(update, await context.service.press(sender, query.data or ""))
 
 

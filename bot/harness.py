@@ -17,6 +17,8 @@ from telegram.ext import Application
 
 from bot.api_standin import BotApiStandin, StandinRequest
 from bot.app import build_application
+from bot.handlers import PASTES_KEY
+from bot.pastes import Pastes
 from bot.settings import Settings
 from storage.store import Store
 
@@ -66,11 +68,29 @@ class TgUser:
         await self.app.process_update(Update.de_json(update, self.app.bot))
 
     async def send(self, text: str) -> list[dict[str, Any]]:
+        """One message, and then a pause: a long one is not left waiting for more parts."""
         update = self.standin.text_message(
             self.user_id, text, first_name=self.first_name, username=self.username
         )
         await self._process(update)
+        await self.pause()
         return self.new()
+
+    async def paste(self, text: str, *, pause: bool = True) -> list[dict[str, Any]]:
+        """A long paste, arriving in parts as Telegram's apps send it."""
+        for update in self.standin.paste(
+            self.user_id, text, first_name=self.first_name, username=self.username
+        ):
+            await self._process(update)
+        if pause:
+            await self.pause()
+        return self.new()
+
+    async def pause(self) -> None:
+        """Time passes: a paste still waiting for parts is handled as it stands."""
+        pastes = self.app.bot_data.get(PASTES_KEY)
+        if isinstance(pastes, Pastes):
+            await pastes.expire(self.user_id)
 
     async def tap(self, label: str) -> list[dict[str, Any]]:
         message_id, data = self.find_button(label)
@@ -83,6 +103,7 @@ class TgUser:
 
     async def raw(self, update: dict[str, Any]) -> list[dict[str, Any]]:
         await self._process(update)
+        await self.pause()
         return self.new()
 
     async def join(self, code: str, answer: str = "Yes") -> list[dict[str, Any]]:

@@ -19,7 +19,18 @@ import traceback
 from collections.abc import Iterable
 from types import TracebackType
 
-LIBRARY_LOGGERS = ("telegram", "httpx", "httpcore", "apscheduler", "aiosqlite", "hpack")
+LIBRARY_LOGGERS = (
+    "telegram",
+    "httpx",
+    "httpcore",
+    "apscheduler",
+    "aiosqlite",
+    "hpack",
+    # the report charts: font scanning and backend choice log at INFO, mid-demo
+    "matplotlib",
+    "PIL",
+    "fontTools",
+)
 # A bot token's shape (digits, a colon, 35 URL-safe characters): caught even when it is not
 # the configured one, e.g. an old token quoted back by a proxy.
 _TOKEN_SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")

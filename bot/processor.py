@@ -7,7 +7,7 @@ race; updates from different people have nothing to share and run concurrently.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -30,12 +30,19 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         return 0
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        key = self._key(update)
+        await self.in_chat(self._key(update), lambda: coroutine)
+
+    async def in_chat(self, key: int, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run work that is not an update (a paste's timer) in the chat's order too.
+
+        ``work`` is called only once the chat's turn comes, so work cancelled while waiting
+        leaves no coroutine behind that was never awaited.
+        """
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
             async with lock:
-                await coroutine
+                await work()
         finally:
             # Forget idle chats so the lock table does not grow with every person ever seen.
             self._users[key] -= 1

@@ -63,8 +63,8 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from bot.errors import describe
-from bot.render import keyboard
+from bot.errors import describe, retry_seconds
+from bot.render import acknowledge, keyboard
 from conversations.catalogue import Texts, load_flows, load_texts
 from conversations.engine import Reply
 from conversations.model import Flow
@@ -87,6 +87,7 @@ from conversations.reminders import (
     zone,
 )
 from conversations.service import Response, Service
+from conversations.validation import whole_number
 from storage.db import utcnow
 from storage.lifecycle import Lifecycle, PairFacts
 from storage.models import Participant, Role, Scope
@@ -113,17 +114,9 @@ CHECKIN_FLOWS = ("baseline", "checkin")
 PLANNED_KINDS = (Kind.QUIET_PAIR, Kind.SIX_MONTH, Kind.CHEMISTRY)
 
 Clock = Callable[[], datetime]
+# SQLite's integers go far beyond this; a number past it is a typing slip, not a pair.
+MAX_PAIR_NUMBER = 10**9
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def retry_seconds(exc: RetryAfter) -> float:
-    # _retry_after is always a timedelta; the public property's type depends on an
-    # environment variable (PTB_TIMEDELTA) and warns when it is unset.
-    value = getattr(exc, "_retry_after", None)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    raw = exc.retry_after
-    return raw.total_seconds() if isinstance(raw, timedelta) else float(raw)
 
 
 # -- pacing ----------------------------------------------------------------------------
@@ -757,10 +750,10 @@ class ReminderService:
         self, me: Participant, resp: Response, args: str, usage: str, **extra: object
     ) -> tuple[PairFacts | None, list[str]]:
         parts = args.split()
-        if not parts or not parts[0].lstrip("#").isdigit():
+        number = whole_number(parts[0].lstrip("#"), 1, MAX_PAIR_NUMBER) if parts else None
+        if number is None:
             resp.say(self.texts.say(usage, pairs=await self._open_pairs(me), **extra))
             return None, parts
-        number = int(parts[0].lstrip("#"))
         facts = (await self.lifecycle.facts([number])).get(number)
         if facts is None or facts.programme_id != me.programme_id:
             # The same answer for "no such pair" and "another programme's pair".
@@ -814,9 +807,10 @@ class ReminderService:
             return resp
         months = settings.extend_months
         if len(parts) > 1:
-            if not parts[1].isdigit() or not 1 <= int(parts[1]) <= 12:
+            typed = whole_number(parts[1], 1, 12)
+            if typed is None:
                 return resp.say(self.texts.say("rem_extend_usage", months=months, pairs=""))
-            months = int(parts[1])
+            months = typed
         now = self.clock()
         await self.lifecycle.record(
             facts.pair_id,
@@ -967,12 +961,18 @@ async def on_reminder_button(update: Update, context: CallbackContext[Any, Any, 
     """Snooze and six-month answers. Handled here only: the generic button handler would
     take an ``r:`` press for a stale flow button."""
     query = update.callback_query
+    if query is None or not (query.data or "").startswith("r:"):
+        # The pattern lets a press without data through (game buttons have none); the
+        # generic handler answers it.
+        return
     service = _service(context)
     user = update.effective_user
-    if query is not None and user is not None and service is not None:
+    if user is not None and service is not None:
         try:
             text, changed = await service.press(user.id, query.data or "")
-            await query.answer(text)
+            if not await acknowledge(query, text) and text and update.effective_chat:
+                # The press counted, but its answer expired: say it in the chat instead.
+                await update.effective_chat.send_message(text)
             if changed and isinstance(query.message, Message):
                 with contextlib.suppress(BadRequest):  # too old to edit: the press counted
                     await query.message.edit_reply_markup(reply_markup=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -11,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from storage.crypto import KeyRing, MasterKeyError, decode_key
 
 DEFAULT_DB = Path("data/mentorbot.sqlite3")
+# What @BotFather issues after the colon: URL-safe letters, digits, - and _.
+_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_-]{20,}")
 
 
 class ConfigError(Exception):
@@ -39,9 +42,12 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _blank_is_unset(cls, data: object) -> object:
-        # .env.example ships keys with empty values; an empty value means "not set".
+        # .env.example ships keys with empty values; an empty value means "not set". Values
+        # are stripped: a token pasted with its newline would pass a check and then fail
+        # every request.
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+            stripped = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+            return {k: v for k, v in stripped.items() if not (isinstance(v, str) and not v)}
         return data
 
     @field_validator("telegram_bot_token")
@@ -49,10 +55,11 @@ class Settings(BaseSettings):
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        head, sep, tail = value.get_secret_value().strip().partition(":")
-        if not (sep and head.isdigit() and len(tail) >= 20):
+        token = value.get_secret_value().strip()
+        head, sep, tail = token.partition(":")
+        if not (sep and head.isascii() and head.isdigit() and _TOKEN_TAIL.fullmatch(tail)):
             raise ValueError("does not look like a bot token from @BotFather (digits:secret)")
-        return value
+        return SecretStr(token)
 
     @field_validator("mentorbot_log_level")
     @classmethod

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from conversations.model import Flow, FlowState, Step
+from conversations.validation import looks_numeric, number_list, whole_number
 
 SCALE = tuple(range(11))
 DONE = "_done"
 SAVE, EDIT, DISCARD = "_save", "_edit", "_discard"
+FULL, KEEP = "_full", "_keep"
 TODAY, YESTERDAY = "_today", "_yesterday"
 OTHER = "other"
+# Answers longer than this are shortened in summaries, so a summary of long answers still
+# fits one Telegram message with its Save button; "Show in full" sends them whole.
+SHORT_ANSWER = 300
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -115,6 +121,18 @@ def display(step: Step, value: Any) -> str:
     return str(value)
 
 
+def shorten(text: str, limit: int = SHORT_ANSWER) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def title_in_sentence(title: str) -> str:
+    """'Starting check-in' -> 'starting check-in', but 'GROW reflection' stays."""
+    first = title.split(" ", 1)[0]
+    return title if first.isupper() else title[:1].lower() + title[1:]
+
+
 class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return ""
@@ -168,10 +186,9 @@ class Engine:
             back_to_summary=True,
             seq=seq + 1,
             context=context or {},
+            saved=dict(answers),
         )
-        step = flow.steps[state.index]
-        if step.kind == "multi" and isinstance(answers.get(step.id), dict):
-            state.pending = list(answers[step.id].get("selected", []))
+        _restore_pending(flow, state)
         return Outcome(state, [self._ask(flow, state)])
 
     def resume(self, state: FlowState) -> Outcome:
@@ -229,12 +246,15 @@ class Engine:
             hints.append("/back")
         hints.append("/cancel")
         if step.kind == "multi":
-            lines.append("Tap all that apply, then Done.")
-        lines.append(" · ".join(hints))
+            lines.append("Tap all that apply (or type their numbers, like 1 3), then Done.")
         previous = state.answers.get(step.id)
-        if previous is not None and step.kind == "text":
-            lines.insert(1, f"Your answer so far: {previous}")
-        return Reply("\n".join(lines), self._keyboard(step, state))
+        keep: tuple[tuple[Button, ...], ...] = ()
+        if previous is not None and step.kind != "multi":
+            # Coming back to an answered question: keep it in one tap, not by retyping.
+            lines.insert(1, f"Your answer so far: {shorten(display(step, previous))}")
+            keep = ((Button("Keep this answer", self._data(state, KEEP)),),)
+        lines.append(" · ".join(hints))
+        return Reply("\n".join(lines), self._keyboard(step, state) + keep)
 
     def _keyboard(self, step: Step, state: FlowState) -> tuple[tuple[Button, ...], ...]:
         if step.kind == "scale":
@@ -264,17 +284,30 @@ class Engine:
         return ()
 
     def _summary(self, flow: Flow, state: FlowState) -> Reply:
-        lines = [f"Here is your {flow.title.lower()}:"]
+        lines = [f"Here is your {title_in_sentence(flow.title)}:"]
+        cut = False
         for step in flow.steps:
             if step.id in state.answers:
-                lines.append(f"• {step.label}: {display(step, state.answers[step.id])}")
+                shown = display(step, state.answers[step.id])
+                cut = cut or len(shown) > SHORT_ANSWER
+                lines.append(f"• {step.label}: {shorten(shown)}")
         lines.append("Save it, or change an answer first?")
+        undo = "Undo my changes" if state.saved is not None else "Discard"
+        rows: list[tuple[Button, ...]] = [
+            (Button("Save", self._data(state, SAVE)), Button("Edit", self._data(state, EDIT))),
+            (Button(undo, self._data(state, DISCARD)),),
+        ]
+        if cut:
+            rows.insert(1, (Button("Show in full", self._data(state, FULL)),))
+        return Reply("\n".join(lines), tuple(rows))
+
+    def _full(self, flow: Flow, state: FlowState) -> Reply:
         return Reply(
-            "\n".join(lines),
-            (
-                (Button("Save", self._data(state, SAVE)), Button("Edit", self._data(state, EDIT))),
-                (Button("Discard", self._data(state, DISCARD)),),
-            ),
+            "\n\n".join(
+                f"{step.label}:\n{display(step, state.answers[step.id])}"
+                for step in flow.steps
+                if step.id in state.answers
+            )
         )
 
     def _edit_menu(self, flow: Flow, state: FlowState) -> Reply:
@@ -321,19 +354,20 @@ class Engine:
             )
         step = flow.steps[state.index]
         text = text.strip()
-        if not text:
+        if _invisible(text):
             return self._reject(state, "I didn't catch any words there. Please try again.")
         if step.kind == "text":
             if len(text) > step.max_length:
                 return self._reject(
                     state,
-                    f"That's {len(text)} characters; the limit here is "
-                    f"{step.max_length}. Please shorten it and send it again.",
+                    f"That's {len(text):,} characters; the limit here is "
+                    f"{step.max_length:,}. Please shorten it and send it again.",
                 )
             return self._store(flow, state, step, text)
         if step.kind == "scale":
-            if text.isdigit() and int(text) in SCALE:
-                return self._store(flow, state, step, int(text))
+            number = whole_number(text, SCALE[0], SCALE[-1])
+            if number is not None:
+                return self._store(flow, state, step, number)
             return self._reject(
                 state, "Please tap a number from 0 to 10.", repeat=[self._ask(flow, state)]
             )
@@ -347,10 +381,13 @@ class Engine:
                     repeat=[self._ask(flow, state)],
                 )
             return self._store(flow, state, step, parsed.isoformat())
-        # choice / multi: a typed label counts as pressing it; otherwise "other" if allowed
+        # choice / multi: a typed label counts as pressing it, typed numbers as pressing the
+        # buttons with those numbers; other words count as "other" only where allowed
         match = next((c for c in step.choices if c.label.lower() == text.lower()), None)
         if match is not None:
             return self._answer_press(flow, state, match.id)
+        if looks_numeric(text):
+            return self._answer_numbers(flow, state, step, text)
         if step.allow_other:
             if len(text) > step.max_length:
                 return self._reject(state, f"Please keep this under {step.max_length} characters.")
@@ -361,11 +398,42 @@ class Engine:
             state, "Please choose one of the buttons.", repeat=[self._ask(flow, state)]
         )
 
+    def _answer_numbers(self, flow: Flow, state: FlowState, step: Step, text: str) -> Outcome:
+        numbers = number_list(text)
+        top = len(step.choices)
+        if numbers is None and text.isascii():
+            numbers = [0]  # digits, but too many of them: out of range
+        if numbers is None:
+            return self._reject(
+                state,
+                "Please type numbers with the digits 0 to 9, or tap a button.",
+                repeat=[self._ask(flow, state)],
+            )
+        if any(not 1 <= n <= top for n in numbers):
+            return self._reject(
+                state,
+                f"Please use numbers from 1 to {top}, one for each button from the top.",
+                repeat=[self._ask(flow, state)],
+            )
+        picked = [step.choices[n - 1].id for n in dict.fromkeys(numbers)]
+        if step.kind == "choice":
+            if len(picked) != 1:
+                return self._reject(
+                    state, "Please choose just one.", repeat=[self._ask(flow, state)]
+                )
+            return self._answer_press(flow, state, picked[0])
+        state.pending += [c for c in picked if c not in state.pending]
+        # Same seq: the keyboard above stays usable, and this copy shows the ticks.
+        return Outcome(state, [self._ask(flow, state)])
+
     def _answer_press(self, flow: Flow, state: FlowState, value: str) -> Outcome:
         step = flow.steps[state.index]
+        if value == KEEP and step.id in state.answers and step.kind != "multi":
+            return self._advance(flow, state, [])
         if step.kind == "scale":
-            if value.isdigit() and int(value) in SCALE:
-                return self._store(flow, state, step, int(value))
+            number = whole_number(value, SCALE[0], SCALE[-1])
+            if number is not None:
+                return self._store(flow, state, step, number)
         elif step.kind == "date":
             today = self._today()
             if value in (TODAY, YESTERDAY):
@@ -398,7 +466,11 @@ class Engine:
             state.seq += 1
             state.mode = "edit_pick"
             return Outcome(state, [self._edit_menu(flow, state)])
+        if value == FULL:
+            return Outcome(state, [self._full(flow, state), self._summary(flow, state)])
         if value == DISCARD:
+            if state.saved is not None:  # the service puts the saved answers back
+                return Outcome(None, [], [Cancelled("discard")])
             return Outcome(
                 None, [Reply("Discarded. Nothing from this one was kept.")], [Cancelled("discard")]
             )
@@ -416,9 +488,7 @@ class Engine:
         state.mode = "ask"
         state.index = flow.index(step.id)
         state.back_to_summary = True
-        if step.kind == "multi":
-            current = state.answers.get(step.id) or {}
-            state.pending = list(current.get("selected", [])) if isinstance(current, dict) else []
+        _restore_pending(flow, state)
         return Outcome(state, [self._ask(flow, state)])
 
     def _command(self, flow: Flow, state: FlowState, name: str) -> Outcome:
@@ -434,12 +504,13 @@ class Engine:
                 state.mode = "ask"
                 state.index = len(flow.steps) - 1
                 state.trail = list(range(state.index))
+                _restore_pending(flow, state)
                 return Outcome(state, [self._ask(flow, state)])
             if not state.trail:
                 return self._reject(state, "This is the first question. /cancel stops here.")
             state.seq += 1
-            state.pending = []
             state.index = state.trail.pop()
+            _restore_pending(flow, state)
             return Outcome(state, [self._ask(flow, state)])
         if name == "skip":
             if state.mode != "ask":
@@ -456,13 +527,30 @@ class Engine:
         return self._reject(state, f"/{name} doesn't apply here.")
 
 
+def _invisible(text: str) -> bool:
+    """Nothing a reader would see: empty, or only spaces and zero-width characters."""
+    return all(unicodedata.category(c) in ("Cf", "Cc", "Zs", "Zl", "Zp") for c in text)
+
+
+def _restore_pending(flow: Flow, state: FlowState) -> None:
+    """Back on a multi-choice step: its earlier ticks are shown again, so Done keeps them."""
+    step = flow.steps[state.index]
+    current = state.answers.get(step.id)
+    state.pending = (
+        list(current.get("selected", []))
+        if step.kind == "multi" and isinstance(current, dict)
+        else []
+    )
+
+
 def _rows(buttons: list[Button], columns: int) -> tuple[tuple[Button, ...], ...]:
     return tuple(tuple(buttons[i : i + columns]) for i in range(0, len(buttons), columns))
 
 
 _DATE_FORMATS = (
-    re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$"),
-    re.compile(r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})$"),
+    # [0-9], not \d: \d also matches other scripts' digits, which int() then accepts.
+    re.compile(r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})$"),
+    re.compile(r"^(?P<d>[0-9]{1,2})/(?P<m>[0-9]{1,2})/(?P<y>[0-9]{4})$"),
 )
 
 

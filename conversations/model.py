@@ -95,6 +95,9 @@ class FlowState(BaseModel):
     back_to_summary: bool = False
     seq: int = 0  # bumps on every transition so buttons on older messages go stale
     context: dict[str, Any] = Field(default_factory=dict)  # e.g. which draft a menu is about
+    # Editing a saved entry from /history: its answers as saved, so that Discard or /cancel
+    # puts them back instead of deleting the entry or keeping a half-made change.
+    saved: dict[str, Any] | None = None
     # The Telegram update that last moved this state. After a crash, Telegram delivers
     # unconfirmed updates again; anything at or below this id was already applied.
     last_update_id: int | None = None

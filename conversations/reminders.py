@@ -34,8 +34,9 @@ EPISODE_EVENTS: dict[str, tuple[str, ...]] = {
 # chat is not what GROW and OSKAR are written for).
 PROMPT_AFTER = frozenset({"EP_FORMAL_SESSION", "EP_CLOSING_SESSION"})
 
-_CALLBACK = re.compile(r"^r:([za]):(\d{1,12}):([a-z])$")
-_HM = re.compile(r"^(\d{1,2})(?::?(\d{2}))?$")
+# [0-9], not \d: \d matches other scripts' digits too, and int() would accept them.
+_CALLBACK = re.compile(r"^r:([za]):([0-9]{1,12}):([a-z])$")
+_HM = re.compile(r"^([0-9]{1,2})(?::?([0-9]{2}))?$")
 
 
 # -- quiet hours and time zones ----------------------------------------------------------

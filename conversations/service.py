@@ -33,18 +33,25 @@ from conversations.engine import (
 )
 from conversations.model import Flow, FlowState
 from conversations.safety import DEFAULT_SIGNPOST, NO_RISK, assess, rule_version, typed_text
+from conversations.validation import whole_number
 from conversations.waves import BY_ID, due_wave, next_wave
 from storage.db import parse_iso, utcnow
 from storage.models import Participant, Role, Scope
+from storage.prefs import ChatPrefs
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 FLOW_COMMANDS = ("back", "skip", "cancel")
+TYPED = "typed_messages"  # flow context key: ids of the messages typed as answers
 REFLECTIONS = ("grow", "oskar")
-# Telegram delivers at most 4096 characters; anything longer is refused whole rather than
-# cut, so no answer is silently truncated.
+# Telegram carries at most 4096 characters a message, both ways. A longer text can still
+# arrive, as a paste the Telegram adapter joined from its parts; up to MAX_INPUT it goes
+# to the flow, whose own limit then refuses or takes it whole, never cut.
 MAX_MESSAGE = 4096
+MAX_INPUT = 4 * MAX_MESSAGE
+# Numbers in button data (entries, pages) past this are forged: SQLite could not hold them.
+MAX_ROW_ID = 10**12
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Sender:
     chat_id: int
     first_name: str | None = None
     update_id: int | None = None  # set by the Telegram adapter, for redelivery checks
+    message_id: int | None = None  # the person's message, for tidying the chat later
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,10 @@ class Response:
     changed: bool = False  # whether anything was written
     signposted: bool = False
     update_id: int | None = None
+    message_id: int | None = None  # the person's message being answered
+    # Chat tidying: the person's messages to delete, and whether the pressed message goes too.
+    delete_messages: list[int] = field(default_factory=list)
+    delete_pressed: bool = False
 
     def say(self, text: str, **kw: Any) -> Response:
         self.replies.append(Reply(text, **kw))
@@ -107,6 +119,7 @@ class Service:
         # tools) add commands and hear about saved entries without editing the service.
         self.extra_commands: dict[str, CommandHandler] = {}
         self.saved_listeners: list[SavedListener] = []
+        self.prefs = ChatPrefs(store.db)
 
     def _seq(self, me: Participant) -> int:
         """A button generation number no earlier message of this person can carry.
@@ -207,13 +220,14 @@ class Service:
         return await handler(me, resp)
 
     async def text(self, sender: Sender, text: str) -> Response:
-        if len(text) > MAX_MESSAGE:
-            return Response().say(self.texts.say("too_long", length=len(text), limit=MAX_MESSAGE))
+        if len(text) > MAX_INPUT:
+            return Response().say(self.texts.say("too_long", length=len(text), limit=MAX_INPUT))
         me = await self.store.participants.by_user(sender.user_id)
         if me is None:
             return Response().say(self.texts.say("not_joined"))
         active, resp = await self._active(me)
         resp.update_id = sender.update_id
+        resp.message_id = sender.message_id
         if not isinstance(active, FlowState):
             return resp.say(self.texts.say("no_flow_text"))
         return await self._feed(me, active, Text(text), resp)
@@ -240,8 +254,20 @@ class Service:
     def _help(self, me: Participant | None) -> Response:
         role = me.role.value if me else "guest"
         lines = [self.texts.say("help_header")]
-        lines += [f"/{c.name} - {c.description}" for c in self.texts.commands_for(role)]
+        lines += [
+            f"/{c.name} - {c.description}"
+            for c in self.texts.commands_for(role)
+            if c.name != "start" or me is None  # joining is done once joined
+        ]
         return Response().say("\n".join(lines))
+
+    async def _next_steps(self, me: Participant, resp: Response) -> None:
+        """After consent: the one or two things to do next, not the whole command list."""
+        start, closed = await self._timeline(me)
+        wave = due_wave(start, self.clock(), await self.store.entries.waves_done(me.id), closed)
+        if wave is not None:
+            resp.say(self.texts.say("next_checkin", wave_label=wave.label))
+        resp.say(self.texts.say(f"next_{me.role.value}"))
 
     async def _may_write(self, me: Participant, resp: Response) -> bool:
         consent = await self.store.consent.state(me.id)
@@ -316,6 +342,25 @@ class Service:
         await self.store.audit.record("participant", "reminders_resumed", me.id)
         resp.changed = True
         return resp.say(self.texts.say("resumed"))
+
+    async def _cmd_settings(self, me: Participant, resp: Response) -> Response:
+        framework = self.flows.get(me.preferred_framework or "")
+        lines = [
+            self.texts.say(
+                "settings_framework", framework=framework.title if framework else "not chosen"
+            )
+            if me.role is Role.MENTEE
+            else "",
+            self.texts.say("settings_timezone", tz=me.timezone),
+            self.texts.say("settings_reminders_" + ("off" if me.status == "paused" else "on")),
+            self.texts.say(
+                "settings_tidy_" + ("on" if await self.prefs.tidy_chat(me.id) else "off")
+            ),
+        ]
+        context = {"current": "\n".join(line for line in lines if line)}
+        return await self._apply(
+            me, self.engine.start("settings", context=context, seq=self._seq(me)), resp
+        )
 
     async def _cmd_timezone(self, me: Participant, resp: Response) -> Response:
         return await self._apply(me, self.engine.start("timezone", seq=self._seq(me)), resp)
@@ -436,6 +481,9 @@ class Service:
                 then.append(follow)
         if outcome.state is not None and resp.update_id is not None:
             outcome.state.last_update_id = resp.update_id
+        if outcome.state is not None and resp.message_id is not None and flow.kind == "entry":
+            # Remembered (ids only) so the chat can be tidied once the entry is saved.
+            outcome.state.context.setdefault(TYPED, []).append(resp.message_id)
         # The place is saved after the answers, so a crash between the two re-asks a
         # question whose answer is already stored (and overwritten) rather than losing one.
         await self.store.entries.save_state(
@@ -478,6 +526,9 @@ class Service:
         elif isinstance(event, Completed):
             await self.store.entries.set_status(me.id, state.entry_id, "complete")
             await self.store.audit.record("participant", f"entry_saved:{flow.id}", me.id)
+            if await self.prefs.tidy_chat(me.id):
+                resp.delete_messages.extend(int(m) for m in state.context.get(TYPED, []))
+                resp.delete_pressed = True
             entry_id = state.entry_id
 
             async def tell(out: Response) -> None:
@@ -486,7 +537,11 @@ class Service:
 
             return tell
         elif isinstance(event, Cancelled):
-            if event.reason == "discard":
+            if state.saved is not None:
+                # Stopping an edit of a saved entry undoes the edit, never the entry.
+                await self._undo_edit(me, flow, state)
+                resp.say(self.texts.say("edit_undone"))
+            elif event.reason == "discard":
                 await self.store.entries.delete(me.id, state.entry_id)
             else:
                 entry = await self.store.entries.get(state.entry_id, me.id)
@@ -495,6 +550,26 @@ class Service:
                 else:
                     resp.say(self.texts.say("cancelled"))
         return None
+
+    async def _undo_edit(self, me: Participant, flow: Flow, state: FlowState) -> None:
+        assert state.entry_id is not None and state.saved is not None
+        current = await self.store.entries.answers(me.id, state.entry_id)
+        changed = False
+        for step_id in current.keys() | state.saved.keys():
+            if step_id not in state.saved:
+                await self.store.entries.clear_answer(me.id, state.entry_id, step_id)
+            elif current.get(step_id) != state.saved[step_id]:
+                await self.store.entries.save_answer(
+                    me.id, state.entry_id, step_id, state.saved[step_id]
+                )
+            else:
+                continue
+            changed = True
+        if changed:
+            # Writing an answer drops the entry's stored codes; listeners code it again.
+            for listener in self.saved_listeners:
+                await listener(me, state.entry_id, flow.id, dict(state.saved))
+        await self.store.audit.record("participant", "entry_edit_undone", me.id)
 
     async def _consent_event(
         self, me: Participant, flow: Flow, event: Any, resp: Response
@@ -515,13 +590,25 @@ class Service:
             async def done(out: Response) -> None:
                 state = await self.store.consent.state(me.id)
                 out.say(self.texts.say("consent_done", choices=self._consent_lines(state.allows)))
-                out.replies.extend(self._help(me).replies)
+                await self._next_steps(me, out)
 
             return done
         elif isinstance(event, Cancelled):
-            resp.say(
-                self.texts.say("consent_declined" if event.reason == "declined" else "cancelled")
-            )
+            if event.reason != "declined":
+                resp.say(self.texts.say("cancelled"))
+                return None
+            kept = len(await self.store.entries.of(me.id))
+            if not kept:
+                resp.say(self.texts.say("consent_declined"))
+                return None
+
+            async def offer_erasure(out: Response) -> None:
+                # Saying "I won't keep any" while earlier entries stay would be untrue:
+                # say what stays, and put erasure one tap away.
+                out.say(self.texts.say("consent_declined_kept", count=kept))
+                await self._apply(me, self.engine.start("erase_confirm", seq=self._seq(me)), out)
+
+            return offer_erasure
         return None
 
     def _menu_event(
@@ -575,6 +662,8 @@ class Service:
         async def go(out: Response) -> None:
             await self.store.participants.set_field(me.id, "preferred_framework", choice)
             out.say(self.texts.say("framework_set", framework=self.flows[choice].title))
+            if state.context.get("settings"):
+                return  # changed from /settings: no reflection was asked for
             fresh = await self.store.participants.get(me.id)
             assert fresh is not None
             await self._open_or_resume(fresh, choice, out)
@@ -607,6 +696,35 @@ class Service:
             )
             out.say(self.texts.say("erase_done", deleted=lines, kept="; ".join(report.kept)))
             out.menu_role = "guest"
+
+        return go
+
+    def _menu_settings(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            fresh = await self.store.participants.get(me.id)
+            assert fresh is not None
+            if choice == "framework":
+                if fresh.role is not Role.MENTEE:
+                    out.say(self.texts.say("settings_mentees_only"))
+                    return
+                outcome = self.engine.start(
+                    "reflect_menu", context={"settings": True}, seq=self._seq(fresh)
+                )
+                await self._apply(fresh, outcome, out)
+            elif choice == "timezone":
+                await self._cmd_timezone(fresh, out)
+            elif choice == "quiet":
+                out.say(self.texts.say("settings_quiet"))
+            elif choice == "reminders":
+                if fresh.status == "paused":
+                    await self._cmd_resume(fresh, out)
+                else:
+                    await self._cmd_pause(fresh, out)
+            elif choice == "tidy":
+                on = not await self.prefs.tidy_chat(fresh.id)
+                await self.prefs.set_tidy_chat(fresh.id, on)
+                await self.store.audit.record("participant", f"tidy_chat:{int(on)}", fresh.id)
+                out.say(self.texts.say("tidy_" + ("on" if on else "off")))
 
         return go
 
@@ -648,11 +766,12 @@ class Service:
         b.seq = self._seq(me)
         resp.changed = True
         kind, arg = action[:1], action[1:]
-        if kind == "p" and arg.isdigit():
-            b.page = int(arg)
+        number = whole_number(arg, 0, MAX_ROW_ID)
+        if kind == "p" and number is not None:
+            b.page = number
             return await self._show_page(me, b, resp)
-        if kind == "o" and arg.isdigit():
-            return await self._show_entry(me, b, int(arg), resp)
+        if kind == "o" and number is not None:
+            return await self._show_entry(me, b, number, resp)
         entry = await self.store.entries.get(b.entry_id, me.id) if b.entry_id else None
         if entry is None:
             resp.say(self.texts.say("history_gone"))

@@ -25,7 +25,10 @@ ME, OTHER = 444_555_666, 777_000_111
 @dataclass(frozen=True)
 class Case:
     id: str
-    where: str  # "idle": joined, nothing active; "flow": at the GROW goal question
+    # "idle": a mentee, joined, nothing active; "flow": at the GROW goal question;
+    # "multi": at GROW's first multiple-choice step; "scale": at OSKAR's 0-10 question;
+    # "history": /history open on one saved entry; "coord": a coordinator of a matched pair
+    where: str
     build: Any  # (standin, user_id) -> update dict
     expect: str  # text the reply must contain ("" = no reply required)
     outcome: str = "unchanged"  # or "stored": the goal answer equals the text sent
@@ -67,8 +70,8 @@ CASES: list[Case] = [
     Case("edited", "flow", lambda s, u: s.edited_message(u, 1, "changed"), "Edits aren't"),
     # sizes
     Case("blank", "flow", text("   "), "didn't catch any words"),
-    Case("over-step-limit", "flow", text("y" * 2001), "limit here is 2000"),
-    Case("over-telegram-limit", "flow", text("z" * 4097), "too long"),
+    Case("over-step-limit", "flow", text("y" * 2001), "limit here is 2,000"),
+    Case("over-telegram-limit", "flow", text("z" * 4097), "limit here is 2,000"),
     Case("huge", "idle", text("q" * 20000), "too long"),
     # commands out of place, unknown, for the wrong role, or for another bot
     Case("skip-idle", "idle", text("/skip"), "nothing in progress"),
@@ -128,15 +131,150 @@ def group(s: BotApiStandin, u: int, value: str) -> dict[str, Any]:
     return update
 
 
+def current(s: BotApiStandin, u: int, value: str) -> dict[str, Any]:
+    """A press with the generation number of the bot's latest keyboard: forged data that
+    gets past the staleness check, as a tampering client's would."""
+    for message in reversed(s.sent_messages(u)):
+        rows = (message.get("reply_markup") or {}).get("inline_keyboard")
+        if rows:
+            seq = rows[0][0]["callback_data"].split(":", 1)[0]
+            return s.callback_query(u, f"{seq}:{value}", message["message_id"])
+    raise LookupError("no keyboard")
+
+
+def press(value: str) -> Any:
+    return lambda s, u: current(s, u, value)
+
+
+def no_data(s: BotApiStandin, u: int) -> dict[str, Any]:
+    update = s.callback_query(u, "x")
+    del update["callback_query"]["data"]  # a game button, or a client that sends none
+    return update
+
+
+def other_update(kind: str) -> Any:
+    def build(s: BotApiStandin, u: int) -> dict[str, Any]:
+        update = s.text_message(u, "x")
+        message = update.pop("message")
+        del message["text"]
+        if kind == "dice":
+            update["message"] = {**message, "dice": {"emoji": "🎲", "value": 3}}
+        elif kind == "video_note":
+            note = {"file_id": "DQAC", "file_unique_id": "AgAD", "length": 240, "duration": 3}
+            update["message"] = {**message, "video_note": note}
+        else:  # a channel post: never for a private reflection bot
+            message["chat"] = {"id": -100999, "type": "channel", "title": "News"}
+            update["channel_post"] = {**message, "text": "/reflect"}
+        return update
+
+    return build
+
+
+SCALE_ONLY = "tap a number from 0 to 10"
+RANGE = "numbers from 1 to 8"
+DIGITS = "digits 0 to 9"
+CLOSE_USAGE = "Usage: /close"
+EXTEND_USAGE = "Usage: /extend"
+DIGEST_BAD = "day and a 24-hour time"
+STALE = "earlier message"
+NOT_HERE = "isn't valid"
+
 CASES += [
     Case(f"injection-{n}", "flow", text(value), "Reality", "stored")
     for n, value in enumerate(INJECTIONS)
 ]
 
+CASES += [
+    # numbers where a 0-10 answer is asked: ASCII digits in range only
+    Case("scale-superscript", "scale", text("²"), SCALE_ONLY),
+    Case("scale-arabic-indic", "scale", text("٥"), SCALE_ONLY),
+    Case("scale-devanagari", "scale", text("५"), SCALE_ONLY),
+    Case("scale-fullwidth", "scale", text("５"), SCALE_ONLY),
+    Case("scale-eleven", "scale", text("11"), SCALE_ONLY),
+    Case("scale-negative", "scale", text("-1"), SCALE_ONLY),
+    Case("scale-decimal", "scale", text("5.5"), SCALE_ONLY),
+    Case("scale-thirty-digits", "scale", text("9" * 30), SCALE_ONLY),
+    Case("scale-words", "scale", text("seven"), SCALE_ONLY),
+    Case("scale-blank", "scale", text("\u200b\u200d"), "didn't catch"),
+    Case("scale-press-eleven", "scale", press("11"), NOT_HERE),
+    Case("scale-press-superscript", "scale", press("²"), NOT_HERE),
+    Case("scale-press-negative", "scale", press("-1"), NOT_HERE),
+    # typed numbers on a multiple-choice step: in range, ASCII, or refused with the range
+    Case("multi-twelve", "multi", text("12"), RANGE),
+    Case("multi-zero", "multi", text("0"), RANGE),
+    Case("multi-one-bad-of-two", "multi", text("2 9"), RANGE),
+    Case("multi-huge", "multi", text("9" * 30), RANGE),
+    Case("multi-superscript", "multi", text("²"), DIGITS),
+    Case("multi-mixed-scripts", "multi", text("1 ١"), DIGITS),
+    Case("multi-fullwidth", "multi", text("３"), DIGITS),
+    Case("multi-press-unknown", "multi", press("NOT_A_CHOICE"), NOT_HERE),
+    Case("multi-press-keep", "multi", press("_keep"), NOT_HERE),
+    # presses with the current generation but values the question does not have
+    Case("multi-press-save", "multi", press("_save"), NOT_HERE),
+    Case("scale-press-keep-unanswered", "scale", press("_keep"), NOT_HERE),
+    Case("multi-press-full", "multi", press("_full"), NOT_HERE),
+    Case("multi-press-oversized", "multi", press("x" * 100), NOT_HERE),
+    Case("flow-press-no-data", "flow", no_data, "isn't one of mine"),
+    Case("idle-press-no-data", "idle", no_data, STALE),
+    # /history presses naming pages and entries no one could have
+    Case("history-open-superscript", "history", press("o²"), "no longer exists"),
+    Case("history-open-30-digits", "history", press("o" + "9" * 30), "no longer exists"),
+    Case("history-page-arabic-indic", "history", press("p١"), "no longer exists"),
+    Case("history-page-huge", "history", press("p" + "9" * 14), "no longer exists"),
+    Case("history-edit-unopened", "history", press("egoal"), "no longer exists"),
+    Case("history-delete-unopened", "history", press("dy"), "no longer exists"),
+    Case("history-unknown-action", "history", press("zz"), "no longer exists"),
+    # coordinator commands: only ASCII numbers act, and only in range
+    Case("close-superscript", "coord", text("/close ²"), CLOSE_USAGE),
+    Case("close-arabic-indic", "coord", text("/close ١"), CLOSE_USAGE),
+    Case("close-hash-arabic-indic", "coord", text("/close #١"), CLOSE_USAGE),
+    Case("close-30-digits", "coord", text("/close " + "9" * 30), CLOSE_USAGE),
+    Case("close-zero", "coord", text("/close 0"), CLOSE_USAGE),
+    Case("close-negative", "coord", text("/close -1"), CLOSE_USAGE),
+    Case("close-decimal", "coord", text("/close 1.5"), CLOSE_USAGE),
+    Case("close-nothing", "coord", text("/close"), CLOSE_USAGE),
+    Case("close-unknown-pair", "coord", text("/close 4242"), "no pair 4242"),
+    Case("extend-months-superscript", "coord", text("/extend 1 ²"), EXTEND_USAGE),
+    Case("extend-months-too-many", "coord", text("/extend 1 99"), EXTEND_USAGE),
+    Case("extend-months-zero", "coord", text("/extend 1 0"), EXTEND_USAGE),
+    Case("extend-nothing", "coord", text("/extend"), EXTEND_USAGE),
+    Case("digest-superscript-hour", "coord", text("/digest mon ²:00"), DIGEST_BAD),
+    Case("digest-arabic-indic", "coord", text("/digest mon ٠٨:٣٠"), DIGEST_BAD),
+    Case("digest-hour-25", "coord", text("/digest mon 25:00"), DIGEST_BAD),
+    Case("digest-one-digit-minute", "coord", text("/digest mon 8:5"), DIGEST_BAD),
+    Case("digest-no-day", "coord", text("/digest xyz 08:00"), DIGEST_BAD),
+    Case("digest-extra-words", "coord", text("/digest mon 08:30 please"), DIGEST_BAD),
+    Case("coord-reflect", "coord", text("/reflect"), "is for mentees"),
+    Case("coord-text", "coord", text("hello"), "not expecting a message"),
+    # blank-looking text, and messages the bot cannot read
+    Case("flow-zero-width-only", "flow", text("\u200b\u200d\u2060"), "didn't catch"),
+    Case("flow-no-break-spaces", "flow", text("\u00a0\u3000"), "didn't catch"),
+    Case("dice", "idle", other_update("dice"), "ignored that message"),
+    Case("video-note", "flow", other_update("video_note"), "ignored that video"),
+    Case("channel-post", "idle", other_update("channel"), ""),
+    Case("back-other-bot", "flow", text("/back@someone_else_bot"), ""),
+    Case("skip-addressed-to-me", "flow", text("/skip@mentorbot_test_bot"), "can't be skipped"),
+    Case("emoji-over-telegram-units", "idle", text("🙂" * 2100), "not expecting a message"),
+    Case("quiet-superscript", "idle", text("/quiet ²¹:00-07:00"), "couldn't read that"),
+    Case("quiet-arabic-indic", "idle", text("/quiet ٢١:٠٠-٠٧:٠٠"), "couldn't read that"),
+    Case("snooze-arabic-indic-id", "idle", lambda s, u: s.callback_query(u, "r:z:١:h"), ""),
+]
+
 
 async def rows(store: Store) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for table in ("participants", "entries", "answers", "consent_ledger", "invites", "audit_log"):
+    for table in (
+        "participants",
+        "entries",
+        "answers",
+        "consent_ledger",
+        "invites",
+        "audit_log",
+        "pair_events",
+        "reminders",
+        "reminder_prefs",
+        "coordinator_digests",
+    ):
         out[table] = await store.db.scalar(f"SELECT COUNT(*) FROM {table}")
     out["answers_ct"] = [
         bytes(r[0])
@@ -146,7 +284,7 @@ async def rows(store: Store) -> dict[str, Any]:
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 50
+    assert len(CASES) >= 100
     assert len({c.id for c in CASES}) == len(CASES)
 
 
@@ -155,12 +293,31 @@ async def test_bad_input(cohort: Cohort, store: Store, case: Case) -> None:
     standin = BotApiStandin()
     async with running_app(store, standin) as (app, standin):
         user = TgUser(app, standin, ME)
-        await user.join(cohort.mentee_code)
+        if case.where == "coord":
+            await TgUser(app, standin, OTHER, "Morgan").join(cohort.mentor_code)
+            await TgUser(app, standin, ME + 1, "Robin").join(cohort.mentee_code)
+            code = await store.programmes.create_invite(cohort.programme_id, Role.COORDINATOR)
+            await user.send(f"/start {code}")
+            await user.send("/close")  # records the pair's matching, as the sweep would
+        else:
+            await user.join(cohort.mentee_code)
         me = await store.participants.by_user(ME)
         assert me is not None
-        await store.participants.set_field(me.id, "preferred_framework", "grow")
-        if case.where == "flow":
+        framework = "oskar" if case.where == "scale" else "grow"
+        await store.participants.set_field(me.id, "preferred_framework", framework)
+        if case.where in ("flow", "multi", "scale", "history"):
             await user.send("/reflect")
+        if case.where == "scale":
+            await user.send("an outcome")
+        if case.where in ("multi", "history"):
+            for answer in ("g", "r", "o", "w"):
+                await user.send(answer)
+            await user.send("/skip")
+        if case.where == "history":
+            for _ in range(3):
+                await user.send("/skip")
+            await user.tap("Save")
+            await user.send("/history")
         user.new()
         before = await rows(store)
         update = case.build(standin, ME)

@@ -110,7 +110,7 @@ async def test_every_flow_through_telegram(
     # a restart in the middle of a check-in
     async with running_app(store, standin) as (app, _):
         mentee = TgUser(app, standin, 600_002, "Robin")
-        assert "three short questions" in said(await mentee.send("/checkin"))
+        assert "two short questions" in said(await mentee.send("/checkin"))
         await mentee.send("A safe space")
     fresh = await Store.open(db_path, KeyRing(master_key), FLOWS["consent"].version)
     try:

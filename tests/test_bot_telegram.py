@@ -114,7 +114,7 @@ BAD_INPUTS = [
     ("unknown command", lambda s, u: s.text_message(u, "/dance"), "I don't know /dance"),
     ("wrong role", lambda s, u: s.text_message(u, "/log"), "/log is for mentors"),
     ("out of place", lambda s, u: s.text_message(u, "/skip"), "nothing in progress"),
-    ("too long", lambda s, u: s.text_message(u, "x" * 5000), "too long"),
+    ("too long", lambda s, u: s.text_message(u, "x" * 20_000), "too long"),
     ("forged button", lambda s, u: s.callback_query(u, "0:_save"), "earlier message"),
     (
         "garbage button",

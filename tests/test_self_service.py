@@ -86,7 +86,7 @@ async def test_checkin_waves(cohort: Cohort, store: Store) -> None:
     mentee = await cohort.joined_mentee()
     await cohort.joined_mentor()
     await mentee.cmd("checkin")
-    assert "three short questions" in mentee.said  # baseline at joining
+    assert "two short questions" in mentee.said  # baseline at joining
     for text in ("Support", "Confidence"):
         await mentee.say(text)
     await mentee.cmd("skip")

@@ -57,7 +57,7 @@ async def test_full_grow_reflection_saves_each_answer(cohort: Cohort, store: Sto
     await mentee.say("networking beyond my trust")  # typed "other"
     await mentee.tap("− No time")
     await mentee.tap("Done")
-    assert "Here is your grow reflection" in mentee.said
+    assert "Here is your GROW reflection" in mentee.said
     assert "What helped: Good questions" in mentee.said
     await mentee.tap("Save")
     assert "Saved" in mentee.said
@@ -217,8 +217,10 @@ async def test_stale_and_forged_buttons_change_nothing(cohort: Cohort, store: St
 async def test_over_long_text_is_refused_whole(cohort: Cohort, store: Store) -> None:
     mentee = await cohort.joined_mentee()
     await mentee.cmd("reflect")
-    await mentee.say("x" * 5000)
+    await mentee.say("x" * 20_000)
     assert "too long" in mentee.said
+    await mentee.say("x" * 5000)  # a paste the Telegram adapter joined: judged whole
+    assert "That's 5,000 characters; the limit here is 2,000" in mentee.said
     await mentee.say("y" * 2500)
-    assert "limit here is 2000" in mentee.said
+    assert "limit here is 2,000" in mentee.said
     assert await store.db.scalar("SELECT COUNT(*) FROM answers") == 0
