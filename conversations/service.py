@@ -559,8 +559,16 @@ class Service:
             if step_id not in state.saved:
                 await self.store.entries.clear_answer(me.id, state.entry_id, step_id)
             elif current.get(step_id) != state.saved[step_id]:
+                # Judged again by the same rule, so the restored answer keeps the verdict
+                # it had when it was saved instead of waiting to be judged.
+                typed = typed_text(state.saved[step_id])
+                verdict = await asyncio.to_thread(assess, typed) if typed else NO_RISK
                 await self.store.entries.save_answer(
-                    me.id, state.entry_id, step_id, state.saved[step_id]
+                    me.id,
+                    state.entry_id,
+                    step_id,
+                    state.saved[step_id],
+                    (verdict.risk, rule_version()),
                 )
             else:
                 continue

@@ -274,6 +274,8 @@ async def test_discard_on_an_edit_keeps_the_saved_entry(cohort: Cohort, store: S
     entry = await store.entries.get(entry_id, 1)
     assert entry is not None and entry.status == "complete"
     assert await store.entries.answers(1, entry_id) == GROW_ANSWERS
+    # the restored answer carries its safety verdict again, like every answer given
+    assert await store.db.scalar("SELECT COUNT(*) FROM answers WHERE safety_rule IS NULL") == 0
 
 
 async def test_cancel_mid_edit_restores_the_saved_answer(cohort: Cohort, store: Store) -> None:
