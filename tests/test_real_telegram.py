@@ -390,3 +390,19 @@ def test_the_stand_in_refuses_deleting_after_48_hours() -> None:
     now[0] += 48 * 3600
     status, body = standin.handle_nowait("deleteMessage", {"chat_id": ME, "message_id": mid})
     assert status == 400 and "can't be deleted" in body["description"]
+
+
+def test_chart_libraries_stay_out_of_the_demo_output() -> None:
+    import logging
+
+    from bot.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("INFO")
+        for name in ("matplotlib.font_manager", "PIL.PngImagePlugin", "fontTools.subset"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
