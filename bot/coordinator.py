@@ -5,8 +5,9 @@ in the JobQueue: python-telegram-bot does not persist jobs, so ``install`` re-cr
 ``run_daily`` job per stored schedule at start-up. Job names carry the schedule row's id,
 never a person's id, name or chat.
 
-The figures come from :mod:`reports.coordinator`, which applies the consent rule and
-small-cell suppression; nothing here adds figures of its own.
+The figures come from :mod:`reports.coordinator`, which applies the consent rule,
+small-cell suppression and the disclosure rule across releases; nothing here adds figures
+of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from telegram.ext import Application, CallbackContext
 from conversations.catalogue import Texts
 from conversations.service import Response, Service
 from conversations.validation import whole_number
-from reports.coordinator import compute_summary, render_text
+from reports.coordinator import release_summary, render_text
 from storage.db import iso, utcnow
 from storage.models import Participant, Role
 from storage.store import Store
@@ -79,7 +80,7 @@ class CoordinatorTools:
         service.extra_commands.update({"summary": self.cmd_summary, "digest": self.cmd_digest})
 
     async def summary_text(self, me: Participant) -> str:
-        return render_text(await compute_summary(self.store, me.programme_id))
+        return render_text(await release_summary(self.store, me.programme_id))
 
     async def cmd_summary(self, me: Participant, resp: Response, args: str) -> Response:
         if me.role is not Role.COORDINATOR:  # the command spec already limits it; belt and braces

@@ -36,10 +36,12 @@ from conversations.waves import BY_ID, wave_date
 from reports import extract
 from reports.codebook import SCHEME_PHASE, Codebook, load_codebook
 from reports.phases import PHASES, PairHistory, infer
+from reports.releases import decide
 from reports.structured import StepIndex, split_entry
 from reports.suppression import DEFAULT_K, TOTAL, Display, small_label, suppress_counts, too_small
 from storage.lifecycle import STATES, TERMINAL, Lifecycle, PairFacts
 from storage.models import Role, Scope
+from storage.releases import Release, SummaryReleases
 from storage.store import Store
 
 SUMMARY_VERSION = "1"
@@ -48,6 +50,9 @@ REFLECTION_FLOWS = ("grow", "oskar")
 CHECKIN_FLOWS = ("baseline", "checkin")
 WAVES = ("baseline", "m3", "m6", "m9", "m12", "closing", "followup")
 MONTHS_SHOWN = 12
+REFLECTIONS_GROUP = "reflections:"  # + month: one release group per month's row
+CHECKINS_GROUP = "checkins:"  # + wave id
+PAIRS_KEYS = ("too_small", "pairs_counted", "pairs_by_state", "pairs_by_phase")
 MENTOR_CAP = 2  # the programme's cap on mentees per mentor (notes-wellbeing §6.1)
 LOAD_BUCKETS = ("1 pair", "2 pairs", f"more than {MENTOR_CAP} pairs")
 STATE_LABELS = {
@@ -171,6 +176,9 @@ def _phases(inputs: _Inputs, codebook: Codebook) -> dict[int, str]:
     return out
 
 
+Contributions = dict[str, dict[int, Any]]  # figure group -> pair id -> what it adds
+
+
 async def compute_summary(
     store: Store,
     programme_id: int,
@@ -179,7 +187,23 @@ async def compute_summary(
     k: int = DEFAULT_K,
     codebook: Codebook | None = None,
 ) -> dict[str, Any]:
-    """The programme's summary, every figure already suppressed."""
+    """The programme's summary as of now, every figure already suppressed.
+
+    This is one snapshot. What coordinators are sent goes through :func:`release_summary`,
+    which also applies the disclosure rule across releases (:mod:`reports.releases`).
+    """
+    summary, _ = await _compute(store, programme_id, now=now, k=k, codebook=codebook)
+    return summary
+
+
+async def _compute(
+    store: Store,
+    programme_id: int,
+    *,
+    now: datetime | None = None,
+    k: int = DEFAULT_K,
+    codebook: Codebook | None = None,
+) -> tuple[dict[str, Any], Contributions]:
     now = now or datetime.now(UTC)
     programme = await store.programmes.get(programme_id)
     try:
@@ -199,15 +223,20 @@ async def compute_summary(
             "counted": "pairs whose members all consent to programme summaries",
             "small": f"A count below {k} shows as {small_label(k)!r}",
             "withheld": "'*' hides a count that would let a small one be worked out",
+            "changes": f"figures change only when at least {k} pairs have changed since any "
+                       "earlier release of them; until then the last release is shown again",
         },
     }
-    if too_small(n, k):
-        return {**base, "too_small": True, "pairs_counted": small_label(k) if n else 0}
     book = codebook or load_codebook()
+    phase_of = _phases(inputs, book)
+    contributions: Contributions = {
+        "pairs": {pid: [f.state, phase_of[pid]] for pid, f in inputs.pairs.items()}}
+    if too_small(n, k):
+        return ({**base, "too_small": True, "pairs_counted": small_label(k) if n else 0},
+                contributions)
 
     states = Counter(f.state for f in inputs.pairs.values())
     by_state = suppress_counts({s: states.get(s, 0) for s in STATES}, k, total=n)
-    phase_of = _phases(inputs, book)
     phases = Counter(phase_of.values())
     by_phase = suppress_counts({p: phases.get(p, 0) for p in (*PHASES, PHASE_UNKNOWN)}, k,
                                total=n)
@@ -215,18 +244,22 @@ async def compute_summary(
     open_pairs = [f for f in inputs.pairs.values() if not f.closed]
     n_open = len(open_pairs)
     attention: dict[str, Any] = {"open_pairs": _count(n_open, k)}
-    if n_open >= k:
-        overdue = sum(
-            1 for f in open_pairs
-            if f.chemistry_at is None and f.matched_at is not None
-            and f.matched_at + settings.chemistry_overdue_after <= now
-        )
-        quiet = sum(
-            1 for f in open_pairs
-            if f.matched_at is not None
+    flags = {
+        f.pair_id: [
+            f.chemistry_at is None and f.matched_at is not None
+            and f.matched_at + settings.chemistry_overdue_after <= now,
+            f.matched_at is not None
             and max(f.matched_at, f.last_episode_at or f.matched_at)
-            + settings.quiet_pair_after <= now
-        )
+            + settings.quiet_pair_after <= now,
+        ]
+        for f in open_pairs
+    }
+    contributions["attention"] = flags
+    contributions["mentor_load"] = {f.pair_id: f.mentor_id for f in open_pairs
+                                    if f.mentor_id is not None}
+    if n_open >= k:
+        overdue = sum(1 for o, _ in flags.values() if o)
+        quiet = sum(1 for _, q in flags.values() if q)
         attention["chemistry_overdue"] = _split("overdue", "not_overdue", overdue, n_open, k)
         attention["quiet"] = _split("quiet", "in_contact", quiet, n_open, k)
     attention["chemistry_weeks"] = chemistry_weeks
@@ -239,13 +272,14 @@ async def compute_summary(
         "pairs_by_state": by_state,
         "pairs_by_phase": by_phase,
         "attention": attention,
-        "reflection_completion": _reflections(inputs, now, k),
-        "checkin_response": _checkins(inputs, now, k),
+        "reflection_completion": _reflections(inputs, now, k, contributions),
+        "checkin_response": _checkins(inputs, now, k, contributions),
         "mentor_load": _mentor_load(open_pairs, k),
-    }
+    }, contributions
 
 
-def _reflections(inputs: _Inputs, now: datetime, k: int) -> list[dict[str, Any]]:
+def _reflections(inputs: _Inputs, now: datetime, k: int,
+                 contributions: Contributions) -> list[dict[str, Any]]:
     """Per month: mentee reflections begun, and the share finished (drafts count as not)."""
     months: dict[str, list[tuple[int | None, bool]]] = {}
     for r in inputs.entries:
@@ -259,6 +293,13 @@ def _reflections(inputs: _Inputs, now: datetime, k: int) -> list[dict[str, Any]]
     for month in shown:
         items = months[month]
         pairs = {p for p, _ in items}
+        per_pair: dict[int, list[int]] = {}
+        for p, ok in items:
+            if p is not None:
+                begun_done = per_pair.setdefault(p, [0, 0])
+                begun_done[0] += 1
+                begun_done[1] += int(ok)
+        contributions[f"{REFLECTIONS_GROUP}{month}"] = dict(per_pair)
         row: dict[str, Any] = {"month": month}
         if len(pairs) < k:
             # a month's rate from fewer than k pairs would describe those few people
@@ -273,7 +314,8 @@ def _reflections(inputs: _Inputs, now: datetime, k: int) -> list[dict[str, Any]]
     return rows
 
 
-def _checkins(inputs: _Inputs, now: datetime, k: int) -> list[dict[str, Any]]:
+def _checkins(inputs: _Inputs, now: datetime, k: int,
+              contributions: Contributions) -> list[dict[str, Any]]:
     """Per wave: people whose check-in has come due, and the share who answered it."""
     answered: dict[str, set[int]] = {}
     for r in inputs.entries:
@@ -283,11 +325,15 @@ def _checkins(inputs: _Inputs, now: datetime, k: int) -> list[dict[str, Any]]:
     for wave_id in WAVES:
         wave = BY_ID[wave_id]
         due: set[int] = set()
-        for f in inputs.pairs.values():
+        per_pair: dict[int, list[int]] = {}
+        for pid, f in inputs.pairs.items():
             assert f.matched_at is not None
             when = wave_date(wave, f.matched_at, f.closed_at)
             if when is not None and when <= now:
                 due.update(f.members)
+                per_pair[pid] = [len(f.members),
+                                 len(set(f.members) & answered.get(wave_id, set()))]
+        contributions[f"{CHECKINS_GROUP}{wave_id}"] = per_pair
         responded = len(due & answered.get(wave_id, set()))
         row: dict[str, Any] = {"wave": wave_id, "label": wave.label}
         if len(due) < k:
@@ -316,9 +362,99 @@ def _mentor_load(open_pairs: Iterable[PairFacts], k: int) -> dict[str, Any]:
     return {"mentors": mentors, "by_load": cells, "cap": MENTOR_CAP}
 
 
+async def release_summary(
+    store: Store,
+    programme_id: int,
+    *,
+    now: datetime | None = None,
+    k: int = DEFAULT_K,
+    codebook: Codebook | None = None,
+) -> dict[str, Any]:
+    """The summary as released to coordinators (chat, digest, files), and its record.
+
+    Every figure group goes through the disclosure rule of :mod:`reports.releases`: a group
+    whose new figures would differ from some earlier release by fewer than ``k`` pairs is
+    shown as last released, and ``held`` names it with that release's day.
+    """
+    now = now or datetime.now(UTC)
+    today = now.date().isoformat()
+    current, contributions = await _compute(store, programme_id, now=now, k=k,
+                                            codebook=codebook)
+    releases = SummaryReleases(store.db)
+    history = await releases.history(programme_id)
+    fresh: list[Release] = []
+    held: dict[str, str] = {}
+
+    def decide_group(group: str, figures: Any) -> Any:
+        d = decide(group, figures, contributions.get(group, {}), history.get(group, []), k,
+                   today)
+        if d.new_release is not None:
+            fresh.append(d.new_release)
+        if d.held_since is not None:
+            held[group] = d.held_since
+        return d.figures
+
+    base = {key: v for key, v in current.items() if key not in PAIRS_KEYS
+            and key not in ("attention", "reflection_completion", "checkin_response",
+                            "mentor_load")}
+    pairs = decide_group("pairs", {key: current[key] for key in PAIRS_KEYS if key in current})
+    out: dict[str, Any] = {**base, **pairs}
+    if not pairs["too_small"]:
+        for group in ("attention", "mentor_load"):
+            if group in current:
+                out[group] = decide_group(group, current[group])
+            elif history.get(group):  # nothing current (too small now): the last release
+                out[group] = history[group][-1].figures
+                held[group] = history[group][-1].released_on
+        months = {r["month"]: r for r in current.get("reflection_completion", [])}
+        rows = []
+        for month in sorted(set(months) | {g[len(REFLECTIONS_GROUP):] for g in history
+                                           if g.startswith(REFLECTIONS_GROUP)}):
+            group = f"{REFLECTIONS_GROUP}{month}"
+            if month in months:
+                rows.append(decide_group(group, months[month]))
+            elif history.get(group):
+                # a month no counted pair reflected in any more: gone only if the rule allows
+                d = decide(group, None, {}, history[group], k, today)
+                if d.held_since is not None:
+                    held[group] = d.held_since
+                    rows.append(d.figures)
+                elif d.new_release is not None:
+                    fresh.append(d.new_release)
+        out["reflection_completion"] = [r for r in rows if r is not None][-MONTHS_SHOWN:]
+        waves = {c["wave"]: c for c in current.get("checkin_response", [])}
+        out["checkin_response"] = []
+        for w in WAVES:
+            group = f"{CHECKINS_GROUP}{w}"
+            if w in waves:
+                out["checkin_response"].append(decide_group(group, waves[w]))
+            elif history.get(group):
+                out["checkin_response"].append(history[group][-1].figures)
+                held[group] = history[group][-1].released_on
+    out["held"] = dict(sorted(held.items()))
+    await releases.record(programme_id, fresh)
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # rendering
 # ---------------------------------------------------------------------------------------
+
+
+def held_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Which figures are shown as released earlier, in words, with the day of release."""
+    labels = {"pairs": "pairs, lifecycle and phase", "attention": "needing attention",
+              "mentor_load": "mentor load"}
+    out = []
+    for group, day in summary.get("held", {}).items():
+        if group.startswith(REFLECTIONS_GROUP):
+            label = f"reflections begun in {group[len(REFLECTIONS_GROUP):]}"
+        elif group.startswith(CHECKINS_GROUP):
+            label = f"check-in {BY_ID[group[len(CHECKINS_GROUP):]].label}"
+        else:
+            label = labels.get(group, group)
+        out.append(f"{label} (as of {day})")
+    return out
 
 
 def to_json(summary: Mapping[str, Any]) -> str:
@@ -338,7 +474,8 @@ def render_html(summary: Mapping[str, Any]) -> str:
     source = resources.files("reports").joinpath("templates", "coordinator.html.j2").read_text(
         encoding="utf-8")
     return env.from_string(source).render(
-        s=summary, state_labels=STATE_LABELS, phase_labels=PHASE_LABELS, total=TOTAL)
+        s=summary, state_labels=STATE_LABELS, phase_labels=PHASE_LABELS, total=TOTAL,
+        held=held_lines(summary))
 
 
 def render_text(summary: Mapping[str, Any]) -> str:
@@ -346,7 +483,8 @@ def render_text(summary: Mapping[str, Any]) -> str:
     if summary["too_small"]:
         return (f"Programme summary ({summary['as_of']}): the programme is too small to "
                 f"summarise yet. Figures appear once at least {summary['threshold']} pairs "
-                "whose members agreed to programme summaries have been matched.")
+                "whose members agreed to programme summaries have been matched, and change "
+                f"once at least {summary['threshold']} pairs have changed.")
     k = summary["threshold"]
     lines = [f"Programme summary, {summary['as_of']}: {summary['pairs_counted']} pairs counted."]
     lines.append("Lifecycle: " + ", ".join(
@@ -371,6 +509,10 @@ def render_text(summary: Mapping[str, Any]) -> str:
     if load["by_load"]:
         lines.append(f"Mentor load ({load['mentors']} mentors): " + ", ".join(
             f"{b} {v}" for b, v in load["by_load"].items()))
+    held = held_lines(summary)
+    if held:
+        lines.append(f"As released earlier, since fewer than {k} pairs have changed: "
+                     + ", ".join(held) + ".")
     lines.append(f"'{small_label(k)}' = fewer than {k}; '*' = withheld so a small count can't "
                  "be worked out. No names, text or topics are ever shown.")
     return "\n".join(lines)
@@ -382,7 +524,7 @@ async def write_report(store: Store, programme_id: int, out_dir: Any, *,
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = await compute_summary(store, programme_id, now=now)
+    summary = await release_summary(store, programme_id, now=now)
     json_path = out / "coordinator.json"
     html_path = out / "coordinator.html"
     json_path.write_text(to_json(summary), encoding="utf-8")
@@ -390,5 +532,5 @@ async def write_report(store: Store, programme_id: int, out_dir: Any, *,
     return [json_path, html_path]
 
 
-__all__ = ["TERMINAL", "compute_summary", "render_html", "render_text", "to_json",
-           "write_report"]
+__all__ = ["TERMINAL", "compute_summary", "release_summary", "render_html", "render_text",
+           "to_json", "write_report"]
