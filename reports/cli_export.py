@@ -19,8 +19,12 @@ def _fail(message: str) -> None:
 
 
 async def run_export(store: Any, out: Path, study: str, date_mode: str,
-                     formats: tuple[str, ...], workers: int | None = None) -> Any:
-    """Build the export and write the formats asked for (all of them by default)."""
+                     formats: tuple[str, ...], workers: int | None = None,
+                     options: Any = None) -> Any:
+    """Build the export and write the formats asked for (all of them by default).
+
+    ``options``: a :class:`reports.export.model.ExportOptions` (masked text, code point
+    offsets, CSV with a byte order mark by default)."""
     from reports.codebook import load_codebook
     from reports.export import sharded
     from reports.export.bundle import plan_export
@@ -31,7 +35,7 @@ async def run_export(store: Any, out: Path, study: str, date_mode: str,
         workers = sharded.default_workers(int(complete or 0))
     pool = sharded.start_workers(workers)
     try:
-        plan = await plan_export(store, study, date_mode)
+        plan = await plan_export(store, study, date_mode, options)
     except BaseException:
         if pool is not None:
             pool.close()
@@ -50,20 +54,35 @@ async def run_export(store: Any, out: Path, study: str, date_mode: str,
 @click.option("--dates", "date_mode", type=click.Choice(("shift", "relative")), default="shift",
               show_default=True,
               help="shift: dates moved by a consistent random offset per person; relative: "
-                   "days since the pair's first session.")
-def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str) -> None:
+                   "days since the pair's matching date (or the person's first entry).")
+@click.option("--text", "text_mode", type=click.Choice(("masked", "verbatim")),
+              default="masked", show_default=True,
+              help="masked: names, emails, phone numbers and links replaced, as the consent "
+                   "question promises; verbatim: as written, only where the study's approval "
+                   "allows it.")
+@click.option("--for", "tool", type=click.Choice(("qualcoder", "nvivo", "atlasti", "maxqda")),
+              default=None, help="QDA tool the project is for: chooses --offsets.")
+@click.option("--offsets", type=click.Choice(("codepoints", "utf16")), default=None,
+              help="Unit of REFI-QDA selection positions: codepoints (QualCoder, the default) "
+                   "or utf16 (NVivo, ATLAS.ti, MAXQDA).")
+@click.option("--no-bom", "no_bom", is_flag=True,
+              help="CSV without the UTF-8 byte order mark (Excel and QualCoder need it).")
+def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str,
+               text_mode: str, tool: str | None, offsets: str | None, no_bom: bool) -> None:
     """Export entries whose authors consent to research export, pseudonymised."""
     from bot.cli import friendly
+    from reports.export.model import ExportOptions
     from storage.pseudonyms import StudyError
 
     started = time.perf_counter()
+    options = ExportOptions.choose(text_mode, offsets, tool, not no_bom)
 
     async def go() -> Any:
         from reports.cli_report import open_store
 
         store = await open_store()
         try:
-            return await run_export(store, out, study, date_mode, formats)
+            return await run_export(store, out, study, date_mode, formats, options=options)
         finally:
             await store.close()
 
@@ -74,7 +93,8 @@ def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str) 
         return
     click.echo(
         f"Exported {result.facts.entries} entries from {len(result.facts.cases)} people "
-        f"(study {study!r}, dates {date_mode}) to {out} in {time.perf_counter() - started:.1f} s: "
+        f"(study {study!r}, dates {date_mode}, text {options.text}, offsets "
+        f"{options.offsets}) to {out} in {time.perf_counter() - started:.1f} s: "
         + ", ".join(p.name for p in result.paths)
         + f". {len(result.withheld)} signposted answer(s) withheld."
     )

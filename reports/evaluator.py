@@ -311,19 +311,8 @@ class _Run:
             for pid, r in self.pairs.items()
             if r["matched_at"]
         }
-        partner: dict[int, list[int]] = {}
-        for p in self.pairs.values():
-            members = [m for m in (p["mentor_id"], p["mentee_id"]) if m is not None]
-            for m in members:
-                partner.setdefault(m, []).extend(x for x in members if x != m)
-        # partners' names too: a mentee writes their mentor's name, consenting or not; the
-        # name is only ever used to mask it
-        wanted = set(consenting) | {x for m in consenting for x in partner.get(m, [])}
-        names = await extract.first_names(store, wanted)
-        self.names: dict[int, tuple[str, ...]] = {
-            m: tuple(sorted({names[x] for x in (m, *partner.get(m, [])) if x in names}))
-            for m in consenting
-        }
+        # partners' names too: the same names exports mask
+        self.names: dict[int, tuple[str, ...]] = await extract.mask_names(store, consenting)
         total = 0
         if consenting:
             for r in await store.db.fetchall(

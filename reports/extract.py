@@ -119,6 +119,21 @@ async def people(store: Store, ids: Iterable[int] | None = None) -> dict[int, Pe
     )
     wanted = None if ids is None else set(ids)
     return {
+async def mask_names(store: Store, people: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    """The first names to mask out of each person's text: their own and every partner's
+    they were ever paired with (a mentee writes their mentor's name, consenting or not; the
+    name is only ever used to mask it). The evaluator and exports both mask with these."""
+    wanted = set(people)
+    partner: dict[int, set[int]] = {}
+    for p in await store.db.fetchall("SELECT mentor_id, mentee_id FROM pairs"):
+        members = [m for m in (p["mentor_id"], p["mentee_id"]) if m is not None]
+        for m in members:
+            partner.setdefault(m, set()).update(x for x in members if x != m)
+    names = await first_names(store, wanted | {x for m in wanted for x in partner.get(m, ())})
+    return {m: tuple(sorted({names[x] for x in (m, *partner.get(m, ())) if x in names}))
+            for m in wanted}
+
+
         r["id"]: PersonRecord(
             r["id"], r["subject_ref"], Role(r["role"]), r["programme_id"], r["created_at"]
         )

@@ -22,7 +22,7 @@ import gc
 import re
 import sys
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -546,21 +546,75 @@ class Masker:
         )
 
     def mask(self, sentence: str) -> str:
+        """One sentence as a quote: trimmed, cut to :data:`MAX_QUOTE_CHARS`, masked."""
         text = sentence.strip()
         if len(text) > MAX_QUOTE_CHARS:
             text = text[: MAX_QUOTE_CHARS - 1].rsplit(" ", 1)[0] + "…"
-        # the cheap membership tests skip most regex passes on most sentences
+        return self.redact(text)[0]
+
+    def redact(self, text: str) -> tuple[str, list[list[Edit]]]:
+        """The whole of ``text`` masked, and the edits each pass made (see :func:`moved`).
+
+        Exports mask whole answers with this and move coded spans through the edits, so a
+        quote and an exported answer lose the same names by the same rule.
+        """
+        passes: list[list[Edit]] = []
+        # the cheap membership tests skip most regex passes on most texts
         if "@" in text:
-            text = _HANDLE.sub("[handle]", _EMAIL.sub("[email]", text))
+            text = _sub(_EMAIL, "[email]", text, passes)
+            text = _sub(_HANDLE, "[handle]", text, passes)
         if "http" in text or "www." in text:
-            text = _URL.sub("[link]", text)
+            text = _sub(_URL, "[link]", text, passes)
         if _DIGIT.search(text):
-            text = _NUMBER.sub("[number]", text)
+            text = _sub(_NUMBER, "[number]", text, passes)
         if self._known_any is not None and self._known_any.search(text):
             for pattern in self._known:
-                text = pattern.sub(NAME, text)
-        text = _TITLED.sub(lambda m: f"{m.group(1)} {NAME}", text)
-        return _CAPITALISED.sub(lambda m: _third_party(m, text), text)
+                text = _sub(pattern, NAME, text, passes)
+        text = _sub(_TITLED, lambda m: f"{m.group(1)} {NAME}", text, passes)
+        current = text
+        return _sub(_CAPITALISED, lambda m: _third_party(m, current), text, passes), passes
+
+
+Edit = tuple[int, int, int]  # start, end in the text before a pass, length of what replaced it
+
+
+def _sub(pattern: re.Pattern[str], repl: str | Callable[[re.Match[str]], str], text: str,
+         passes: list[list[Edit]]) -> str:
+    """``pattern.sub(repl, text)``, recording the edits it made as one pass."""
+    pieces: list[str] = []
+    edits: list[Edit] = []
+    last = 0
+    for m in pattern.finditer(text):
+        new = repl if isinstance(repl, str) else repl(m)
+        if new == m.group(0):
+            continue
+        pieces += (text[last : m.start()], new)
+        edits.append((m.start(), m.end(), len(new)))
+        last = m.end()
+    if not edits:
+        return text
+    pieces.append(text[last:])
+    passes.append(edits)
+    return "".join(pieces)
+
+
+def moved(pos: int, passes: Sequence[Sequence[Edit]], end: bool) -> int:
+    """Where position ``pos`` of a text lands in its :meth:`Masker.redact` result. A span
+    edge inside a masked stretch moves to that mark's start (``end`` False) or end."""
+    for edits in passes:
+        delta = 0
+        for start, stop, size in edits:
+            if stop <= pos:
+                delta += size - (stop - start)
+            elif start < pos:
+                pos = start + delta + (size if end else 0)
+                break
+            else:
+                pos += delta
+                break
+        else:
+            pos += delta
+    return pos
 
 
 def _third_party(match: re.Match[str], text: str) -> str:
@@ -576,6 +630,8 @@ def _third_party(match: re.Match[str], text: str) -> str:
             masked.append(word.endswith("'s") or bool(_PERSON_NEXT.match(text[match.end() :])))
         else:
             masked.append(True)
+    if not any(masked):
+        return match.group(0)  # unchanged, line breaks and all: an export keeps its layout
     out: list[str] = []
     for i, word in enumerate(words):
         if not masked[i]:
@@ -614,6 +670,8 @@ __all__ = [
     "ChunkCoder",
     "ChunkResult",
     "Code",
+    "Edit",
+    "Masker",
     "Split",
     "StepIndex",
     "StepInfo",
@@ -621,6 +679,7 @@ __all__ = [
     "code_chunk",
     "init_worker",
     "mask_text",
+    "moved",
     "sentence_spans",
     "split_entry",
 ]

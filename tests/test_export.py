@@ -121,14 +121,17 @@ async def test_export_has_no_identifiers_and_only_consenting_people(
     assert result.facts.entries == 2
     assert "xylophone" not in "".join(files.values())
 
-    # the author's own name is masked, the rest of the text is verbatim
-    answers = list(csv.DictReader((out / "answers.csv").open(encoding="utf-8", newline="")))
+    # names are masked by the evaluator's masker: the author's own and third parties'
+    answers = list(csv.DictReader((out / "answers.csv").open(encoding="utf-8-sig",
+                                                              newline="")))
     goals = [a["text"] for a in answers if a["step_id"] == "goal"]
     assert "[name], I told myself: plan protected time with my mentor" in goals
-    assert GROW_ANSWERS["reality"] in [a["text"] for a in answers]  # "Jo", "Dr Okafor" kept
+    texts = [a["text"] for a in answers]
+    assert "The ward is short-staffed and my manager [name] is not supportive" in texts
+    assert "Get ready for my appraisal with Dr [name]" in texts
 
     # the signposted answer keeps its row with no text, and is listed as withheld
-    (withheld,) = list(csv.DictReader((out / "withheld.csv").open(encoding="utf-8")))
+    (withheld,) = list(csv.DictReader((out / "withheld.csv").open(encoding="utf-8-sig")))
     assert withheld["step_id"] == "reality" and withheld["reason"] == "signposted"
     row = next(a for a in answers if a["entry_id"] == withheld["entry_id"]
                and a["step_id"] == "reality")
@@ -191,3 +194,45 @@ async def test_export_cli_needs_a_study_and_writes_chosen_format(
     assert first["day"] == 0 and first["date"] is None
     assert result.facts.date_mode == "relative"
     assert first["consent"] == Scope.RESEARCH_EXPORT.value
+
+
+NAMED_TEXT = ("Quillon and I agreed Zephyrine should ask my ward manager Priya Sharma; "
+              "Sister Agnes helps too. Email priya.sharma@nhs.example or ring 07700 900123, "
+              "see https://intranet.example/rota. I feel more confident now.")
+NAMED = ("Quillon", "Zephyrine", "Priya", "Sharma", "Agnes", "priya.sharma@nhs.example",
+         "07700 900123", "intranet.example")
+
+
+async def test_exported_text_carries_no_name_unless_verbatim(
+    store: Store, cohort: Cohort, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from reports.cli_export import run_export
+    from reports.export.model import ExportOptions
+
+    await _world(store, cohort)
+    await cohort.person(MENTEE_ID, PEOPLE[MENTEE_ID][0]).grow(
+        {**GROW_ANSWERS, "options": NAMED_TEXT})
+    masked = await run_export(store, tmp_path / "m", "study-A", "shift", ())
+    assert masked.masked > 0
+    for name, text in _all_text(tmp_path / "m").items():
+        for needle in NAMED:
+            assert needle.lower() not in text.lower(), f"{needle!r} in {name}"
+    answers = pd.read_csv(tmp_path / "m" / "answers.csv", dtype=str, keep_default_na=False)
+    (shown,) = answers.loc[answers["text"].str.contains("ward manager"), "text"]
+    assert shown == ("[name] and I agreed [name] should ask my ward manager [name]; Sister "
+                     "[name] helps too. Email [email] or ring [number], see [link] I feel "
+                     "more confident now.")
+    # coded spans still point at the words they code in the masked text
+    segments = pd.read_csv(tmp_path / "m" / "segments.csv", dtype=str, keep_default_na=False)
+    for row in segments.itertuples():
+        (text,) = answers.loc[(answers["entry_id"] == row.entry_id)
+                              & (answers["step_id"] == row.step_id), "text"]
+        assert text[int(row.start):int(row.end)] == row.quote.removeprefix("'")
+
+    await run_export(store, tmp_path / "v", "study-A", "shift", (),
+                     options=ExportOptions.choose(text="verbatim"))
+    answers = pd.read_csv(tmp_path / "v" / "answers.csv", dtype=str, keep_default_na=False)
+    assert NAMED_TEXT in set(answers["text"])
+    assert "verbatim" in (tmp_path / "v" / "data_dictionary.csv").read_text(encoding="utf-8-sig")

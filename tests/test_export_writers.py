@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import uuid
 import zipfile
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -17,7 +18,14 @@ import pytest
 
 from reports.codebook import Codebook, parse_codebook
 from reports.export import refi, tabular, write_all
-from reports.export.model import Case, CodedSegment, ExportAnswer, ExportBundle, ExportEntry
+from reports.export.model import (
+    Case,
+    CodedSegment,
+    ExportAnswer,
+    ExportBundle,
+    ExportEntry,
+    ExportOptions,
+)
 
 HOSTILE = 'He said "no", then left,\r\nagain; =HYPERLINK("http://x.invalid","click") 😀 done'
 SCRIPT = "<script>alert('x')</script> & ]]> café 漢字 👩‍👩‍👧 end"
@@ -127,7 +135,7 @@ def bundle(codebook: Codebook) -> ExportBundle:
 
 
 def _read_csv(path: Path) -> list[list[str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         return list(csv.reader(fh))
 
 
@@ -211,12 +219,27 @@ def test_formula_cells_are_neutralised(written: Path) -> None:
     assert alpha[0]["day"] == "-3"  # numbers are never prefixed
 
 
-def test_csv_encoding_and_record_ends(written: Path) -> None:
-    for name in ("answers.csv", "entries.csv", "cases.csv", "segments.csv", "data_dictionary.csv"):
+CSV_FILES = ("answers.csv", "entries.csv", "cases.csv", "segments.csv", "data_dictionary.csv")
+
+
+def test_csv_encoding_and_record_ends(written: Path, bundle: ExportBundle,
+                                      tmp_path: Path) -> None:
+    for name in CSV_FILES:
         raw = (written / name).read_bytes()
-        assert not raw.startswith(b"\xef\xbb\xbf")
+        # one byte order mark, at the start only: what Excel and QualCoder need for UTF-8
+        assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\xef\xbb\xbf") == 1
         assert raw.endswith(b"\r\n")
         raw.decode("utf-8")
+    # QualCoder's survey import opens the file with the locale's encoding; on Windows that is
+    # cp1252 unless the file announces UTF-8. Python's "utf-8-sig" stands for what a BOM-aware
+    # reader does: the emoji with its zero-width joiners comes through whole.
+    with open(written / "answers.csv", encoding="utf-8-sig", newline="") as fh:
+        assert SCRIPT in [row[-3] for row in csv.reader(fh)]
+    plain = replace(bundle, options=ExportOptions(bom=False))
+    tabular.write_csv(plain, tmp_path)
+    tabular.write_data_dictionary(plain, tmp_path)
+    for name in CSV_FILES:
+        assert not (tmp_path / name).read_bytes().startswith(b"\xef\xbb\xbf")
     # an embedded CRLF stays inside its quoted field
     assert b'"He said ""no"", then left,\r\nagain;' in (written / "answers.csv").read_bytes()
 
@@ -256,16 +279,20 @@ def test_cases_csv_includes_people_without_a_case_record(written: Path) -> None:
 def test_segments_csv_quotes_the_coded_span(written: Path, bundle: ExportBundle) -> None:
     rows = _records(written / "segments.csv")
     assert len(rows) == len(bundle.segments)
-    answers = {
-        (e.entry_id, a.step_id): a.text or "" for e in bundle.entries for a in reversed(e.answers)
-    }  # first answer of a step wins
+    # offsets index the text cell as a reader of answers.csv gets it, guard and all
+    cells = {(r["entry_id"], r["answer_no"]): r["text"]
+             for r in _records(written / "answers.csv")}
+    guarded = 0
     for row, seg in zip(rows, bundle.segments, strict=True):
         assert row["code_id"] == seg.code_id
-        assert (
-            tabular.restore_cell(row["quote"])
-            == answers[(seg.entry_id, seg.step_id)][seg.start : seg.end]
-        )
+        cell = cells[(row["entry_id"], row["answer_no"])]
+        guarded += cell.startswith("'")
+        assert cell[int(row["start"]) : int(row["end"])] == tabular.restore_cell(row["quote"])
+        assert tabular.restore_cell(cell)[seg.start : seg.end] == tabular.restore_cell(
+            row["quote"])
         assert float(row["confidence"]) == seg.confidence
+        assert row["codebook_version"] == bundle.codebook_version
+    assert guarded  # the "\tleading tab" answer: its cell starts with the apostrophe
 
 
 # ---------------------------------------------------------------------------

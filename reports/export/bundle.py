@@ -7,21 +7,23 @@ This is the storage side of :mod:`reports.export`; the writers never see the sto
   removes everything they wrote before it, and an erased person (key gone) has nothing left.
 * **Identities**: study pseudonyms from :class:`storage.pseudonyms.Pseudonymiser` (keyed HMAC
   of the random subject reference under a per-study secret). Telegram ids, chat ids, names and
-  usernames are never read here at all, except the author's own first name, read only to mask
-  it out of their text.
+  usernames are never read here at all, except the authors' and their partners' first names,
+  read only to mask them out of the text.
 * **Dates**: ``shift`` gives every date (entry dates and date answers) moved by the author's
-  own consistent random offset; ``relative`` gives days since the pair's first session
-  instead. Never both: a shifted date beside a relative day would give away the offset.
-* **Text**: answers are exported verbatim (this is the dataset the researcher's participants
-  consented to), except that the author's own first name becomes ``[name]``. Other names,
-  places and numbers are *not* masked: that would change what people wrote, and the evaluator
-  report, not the export, is where quotes leave the research team. An answer flagged for
-  safety signposting keeps its row with ``text`` empty; which answers were withheld is listed
-  in ``withheld.csv`` (see :func:`write_withheld`), because the shared export model has no
-  per-answer flag yet.
+  own consistent random offset; ``relative`` gives days since the pair's matching date (the
+  person's own first entry when they have no pair, or it no date) instead: both are facts the
+  person's own consent covers, where a session the partner logged might not be. Never both: a
+  shifted date beside a relative day would give away the offset.
+* **Text**: what the consent question promises, "under a study code and without names": the
+  evaluator's masker (:class:`reports.structured.Masker`) replaces the authors' and partners'
+  first names, titled and other capitalised names, emails, handles, phone numbers and links.
+  ``--text verbatim`` (for a study whose approval allows exact words) leaves text as written.
+  An answer flagged for safety signposting keeps its row with ``text`` empty; which answers
+  were withheld is listed in ``withheld.csv`` (see :func:`write_withheld`).
 * **Codes**: participants' button choices as answer codes; coded segments from the reporting
   job's layers: structured (a text step that elicits a code, whole answer) and rules (cue
-  phrases, with spans). Rules run on the masked text, so offsets point into what is exported.
+  phrases, with spans). Rules code the text as written (as stored with the entry) and their
+  spans are moved through the masker's edits, so offsets point into what is exported.
 """
 
 from __future__ import annotations
@@ -30,50 +32,42 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from conversations.catalogue import load_flows
+from conversations.engine import fill
 from conversations.model import Flow, Step
+from conversations.waves import BY_ID as WAVES
 from reports import extract
 from reports.codebook import Codebook
 from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED
-from reports.entry_codes import (
-    Hit,
-    answer_text,
-    code_texts,
-    coder_id,
-    name_spans,
-    shift_spans,
-    step_kind,
-    stored_hits,
+from reports.entry_codes import Hit, answer_text, code_texts, coder_id, step_kind, stored_hits
+from reports.export.model import (
+    Case,
+    CodedSegment,
+    ExportAnswer,
+    ExportBundle,
+    ExportEntry,
+    ExportOptions,
 )
-from reports.export.model import Case, CodedSegment, ExportAnswer, ExportBundle, ExportEntry
-from reports.structured import StepIndex
-from storage.lifecycle import Lifecycle
+from reports.structured import Edit, Masker, StepIndex, moved
 from storage.models import Scope
 from storage.pseudonyms import Pseudonymiser
 from storage.store import Store
 
 DATE_MODES = ("shift", "relative")
 CONSENT = Scope.RESEARCH_EXPORT.value
-NAME_MARK = "[name]"
 WITHHELD_CSV = "withheld.csv"
 WITHHELD_REASON = "signposted"
 _BY_VALUE = frozenset(("choice", "multi", "scale"))  # kinds whose answer is its value alone
 _DIGITS = re.compile(r"(\d+)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-# First names that are everyday words ("Will", "May"): masked only where capitalised, so the
-# verbatim text keeps "I will".
-_WORD_NAMES = frozenset((
-    "will", "may", "hope", "faith", "grace", "joy", "rose", "bill", "mark", "pat", "sue",
-    "dawn", "summer", "april", "june", "august", "frank", "art", "jack", "ray", "sunny",
-    "chance", "drew", "gene", "rich", "rob", "sandy", "amber", "ruby", "holly", "ivy", "iris",
-    "lily", "daisy", "heather", "robin", "hunter", "mercy", "patience", "honor", "honour",
-    "sky", "river", "rain", "storm",
-))
+# Prompt placeholders that repeat the person's earlier answer ("Last time you said 6."): the
+# export cannot know which entry the bot read them from, so they render as nothing.
+_HISTORY_NOTES = ("last_scale_note", "last_action_note")
 
 
 @dataclass(frozen=True)
@@ -98,14 +92,6 @@ def generated_by() -> str:
         return f"mentorbot {metadata.version('mentorbot')}"
     except metadata.PackageNotFoundError:  # running from a bare checkout
         return "mentorbot"
-
-
-def _name_pattern(name: str) -> re.Pattern[str] | None:
-    name = name.strip()
-    if len(name) < 2:
-        return None  # a one-letter "name" would mask every "a" and "I"
-    flags = 0 if name.lower() in _WORD_NAMES else re.IGNORECASE
-    return re.compile(r"(?<!\w)" + re.escape(name) + r"(?!\w)", flags)
 
 
 def _fitting(hits: Any, size: int) -> list[Hit] | None:
@@ -144,14 +130,21 @@ def _versions(raw: str) -> tuple[int, str | None]:
 class _Builder:
     def __init__(self, pseudonyms: Pseudonymiser, date_mode: str, codebook: Codebook,
                  flows: Mapping[str, Flow], anchors: Mapping[int, date],
-                 names: Mapping[int, str]) -> None:
+                 names: Mapping[int, tuple[str, ...]], options: ExportOptions,
+                 first_days: Mapping[int, date] | None = None) -> None:
         self.p = pseudonyms
         self.date_mode = date_mode
         self.codebook = codebook
         self.index = StepIndex(flows, codebook)
         self.flows = flows
         self.anchors = anchors
-        self.masks = {pid: pat for pid, n in names.items() if (pat := _name_pattern(n))}
+        self.first_days = first_days or {}
+        self.verbatim = options.text == "verbatim"
+        self.names = names
+        self.maskers: dict[int, Masker] = {}
+        # the last text masked and its edits: the coder moves its spans through them next
+        self._last: tuple[int, str, str, list[list[Edit]]] | None = None
+        self._prompts: dict[tuple[str, str, str | None], str] = {}
         self.entries: list[ExportEntry] = []
         self.segments: list[CodedSegment] = []
         self.withheld: list[Withheld] = []
@@ -191,16 +184,34 @@ class _Builder:
                 shift = self._shift[record.subject_ref] = self.p.shift_days(record.subject_ref)
             return date.fromordinal(day.toordinal() + shift).isoformat(), None
         anchor = self.anchors.get(record.pair_id) if record.pair_id is not None else None
+        if anchor is None:
+            anchor = self.first_days.get(record.participant_id)
         return None, (None if anchor is None else (day - anchor).days)
 
     def mask(self, pid: int, text: str) -> str:
-        pattern = self.masks.get(pid)
-        if pattern is None:
+        if self.verbatim:
             return text
-        masked, n = pattern.subn(NAME_MARK, text)
-        if n:
+        masker = self.maskers.get(pid)
+        if masker is None:
+            masker = self.maskers[pid] = Masker(self.names.get(pid, ()))
+        masked, passes = masker.redact(text)
+        self._last = (pid, text, masked, passes)
+        if passes:
             self.masked += 1
         return masked
+
+    def prompt(self, template: str, role: str, wave: str | None) -> str:
+        """The prompt as the bot showed it: placeholders filled as the bot fills them."""
+        key = (template, role, wave)
+        shown = self._prompts.get(key)
+        if shown is None:
+            context: dict[str, Any] = {"partner": "mentee" if role == "mentor" else "mentor"}
+            if wave is not None and wave in WAVES:
+                context["wave_label"], context["wave"] = WAVES[wave].label, wave
+            context.update(dict.fromkeys(_HISTORY_NOTES, ""))
+            shown = self._prompts[key] = (" ".join(fill(template, context).split())
+                                          if "{" in template else template)
+        return shown
 
     def add(self, record: extract.EntryRecord) -> None:
         entry_id = self.p.entry(record.entry_id)
@@ -229,16 +240,20 @@ class _Builder:
         iso_date, day = self.when(record, created)
         version, label = _versions(record.flow_version)
         self.entries.append(ExportEntry(entry_id, person, pair, role, record.flow, version,
-                                        label, iso_date, day, CONSENT, tuple(answers)))
+                                        label, iso_date, day, CONSENT, tuple(answers),
+                                        record.wave))
         known = self.cases.get(person)
         self.cases[person] = (pair, role, (known[2] if known else 0) + 1)
 
     def _answer(self, record: extract.EntryRecord, step_id: str, value: Any) -> ExportAnswer:
         step, kind, prompt, framework = self.step_info(record.flow, step_id, value)
+        if "{" in prompt:
+            prompt = self.prompt(prompt, record.role.value, record.wave)
         plain = _plain_value(value) if kind in _BY_VALUE else None
         if plain is not None:
-            # a button answer depends on nothing but its value: most answers are one of a few
-            key = (record.flow, step_id, plain)
+            # a button answer depends on nothing but its value and prompt: most answers are
+            # one of a few
+            key = (record.flow, step_id, plain, prompt)
             known = self._by_value.get(key)
             if known is None:
                 known = self._by_value[key] = self._fresh_answer(
@@ -302,10 +317,13 @@ class _Builder:
                 found = self._hits[key] = code_texts({step_id: unmasked}, record.role.value,
                                                      self.codebook).get(step_id, [])
             hits = found
-        if text != prefix + written:
-            hits = shift_spans(hits, len(prefix),
-                               name_spans(self.masks.get(record.participant_id), written),
-                               len(NAME_MARK))
+        if text != unmasked:
+            last = self._last
+            assert last is not None and last[0] == record.participant_id and last[1] == written
+            passes, offset = last[3], len(prefix)
+            hits = [(offset + moved(s - offset, passes, False) if s > offset else s,
+                     offset + moved(e - offset, passes, True) if e > offset else e, c, conf)
+                    for s, e, c, conf in hits]
         for start, end, code_id, confidence in hits:
             self.segments.append(CodedSegment(entry_id, step_id, start, end, code_id,
                                               METHOD_RULES, confidence))
@@ -330,16 +348,25 @@ class _Builder:
         return info
 
 
-async def _anchors(store: Store, pair_ids: Iterable[int]) -> dict[int, date]:
-    """Each pair's first session (chemistry meeting or first logged session), else matching."""
-    wanted = sorted(set(pair_ids))
-    facts = await Lifecycle(store.db).facts(wanted) if wanted else {}
-    out: dict[int, date] = {}
-    for pid, f in facts.items():
-        when: datetime | None = f.chemistry_at or f.matched_at
-        if when is not None:
-            out[pid] = when.date()
-    return out
+async def _anchors(store: Store, allowed: set[int]) -> tuple[dict[int, date], dict[int, date]]:
+    """Day 0 for ``relative`` dates: each pair's matching date, and each person's own first
+    complete entry (for entries with no pair, or a pair never matched).
+
+    Both come from the exported person's own records: a session the partner logged would
+    anchor a mentee's days on the partner's data, which the partner may not have consented
+    to share.
+    """
+    pairs: dict[int, date] = {}
+    for r in await store.db.fetchall("SELECT id, mentor_id, mentee_id, matched_at FROM pairs"):
+        if r["matched_at"] and (r["mentor_id"] in allowed or r["mentee_id"] in allowed):
+            pairs[r["id"]] = date.fromisoformat(r["matched_at"][:10])
+    firsts: dict[int, date] = {}
+    for r in await store.db.fetchall(
+            "SELECT participant_id, MIN(created_at) AS first FROM entries "
+            "WHERE status='complete' GROUP BY participant_id"):
+        if r["participant_id"] in allowed and r["first"]:
+            firsts[r["participant_id"]] = date.fromisoformat(r["first"][:10])
+    return pairs, firsts
 
 
 @dataclass(frozen=True)
@@ -350,9 +377,11 @@ class ExportPlan:
     snapshot: extract.Snapshot
     pseudonyms: Pseudonymiser
     date_mode: str
-    names: dict[int, str]  # authors' first names, only to mask them
-    anchors: dict[int, date]
+    names: dict[int, tuple[str, ...]]  # authors' and partners' first names, only to mask them
+    anchors: dict[int, date]  # pair -> matching date (relative dates)
     generated_by: str
+    options: ExportOptions = field(default_factory=ExportOptions)
+    first_days: dict[int, date] = field(default_factory=dict)  # person -> first entry's day
 
     @property
     def entries(self) -> int:
@@ -371,20 +400,21 @@ class PartBuild:
     distinct_texts: int
 
 
-async def plan_export(store: Store, study: str, date_mode: str) -> ExportPlan:
+async def plan_export(store: Store, study: str, date_mode: str,
+                      options: ExportOptions | None = None) -> ExportPlan:
     if date_mode not in DATE_MODES:
         raise ValueError(f"date mode must be one of {', '.join(DATE_MODES)}, not {date_mode!r}")
+    options = options or ExportOptions()
     pseudonyms = await Pseudonymiser.for_study(store.vault, study)
     snap = await extract.snapshot(store, Scope.RESEARCH_EXPORT)
     allowed = set(snap.people)
-    names = await extract.first_names(store, allowed)
+    names = {} if options.text == "verbatim" else await extract.mask_names(store, allowed)
     anchors: dict[int, date] = {}
+    firsts: dict[int, date] = {}
     if date_mode == "relative" and allowed:
-        rows = await store.db.fetchall("SELECT id, mentor_id, mentee_id FROM pairs")
-        anchors = await _anchors(store, [r["id"] for r in rows
-                                         if r["mentor_id"] in allowed
-                                         or r["mentee_id"] in allowed])
-    return ExportPlan(snap, pseudonyms, date_mode, names, anchors, generated_by())
+        anchors, firsts = await _anchors(store, allowed)
+    return ExportPlan(snap, pseudonyms, date_mode, names, anchors, generated_by(), options,
+                      firsts)
 
 
 def build_part(plan: ExportPlan, codebook: Codebook, after: int = 0,
@@ -393,7 +423,7 @@ def build_part(plan: ExportPlan, codebook: Codebook, after: int = 0,
     if upto is None:
         upto = plan.snapshot.entry_ids[-1] if plan.snapshot.entry_ids else 0
     builder = _Builder(plan.pseudonyms, plan.date_mode, codebook, load_flows(), plan.anchors,
-                       plan.names)
+                       plan.names, plan.options, plan.first_days)
     for record in extract.read_range(plan.snapshot, after, upto):
         builder.add(record)
     bundle = ExportBundle(
@@ -405,6 +435,7 @@ def build_part(plan: ExportPlan, codebook: Codebook, after: int = 0,
         entries=tuple(builder.entries),
         segments=tuple(builder.segments),
         cases=(),
+        options=plan.options,
     )
     return PartBuild(bundle, builder.cases, builder.withheld, builder.masked, builder.texts,
                      builder.distinct_texts)
@@ -423,9 +454,9 @@ def join_cases(parts: Iterable[Mapping[str, tuple[str | None, str, int]]]) -> tu
 
 
 async def build_export(store: Store, study: str, date_mode: str,
-                       codebook: Codebook) -> BuiltExport:
+                       codebook: Codebook, options: ExportOptions | None = None) -> BuiltExport:
     """The whole export in this process (see :mod:`reports.export.sharded` for several)."""
-    part = build_part(await plan_export(store, study, date_mode), codebook)
+    part = build_part(await plan_export(store, study, date_mode, options), codebook)
     bundle = replace(part.bundle, cases=join_cases([part.counts]))
     return BuiltExport(bundle, part.withheld, part.masked, part.coded_texts,
                        part.distinct_texts)
@@ -442,14 +473,16 @@ def write_withheld(built: BuiltExport, out_dir: Path | str) -> Path:
 
     Documented in ``data_dictionary.md`` by :func:`document_withheld`.
     """
-    return write_withheld_rows(built.withheld, out_dir)
+    return write_withheld_rows(built.withheld, out_dir, built.bundle.options.bom)
 
 
-def write_withheld_rows(withheld: Iterable[Withheld], out_dir: Path | str) -> Path:
+def write_withheld_rows(withheld: Iterable[Withheld], out_dir: Path | str,
+                        bom: bool = True) -> Path:
     import csv
 
     path = Path(out_dir) / WITHHELD_CSV
-    with path.open("w", encoding="utf-8", newline="") as fh:
+    # "utf-8-sig" writes the byte order mark every other CSV of the export starts with
+    with path.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow(["entry_id", "step_id", "answer_no", "reason"])
         for w in withheld:
@@ -481,7 +514,5 @@ def document_withheld(out_dir: Path | str) -> None:
     if md_path.exists():
         lines = ["", f"## `{WITHHELD_CSV}`", "", "| column | type | meaning |", "|---|---|---|"]
         lines += [f"| `{n}` | {k} | {m} |" for n, k, m in WITHHELD_COLUMNS]
-        lines += ["", "Text masking: the author's own first name is replaced by `[name]` in "
-                  "their answers; nothing else in the text is changed."]
         with md_path.open("a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")

@@ -16,6 +16,43 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+TEXT_MODES = ("masked", "verbatim")
+OFFSET_MODES = ("codepoints", "utf16")
+# Which unit each tool counts REFI-QDA selection positions in: QualCoder slices Python
+# strings (code points); NVivo, ATLAS.ti and MAXQDA are Windows programs whose strings are
+# UTF-16, so an emoji counts two there.
+TOOL_OFFSETS = {"qualcoder": "codepoints", "nvivo": "utf16", "atlasti": "utf16",
+                "maxqda": "utf16"}
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """How an export is written, beyond what is in it; recorded in its dictionary and package.
+
+    ``text``: ``masked`` (names, emails, phone numbers and links replaced, as consented) or
+    ``verbatim`` (for a study whose approval allows exact words). ``offsets``: the unit of the
+    ``.qdpx`` selection positions. ``bom``: a UTF-8 byte order mark on every CSV file.
+    """
+
+    text: str = "masked"
+    offsets: str = "codepoints"
+    tool: str | None = None
+    bom: bool = True
+
+    @classmethod
+    def choose(cls, text: str = "masked", offsets: str | None = None, tool: str | None = None,
+               bom: bool = True) -> ExportOptions:
+        """Options from the command line: ``offsets`` defaults to what ``tool`` counts."""
+        if text not in TEXT_MODES:
+            raise ValueError(f"text mode must be one of {', '.join(TEXT_MODES)}, not {text!r}")
+        if tool is not None and tool not in TOOL_OFFSETS:
+            raise ValueError(f"unknown tool {tool!r}: one of {', '.join(TOOL_OFFSETS)}")
+        if offsets is None:
+            offsets = TOOL_OFFSETS[tool] if tool is not None else "codepoints"
+        if offsets not in OFFSET_MODES:
+            raise ValueError(f"offsets must be one of {', '.join(OFFSET_MODES)}")
+        return cls(text, offsets, tool, bom)
+
 
 @dataclass(frozen=True, slots=True)
 class ExportAnswer:
@@ -41,6 +78,7 @@ class ExportEntry:
     day: int | None  # days since the pair's first session
     consent: str
     answers: tuple[ExportAnswer, ...]
+    wave: str | None = None  # check-in wave (baseline, 3m, ... follow_up); None otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +110,7 @@ class ExportBundle:
     entries: tuple[ExportEntry, ...]
     segments: tuple[CodedSegment, ...]
     cases: tuple[Case, ...]
+    options: ExportOptions = ExportOptions()
 
 
 @dataclass(slots=True)
@@ -159,6 +198,7 @@ class ExportFacts:
     cases: tuple[Case, ...]  # every case, as all_cases gives them
     steps: tuple[WideStep, ...]  # entries.csv step columns, unnamed
     entries_by_person: dict[str, list[str]]  # case -> entry ids, in export order
+    options: ExportOptions = ExportOptions()
 
 
 def facts_of(bundle: ExportBundle) -> ExportFacts:
@@ -169,7 +209,7 @@ def facts_of(bundle: ExportBundle) -> ExportFacts:
         bundle.study, bundle.generated_by, bundle.codebook_version, bundle.codebook_hash,
         bundle.date_mode, len(bundle.entries), sum(len(e.answers) for e in bundle.entries),
         len(bundle.segments), tuple(all_cases(bundle)), tuple(wide_steps(bundle.entries)),
-        by_person,
+        by_person, bundle.options,
     )
 
 

@@ -109,7 +109,7 @@ def _merge(plan: ExportPlan, codebook: Codebook, parts: Sequence[_PartFacts]) ->
         plan.pseudonyms.study, plan.generated_by, codebook.version, codebook.content_hash,
         plan.date_mode, sum(p.entries for p in parts), sum(p.answers for p in parts),
         sum(p.segments for p in parts), join_cases(p.counts for p in parts),
-        tuple(merge_wide_steps(p.steps for p in parts)), by_person,
+        tuple(merge_wide_steps(p.steps for p in parts)), by_person, plan.options,
     )
 
 
@@ -364,7 +364,8 @@ def _write_side(codebook: Codebook, facts: ExportFacts, parts: Sequence[_PartFac
     paths: list[Path] = []
     if wanted & {"csv", "jsonl"}:
         paths += tabular.write_data_dictionary(facts, out)
-        paths.append(write_withheld_rows([w for p in parts for w in p.withheld], out))
+        paths.append(write_withheld_rows([w for p in parts for w in p.withheld], out,
+                                         facts.options.bom))
         document_withheld(out)
     if "qdpx" in wanted:
         paths.append(refi.write_qdc(codebook, out / CODEBOOK_FILE))

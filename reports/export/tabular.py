@@ -11,14 +11,20 @@ Files written into ``out_dir`` (names are module constants):
 - ``cases.csv``: one row per participant with the case attributes.
 - ``segments.csv``: one row per coded segment, with the quoted span.
 - ``entries.jsonl``: one JSON object per entry (sorted keys), answers and segments nested.
+- ``codebook.csv``: every code's id, label, place in the code tree, CMO role and definition.
 - ``data_dictionary.csv`` / ``data_dictionary.md``: every column of every file above.
+- ``datapackage.json``: a Frictionless Data Package describing the CSV files (Table Schema,
+  keys, missing values) and the export's settings.
 
-All CSVs are UTF-8 without a byte order mark, comma separated, RFC 4180 quoting (fields with
-commas, quotes or line breaks are quoted, quotes doubled, CRLF between records). Line breaks
-inside answers are kept as written. A text cell that begins with ``= + - @``, a tab or a carriage
-return gets a leading apostrophe so spreadsheets show it instead of running it as a formula;
-:func:`restore_cell` undoes that. Numeric columns are never prefixed: this module formats them
-itself, so they cannot hold a formula, and a prefix would turn a negative ``day`` into text.
+All CSVs are UTF-8 with a byte order mark (Excel and QualCoder's survey import, which decode
+with the Windows locale otherwise; ``ExportOptions.bom`` False leaves it out), comma separated,
+RFC 4180 quoting (fields with commas, quotes or line breaks are quoted, quotes doubled, CRLF
+between records). Line breaks inside answers are kept as written. A text cell that begins with
+``= + - @``, a tab or a carriage return gets a leading apostrophe so spreadsheets show it
+instead of running it as a formula; :func:`restore_cell` undoes that, and ``segments.csv``
+offsets count it, so they index the cell as it stands. Numeric columns are never prefixed:
+this module formats them itself, so they cannot hold a formula, and a prefix would turn a
+negative ``day`` into text.
 
 The same bundle always gives the same bytes: rows follow bundle order, nothing depends on the
 clock, the locale or hash seeds.
@@ -54,8 +60,11 @@ ENTRIES_CSV = "entries.csv"
 CASES_CSV = "cases.csv"
 SEGMENTS_CSV = "segments.csv"
 ENTRIES_JSONL = "entries.jsonl"
+CODEBOOK_CSV = "codebook.csv"
 DICTIONARY_CSV = "data_dictionary.csv"
 DICTIONARY_MD = "data_dictionary.md"
+PACKAGE_JSON = "datapackage.json"
+BOM = "\ufeff"
 
 CODE_SEPARATOR = ";"
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -89,14 +98,30 @@ class Column:
     meaning: str
 
 
+_SHIFTED = ("Entry date shifted by a secret per-participant offset of up to 182 days either "
+            "way, never 0 (the same offset for all of a participant's entries and typed dates, "
+            "so intervals within one participant are kept; a mentor's and a mentee's offsets "
+            "differ); not the real calendar date")
 _DATE_MODES = {
-    "shifted": "Entry date shifted by a secret per-participant offset (the same offset for all "
-    "of a participant's entries, so intervals within one participant are kept); not the real "
-    "calendar date",
+    "shift": _SHIFTED,
+    "shifted": _SHIFTED,
     "relative": "Empty: this export gives no calendar dates; use day",
     "days": "Empty: this export gives no calendar dates; use day",
     "none": "Empty: this export gives no dates",
 }
+_DAY_MEANINGS = {
+    "shift": "Empty by design in this export: a day count beside a shifted date would give "
+    "away the offset (export with --dates relative for days)",
+    "relative": "Days since the pair's matching date (negative before it); for an entry with no "
+    "matched pair, days since the participant's own first entry",
+}
+_DATE_MODE_MEANINGS = {
+    "shift": "Dates are shifted per participant by a secret offset; day is empty",
+    "relative": "No calendar dates; day counts days from the pair's matching date (or the "
+    "participant's first entry); date is empty",
+}
+_DATE_MODE_MEANINGS["shifted"] = _DATE_MODE_MEANINGS["shift"]
+_DAY_MEANINGS["shifted"] = _DAY_MEANINGS["shift"]
 
 
 def _date_meaning(date_mode: str) -> str:
@@ -104,6 +129,17 @@ def _date_meaning(date_mode: str) -> str:
     if known is not None:
         return f"{known} (date mode {date_mode!r}); ISO 8601 YYYY-MM-DD"
     return f"Entry date as supplied under date mode {date_mode!r}; ISO 8601 YYYY-MM-DD or empty"
+
+
+def _day_meaning(date_mode: str) -> str:
+    return _DAY_MEANINGS.get(date_mode, "Days since the pair's first session (negative before "
+                             "it); empty if unknown")
+
+
+_WAVE = ("Check-in wave of the entry: baseline, m3, m6, m9, m12 (months since the pair "
+         "started), closing or followup (six months after closing); empty for reflections and "
+         "session logs")
+_CODEBOOK = "Version of the codebook every code id on this row belongs to"
 
 
 def _entry_columns(date_mode: str) -> list[Column]:
@@ -114,10 +150,11 @@ def _entry_columns(date_mode: str) -> list[Column]:
         Column("flow", "string", "Flow (question set) the entry was written in"),
         Column("flow_version", "integer", "Version of that flow's definition"),
         Column("question_set_version", "string", "Version of the prompt wording; may be empty"),
+        Column("wave", "string", _WAVE),
         Column("date", "date", _date_meaning(date_mode)),
-        Column("day", "integer", "Days since the pair's first session (negative before it); "
-               "empty if unknown"),
+        Column("day", "integer", _day_meaning(date_mode)),
         Column("consent", "string", "Consent state that admitted the entry to this export"),
+        Column("codebook_version", "string", _CODEBOOK),
     ]
 
 
@@ -128,7 +165,8 @@ _ANSWER_COLUMNS = [
     Column("step_id", "string", "Id of the flow step that asked the question"),
     Column("framework_step", "code", "Codebook id of the GROW/OSKAR step; empty if none"),
     Column("kind", "string", "Input kind of the step: text, choice, multi, scale or date"),
-    Column("prompt", "string", "Prompt wording shown to the participant"),
+    Column("prompt", "string", "Prompt as shown to the participant (placeholders filled; a "
+           "reminder of their previous answer, such as 'Last time you said 6.', left out)"),
     Column("text", "string", "The answer as written or chosen; empty if skipped"),
     Column("scale", "integer", "0-10 scale value for scale steps; empty otherwise"),
     Column("codes", "code list", "Codebook ids chosen with buttons, separated by ';'"),
@@ -139,14 +177,16 @@ _SEGMENT_COLUMNS = [
     Column("entry_id", "string", "Study pseudonym of the coded entry"),
     Column("step_id", "string", "Step whose answer the segment codes"),
     Column("answer_no", "integer", "Position of that answer within the entry, from 1"),
-    Column("start", "integer", "Start of the span in the answer text: 0-based Unicode code "
-           "point offset, inclusive"),
-    Column("end", "integer", "End of the span in the answer text: code point offset, exclusive"),
+    Column("start", "integer", "Start of the span in the answer's text cell exactly as it stands "
+           "in answers.csv and entries.csv (after the formula guard's apostrophe, if any): "
+           "0-based Unicode code point offset, inclusive"),
+    Column("end", "integer", "End of the span in that cell: code point offset, exclusive"),
     Column("code_id", "code", "Codebook id applied to the span"),
     Column("method", "string", "Coding layer that produced it: structured, rules, semantic or "
            "an evaluator's review"),
     Column("confidence", "number", "Confidence of that method, 0 to 1"),
     Column("quote", "string", "The coded span of the answer text"),
+    Column("codebook_version", "string", _CODEBOOK),
 ]
 
 _CASE_FIXED = [
@@ -250,10 +290,13 @@ def _int(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
-def _write_rows(path: Path, header: Sequence[str] | None, rows: Iterable[list[str]]) -> Path:
+def _write_rows(path: Path, header: Sequence[str] | None, rows: Iterable[list[str]],
+               bom: bool = True) -> Path:
     with _atomic(path) as fh:
         writer = csv.writer(fh, dialect="excel", lineterminator="\r\n")
         if header is not None:
+            if bom:
+                fh.write(BOM)
             writer.writerow(header)
         batch: list[list[str]] = []
         for row in rows:
@@ -280,7 +323,7 @@ def _text_cell(text: str) -> str:
 
 
 def _write_lines(path: Path, header: Sequence[str] | None,
-                 rows: Iterable[list[str]]) -> Path:
+                 rows: Iterable[list[str]], bom: bool = True) -> Path:
     """Rows whose cells are already CSV fields (see :func:`_cell`), joined here.
 
     The big files are written this way: the csv module re-examines every field of every row,
@@ -289,7 +332,7 @@ def _write_lines(path: Path, header: Sequence[str] | None,
     """
     with _atomic(path) as fh:
         if header is not None:
-            fh.write(",".join(_cell(h) for h in header) + "\r\n")
+            fh.write((BOM if bom else "") + ",".join(_cell(h) for h in header) + "\r\n")
         batch: list[str] = []
         for row in rows:
             batch.append(",".join(row))
@@ -311,27 +354,31 @@ class _Neutralised(dict[str, str]):
         return value
 
 
-def _entry_cells(entry: ExportEntry, memo: _Neutralised) -> list[str]:
+def _entry_cells(entry: ExportEntry, memo: _Neutralised, book: str) -> list[str]:
     return [
         memo[entry.pair or ""],
         memo[entry.role],
         memo[entry.flow],
         str(entry.flow_version),
         memo[entry.question_set_version or ""],
+        memo[entry.wave or ""],
         memo[entry.date or ""],
         _int(entry.day),
         memo[entry.consent],
+        book,
     ]
 
 
 def _answer_rows(bundle: ExportBundle) -> Iterator[list[str]]:
     memo = _Neutralised()
+    book = memo[bundle.codebook_version]
     join = CODE_SEPARATOR.join
     triggers = _TRIGGER_CHARS
     for entry in bundle.entries:
         eid = entry.entry_id
         # the entry's cells are the same on each of its answer rows: joined once
-        head = ",".join([memo[entry.person], _text_cell(eid), *_entry_cells(entry, memo)])
+        head = ",".join([memo[entry.person], _text_cell(eid),
+                         *_entry_cells(entry, memo, book)])
         for number, a in enumerate(entry.answers, start=1):
             text = a.text or ""
             yield [
@@ -350,6 +397,7 @@ def _answer_rows(bundle: ExportBundle) -> Iterator[list[str]]:
 
 def _entry_rows(bundle: ExportBundle, layout: list[WideStep]) -> Iterator[list[str]]:
     memo = _Neutralised()
+    book = memo[bundle.codebook_version]
     join = CODE_SEPARATOR.join
     # where each (step, occurrence) writes its text, scale and codes (-1: no such column), so
     # a row costs its answers, not the export's forty-odd step columns
@@ -376,7 +424,7 @@ def _entry_rows(bundle: ExportBundle, layout: list[WideStep]) -> Iterator[list[s
                 cells[scale_at] = _int(answer.scale)
             if codes_at >= 0:
                 cells[codes_at] = memo[join(answer.codes)]
-        yield [_text_cell(entry.entry_id), memo[entry.person], *_entry_cells(entry, memo),
+        yield [_text_cell(entry.entry_id), memo[entry.person], *_entry_cells(entry, memo, book),
                str(len(entry.answers)), *cells]
 
 
@@ -391,6 +439,8 @@ def _segment_rows(
     bundle: ExportBundle, placed: dict[str, list[PlacedSegment]]
 ) -> Iterator[list[str]]:
     memo = _Neutralised()
+    book = memo[bundle.codebook_version]
+    triggers = _TRIGGER_CHARS
     for entry in bundle.entries:
         segments = placed.get(entry.entry_id)
         if not segments:
@@ -399,11 +449,14 @@ def _segment_rows(
         head = memo[entry.person] + "," + _text_cell(eid)
         for p in segments:
             s = p.segment
-            quote = (entry.answers[p.answer_index].text or "")[s.start : s.end]
+            text = entry.answers[p.answer_index].text or ""
+            quote = text[s.start : s.end]
+            # the text's cell starts with the guard's apostrophe: offsets index the cell
+            guard = 1 if text[:1] in triggers else 0
             yield [
-                head, memo[s.step_id], str(p.answer_index + 1), str(s.start), str(s.end),
-                memo[s.code_id], memo[s.method], repr(float(s.confidence)),
-                _text_cell(quote),
+                head, memo[s.step_id], str(p.answer_index + 1), str(s.start + guard),
+                str(s.end + guard), memo[s.code_id], memo[s.method],
+                repr(float(s.confidence)), _text_cell(quote), book,
             ]
 
 
@@ -432,7 +485,7 @@ def write_cases(facts: ExportFacts, out_dir: Path | str) -> Path:
     attrs = _case_attribute_names(facts.cases)
     return _write_rows(Path(out_dir) / CASES_CSV,
                        [*(c.name for c in _CASE_FIXED), *(c for _, c in attrs)],
-                       _case_rows(facts.cases, attrs))
+                       _case_rows(facts.cases, attrs), facts.options.bom)
 
 
 def write_csv(bundle: ExportBundle, out_dir: Path | str,
@@ -448,7 +501,8 @@ def write_csv(bundle: ExportBundle, out_dir: Path | str,
     facts = facts or facts_of(bundle)
     headers, layout = _headers(facts)
     rows = _row_files(bundle, layout)
-    paths = {name: _write_lines(out / name, headers[name], rows[name]) for name in rows}
+    bom = facts.options.bom
+    paths = {name: _write_lines(out / name, headers[name], rows[name], bom) for name in rows}
     return [paths[ANSWERS_CSV], paths[ENTRIES_CSV], write_cases(facts, out),
             paths[SEGMENTS_CSV]]
 
@@ -466,7 +520,7 @@ def write_csv_part(bundle: ExportBundle, facts: ExportFacts, part_dir: Path | st
     part.mkdir(parents=True, exist_ok=True)
     headers, layout = _headers(facts)
     for name, rows in _row_files(bundle, layout).items():
-        _write_lines(part / name, headers[name] if first else None, rows)
+        _write_lines(part / name, headers[name] if first else None, rows, facts.options.bom)
 
 
 def assemble_tabular(facts: ExportFacts, part_dirs: Sequence[Path], out_dir: Path | str,
@@ -526,7 +580,7 @@ def _jsonl_columns(date_mode: str) -> list[Column]:
     return [Column(c.name, c.type, date) if c.name == "date" else c for c in _JSONL_COLUMNS]
 
 
-def _entry_object(entry: ExportEntry, placed: list[PlacedSegment]) -> dict[str, Any]:
+def _entry_object(entry: ExportEntry, placed: list[PlacedSegment], book: str) -> dict[str, Any]:
     # Keys are written in sorted order here so the encoder need not sort them (a fifth of its
     # time); a test holds every line equal to its sort_keys=True re-encoding.
     per_answer: dict[int, list[dict[str, Any]]] = {}
@@ -552,6 +606,7 @@ def _entry_object(entry: ExportEntry, placed: list[PlacedSegment]) -> dict[str, 
             for i, a in enumerate(entry.answers)
         ],
         "case_id": entry.person,
+        "codebook_version": book,
         "consent": entry.consent,
         "date": entry.date,
         "day": entry.day,
@@ -561,6 +616,7 @@ def _entry_object(entry: ExportEntry, placed: list[PlacedSegment]) -> dict[str, 
         "pair": entry.pair,
         "question_set_version": entry.question_set_version,
         "role": entry.role,
+        "wave": entry.wave,
     }
 
 
@@ -579,7 +635,8 @@ def write_jsonl(bundle: ExportBundle, out_dir: Path | str) -> Path:
     with atomic_binary(path) as fh:
         batch: list[bytes] = []
         for entry in bundle.entries:
-            batch.append(dumps(_entry_object(entry, placed.get(entry.entry_id, []))))
+            batch.append(dumps(_entry_object(entry, placed.get(entry.entry_id, []),
+                                             bundle.codebook_version)))
             if len(batch) >= _BATCH:
                 fh.write(b"\n".join(batch) + b"\n")
                 batch.clear()
@@ -599,8 +656,8 @@ def dictionary_columns(facts: ExportFacts | ExportBundle) -> dict[str, list[Colu
         facts = facts_of(facts)
     entry_columns, _ = _entries_csv_columns(facts)
     attrs = _case_attribute_names(facts.cases)
-    case_columns = [*_CASE_FIXED, *(Column(name, "string", f"Case attribute {key!r}")
-                                    for key, name in attrs)]
+    case_columns = [*_CASE_FIXED, *(_CASE_ATTRIBUTES.get(key) or Column(
+        name, "string", f"Case attribute {key!r}") for key, name in attrs)]
     return {
         ANSWERS_CSV: _answer_csv_columns(facts.date_mode),
         ENTRIES_CSV: entry_columns,
@@ -610,23 +667,57 @@ def dictionary_columns(facts: ExportFacts | ExportBundle) -> dict[str, list[Colu
     }
 
 
+_CASE_ATTRIBUTES = {
+    "entries": Column("entries", "integer", "Entries this participant has in the export"),
+}
+
+TEXT_MEANINGS = {
+    "masked": "Names are masked in all exported text, as the consent question promises ('under "
+    "a study code and without names'): the authors' and their partners' first names, titled "
+    "names (Dr [name]) and other capitalised names become [name]; emails [email], handles "
+    "[handle], phone numbers [number], links [link]. The same masker as the evaluator "
+    "report's quotes; it errs towards masking, so a capitalised place or team may show as "
+    "[name]",
+    "verbatim": "Text exactly as written, names included: only for a study whose ethics "
+    "approval allows it (mentorbot export --text verbatim)",
+}
+OFFSET_MEANINGS = {
+    "codepoints": "project.qdpx selection positions count Unicode code points (QualCoder; "
+    "pyrefiqda); use --for nvivo, atlasti or maxqda for UTF-16 positions",
+    "utf16": "project.qdpx selection positions count UTF-16 code units (an emoji or other "
+    "character beyond U+FFFF counts 2), as NVivo, ATLAS.ti and MAXQDA do",
+}
+
+
 def _metadata(facts: ExportFacts) -> list[tuple[str, str, str]]:
+    o = facts.options
     return [
         ("study", facts.study, "Study the pseudonyms belong to"),
         ("generated_by", facts.generated_by, "Program and version that wrote the export"),
-        ("codebook_version", facts.codebook_version, "Codebook version of all codes"),
+        ("codebook_version", facts.codebook_version, "Codebook version of all codes (also on "
+         "every row); labels and definitions in codebook.csv"),
         ("codebook_hash", facts.codebook_hash, "Content hash of that codebook file"),
-        ("date_mode", facts.date_mode, _date_meaning(facts.date_mode)),
+        ("date_mode", facts.date_mode, _DATE_MODE_MEANINGS.get(
+            facts.date_mode, f"Dates as supplied under mode {facts.date_mode!r}")),
+        ("text", o.text, TEXT_MEANINGS.get(o.text, o.text)),
+        ("qdpx_offsets", o.offsets, OFFSET_MEANINGS.get(o.offsets, o.offsets)),
+        ("qdpx_tool", o.tool or "", "QDA tool the project was written for (--for), if named"),
         ("entries", str(facts.entries), "Entries in the export"),
         ("answers", str(facts.answers), "Answers in the export"),
         ("segments", str(facts.segments), "Coded segments in the export"),
         ("cases", str(len(facts.cases)), "Participants (cases) in the export"),
-        ("encoding", "UTF-8, no BOM; CSV per RFC 4180 with CRLF record ends",
-         "Character encoding and CSV dialect"),
+        ("encoding", "UTF-8 with a byte order mark; CSV per RFC 4180 with CRLF record ends"
+         if o.bom else "UTF-8, no byte order mark; CSV per RFC 4180 with CRLF record ends",
+         "Character encoding and CSV dialect (entries.jsonl: UTF-8, no BOM)"),
         ("formula_guard", "'", "CSV text cells starting with = + - @ TAB or CR carry this "
          "leading apostrophe; strip it to get the original text (JSONL is unchanged)"),
-        ("offsets", "code points", "Segment start/end are 0-based Unicode code point offsets "
-         "into the answer text, end exclusive"),
+        ("offsets", "code points", "segments.csv start/end are 0-based Unicode code point "
+         "offsets into the answer's text cell as it stands (apostrophe guard included), end "
+         "exclusive; entries.jsonl segments index the unguarded text"),
+        ("import", "see meaning", "QualCoder: project.qdpx (Project > Import REFI-QDA), or "
+         "entries.csv as a survey; NVivo, ATLAS.ti, MAXQDA: project.qdpx exported with --for "
+         "TOOL; R, pandas, Stata, SPSS: the CSV files with datapackage.json, or the .dta/.sav "
+         "files (--format dta/sav)"),
     ]
 
 
@@ -647,7 +738,7 @@ def write_data_dictionary(bundle: ExportBundle | ExportFacts,
         rows.extend([neutralise(x) for x in (file, c.name, c.type, c.meaning, "")]
                     for c in columns)
     csv_path = _write_rows(out / DICTIONARY_CSV, ["file", "column", "type", "meaning", "value"],
-                           rows)
+                           rows, facts.options.bom)
 
     lines = [f"# Data dictionary: {_md(facts.study)}", "", "| item | value | meaning |",
              "|---|---|---|"]
