@@ -2,10 +2,10 @@
 
     python benchmarks/safety_train.py            # writes conversations/safety/probe.json
 
-Trained on the tuning parts of the labelled corpus only (``tests/fixtures/safety/tuning.yaml``
+Trained on the tuning parts of the labelled corpus only (``tests/fixtures/safety/tuning.yaml``,
 and ``dev.yaml``) and the exemplar bank; the frozen test part is never read here. The decision
 threshold is chosen by five-fold cross-validation on the same lines (the lowest threshold at
-which the probe alone flags at most 5 % of near misses), and the cross-validated figures are
+which the probe alone flags at most 3 % of near misses), and the cross-validated figures are
 printed: they are tuning figures, not test figures (``safety_accuracy.py`` gives
 those). Deterministic: the same inputs give the same file.
 """
@@ -26,10 +26,10 @@ from conversations.safety import fold, scan  # noqa: E402
 from conversations.safety.semantic import BANK, PROBE, sentences  # noqa: E402
 from conversations.sentence_encoder import load_encoder  # noqa: E402
 
-TUNING = ("tuning", "dev")
-MAX_PROBE_FALSE_ALARMS = 0.05
-L2 = 1e-2
-EPOCHS = 3000
+TUNING = ("tuning", "dev", "dev2", "dev3")
+MAX_PROBE_FALSE_ALARMS = 0.03
+L2 = float(next((a.split("=")[1] for a in sys.argv if a.startswith("--l2=")), "3e-4"))
+EPOCHS = int(next((a.split("=")[1] for a in sys.argv if a.startswith("--epochs=")), "10000"))
 
 
 def load() -> tuple[list[str], np.ndarray, list[bool]]:
@@ -49,6 +49,16 @@ def load() -> tuple[list[str], np.ndarray, list[bool]]:
             labels.append(label)
             from_corpus.append(False)
     return texts, np.array(labels, dtype=np.float32), from_corpus
+
+
+def with_sentences(x: np.ndarray, y: np.ndarray, sx: np.ndarray, owner: np.ndarray,
+                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whole texts of ``rows``, plus every sentence of their near misses as a near miss too:
+    the probe judges sentences, and a fragment of a near miss ("going to apologise
+    tomorrow") is no risk either."""
+    keep = np.isin(owner, rows[y[rows] == 0])
+    return (np.vstack([x[rows], sx[keep]]),
+            np.concatenate([y[rows], np.zeros(int(keep.sum()), dtype=y.dtype)]))
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -84,8 +94,8 @@ def main() -> None:
     folds = np.arange(len(texts)) % 5
     scores = np.zeros(len(texts))
     for k in range(5):
-        train = folds != k
-        w, b = fit(x[train], y[train])
+        train = np.where(folds != k)[0]
+        w, b = fit(*with_sentences(x, y, sx, owner, train))
         s = 1 / (1 + np.exp(-(sx @ w + b)))
         best = np.full(len(texts), 0.0)
         np.maximum.at(best, owner, s)
@@ -116,7 +126,7 @@ def main() -> None:
           f"{probe[safe].mean():.3f}")
     print(f"  lexicon + semantic  recall {flagged[risk].mean():.3f}  false alarms "
           f"{flagged[safe].mean():.3f}")
-    w, b = fit(x, y)
+    w, b = fit(*with_sentences(x, y, sx, owner, np.arange(len(texts))))
     PROBE.write_text(json.dumps({
         "about": "logistic regression over all-MiniLM-L6-v2 embeddings of folded text; "
                  "fitted by benchmarks/safety_train.py on the tuning parts and the bank",

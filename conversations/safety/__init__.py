@@ -79,17 +79,31 @@ def _clause_before(text: str, start: int) -> str:
     return window[cut:]
 
 
+def _quoting_someone(before: str) -> bool:
+    """The clause reports what someone else said ("the fella in bed 6 said I'm ready to go"):
+    the nearest reporting verb has another person, not the writer, as its subject."""
+    cues = list(_REPORTED.finditer(before))
+    if not cues:
+        return False
+    for token in reversed(_TOKEN.findall(before[:cues[-1].start()])[-4:]):
+        if token in lexicon.FIRST_PERSON:
+            return False
+        if token in lexicon.THIRD_PERSON or (token.endswith("s")
+                                             and token[:-1] in lexicon.THIRD_PERSON):
+            return True
+    return False
+
+
 def _about_someone_else(text: str, start: int, end: int) -> bool:
     """True when the match is about another person or is clinical talk, not the writer."""
     before = _clause_before(text, start)
     matched = text[start:end]
     tokens = _TOKEN.findall(before)
     inside = set(_TOKEN.findall(matched))
+    if _quoting_someone(before):
+        return True
     if inside & {"myself", "my", "me", "i", "im", "ive", "id", "meself"}:
-        # "kill myself" is the writer's own, unless quoted from someone else
-        reported = _REPORTED.search(before)
-        return bool(reported) and any(t in lexicon.THIRD_PERSON
-                                      for t in _TOKEN.findall(before[:reported.start()]))
+        return False  # "kill myself" is the writer's own
     if _TOPIC.search(matched):
         if lexicon.CLINICAL_AFTER.match(text[end:end + 60]):
             return True
@@ -119,6 +133,13 @@ def _resolved_past(text: str, start: int) -> bool:
     if lexicon.CURRENT.search(text[opening:closing.start() if closing else len(text)]):
         return False
     return bool(lexicon.PAST.search(near)) and bool(lexicon.RECOVERED.search(text))
+
+
+def resolved_past(text: str) -> bool:
+    """The whole (folded) text places distress in the past and says it is over, and nothing
+    in it says it is back: what the semantic layer is not asked to judge."""
+    return (bool(lexicon.PAST.search(text)) and bool(lexicon.RECOVERED.search(text))
+            and not lexicon.CURRENT.search(text))
 
 
 @lru_cache(maxsize=1)

@@ -66,6 +66,11 @@ def _compile(pattern: str) -> str:
 # form -> patterns. A phrase may be preceded by any words; \b keeps parts of words out.
 RISK_PATTERNS: dict[str, list[str]] = {
     "direct": [
+        r"\b(?:having|had|have|getting|got|with|bad|more|the|my|some|constant|passive"
+        r"|active) si\b",
+        r"\bsi (?:thoughts|again|urges|lately|is back)\b",
+        r"\b(?:stop|stopped|stopping) existing\b",
+        r"\bcease to exist\b",
         r"\b(?:do|doing|did) (?:myself|me) in\b",
         r"\btake (?:myself|me) out (?:of )?(?:the|this) (?:picture|equation|world)\b",
         r"\b(?:thinking|thought|thoughts|think|thinks)\b (?:\w+ ){0,3}?(?:about|of"
@@ -99,6 +104,7 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bnot (?:want|wanting) to (?:live|be alive|exist|be here|carry on|go on)\b",
     ],
     "slang_abbrev": [
+        r"\b(?:feel|feeling|felt|so|v|very|proper|really|bit|quite|pretty) sui\b",
         r"\bkms+\b", r"\bkmsl\b(?! laughing)", r"\bunaliv", r"\bctb\b", r"\bcatch the bus\b",
         r"\bsewer ?slide", r"\bkys\b(?= (?:myself|me))",
         r"\bim (?:so )?done with (?:life|living|everything|it all|this life|existing)\b",
@@ -115,6 +121,30 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"(?:bridge|building|roof|car park|cliff|balcony))",
     ],
     "passive_ideation": [
+        r"\b(?:hope|hoping|hopes|wish|wishing|pray|praying) (?:that )?(?:the car|the train"
+        r"|the plane|my car|the bus|the van) (?:crashes|crash|hits|goes down|comes off|flips)\b",
+        r"\b(?:if|when) i (?:got|get|had|was diagnosed with"
+        r"|found out i had) (?:something )?(?:terminal|cancer|ill|sick"
+        r"|a tumour)\b.{0,40}\b(?:relieved|relief|glad|happy|wouldnt fight|fine|good)\b",
+        r"\b(?:hop(?:e|es|ing)|wish(?:es|ing)?) (?:that )?i (?:just )?(?:dont|never) (?:make it"
+        r"|wake up|come back|get there)\b",
+        r"\b(?:like|love|prefer|want|wanna|need) to (?:just )?(?:quietly )?(?:disappear|vanish"
+        r"|fade away|stop existing)\b",
+        r"\b(?:disappear|vanish|go away)\b.{0,15}\b(?:for good|forever|for ever|permanently)\b",
+        r"\b(?:dont know|not sure|no idea) (?:if|whether) (?:ill|i will|i ll|id"
+        r"|i would) (?:still )?be (?:here|around|alive)\b",
+        r"\b(?:dont think|not sure|doubt) (?:ill|i will|i ll|id|i would) (?:still )?be (?:around"
+        r"|here|alive)\b",
+        r"\b(?:hop(?:e|es|ing)|wish(?:es|ing)?|pray(?:ing)?) (?:that )?i (?:crash|get hit"
+        r"|get run over|die|dont make it|dont wake|never wake|catch something"
+        r"|get something terminal|get cancer|dont come back)\b",
+        r"\b(?:not (?:really |even )?bothered|dont (?:really |even )?care|dont mind|wouldnt mind"
+        r"|couldnt care less) (?:whether|if) i (?:wake up|live|die|make it|survive|am here|exist"
+        r"|crash|come back)\b",
+        r"\benvy (?:the )?(?:people|patients|those|them|anyone|ones) (?:who"
+        r"|that) (?:get to )?(?:die|go peacefully|pass|slip away|dont wake)\b",
+        r"\b(?:picture|picturing|imagine|imagining|think about|thinking about|planned|planning"
+        r"|plan|playlist for|songs for) (?:at |of )?my (?:own )?funeral\b",
         r"\b(?:sleep|go to sleep|fall asleep) (?:and|n) (?:not|never) (?:have to )?(?:come back"
         r"|wake up|wake)\b",
         r"\b(?:dont|wouldnt|not|never) have to be (?:here|alive|around) (?:any ?more|no more"
@@ -143,7 +173,8 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"never been born|not exist|didnt exist|wasnt here|wasnt alive|could disappear"
         r"|could just disappear|could vanish|could stop existing|could sleep forever"
         r"|didnt wake up|wouldnt wake up|could not wake up|never woke up)\b",
-        r"\b(?:dont|do not|didnt|never|not|no) (?:want|wanna|wanted|wanting|wish) (?:to )?"
+        r"\b(?:dont|do not|didnt|never|not|no) (?:really |even |honestly |just |actually )?"
+        r"(?:want|wanna|wanted|wanting|wish) (?:to )?"
         r"(?:wake up|wake|be here|be alive|live|exist|be around|carry on|go on|keep going)\b"
         r"(?! (?:on|at|in) (?:this|the|that|a) (?:ward|job|trust|team|role|department|rota"
         r"|placement|hospital|shift|unit|course|meeting|place))",
@@ -183,6 +214,24 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\b(?:could|can) just (?:disappear|vanish|not exist|not be here|stop existing)\b",
     ],
     "burden": [
+        r"\bwithout me\b.{0,30}\b(?:permanently|for good|forever|for ever)\b",
+        r"\b(?:better|smoother|easier|happier|fine|calmer)\b.{0,20}\bwithout me in it\b",
+        r"\b(?:happier|better|easier|relieved|fine|calmer)\b.{0,20}\bif i (?:vanished|went away"
+        r"|disappeared|was gone|left for good)\b",
+        r"\bbetter off (?:not having|not havin|without having|not having to"
+        r"|not havin to) (?:\w+ ){0,3}?(?:me|about me)\b",
+        r"\b(?:wont|will not|not gonna|not going to|wont be) (?:be )?(?:anyones|anybodys|your"
+        r"|their|a|everyones) (?:problem|burden|worry)\b (?:much longer|for much longer|for long"
+        r"|soon|any ?more|much more)\b",
+        r"\bbetter (?:off|of)\b.{0,25}\bwithout me\b",
+        r"\b(?:causing|cause|bring|bringing|making) (?:\w+ ){0,3}?(?:problems|pain|trouble"
+        r"|misery|grief) (?:\w+ ){0,2}?by (?:being alive|existing|being here|still being here"
+        r"|living)\b",
+        r"\b(?:better|happier|easier) (?:life|lives|time|future|off) without me\b",
+        r"\b(?:who|nobody|no one|noone) (?:would|will|d|wd) (?:even |actually |really )?(?:care"
+        r"|notice|miss me) if i (?:disappeared|died|was gone|wasnt here|left|vanished"
+        r"|wasnt around)\b",
+        r"\bif i (?:wasnt|werent|was not) (?:in it|here any ?more|around any ?more|alive)\b",
         r"\b(?:im|i am|just|feel like|such|like) (?:a )?dead weight\b",
         r"\b(?:selfish|wrong) (?:of me )?to (?:still )?be (?:here|alive|around)\b",
         r"\bbetter off (?:not having me|without having me|without me around)\b",
@@ -222,6 +271,23 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r" (?:worse|harder)\b",
     ],
     "hopelessness": [
+        r"\b(?:run out of|ran out of|no more|lost all|out of|havent got any"
+        r"|no) reasons? to (?:keep living|live|keep going|carry on|stay|be here|stick around)\b",
+        r"\bwhy (?:stick around|bother staying|keep living|bother living|stay alive|be alive"
+        r"|carry on living)\b",
+        r"\bso why (?:stay|go on|carry on|keep going|bother)\b(?! (?:in|at|on) (?:this|the"
+        r"|that) (?:job|ward|trust|team|role|course))",
+        r"\b(?:not|isnt|doesnt|dont|no longer|never|hardly|barely"
+        r"|isn t)\b.{0,25}\bworth (?:living|being alive|staying alive|it any ?more)\b",
+        r"\bnothing (?:left )?for me (?:here|any ?more|in this world|to live for)\b",
+        r"\bim (?:just )?done\b\W+(?:with )?(?:all of it|it all|everything|life|living)\b",
+        r"\b(?:cant|cannot|dont want to|tired of|sick of|hate) (?:\w+ ){0,4}?being alive\b",
+        r"\b(?:i|ill|i will) (?:wont|will not|wont even) be (?:here|around|alive) (?:for|by"
+        r"|to see|next|much longer|in|when)\b",
+        r"\bwhat(?:s| is)? (?:even )?the (?:point|use) (?:of|in) (?:me|my life|living"
+        r"|being alive|anything|it all|existing|carrying on|going on)\b",
+        r"\b(?:except|only|other than) (?:one|the one) way\b",
+        r"\bonly (?:one )?way out\b",
         r"\b(?:cant|cannot|can not|dont|do not|couldnt) (?:see|picture|imagine) (?:a "
         r"|any )?future (?:with me|for me|where im|where i am|with me in it|at all|ahead)\b",
         r"\b(?:no|dont have a|dont have any|havent got a|havent got any|cant find a"
@@ -288,6 +354,49 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bno (?:point|use) (?:me )?(?:being here|living|trying|carrying on|going on|in me)\b",
     ],
     "plan_means": [
+        r"\b(?:bridge|car park|building|cliff|rope|belt|tablets|pills|spot|place|tree|railway"
+        r"|line|drop)\b.{0,40}\b(?:that|which)? ?(?:would|could|will|should) do it\b",
+        r"\b(?:practised|practiced|practicing|practising|rehearsed|rehearsing|tested|testing"
+        r"|tried|trying) (?:it )?(?:with )?(?:the |a |my )?(?:belt|rope|noose|cord|ligature|tie"
+        r"|scarf|lead|cable|dressing gown cord)\b",
+        r"\b(?:bottled it|chickened out|backed out|lost my nerve)\b.{0,40}\b(?:next time|again"
+        r"|this time|tonight|last night)\b",
+        r"\bwhos (?:having|getting|taking) (?:the|my) (?:cat|dog|pets?|things|stuff|kids)\b",
+        r"\b(?:a plan and a date|a date and a plan|set a date|got a date)\b",
+        r"\b(?:calmer|peaceful|relieved|better|at peace) (?:now )?(?:that )?(?:theres|there is"
+        r"|i have|ive got|i ve got) a (?:plan|date)\b",
+        r"\b(?:kept back|keeping back|took home|taken home|brought home|stole|nicked|pocketed"
+        r"|pinched|smuggled|taking home)\b(?: \w+){0,4} {PILLS}\b",
+        r"\bi know what (?:im|i am) (?:doing|going to do|gonna do) with (?:it|them|those"
+        r"|the \w+)\b",
+        r"\bwhich trains (?:dont|do not|never) stop\b",
+        r"\b(?:cleared|clearing|emptied|emptying) (?:out )?my (?:locker|desk|room"
+        r"|flat)\b(?=.{0,80}\b(?:cancelled|gave|left|sorted|goodbye|its fine|dont worry|letters?"
+        r"|in case)\b)",
+        r"\bmy (?:\w+ )?overdoses\b",
+        r"\b(?:i|ive|i have|i had) (?:had|taken|done|took) (?:\w+ ){0,2}?overdoses\b",
+        r"\b(?:googl|search|look|check|research|read|measur)\w* (?:\w+ ){0,4}?(?:multi ?storey"
+        r"|car park|bridge|flyover|cliff|cliffs|rooftop|top floor|top level|tower block"
+        r"|level crossing|railway line|tracks|how high|how far down|the drop)\b",
+        r"\b(?:train times|trains)\b.{0,30}\b(?:level crossing|crossing|tracks|bridge)\b",
+        r"\b(?:keep|kept|keeping|sav|stash|hoard|hid|hiding"
+        r"|collect)\w*\b(?: \w+){0,4} {PILLS}\b(?=.{0,60}\b(?:just in case|in case|box|drawer"
+        r"|hidden|secret|stash|for later|for when|enough)\b)",
+        r"\b(?:written|wrote|writing|left|leaving|finished) (?:a|my|the) (?:note|letter|letters"
+        r"|notes)\b(?=.{0,40}\b(?:locker|drawer|car|bag|pocket|find it|for them|for my|to my"
+        r"|to everyone|its in|hidden|ready)\b)",
+        r"\b(?:rehomed|rehoming|rehome|found a home for|found homes for"
+        r"|found new homes for) (?:the |my )?(?:cat|cats|dog|dogs|pets?|rabbit|hamster"
+        r"|fish)\b(?=.{0,60}\b(?:neighbour|friend|family|sister|brother|mum|in case|before|so"
+        r"|yesterday|today)\b)",
+        r"\b(?:the|a) (?:place|spot|bit of \w+|bridge|woods?|woodland|field) (?:i would|id|i d"
+        r"|i will|ill|im going to|to) (?:go to|use|do it)\b",
+        r"\b(?:stood|standing|sat|sitting|staring|stared|looking|looked|holding|held|counting"
+        r"|counted|lined up|lining up) (?:\w+ ){0,3}?(?:at )?(?:the |my |all the |those "
+        r"|all my )?{PILLS}\b(?=.{0,40}\b(?:cupboard|drawer|box|a lot|again|ages|hours"
+        r"|every night|thinking|for ages|this week|in my hand|wondering)\b)",
+        r"\bi know (?:exactly )?(?:what|how|where|which) (?:id|i would|i d|ill|i will|to) (?:use"
+        r"|do it|go|take)\b",
         r"\bsav(?:e|ed|ing) (?:up )?(?:my |all my |the |some )?{PILLS} up\b",
         r"\b(?:took|taken|take|taking|had|swallowed|downed)\b.{0,40}\bmore than (?:the box"
         r"|the packet|it says|prescribed|youre supposed|you are supposed|im supposed|the max"
@@ -346,7 +455,8 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"|kill|death|dead|it|myself|painless|quick|lethal|fatal|overdose|jump|hang|knot"
         r"|pills|tablets|high|drop|fall|bridge|tonight|my life)\b)",
         r"\b(?:wrote|written|writing|write|drafted|drafting|draft|left|leaving|leave|started"
-        r"|finished|typed) (?:a |my |the |some |out |up )?(?:suicide |goodbye |farewell |last |"
+        r"|finished|typed) (?:a |my |the |some |out |up |a few |a couple of |few )?"
+        r"(?:suicide |goodbye |farewell |last |"
         r"final )?(?:note|notes|letter|letters|message|messages|will)\b(?=.{0,40}\b(?:to|for)"
         r" (?:my|the|everyone|everybody|each|people|mum|dad|family|kids|partner|husband|wife"
         r"|children|son|daughter|friends|them|her|him|those|loved)\b)(?<!sick note)",
@@ -397,6 +507,21 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bput (?:my )?(?:affairs|things|everything) in order\b",
     ],
     "self_harm": [
+        r"\b(?:im|i am|ive been|been|i was) (?:only )?(?:cutting|burning myself|scratching"
+        r"|harming|self harming|hurting myself)\b(?! (?:back|down|corners|costs|hours|out|in"
+        r"|it fine|hair|the|my losses|off|shifts|carbs|sugar|caffeine|through|across|up|some|a"
+        r"|my))",
+        r"\b(?:long sleeves|sleeves)\b.{0,40}\b(?:cuts|scars|marks|burns)\b",
+        r"\b(?:cut|burn|burnt|burned|hurt|hit|scratch\w*|bruis\w*|scald\w*|punch\w*"
+        r"|bang\w*) (?:myself|my \w+)\b.{0,40}\b(?:on purpose|deliberately|intentionally)\b",
+        r"\b(?:tied|tie|tying|put|wrapped|wrapping|pulled|tightened) (?:something|a \w+|the \w+"
+        r"|my \w+)? ?(?:round|around) my (?:neck|throat)\b",
+        r"\b(?:hitting|hit|banging|bang|smashing|knocking) my head (?:on|against|into"
+        r"|off) (?:the |my |a )?(?:steering wheel|desk|door|wall|floor|table|locker|mirror|sink"
+        r"|cupboard|car)\b(?=.{0,40}\b(?:till|until|til|hard|again|hurts|bruise|bled|stop)\b)",
+        r"\b(?:used|use|using|grabbed) (?:a|the|my) (?:blade|razor|compass|sharpener)\b",
+        r"\brelaps(?:e|ed|ing)\b(?=.{0,40}\b(?:arms?|wrists?|legs?|thighs?|skin|first time in"
+        r"|a mess|scars?|marks)\b)",
         r"\b(?:keep|kept|keeping|carry|carrying|hide|hiding|hid|got|have|bought) (?:a |my |the "
         r"|some )?(?:blade|blades|razor blades?)\b(?! (?:for|to) (?:shav|the garden|work))",
         r"\b(?:razor|blade|blades)\b.{0,25}\bagain\b",
@@ -456,6 +581,21 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"(?<!make myself sick)",
     ],
     "unsafe": [
+        r"(?:^|[.!?]\s*)(?:im |i am |i m |feeling |feel |i feel )?not safe\b",
+        r"\b(?:home alone|on my own|by myself) tonight\b.{0,30}\b(?:bad|scared|scary|worried"
+        r"|not ok|dangerous|dont trust)\b",
+        r"\b(?:dont|do not|not|cant) feel(?:ing)? safe the (?:night|nicht)\b",
+        r"\bwhat i (?:might|may|could|would|will|ll|m going to|am going to) do (?:to myself"
+        r"|on my own|tonight|alone|if)\b",
+        r"\b(?:scare|scares|scared|frighten|frightens|worried|worries|afraid"
+        r"|terrifies)\b.{0,30}\bwhat i (?:might|may|could|would|will|ll) do\b",
+        r"\b(?:head|mind|brain)\b.{0,15}\b(?:isnt|is not|not|aint) (?:a )?safe\b",
+        r"\bneed (?:someone|somebody|people) (?:with me|to stay with me|here"
+        r"|to be with me) (?:tonight|now|later)\b",
+        r"\b(?:alone|empty (?:flat|house|home)|on my own|by myself"
+        r"|tonight)\b.{0,60}\bdont know what (?:happens|will happen|ill do|i will do|i might do"
+        r"|i ll do)\b",
+        r"\b(?:dont think|not sure|doubt) (?:im|i am|i m|ill be|i will be|i ll be) safe\b",
         r"\b(?:not sure i|not sure if i|dont know if i|dont think i|cant"
         r"|dont) (?:can )?trust (?:myself|meself)\b",
         r"\b(?:dont|do not|not sure i|not sure if i|doubt i|dont know if i) (?:think )?(?:ill"
@@ -522,7 +662,12 @@ RISK_PATTERNS: dict[str, list[str]] = {
 
 # Blanked out before any pattern is tried: figures of speech that contain risk words.
 FIGURATIVE = [
-    r"\bkill(?:ing|ed)? (?:myself|me|my self) (?:to|with|over|for|at|trying|doing|working|"
+    r"(?<!thinking about )(?<!thinking of )(?<!thought about )(?<!thoughts of )(?<!want to )"
+    r"(?<!going to )(?<!urge to )(?<!about )(?<!wanting to )(?<!wanted to )(?<!wanna )"
+    r"(?<!gonna )(?<!about to )(?<!ready to )(?<!tempted to )(?<!decided to )"
+    r"(?<!planning to )(?<!wish i could )(?<!could just )"
+    r"\bkill(?:ing|ed)? (?:myself|me|my self) "
+    r"(?:to|with|over|for|at|trying|doing|working|"
     r"laughing|studying|revising|running|rushing|getting|finishing|keeping up|covering|"
     r"picking up|on (?:the|this|that|these|those|extra|nights|shifts|overtime|a)|in the gym"
     r"|at the gym|at work|here|every shift|this week|lately)\b(?!.{0,20}\b(?:tonight|for"
@@ -574,7 +719,7 @@ FIGURATIVE = [
     r"question|joke|app)\b",
     r"\b(?:hurt|cut|burnt|burned|burn|scald|scalded|bruised|banged) (?:myself|my (?:back|"
     r"shoulder|knee|wrist|ankle|neck|leg|arm|foot|hand|finger|thumb|head|toe|elbow|hip))"
-    r" {ACCIDENT}\b",
+    r" {ACCIDENT}\b(?!.{0,40}\b(?:on purpose|deliberately|intentionally|to feel|to punish))",
     r"\bend(?:ed|ing)? (?:it|things) (?:with|there|early|on a|at|for the day|off|for today"
     r"|between us|amicably)\b",
     r"\b(?:wanted|want|wanna) (?:to )?(?:die|the ground to swallow me)\b(?= (?:of|from)"
@@ -608,7 +753,9 @@ THIRD_PERSON = {
     "ladys", "mans", "womans", "elderly", "bay", "bed", "cubicle", "year", "old", "yo",
     "y/o", "male", "female", "someones", "others", "carer", "carers", "parent", "parents",
     "young", "inpatient", "outpatient", "victim", "deceased", "widow", "stepdad", "stepmum",
-    "flatmate", "housemate", "cuz", "cousins", "bro", "sis", "fam", "bestie", "classmate",
+    "flatmate", "housemate", "cuz", "cousins", "worker", "workers", "lassie", "laddie",
+    "wean", "bairn", "fella", "fellow", "chap", "nanna", "bro", "sis", "fam", "bestie",
+    "classmate",
     "coworker", "mentor", "supervisor", "educator",
 }
 # Clinical nouns straight after a risk word make it a topic of work ("suicide risk
@@ -624,10 +771,12 @@ CLINICAL_AFTER = re.compile(
     r"attempt|attempts by|bereavement|bereaved|survivors|prevention|strategy|plan for|"
     r"safety plan|care plan|management|scenario|simulation|sim|cpd|webinar|workshop|"
     r"champion|lead|nurse|practitioner|helpline|line|watch|observations|obs|checks|points"
-    r"|point|cutter|cutters|kit|form|forms|tool|tools|scale|scales|documentation|questions|"
+    r"|point|cutter|cutters|kit|cubicle|cubicles|resus|majors|minors|department|attendances|"
+    r"form|forms|tool|tools|scale|scales|documentation|questions|"
     r"history|histories|hx|ward|unit|bay|incident|incidents|debrief|inquest|inquests|"
     r"conference|charity|charities|campaign|leaflet|leaflets|poster|posters"
     r"|by proxy|in young people|in teenagers|in men|in women|among|amongst|in the nhs|"
+    r"in adolescents|in children|in kids|in under|in the under|in older|in the elderly|"
     r"in nurses|in doctors|in healthcare|in staff)\b"
 )
 # Words right before a risk word that make it clinical talk ("an overdose patient", "the
@@ -644,6 +793,11 @@ CLINICAL_BEFORE = re.compile(
     r"following (?:an|a|her|his|their)|post|predict|predicting|prevent|preventing|prevention"
     r" of|reduce|reducing|learnt|learned|learning|taught|teaching|difference between|"
     r"education on|awareness of|pathway for|policy on|guideline on|in the context of|"
+    r"see|seeing|saw|seen|deal with|dealing with|dealt with|lots of|loads of|so many|"
+    r"rammed with|full of|busy with|ask|asking|asked|lots on|a lot on|loads on|stuff on|"
+    r"focus on|focused on|bit about|"
+    r"number of|another|my third|my second|my first|(?:poster|project|qi|audit|report|essay|"
+    r"presentation|paper|article|portfolio|reflection|case study) (?:on|about|around)|"
     r"(?:bit|part|section|module|session|talk|lecture|chapter|training|teaching|day|course|"
     r"webinar|workshop|update|refresher|slides?) (?:on|about|around|covering))\s"
     r"(?:\w+ ){0,2}\Z"
@@ -658,7 +812,12 @@ PAST = re.compile(
     r" pandemic|covid|lockdown)|after my (?:divorce|breakup|break up|miscarriage|dad|mum|"
     r"loss)|(?:19|20)\d\d|before (?:i|my)|went through|had (?:a|an) (?:episode|period|spell"
     r"|phase|rough|dark|bad|really)|a few years|was (?:once|previously)|previously|"
-    r"historically|a long time|long time ago|once (?:had|was|felt))\b"
+    r"historically|a long time|long time ago|once (?:had|was|felt)|my past|back in|"
+    r"looking back|there was a time|years back|a few years back|when i first (?:came|"
+    r"started|qualified|moved|arrived)|my (?:f1|f2|fy1|fy2|first|foundation|student|"
+    r"training|early) (?:year|years|job|placement)|earlier period|(?:had|went through|was in|"
+    r"through|my|ma) (?:a |my |ma |some |those )?(?:bad|dark|rough|difficult|hard|low|black)"
+    r" (?:years?|patch|times?|period|phase|place|spell|days)|used to|since i stopped)\b"
 )
 RECOVERED = re.compile(
     r"\b(?:(?:much|so much|loads|lot|way|a lot|heaps|far|massively|really) better|better now|"
@@ -673,7 +832,20 @@ RECOVERED = re.compile(
     r"happy|happier|stable|well|safe|settled|content|strong|stronger|better) (?:now|these"
     r" days|again|nowadays)|these days|behind me|past that|through it|out the other side|"
     r"came through|got through|clean for|free for|years clean|since then|safe now|well now|"
-    r"in recovery|thriving|grateful|different person|glad (?:im|i am|to be) (?:still )?here|"
+    r"in recovery|thriving|grateful|different person|got me through|helped me through|"
+    r"(?:i am|im|i m) (?:so |really |very |much |now )?(?:happy|happier|well|content|settled|"
+    r"thriving)|(?:dont|do not) (?:believe|think|feel) (?:that|it|like that|that way) any ?more|"
+    r"stuck it out|stuck at it|hung on|held on|loving (?:it|life|my job|work) (?:now|these days)|"
+    r"(?:hasnt|havent|has not|have not|not|never) come back|never came back|gone for good|"
+    r"(?:in|for) (?:ages|years)|havent (?:for|since|in) \w+|fully resolved|resolved|"
+    r"discharged|signed me off|signed off by|no longer under|feel like me again|like myself"
+    r" again|me again|since i stopped|stopped \w+ing (?:for|\w+ (?:years?|months?) ago)|"
+    r"(?:\w+ )?(?:years?|months?) since i (?:stopped|last)|not any ?more|dont any ?more|"
+    r"things (?:change|changed|are different|got better)|much better place|"
+    r"pulled me through|glad i (?:stayed|didnt|held on|got help|reached out|asked for help)|"
+    r"know now (?:that )?(?:thats|its|it is|that is) not true|not something that (?:affects|"
+    r"bothers|troubles) me|"
+    r"glad (?:im|i am|to be) (?:still )?here|"
     r"miles better|a lot happier|much happier|so much happier|"
     r"proud of (?:myself|how far)|how far ive come|"
     r"(?:over|more than|nearly|almost|about) (?:\w+ )?years (?:ago|since|clean|free|now)|"
@@ -681,11 +853,11 @@ RECOVERED = re.compile(
     r"(?:\w+ )?years)\b"
 )
 CURRENT = re.compile(
-    r"\b(?:again|relaps\w*|back to|started (?:again|back)|creeping back|coming back|came back"
-    r"|come back|returned|returning|still|lately|recently|tonight|today|this (?:week|month|"
-    r"morning|evening|weekend)|right now|at the moment|atm|these thoughts|every day|every "
-    r"night|most days|most nights|since the|since starting|since i started|currently|now i"
-    r"|getting worse|worse again|again lately|yesterday|last night|this year)\b"
+    r"\b(?:again|relaps\w*|back to|started (?:again|back)|creeping back|"
+    r"(?<!hasnt )(?<!havent )(?<!not )(?<!never )(?:coming back|came back|come back)"
+    r"|returned|returning|still|lately|recently|tonight|right now|at the moment"
+    r"|atm|these thoughts|every day|every night|most days|most nights|since the|since "
+    r"starting|since i started|currently|getting worse|worse again|again lately|last night)\b"
 )
 
 

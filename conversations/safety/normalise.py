@@ -64,7 +64,8 @@ _TYPOS = {
     "tablest": "tablets", "tabs": "tablets", "paracetomol": "paracetamol",
     "paracetemol": "paracetamol", "paracetmol": "paracetamol", "parcetamol": "paracetamol",
     "pils": "pills", "idw": "i dont want", "idwt": "i dont want", "idwanna": "i dont want to",
-    "saf": "safe", "wud": "would", "wd": "would", "beter": "better", "bettr": "better",
+    "saf": "safe", "sfae": "safe", "sefe": "safe", "wud": "would", "wd": "would",
+    "beter": "better", "bettr": "better",
     "nite": "night", "tonigt": "tonight", "tonihgt": "tonight", "plls": "pills",
     "wakeup": "wake up", "cnat": "cant",
     "dnot": "dont", "odnt": "dont", "didnt": "didnt", "imma": "im going to",
@@ -78,14 +79,18 @@ _TYPOS = {
     "forevr": "forever", "tierd": "tired", "jsut": "just", "bout": "about", "abt": "about",
     "tae": "to", "nae": "no", "mair": "more", "mesen": "myself", "masel": "myself",
     "mysen": "myself", "maself": "myself", "owt": "anything", "nowt": "nothing",
-    "cannae": "cant", "dinnae": "dont", "wantin": "wanting",
+    "cannae": "cant", "aboot": "about", "noo": "now", "rarther": "rather",
+    "rahter": "rather", "honnestly": "honestly", "wi": "with", "dinnae": "dont",
+    "wantin": "wanting", "nicht": "night", "saef": "safe", "wivout": "without",
+    "witout": "without", "wihtout": "without", "savign": "saving", "wen": "when",
+    "bin": "been",
     "hopless": "hopeless", "hopelss": "hopeless", "burdon": "burden", "bruden": "burden",
 }
 _FUZZY_WORDS = ("myself", "disappear", "suicide", "suicidal", "overdose", "overdosed",
                 "overdosing",
                 "paracetamol", "ligature", "hopeless", "worthless", "pointless", "unalive",
                 "tablets", "anymore", "everyone", "everybody", "nobody", "tonight")
-_SPACED = re.compile(r"(?<![a-z])[a-z](?:([ .\-*/,])\1?[a-z](?![a-z])){2,}")
+_SPACED = re.compile(r"(?<![a-z])[a-z](?:([ .\-*/,])\1?[a-z](?![a-z])){2,}(?:[.\-*/,](?= ))?")
 _INNER_PUNCT = re.compile(r"(?<=[a-z])[.\-/\\,:](?=[a-z])")
 _RUNS = re.compile(r"([a-z])\1{2,}")
 _WORD = re.compile(r"[a-z0-9*#@$!|€£+¡]+")
@@ -230,7 +235,8 @@ _ING_WORDS = frozenset({
     "hurting", "burning", "harming", "planning", "saving", "googling", "looking", "wishing",
     "hoping", "dying", "feeling", "going", "trying", "taking", "giving", "saying", "writing",
     "scratching", "hitting", "living", "starving", "punching", "jumping", "crying",
-    "sleeping", "waking", "stockpiling", "hiding", "coping", "drinking", "hanging"})
+    "sleeping", "waking", "stockpiling", "hiding", "coping", "drinking", "hanging",
+    "topping", "having", "offing"})
 
 
 def _fix_word(m: re.Match[str]) -> str:
@@ -253,9 +259,39 @@ def _fix_word(m: re.Match[str]) -> str:
         return word + "g"  # "thinkin", "endin", "cuttin"
     if len(word) >= 6 and word.isalpha():
         for target in _FUZZY_WORDS:
+            if word == target + "s":
+                continue  # a plural is a word of its own ("overdoses" is mostly clinical)
             if word != target and _within_one_edit(word, target):
                 return target
     return word
+
+
+_GLUE_WORDS = frozenset({
+    "i", "im", "want", "wanna", "to", "die", "dead", "be", "kill", "killing", "myself", "end",
+    "ending", "my", "life", "it", "all", "self", "harm", "harming", "hurt", "cut", "cutting",
+    "not", "dont", "live", "alive", "here", "anymore", "wake", "up", "suicide", "suicidal",
+    "feel", "safe", "tonight", "no", "one", "would", "miss", "me", "better", "off", "without",
+    "just", "so", "done", "with"})
+
+
+def _unglue(m: re.Match[str]) -> str:
+    """A long token made wholly of the words that matter, split back into them."""
+    word = m.group(0)
+    if word in _VOCABULARY or word in _GLUE_WORDS:
+        return word
+    best: list[list[str] | None] = [None] * (len(word) + 1)
+    best[0] = []
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - 9), end):
+            head = best[start]
+            if head is not None and word[start:end] in _GLUE_WORDS and (
+                    best[end] is None or len(head) + 1 < len(best[end] or [])):
+                best[end] = [*head, word[start:end]]
+    parts = best[len(word)]
+    return " ".join(parts) if parts and len(parts) >= 3 else word
+
+
+_GLUED = re.compile(r"[a-z]{8,}")
 
 
 def fold(text: str) -> Folded:
@@ -267,9 +303,10 @@ def fold(text: str) -> Folded:
             origin.append(index)
     b = _Builder(chars, origin)
     b.sub(_WORD, _deleet)
-    b.sub(_SPACED, lambda m: re.sub(r"[ .\-*/,]", "", m.group(0)))
+    b.sub(_SPACED, lambda m: re.sub(r"[ .\-*/,]", "", m.group(0)))  # "k.i.l.l. m.y.s.e.l.f"
     b.sub(_INNER_PUNCT, " ")
     b.sub(_RUNS, lambda m: m.group(1))
+    b.sub(_GLUED, _unglue)
     b.sub(_WORD, _fix_word)
     b.sub(_TEXT_TWO, lambda m: m.group(1) + " to ")
     b.sub(_SPACES, " ")

@@ -66,6 +66,10 @@ def sentences(folded: Folded, seen: Scan | None = None) -> list[tuple[int, int]]
     words."""
     text = seen.text if seen is not None else folded.text
     aside = seen.set_aside if seen is not None else ()
+    from conversations.safety import resolved_past
+
+    if resolved_past(text):
+        return []  # distress the writer says is over: the lexicon's rule, for the probe too
     spans = [(m.start(), m.end()) for m in _SENTENCES.finditer(text)
              if len(m.group(0).strip()) >= _MIN_SENTENCE_CHARS
              and not any(m.start() <= a < m.end() for a, _ in aside)]
