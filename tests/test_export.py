@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -226,6 +227,7 @@ async def test_exported_text_carries_no_name_unless_verbatim(
                      "more confident now.")
     # coded spans still point at the words they code in the masked text
     segments = pd.read_csv(tmp_path / "m" / "segments.csv", dtype=str, keep_default_na=False)
+    assert len(segments) > 0
     for row in segments.itertuples():
         (text,) = answers.loc[(answers["entry_id"] == row.entry_id)
                               & (answers["step_id"] == row.step_id), "text"]
@@ -236,3 +238,69 @@ async def test_exported_text_carries_no_name_unless_verbatim(
     answers = pd.read_csv(tmp_path / "v" / "answers.csv", dtype=str, keep_default_na=False)
     assert NAMED_TEXT in set(answers["text"])
     assert "verbatim" in (tmp_path / "v" / "data_dictionary.csv").read_text(encoding="utf-8-sig")
+
+
+async def test_a_real_export_is_a_valid_data_package(
+    store: Store, cohort: Cohort, tmp_path: Path
+) -> None:
+    import pandas as pd
+    from frictionless import validate
+
+    from reports.cli_export import run_export
+
+    await _world(store, cohort)
+    out = tmp_path / "export"
+    await run_export(store, out, "study-A", "relative", ())
+    report = validate(out / "datapackage.json")
+    assert report.valid, [e.message for t in report.tasks for e in t.errors][:10]
+    assert {t.name for t in report.tasks} == {
+        "answers", "entries", "cases", "segments", "codebook", "withheld"}
+    descriptor = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))
+    assert descriptor["mentorbot"]["date_mode"] == "relative"
+    assert descriptor["mentorbot"]["text"] == "masked"
+    assert descriptor["mentorbot"]["codebook_hash"] == load_codebook().content_hash
+    cases = pd.read_csv(out / "cases.csv", dtype={"entries": "Int64"})
+    assert cases["entries"].tolist() == [2]
+    dictionary = pd.read_csv(out / "data_dictionary.csv", dtype=str, keep_default_na=False)
+    meta = dictionary[dictionary["file"] == "(export)"].set_index("column")
+    assert meta.loc["date_mode", "value"] == "relative"
+    assert "matching date" in meta.loc["date_mode", "meaning"]
+    day = dictionary[(dictionary["file"] == "answers.csv") & (dictionary["column"] == "day")]
+    assert "matching date" in day["meaning"].item()
+
+
+async def test_check_ins_carry_their_wave_and_prompts_read_as_shown(
+    store: Store, cohort: Cohort, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from conversations.catalogue import load_flows
+    from conversations.scripted import walk
+    from reports.cli_export import run_export
+    from storage.db import iso, utcnow
+
+    flows = load_flows()
+    mentee = await cohort.joined_mentee()
+    await cohort.joined_mentor()
+    await mentee.cmd("checkin")  # the baseline, at joining
+    for text in ("Support", "Confidence"):
+        await mentee.say(text)
+    await mentee.cmd("skip")
+    await mentee.tap("Save")
+    await store.db.execute("UPDATE pairs SET matched_at=?",
+                           (iso(utcnow() - timedelta(days=125)),))
+    await mentee.cmd("checkin")  # four months on: the 3-month check-in
+    answers = {s.id: f"answer {s.id}" for s in flows["checkin"].steps if not s.optional}
+    await walk(mentee.service, mentee.sender, flows["checkin"], mentee.last, answers)
+    await run_export(store, tmp_path / "x", "study-A", "relative", ("csv",))
+
+    rows = pd.read_csv(tmp_path / "x" / "answers.csv", dtype=str, keep_default_na=False)
+    assert set(rows["wave"]) == {"baseline", "m3"}
+    entries = pd.read_csv(tmp_path / "x" / "entries.csv", dtype=str, keep_default_na=False)
+    assert sorted(entries["wave"]) == ["baseline", "m3"]
+    # days count from the matching date, 125 days ago
+    assert set(entries["day"]) == {"125"}
+    prompts = set(rows["prompt"])
+    assert not [p for p in prompts if "{" in p]
+    assert any("your mentor" in p for p in prompts)  # {partner}, as the mentee saw it
+    assert set(rows["codebook_version"]) == {load_codebook().version}

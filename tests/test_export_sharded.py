@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reports.codebook import SCHEME_FRAMEWORK_STEP, load_codebook
-from reports.export import refi, sharded, tabular, write_all
+from reports.export import package, refi, sharded, tabular, write_all
 from reports.export.bundle import build_export, document_withheld, plan_export, write_withheld
-from reports.export.model import CodedSegment, ExportBundle
+from reports.export.model import CodedSegment, ExportBundle, facts_of
 from reports.extract import split
 from reports.synthetic import generate_cohort
 from storage.pseudonyms import _code
@@ -50,6 +50,8 @@ async def test_two_workers_write_what_one_process_writes(store: Store, tmp_path:
     write_all(built.bundle, codebook, whole)
     write_withheld(built, whole)
     document_withheld(whole)
+    # the command's package describes withheld.csv too, which write_all does not write
+    package.write_package(facts_of(built.bundle), [p.name for p in whole.iterdir()], whole)
     expected = _files(whole)
 
     plan = await plan_export(store, "study-S", "shift")

@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from reports.codebook import Codebook, parse_codebook
-from reports.export import refi, tabular, write_all
+from reports.export import package, refi, tabular, write_all
 from reports.export.model import (
     Case,
     CodedSegment,
@@ -25,6 +25,7 @@ from reports.export.model import (
     ExportBundle,
     ExportEntry,
     ExportOptions,
+    facts_of,
 )
 
 HOSTILE = 'He said "no", then left,\r\nagain; =HYPERLINK("http://x.invalid","click") 😀 done'
@@ -152,6 +153,8 @@ def written(
     tabular.write_csv(bundle, out)
     tabular.write_jsonl(bundle, out)
     tabular.write_data_dictionary(bundle, out)
+    package.write_codebook_csv(codebook, out)
+    package.write_package(facts_of(bundle), [p.name for p in out.iterdir()], out)
     refi.write_qdc(codebook, out / "codebook.qdc")
     refi.write_qdpx(bundle, codebook, out / "project.qdpx")
     return out
@@ -617,3 +620,71 @@ def test_validation_errors_are_readable(written: Path, tmp_path: Path) -> None:
     with pytest.raises(refi.RefiValidationError):
         refi.validate_qdpx(bad_qdpx)
     assert refi.qdpx_errors(tmp_path / "missing.qdpx")[0].startswith("not a readable zip")
+
+
+# ---------------------------------------------------------------------------
+# Data package and codebook.csv, read by third-party libraries
+# ---------------------------------------------------------------------------
+
+
+def test_frictionless_validates_the_package(written: Path) -> None:
+    from frictionless import Package, validate
+
+    report = validate(written / "datapackage.json")
+    errors = [e.message for task in report.tasks for e in task.errors] + [
+        e.message for e in report.errors]
+    assert report.valid, errors[:10]
+    pkg = Package(written / "datapackage.json")
+    assert {r.path for r in pkg.resources} == {
+        "answers.csv", "entries.csv", "cases.csv", "segments.csv", "codebook.csv"}
+    # the checks really ran: every row of every file was read against its schema and keys
+    rows = {task.name: task.stats["rows"] for task in report.tasks}
+    assert rows["answers"] == 9 and rows["segments"] == 7 and rows["codebook"] > 100
+    assert pkg.get_resource("answers").schema.foreign_keys
+
+
+def test_frictionless_catches_a_broken_key(written: Path, tmp_path: Path) -> None:
+    """The validation above can fail: a segment naming a code the codebook lacks does."""
+    from frictionless import validate
+
+    shutil.copytree(written, tmp_path / "x")
+    seg = tmp_path / "x" / "segments.csv"
+    seg.write_bytes(seg.read_bytes().replace(b"O_AGENCY", b"O_NO_SUCH_CODE"))
+    report = validate(tmp_path / "x" / "datapackage.json")
+    assert not report.valid
+    assert "foreign-key" in {e.type for t in report.tasks for e in t.errors}
+
+
+_PANDAS = {"integer": "Int64", "number": "float64", "boolean": "boolean"}
+
+
+def test_pandas_reads_every_csv_with_the_dictionarys_types(written: Path) -> None:
+    import pandas as pd
+
+    dictionary = pd.read_csv(written / "data_dictionary.csv", dtype=str, keep_default_na=False)
+    for name in ("answers.csv", "entries.csv", "cases.csv", "segments.csv"):
+        cols = dictionary[dictionary["file"] == name]
+        types = dict(zip(cols["column"], cols["type"], strict=True))
+        dtypes = {c: _PANDAS.get(t, "string") for c, t in types.items() if t != "date"}
+        frame = pd.read_csv(written / name, dtype=dtypes, keep_default_na=False,
+                            na_values={c: [""] for c in types},
+                            parse_dates=[c for c, t in types.items() if t == "date"])
+        assert list(frame.columns) == list(types)  # the BOM did not stick to the first name
+        for column, kind in types.items():
+            if kind == "date":
+                assert str(frame[column].dtype).startswith("datetime64"), (name, column)
+    answers = pd.read_csv(written / "answers.csv", keep_default_na=False)
+    assert HOSTILE in set(answers["text"]) and SCRIPT in set(answers["text"])
+
+
+def test_codebook_csv_has_every_code_with_its_place(written: Path, codebook: Codebook) -> None:
+    import pandas as pd
+
+    book = pd.read_csv(written / "codebook.csv", dtype=str, keep_default_na=False)
+    assert set(book["code_id"]) == set(codebook.codes)
+    row = book.set_index("code_id").loc["GROW_GOAL"]
+    assert row["label"] == codebook.codes["GROW_GOAL"].label
+    assert row["qdc_group"].startswith("Reflection framework steps")
+    qdc = ET.parse(written / "codebook.qdc").getroot()
+    names = {c.get("name") for c in qdc.iter(f"{C}Code") if c.get("isCodable") == "true"}
+    assert set(book["qdc_name"]) == names

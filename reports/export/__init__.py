@@ -20,11 +20,12 @@ PROJECT_FILE = "project.qdpx"
 def write_all(bundle: ExportBundle, codebook: Codebook, out_dir: Path | str) -> list[Path]:
     """Write every export format into ``out_dir`` and return the paths written.
 
-    CSV files, ``entries.jsonl``, the data dictionary, ``codebook.qdc`` and ``project.qdpx``.
+    CSV files, ``entries.jsonl``, the data dictionary, ``codebook.csv``, ``datapackage.json``,
+    ``codebook.qdc`` and ``project.qdpx``.
     Bad input raises ``ValueError`` before anything is written.
     """
     # Imported here so that importing the model (as storage does) stays cheap.
-    from reports.export import refi, tabular
+    from reports.export import package, refi, tabular
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -33,6 +34,8 @@ def write_all(bundle: ExportBundle, codebook: Codebook, out_dir: Path | str) -> 
     paths = tabular.write_csv(bundle, out, facts)
     paths.append(tabular.write_jsonl(bundle, out))
     paths += tabular.write_data_dictionary(facts, out)
+    paths.append(package.write_codebook_csv(codebook, out, facts.options.bom))
+    paths.append(package.write_package(facts, [p.name for p in paths], out))
     paths.append(refi.write_qdc(codebook, out / CODEBOOK_FILE))
     paths.append(refi.write_qdpx(bundle, codebook, out / PROJECT_FILE, facts))
     return paths

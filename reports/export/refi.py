@@ -363,6 +363,21 @@ def _unique_names(roots: list[_Code]) -> None:
             node.name = f"{node.name} ({node.code_id})" if node.code_id else f"{node.name} (group)"
 
 
+def code_paths(codebook: Codebook) -> dict[str, tuple[str, str]]:
+    """Codebook id -> (its name in the ``.qdc`` tree, the groups above it joined by " > "),
+    so a researcher can map codes an import shows by name back to ids."""
+    out: dict[str, tuple[str, str]] = {}
+
+    def walk(codes: Iterable[_Code], above: tuple[str, ...]) -> None:
+        for code in codes:
+            if code.code_id is not None:
+                out[code.code_id] = (code.name, " > ".join(above))
+            walk(code.children, (*above, code.name))
+
+    walk(_code_tree(codebook), ())
+    return out
+
+
 def _write_codes(write: Callable[[str], object], codes: Sequence[_Code]) -> None:
     for code in codes:
         write(_tag("Code", [("guid", code.guid), ("name", code.name),

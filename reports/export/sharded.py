@@ -41,7 +41,7 @@ from typing import Any
 from conversations.catalogue import load_flows
 from reports.batch import collector_paused
 from reports.codebook import Codebook, load_codebook
-from reports.export import CODEBOOK_FILE, PROJECT_FILE, refi, tabular
+from reports.export import CODEBOOK_FILE, PROJECT_FILE, package, refi, tabular
 from reports.export.bundle import (
     ExportPlan,
     PartBuild,
@@ -367,6 +367,11 @@ def _write_side(codebook: Codebook, facts: ExportFacts, parts: Sequence[_PartFac
         paths.append(write_withheld_rows([w for p in parts for w in p.withheld], out,
                                          facts.options.bom))
         document_withheld(out)
+    if "csv" in wanted:
+        paths.append(package.write_codebook_csv(codebook, out, facts.options.bom))
+        rows = [tabular.ANSWERS_CSV, tabular.ENTRIES_CSV, tabular.CASES_CSV,
+                tabular.SEGMENTS_CSV]
+        paths.append(package.write_package(facts, [*rows, *(p.name for p in paths)], out))
     if "qdpx" in wanted:
         paths.append(refi.write_qdc(codebook, out / CODEBOOK_FILE))
     return paths
