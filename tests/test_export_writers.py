@@ -546,7 +546,7 @@ def test_write_all_matches_the_single_writers(
 def test_write_all_reports_a_failed_project(
     bundle: ExportBundle, codebook: Codebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_args: object) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(refi, "write_project_part", broken)
@@ -688,3 +688,109 @@ def test_codebook_csv_has_every_code_with_its_place(written: Path, codebook: Cod
     qdc = ET.parse(written / "codebook.qdc").getroot()
     names = {c.get("name") for c in qdc.iter(f"{C}Code") if c.get("isCodable") == "true"}
     assert set(book["qdc_name"]) == names
+
+
+# ---------------------------------------------------------------------------
+# REFI-QDA projects read by an independent reader (pyrefiqda)
+# ---------------------------------------------------------------------------
+
+# emoji (one beyond U+FFFF; a family joined by zero-width joiners), a combining accent and a
+# CRLF, each before a coded word
+TRICKY = "Trust 😀 grew.\r\nCafe\u0301 talk 👩‍👩‍👧 built trust, then more trust 🙂 again"
+
+
+def _tricky_bundle(codebook: Codebook, offsets: str) -> tuple[ExportBundle, dict[str, str]]:
+    answers = (_answer("goal", TRICKY, framework="GROW_GOAL"),
+               _answer("reality", "plain words only", framework="GROW_REALITY"))
+    entry = ExportEntry("E-t", "P-t", "D-t", "mentee", "grow", 2, None, "2024-05-01", None,
+                        "research_export", answers, "m3")
+    codes = ["M_VOICE_STORY", "R_REFLECTION", "O_INSIGHT", "O_AGENCY", "C_DYAD_TRUST"]
+    spans = [(0, 5), (TRICKY.index("Cafe"), TRICKY.index("Cafe") + 5),
+             (TRICKY.index("trust"), TRICKY.index("trust") + 5),
+             (TRICKY.rindex("trust"), TRICKY.rindex("trust") + 5),
+             (TRICKY.index("🙂"), len(TRICKY))]
+    segments = tuple(CodedSegment("E-t", "goal", a, b, c, "rules", 0.8)
+                     for (a, b), c in zip(spans, codes, strict=True))
+    # what each selection must show: the words, with the CRLF as the source file has it
+    expected = {c: TRICKY[a:b].replace("\r\n", "\n") for (a, b), c in zip(spans, codes,
+                                                                          strict=True)}
+    case = Case("P-t", "D-t", "mentee", {"entries": "1", "cohort": "north"})
+    return ExportBundle("s", "t", codebook.version, codebook.content_hash, "shift", (entry,),
+                        segments, (case,), ExportOptions.choose(offsets=offsets)), expected
+
+
+@pytest.mark.parametrize("offsets", ["codepoints", "utf16"])
+def test_an_independent_reader_finds_every_segment_at_its_words(
+    codebook: Codebook, tmp_path: Path, offsets: str
+) -> None:
+    from pyrefiqda import RefiProject
+
+    bundle, expected = _tricky_bundle(codebook, offsets)
+    refi.write_qdpx(bundle, codebook, tmp_path / "p.qdpx")
+    refi.validate_qdpx(tmp_path / "p.qdpx")
+    project = RefiProject.load(tmp_path / "p.qdpx", extract_dir=str(tmp_path / "x"))
+    codes = {c.guid: c.name for c in _walk_codes(project.code_book.codes.code)}
+    (source,) = project.sources.text_source
+    text = RefiProject.resolve_source_path(source.plain_text_path, tmp_path / "x").read_text(
+        encoding="utf-8")
+    units = text.encode("utf-16-le")
+
+    def shown(start: int, end: int) -> str:
+        if offsets == "utf16":  # as NVivo counts: two units for a character beyond U+FFFF
+            return units[2 * start : 2 * end].decode("utf-16-le")
+        return text[start:end]
+
+    found = {}
+    for sel in source.plain_text_selection:
+        for coding in sel.coding:
+            found.setdefault(codes[coding.code_ref.target_guid], []).append(
+                shown(sel.start_position, sel.end_position))
+    for code_id, words in expected.items():
+        label = codebook.codes[code_id].label
+        assert words in found[label], (code_id, found[label])
+    # the whole-answer selections too: the goal answer as written (line end as in the file)
+    assert TRICKY.replace("\r\n", "\n") in found[codebook.codes["GROW_GOAL"].label]
+    assert "plain words only" in found[codebook.codes["GROW_REALITY"].label]
+    # the other unit reads the wrong words after the first emoji: the two modes really differ
+    if offsets == "utf16":
+        sel = next(s for s in source.plain_text_selection if s.name == "O_AGENCY")
+        assert text[sel.start_position : sel.end_position] != expected["O_AGENCY"]
+
+
+def _walk_codes(codes: list) -> list:  # type: ignore[type-arg]
+    out = []
+    for code in codes:
+        out.append(code)
+        out += _walk_codes(code.code or [])
+    return out
+
+
+def test_each_source_carries_its_case_attributes(codebook: Codebook, tmp_path: Path) -> None:
+    from pyrefiqda import RefiProject
+
+    bundle, _ = _tricky_bundle(codebook, "codepoints")
+    refi.write_qdpx(bundle, codebook, tmp_path / "p.qdpx")
+    project = RefiProject.load(tmp_path / "p.qdpx", extract_dir=str(tmp_path / "x"))
+    variables = {v.guid: v.name for v in project.variables.variable}
+    (source,) = project.sources.text_source
+    values = {variables[v.variable_ref.target_guid]: v.text_value or v.integer_value
+              for v in source.variable_value}
+    assert values["case_id"] == "P-t" and values["case_role"] == "mentee"
+    assert values["case_pair"] == "D-t" and values["case_cohort"] == "north"
+    assert values["case_entries"] == 1  # an IntegerValue, not text
+    assert values["entry_wave"] == "m3"
+    (case,) = project.cases.case
+    assert {variables[v.variable_ref.target_guid] for v in case.variable_value} >= {
+        "role", "pair", "cohort", "entries"}
+
+
+def test_tool_profiles_choose_the_offsets() -> None:
+    assert ExportOptions.choose().offsets == "codepoints"
+    assert ExportOptions.choose(tool="qualcoder").offsets == "codepoints"
+    for tool in ("nvivo", "atlasti", "maxqda"):
+        assert ExportOptions.choose(tool=tool).offsets == "utf16"
+    assert ExportOptions.choose(tool="nvivo", offsets="codepoints").offsets == "codepoints"
+    with pytest.raises(ValueError, match="unknown tool"):
+        ExportOptions.choose(tool="excel")
+    with pytest.raises(ValueError, match="text mode"):
+        ExportOptions.choose(text="raw")

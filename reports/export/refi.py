@@ -94,6 +94,7 @@ from reports.export.model import (
     ExportBundle,
     ExportEntry,
     ExportFacts,
+    all_cases,
     facts_of,
     segments_by_entry,
 )
@@ -442,18 +443,39 @@ _SOURCE_VARIABLES = [
         ("flow", "Text", "Flow (question set) of the entry"),
         ("flow_version", "Integer", "Version of the flow definition"),
         ("question_set_version", "Text", "Version of the prompt wording"),
+        ("wave", "Text", "Check-in wave (baseline, m3, m6, m9, m12, closing, followup)"),
         ("date", "Date", "Entry date as exported (see the project description for the mode)"),
-        ("day", "Integer", "Days since the pair's first session"),
+        ("day", "Integer", "Days since the pair's matching date (relative date mode)"),
         ("consent", "Text", "Consent state that admitted the entry"),
     ]
 ]
+_INTEGER_ATTRIBUTES = frozenset(("entries",))
+
+
+def _case_source_variables(cases: Sequence[Case]) -> list[_Variable]:
+    """The case's variables again, as source variables: QualCoder ignores a Case's
+    SourceRefs, so a tool filters coded text by role, pair or participant only through
+    variables on the source itself."""
+    out = [
+        _Variable("case", "case_id", "Text", "Study pseudonym of the participant who wrote it",
+                  stable_guid("variable:source-case:case")),
+    ]
+    for var in _case_variables(cases):
+        kind = "Integer" if var.key in _INTEGER_ATTRIBUTES else var.type
+        out.append(_Variable(var.key, f"case_{var.name}", kind,
+                             f"{var.description} (of the case that wrote the entry)",
+                             stable_guid(f"variable:source-case:{var.key}")))
+    return out
 _SV = {v.key: v for v in _SOURCE_VARIABLES}
 _VALUE_TAG = {"Text": "TextValue", "Integer": "IntegerValue", "Date": "DateValue"}
+_INTEGER = re.compile(r"-?\d+")
 
 
 def _value(var: _Variable, value: str | int | None) -> str:
     if value is None or value == "":
         return ""
+    if var.type == "Integer" and isinstance(value, str) and not _INTEGER.fullmatch(value):
+        return ""  # an attribute that is not a number after all: left out, not invalid
     tag = _VALUE_TAG[var.type]
     body = _text(value) if isinstance(value, str) else str(value)
     return (f'<VariableValue><VariableRef targetGUID="{var.guid}"/>'
@@ -497,7 +519,7 @@ def _project_head(write: Callable[[str], object], b: ExportFacts, codebook: Code
 
     case_vars = _case_variables(b.cases)
     write("<Variables>\n")
-    for var in [*case_vars, *_SOURCE_VARIABLES]:
+    for var in [*case_vars, *_SOURCE_VARIABLES, *_case_source_variables(b.cases)]:
         write(_tag("Variable", [("guid", var.guid), ("name", var.name),
                                 ("typeOfVariable", var.type)]))
         write(f"<Description>{_text(var.description)}</Description></Variable>\n")
@@ -524,20 +546,38 @@ def _project_head(write: Callable[[str], object], b: ExportFacts, codebook: Code
 def _project_tail(write: Callable[[str], object], b: ExportFacts) -> None:
     if b.entries:
         write("</Sources>\n")
+    unit = (UTF16_UNITS if b.options.offsets == "utf16" else CODEPOINT_UNITS)
     description = (
         f"Research export of study {b.study} by {b.generated_by}. Codebook "
-        f"{b.codebook_version} ({b.codebook_hash}). Date mode: {b.date_mode}. "
-        f"{b.entries} entries, {b.segments} coded segments. Selection positions "
-        "are 0-based Unicode code point offsets into the UTF-8 source text, end exclusive."
+        f"{b.codebook_version} ({b.codebook_hash}). Date mode: {b.date_mode}. Text: "
+        f"{b.options.text}. {b.entries} entries, {b.segments} coded segments. Selection "
+        f"positions are 0-based {unit} offsets into the UTF-8 source text, end exclusive."
     )
     write(f"<Description>{_text(description)}</Description>\n</Project>\n")
+
+
+CODEPOINT_UNITS = "Unicode code point"
+UTF16_UNITS = "UTF-16 code unit"
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 class _ProjectWriter:
     """Streams project.qde and the source files of one bundle into an open zip."""
 
-    def __init__(self, bundle: ExportBundle, codebook: Codebook, checked: bool = False) -> None:
+    def __init__(self, bundle: ExportBundle, codebook: Codebook, checked: bool = False,
+                 facts: ExportFacts | None = None) -> None:
         self.bundle = bundle
+        self.utf16 = bundle.options.offsets == "utf16"
+        # a part's bundle has no cases: they are the whole export's, in the merged facts
+        cases = facts.cases if facts is not None else tuple(all_cases(bundle))
+        variables = _case_source_variables(cases)
+        self._case_values: dict[str, str] = {}
+        for case in cases:
+            values: dict[str, str | None] = {
+                "case": case.person, "role": case.role, "pair": case.pair,
+                **{k: v for k, v in case.attributes.items() if k not in ("role", "pair")}}
+            self._case_values[case.person] = "".join(
+                _value(var, values.get(var.key)) for var in variables)
         self.codebook = codebook
         self.user = _user_guid(bundle.generated_by)
         self.placed = segments_by_entry(bundle)
@@ -548,7 +588,7 @@ class _ProjectWriter:
         self._plain = _Memo(_plain)
         self._names = _Memo(_attr)
         self._code_guids = {c: code_guid(c) for c in codebook.codes}
-        self._fixed_values: dict[tuple[str, int, str | None, str], str] = {}
+        self._fixed_values: dict[tuple[str, int, str | None, str | None, str], str] = {}
         self._date_values = _Memo(lambda d: _value(_SV["date"], d))
         self._day_values = _Memo(lambda d: _value(_SV["day"], d))
         self._notes = _Memo(lambda mc: _text(f"{mc[0]}, confidence {mc[1]:.2f}"))
@@ -604,6 +644,15 @@ class _ProjectWriter:
             areas.append((start, end, _crlf_starts(raw) if "\r\n" in raw else []))
             parts += (prompt, "\n", area, "\n\n")
             pos = end + 2
+        text = "".join(parts)
+        # UTF-16 positions: each character beyond U+FFFF before a position counts twice
+        astral = ([m.start() for m in _ASTRAL.finditer(text)]
+                  if self.utf16 and _ASTRAL.search(text) is not None else [])
+
+        def unit(p: int) -> int:
+            return p + bisect.bisect_left(astral, p) if astral else p
+
+        for answer, (start, end, _) in zip(entry.answers, areas, strict=True):
             if start == end or not (answer.framework_step or answer.codes):
                 continue
             codes = [answer.framework_step] if answer.framework_step else []
@@ -611,8 +660,8 @@ class _ProjectWriter:
                 codes = list(dict.fromkeys([*codes, *answer.codes]))
             xml.append(
                 f'<PlainTextSelection guid="{base}{n:08x}" '
-                f'name="{names[answer.step_id]}" startPosition="{start}" endPosition="{end}" '
-                f"{who}>"
+                f'name="{names[answer.step_id]}" startPosition="{unit(start)}" '
+                f'endPosition="{unit(end)}" {who}>'
             )
             for k, c in enumerate(codes, start=n + 1):
                 xml.append(f'<Coding guid="{base}{k:08x}">'
@@ -634,6 +683,8 @@ class _ProjectWriter:
                     start, end = a_start + _moved(s.start, crlf), a_start + _moved(s.end, crlf)
                 else:
                     start, end = a_start + s.start, a_start + s.end
+                if astral:
+                    start, end = unit(start), unit(end)
                 xml.append(
                     f'<PlainTextSelection guid="{base}{n:08x}" name="{names[s.code_id]}" '
                     f'startPosition="{start}" endPosition="{end}" {who}>'
@@ -646,16 +697,17 @@ class _ProjectWriter:
 
         # Variable values repeat across entries (a handful of flows, dates, days): each
         # distinct block is formatted once.
-        key = (entry.flow, entry.flow_version, entry.question_set_version, entry.consent)
+        key = (entry.flow, entry.flow_version, entry.question_set_version, entry.wave,
+               entry.consent)
         fixed = self._fixed_values.get(key)
         if fixed is None:
             fixed = self._fixed_values[key] = "".join(
                 _value(_SV[name], value) for name, value in zip(
-                    ("flow", "flow_version", "question_set_version", "consent"), key,
+                    ("flow", "flow_version", "question_set_version", "wave", "consent"), key,
                     strict=True))
         xml += (fixed, self._date_values[entry.date], self._day_values[entry.day],
-                "</TextSource>\n")
-        return "".join(parts), "".join(xml)
+                self._case_values.get(entry.person, ""), "</TextSource>\n")
+        return text, "".join(xml)
 
     @staticmethod
     def _source_description(entry: ExportEntry) -> str:
@@ -825,11 +877,13 @@ def check(bundle: ExportBundle, codebook: Codebook) -> None:
 
 
 def write_project_part(bundle: ExportBundle, codebook: Codebook, part_dir: Path | str,
-                       first: bool = True, checked: bool = False) -> ProjectPart:
+                       first: bool = True, checked: bool = False,
+                       facts: ExportFacts | None = None) -> ProjectPart:
     """Write this bundle's share of a project (its sources) into ``part_dir``; the first
     share's members begin the archive (with its ``sources/`` folder). ``checked``: the
-    caller already ran :func:`check` on this bundle."""
-    writer = _ProjectWriter(bundle, codebook, checked)
+    caller already ran :func:`check` on this bundle. ``facts``: the whole export's, whose
+    cases each source's variables repeat (the bundle's own cases by default)."""
+    writer = _ProjectWriter(bundle, codebook, checked, facts)
     part = Path(part_dir)
     part.mkdir(parents=True, exist_ok=True)
     deflater = zlib.compressobj(_STREAM_LEVEL, zlib.DEFLATED, -15)
@@ -916,10 +970,10 @@ def write_qdpx(bundle: ExportBundle, codebook: Codebook, path: Path | str,
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    facts = facts or facts_of(bundle)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdpx-") as tmp:
-        part = write_project_part(bundle, codebook, tmp)
-        return assemble_qdpx(facts or facts_of(bundle), codebook, [(Path(tmp), part)],
-                             target)
+        part = write_project_part(bundle, codebook, tmp, facts=facts)
+        return assemble_qdpx(facts, codebook, [(Path(tmp), part)], target)
 
 
 # ---------------------------------------------------------------------------
@@ -1033,14 +1087,17 @@ def qdpx_errors(path: Path | str) -> list[str]:
         for ref in root.iter(f"{ns}SourceRef"):
             if ref.get("targetGUID", "").lower() not in sources:
                 errors.append(f"SourceRef to undefined source {ref.get('targetGUID')}")
+        description = root.find(f"{ns}Description")
+        utf16 = description is not None and UTF16_UNITS in (description.text or "")
         for src in root.iter(f"{ns}TextSource"):
-            errors += _source_errors(zf, names, src, ns)
+            errors += _source_errors(zf, names, src, ns, utf16)
             if len(errors) >= 50:
                 break
     return errors
 
 
-def _source_errors(zf: zipfile.ZipFile, names: set[str], src: ET.Element, ns: str) -> list[str]:
+def _source_errors(zf: zipfile.ZipFile, names: set[str], src: ET.Element, ns: str,
+                   utf16: bool = False) -> list[str]:
     label = f"TextSource {src.get('name')!r}"
     inline = src.find(f"{ns}PlainTextContent")
     path = src.get("plainTextPath")
@@ -1057,11 +1114,12 @@ def _source_errors(zf: zipfile.ZipFile, names: set[str], src: ET.Element, ns: st
     else:
         return [f"{label}: neither PlainTextContent nor an internal plainTextPath"]
     errors = []
+    size = len(text.encode("utf-16-le")) // 2 if utf16 else len(text)
     for sel in src.iter(f"{ns}PlainTextSelection"):
         start, end = int(sel.get("startPosition", "0")), int(sel.get("endPosition", "0"))
-        if not 0 <= start <= end <= len(text):
+        if not 0 <= start <= end <= size:
             errors.append(f"{label}: selection {sel.get('guid')} {start}:{end} outside its "
-                          f"{len(text)}-character text")
+                          f"{size}-unit text")
     return errors
 
 

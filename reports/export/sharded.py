@@ -120,7 +120,8 @@ def _write_part(bundle: ExportBundle, facts: ExportFacts, codebook: Codebook,
     if "jsonl" in formats:
         tabular.write_jsonl(bundle, part_dir)
     if "qdpx" in formats:
-        return refi.write_project_part(bundle, codebook, part_dir, first, checked=True)
+        return refi.write_project_part(bundle, codebook, part_dir, first, checked=True,
+                                       facts=facts)
     return None
 
 
