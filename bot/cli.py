@@ -15,6 +15,7 @@ from bot.logs import crash_report, install_excepthooks, redact, register_secrets
 from bot.settings import ConfigError, Settings, load_settings
 from storage.crypto import MasterKeyError, encode_key, generate_key
 from storage.db import DatabaseError
+from storage.integrity import TamperError
 from storage.models import Role
 from storage.private import restrict_umask
 from storage.programmes import ProgrammeError, Programmes
@@ -30,7 +31,8 @@ def friendly(func: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, DatabaseError, MasterKeyError, ProgrammeError) as exc:
+        except (ConfigError, DatabaseError, MasterKeyError, ProgrammeError,
+                TamperError) as exc:
             click.echo(f"mentorbot: {redact(str(exc))}", err=True)
             sys.exit(2)
 

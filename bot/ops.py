@@ -882,9 +882,31 @@ def _key_store_checks(
                     f"{_plural(unwrapped.ok, 'key')} unwrap with the configured master key",
                 )
             )
+            checks.extend(_tamper_check(conn, ring))
         return checks
     finally:
         conn.execute("DETACH DATABASE keys")
+
+
+def _tamper_check(conn: sqlite3.Connection, ring: KeyRing) -> list[Check]:
+    """Consent rows and entry statuses against their MACs (storage.integrity), as every
+    report and export checks them before reading."""
+    from storage import integrity
+
+    row = conn.execute("SELECT wrapped, kek_id FROM keys.system_keys WHERE name=?",
+                       (integrity.INTEGRITY_KEY,)).fetchone()
+    columns = {r[1] for r in conn.execute("PRAGMA main.table_info(entries)")}
+    if row is None or "status_mac" not in columns:
+        return []  # signed the first time the upgraded bot opens the store
+    try:
+        key = ring.unwrap(WrappedKey(row[0], row[1]), f"system:{integrity.INTEGRITY_KEY}")
+    except MasterKeyError:
+        return []  # reported above as a key that does not unwrap
+    failed, named = integrity.problems(key, conn.execute(integrity.CONSENT_ROWS),
+                                       conn.execute(integrity.ENTRY_ROWS))
+    if failed:
+        return [Check("tamper", "fail", integrity.describe(failed, named), integrity.FIX)]
+    return [Check("tamper", "ok", "every consent decision and entry status passes its check")]
 
 
 async def _bot_api_check(cfg: Settings, token: str, api_timeout: float) -> Check:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from conversations import safety
 from storage.crypto import DecryptionError, WrappedKey
 from storage.entries import SAFETY_FIELD
+from storage.integrity import FIX, TamperError
 from storage.models import Role, Scope
 from storage.store import Store
 from storage.vault import open_value
@@ -56,7 +57,12 @@ class PersonRecord:
 
 
 async def consenting(store: Store, scope: Scope) -> set[int]:
-    """People whose current consent allows ``scope`` (and who still participate)."""
+    """People whose current consent allows ``scope`` (and who still participate).
+
+    Every bulk reader starts here, so this is where the database's tamper evidence is
+    checked first (storage.integrity): a forged consent row or entry status stops the job.
+    """
+    await store.integrity.check()
     allowed = await store.consent.consenting(scope)
     if scope is not Scope.PARTICIPATE:
         allowed &= await store.consent.consenting(Scope.PARTICIPATE)
@@ -113,12 +119,6 @@ async def first_names(store: Store, ids: Iterable[int]) -> dict[int, str]:
     return out
 
 
-async def people(store: Store, ids: Iterable[int] | None = None) -> dict[int, PersonRecord]:
-    rows = await store.db.fetchall(
-        "SELECT id, subject_ref, role, programme_id, created_at FROM participants ORDER BY id"
-    )
-    wanted = None if ids is None else set(ids)
-    return {
 async def mask_names(store: Store, people: Iterable[int]) -> dict[int, tuple[str, ...]]:
     """The first names to mask out of each person's text: their own and every partner's
     they were ever paired with (a mentee writes their mentor's name, consenting or not; the
@@ -134,6 +134,12 @@ async def mask_names(store: Store, people: Iterable[int]) -> dict[int, tuple[str
             for m in wanted}
 
 
+async def people(store: Store, ids: Iterable[int] | None = None) -> dict[int, PersonRecord]:
+    rows = await store.db.fetchall(
+        "SELECT id, subject_ref, role, programme_id, created_at FROM participants ORDER BY id"
+    )
+    wanted = None if ids is None else set(ids)
+    return {
         r["id"]: PersonRecord(
             r["id"], r["subject_ref"], Role(r["role"]), r["programme_id"], r["created_at"]
         )
@@ -170,7 +176,11 @@ def open_batch(
             value = record.answers[step_id] = open_value(cipher, pid, "answers", row, "value",
                                                          value_ct)
         except DecryptionError:
-            continue  # a damaged row: never guess
+            # moved or altered in the file: stop rather than leave the answer out unnoticed
+            raise TamperError(
+                f"answer {row} does not open with its author's key: the database file was "
+                "changed outside mentorbot (a ciphertext moved or altered). To fix: "
+                f"{FIX}.") from None
         typed = safety.typed_text(value)
         if typed and _flagged(cipher, pid, row, typed, verdict_ct, judged_by, rule):
             record.flagged.add(step_id)

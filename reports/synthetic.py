@@ -388,6 +388,8 @@ async def generate_cohort(
                 "INSERT INTO entry_codes (entry_id, coder, codes_ct) VALUES (?, ?, ?)",
                 code_rows,
             )
+            # rows this generator wrote get their MACs like the bot's own (storage.integrity)
+            await store.integrity.sign_unsigned(conn)
         if progress is not None:
             progress(len(entry_rows))
     return written

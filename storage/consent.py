@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from storage.db import Database, iso, utcnow
+from storage.integrity import Integrity
 from storage.models import Scope
 
 
@@ -46,9 +47,10 @@ class ConsentState:
 
 
 class ConsentLedger:
-    def __init__(self, db: Database, current_version: str) -> None:
+    def __init__(self, db: Database, current_version: str, integrity: Integrity) -> None:
         self.db = db
         self.current_version = current_version
+        self.integrity = integrity
 
     async def record(
         self,
@@ -59,19 +61,21 @@ class ConsentLedger:
         source: str,
         version: str | None = None,
     ) -> None:
-        await self.db.execute(
-            "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, granted, "
-            "source, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                participant_id,
-                subject_ref,
-                scope.value,
-                version or self.current_version,
-                int(granted),
-                source,
-                iso(utcnow()),
-            ),
-        )
+        async with self.db.transaction() as conn:  # the row and its MAC, one commit
+            cur = await conn.execute(
+                "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
+                "granted, source, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    participant_id,
+                    subject_ref,
+                    scope.value,
+                    version or self.current_version,
+                    int(granted),
+                    source,
+                    iso(utcnow()),
+                ),
+            )
+            await self.integrity.sign_consent_row(conn, int(cur.lastrowid or 0))
 
     async def state(self, participant_id: int) -> ConsentState:
         rows = await self.db.fetchall(

@@ -8,6 +8,7 @@ import aiosqlite
 
 from storage.crypto import DecryptionError
 from storage.db import Database, iso, utcnow
+from storage.integrity import Integrity
 from storage.models import Entry
 from storage.vault import ErasedError, Vault
 
@@ -35,9 +36,10 @@ def answer_row(entry_id: int, step_id: str) -> str:
 
 
 class Entries:
-    def __init__(self, db: Database, vault: Vault) -> None:
+    def __init__(self, db: Database, vault: Vault, integrity: Integrity) -> None:
         self.db = db
         self.vault = vault
+        self.integrity = integrity
         # Each person's place in a flow, as last written by this process (the only writer).
         self._states: dict[int, tuple[dict[str, Any], str] | None] = {}
 
@@ -51,12 +53,18 @@ class Entries:
         wave: str | None = None,
     ) -> int:
         now = iso(utcnow())
-        return await self.db.execute(
-            "INSERT INTO entries (participant_id, pair_id, flow, flow_version, status, "
-            "consent_snapshot, created_at, updated_at, wave) "
-            "VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?)",
-            (participant_id, pair_id, flow, flow_version, consent_snapshot, now, now, wave),
-        )
+        async with self.db.transaction() as conn:  # the row and its status MAC, one commit
+            cur = await conn.execute(
+                "INSERT INTO entries (participant_id, pair_id, flow, flow_version, status, "
+                "consent_snapshot, created_at, updated_at, wave) "
+                "VALUES (?, ?, ?, ?, 'draft', ?, ?, ?, ?)",
+                (participant_id, pair_id, flow, flow_version, consent_snapshot, now, now, wave),
+            )
+            entry_id = int(cur.lastrowid or 0)
+            await conn.execute("UPDATE entries SET status_mac=? WHERE id=?",
+                               (self.integrity.status(entry_id, participant_id, "draft"),
+                                entry_id))
+        return entry_id
 
     async def flagged_steps(self, participant_id: int, entry_id: int) -> set[str]:
         """Steps of the writer's own entry whose answer the safety rule flagged: never coded,
@@ -274,10 +282,11 @@ class Entries:
     async def set_status(self, participant_id: int, entry_id: int, status: str) -> None:
         now = iso(utcnow())
         await self.db.execute(
-            "UPDATE entries SET status=?, updated_at=?, completed_at=CASE WHEN ?='complete' "
-            "THEN COALESCE(completed_at, ?) ELSE completed_at END "
-            "WHERE id=? AND participant_id=?",
-            (status, now, status, now, entry_id, participant_id),
+            "UPDATE entries SET status=?, status_mac=?, updated_at=?, "
+            "completed_at=CASE WHEN ?='complete' THEN COALESCE(completed_at, ?) "
+            "ELSE completed_at END WHERE id=? AND participant_id=?",
+            (status, self.integrity.status(entry_id, participant_id, status), now, status, now,
+             entry_id, participant_id),
         )
 
     async def of(self, participant_id: int, status: str | None = None) -> list[Entry]:

@@ -23,3 +23,10 @@ CREATE TABLE IF NOT EXISTS keys.erasures (
     ref_hash BLOB PRIMARY KEY,
     erased_at TEXT NOT NULL
 );
+-- One-off steps the key store has seen, by name: "integrity_signed" is written once every
+-- row that existed before tamper evidence (migration 009) has been signed; from then on an
+-- unsigned row is a forged one.
+CREATE TABLE IF NOT EXISTS keys.markers (
+    name TEXT PRIMARY KEY,
+    at TEXT NOT NULL
+);

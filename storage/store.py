@@ -12,6 +12,7 @@ from storage.consent import ConsentLedger
 from storage.crypto import KeyRing
 from storage.db import Database, iso, parse_iso, utcnow
 from storage.entries import Entries
+from storage.integrity import Integrity
 from storage.models import Invite, Role, Scope
 from storage.participants import Participants
 from storage.programmes import Programmes
@@ -51,8 +52,9 @@ class Store:
         self.vault = vault
         self.participants = Participants(db, vault)
         self.programmes = Programmes(db, vault)
-        self.consent = ConsentLedger(db, consent_version)
-        self.entries = Entries(db, vault)
+        self.integrity = Integrity(db, vault.integrity_key)
+        self.consent = ConsentLedger(db, consent_version, self.integrity)
+        self.entries = Entries(db, vault, self.integrity)
         self.audit = AuditLog(db)
         self.extensions: dict[str, object] = {}
         self.erasures_applied = 0  # by the opening itself (open, apply_erasures)
@@ -75,6 +77,7 @@ class Store:
             # Every opening repairs what a crash or a restore can leave (see join, erase).
             store.erasures_applied = await store.apply_erasures()
             await vault.sweep_pending()
+            await store.integrity.sign_legacy()  # rows from before tamper evidence, once
             # flags from before verdicts were encrypted leave the plaintext column at once
             await store.entries.seal_legacy_flags()
         except Exception:
@@ -220,11 +223,12 @@ class Store:
                 deleted[name] = cur.rowcount
             await conn.execute("DELETE FROM participants WHERE id=?", (participant_id,))
             deleted["participant_and_data_key"] = 1
-            await conn.execute(
+            cur = await conn.execute(
                 "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
                 "granted, source, at) VALUES (NULL, ?, 'all', ?, 0, 'erasure', ?)",
                 ("E-" + secrets.token_hex(8), self.consent.current_version, iso(utcnow())),
             )
+            await self.integrity.sign_consent_row(conn, int(cur.lastrowid or 0))
         self.vault.forget(participant_id)
         # Checkpoint so the deleted ciphertext leaves the WAL as well as the main file.
         await self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -22,6 +22,7 @@ from storage.crypto import (
     seal,
 )
 from storage.db import Database, iso, utcnow
+from storage.integrity import INTEGRITY_KEY
 
 LOOKUP_KEY = "lookup"
 ERASED_PURPOSE = "erased-subject"
@@ -56,9 +57,11 @@ class Vault:
         self.ring = ring
         self._deks: dict[int, bytes] = {}
         self._lookup: bytes | None = None
+        self.integrity_key = b""  # set by load
 
     async def load(self) -> None:
         self._lookup = await self.system_key(LOOKUP_KEY)
+        self.integrity_key = await self.system_key(INTEGRITY_KEY)
 
     async def system_key(self, name: str) -> bytes:
         """Deployment-wide secrets, created on first use and wrapped by the master key."""

@@ -365,6 +365,7 @@ async def test_doctor_healthy_deployment(
         "bot_api",
         "codes",
         "safety",
+        "tamper",
     }
     text = "\n".join(c.line() for c in report.checks)
     assert "@mentorbot_test_bot" in text

@@ -111,7 +111,8 @@ def test_rotation_while_the_bot_runs_is_refused_and_loses_nobody(
     new_env = {**env, "MENTORBOT_MASTER_KEY": new_key_file.read_text().strip()}
     doctor = cli(new_env, "doctor", "--offline")
     assert doctor.returncode == 0, doctor.stdout
-    assert "3 keys unwrap with the configured master key" in doctor.stdout  # 2 people, lookup
+    # 2 people, the lookup key, the integrity key
+    assert "4 keys unwrap with the configured master key" in doctor.stdout
     for output in (refused.stderr, rotated.stdout, doctor.stdout):
         assert old_key not in output and new_env["MENTORBOT_MASTER_KEY"] not in output
 

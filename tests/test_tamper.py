@@ -1,0 +1,170 @@
+"""Tamper evidence: with write access to the database file but no key, forging a consent
+row, marking a draft complete or swapping ciphertexts stops reports and exports with a
+message naming the row, and doctor finds it (storage/integrity.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot.app import consent_version
+from bot.cli import main
+from bot.harness import TOKEN
+from reports.synthetic import generate_cohort
+from storage.crypto import KeyRing, encode_key, generate_key
+from storage.integrity import SIGNED_MARKER, TamperError
+from storage.models import Scope
+from storage.store import Store
+
+KEY = generate_key()
+
+
+async def _build(db: Path) -> tuple[int, int]:
+    """A small programme; one mentee says No to research exports and leaves a draft.
+    Returns (that mentee's id, the draft's id)."""
+    store = await Store.open(db, KeyRing(KEY), consent_version())
+    try:
+        await generate_cohort(store, pairs=6, sessions=2, consent_rate=1.0)
+        mentee = int(await store.db.scalar("SELECT mentee_id FROM pairs ORDER BY id LIMIT 1"))
+        ref = str(await store.db.scalar("SELECT subject_ref FROM participants WHERE id=?",
+                                        (mentee,)))
+        await store.consent.record(mentee, ref, Scope.RESEARCH_EXPORT, False, "chat")
+        draft = await store.entries.create(mentee, None, "grow", "1", "{}")
+        return mentee, draft
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def programme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int, int]]:
+    db = tmp_path / "bot.sqlite3"
+    mentee, draft = asyncio.run(_build(db))
+    monkeypatch.setenv("MENTORBOT_DB", str(db))
+    monkeypatch.setenv("MENTORBOT_MASTER_KEY", encode_key(KEY))
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    yield db, mentee, draft
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _jobs(tmp: Path) -> list[Result]:
+    return [
+        _run("export", "--study", "s1", "--out", str(tmp / "export")),
+        _run("report", "evaluator", "--out", str(tmp / "evaluator")),
+        _run("report", "coordinator", "--out", str(tmp / "coordinator")),
+    ]
+
+
+def _raw(db: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    """The attacker: plain sqlite3 on the file, no key."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(sql, params)
+
+
+def test_an_untouched_database_passes(programme: tuple[Path, int, int], tmp_path: Path) -> None:
+    for result in _jobs(tmp_path):
+        assert result.exit_code == 0, result.output
+    doctor = _run("doctor", "--offline")
+    assert "ok    tamper: every consent decision and entry status passes" in doctor.output
+
+
+def test_a_forged_consent_row_stops_every_job_and_doctor_names_it(
+    programme: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    db, mentee, _ = programme
+    # a "yes" with the MAC of the person's own earlier "yes": the MAC binds the row id too
+    _raw(db, "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, granted, "
+             "source, at, mac) SELECT participant_id, subject_ref, scope, version, 1, source, "
+             "at, mac FROM consent_ledger WHERE participant_id=? AND scope='research_export' "
+             "AND granted=1", (mentee,))
+    with sqlite3.connect(db) as conn:
+        forged = conn.execute("SELECT MAX(id) FROM consent_ledger").fetchone()[0]
+    for result in _jobs(tmp_path):
+        assert result.exit_code == 2, result.output
+        assert f"consent ledger row {forged} failed the integrity check" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "export" / "answers.csv").exists()
+    doctor = _run("doctor", "--offline")
+    assert doctor.exit_code == 1
+    assert f"FAIL  tamper: consent ledger row {forged}" in doctor.output
+
+
+def test_a_draft_marked_complete_and_a_changed_decision_are_named(
+    programme: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    db, mentee, draft = programme
+    _raw(db, "UPDATE entries SET status='complete' WHERE id=?", (draft,))
+    result = _run("export", "--study", "s1", "--out", str(tmp_path / "export"))
+    assert result.exit_code == 2
+    assert f"the status of entry {draft} failed the integrity check" in result.output
+    _raw(db, "UPDATE entries SET status='draft' WHERE id=?", (draft,))  # put back: passes
+    assert _run("export", "--study", "s1", "--out", str(tmp_path / "e2")).exit_code == 0
+    _raw(db, "UPDATE consent_ledger SET granted=1 WHERE participant_id=? AND granted=0",
+         (mentee,))
+    doctor = _run("doctor", "--offline")
+    assert doctor.exit_code == 1 and "FAIL  tamper: consent ledger row" in doctor.output
+
+
+def test_swapped_ciphertexts_stop_the_export_instead_of_dropping_rows(
+    programme: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    db, _, _ = programme
+    with sqlite3.connect(db) as conn:
+        (a, va), (b, vb) = conn.execute(
+            "SELECT a.rowid, a.value_ct FROM answers a JOIN entries e ON e.id = a.entry_id "
+            "WHERE e.status='complete' ORDER BY a.rowid LIMIT 2").fetchall()
+        conn.execute("UPDATE answers SET value_ct=? WHERE rowid=?", (vb, a))
+        conn.execute("UPDATE answers SET value_ct=? WHERE rowid=?", (va, b))
+        entry_id, step_id = conn.execute("SELECT entry_id, step_id FROM answers WHERE rowid=?",
+                                         (a,)).fetchone()
+    result = _run("export", "--study", "s1", "--out", str(tmp_path / "export"))
+    assert result.exit_code == 2, result.output
+    assert f"answer {entry_id}:{step_id} does not open with its author's key" in result.output
+
+
+async def _legacy(db: Path) -> None:
+    store = await Store.open(db, KeyRing(KEY), consent_version())
+    try:
+        await generate_cohort(store, pairs=5, sessions=1, consent_rate=1.0)
+    finally:
+        await store.close()
+
+
+def test_rows_from_before_tamper_evidence_are_signed_once(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    asyncio.run(_legacy(db))
+    # as an older version left it: no MACs, and no marker in the key store
+    _raw(db, "UPDATE consent_ledger SET mac=NULL")
+    _raw(db, "UPDATE entries SET status_mac=NULL")
+    with sqlite3.connect(tmp_path / "old.sqlite3.keys") as keys:
+        keys.execute("DELETE FROM markers WHERE name=?", (SIGNED_MARKER,))
+
+    async def reopen() -> None:
+        store = await Store.open(db, KeyRing(KEY), consent_version())
+        try:
+            await store.integrity.check()  # signed on opening: passes
+        finally:
+            await store.close()
+
+    asyncio.run(reopen())
+    # from now on an unsigned row is a forgery, and opening again does not sign it
+    _raw(db, "UPDATE entries SET status_mac=NULL WHERE id=(SELECT MIN(id) FROM entries)")
+
+    async def reopen_fails() -> str:
+        store = await Store.open(db, KeyRing(KEY), consent_version())
+        try:
+            await store.integrity.check()
+        except TamperError as exc:
+            return str(exc)
+        finally:
+            await store.close()
+        return ""
+
+    assert "failed the integrity check" in asyncio.run(reopen_fails())
