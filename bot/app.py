@@ -20,6 +20,7 @@ from bot.pastes import Pastes
 from bot.processor import PerChatUpdateProcessor
 from bot.render import MENU_VERSION, commands_for
 from bot.settings import Settings
+from bot.throttle import FloodGate, Limits
 from conversations.catalogue import load_flows, load_texts
 from conversations.safety import DEFAULT_SIGNPOST
 from conversations.service import Service
@@ -52,6 +53,7 @@ def build_application(
     token: str | None = None,
     max_retries: int = 3,
     overall_rate: float = 30,
+    flood_limits: Limits | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Build the bot. Tests pass an offline ``request``; production uses HTTPX.
 
@@ -73,6 +75,7 @@ def build_application(
             ),
         )
         coding.install(app.bot_data[SERVICE_KEY], active)  # codes each saved entry once
+        install_flood_gate(app, active, flood_limits)
         await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
         await coordinator.install(app)  # /summary, /digest and the weekly digest jobs
         try:
@@ -120,6 +123,26 @@ def build_application(
     add_handlers(app)
     app.add_error_handler(on_error)  # type: ignore[arg-type]
     return app
+
+
+def install_flood_gate(app: Application, store: Store,  # type: ignore[type-arg]
+                       limits: Limits | None) -> None:
+    """Per-chat and stranger budgets in front of every handler (bot.throttle)."""
+    processor = app.update_processor
+    if not isinstance(processor, PerChatUpdateProcessor):
+        return
+    text = load_texts().say("throttled")
+
+    async def is_member(user_id: int) -> bool:
+        return await store.participants.by_user(user_id) is not None
+
+    async def notify(chat_id: int) -> None:
+        try:
+            await app.bot.send_message(chat_id, text)
+        except TelegramError as exc:
+            log.warning("slow-down notice not sent: %s", describe(exc))
+
+    processor.gate = FloodGate(is_member, notify, limits)
 
 
 async def describe_bot(app: Application) -> None:  # type: ignore[type-arg]

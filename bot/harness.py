@@ -20,6 +20,7 @@ from bot.app import build_application
 from bot.handlers import PASTES_KEY
 from bot.pastes import Pastes
 from bot.settings import Settings
+from bot.throttle import Limits
 from storage.store import Store
 
 TOKEN = "123456:TEST-token-for-the-offline-stand-in"  # noqa: S105 - not a secret
@@ -31,13 +32,19 @@ def offline_settings(db: Path, **extra: Any) -> Settings:
 
 @asynccontextmanager
 async def running_app(
-    store: Store, standin: BotApiStandin | None = None, **extra: Any
+    store: Store, standin: BotApiStandin | None = None, *, flood_limits: Limits | None = None,
+    **extra: Any
 ) -> AsyncIterator[tuple[Application, BotApiStandin]]:  # type: ignore[type-arg]
-    """An initialised Application (post_init run) wired to ``store`` and a stand-in."""
+    """An initialised Application (post_init run) wired to ``store`` and a stand-in.
+
+    ``TgUser`` hands updates to the Application directly, past the update processor and so
+    past the flood gate; send through ``app.update_processor`` to meet it.
+    """
     standin = standin or BotApiStandin(token=TOKEN)
     app = build_application(
         offline_settings(store.db.path, **extra),
         store=store,
+        flood_limits=flood_limits,
         request=StandinRequest(standin),
         updates_request=StandinRequest(standin),
         token=TOKEN,

@@ -7,11 +7,14 @@ race; updates from different people have nothing to share and run concurrently.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+from bot.throttle import FloodGate
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -19,6 +22,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
+        # Set at start-up (bot.app): drops what a flooding chat or stranger sends over budget
+        # before it waits for the chat's turn or costs a reply (bot.throttle).
+        self.gate: FloodGate | None = None
 
     @staticmethod
     def _key(update: object) -> int:
@@ -30,7 +36,14 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         return 0
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        await self.in_chat(self._key(update), lambda: coroutine)
+        key = self._key(update)
+        if self.gate is not None and isinstance(update, Update):
+            user = update.effective_user
+            if not await self.gate.admit(user.id if user is not None else None, key):
+                if inspect.iscoroutine(coroutine):
+                    coroutine.close()  # never run: close it so nothing warns it was not awaited
+                return
+        await self.in_chat(key, lambda: coroutine)
 
     async def in_chat(self, key: int, work: Callable[[], Awaitable[Any]]) -> None:
         """Run work that is not an update (a paste's timer) in the chat's order too.
