@@ -297,7 +297,8 @@ class _Run:
             self.reviewer = Reviewer(read_review(options.review, self.codebook))
         if options.semantic:
             self._load_semantic()
-        self.pseudonyms = await Pseudonymiser.for_study(store.vault, options.study)
+        # the report's own namespace: never the pseudonyms of an export of the same study
+        self.pseudonyms = await Pseudonymiser.for_study(store.vault, options.study, "report")
         consenting = await extract.consenting(store, Scope.EVALUATION)
         self.consenting = consenting
         self.pairs = {

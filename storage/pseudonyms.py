@@ -4,6 +4,11 @@ A pseudonym is a keyed HMAC of the participant's random subject reference under 
 per-study secret (kept, wrapped, in the key store). The same study always gives the same
 pseudonym; two studies give unrelated ones; nobody without the key store and master key
 can link a pseudonym to a person, and Telegram ids, names and usernames never enter it.
+
+Researcher exports and the evaluator's report draw their secrets from separate namespaces
+(:data:`PURPOSES`): the report's default study ``evaluation`` and ``mentorbot export --study
+evaluation`` give unrelated pseudonyms, so a report's quotes cannot be joined to an export's
+rows by pseudonym.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from storage.vault import Vault
 
 _STUDY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_SHIFT_DAYS = 182  # a consistent shift within ±26 weeks, as REDCap-style tools do
+# purpose -> key-store name prefix of its study secrets; "study:" is what exports have always
+# used, so an export study's pseudonyms stay what earlier exports gave
+PURPOSES = {"export": "study:", "report": "report-study:"}
 
 
 class StudyError(ValueError):
@@ -42,10 +50,13 @@ class Pseudonymiser:
     secret: bytes
 
     @classmethod
-    async def for_study(cls, vault: Vault, study: str) -> Pseudonymiser:
+    async def for_study(cls, vault: Vault, study: str,
+                        purpose: str = "export") -> Pseudonymiser:
+        """The pseudonyms of ``study`` for ``purpose``: ``export`` (researcher exports) or
+        ``report`` (the evaluator's report)."""
         if not _STUDY.match(study):
             raise StudyError("a study name uses letters, digits, '.', '_' or '-' (max 64)")
-        return cls(study, await vault.system_key(f"study:{study}"))
+        return cls(study, await vault.system_key(PURPOSES[purpose] + study))
 
     def person(self, subject_ref: str) -> str:
         return "P-" + _code(keyed_hash(self.secret, "person", subject_ref), 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -304,3 +305,21 @@ async def test_check_ins_carry_their_wave_and_prompts_read_as_shown(
     assert not [p for p in prompts if "{" in p]
     assert any("your mentor" in p for p in prompts)  # {partner}, as the mentee saw it
     assert set(rows["codebook_version"]) == {load_codebook().version}
+
+
+async def test_report_and_export_pseudonyms_never_coincide(
+    store: Store, cohort: Cohort, tmp_path: Path
+) -> None:
+    from reports.evaluator import STUDY
+    from reports.evaluator import build_report as report_of
+
+    await _world(store, cohort)
+    built = await build_export(store, STUDY, "shift", load_codebook())
+    exported = {e.person for e in built.bundle.entries} | {e.entry_id
+                                                           for e in built.bundle.entries}
+    assert exported
+    await report_of(store, tmp_path / "report")
+    text = (tmp_path / "report" / "report.json").read_text(encoding="utf-8")
+    labels = set(re.findall(r"\b[PE]-[A-Z2-7]{10,12}\b", text))
+    assert labels  # the report does name people and entries by pseudonym
+    assert not labels & exported

@@ -175,7 +175,7 @@ async def test_only_current_evaluation_consent_reaches_any_output(
         assert secret not in text
     assert data["summary"]["entries"] == 2
     assert data["summary"]["people"] == 2 and data["summary"]["pairs"] == 1
-    pseudonyms = await Pseudonymiser.for_study(store.vault, "evaluation")
+    pseudonyms = await Pseudonymiser.for_study(store.vault, "evaluation", "report")
     for pid in (declining, withdrawing):
         person = await store.participants.get(pid)
         assert person is not None
