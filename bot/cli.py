@@ -254,21 +254,50 @@ def programme_group() -> None:
 
 @programme_group.command("create")
 @click.argument("name")
+@click.option("--approve-joins", is_flag=True,
+              help="Hold each mentor and mentee join until a coordinator lets them in.")
 @friendly
-def programme_create(name: str) -> None:
+def programme_create(name: str, approve_joins: bool) -> None:
     """Create a mentoring programme."""
     cfg = settings()
 
     async def go() -> None:
         from bot.app import open_store
+        from storage.store import JOIN_APPROVAL
 
         store = await open_store(cfg)
         try:
-            programme = await store.programmes.create(name)
+            programme = await store.programmes.create(
+                name, {JOIN_APPROVAL: True} if approve_joins else None)
             await store.audit.record("admin", "programme_created")
         finally:
             await store.close()
-        click.echo(f"Created programme {programme.name!r}.")
+        click.echo(f"Created programme {programme.name!r}."
+                   + (" Joins wait for a coordinator." if approve_joins else ""))
+
+    run(go())
+
+
+@programme_group.command("approve-joins")
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@friendly
+def programme_approve_joins(name: str, state: str) -> None:
+    """Hold mentor and mentee joins for a coordinator's approval (on), or not (off)."""
+    cfg = settings()
+
+    async def go() -> None:
+        from bot.app import open_store
+        from storage.store import JOIN_APPROVAL
+
+        store = await open_store(cfg)
+        try:
+            programme = await store.programmes.by_name(name)
+            await store.programmes.set_setting(programme.id, JOIN_APPROVAL, state == "on")
+        finally:
+            await store.close()
+        click.echo(f"Joins to {name!r} " + ("now wait for a coordinator to let them in."
+                                            if state == "on" else "no longer wait."))
 
     run(go())
 

@@ -12,26 +12,41 @@ of its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from telegram.error import TelegramError
-from telegram.ext import Application, CallbackContext
+from telegram import (
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackContext,
+    CallbackQueryHandler,
+)
 
+from bot.render import acknowledge, commands_for, keyboard, split_text
 from conversations.catalogue import Texts
 from conversations.service import Response, Service
 from conversations.validation import whole_number
 from reports.coordinator import release_summary, render_text
 from storage.db import iso, utcnow
 from storage.models import Participant, Role
-from storage.store import Store
+from storage.store import Held, Store
 
 log = logging.getLogger("mentorbot.coordinator")
 
 DIGEST_KEY = "coordinator_digests"
 JOB_PREFIX = "coordinator-digest-"
+JOIN_PREFIX = "j:"  # join approval buttons: j:<participant number>:y or :n
 # python-telegram-bot's run_daily counts days from Sunday = 0 (as cron does)
 WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -78,6 +93,85 @@ class CoordinatorTools:
 
     def attach(self, service: Service) -> None:
         service.extra_commands.update({"summary": self.cmd_summary, "digest": self.cmd_digest})
+        service.held_listeners.append(self.ask_coordinators)
+        self.service = service
+
+    # -- joins held for approval (programme setting "join_approval") -------------------
+    async def ask_coordinators(self, held: Held) -> None:
+        """Ask every coordinator of the programme; they see the pair number and role only."""
+        text = self.texts.say("coord_join_request", role=held.role.value,
+                              pair=held.pair_id or "-")
+        data = f"{JOIN_PREFIX}{held.participant_id}"
+        markup = InlineKeyboardMarkup([[
+            InlineKeyboardButton("Let them in", callback_data=f"{data}:y"),
+            InlineKeyboardButton("Turn away", callback_data=f"{data}:n"),
+        ]])
+        for person in await self.store.participants.all():
+            if person.role is not Role.COORDINATOR or person.programme_id != held.programme_id:
+                continue
+            chat_id = await self.store.participants.chat_id(person.id)
+            if chat_id is None:
+                continue
+            try:
+                await self.app.bot.send_message(chat_id, text, reply_markup=markup)
+            except TelegramError as exc:
+                log.warning("join request not delivered: %s", type(exc).__name__)
+
+    async def on_join_button(self, update: Update,
+                             context: CallbackContext[Any, Any, Any, Any]) -> None:
+        query = update.callback_query
+        if query is None or update.effective_user is None:
+            raise ApplicationHandlerStop
+        _, _, rest = (query.data or "").partition(JOIN_PREFIX)
+        pid_text, _, verdict = rest.partition(":")
+        target = int(pid_text) if pid_text.isascii() and pid_text.isdigit() else None
+        me = await self.store.participants.by_user(update.effective_user.id)
+        held = await self.store.held(target) if target is not None else None
+        if (me is None or me.role is not Role.COORDINATOR or held is None
+                or held.programme_id != me.programme_id or verdict not in ("y", "n")):
+            # decided already, someone else's programme, or forged: nothing changes
+            await acknowledge(query, self.texts.say("coord_join_decided"))
+            raise ApplicationHandlerStop
+        await acknowledge(query)
+        chat_id = await self.store.participants.chat_id(held.participant_id)
+        if verdict == "y":
+            done, complete = await self.store.approve(held.participant_id)
+            outcome = "coord_join_approved" if done else "coord_join_decided"
+            if done and chat_id is not None:
+                await self._tell_admitted(held.participant_id, chat_id, complete)
+        else:
+            done = await self.store.refuse(held.participant_id)
+            outcome = "coord_join_refused" if done else "coord_join_decided"
+            if done and chat_id is not None:
+                await self._send(chat_id, self.texts.say("join_refused"))
+        if isinstance(query.message, Message):
+            with contextlib.suppress(BadRequest):
+                await query.message.edit_text(self.texts.say(
+                    outcome, role=held.role.value, pair=held.pair_id or "-"))
+        raise ApplicationHandlerStop
+
+    async def _tell_admitted(self, participant_id: int, chat_id: int, complete: bool) -> None:
+        person = await self.store.participants.get(participant_id)
+        if person is None:
+            return
+        name = await self.store.participants.name(participant_id)
+        resp = await self.service.welcome(person, name, complete)
+        await self._send(chat_id, self.texts.say("join_approved"))
+        for reply in resp.replies:
+            parts = split_text(reply.text) if reply.text else []
+            for n, part in enumerate(parts, 1):
+                await self._send(chat_id, part, keyboard(reply) if n == len(parts) else None)
+        try:
+            await self.app.bot.set_my_commands(commands_for(person.role.value),
+                                               scope=BotCommandScopeChat(chat_id))
+        except TelegramError as exc:
+            log.warning("menu not set after approval: %s", type(exc).__name__)
+
+    async def _send(self, chat_id: int, text: str, markup: Any = None) -> None:
+        try:
+            await self.app.bot.send_message(chat_id, text, reply_markup=markup)
+        except TelegramError as exc:
+            log.warning("approval message not delivered: %s", type(exc).__name__)
 
     async def summary_text(self, me: Participant) -> str:
         return render_text(await release_summary(self.store, me.programme_id))
@@ -186,5 +280,8 @@ async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> Coordinator
     tools = CoordinatorTools(app, store, service.texts)
     tools.attach(service)
     app.bot_data[DIGEST_KEY] = tools
+    # before the catch-all button handler, which would call a join button stale
+    app.add_handler(CallbackQueryHandler(tools.on_join_button, pattern=f"^{JOIN_PREFIX}"),
+                    group=-1)
     await tools.restore()
     return tools

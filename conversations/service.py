@@ -38,7 +38,7 @@ from conversations.waves import BY_ID, due_wave, next_wave
 from storage.db import parse_iso, utcnow
 from storage.models import Participant, Role, Scope
 from storage.prefs import ChatPrefs
-from storage.store import Store
+from storage.store import Held, Store
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class Service:
         # tools) add commands and hear about saved entries without editing the service.
         self.extra_commands: dict[str, CommandHandler] = {}
         self.saved_listeners: list[SavedListener] = []
+        # told when a join is held for a coordinator's approval (bot.coordinator)
+        self.held_listeners: list[Callable[[Held], Awaitable[None]]] = []
         self.prefs = ChatPrefs(store.db)
 
     def _seq(self, me: Participant) -> int:
@@ -138,6 +140,8 @@ class Service:
     # -- public entry points -----------------------------------------------------------
     async def start(self, sender: Sender, payload: str | None) -> Response:
         me = await self.store.participants.by_user(sender.user_id)
+        if me is not None and await self.store.held(me.id) is not None:
+            return Response().say(self.texts.say("join_waiting"))
         if not payload:
             if me is None:
                 return Response().say(self.texts.say("welcome_guest"))
@@ -158,15 +162,28 @@ class Service:
         me = await self.store.participants.get(result.participant_id)
         assert me is not None
         programme = await self.store.programmes.get(me.programme_id)
+        if result.awaiting_approval:
+            held = await self.store.held(me.id)
+            if held is not None:
+                for listener in self.held_listeners:
+                    await listener(held)
+            return Response(changed=True).say(self.texts.say(
+                "join_held", name=sender.first_name or "there", programme=programme.name))
+        return await self.welcome(me, sender.first_name, result.pair_complete)
+
+    async def welcome(self, me: Participant, first_name: str | None,
+                      pair_complete: bool) -> Response:
+        """What a person sees once they are in: at the join, or when a held join is approved."""
+        programme = await self.store.programmes.get(me.programme_id)
         resp = Response(menu_role=me.role.value, changed=True)
         resp.say(
             self.texts.say(
                 f"joined_{me.role.value}",
-                name=sender.first_name or "there",
+                name=first_name or "there",
                 programme=programme.name,
             )
         )
-        if result.pair_complete:
+        if pair_complete:
             resp.say(self.texts.say("pair_complete"))
         if me.role is Role.COORDINATOR:
             resp.replies.extend(self._help(me).replies)
@@ -181,6 +198,8 @@ class Service:
         if name == "start":
             return await self.start(sender, None)
         me = await self.store.participants.by_user(sender.user_id)
+        if me is not None and await self.store.held(me.id) is not None:
+            return Response().say(self.texts.say("join_waiting"))
         role = me.role.value if me else "guest"
         if role not in spec.roles:
             if me is None:
@@ -225,6 +244,8 @@ class Service:
         me = await self.store.participants.by_user(sender.user_id)
         if me is None:
             return Response().say(self.texts.say("not_joined"))
+        if await self.store.held(me.id) is not None:
+            return Response().say(self.texts.say("join_waiting"))
         active, resp = await self._active(me)
         resp.update_id = sender.update_id
         resp.message_id = sender.message_id
@@ -236,6 +257,8 @@ class Service:
         me = await self.store.participants.by_user(sender.user_id)
         if me is None:
             return Response().say(self.texts.say("not_joined"))
+        if await self.store.held(me.id) is not None:
+            return Response().say(self.texts.say("join_waiting"))
         active, resp = await self._active(me)
         resp.update_id = sender.update_id
         if isinstance(active, history.Browser):

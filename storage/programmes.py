@@ -86,6 +86,13 @@ class Programmes:
         rows = await self.db.fetchall("SELECT id, name, settings FROM programmes ORDER BY id")
         return [Programme(r["id"], r["name"], json.loads(r["settings"])) for r in rows]
 
+    async def set_setting(self, programme_id: int, key: str, value: object) -> None:
+        """Change one key of the programme's settings JSON, keeping the others."""
+        programme = await self.get(programme_id)
+        settings = {**programme.settings, key: value}
+        await self.db.execute("UPDATE programmes SET settings=? WHERE id=?",
+                              (json.dumps(settings, sort_keys=True), programme_id))
+
     # -- pairs -----------------------------------------------------------------------
     async def create_pair(self, programme_id: int) -> int:
         return await self.db.execute(

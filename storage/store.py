@@ -6,6 +6,7 @@ import contextlib
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from storage.audit import AuditLog
 from storage.consent import ConsentLedger
@@ -21,6 +22,8 @@ from storage.vault import Vault
 # Tables holding rows linked to a participant, in the order erasure clears them. The
 # schema's ON DELETE rules would cascade most of these; listing them makes erasure
 # explicit and lets it report what it deleted.
+JOIN_APPROVAL = "join_approval"  # programme setting: hold mentor and mentee joins
+
 ERASURE_TABLES = (
     ("answers", "entry_id IN (SELECT id FROM entries WHERE participant_id=:p)"),
     ("entries", "participant_id=:p"),
@@ -38,6 +41,18 @@ class JoinResult:
     role: Role | None = None
     wait_seconds: int = 0
     pair_complete: bool = False
+    awaiting_approval: bool = False  # held for a coordinator (programme setting)
+    pair_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """A join waiting for a coordinator: all a coordinator is shown of it."""
+
+    participant_id: int
+    programme_id: int
+    pair_id: int | None
+    role: Role
 
 
 @dataclass(frozen=True)
@@ -106,11 +121,14 @@ class Store:
             return JoinResult(False, reason)
         # Key first, in its own commit (see Vault.store_pending_key), then the participant
         # and the claimed invite in one database commit, then the key is settled.
+        programme = await self.programmes.get(invite.programme_id)
+        hold = bool(programme.settings.get(JOIN_APPROVAL)) and invite.role in (
+            Role.MENTOR, Role.MENTEE)
         dek, wrapped, subject_ref = self.vault.new_participant_key()
         await self.vault.store_pending_key(subject_ref, wrapped)
         try:
             admitted = await self._admit(
-                invite, telegram_user_id, chat_id, first_name, subject_ref, dek
+                invite, telegram_user_id, chat_id, first_name, subject_ref, dek, hold
             )
         except BaseException:
             with contextlib.suppress(Exception):
@@ -122,8 +140,44 @@ class Store:
         pid, pair_complete = admitted
         await self.vault.settle_key(subject_ref)
         await self.programmes.clear_failures(user_hmac)
-        await self.audit.record("participant", "joined", pid, role=invite.role.value)
-        return JoinResult(True, "", pid, invite.role, pair_complete=pair_complete)
+        await self.audit.record("participant", "held" if hold else "joined", pid,
+                                role=invite.role.value)
+        return JoinResult(True, "", pid, invite.role, pair_complete=pair_complete,
+                          awaiting_approval=hold, pair_id=invite.pair_id)
+
+    async def held(self, participant_id: int) -> Held | None:
+        """The join, if this person is waiting for a coordinator's approval."""
+        row = await self.db.fetchone(
+            "SELECT p.programme_id, p.role, i.pair_id FROM participants p "
+            "LEFT JOIN invites i ON i.used_by = p.id "
+            "WHERE p.id=? AND p.awaiting_approval=1", (participant_id,))
+        if row is None:
+            return None
+        return Held(participant_id, int(row["programme_id"]), row["pair_id"], Role(row["role"]))
+
+    async def approve(self, participant_id: int) -> tuple[bool, bool]:
+        """Let a held join in: link the pair. (done, pair now complete); done is False when
+        the join was not waiting (decided already, by another coordinator perhaps)."""
+        held = await self.held(participant_id)
+        if held is None:
+            return False, False
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE participants SET awaiting_approval=0 WHERE id=? AND awaiting_approval=1",
+                (participant_id,))
+            if cur.rowcount != 1:
+                return False, False
+            complete = await self._link_pair(conn, participant_id, held.role, held.pair_id,
+                                             iso(utcnow()))
+        await self.audit.record("participant", "approved", participant_id, role=held.role.value)
+        return True, complete
+
+    async def refuse(self, participant_id: int) -> bool:
+        """Turn a held join away: the person is erased; the invite stays spent."""
+        if await self.held(participant_id) is None:
+            return False
+        await self.erase(participant_id)
+        return True
 
     async def _admit(
         self,
@@ -133,6 +187,7 @@ class Store:
         first_name: str | None,
         subject_ref: str,
         dek: bytes,
+        hold: bool = False,
     ) -> tuple[int, bool] | None:
         """Claim the invite, create the participant and link the pair, in one database
         transaction; None if the invite was claimed meanwhile."""
@@ -155,23 +210,34 @@ class Store:
                 dek=dek,
             )
             await conn.execute("UPDATE invites SET used_by=? WHERE id=?", (pid, invite.id))
-            if invite.pair_id is not None and invite.role in (Role.MENTOR, Role.MENTEE):
-                column = "mentor_id" if invite.role is Role.MENTOR else "mentee_id"
+            if hold:
+                # not in the pair until a coordinator approves (approve links it then)
                 await conn.execute(
-                    f"UPDATE pairs SET {column}=? WHERE id=?",  # noqa: S608
-                    (pid, invite.pair_id),
-                )
-                async with conn.execute(
-                    "SELECT mentor_id, mentee_id FROM pairs WHERE id=?", (invite.pair_id,)
-                ) as c:
-                    row = await c.fetchone()
-                if row and row[0] and row[1]:
-                    pair_complete = True
-                    await conn.execute(
-                        "UPDATE pairs SET state='matched', matched_at=? WHERE id=?",
-                        (now, invite.pair_id),
-                    )
+                    "UPDATE participants SET awaiting_approval=1 WHERE id=?", (pid,))
+            else:
+                pair_complete = await self._link_pair(conn, pid, invite.role, invite.pair_id,
+                                                      now)
         return pid, pair_complete
+
+    async def _link_pair(self, conn: Any, pid: int, role: Role, pair_id: int | None,
+                         now: str) -> bool:
+        """Seat the person in their pair; True when both seats are now taken (matched)."""
+        if pair_id is None or role not in (Role.MENTOR, Role.MENTEE):
+            return False
+        column = "mentor_id" if role is Role.MENTOR else "mentee_id"
+        await conn.execute(
+            f"UPDATE pairs SET {column}=? WHERE id=?",  # noqa: S608
+            (pid, pair_id),
+        )
+        async with conn.execute(
+            "SELECT mentor_id, mentee_id FROM pairs WHERE id=?", (pair_id,)
+        ) as c:
+            row = await c.fetchone()
+        if row and row[0] and row[1]:
+            await conn.execute(
+                "UPDATE pairs SET state='matched', matched_at=? WHERE id=?", (now, pair_id))
+            return True
+        return False
 
     async def erase(self, participant_id: int) -> ErasureReport:
         """Crypto-shred and delete everything linked to a participant.
