@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 FORMATS = ("csv", "jsonl", "qdpx")
+STATS_FORMATS = ("dta", "sav")  # Stata and SPSS, with the stats extra
 
 
 def _fail(message: str) -> None:
@@ -45,8 +46,9 @@ async def run_export(store: Any, out: Path, study: str, date_mode: str,
 
 
 @click.command("export")
-@click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
-              help="Format to write (repeat for several); all three if left out.")
+@click.option("--format", "formats", type=click.Choice(FORMATS + STATS_FORMATS), multiple=True,
+              help="Format to write (repeat for several); csv, jsonl and qdpx if left out. "
+                   "dta (Stata) and sav (SPSS) need the stats extra and come with the CSV files.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the export files.")
 @click.option("--study", required=True,
@@ -72,6 +74,7 @@ def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str,
     """Export entries whose authors consent to research export, pseudonymised."""
     from bot.cli import friendly
     from reports.export.model import ExportOptions
+    from reports.export.stats import StatsUnavailable
     from storage.pseudonyms import StudyError
 
     started = time.perf_counter()
@@ -88,7 +91,7 @@ def export_cmd(formats: tuple[str, ...], out: Path, study: str, date_mode: str,
 
     try:
         result = friendly(asyncio.run)(go())
-    except StudyError as exc:
+    except (StudyError, StatsUnavailable) as exc:
         _fail(str(exc))
         return
     click.echo(

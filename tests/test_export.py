@@ -323,3 +323,36 @@ async def test_report_and_export_pseudonyms_never_coincide(
     labels = set(re.findall(r"\b[PE]-[A-Z2-7]{10,12}\b", text))
     assert labels  # the report does name people and entries by pseudonym
     assert not labels & exported
+
+
+async def test_stata_and_spss_files_carry_the_dictionarys_labels(
+    store: Store, cohort: Cohort, tmp_path: Path
+) -> None:
+    import pandas as pd
+    import pyreadstat
+
+    from reports.cli_export import run_export
+
+    await _world(store, cohort)
+    out = tmp_path / "x"
+    result = await run_export(store, out, "study-A", "relative", ("dta", "sav"))
+    names = {p.name for p in result.paths}
+    assert {"answers.dta", "answers.sav", "entries.dta", "cases.sav", "codebook.dta"} <= names
+    answers = pd.read_csv(out / "answers.csv", dtype=str, keep_default_na=False)
+
+    # Stata: read by pandas' own reader, not the library that wrote it
+    with pd.io.stata.StataReader(out / "answers.dta") as reader:
+        stata = reader.read(convert_categoricals=True)
+        labels = reader.variable_labels()
+    assert len(stata) == len(answers)
+    assert labels["day"].startswith("Days since the pair's matching date")
+    assert set(stata["role"].astype(str)) == {"mentee"}  # a labelled number, read as its label
+    assert stata["day"].tolist() == [float(d) for d in answers["day"]]
+    assert list(stata["text"]) == list(answers["text"])
+
+    sav, meta = pyreadstat.read_sav(out / "answers.sav", apply_value_formats=True)
+    assert meta.column_names_to_labels["kind"].startswith("Input kind of the step")
+    assert set(sav["kind"]) <= {"text", "choice", "multi", "scale", "date"}
+    assert meta.variable_value_labels["role"] == {1.0: "mentee", 2.0: "mentor"}
+    cases, _ = pyreadstat.read_sav(out / "cases.sav")
+    assert cases["entries"].tolist() == [2.0]

@@ -41,7 +41,7 @@ from typing import Any
 from conversations.catalogue import load_flows
 from reports.batch import collector_paused
 from reports.codebook import Codebook, load_codebook
-from reports.export import CODEBOOK_FILE, PROJECT_FILE, package, refi, tabular
+from reports.export import CODEBOOK_FILE, PROJECT_FILE, package, refi, stats, tabular
 from reports.export.bundle import (
     ExportPlan,
     PartBuild,
@@ -284,9 +284,13 @@ def export(plan: ExportPlan, codebook: Codebook, out_dir: Path | str,
 
 def _export(plan: ExportPlan, codebook: Codebook, out: Path, wanted: frozenset[str],
             workers: int | None, pool: Workers | None) -> ExportResult:
-    unknown = wanted - set(FORMATS)
+    unknown = wanted - set(FORMATS) - set(stats.STATS_FORMATS)
     if unknown:
         raise ValueError(f"unknown export format(s): {', '.join(sorted(unknown))}")
+    stats_formats = sorted(wanted & set(stats.STATS_FORMATS))
+    if stats_formats:
+        stats.check_available()  # before any work: the extra may be missing
+        wanted |= {"csv"}  # the Stata and SPSS files are made from the CSV files
     if pool is not None:
         workers = len(pool)
     elif workers is None:
@@ -340,6 +344,8 @@ def _export(plan: ExportPlan, codebook: Codebook, out: Path, wanted: frozenset[s
                 facts, codebook,
                 [(d, p) for d, p in zip(part_dirs, projects, strict=True) if p is not None],
                 out / PROJECT_FILE))
+        if stats_formats:
+            paths += stats.write_stats(facts, out, stats_formats)
         clock.lap("join")
     return ExportResult(
         facts, paths, [w for p in parts for w in p.withheld], sum(p.masked for p in parts),
