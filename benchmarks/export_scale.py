@@ -1,7 +1,7 @@
 """End-to-end researcher export at scale: 100,000 entries from an encrypted store.
 
     .venv/bin/python benchmarks/export_scale.py [n_entries] [--skip-single] [--distinct]
-        [--uncoded]
+        [--uncoded] [--judged]
 
 Generates a synthetic cohort with ``reports.synthetic.generate_cohort`` into a temporary
 encrypted database (generation time is *excluded* from every figure and printed separately),
@@ -20,7 +20,11 @@ then times, in the same run:
 few hundred distinct texts, and rule coding runs once per distinct text, so the default run
 flatters the coder. The cohort is generated with each entry's rule codes stored, as the bot
 stores them when an entry is saved (``reports.entry_codes``); ``--uncoded`` leaves them out, as
-after a codebook change, so the export codes every entry itself. The budget is 30 s for (3).
+after a codebook change, so the export codes every entry itself. ``--judged`` gives every
+answer a safety verdict by the current rule before the timings (``mentorbot recode``'s
+``rejudge``, lexicon only: the semantic layer is switched off for the whole run), as the bot
+stores one with every answer it saves; without it every typed answer is judged on the spot by
+the read, which is then most of the work. The budget is 30 s for (3).
 Ratios: (3) against the read floor, and (2) against (3), the speed-up from the workers. Peak
 memory (RSS) of this process and of the largest worker.
 """
@@ -36,6 +40,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+if "--judged" in sys.argv:
+    # verdicts by the lexicon alone, so the export reads them as current (workers inherit it)
+    os.environ["MENTORBOT_SAFETY_SEMANTIC"] = "off"
 
 from conversations.catalogue import load_flows
 from reports import extract
@@ -57,7 +64,8 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-async def main(n_entries: int, single: bool, distinct: bool, coded: bool) -> int:
+async def main(n_entries: int, single: bool, distinct: bool, coded: bool,
+               judged: bool) -> int:
     codebook = load_codebook()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -71,6 +79,13 @@ async def main(n_entries: int, single: bool, distinct: bool, coded: bool) -> int
                                             coded=coded)
             print(f"generated {written} entries in {pairs} pairs in "
                   f"{time.perf_counter() - t0:.1f} s (excluded from the figures below)")
+            if judged:
+                from conversations.safety.stored import rejudge
+
+                t0 = time.perf_counter()
+                verdicts = await rejudge(store)
+                print(f"judged {verdicts.judged} answers (lexicon) in "
+                      f"{time.perf_counter() - t0:.1f} s (excluded)")
 
             plan = await plan_export(store, "bench", "shift")
             t0 = time.perf_counter()
@@ -101,8 +116,9 @@ async def main(n_entries: int, single: bool, distinct: bool, coded: bool) -> int
           f"{f.entries} entries, {f.answers} answers, {f.segments} segments, "
           f"{len(f.cases)} cases, {out_mb:.0f} MB written")
     print(f"        {result.coded_texts} typed answers; stored codes "
-          f"{'used' if coded else 'absent'}; {result.distinct_texts} distinct texts coded by "
-          "the export (summed over workers)")
+          f"{'used' if coded else 'absent'}; safety verdicts "
+          f"{'stored' if judged else 'judged on the spot'}; {result.masked} answers masked; "
+          f"{result.distinct_texts} distinct texts coded by the export (summed over workers)")
     print(f"ratio: export / read floor = {total / floor:.2f}")
     if one is not None:
         print(f"ratio: one process / {result.workers} workers = {one / total:.2f}")
@@ -119,4 +135,4 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     sys.exit(asyncio.run(main(int(args[0]) if args else 100_000,
                               "--skip-single" not in sys.argv, "--distinct" in sys.argv,
-                              "--uncoded" not in sys.argv)))
+                              "--uncoded" not in sys.argv, "--judged" in sys.argv)))

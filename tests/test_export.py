@@ -200,7 +200,8 @@ async def test_export_cli_needs_a_study_and_writes_chosen_format(
 
 NAMED_TEXT = ("Quillon and I agreed Zephyrine should ask my ward manager Priya Sharma; "
               "Sister Agnes helps too. Email priya.sharma@nhs.example or ring 07700 900123, "
-              "see https://intranet.example/rota. I feel more confident now.")
+              "see https://intranet.example/rota. I feel more confident now, thanks to "
+              "quillon and to me, zephyrine.")
 NAMED = ("Quillon", "Zephyrine", "Priya", "Sharma", "Agnes", "priya.sharma@nhs.example",
          "07700 900123", "intranet.example")
 
@@ -225,7 +226,7 @@ async def test_exported_text_carries_no_name_unless_verbatim(
     (shown,) = answers.loc[answers["text"].str.contains("ward manager"), "text"]
     assert shown == ("[name] and I agreed [name] should ask my ward manager [name]; Sister "
                      "[name] helps too. Email [email] or ring [number], see [link] I feel "
-                     "more confident now.")
+                     "more confident now, thanks to [name] and to me, [name].")
     # coded spans still point at the words they code in the masked text
     segments = pd.read_csv(tmp_path / "m" / "segments.csv", dtype=str, keep_default_na=False)
     assert len(segments) > 0
