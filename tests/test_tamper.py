@@ -168,3 +168,33 @@ def test_rows_from_before_tamper_evidence_are_signed_once(tmp_path: Path) -> Non
         return ""
 
     assert "failed the integrity check" in asyncio.run(reopen_fails())
+
+
+def test_a_worker_process_meeting_a_swapped_ciphertext_names_it_too(
+    programme: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    from reports.cli_export import run_export
+
+    db, _, _ = programme
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT a.rowid, a.value_ct, a.entry_id, a.step_id FROM answers a JOIN entries e "
+            "ON e.id = a.entry_id WHERE e.status='complete' ORDER BY a.rowid DESC LIMIT 2"
+        ).fetchall()
+        (a, va, *first), (b, vb, *second) = rows
+        conn.execute("UPDATE answers SET value_ct=? WHERE rowid=?", (vb, a))
+        conn.execute("UPDATE answers SET value_ct=? WHERE rowid=?", (va, b))
+
+    async def export() -> str:
+        store = await Store.open(db, KeyRing(KEY), consent_version(), create=False)
+        try:
+            await run_export(store, tmp_path / "out", "s1", "shift", ("csv",), workers=2)
+        except TamperError as exc:
+            return str(exc)
+        finally:
+            await store.close()
+        return ""
+
+    said = asyncio.run(export())
+    assert any(f"answer {e}:{s} does not open with its author's key" in said
+               for e, s in (first, second)), said

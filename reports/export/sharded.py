@@ -60,6 +60,7 @@ from reports.export.model import (
     segments_by_entry,
 )
 from reports.extract import split
+from storage.integrity import TamperError
 
 FORMATS = ("csv", "jsonl", "qdpx")
 MIN_ENTRIES_PER_WORKER = 4000  # below this, starting a process costs more than it saves
@@ -160,6 +161,8 @@ def _worker(conn: Connection) -> None:
             return  # another part failed: nothing to write
         conn.send(("written", _write_part(part.bundle, facts, codebook, formats, part_dir,
                                           first)))
+    except TamperError as exc:  # names row numbers only: raised again in the parent as is
+        conn.send(("tamper", str(exc)))
     except BaseException as exc:  # every failure, even KeyboardInterrupt, must reach the parent
         conn.send(("failed", _failure(exc)))
     finally:
@@ -225,6 +228,8 @@ class Workers:
                 kind, payload = conn.recv()
             except EOFError:
                 kind, payload = "failed", "the worker exited without a report"
+            if kind == "tamper":
+                raise TamperError(payload)
             if kind != expected:
                 raise PartFailed(f"export part {i + 1} of {len(self.conns)} failed: {payload}")
             out.append(payload)
