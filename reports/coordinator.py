@@ -388,7 +388,10 @@ async def release_summary(
     def decide_group(group: str, figures: Any) -> Any:
         d = decide(group, figures, contributions.get(group, {}), history.get(group, []), k,
                    today)
-        if d.new_release is not None:
+        # "too small to summarise" shows no figure to subtract from, so it is not recorded:
+        # a programme first asked about at 3 pairs is summarised at 5, not held until 8
+        if d.new_release is not None and not (isinstance(figures, dict)
+                                              and figures.get("too_small") is True):
             fresh.append(d.new_release)
         if d.held_since is not None:
             held[group] = d.held_since

@@ -121,3 +121,22 @@ async def test_files_record_releases_and_stay_deterministic(store: Store, tmp_pa
     assert rows
     for r in rows:  # pair ids and digests only: no person, no text
         assert all(len(v) == 16 for v in json.loads(r["fingerprints"]).values())
+
+
+async def test_a_too_small_summary_is_no_release_to_subtract_from(store: Store) -> None:
+    pid = await _programme(store, 7)
+    for i in range(3):
+        await _withdraw_pair(store, i)
+    small = await release_summary(store, pid, now=NOW)
+    assert small["too_small"] is True and small["pairs_counted"] == "<5"
+    rows = await store.db.fetchall("SELECT mentee_id FROM pairs ORDER BY id")
+    ref = await store.db.scalar("SELECT subject_ref FROM participants WHERE id=?",
+                                (rows[0]["mentee_id"],))
+    await store.consent.record(int(rows[0]["mentee_id"]), str(ref), Scope.PROGRAMME_SUMMARY,
+                               True, "test")
+    shown = await release_summary(store, pid, now=NOW + timedelta(days=1))
+    assert shown["pairs_counted"] == 5 and shown["held"] == {}
+    # and from a shown summary, one pair leaving is held as before
+    await _withdraw_pair(store, 3)
+    again = await release_summary(store, pid, now=NOW + timedelta(days=2))
+    assert again["pairs_counted"] == 5 and "pairs" in again["held"]
