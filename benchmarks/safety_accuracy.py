@@ -3,9 +3,10 @@
     python benchmarks/safety_accuracy.py
 
 Prints recall on risk lines and the false-alarm rate on near misses for the frozen test part
-of the labelled corpus (``tests/fixtures/safety/frozen_test.yaml``, written independently and
-never read while tuning), with the lexicon alone and with the semantic layer, and beside it
-the same figures on the tuning parts (``tuning.yaml``, ``dev.yaml``), which are optimistic by
+of the labelled corpus (``tests/fixtures/safety/frozen_test_v2.yaml``, written independently
+and never read while tuning), with the lexicon alone and with the semantic layer, and beside
+it the same figures on the tuning parts (``tuning.yaml``, ``dev.yaml``, ``dev2.yaml``; the
+last was the first frozen part until it had been measured once), which are optimistic by
 construction. Per-form recall and false alarms are given as counts; the frozen lines
 themselves are never printed. Also times the rule (per answer) against folding alone, measured
 in the same run.
@@ -27,6 +28,8 @@ from conversations.safety import assess_many, fold, semantic_available  # noqa: 
 
 FIXTURES = ROOT / "tests" / "fixtures" / "safety"
 TARGET_RECALL, TARGET_FALSE_ALARMS = 0.95, 0.10
+FROZEN = "frozen_test_v3"
+TUNING = ("tuning", "dev", "dev2", "dev3")
 
 
 def lines(*names: str) -> list[dict[str, str]]:
@@ -55,8 +58,8 @@ def show(title: str, result: dict[str, object]) -> None:
 
 
 def main() -> None:
-    frozen = lines("frozen_test")
-    tuning = lines("tuning", "dev")
+    frozen = lines(FROZEN)
+    tuning = lines(*TUNING)
     modes = [("lexicon alone", False)]
     if semantic_available():
         modes.append(("lexicon + semantic", True))

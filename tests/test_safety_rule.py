@@ -123,13 +123,16 @@ def _corpus(*names: str) -> list[dict[str, str]]:
 
 
 def test_the_labelled_corpus_is_split_and_big_enough() -> None:
-    tuning, frozen = _corpus("tuning", "dev"), _corpus("frozen_test")
+    tuning, frozen = _corpus("tuning", "dev", "dev2", "dev3"), _corpus("frozen_test_v3")
     everything = tuning + frozen
     assert sum(d["label"] == "risk" for d in everything) >= 150
     assert sum(d["label"] == "near_miss" for d in everything) >= 150
     # nothing tuned on is scored again as test data (counted, so a failure quotes no line)
     frozen_texts = {fold(d["text"]).text for d in frozen}
     assert sum(fold(d["text"]).text in frozen_texts for d in tuning) == 0
+    bank = yaml.safe_load((Path(safety.__file__).parent / "exemplars.yaml").read_text(
+        encoding="utf-8"))
+    assert sum(fold(t).text in frozen_texts for t in bank["risk"] + bank["safe"]) == 0
     forms = {d["form"] for d in frozen}
     assert {"disguised", "typos", "negated_but_risk", "figurative", "resolved_past",
             "clinical_third_person"} <= forms
@@ -138,7 +141,7 @@ def test_the_labelled_corpus_is_split_and_big_enough() -> None:
 def test_lexicon_holds_its_tuning_figures() -> None:
     """A regression guard on the tuning parts (tuned on, so optimistic: the honest figures
     come from benchmarks/safety_accuracy.py on the frozen part)."""
-    lines = _corpus("tuning", "dev")
+    lines = _corpus("tuning", "dev", "dev2", "dev3")
     verdicts = assess_many([d["text"] for d in lines], semantic=False)
     risk = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] == "risk"]
     safe = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] != "risk"]
@@ -147,7 +150,7 @@ def test_lexicon_holds_its_tuning_figures() -> None:
 
 
 def test_semantic_layer_catches_what_no_pattern_lists() -> None:
-    text = "I keep picturing my own funeral and feel relieved"
+    text = "I have made my peace with leaving this world soon"
     assert not assess(text, semantic=False).risk
     verdict = assess(text, semantic=True)
     assert verdict.risk and verdict.form == "semantic"
@@ -167,7 +170,7 @@ def test_without_the_encoder_the_lexicon_judges_alone(monkeypatch: pytest.Monkey
     try:
         assert not safety.semantic_available()
         assert assess("I want to die").risk
-        assert not assess("I keep picturing my own funeral and feel relieved").risk
+        assert not assess("I have made my peace with leaving this world soon").risk
         assert not rule_version().endswith("+semantic")
     finally:
         safety._encoder_installed.cache_clear()
