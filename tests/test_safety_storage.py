@@ -131,3 +131,41 @@ async def test_plaintext_flags_from_before_are_sealed_when_the_store_opens(
     finally:
         await again.close()
     assert b"signpost" not in await _everything_written(db_path)
+
+
+async def test_upgrading_an_old_database_leaves_no_plaintext_trace(
+    cohort: Cohort, store: Store, db_path: Path, master_key: bytes
+) -> None:
+    mentee = await cohort.joined_mentee()
+    await mentee.grow(GROW_ANSWERS)
+    entry = (await store.entries.of(1))[0]
+    me = await store.participants.by_user(mentee.sender.user_id)
+    assert me is not None
+    # the database as a release before migration 005 left it: a plaintext flag on the answer,
+    # an audit row that says who was signposted, no verdict columns
+    await store.db.execute("UPDATE answers SET flags='signpost' WHERE step_id='reality'")
+    await store.db.execute(
+        "INSERT INTO audit_log (at, actor, action, participant_id) "
+        "VALUES ('2026-01-01T00:00:00+00:00', 'participant', 'signposted', ?)", (me.id,))
+    await store.db.conn.executescript(
+        "DROP TRIGGER answers_update_uncodes;"
+        "CREATE TRIGGER answers_update_uncodes AFTER UPDATE ON answers BEGIN "
+        "DELETE FROM entry_codes WHERE entry_id = NEW.entry_id OR entry_id = OLD.entry_id; END;"
+        "ALTER TABLE answers DROP COLUMN safety_ct;"
+        "ALTER TABLE answers DROP COLUMN safety_rule;"
+        "DELETE FROM schema_migrations WHERE version = 5;")
+    keystore = store.db.keystore
+    await store.close()
+
+    again = await Store.open(db_path, KeyRing(master_key), load_flows()["consent"].version,
+                             keystore=keystore)
+    try:
+        assert await again.db.scalar(
+            "SELECT COUNT(*) FROM schema_migrations WHERE version = 5") == 1
+        assert await again.entries.flagged_steps(me.id, entry.id) == {"reality"}
+        assert await again.db.scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action LIKE '%signpost%'") == 0
+        await again.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await again.close()
+    assert b"signpost" not in await _everything_written(db_path)
