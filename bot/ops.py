@@ -882,7 +882,8 @@ def _key_store_checks(
                     f"{_plural(unwrapped.ok, 'key')} unwrap with the configured master key",
                 )
             )
-            checks.extend(_tamper_check(conn, ring))
+            if not quick:  # every row: too slow for a health check run each minute
+                checks.extend(_tamper_check(conn, ring))
         return checks
     finally:
         conn.execute("DETACH DATABASE keys")
