@@ -19,6 +19,16 @@ DISGUISED = "honestly k\u200bill my\u00adself some nights, the rota is relentles
 LATER_RISK = "the bridge on the way home keeps calling me, I know which bridge id use"
 
 
+async def _exported(store: Store, out: Path, study: str) -> tuple[bytes, list[str]]:
+    """Every exported file's bytes, and the steps withheld.csv lists."""
+    from reports.cli_export import run_export
+
+    await run_export(store, out, study, "shift", ())
+    data = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    withheld = list(csv.DictReader((out / "withheld.csv").open(encoding="utf-8")))
+    return data, [w["step_id"] for w in withheld]
+
+
 async def _everything_written(db_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
 
@@ -68,8 +78,6 @@ async def test_flagged_answer_leaves_no_output(
 async def test_recode_flags_an_old_answer_the_new_rule_sees(
     cohort: Cohort, store: Store, tmp_path: Path
 ) -> None:
-    from reports.cli_export import run_export
-
     mentee = await cohort.joined_mentee()
     await mentee.grow(GROW_ANSWERS)
     entry = (await store.entries.of(1))[0]
@@ -83,12 +91,8 @@ async def test_recode_flags_an_old_answer_the_new_rule_sees(
     assert await store.entries.flagged_steps(1, entry.id) == {"options"}
     assert await store.entries.unjudged(rule_version()) == 0
 
-    out = tmp_path / "export"
-    await run_export(store, out, "study-R", "shift", ())
-    assert b"which bridge" not in b"".join(p.read_bytes() for p in out.rglob("*")
-                                           if p.is_file())
-    withheld = list(csv.DictReader((out / "withheld.csv").open(encoding="utf-8")))
-    assert [w["step_id"] for w in withheld] == ["options"]
+    data, withheld = await _exported(store, tmp_path / "export", "study-R")
+    assert b"which bridge" not in data and withheld == ["options"]
     # a flag is never taken away by a later judgement
     assert (await recode(store)).judged == 0
     await store.entries.set_safety(1, entry.id, "options", True, "older-rule")
@@ -99,16 +103,12 @@ async def test_recode_flags_an_old_answer_the_new_rule_sees(
 async def test_unjudged_answers_are_judged_on_the_spot_by_reports(
     cohort: Cohort, store: Store, tmp_path: Path
 ) -> None:
-    from reports.cli_export import run_export
-
     mentee = await cohort.joined_mentee()
     await mentee.grow(GROW_ANSWERS)
     entry = (await store.entries.of(1))[0]
     await store.entries.save_answer(1, entry.id, "will", "i want to die tbh")  # no verdict
-    out = tmp_path / "export"
-    await run_export(store, out, "study-U", "shift", ())
-    assert b"want to die" not in b"".join(p.read_bytes() for p in out.rglob("*")
-                                          if p.is_file())
+    data, withheld = await _exported(store, tmp_path / "export", "study-U")
+    assert b"want to die" not in data and withheld == ["will"]
 
 
 async def test_plaintext_flags_from_before_are_sealed_when_the_store_opens(
