@@ -92,6 +92,7 @@ class Integrity:
     def __init__(self, db: Database, key: bytes) -> None:
         self.db = db
         self.key = key
+        self._verified: tuple[int, int] | None = None  # (data_version, total_changes)
 
     def consent(self, row: Sequence[Any]) -> bytes:
         return consent_mac(self.key, row)
@@ -100,11 +101,21 @@ class Integrity:
         return status_mac(self.key, entry_id, participant_id, status)
 
     async def check(self) -> None:
-        """Raise TamperError naming the first failing rows, if any row fails."""
+        """Raise TamperError naming the first failing rows, if any row fails.
+
+        Skipped when nothing has been written since the last clean check: SQLite's
+        data_version moves with every commit by another connection (another process, an
+        attacker's sqlite3), total_changes with every write of this one.
+        """
+        stamp = (int(await self.db.scalar("PRAGMA data_version")),
+                 int(self.db.conn.total_changes))
+        if stamp == self._verified:
+            return
         failed, named = problems(self.key, await self.db.fetchall(CONSENT_ROWS),
                                  await self.db.fetchall(ENTRY_ROWS))
         if failed:
             raise TamperError(f"{describe(failed, named)}. To fix: {FIX}.")
+        self._verified = stamp
 
     async def sign_unsigned(self, conn: Any) -> int:
         """Sign every row without a MAC, inside the caller's transaction. Only for rows

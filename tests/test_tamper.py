@@ -200,3 +200,20 @@ def test_a_worker_process_meeting_a_swapped_ciphertext_names_it_too(
     said = asyncio.run(export())
     assert any(f"answer {e}:{s} does not open with its author's key" in said
                for e, s in (first, second)), said
+
+
+async def test_a_change_made_while_the_store_is_open_is_caught(tmp_path: Path) -> None:
+    db = tmp_path / "live.sqlite3"
+    await _legacy(db)
+    store = await Store.open(db, KeyRing(KEY), consent_version())
+    try:
+        await store.integrity.check()
+        await store.integrity.check()  # nothing written since: not read again
+        _raw(db, "UPDATE entries SET status='complete' WHERE id=(SELECT MAX(id) FROM entries)"
+                 " AND status='complete'")  # same value: still passes
+        await store.integrity.check()
+        _raw(db, "UPDATE consent_ledger SET granted=1-granted WHERE id=1")
+        with pytest.raises(TamperError, match="consent ledger row 1 failed"):
+            await store.integrity.check()
+    finally:
+        await store.close()
