@@ -224,3 +224,13 @@ async def test_over_long_text_is_refused_whole(cohort: Cohort, store: Store) -> 
     await mentee.say("y" * 2500)
     assert "limit here is 2,000" in mentee.said
     assert await store.db.scalar("SELECT COUNT(*) FROM answers") == 0
+
+
+def test_steps_that_take_typed_text_say_so() -> None:
+    """Free text on a button step is taken only where the question invites it."""
+    from conversations.catalogue import load_flows
+
+    for flow in load_flows().values():
+        for step in flow.steps:
+            if step.allow_other:
+                assert "type" in step.prompt.lower(), (flow.id, step.id)
