@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -75,6 +76,7 @@ def build_application(
             ),
         )
         coding.install(app.bot_data[SERVICE_KEY], active)  # codes each saved entry once
+        await _warm_safety_rule()
         install_flood_gate(app, active, flood_limits)
         await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
         await coordinator.install(app)  # /summary, /digest and the weekly digest jobs
@@ -176,3 +178,18 @@ async def refresh_menus(app: Application, store: Store) -> None:  # type: ignore
 def run_polling(settings: Settings) -> None:
     app = build_application(settings)
     app.run_polling(allowed_updates=Update.ALL_TYPES)
+
+
+async def _warm_safety_rule() -> None:
+    """Load the safety rule's sentence encoder before the first answer arrives (a third of a
+    second, off the event loop), so nobody waits for it; without the layer, nothing to do."""
+    from conversations import safety
+
+    if not safety.semantic_available():
+        return
+    from conversations.safety import semantic
+
+    try:
+        await asyncio.to_thread(semantic.warm)
+    except Exception as exc:  # the lexicon still judges; say why the layer is off
+        log.warning("safety semantic layer not loaded: %s", type(exc).__name__)

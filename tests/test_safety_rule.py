@@ -179,3 +179,20 @@ def test_without_the_encoder_the_lexicon_judges_alone(monkeypatch: pytest.Monkey
     assert rule_version().endswith("+semantic")  # the stored version says which rule judged
     monkeypatch.setenv(safety.SEMANTIC_SETTING, "off")
     assert rule_version() == rule_version(semantic=False) != rule_version(semantic=True)
+
+
+def test_a_broken_model_install_falls_back_to_the_lexicon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conversations.safety import semantic
+
+    def broken() -> None:
+        raise OSError("model file truncated")
+
+    monkeypatch.setattr(semantic, "_probe", broken)
+    monkeypatch.setattr(safety, "_BROKEN", [])
+    assert assess("I want to die", semantic=True).risk  # the lexicon still sees it
+    assert not assess("I have made my peace with leaving this world soon", semantic=True).risk
+    assert safety._BROKEN == ["OSError"]
+    monkeypatch.setenv(safety.SEMANTIC_SETTING, "on")
+    assert not safety.semantic_available()  # and the stored version no longer claims it

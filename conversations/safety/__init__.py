@@ -22,6 +22,7 @@ Negation does not clear risk ("I'm not saying I want to end it all" is flagged).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from typing import Any
 
 from conversations.safety import lexicon
 from conversations.safety.normalise import Folded, fold
+
+log = logging.getLogger("mentorbot.safety")
 
 DEFAULT_SIGNPOST = (
     "Thank you for telling me. It sounds like things are really hard right now, and you "
@@ -218,7 +221,15 @@ def assess_many(texts: list[str], *, semantic: bool | None = None) -> list[Verdi
     if pending and (semantic_available() if semantic is None else semantic):
         from conversations.safety import semantic as layer
 
-        spans = layer.risk_sentences([(folded, seen) for _, folded, seen in pending])
+        try:
+            spans = layer.risk_sentences([(folded, seen) for _, folded, seen in pending])
+        except Exception as exc:
+            # a broken model install must never stop an answer being judged and saved: the
+            # lexicon judges alone from now on, and the stored rule version says so
+            _BROKEN.append(type(exc).__name__)
+            log.warning("safety semantic layer failed (%s): lexicon alone from now on",
+                        type(exc).__name__)
+            return out
         for (index, _folded, _seen), span in zip(pending, spans, strict=True):
             if span is not None:
                 out[index] = Verdict(True, span, "semantic")
@@ -249,11 +260,14 @@ def typed_text(value: Any) -> str:
 
 
 SEMANTIC_SETTING = "MENTORBOT_SAFETY_SEMANTIC"  # "off" judges by the lexicon alone
+_BROKEN: list[str] = []  # set when the installed layer failed to load in this process
 
 
 def semantic_available() -> bool:
     """Whether the semantic layer judges here: installed, and not switched off."""
     if os.environ.get(SEMANTIC_SETTING, "").strip().lower() in {"off", "0", "false", "no"}:
+        return False
+    if _BROKEN:
         return False
     return _encoder_installed()
 
