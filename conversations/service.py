@@ -198,7 +198,9 @@ class Service:
         if name == "start":
             return await self.start(sender, None)
         me = await self.store.participants.by_user(sender.user_id)
-        if me is not None and await self.store.held(me.id) is not None:
+        # held for a coordinator: nothing but seeing and erasing what is held about them
+        if (me is not None and name not in ("withdraw", "mydata")
+                and await self.store.held(me.id) is not None):
             return Response().say(self.texts.say("join_waiting"))
         role = me.role.value if me else "guest"
         if role not in spec.roles:
@@ -257,8 +259,7 @@ class Service:
         me = await self.store.participants.by_user(sender.user_id)
         if me is None:
             return Response().say(self.texts.say("not_joined"))
-        if await self.store.held(me.id) is not None:
-            return Response().say(self.texts.say("join_waiting"))
+        # a held person has had no buttons but /withdraw's (and /mydata's): let those work
         active, resp = await self._active(me)
         resp.update_id = sender.update_id
         if isinstance(active, history.Browser):

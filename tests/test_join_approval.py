@@ -108,3 +108,19 @@ def test_the_setting_is_switched_from_the_cli(tmp_path: Path,
         settings = dict(conn.execute("SELECT name, settings FROM programmes").fetchall())
     assert json.loads(settings["Open"])[JOIN_APPROVAL] is True
     assert json.loads(settings["Held"])[JOIN_APPROVAL] is False
+
+
+async def test_a_held_person_can_still_erase_themselves(store: Store) -> None:
+    _, pair, lead_code, mentee_code, _ = await _programme(store)
+    async with running_app(store) as (app, standin):
+        lead = TgUser(app, standin, LEAD, "Philippa")
+        await lead.send(f"/start {lead_code}")
+        mentee = TgUser(app, standin, MENTEE, "Amara")
+        await mentee.send(f"/start {mentee_code}")
+        assert "hasn't confirmed" in mentee.last_texts(await mentee.send("/history"))
+        await mentee.send("/withdraw")
+        await mentee.tap("Erase everything")
+        await mentee.tap("Yes, erase everything")
+        assert await store.participants.by_user(MENTEE) is None
+        await lead.tap("Let them in")  # too late: nothing to let in
+        assert (await store.programmes.pair(pair)).mentee_id is None  # type: ignore[union-attr]
