@@ -113,7 +113,11 @@ async def first_names(store: Store, ids: Iterable[int]) -> dict[int, str]:
                 cipher, r["id"], "participants", r["id"], "name", r["name_ct"]
             )
         except DecryptionError:
-            continue
+            # a name that does not open would go unmasked in every quote and export: stop
+            raise TamperError(
+                f"the name of participant {r['id']} does not open with their key: the "
+                "database file was changed outside mentorbot (a ciphertext moved or "
+                f"altered). To fix: {FIX}.") from None
         if isinstance(name, str) and name.strip():
             out[r["id"]] = name.strip()
     return out

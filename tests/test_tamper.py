@@ -217,3 +217,33 @@ async def test_a_change_made_while_the_store_is_open_is_caught(tmp_path: Path) -
             await store.integrity.check()
     finally:
         await store.close()
+
+
+def test_a_swapped_name_stops_the_export_instead_of_going_unmasked(
+    programme: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    db, _, _ = programme
+
+    async def name_two() -> tuple[int, int]:
+        # the synthetic cohort has no names: give two people theirs, as joining does
+        store = await Store.open(db, KeyRing(KEY), consent_version(), create=False)
+        try:
+            a, b = [p.id for p in await store.participants.all()][:2]
+            for pid, name in ((a, "Amara"), (b, "Morgan")):
+                blob = await store.vault.encrypt(pid, "participants", pid, "name", name)
+                await store.db.execute("UPDATE participants SET name_ct=? WHERE id=?",
+                                       (blob, pid))
+            return a, b
+        finally:
+            await store.close()
+
+    a, b = asyncio.run(name_two())
+    assert _run("export", "--study", "s1", "--out", str(tmp_path / "before")).exit_code == 0
+    with sqlite3.connect(db) as conn:
+        na, nb = (conn.execute("SELECT name_ct FROM participants WHERE id=?", (pid,)).fetchone()[0]
+                  for pid in (a, b))
+        conn.execute("UPDATE participants SET name_ct=? WHERE id=?", (nb, a))
+        conn.execute("UPDATE participants SET name_ct=? WHERE id=?", (na, b))
+    result = _run("export", "--study", "s1", "--out", str(tmp_path / "export"))
+    assert result.exit_code == 2, result.output
+    assert f"the name of participant {a} does not open with their key" in result.output
