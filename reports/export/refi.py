@@ -21,8 +21,11 @@ GUIDs
 Project (``.qdpx``, a zip)
     ``project.qde`` holds Users (one generated user), CodeBook (same codes and GUIDs as the
     ``.qdc``), Variables, Cases (one per participant, with role, pair and case attributes, and a
-    SourceRef to each of their entries) and Sources. Each entry is one TextSource named by its
-    pseudonym; its text is ``sources/<guid>.txt`` and is laid out, answer by answer, as
+    SourceRef to each of their entries) and Sources. Each source repeats its case's values as
+    source variables (``case_id``, ``case_role``, ``case_pair``, ``case_<attribute>``): QualCoder
+    ignores a Case's SourceRefs, and a source variable is what every tool filters text by.
+    Each entry is one TextSource named by its pseudonym; its text is ``sources/<guid>.txt``
+    and is laid out, answer by answer, as
     ``prompt + "\\n" + answer + "\\n\\n"``. The answer part is the answer text, or the scale
     value when there is no text. Each non-empty answer gets a PlainTextSelection over its answer
     part, coded with its framework step and any codes chosen with buttons. Each
@@ -30,18 +33,20 @@ Project (``.qdpx``, a zip)
     Description (QualCoder shows that as the coding memo).
 
 Offsets
-    Positions in the ``.qde`` are 0-based Unicode code point offsets into the UTF-8 (no BOM)
-    text of the source file, end exclusive: ``text[start:end]`` in Python. A segment's
-    answer-relative offsets are translated by adding the offset of its answer part. Source text
+    Positions in the ``.qde`` are 0-based offsets into the UTF-8 (no BOM) text of the source
+    file, end exclusive, in the unit ``ExportOptions.offsets`` names: Unicode code points
+    (``text[start:end]`` in Python; QualCoder) or UTF-16 code units (NVivo, ATLAS.ti, MAXQDA,
+    where a character beyond U+FFFF counts two); the project's Description says which. A
+    segment's answer-relative offsets are translated by adding the offset of its answer part
+    (in code points, then converted to the unit). Source text
     uses ``\\n`` line ends only: ``\\r\\n`` in an answer becomes ``\\n`` (segment offsets after it
     move back one per pair) and a lone ``\\r`` becomes ``\\n``, because QDA tools read text files
     with universal newlines and would otherwise count positions differently from us. Characters
     XML 1.0 cannot carry are replaced one-for-one by U+FFFD, so offsets do not move. A segment
     with ``start == end`` is widened to its whole answer part (an empty selection codes nothing
     in any QDA tool); one on an answer with no text and no scale is left out of the project
-    (CSV and JSONL keep it). A tool that counts UTF-16 code units (some .NET ones may) would
-    place selections that follow an emoji one position early per astral character: the
-    standard does not say which unit it means, and code points are what QualCoder uses.
+    (CSV and JSONL keep it). The standard does not say which unit it means, so the tool the
+    project is for decides (``mentorbot export --for``).
 
 Determinism
     No clock is read: sources and selections carry ``creationDateTime`` only when the entry has
