@@ -9,6 +9,7 @@ import zipfile
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bot.harness import TgUser, running_app
@@ -357,3 +358,32 @@ async def test_stata_and_spss_files_carry_the_dictionarys_labels(
     assert meta.variable_value_labels["role"] == {1.0: "mentee", 2.0: "mentor"}
     cases, _ = pyreadstat.read_sav(out / "cases.sav")
     assert cases["entries"].tolist() == [2.0]
+
+
+async def test_the_command_takes_the_text_tool_and_bom_options(
+    store: Store, cohort: Cohort, tmp_path: Path, db_path: Path, master_key: bytes,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from bot.cli import main
+    from storage.crypto import encode_key
+
+    await _world(store, cohort)
+    monkeypatch.setenv("MENTORBOT_DB", str(db_path))
+    monkeypatch.setenv("MENTORBOT_MASTER_KEY", encode_key(master_key))
+    out = tmp_path / "nvivo"
+    # the command runs its own event loop: off this test's loop, in a thread
+    result = await asyncio.to_thread(CliRunner().invoke, main, [
+        "export", "--study", "s1", "--out", str(out), "--for", "nvivo", "--no-bom",
+        "--text", "verbatim", "--format", "csv", "--format", "qdpx"])
+    assert result.exit_code == 0, result.output
+    assert "text verbatim, offsets utf16" in result.output
+    assert not (out / "answers.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    descriptor = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))
+    settings = descriptor["mentorbot"]
+    assert (settings["qdpx_tool"], settings["qdpx_offsets"], settings["text"],
+            settings["bom"]) == ("nvivo", "utf16", "verbatim", False)
+    with zipfile.ZipFile(out / "project.qdpx") as zf:
+        assert "UTF-16 code unit offsets" in zf.read("project.qde").decode("utf-8")
+    validate_qdpx(out / "project.qdpx")
