@@ -168,7 +168,6 @@ def open_batch(
         person = who[r[1]]
         records[r[0]] = EntryRecord(r[0], r[1], person.subject_ref, person.role,
                                     person.programme_id, r[2], r[3], r[4], r[5], r[6], r[7])
-    rule = safety.rule_version()
     for entry_id, step_id, value_ct, verdict_ct, judged_by in answers:
         record = records[entry_id]
         pid = record.participant_id
@@ -186,7 +185,7 @@ def open_batch(
                 "changed outside mentorbot (a ciphertext moved or altered). To fix: "
                 f"{FIX}.") from None
         typed = safety.typed_text(value)
-        if typed and _flagged(cipher, pid, row, typed, verdict_ct, judged_by, rule):
+        if typed and _flagged(cipher, pid, row, typed, verdict_ct, judged_by):
             record.flagged.add(step_id)
     for entry_id, coder, codes_ct in codes:
         record = records[entry_id]
@@ -202,10 +201,10 @@ def open_batch(
 
 
 def _flagged(cipher: AESGCM, pid: int, row: str, typed: str, verdict_ct: bytes | None,
-             judged_by: str | None, rule: str) -> bool:
-    """The stored verdict, or (where it is missing or came from another version of the rule)
-    the stored verdict together with the lexicon's judgement now: a flag is never lost, and
-    a rule that sees more flags more, before ``mentorbot recode`` has run."""
+             judged_by: str | None) -> bool:
+    """The stored verdict, or (where it is missing or came from another lexicon) the stored
+    verdict together with the lexicon's judgement now: a flag is never lost, and a rule that
+    sees more flags more, before ``mentorbot recode`` has run."""
     if verdict_ct is not None:
         try:
             verdict = open_value(cipher, pid, "answers", row, SAFETY_FIELD, verdict_ct)
@@ -213,7 +212,7 @@ def _flagged(cipher: AESGCM, pid: int, row: str, typed: str, verdict_ct: bytes |
             return True  # a damaged or moved verdict never lets an answer out
         if not isinstance(verdict, dict) or verdict.get("risk", True):
             return True
-        if judged_by == rule:
+        if safety.judged_by_this_lexicon(judged_by):
             return False
     return safety.risk_span(typed) is not None
 

@@ -253,17 +253,20 @@ async def generate_cohort(
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from conversations.catalogue import load_flows
+    from conversations.safety import risk_span, rule_version, typed_text
     from reports.codebook import load_codebook
     from reports.entry_codes import code_entry, coder_id
     from storage.crypto import aad, seal
     from storage.db import iso
-    from storage.entries import answer_row
+    from storage.entries import SAFETY_FIELD, answer_row
     from storage.models import Role
 
     rng = random.Random(seed)
     bank = Phrasebank(seed, distinct)
     codebook = load_codebook()
     coder = coder_id(codebook)
+    lexicon_rule = rule_version(semantic=False)
+    verdicts: dict[str, bool] = {}
     flows = load_flows()
     prog = await store.programmes.create(f"{programme} {seed}-{pairs}")
     version = store.consent.current_version
@@ -344,7 +347,20 @@ async def generate_cohort(
                         blob = seal(
                             cipher, plaintext, aad("answers", answer_row(eid, step), pid, "value")
                         )
-                        answer_rows.append((eid, step, blob, stamp))
+                        verdict, judged_by = None, None
+                        if coded:
+                            # the bot stores a verdict with every answer; judged by the lexicon
+                            # (the version says so), each distinct typed text once
+                            typed = typed_text(value)
+                            risk = verdicts.get(typed)
+                            if risk is None:
+                                risk = verdicts[typed] = bool(typed) and (
+                                    risk_span(typed) is not None)
+                            verdict = seal(cipher, b'{"risk":true}' if risk else
+                                           b'{"risk":false}', aad("answers", answer_row(eid, step),
+                                                                   pid, SAFETY_FIELD))
+                            judged_by = lexicon_rule
+                        answer_rows.append((eid, step, blob, stamp, verdict, judged_by))
                     if coded:
                         codes = code_entry(flows.get(flow), stored, role.value, codebook)
                         plaintext = json.dumps(codes, separators=(",", ":")).encode()
@@ -379,8 +395,8 @@ async def generate_cohort(
                 entry_rows,
             )
             await conn.executemany(
-                "INSERT INTO answers (entry_id, step_id, value_ct, answered_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO answers (entry_id, step_id, value_ct, answered_at, safety_ct, "
+                "safety_rule) VALUES (?, ?, ?, ?, ?, ?)",
                 answer_rows,
             )
             # after the answers: writing an answer drops its entry's codes

@@ -171,12 +171,12 @@ def test_without_the_encoder_the_lexicon_judges_alone(monkeypatch: pytest.Monkey
         assert not safety.semantic_available()
         assert assess("I want to die").risk
         assert not assess("I have made my peace with leaving this world soon").risk
-        assert not rule_version().endswith("+semantic")
+        assert "+semantic" not in rule_version()
     finally:
         safety._encoder_installed.cache_clear()
     monkeypatch.undo()
     monkeypatch.setenv(safety.SEMANTIC_SETTING, "on")
-    assert rule_version().endswith("+semantic")  # the stored version says which rule judged
+    assert "+semantic" in rule_version()  # the stored version says which rule judged
     monkeypatch.setenv(safety.SEMANTIC_SETTING, "off")
     assert rule_version() == rule_version(semantic=False) != rule_version(semantic=True)
 

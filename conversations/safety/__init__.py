@@ -297,8 +297,17 @@ def lexicon_version() -> str:
 
 
 def rule_version(semantic: bool | None = None) -> str:
-    """Names the rule that judged an answer, stored beside each verdict: an answer judged by
-    another version is judged again (``mentorbot recode``, or on the spot by a report)."""
+    """Names the rule that judged an answer, stored beside each verdict: the lexicon's version,
+    and the semantic layer's after a ``+`` where it took part. An answer judged by another
+    version is judged again by ``mentorbot recode``; a report judges it on the spot only when
+    the lexicon differs (see :func:`judged_by_this_lexicon`)."""
     if semantic is None:
         semantic = semantic_available()
-    return _rule_hash(semantic) + ("+semantic" if semantic else "")
+    lexicon_part = lexicon_version()
+    return f"{lexicon_part}+semantic-{_rule_hash(True)[:8]}" if semantic else lexicon_part
+
+
+def judged_by_this_lexicon(version: str | None) -> bool:
+    """Whether a stored verdict already includes this lexicon's judgement (the lexicon is all
+    that bulk readers can add on the spot)."""
+    return version is not None and version.split("+", 1)[0] == lexicon_version()
