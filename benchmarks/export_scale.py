@@ -20,11 +20,12 @@ then times, in the same run:
 few hundred distinct texts, and rule coding runs once per distinct text, so the default run
 flatters the coder. The cohort is generated with each entry's rule codes stored, as the bot
 stores them when an entry is saved (``reports.entry_codes``); ``--uncoded`` leaves them out, as
-after a codebook change, so the export codes every entry itself. ``--judged`` gives every
-answer a safety verdict by the current rule before the timings (``mentorbot recode``'s
-``rejudge``, lexicon only: the semantic layer is switched off for the whole run), as the bot
-stores one with every answer it saves; without it every typed answer is judged on the spot by
-the read, which is then most of the work. The budget is 30 s for (3).
+after a codebook change, so the export codes every entry itself, and then no safety verdicts
+either, so the read judges every typed answer on the spot by the lexicon (most of the work,
+as straight after an upgrade before ``mentorbot recode``). The cohort otherwise stores a
+verdict with every answer, as the bot does. ``--judged`` also runs ``mentorbot recode``'s
+``rejudge`` before the timings (lexicon only: the semantic layer is switched off for the run).
+The budget is 30 s for (3).
 Ratios: (3) against the read floor, and (2) against (3), the speed-up from the workers. Peak
 memory (RSS) of this process and of the largest worker.
 """
@@ -117,7 +118,8 @@ async def main(n_entries: int, single: bool, distinct: bool, coded: bool,
           f"{len(f.cases)} cases, {out_mb:.0f} MB written")
     print(f"        {result.coded_texts} typed answers; stored codes "
           f"{'used' if coded else 'absent'}; safety verdicts "
-          f"{'stored' if judged else 'judged on the spot'}; {result.masked} answers masked; "
+          f"{'stored' if coded or judged else 'judged on the spot'}; "
+          f"{result.masked} answers masked; "
           f"{result.distinct_texts} distinct texts coded by the export (summed over workers)")
     print(f"ratio: export / read floor = {total / floor:.2f}")
     if one is not None:
