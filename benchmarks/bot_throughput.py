@@ -117,12 +117,11 @@ async def drive(app: Any, standin: BotApiStandin, users: list[int]) -> tuple[flo
     return elapsed, latencies
 
 
-async def real_bot(n: int, folder: Path) -> tuple[float, list[float], int]:
-    store = await Store.open(
-        folder / "bench.sqlite3", KeyRing(generate_key()), load_flows()["consent"].version
-    )
+async def consented_mentees(store: Store, n: int, programme_name: str) -> list[int]:
+    """``n`` mentees joined through the real flows, every consent given, GROW chosen: their
+    Telegram user ids."""
     service = Service(store)
-    programme = await store.programmes.create("Benchmark")
+    programme = await store.programmes.create(programme_name)
     users = []
     for i in range(n):
         pair = await store.programmes.create_pair(programme.id)
@@ -143,6 +142,14 @@ async def real_bot(n: int, folder: Path) -> tuple[float, list[float], int]:
         assert me is not None
         await store.participants.set_field(me.id, "preferred_framework", "grow")
         users.append(user_id)
+    return users
+
+
+async def real_bot(n: int, folder: Path) -> tuple[float, list[float], int]:
+    store = await Store.open(
+        folder / "bench.sqlite3", KeyRing(generate_key()), load_flows()["consent"].version
+    )
+    users = await consented_mentees(store, n, "Benchmark")
     standin = BotApiStandin(token=TOKEN)
     for u in users:
         standin.add_chat(u, "Bench")

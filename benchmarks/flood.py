@@ -35,14 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from telegram import Update
 
-from benchmarks.bot_throughput import ANSWERS, Timed, pct
+from benchmarks.bot_throughput import ANSWERS, Timed, consented_mentees, pct
 from bot.api_standin import BotApiStandin, StandinRequest
 from bot.app import build_application
 from bot.harness import TOKEN, offline_settings
 from conversations.catalogue import load_flows
-from conversations.service import Sender, Service
 from storage.crypto import KeyRing, generate_key
-from storage.models import Role
 from storage.store import Store
 
 STRANGER_BASE = 50_000_000
@@ -87,24 +85,7 @@ async def flood(app: Any, standin: BotApiStandin, strangers: int, each: int) -> 
 async def setup(folder: Path, n: int) -> tuple[Store, list[int]]:
     store = await Store.open(folder / "flood.sqlite3", KeyRing(generate_key()),
                              load_flows()["consent"].version)
-    service = Service(store)
-    programme = await store.programmes.create("Flood benchmark")
-    users = []
-    for i in range(n):
-        pair = await store.programmes.create_pair(programme.id)
-        code = await store.programmes.create_invite(programme.id, Role.MENTEE, pair)
-        user_id = 10_000_000 + i
-        who = Sender(user_id, user_id, "Bench")
-        resp = await service.start(who, code)
-        for _ in range(4):
-            data = next(b.data for r in reversed(resp.replies) for row in r.buttons
-                        for b in row if b.data.endswith(":yes"))
-            resp = await service.press(who, data)
-        me = await store.participants.by_user(user_id)
-        assert me is not None
-        await store.participants.set_field(me.id, "preferred_framework", "grow")
-        users.append(user_id)
-    return store, users
+    return store, await consented_mentees(store, n, "Flood benchmark")
 
 
 async def run(store: Store, users: list[int], args: argparse.Namespace, *, strangers: int,
