@@ -7,7 +7,6 @@ given, and keeps each person's place so a restart resumes at the same step.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from conversations.engine import (
     Text,
 )
 from conversations.model import Flow, FlowState
-from conversations.safety import DEFAULT_SIGNPOST, NO_RISK, assess, rule_version, typed_text
+from conversations.safety import DEFAULT_SIGNPOST, assess_async, rule_version, typed_text
 from conversations.validation import whole_number
 from conversations.waves import BY_ID, due_wave, next_wave
 from storage.db import parse_iso, utcnow
@@ -535,8 +534,7 @@ class Service:
         assert state.entry_id is not None
         if isinstance(event, Answered):
             typed = typed_text(event.value)
-            # the semantic layer is numpy work: off the event loop, so others are not held up
-            verdict = await asyncio.to_thread(assess, typed) if typed else NO_RISK
+            verdict = await assess_async(typed)
             await self.store.entries.save_answer(me.id, state.entry_id, event.step_id,
                                                  event.value, (verdict.risk, rule_version()))
             if verdict.risk:
@@ -586,7 +584,7 @@ class Service:
                 # Judged again by the same rule, so the restored answer keeps the verdict
                 # it had when it was saved instead of waiting to be judged.
                 typed = typed_text(state.saved[step_id])
-                verdict = await asyncio.to_thread(assess, typed) if typed else NO_RISK
+                verdict = await assess_async(typed)
                 await self.store.entries.save_answer(
                     me.id,
                     state.entry_id,

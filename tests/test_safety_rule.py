@@ -196,3 +196,31 @@ def test_a_broken_model_install_falls_back_to_the_lexicon(
     assert safety._BROKEN == ["OSError"]
     monkeypatch.setenv(safety.SEMANTIC_SETTING, "on")
     assert not safety.semantic_available()  # and the stored version no longer claims it
+
+
+async def test_answers_arriving_together_are_judged_in_one_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    batches: list[int] = []
+    real = safety.assess_many
+
+    def recording(texts: list[str], **kwargs: object) -> list[safety.Verdict]:
+        batches.append(len(texts))
+        return real(texts, semantic=False)
+
+    monkeypatch.setattr(safety, "assess_many", recording)
+    texts = ["I want to die", "a good session", "kms", "the rota is killing me"] * 3
+    verdicts = await asyncio.gather(*(safety.assess_async(t) for t in texts))
+    assert [v.risk for v in verdicts] == [True, False, True, False] * 3  # each its own answer
+    assert batches == [len(texts)]  # arrived together, judged together
+    assert (await safety.assess_async("kms")).risk and batches[-1] == 1  # alone, at once
+
+    def failing(texts: list[str], **kwargs: object) -> list[safety.Verdict]:
+        raise RuntimeError("judging failed")
+
+    monkeypatch.setattr(safety, "assess_many", failing)
+    results = await asyncio.gather(safety.assess_async("x y z"), safety.assess_async("a b"),
+                                   return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)  # told, never left waiting

@@ -21,10 +21,12 @@ Negation does not clear risk ("I'm not saying I want to end it all" is flagged).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -234,6 +236,57 @@ def assess_many(texts: list[str], *, semantic: bool | None = None) -> list[Verdi
             if span is not None:
                 out[index] = Verdict(True, span, "semantic")
     return out
+
+
+class _Batcher:
+    """Answers arriving while a batch is being judged wait for the next batch, so under load
+    the semantic layer embeds many sentences at once (about 5 ms a sentence instead of 20);
+    an answer arriving alone is judged at once. Judging runs off the event loop."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, asyncio.Future[Verdict]]] = []
+        self.draining = False
+
+    async def judge(self, text: str) -> Verdict:
+        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self.pending.append((text, future))
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    verdicts = await asyncio.to_thread(assess_many, [t for t, _ in batch])
+                except Exception as exc:  # told to each waiting answer, never lost
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), verdict in zip(batch, verdicts, strict=True):
+                    if not future.done():
+                        future.set_result(verdict)
+        finally:
+            self.draining = False
+
+
+_BATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = (
+    weakref.WeakKeyDictionary())
+
+
+async def assess_async(text: str) -> Verdict:
+    """:func:`assess` for the chat: off the event loop, batched with answers arriving at the
+    same time."""
+    if not text or not text.strip():
+        return NO_RISK
+    loop = asyncio.get_running_loop()
+    batcher = _BATCHERS.get(loop)
+    if batcher is None:
+        batcher = _BATCHERS[loop] = _Batcher()
+    return await batcher.judge(text)
 
 
 def risk_span(text: str) -> tuple[int, int] | None:
