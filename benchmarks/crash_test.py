@@ -122,7 +122,10 @@ def act(standin: BotApiStandin, p: Person, now: float) -> None:
             # No answer: the bot may have died. Ask where we are, as a person would.
             push_text(standin, p, "/reflect", now)
         return
-    said = fresh[-1]
+    # A person acts on the last message they can act on: a notice after it ("I lost touch
+    # with Telegram...") does not hide the "Saved." or the question above it.
+    actionable = [m for m in fresh if STEP_MARK.search(m) or any(k in m for k, _ in REPLIES)]
+    said = actionable[-1] if actionable else fresh[-1]
     shown = STEP_MARK.search(said)
     if shown is not None:
         index = int(shown.group(1)) - 1
