@@ -1,19 +1,33 @@
 """Fit the safety rule's semantic probe: a logistic regression over sentence embeddings.
 
     python benchmarks/safety_train.py            # writes conversations/safety/probe.json
+    python benchmarks/safety_train.py --check    # the same figures, probe.json left alone
 
-Trained on the tuning parts of the labelled corpus only (``tests/fixtures/safety/tuning.yaml``,
-and ``dev.yaml``) and the exemplar bank; the frozen test part is never read here. The decision
-threshold is chosen by five-fold cross-validation on the same lines (the lowest threshold at
-which the probe alone flags at most 3 % of near misses), and the cross-validated figures are
-printed: they are tuning figures, not test figures (``safety_accuracy.py`` gives
-those). Deterministic: the same inputs give the same file.
+Trained on the development parts of the labelled corpus (``tests/fixtures/safety/``
+``tuning.yaml``, ``dev.yaml`` … ``dev4.yaml``) and the exemplar bank; the frozen test part and
+the check part (``dev5.yaml``) are never read here.
+
+What it learns from: each line as the probe sees it (folded, figures of speech blanked), every
+sentence of a near miss as a near miss too, and each near miss once more *unblanked*: the
+lexicon blanks only the figures of speech it lists, so the probe has to learn hyperbole ("if
+they cancel my leave I will literally die") and the contrast classes (clinical and third
+person talk, past distress that is over, ordinary stress) from the lines themselves.
+
+The threshold is calibrated by cross-validation grouped by source file: each part was written
+by a different author, so holding a whole part out says how the probe does on text by someone
+it never read, which is what the frozen part is. It is the lowest threshold at which the probe
+alone flags at most 3 % of the held-out near misses. The leave-one-file-out figures printed
+here are the honest estimate for the probe; the lexicon's figures beside them are optimistic
+on every part it was tuned on (all but the last to be added, see the README). Deterministic:
+Newton's method on a convex loss, so the same inputs give the same file.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,112 +40,161 @@ from conversations.safety import fold, scan  # noqa: E402
 from conversations.safety.semantic import BANK, PROBE, sentences  # noqa: E402
 from conversations.sentence_encoder import load_encoder  # noqa: E402
 
-TUNING = ("tuning", "dev", "dev2", "dev3")
+FIXTURES = ROOT / "tests" / "fixtures" / "safety"
+TUNING = ("tuning", "dev", "dev2", "dev3", "dev4")
 MAX_PROBE_FALSE_ALARMS = 0.03
-L2 = float(next((a.split("=")[1] for a in sys.argv if a.startswith("--l2=")), "3e-4"))
-EPOCHS = int(next((a.split("=")[1] for a in sys.argv if a.startswith("--epochs=")), "10000"))
+L2 = 1e-4  # chosen by the leave-one-file-out figures below (3e-4 and 1e-3 did worse)
+_SENTENCE_SPANS = re.compile(r"[^.!?;\n]+")
 
 
-def load() -> tuple[list[str], np.ndarray, list[bool]]:
-    texts: list[str] = []
-    labels: list[int] = []
-    from_corpus: list[bool] = []
+@dataclass
+class Line:
+    text: str
+    risk: int
+    part: str  # the file it came from ("bank" for the exemplar bank)
+    lexicon: bool  # the lexicon flags it
+    units: list[str]  # the sentences (and whole text) the rule shows the probe
+    negatives: list[str]  # for a near miss: what the probe learns as no risk besides the line
+    shown: str  # the line as the probe sees it
+
+
+def load() -> list[Line]:
+    raw: list[tuple[str, int, str]] = []
     for name in TUNING:
-        path = ROOT / "tests" / "fixtures" / "safety" / f"{name}.yaml"
-        for line in yaml.safe_load(path.read_text(encoding="utf-8"))["lines"]:
-            texts.append(line["text"])
-            labels.append(int(line["label"] == "risk"))
-            from_corpus.append(True)
+        for line in yaml.safe_load((FIXTURES / f"{name}.yaml").read_text(
+                encoding="utf-8"))["lines"]:
+            raw.append((line["text"], int(line["label"] == "risk"), name))
     bank = yaml.safe_load(BANK.read_text(encoding="utf-8"))
-    for side, label in (("risk", 1), ("safe", 0)):
-        for text in bank[side]:
-            texts.append(str(text))
-            labels.append(label)
-            from_corpus.append(False)
-    return texts, np.array(labels, dtype=np.float32), from_corpus
+    raw += [(str(t), 1, "bank") for t in bank["risk"]] + [(str(t), 0, "bank")
+                                                          for t in bank["safe"]]
+    out = []
+    for text, risk, part in raw:
+        folded = fold(text)
+        seen = scan(folded)
+        units = [seen.text[a:b] for a, b in sentences(folded, seen)]
+        negatives: list[str] = []
+        if not risk:
+            negatives += [seen.text[m.start():m.end()] for m in _SENTENCE_SPANS.finditer(
+                seen.text) if len(m.group(0).strip()) >= 8]
+            if folded.text != seen.text:  # a figure of speech the lexicon blanked
+                negatives += [folded.text] + [m.group(0) for m in _SENTENCE_SPANS.finditer(
+                    folded.text) if len(m.group(0).strip()) >= 8]
+        out.append(Line(text, risk, part, seen.hit is not None, units, negatives, seen.text))
+    return out
 
 
-def with_sentences(x: np.ndarray, y: np.ndarray, sx: np.ndarray, owner: np.ndarray,
-                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Whole texts of ``rows``, plus every sentence of their near misses as a near miss too:
-    the probe judges sentences, and a fragment of a near miss ("going to apologise
-    tomorrow") is no risk either."""
-    keep = np.isin(owner, rows[y[rows] == 0])
-    return (np.vstack([x[rows], sx[keep]]),
-            np.concatenate([y[rows], np.zeros(int(keep.sum()), dtype=y.dtype)]))
+class Embeddings:
+    def __init__(self, lines: list[Line]) -> None:
+        strings = sorted({s for ln in lines for s in [ln.shown, *ln.units, *ln.negatives]})
+        self.index = {s: i for i, s in enumerate(strings)}
+        self.matrix = load_encoder().encode(strings).astype(np.float64)
+
+    def __call__(self, strings: list[str]) -> np.ndarray:
+        return self.matrix[[self.index[s] for s in strings]]
 
 
-def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """Class-balanced logistic regression by full-batch gradient descent (no randomness)."""
-    w = np.zeros(x.shape[1], dtype=np.float64)
-    b = 0.0
+def fit(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float]:
+    """Class-balanced, L2-regularised logistic regression by Newton's method."""
+    x1 = np.hstack([x, np.ones((len(x), 1))])
     pos = y.sum()
     weight = np.where(y == 1, len(y) / (2 * pos), len(y) / (2 * (len(y) - pos)))
-    rate = 0.5
-    for _ in range(EPOCHS):
-        z = x @ w + b
-        p = 1 / (1 + np.exp(-z))
-        g = (p - y) * weight
-        w -= rate * (x.T @ g / len(y) + L2 * w)
-        b -= rate * float(g.mean())
-    return w, b
+    reg = l2 * np.eye(x1.shape[1])
+    reg[-1, -1] = 0.0
+    w = np.zeros(x1.shape[1])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(x1 @ w)))
+        grad = x1.T @ ((p - y) * weight) / weight.sum() + reg @ w
+        hess = (x1 * (p * (1 - p) * weight)[:, None]).T @ x1 / weight.sum() + reg
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return w[:-1], float(w[-1])
+
+
+def train(lines: list[Line], embed: Embeddings) -> tuple[np.ndarray, float]:
+    texts = [ln.shown for ln in lines] + [s for ln in lines for s in ln.negatives]
+    labels = [ln.risk for ln in lines] + [0 for ln in lines for _ in ln.negatives]
+    return fit(embed(texts), np.array(labels, dtype=np.float64))
+
+
+def scores(lines: list[Line], embed: Embeddings, w: np.ndarray, b: float) -> np.ndarray:
+    """Each line's score as the rule judges it: its best sentence."""
+    out = np.zeros(len(lines))
+    for i, ln in enumerate(lines):
+        if ln.units:
+            out[i] = float((1 / (1 + np.exp(-(embed(ln.units) @ w + b)))).max())
+    return out
+
+
+def calibrate(score: np.ndarray, risk: np.ndarray) -> float:
+    """The lowest threshold at which the probe flags at most MAX_PROBE_FALSE_ALARMS of the
+    near misses it was not trained on."""
+    chosen = 0.95
+    for threshold in np.arange(0.95, 0.04, -0.01):
+        if (score[risk == 0] >= threshold).mean() > MAX_PROBE_FALSE_ALARMS:
+            break
+        chosen = float(threshold)
+    return round(chosen, 2)
+
+
+def held_out(lines: list[Line], embed: Embeddings, parts: list[str]) -> np.ndarray:
+    """Each line of ``parts`` scored by a probe trained without its own part."""
+    out = np.zeros(len(lines))
+    for part in parts:
+        mine = [i for i, ln in enumerate(lines) if ln.part == part]
+        w, b = train([ln for ln in lines if ln.part != part], embed)
+        out[mine] = scores([lines[i] for i in mine], embed, w, b)
+    return out
+
+
+def figures(flags: np.ndarray, risk: np.ndarray) -> str:
+    return f"recall {flags[risk == 1].mean():.3f}  false alarms {flags[risk == 0].mean():.3f}"
 
 
 def main() -> None:
-    texts, y, from_corpus = load()
-    encoder = load_encoder()
-    folded = [fold(t) for t in texts]
-    seen = [scan(f) for f in folded]
-    # trained on what the probe is shown: folded text with figures of speech blanked out
-    x = encoder.encode([s.text for s in seen]).astype(np.float64)
-    # sentence spans of each text, for judging the way the rule does (best sentence)
-    spans = [sentences(f, s) for f, s in zip(folded, seen, strict=True)]
-    flat = [s.text[a:b] for s, own in zip(seen, spans, strict=True) for a, b in own]
-    sx = encoder.encode(flat).astype(np.float64)
-    owner = np.repeat(np.arange(len(texts)), [len(s) for s in spans])
-    lex = np.array([s.hit is not None for s in seen])
+    lines = load()
+    embed = Embeddings(lines)
+    risk = np.array([ln.risk for ln in lines])
+    lex = np.array([ln.lexicon for ln in lines])
+    part = np.array([ln.part for ln in lines])
+    print("leave one file out: the probe is trained on the other parts and the bank, its "
+          "threshold calibrated by leave-one-file-out within those, then judged on the part:")
+    pooled: list[np.ndarray] = []
+    for held in TUNING:
+        inner = [p for p in TUNING if p != held]
+        rest = [ln for ln in lines if ln.part != held]
+        inner_scores = held_out(rest, embed, inner)
+        rest_risk = np.array([ln.risk for ln in rest])
+        in_corpus = np.array([ln.part != "bank" for ln in rest])
+        threshold = calibrate(inner_scores[in_corpus], rest_risk[in_corpus])
+        w, b = train(rest, embed)
+        mine = part == held
+        probe = scores([ln for ln in lines if ln.part == held], embed, w, b) >= threshold
+        both = lex[mine] | probe
+        pooled.append(np.stack([risk[mine], lex[mine], probe, both]))
+        print(f"  {held:<7} ({int(risk[mine].sum())} risk, {int((1 - risk[mine]).sum())} near "
+              f"misses) threshold {threshold:.2f}")
+        print(f"    lexicon alone       {figures(lex[mine], risk[mine])}")
+        print(f"    probe alone         {figures(probe, risk[mine])}")
+        print(f"    lexicon + semantic  {figures(both, risk[mine])}")
+    r, lx, pr, bo = np.concatenate(pooled, axis=1).astype(bool)
+    r = r.astype(int)
+    print(f"  all parts pooled: lexicon alone {figures(lx, r)}; probe alone {figures(pr, r)}; "
+          f"lexicon + semantic {figures(bo, r)}")
 
-    folds = np.arange(len(texts)) % 5
-    scores = np.zeros(len(texts))
-    for k in range(5):
-        train = np.where(folds != k)[0]
-        w, b = fit(*with_sentences(x, y, sx, owner, train))
-        s = 1 / (1 + np.exp(-(sx @ w + b)))
-        best = np.full(len(texts), 0.0)
-        np.maximum.at(best, owner, s)
-        scores[folds == k] = best[folds == k]
-    corpus = np.array(from_corpus)
-    risk, safe = corpus & (y == 1), corpus & (y == 0)
-    # The lexicon was tuned on these very lines, so its figures here say little about new
-    # text; the probe's threshold is set on its own cross-validated false alarms instead: the
-    # lowest threshold at which it alone raises at most MAX_PROBE_FALSE_ALARMS on near misses.
-    chosen = 0.95
-    for threshold in np.arange(0.95, 0.04, -0.01):
-        if (scores[safe] >= threshold).mean() > MAX_PROBE_FALSE_ALARMS:
-            break
-        chosen = float(threshold)
-    if "--curve" in sys.argv:
-        for threshold in np.arange(0.3, 0.96, 0.05):
-            f = lex | (scores >= threshold)
-            print(f"  {threshold:.2f} recall {f[risk].mean():.3f} FA {f[safe].mean():.3f}")
-        for i in np.where(safe & ~lex & (scores >= chosen))[0]:
-            print("   FA", round(scores[i], 2), texts[i][:100])
-    flagged = lex | (scores >= chosen)
-    probe = scores >= chosen
-    print(f"cross-validated on the tuning parts ({int(risk.sum())} risk, {int(safe.sum())} "
-          f"near misses), threshold {chosen:.2f}:")
-    print(f"  lexicon alone       recall {lex[risk].mean():.3f}  false alarms "
-          f"{lex[safe].mean():.3f}")
-    print(f"  probe alone         recall {probe[risk].mean():.3f}  false alarms "
-          f"{probe[safe].mean():.3f}")
-    print(f"  lexicon + semantic  recall {flagged[risk].mean():.3f}  false alarms "
-          f"{flagged[safe].mean():.3f}")
-    w, b = fit(*with_sentences(x, y, sx, owner, np.arange(len(texts))))
+    in_corpus = part != "bank"
+    threshold = calibrate(held_out(lines, embed, list(TUNING))[in_corpus], risk[in_corpus])
+    w, b = train(lines, embed)
+    print(f"final probe: every part and the bank, threshold {threshold:.2f} (leave-one-file-out)")
+    if "--check" in sys.argv:
+        return
     PROBE.write_text(json.dumps({
         "about": "logistic regression over all-MiniLM-L6-v2 embeddings of folded text; "
-                 "fitted by benchmarks/safety_train.py on the tuning parts and the bank",
-        "threshold": round(chosen, 2),
-        "bias": round(float(b), 6),
+                 "fitted by benchmarks/safety_train.py on the development parts and the "
+                 "bank, threshold calibrated by leave-one-file-out cross-validation",
+        "threshold": threshold,
+        "bias": round(b, 6),
         "weights": [round(float(v), 6) for v in w],
     }) + "\n", encoding="utf-8")
     print(f"wrote {PROBE.relative_to(ROOT)}")

@@ -338,7 +338,7 @@ def _rule_hash(with_semantic: bool) -> str:
     digest = hashlib.sha256(RULE_REVISION.encode())
     names = ["lexicon.py", "normalise.py", "__init__.py"]
     if with_semantic:
-        names += ["semantic.py", "exemplars.yaml"]
+        names += ["semantic.py", "exemplars.yaml", "probe.json"]
     for name in names:
         digest.update((_HERE / name).read_bytes())
     return digest.hexdigest()[:16]

