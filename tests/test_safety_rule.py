@@ -30,6 +30,11 @@ RISK = [
     "I don't feel safe tonight",
     "I'm not saying I want to die, but I think about it",
     "i cant go on like this anymore",
+    # past distress that something says is back: what comes last is how things are now
+    "I used to self harm at 16 and it's back this month",
+    "I tried to end my life at 19. I thought I was in a different place now but the thoughts "
+    "are back",
+    "I was suicidal years ago, got treatment and I'm well now, though lately it's creeping back",
 ]
 DISGUISED = [
     "k\u200bill myself",  # zero-width space
@@ -57,6 +62,8 @@ NEAR_MISSES = {
         "dead tired after four nights",
         "I could murder a coffee",
         "this rota will be the death of me",
+        "I'd rather die than sit another audit meeting",
+        "this rota is a suicide mission",
     ],
     "clinical": [
         "a patient came in after an overdose and I did the bloods",
@@ -72,6 +79,11 @@ NEAR_MISSES = {
     ],
     "resolved past": [
         "I felt suicidal at uni but I'm in a good place now",
+        "When I was 17 I self harmed. I'm 30 now and it's a distant memory.",
+        "the self harm scars on my arms are from years ago and I've stayed well since",
+        "i was in a really dark place in 2nd year and tried to end it, got help and im a "
+        "different person now",
+        "found the note I wrote in 2015 while clearing out. Really glad I'm still here.",
         "I used to self harm as a teenager, it's been over ten years and I'm proud of how far "
         "I've come",
     ],
@@ -95,6 +107,48 @@ def test_risk_is_recognised_however_it_is_written(text: str) -> None:
 )
 def test_near_misses_are_not_flagged(text: str) -> None:
     assert not assess(text, semantic=False).risk
+
+
+def test_numbers_with_ordinals_and_units_are_not_read_as_leetspeak() -> None:
+    assert fold("in 1st year, in my 20s, 3rd time, 50mg").text == (
+        "in 1st year, in my 20s, 3rd time, 50mg")
+    assert fold("g0nna 3nd 1t").text == "going to end it"  # still leetspeak
+
+
+def test_the_semantic_layer_leaves_near_misses_alone() -> None:
+    """Near misses the probe learnt from contrast lines (none of these is in the corpus): it
+    is trained on hyperbole unblanked, on clinical and third-person talk and on resolved
+    past, and recognised near misses stay the lexicon's."""
+    for near in ("When I was 17 I self harmed. I'm 30 now and it's a distant memory.",
+                 "the self harm scars on my arms are from years ago and I've stayed well since",
+                 "I'd rather die than sit another audit meeting",
+                 "did a suicide risk assessment with a student nurse watching, went well",
+                 "knackered and flat after four nights, bath and bed"):
+        assert not assess(near, semantic=True).risk, near
+    for risk in ("I tried to end my life at 19. I thought I was in a different place now but "
+                 "the thoughts are back", "I have made my peace with leaving this world soon"):
+        assert assess(risk, semantic=True).risk, risk
+
+
+def test_the_stored_rule_version_names_the_probe(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """A refitted probe is a changed rule, so ``mentorbot recode`` judges answers again."""
+    import shutil
+
+    here = Path(safety.__file__).parent
+    for name in ("lexicon.py", "normalise.py", "__init__.py", "semantic.py",
+                 "exemplars.yaml", "probe.json"):
+        shutil.copy(here / name, tmp_path / name)
+    monkeypatch.setattr(safety, "_HERE", tmp_path)
+    safety._rule_hash.cache_clear()
+    try:
+        before = (safety.rule_version(semantic=True), safety.lexicon_version())
+        (tmp_path / "probe.json").write_text('{"threshold": 0.5}', encoding="utf-8")
+        safety._rule_hash.cache_clear()
+        after = (safety.rule_version(semantic=True), safety.lexicon_version())
+    finally:
+        safety._rule_hash.cache_clear()
+    assert after[0] != before[0] and after[1] == before[1]  # the lexicon's own is unchanged
 
 
 def test_folding_undoes_disguises_and_keeps_the_original_span() -> None:
@@ -126,35 +180,23 @@ DEVELOPMENT = ("tuning", "dev", "dev2", "dev3", "dev4")
 
 
 def test_the_labelled_corpus_is_split_and_big_enough() -> None:
-    """The development parts are big enough and cover the forms. The frozen part is written
+    """The development parts are big enough and cover the forms; the check part (dev5) and
+    the bank share no line with the development parts. The frozen part is written
     independently and placed only for its one measurement, so no test reads it."""
-    everything = _corpus(*DEVELOPMENT)
+    parts = {name: _corpus(name) for name in DEVELOPMENT}
+    everything = [d for part in parts.values() for d in part]
     assert sum(d["label"] == "risk" for d in everything) >= 150
     assert sum(d["label"] == "near_miss" for d in everything) >= 150
     forms = {d["form"] for d in everything}
     assert {"disguised", "typos", "negated_but_risk", "figurative", "resolved_past",
             "clinical_third_person"} <= forms
-
-
-def test_the_stored_rule_version_names_the_probe(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
-    """A refitted probe is a changed rule, so ``mentorbot recode`` judges answers again."""
-    import shutil
-
-    here = Path(safety.__file__).parent
-    for name in ("lexicon.py", "normalise.py", "__init__.py", "semantic.py",
-                 "exemplars.yaml", "probe.json"):
-        shutil.copy(here / name, tmp_path / name)
-    monkeypatch.setattr(safety, "_HERE", tmp_path)
-    safety._rule_hash.cache_clear()
-    try:
-        before = (safety.rule_version(semantic=True), safety.lexicon_version())
-        (tmp_path / "probe.json").write_text('{"threshold": 0.5}', encoding="utf-8")
-        safety._rule_hash.cache_clear()
-        after = (safety.rule_version(semantic=True), safety.lexicon_version())
-    finally:
-        safety._rule_hash.cache_clear()
-    assert after[0] != before[0] and after[1] == before[1]  # the lexicon's own is unchanged
+    seen = {fold(d["text"]).text for d in everything}
+    check = {fold(d["text"]).text for d in _corpus("dev5")}
+    assert len(check) >= 40
+    assert len(check & seen) == 0  # counted, so a failure quotes no line
+    bank = yaml.safe_load((Path(safety.__file__).parent / "exemplars.yaml").read_text(
+        encoding="utf-8"))
+    assert sum(fold(t).text in check for t in bank["risk"] + bank["safe"]) == 0
 
 
 def test_lexicon_holds_its_tuning_figures() -> None:
@@ -166,6 +208,13 @@ def test_lexicon_holds_its_tuning_figures() -> None:
     safe = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] != "risk"]
     assert sum(risk) / len(risk) >= 0.95
     assert sum(safe) / len(safe) <= 0.05
+    # dev4 (the third frozen part): its near misses were tuned on, its risk lines barely
+    lines = _corpus("dev4")
+    verdicts = assess_many([d["text"] for d in lines], semantic=False)
+    risk = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] == "risk"]
+    safe = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] != "risk"]
+    assert sum(risk) / len(risk) >= 0.70
+    assert sum(safe) / len(safe) <= 0.02
 
 
 def test_semantic_layer_catches_what_no_pattern_lists() -> None:

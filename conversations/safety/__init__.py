@@ -130,12 +130,12 @@ def _about_someone_else(text: str, start: int, end: int) -> bool:
 
 
 def _resolved_past(text: str, start: int) -> bool:
-    """Distress the writer places in the past and says is over, with nothing near it saying
-    it is back."""
+    """Distress the writer places in the past and says is over, with nothing in its clause
+    or after it saying it is back ("I thought I was in a different place, but the thoughts
+    are back": what comes last is how things are now)."""
     near = text[max(0, start - 100):start + 100]
     opening = start - len(_clause_before(text, start))
-    closing = _SENTENCE_END.search(text, start)
-    if lexicon.CURRENT.search(text[opening:closing.start() if closing else len(text)]):
+    if lexicon.CURRENT.search(text, opening):
         return False
     return bool(lexicon.PAST.search(near)) and bool(lexicon.RECOVERED.search(text))
 

@@ -710,6 +710,8 @@ FIGURATIVE = [
     r"properly |slowly |just )?(?:killing|murdering) (?:me|us|my \w+)\b",
     r"\b(?:id|i would|i could|could|would) (?:honestly |literally )?(?:kill|murder|die) for\b",
     r"\b(?:like|as) death warmed up\b",
+    r"\b(?:id|i would|i d) (?:honestly |literally |genuinely )?(?:rather|sooner) die than\b",
+    r"\bsuicide (?:mission|run|squad)\b",
     r"\bto die for\b", r"\bdie hard\b", r"\bdo or die\b", r"\bdying (?:breed|art|light)\b",
     r"\b(?:drop|dropping|dropped) dead (?:gorgeous|tired|funny)\b",
     r"\b(?:burn|burnt|burned|burning) (?:out|myself out|the candle)\b",
@@ -813,10 +815,15 @@ PAST = re.compile(
     r"loss)|(?:19|20)\d\d|before (?:i|my)|went through|had (?:a|an) (?:episode|period|spell"
     r"|phase|rough|dark|bad|really)|a few years|was (?:once|previously)|previously|"
     r"historically|a long time|long time ago|once (?:had|was|felt)|my past|back in|"
+    r"at (?:the age of )?1\d|at (?:age )?[2-9]\d|aged? \d\d|in my (?:\d0s|own history|history)|"
+    r"(?:my|my own) (?:lived experience|history|past \w+)|lived experience|in adolescence|"
+    r"in (?:\d(?:st|nd|rd|th)|first|second|third) year|(?:recovering|recovery|recovered)"
+    r" from|that (?:period|time|phase|episode)|once upon a time|scars?|"
     r"looking back|there was a time|years back|a few years back|when i first (?:came|"
     r"started|qualified|moved|arrived)|my (?:f1|f2|fy1|fy2|first|foundation|student|"
     r"training|early) (?:year|years|job|placement)|earlier period|(?:had|went through|was in|"
-    r"through|my|ma) (?:a |my |ma |some |those )?(?:bad|dark|rough|difficult|hard|low|black)"
+    r"through|my|ma) (?:a |my |ma |some |those )?(?:very |really |pretty |properly )?"
+    r"(?:bad|dark|rough|difficult|hard|low|black)"
     r" (?:years?|patch|times?|period|phase|place|spell|days)|used to|since i stopped)\b"
 )
 RECOVERED = re.compile(
@@ -849,13 +856,23 @@ RECOVERED = re.compile(
     r"miles better|a lot happier|much happier|so much happier|"
     r"proud of (?:myself|how far)|how far ive come|"
     r"(?:over|more than|nearly|almost|about) (?:\w+ )?years (?:ago|since|clean|free|now)|"
+    r"(?:been|im|i am|i remain|remain|remained|stayed|staying|keeping|kept) (?:really |very "
+    r")?(?:well|stable|safe)(?! enough)|(?:a |an )?(?:very |completely |totally |entirely )?"
+    r"different (?:place|person|headspace)|distant memory|(?:firmly |well |long |way )?in the"
+    r" past|(?:firmly |well |long )?behind me|got (?:better|treated|help|treatment|support)|"
+    r"(?:theyre|they are|its|it is|they were|it was) (?:from )?(?:a long time|years|ages) ago|"
+    r"(?:im|i am) (?:in my )?\d+s? now|(?:recognise|recognize|spot|know) the (?:early )?"
+    r"(?:warning )?signs|(?:didnt|did not|doesnt|does not) (?:destabilise|destabilize|"
+    r"shake|floor|knock) me|way through|"
     r"its been (?:over |more than )?"
     r"(?:\w+ )?years)\b"
 )
 CURRENT = re.compile(
-    r"\b(?:again|relaps\w*|back to|started (?:again|back)|creeping back|"
+    r"\b(?:again|relaps\w*|back to|started (?:again|back)|creeping back|(?:its|it is|theyre|"
+    r"they are|thoughts are|urges are) back|"
     r"(?<!hasnt )(?<!havent )(?<!not )(?<!never )(?:coming back|came back|come back)"
-    r"|returned|returning|still|lately|recently|tonight|right now|at the moment"
+    r"|returned|returning|(?<!glad im )(?<!glad i am )(?<!glad to be )still|lately|recently"
+    r"|tonight|right now|at the moment"
     r"|atm|these thoughts|every day|every night|most days|most nights|since the|since "
     r"starting|since i started|currently|getting worse|worse again|again lately|last night)\b"
 )

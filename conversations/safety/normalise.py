@@ -181,9 +181,14 @@ class _Builder:
         self.chars, self.origin = chars, origin
 
 
+# a number with its ordinal or unit ("1st year", "in my 20s", "3rd", "6ft", "50mg"): no leet
+_NUMBER_WORD = re.compile(
+    r"\d*1st|\d*2nd|\d*3rd|\d+th|\d+(?:s|am|pm|ft|mg|ml|kg|hrs?|yrs?|wks?|mins?)")
+
+
 def _deleet(m: re.Match[str]) -> str:
     word = m.group(0)
-    if not any(c.isalpha() for c in word):
+    if not any(c.isalpha() for c in word) or _NUMBER_WORD.fullmatch(word):
         return word
     out = []
     for k, c in enumerate(word):
