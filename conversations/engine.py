@@ -6,22 +6,17 @@ It knows nothing about Telegram, storage or consent; the service applies the eve
 
 from __future__ import annotations
 
-import re
 import string
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from conversations.model import Flow, FlowState, Step
-from conversations.validation import looks_numeric, number_list, whole_number
+from conversations.steps import kind_of
 
-SCALE = tuple(range(11))
-DONE = "_done"
 SAVE, EDIT, DISCARD = "_save", "_edit", "_discard"
 FULL, KEEP = "_full", "_keep"
-TODAY, YESTERDAY = "_today", "_yesterday"
-OTHER = "other"
 # Answers longer than this are shortened in summaries, so a summary of long answers still
 # fits one Telegram message with its Save button; "Show in full" sends them whole.
 SHORT_ANSWER = 300
@@ -103,22 +98,7 @@ def display(step: Step, value: Any) -> str:
     """A short human rendering of an answer, for summaries and history."""
     if value is None:
         return "(skipped)"
-    if step.kind == "choice":
-        if isinstance(value, dict) and OTHER in value:
-            return f"Other: {value[OTHER]}"
-        choice = step.choice(str(value))
-        return choice.label if choice else str(value)
-    if step.kind == "multi":
-        labels = []
-        for v in value.get("selected", []) if isinstance(value, dict) else value:
-            c = step.choice(v)
-            labels.append(c.label if c else v)
-        if isinstance(value, dict) and value.get(OTHER):
-            labels.append(f"Other: {value[OTHER]}")
-        return ", ".join(labels) or "(none)"
-    if step.kind == "scale":
-        return f"{value}/10"
-    return str(value)
+    return kind_of(step).display(step, value)
 
 
 def shorten(text: str, limit: int = SHORT_ANSWER) -> str:
@@ -245,43 +225,17 @@ class Engine:
         if state.index > 0 or state.back_to_summary:
             hints.append("/back")
         hints.append("/cancel")
-        if step.kind == "multi":
-            lines.append("Tap all that apply (or type their numbers, like 1 3), then Done.")
+        kind = kind_of(step)
+        if kind.hint:
+            lines.append(kind.hint)
         previous = state.answers.get(step.id)
         keep: tuple[tuple[Button, ...], ...] = ()
-        if previous is not None and step.kind != "multi":
+        if previous is not None and kind.offers_keep:
             # Coming back to an answered question: keep it in one tap, not by retyping.
             lines.insert(1, f"Your answer so far: {shorten(display(step, previous))}")
             keep = ((Button("Keep this answer", self._data(state, KEEP)),),)
         lines.append(" · ".join(hints))
-        return Reply("\n".join(lines), self._keyboard(step, state) + keep)
-
-    def _keyboard(self, step: Step, state: FlowState) -> tuple[tuple[Button, ...], ...]:
-        if step.kind == "scale":
-            row1 = tuple(Button(str(n), self._data(state, str(n))) for n in range(6))
-            row2 = tuple(Button(str(n), self._data(state, str(n))) for n in range(6, 11))
-            return (row1, row2)
-        if step.kind == "date":
-            return (
-                (
-                    Button("Today", self._data(state, TODAY)),
-                    Button("Yesterday", self._data(state, YESTERDAY)),
-                ),
-            )
-        if step.kind == "choice":
-            return tuple((Button(c.label, self._data(state, c.id)),) for c in step.choices)
-        if step.kind == "multi":
-            rows = [
-                (
-                    Button(
-                        ("✓ " if c.id in state.pending else "") + c.label, self._data(state, c.id)
-                    ),
-                )
-                for c in step.choices
-            ]
-            rows.append((Button("Done", self._data(state, DONE)),))
-            return tuple(rows)
-        return ()
+        return Reply("\n".join(lines), kind.keyboard(step, _Turn(self, flow, state)) + keep)
 
     def _summary(self, flow: Flow, state: FlowState) -> Reply:
         lines = [f"Here is your {title_in_sentence(flow.title)}:"]
@@ -356,105 +310,16 @@ class Engine:
         text = text.strip()
         if _invisible(text):
             return self._reject(state, "I didn't catch any words there. Please try again.")
-        if step.kind == "text":
-            if len(text) > step.max_length:
-                return self._reject(
-                    state,
-                    f"That's {len(text):,} characters; the limit here is "
-                    f"{step.max_length:,}. Please shorten it and send it again.",
-                )
-            return self._store(flow, state, step, text)
-        if step.kind == "scale":
-            number = whole_number(text, SCALE[0], SCALE[-1])
-            if number is not None:
-                return self._store(flow, state, step, number)
-            return self._reject(
-                state, "Please tap a number from 0 to 10.", repeat=[self._ask(flow, state)]
-            )
-        if step.kind == "date":
-            parsed = _parse_date(text)
-            if parsed is None or parsed > self._today():
-                return self._reject(
-                    state,
-                    "Please tap Today or Yesterday, or type a date like "
-                    "2026-03-14 (not in the future).",
-                    repeat=[self._ask(flow, state)],
-                )
-            return self._store(flow, state, step, parsed.isoformat())
-        # choice / multi: a typed label counts as pressing it, typed numbers as pressing the
-        # buttons with those numbers; other words count as "other" only where allowed
-        match = next((c for c in step.choices if c.label.lower() == text.lower()), None)
-        if match is not None:
-            return self._answer_press(flow, state, match.id)
-        if looks_numeric(text):
-            return self._answer_numbers(flow, state, step, text)
-        if step.allow_other:
-            if len(text) > step.max_length:
-                return self._reject(state, f"Please keep this under {step.max_length} characters.")
-            if step.kind == "choice":
-                return self._store(flow, state, step, {OTHER: text})
-            return self._store(flow, state, step, {"selected": list(state.pending), OTHER: text})
-        return self._reject(
-            state, "Please choose one of the buttons.", repeat=[self._ask(flow, state)]
-        )
-
-    def _answer_numbers(self, flow: Flow, state: FlowState, step: Step, text: str) -> Outcome:
-        numbers = number_list(text)
-        top = len(step.choices)
-        if numbers is None and text.isascii():
-            numbers = [0]  # digits, but too many of them: out of range
-        if numbers is None:
-            return self._reject(
-                state,
-                "Please type numbers with the digits 0 to 9, or tap a button.",
-                repeat=[self._ask(flow, state)],
-            )
-        if any(not 1 <= n <= top for n in numbers):
-            return self._reject(
-                state,
-                f"Please use numbers from 1 to {top}, one for each button from the top.",
-                repeat=[self._ask(flow, state)],
-            )
-        picked = [step.choices[n - 1].id for n in dict.fromkeys(numbers)]
-        if step.kind == "choice":
-            if len(picked) != 1:
-                return self._reject(
-                    state, "Please choose just one.", repeat=[self._ask(flow, state)]
-                )
-            return self._answer_press(flow, state, picked[0])
-        state.pending += [c for c in picked if c not in state.pending]
-        # Same seq: the keyboard above stays usable, and this copy shows the ticks.
-        return Outcome(state, [self._ask(flow, state)])
+        return kind_of(step).typed(step, text, _Turn(self, flow, state))
 
     def _answer_press(self, flow: Flow, state: FlowState, value: str) -> Outcome:
         step = flow.steps[state.index]
-        if value == KEEP and step.id in state.answers and step.kind != "multi":
+        kind = kind_of(step)
+        if value == KEEP and step.id in state.answers and kind.offers_keep:
             return self._advance(flow, state, [])
-        if step.kind == "scale":
-            number = whole_number(value, SCALE[0], SCALE[-1])
-            if number is not None:
-                return self._store(flow, state, step, number)
-        elif step.kind == "date":
-            today = self._today()
-            if value in (TODAY, YESTERDAY):
-                day = today if value == TODAY else today - timedelta(days=1)
-                return self._store(flow, state, step, day.isoformat())
-        elif step.kind == "choice":
-            if step.choice(value) is not None:
-                return self._store(flow, state, step, value)
-        elif step.kind == "multi":
-            if value == DONE:
-                if not state.pending and not step.optional:
-                    return self._reject(state, "Tap at least one, then Done.")
-                return self._store(flow, state, step, {"selected": list(state.pending)})
-            if step.choice(value) is not None:
-                if value in state.pending:
-                    state.pending.remove(value)
-                else:
-                    state.pending.append(value)
-                # Same seq on purpose: toggles redraw the same keyboard in place.
-                ask = self._ask(flow, state)
-                return Outcome(state, [Reply(ask.text, ask.buttons, replace=True)])
+        outcome = kind.pressed(step, value, _Turn(self, flow, state))
+        if outcome is not None:
+            return outcome
         return self._reject(state, "That button isn't valid for this question.")
 
     def _summary_press(self, flow: Flow, state: FlowState, value: str) -> Outcome:
@@ -536,30 +401,35 @@ def _restore_pending(flow: Flow, state: FlowState) -> None:
     """Back on a multi-choice step: its earlier ticks are shown again, so Done keeps them."""
     step = flow.steps[state.index]
     current = state.answers.get(step.id)
-    state.pending = (
-        list(current.get("selected", []))
-        if step.kind == "multi" and isinstance(current, dict)
-        else []
-    )
+    state.pending = kind_of(step).pending(step, current)
 
 
-def _rows(buttons: list[Button], columns: int) -> tuple[tuple[Button, ...], ...]:
-    return tuple(tuple(buttons[i : i + columns]) for i in range(0, len(buttons), columns))
+class _Turn:
+    """One input to one step, as the step kinds see it (conversations.steps.Turn)."""
 
+    def __init__(self, engine: Engine, flow: Flow, state: FlowState) -> None:
+        self.engine, self.flow, self.state = engine, flow, state
 
-_DATE_FORMATS = (
-    # [0-9], not \d: \d also matches other scripts' digits, which int() then accepts.
-    re.compile(r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})$"),
-    re.compile(r"^(?P<d>[0-9]{1,2})/(?P<m>[0-9]{1,2})/(?P<y>[0-9]{4})$"),
-)
+    @property
+    def pending(self) -> list[str]:
+        return self.state.pending
 
+    def button(self, label: str, value: str) -> Button:
+        return Button(label, self.engine._data(self.state, value))
 
-def _parse_date(text: str) -> date | None:
-    for pattern in _DATE_FORMATS:
-        m = pattern.match(text.strip())
-        if m:
-            try:
-                return date(int(m["y"]), int(m["m"]), int(m["d"]))
-            except ValueError:
-                return None
-    return None
+    def store(self, value: Any) -> Outcome:
+        return self.engine._store(self.flow, self.state, self.flow.steps[self.state.index], value)
+
+    def reject(self, text: str, ask_again: bool = False) -> Outcome:
+        repeat = [self.engine._ask(self.flow, self.state)] if ask_again else None
+        return self.engine._reject(self.state, text, repeat=repeat)
+
+    def press(self, value: str) -> Outcome:
+        return self.engine._answer_press(self.flow, self.state, value)
+
+    def redraw(self, replace: bool = False) -> Outcome:
+        ask = self.engine._ask(self.flow, self.state)
+        return Outcome(self.state, [Reply(ask.text, ask.buttons, replace=replace)])
+
+    def today(self) -> date:
+        return self.engine._today()  # type: ignore[no-any-return]

@@ -33,7 +33,6 @@ class Step(BaseModel):
     framework_step: str | None = None  # GROW_/OSKAR_ step id from the codebook
     elicits: tuple[str, ...] = ()  # CMO roles or code ids this step's answer evidences
     scope: str | None = None  # consent steps: the scope decided here
-    columns: int = Field(default=1, ge=1, le=6)  # buttons per keyboard row
 
     @model_validator(mode="after")
     def _choices_fit_kind(self) -> Step:

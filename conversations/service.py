@@ -15,9 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from conversations import history, mydata
+from conversations.answers import Answer
 from conversations.catalogue import Texts, load_flows, load_texts
 from conversations.engine import (
-    OTHER,
     Answered,
     Cancelled,
     Cleared,
@@ -760,7 +760,7 @@ class Service:
 
     def _menu_timezone(self, me: Participant, state: FlowState, choice: Any) -> Then:
         async def go(out: Response) -> None:
-            name = choice[OTHER] if isinstance(choice, dict) else str(choice)
+            name = (Answer.decode(choice).other or "") if isinstance(choice, dict) else str(choice)
             name = name.strip().replace(" ", "_")
             if "/" not in name and name != "UTC":
                 name = name.replace("_", "/", 1)  # button ids use _ for /

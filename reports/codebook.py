@@ -47,14 +47,21 @@ class CodeDef:
 
 
 NEGATION_MODES = ("suppress", "flip", "ignore")
-COARSE_CMO_ROLES = (
-    "CONTEXT_ENABLING",
-    "CONTEXT_INHIBITING",
-    "RESPONSE",
-    "RESOURCE",
-    "OUTCOME_PROXIMAL",
-    "OUTCOME_DISTAL",
-)
+# The CMO role vocabulary (the keys of codebook.yaml's cmo.roles), written once here and
+# imported by coding, configurations, the evaluator and the exports.
+CONTEXT_ROLES = ("CONTEXT_ENABLING", "CONTEXT_INHIBITING")
+MECHANISM_ROLES = ("RESOURCE", "RESPONSE")
+OUTCOME_ROLES = ("OUTCOME_PROXIMAL", "OUTCOME_DISTAL")
+CMO_ROLES = (*CONTEXT_ROLES, "RESPONSE", "RESOURCE", *OUTCOME_ROLES)  # codebook.yaml's order
+# A step's ``elicits`` names a role at the grain a prompt can evidence: context is one.
+CONTEXT = "CONTEXT"
+COARSE_ROLE = {role: CONTEXT if role in CONTEXT_ROLES else role for role in CMO_ROLES}
+ELICITED_ROLES = (CONTEXT, *MECHANISM_ROLES, *OUTCOME_ROLES)
+# The part of a configuration each non-outcome role fills.
+PART_OF_ROLE = {
+    **{role: "context" for role in CONTEXT_ROLES},
+    **{role: role.lower() for role in MECHANISM_ROLES},
+}
 
 
 @dataclass(frozen=True)
@@ -199,7 +206,7 @@ def parse_coding_rules(text: str, codes: dict[str, CodeDef]) -> CodingRules:
         if unknown:
             raise ValueError(f"coding rules: unknown keys for {code_id}: {sorted(unknown)}")
         cmo_role = spec.get("cmo_role")
-        if cmo_role is not None and cmo_role not in COARSE_CMO_ROLES:
+        if cmo_role is not None and cmo_role not in CMO_ROLES:
             raise ValueError(f"coding rules: bad cmo_role for {code_id}: {cmo_role}")
         negation = spec.get("negation", "suppress")
         if negation not in NEGATION_MODES:

@@ -27,17 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reports.codebook import PART_OF_ROLE
 from reports.phases import PairHistory, Timeline, infer, month_of
 
-CONTEXT_ROLES = ("CONTEXT_ENABLING", "CONTEXT_INHIBITING")
-OUTCOME_ROLES = ("OUTCOME_PROXIMAL", "OUTCOME_DISTAL")
-MECHANISM_ROLES = ("RESOURCE", "RESPONSE")
-PART_OF_ROLE = {
-    "CONTEXT_ENABLING": "context",
-    "CONTEXT_INHIBITING": "context",
-    "RESOURCE": "resource",
-    "RESPONSE": "response",
-}
 PARTS = ("context", "resource", "response")
 CHAIN_WIDTH = 3  # elements shown per part: the strongest, not a catalogue
 WINDOW_BEFORE_DAYS = 28  # about a month: the session before and what was logged about it

@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from conversations.answers import Answer
 from conversations.model import Flow, Step
 from conversations.safety import lexicon_version
 from reports.codebook import Codebook, load_codebook
@@ -63,16 +64,8 @@ def answer_text(step: Step | None, kind: str, value: Any,
         return Typed("", masked(str(value)), (), None)
     if kind not in ("choice", "multi") or step is None:
         return None
-    other = None
-    if isinstance(value, str):
-        selected = [value]
-    elif isinstance(value, list):
-        selected = [str(v) for v in value]
-    elif isinstance(value, dict):
-        selected = [str(v) for v in value.get("selected") or ()]
-        other = value.get("other")
-    else:
-        selected = []
+    answer = Answer.decode(value)
+    selected, other = answer.selected, answer.other
     labels: list[str] = []
     codes: list[str] = []
     for choice_id in selected:

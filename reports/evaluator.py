@@ -42,6 +42,8 @@ from conversations.catalogue import load_flows
 from reports import extract
 from reports.batch import collector_paused
 from reports.codebook import (
+    COARSE_ROLE,
+    OUTCOME_ROLES,
     SCHEME_CLIMATE,
     SCHEME_CMO,
     SCHEME_DOMAIN,
@@ -63,7 +65,6 @@ from reports.coding.rules import fold_factor
 from reports.configurations import (
     GRADE_RULES,
     GRADES,
-    OUTCOME_ROLES,
     THEORY_RULES,
     WINDOW_AFTER_DAYS,
     WINDOW_BEFORE_DAYS,
@@ -104,14 +105,6 @@ MONTHS_SHOWN = 24
 MIN_MONTH_ENTRIES = 10  # a share of fewer entries than this swings too much to chart
 STAGES = (("early", 0, 2), ("middle", 3, 5), ("late", 6, 10_000))  # months of the relationship
 ROLES = ("mentee", "mentor")
-COARSE = {
-    "CONTEXT_ENABLING": "CONTEXT",
-    "CONTEXT_INHIBITING": "CONTEXT",
-    "RESOURCE": "RESOURCE",
-    "RESPONSE": "RESPONSE",
-    "OUTCOME_PROXIMAL": "OUTCOME_PROXIMAL",
-    "OUTCOME_DISTAL": "OUTCOME_DISTAL",
-}
 METHOD_SELF = "self-coded"  # how the report names the participants' own button codes
 METHOD_PROMPT = "prompt"
 
@@ -624,8 +617,8 @@ class _Tally:
             scheme = c.scheme
             role = c.cmo_role
             code = c.code_id
-            if role is not None and c.start >= 0 and role in COARSE:
-                found.setdefault(c.step, set()).add(COARSE[role])
+            if role is not None and c.start >= 0 and role in COARSE_ROLE:
+                found.setdefault(c.step, set()).add(COARSE_ROLE[role])
             if scheme == SCHEME_CMO:
                 if role is None:
                     continue

@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from conversations.answers import Answer
 from conversations.model import Flow
-from reports.codebook import SCHEME_CMO, SCHEME_FACTOR, SCHEME_PHASE, Codebook
+from reports.codebook import ELICITED_ROLES, SCHEME_CMO, SCHEME_FACTOR, SCHEME_PHASE, Codebook
 from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED, POLARITY_HELPING
 from reports.coding.rules import code_text_raw
 from reports.configurations import UnitPayload, UnitResult, analyse_unit
 
-COARSE_ROLES = ("CONTEXT", "RESOURCE", "RESPONSE", "OUTCOME_PROXIMAL", "OUTCOME_DISTAL")
 SELF_CODED = 1.0  # the participant's own label: certain as a report of what they meant
 PROMPT_CODED = 0.5  # an answer to a prompt that elicits the code: likely, not read
 MIN_PROMPT_WORDS = 2  # "-" or "no" under "what will you do next?" is no decision-action
@@ -98,7 +98,7 @@ class StepIndex:
         self.labels: dict[str, tuple[str, str | None, str | None, str | None]] = {}
         for flow in flows.values():
             for step in flow.steps:
-                roles = tuple(e for e in step.elicits if e in COARSE_ROLES)
+                roles = tuple(e for e in step.elicits if e in ELICITED_ROLES)
                 codes = tuple(e for e in step.elicits if e in codebook)
                 choices: dict[str, tuple[str | None, str]] = {}
                 for choice in step.choices:
@@ -192,23 +192,14 @@ def split_entry(flow: str, answers: Mapping[str, Any], index: StepIndex) -> Spli
             if isinstance(value, str) and value.strip():
                 texts.append((step, value))
         elif kind in ("choice", "multi") and info is not None:
-            selected: Iterable[Any] = ()
-            other = None
-            if isinstance(value, str):
-                selected = (value,)
-            elif isinstance(value, dict):
-                selected = value.get("selected") or ()
-                other = value.get("other")
-            for choice_id in selected:
-                code_id = (
-                    info.choices.get(choice_id, (None, ""))[0]
-                    if isinstance(choice_id, str)
-                    else None
-                )
+            # a bare list of ids is not read here (no flow has stored one since GROW v1)
+            answer = Answer.decode(value) if isinstance(value, (str, dict)) else Answer()
+            for choice_id in answer.selected:
+                code_id = info.choices.get(choice_id, (None, ""))[0]
                 if code_id is not None:
                     codes.append(index.choice_code(code_id, step))
-            if isinstance(other, str) and other.strip():
-                texts.append((sys.intern(step + OTHER_SUFFIX), other))
+            if answer.typed is not None:
+                texts.append((sys.intern(step + OTHER_SUFFIX), answer.typed))
         elif kind == "date" and isinstance(value, str) and _DATE.match(value):
             day = value[:10]
     return Split(codes, texts, day)

@@ -30,8 +30,8 @@ import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
+from conversations.answers import typed_text as typed_text  # the answer format's one home
 from conversations.safety import lexicon
 from conversations.safety.normalise import Folded, fold
 
@@ -301,15 +301,6 @@ def risk_span(text: str) -> tuple[int, int] | None:
 
 def shows_risk(text: str) -> bool:
     return assess(text).risk
-
-
-def typed_text(value: Any) -> str:
-    """What a person typed in an answer: a text answer, or a choice's "other" text."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("other"), str):
-        return value["other"]
-    return ""
 
 
 SEMANTIC_SETTING = "MENTORBOT_SAFETY_SEMANTIC"  # "off" judges by the lexicon alone

@@ -37,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from conversations.answers import Answer, is_typed_choice
 from conversations.catalogue import load_flows
 from conversations.engine import fill
 from conversations.model import Flow, Step
@@ -112,8 +113,8 @@ def _plain_value(value: Any) -> str | int | tuple[str, ...] | None:
     """A hashable stand-in for a button answer's value, or None when it carries typed text."""
     if isinstance(value, (str, int)):
         return value
-    if isinstance(value, dict) and not value.get("other"):
-        value = value.get("selected") or []  # a multi-choice with nothing typed
+    if isinstance(value, dict) and not is_typed_choice(value):
+        value = list(Answer.decode(value).selected)  # a multi-choice with nothing typed
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     return None
@@ -232,8 +233,7 @@ class _Builder:
                 answer = ExportAnswer(answer.step_id, answer.framework_step, answer.prompt,
                                       answer.kind, None, answer.codes, answer.scale)
                 self.withheld.append(Withheld(entry_id, step_id, answer_no, WITHHELD_REASON))
-            elif answer.text and (answer.kind == "text" or (
-                    isinstance(value, dict) and value.get("other"))):
+            elif answer.text and (answer.kind == "text" or is_typed_choice(value)):
                 self._code(entry_id, record, step_id, value, answer, stored)
             answers.append(answer)
         created = date.fromisoformat(record.created_at[:10])

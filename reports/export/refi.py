@@ -77,6 +77,7 @@ from typing import IO, TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
 from reports.codebook import (
+    CMO_ROLES,
     SCHEME_CLIMATE,
     SCHEME_CMO,
     SCHEME_DOMAIN,
@@ -258,14 +259,8 @@ _SCHEMES = [
     _Scheme(SCHEME_EPISODE_KIND, "Episode kinds", "Kind of mentoring episode", "#9E9D24"),
 ]
 
-_ROLE_COLORS = {
-    "CONTEXT_ENABLING": "#2E7D32",
-    "CONTEXT_INHIBITING": "#C62828",
-    "RESPONSE": "#6A1B9A",
-    "RESOURCE": "#1565C0",
-    "OUTCOME_PROXIMAL": "#EF6C00",
-    "OUTCOME_DISTAL": "#F9A825",
-}
+_ROLE_COLORS = dict(zip(CMO_ROLES, ("#2E7D32", "#C62828", "#6A1B9A", "#1565C0", "#EF6C00",
+                                     "#F9A825"), strict=True))
 _POLARITY = {"helping": ("Helping factors", "#558B2F"),
              "hindering": ("Hindering factors", "#D84315")}
 
