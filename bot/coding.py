@@ -42,4 +42,4 @@ class EntryCoder:
 
 
 def install(service: Service, store: Store) -> None:
-    service.saved_listeners.append(EntryCoder(store).on_saved)
+    service.registry.on_saved(EntryCoder(store).on_saved)

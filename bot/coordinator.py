@@ -35,6 +35,7 @@ from telegram.ext import (
 
 from bot.render import acknowledge, commands_for, keyboard, split_text
 from conversations.catalogue import Texts
+from conversations.commands import Registry
 from conversations.service import Response, Service
 from conversations.validation import whole_number
 from reports.coordinator import release_summary, render_text
@@ -92,8 +93,12 @@ class CoordinatorTools:
         self.texts = texts
 
     def attach(self, service: Service) -> None:
-        service.extra_commands.update({"summary": self.cmd_summary, "digest": self.cmd_digest})
-        service.held_listeners.append(self.ask_coordinators)
+        service.install(self)
+
+    def register(self, registry: Registry, service: Service) -> None:
+        registry.command("summary", self.cmd_summary)
+        registry.command("digest", self.cmd_digest)
+        registry.on_held(self.ask_coordinators)
         self.service = service
 
     # -- joins held for approval (programme setting "join_approval") -------------------

@@ -66,6 +66,7 @@ from telegram.ext import (
 from bot.errors import describe, retry_seconds
 from bot.render import acknowledge, keyboard
 from conversations.catalogue import Texts, load_flows, load_texts
+from conversations.commands import Registry
 from conversations.engine import Reply
 from conversations.model import Flow
 from conversations.reminders import (
@@ -268,11 +269,13 @@ class ReminderService:
 
     # -- wiring ------------------------------------------------------------------------
     def attach(self, service: Service) -> None:
-        service.extra_commands.update(
-            {"close": self.cmd_close, "extend": self.cmd_extend, "quiet": self.cmd_quiet}
-        )
-        if self.on_saved not in service.saved_listeners:
-            service.saved_listeners.append(self.on_saved)
+        service.install(self)
+
+    def register(self, registry: Registry, service: Service) -> None:
+        registry.command("close", self.cmd_close)
+        registry.command("extend", self.cmd_extend)
+        registry.command("quiet", self.cmd_quiet)
+        registry.on_saved(self.on_saved)
 
     async def start(self) -> None:
         rows = await self.store.db.fetchall(

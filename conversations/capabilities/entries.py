@@ -1,0 +1,113 @@
+"""Entries: /reflect, /framework, /log and /checkin, and the menus that lead into them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from conversations.commands import Registry
+from conversations.model import FlowState
+from conversations.responses import Response, Then
+from conversations.waves import due_wave, next_wave
+from storage.models import Participant
+
+if TYPE_CHECKING:
+    from conversations.service import Service
+
+REFLECTIONS = ("grow", "oskar")
+
+
+class Entries:
+    """Reflections, session logs and wave check-ins: opening, resuming, choosing a framework."""
+
+    def __init__(self, service: Service) -> None:
+        self.sv = service
+
+    def register(self, registry: Registry) -> None:
+        registry.command("reflect", self.reflect)
+        registry.command("framework", self.framework)
+        registry.command("log", self.log)
+        registry.command("checkin", self.checkin)
+        registry.menu("resume_menu", self.resume_menu)
+        registry.menu("reflect_menu", self.reflect_menu)
+
+    async def reflect(self, me: Participant, resp: Response, args: str = "") -> Response:
+        if not await self.sv.may_write(me, resp):
+            return resp
+        if me.preferred_framework not in REFLECTIONS:
+            return await self.sv.start_flow(me, "reflect_menu", resp)
+        return await self.sv.open_or_resume(me, me.preferred_framework, resp)
+
+    async def framework(self, me: Participant, resp: Response, args: str = "") -> Response:
+        return await self.sv.start_flow(me, "reflect_menu", resp)
+
+    async def log(self, me: Participant, resp: Response, args: str = "") -> Response:
+        if not await self.sv.may_write(me, resp):
+            return resp
+        return await self.sv.open_or_resume(me, "episode_log", resp)
+
+    async def checkin(self, me: Participant, resp: Response, args: str = "") -> Response:
+        if not await self.sv.may_write(me, resp):
+            return resp
+        start, closed = await self.sv.timeline(me)
+        now = self.sv.clock()
+        wave = due_wave(start, now, await self.sv.store.entries.waves_done(me.id), closed)
+        if wave is None:
+            upcoming = next_wave(start, now, closed)
+            if upcoming is None:
+                return resp.say(self.sv.texts.say("nothing_active"))
+            return resp.say(
+                self.sv.texts.say(
+                    "no_checkin_due",
+                    wave_label=upcoming[0].label,
+                    date=upcoming[1].strftime("%d %b %Y"),
+                )
+            )
+        return await self.sv.begin(me, wave.flow, resp, wave=wave.id)
+
+    def resume_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        entry_id = int(state.context["entry_id"])
+        target = self.sv.flows[state.context["flow"]]
+
+        async def go(out: Response) -> None:
+            if choice == "restart":
+                entry = await self.sv.store.entries.get(entry_id, me.id)
+                await self.sv.store.entries.delete(me.id, entry_id)
+                await self.sv.begin(me, target.id, out, wave=entry.wave if entry else None)
+                return
+            entry = await self.sv.store.entries.get(entry_id, me.id)
+            answers = await self.sv.store.entries.answers(me.id, entry_id)
+            context = await self.sv.flow_context(me, target.id, entry.wave if entry else None)
+            resumed = FlowState(
+                flow=target.id,
+                version=target.version,
+                entry_id=entry_id,
+                answers=answers,
+                seq=state.seq + 1,
+                context=context,
+            )
+            pending = [i for i, s in enumerate(target.steps) if s.id not in answers]
+            resumed.index = pending[0] if pending else len(target.steps) - 1
+            resumed.trail = list(range(resumed.index))
+            if not pending:
+                resumed.mode = "summary"
+            resumed.last_update_id = out.update_id
+            await self.sv.store.entries.save_state(me.id, resumed.model_dump(mode="json"))
+            out.replies.extend(self.sv.engine.resume(resumed).replies)
+
+        return go
+
+    def reflect_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            await self.sv.store.participants.set_field(me.id, "preferred_framework", choice)
+            out.say(self.sv.texts.say("framework_set", framework=self.sv.flows[choice].title))
+            if state.context.get("settings"):
+                return  # changed from /settings: no reflection was asked for
+            fresh = await self.sv.store.participants.get(me.id)
+            assert fresh is not None
+            await self.sv.open_or_resume(fresh, choice, out)
+
+        return go
+
+
+def register(registry: Registry, service: Service) -> None:
+    Entries(service).register(registry)

@@ -1,0 +1,126 @@
+"""Self-service: /history, /mydata, /settings, /timezone, /pause and /resume."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from conversations import history, mydata
+from conversations.answers import Answer
+from conversations.commands import Registry
+from conversations.model import FlowState
+from conversations.responses import Document, Response, Then
+from storage.models import Participant, Role
+
+if TYPE_CHECKING:
+    from conversations.service import Service
+
+class SelfService:
+    """What a person does for themselves: history, a copy of their data, settings, pausing."""
+
+    def __init__(self, service: Service) -> None:
+        self.sv = service
+
+    def register(self, registry: Registry) -> None:
+        registry.command("history", self.history)
+        # A copy of what is held is never withheld: not mid-flow, not before consent.
+        registry.command("mydata", self.mydata, while_held=True, in_flow=True, before_consent=True)
+        registry.command("settings", self.settings)
+        registry.command("timezone", self.timezone)
+        registry.command("pause", self.pause, in_flow=True)
+        registry.command("resume", self.resume)
+        registry.menu("settings", self.settings_menu)
+        registry.menu("timezone", self.timezone_menu)
+
+    async def history(self, me: Participant, resp: Response, args: str = "") -> Response:
+        return await self.sv.show_page(me, history.Browser(self.sv.seq(me)), resp)
+
+    async def mydata(self, me: Participant, resp: Response, args: str = "") -> Response:
+        data = await mydata.collect(self.sv.store, me, self.sv.flows)
+        caption = self.sv.texts.say("mydata_caption")
+        resp.documents.append(Document("mentorbot-my-data.json", mydata.as_json(data), caption))
+        resp.documents.append(Document("mentorbot-my-data.csv", mydata.as_csv(data)))
+        await self.sv.store.audit.record("participant", "data_copy_sent", me.id)
+        return resp
+
+    async def settings(self, me: Participant, resp: Response, args: str = "") -> Response:
+        framework = self.sv.flows.get(me.preferred_framework or "")
+        lines = [
+            self.sv.texts.say(
+                "settings_framework", framework=framework.title if framework else "not chosen"
+            )
+            if me.role is Role.MENTEE
+            else "",
+            self.sv.texts.say("settings_timezone", tz=me.timezone),
+            self.sv.texts.say("settings_reminders_" + ("off" if me.status == "paused" else "on")),
+            self.sv.texts.say(
+                "settings_tidy_" + ("on" if await self.sv.prefs.tidy_chat(me.id) else "off")
+            ),
+        ]
+        context = {"current": "\n".join(line for line in lines if line)}
+        return await self.sv.start_flow(me, "settings", resp, context=context)
+
+    async def timezone(self, me: Participant, resp: Response, args: str = "") -> Response:
+        return await self.sv.start_flow(me, "timezone", resp)
+
+    async def pause(self, me: Participant, resp: Response, args: str = "") -> Response:
+        await self.sv.store.participants.set_field(me.id, "status", "paused")
+        await self.sv.store.audit.record("participant", "reminders_paused", me.id)
+        resp.changed = True
+        return resp.say(self.sv.texts.say("paused"))
+
+    async def resume(self, me: Participant, resp: Response, args: str = "") -> Response:
+        await self.sv.store.participants.set_field(me.id, "status", "active")
+        await self.sv.store.audit.record("participant", "reminders_resumed", me.id)
+        resp.changed = True
+        return resp.say(self.sv.texts.say("resumed"))
+
+    def settings_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            fresh = await self.sv.store.participants.get(me.id)
+            assert fresh is not None
+            if choice == "framework":
+                if fresh.role is not Role.MENTEE:
+                    out.say(self.sv.texts.say("settings_mentees_only"))
+                    return
+                outcome = self.sv.engine.start(
+                    "reflect_menu", context={"settings": True}, seq=self.sv.seq(fresh)
+                )
+                await self.sv.apply(fresh, outcome, out)
+            elif choice == "timezone":
+                await self.timezone(fresh, out)
+            elif choice == "quiet":
+                out.say(self.sv.texts.say("settings_quiet"))
+            elif choice == "reminders":
+                if fresh.status == "paused":
+                    await self.resume(fresh, out)
+                else:
+                    await self.pause(fresh, out)
+            elif choice == "tidy":
+                on = not await self.sv.prefs.tidy_chat(fresh.id)
+                await self.sv.prefs.set_tidy_chat(fresh.id, on)
+                await self.sv.store.audit.record("participant", f"tidy_chat:{int(on)}", fresh.id)
+                out.say(self.sv.texts.say("tidy_" + ("on" if on else "off")))
+
+        return go
+
+    def timezone_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
+        async def go(out: Response) -> None:
+            name = (Answer.decode(choice).other or "") if isinstance(choice, dict) else str(choice)
+            name = name.strip().replace(" ", "_")
+            if "/" not in name and name != "UTC":
+                name = name.replace("_", "/", 1)  # button ids use _ for /
+            if name not in _ZONES:
+                out.say(self.sv.texts.say("timezone_unknown", tz=name[:64]))
+                return
+            ZoneInfo(name)
+            await self.sv.store.participants.set_field(me.id, "timezone", name)
+            out.say(self.sv.texts.say("timezone_set", tz=name))
+
+        return go
+
+_ZONES = available_timezones()
+
+
+def register(registry: Registry, service: Service) -> None:
+    SelfService(service).register(registry)
