@@ -7,7 +7,9 @@ Trained on the development parts of the labelled corpus (``tests/fixtures/safety
 ``tuning.yaml``, ``dev.yaml`` … ``dev4.yaml``) and the exemplar bank; the frozen test part and
 the check part (``dev5.yaml``) are never read here.
 
-What it learns from: each line as the probe sees it (folded, figures of speech blanked), every
+What it reads: each sentence's embedding beside the whole answer's, so the same sentence can
+weigh differently in an answer that says it is over. What it learns from: each line as the
+probe sees it (folded, figures of speech blanked), every
 sentence of a near miss as a near miss too, and each near miss once more *unblanked*: the
 lexicon blanks only the figures of speech it lists, so the probe has to learn hyperbole ("if
 they cancel my leave I will literally die") and the contrast classes (clinical and third
@@ -44,6 +46,9 @@ FIXTURES = ROOT / "tests" / "fixtures" / "safety"
 TUNING = ("tuning", "dev", "dev2", "dev3", "dev4")
 MAX_PROBE_FALSE_ALARMS = 0.03
 L2 = 1e-4  # chosen by the leave-one-file-out figures below (3e-4 and 1e-3 did worse)
+# each sentence is read beside the whole answer, scaled by this (0.5 did better than 0.7, 1.0
+# and no context at all, by the same figures)
+CONTEXT_WEIGHT = 0.5
 _SENTENCE_SPANS = re.compile(r"[^.!?;\n]+")
 
 
@@ -92,6 +97,10 @@ class Embeddings:
     def __call__(self, strings: list[str]) -> np.ndarray:
         return self.matrix[[self.index[s] for s in strings]]
 
+    def features(self, units: list[str], contexts: list[str]) -> np.ndarray:
+        """What the probe reads: a sentence beside its answer (as ``semantic.py`` does)."""
+        return np.hstack([self(units), CONTEXT_WEIGHT * self(contexts)])
+
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float]:
     """Class-balanced, L2-regularised logistic regression by Newton's method."""
@@ -114,8 +123,9 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float
 
 def train(lines: list[Line], embed: Embeddings) -> tuple[np.ndarray, float]:
     texts = [ln.shown for ln in lines] + [s for ln in lines for s in ln.negatives]
+    contexts = [ln.shown for ln in lines] + [ln.shown for ln in lines for _ in ln.negatives]
     labels = [ln.risk for ln in lines] + [0 for ln in lines for _ in ln.negatives]
-    return fit(embed(texts), np.array(labels, dtype=np.float64))
+    return fit(embed.features(texts, contexts), np.array(labels, dtype=np.float64))
 
 
 def scores(lines: list[Line], embed: Embeddings, w: np.ndarray, b: float) -> np.ndarray:
@@ -123,7 +133,8 @@ def scores(lines: list[Line], embed: Embeddings, w: np.ndarray, b: float) -> np.
     out = np.zeros(len(lines))
     for i, ln in enumerate(lines):
         if ln.units:
-            out[i] = float((1 / (1 + np.exp(-(embed(ln.units) @ w + b)))).max())
+            x = embed.features(ln.units, [ln.shown] * len(ln.units))
+            out[i] = float((1 / (1 + np.exp(-(x @ w + b)))).max())
     return out
 
 
@@ -194,6 +205,7 @@ def main() -> None:
                  "fitted by benchmarks/safety_train.py on the development parts and the "
                  "bank, threshold calibrated by leave-one-file-out cross-validation",
         "threshold": threshold,
+        "context_weight": CONTEXT_WEIGHT,
         "bias": round(b, 6),
         "weights": [round(float(v), 6) for v in w],
     }) + "\n", encoding="utf-8")

