@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.api_standin import BotApiStandin, LoopbackServer
 from bot.app import build_application
 from bot.harness import TOKEN, offline_settings
-from bot.reminders import REMINDERS_KEY, ReminderService
+from bot.jobs import REMINDERS_KEY, ReminderJobs
 from bot.render import MENU_VERSION
 from conversations.catalogue import load_flows
 from conversations.waves import MONTH
@@ -96,13 +96,13 @@ async def run(people: int, folder: Path) -> dict[str, float]:
         )
         await app.initialize()
         await app.post_init(app)  # type: ignore[misc]
-        rs: ReminderService = app.bot_data[REMINDERS_KEY]
+        rs: ReminderJobs = app.bot_data[REMINDERS_KEY]
         origin = time.monotonic()
         rs.clock = lambda: NOON + timedelta(seconds=time.monotonic() - origin)
         plan_started = time.perf_counter()
-        planned = await rs.plan()
+        planned = await rs.planner.plan()
         plan_s = time.perf_counter() - plan_started
-        due = len(await rs.repo.due(rs.clock()))
+        due = len(await rs.planner.repo.due(rs.clock()))
 
         started: list[float] = []
         sweep = rs.sweep
@@ -116,7 +116,7 @@ async def run(people: int, folder: Path) -> dict[str, float]:
         deadline = time.monotonic() + 30 + 3 * people / LIMIT
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            counts = await rs.repo.counts()
+            counts = await rs.planner.repo.counts()
             if counts.get("sent", 0) + counts.get("skipped", 0) >= due and not rs._lock.locked():
                 break
         await app.stop()
@@ -134,7 +134,7 @@ async def run(people: int, folder: Path) -> dict[str, float]:
     duplicates = sum(n - 1 for n in per_chat.values() if n > 1)
     first_sweep = started[0] if started else accepted[0].ts
     elapsed = max(c.ts for c in accepted) - first_sweep if accepted else float("nan")
-    status = await rs.repo.counts()
+    status = await rs.planner.repo.counts()
     await store.close()
     return {
         "setup_s": setup_s,

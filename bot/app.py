@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
-from bot import coding, coordinator, reminders
+from bot import coding, coordinator, jobs
 from bot.context import SERVICE_KEY, BotContext
 from bot.errors import describe, on_error
 from bot.handlers import PASTES_KEY, add_handlers
@@ -78,7 +78,7 @@ def build_application(
         coding.install(app.bot_data[SERVICE_KEY], active)  # codes each saved entry once
         await _warm_safety_rule()
         install_flood_gate(app, active, flood_limits)
-        await reminders.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
+        await jobs.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
         await coordinator.install(app)  # /summary, /digest and the weekly digest jobs
         try:
             await app.bot.set_my_commands(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from conversations.capabilities.lifecycle import PairLifecycle
+from conversations.capabilities.reminder_planning import ReminderPlanner
 from conversations.catalogue import load_flows
 from conversations.scripted import button_data, walk
 from conversations.service import Response, Sender, Service
@@ -149,9 +151,9 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
     store = await Store.open(db_path, KeyRing(key), load_flows()["consent"].version)
     try:
         service = Service(store)
-        from bot.reminders import ReminderService
-
-        ReminderService(store, bot=None, texts=service.texts).attach(service)
+        planner = ReminderPlanner(store, service.texts)  # lifecycle events, as the bot keeps
+        service.install(planner)
+        service.install(PairLifecycle(planner))
         programme = await store.programmes.create("Demo mentoring programme")
         click.echo(f"Created {programme.name!r}: {pairs} pairs over {months} months.")
         user_id = 5_000_000

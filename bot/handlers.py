@@ -20,9 +20,9 @@ from telegram.ext import (
 
 from bot.context import BotContext
 from bot.pastes import Pastes
-from bot.render import acknowledge, send
+from bot.render import MENU_VERSION, acknowledge, send
 from conversations.catalogue import load_texts
-from conversations.service import Sender
+from conversations.service import Response, Sender
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,23 @@ def sender_of(update: Update) -> Sender | None:
     )
 
 
+async def send_and_record_menu(update: Update, context: BotContext, response: Response) -> None:
+    """Send, and when the person's menu changed, remember which menu version they have."""
+    if not await send(update, response) or update.effective_user is None:
+        return
+    store = context.service.store
+    me = await store.participants.by_user(update.effective_user.id)
+    if me is not None:
+        await store.participants.set_field(me.id, "menu_version", MENU_VERSION)
+
+
 async def on_start(update: Update, context: BotContext) -> None:
     sender = sender_of(update)
     if sender is None:
         return
     payload = context.args[0] if context.args else None
     await finish_paste(update, context)
-    await send(update, await context.service.start(sender, payload), context.service.store)
+    await send_and_record_menu(update, context, await context.service.start(sender, payload))
 
 
 async def on_command(update: Update, context: BotContext) -> None:
@@ -106,7 +116,9 @@ async def on_command(update: Update, context: BotContext) -> None:
         return  # meant for another bot: not ours to answer
 
     await finish_paste(update, context)
-    await send(update, await context.service.command(sender, name, args), context.service.store)
+    await send_and_record_menu(
+        update, context, await context.service.command(sender, name, args)
+    )
 
 
 async def on_text(update: Update, context: BotContext) -> None:

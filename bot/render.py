@@ -31,7 +31,6 @@ from bot.errors import describe
 from conversations.catalogue import load_texts
 from conversations.engine import Reply
 from conversations.service import MAX_MESSAGE, Response
-from storage.store import Store
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -130,10 +129,11 @@ async def patiently(call: Callable[[], Awaitable[T]]) -> T:
     return await call()
 
 
-async def send(update: Update, response: Response, store: Store | None = None) -> None:
+async def send(update: Update, response: Response) -> bool:
+    """Send a response; True when the person's command menu was replaced (to be recorded)."""
     chat = update.effective_chat
     if chat is None:
-        return
+        return False
     query = update.callback_query
     pressed: Message | None = None
     if query is not None and isinstance(query.message, Message):
@@ -170,7 +170,5 @@ async def send(update: Update, response: Response, store: Store | None = None) -
         await chat.get_bot().set_my_commands(
             commands_for(response.menu_role), scope=BotCommandScopeChat(chat.id)
         )
-        if store is not None and update.effective_user is not None:
-            me = await store.participants.by_user(update.effective_user.id)
-            if me is not None:
-                await store.participants.set_field(me.id, "menu_version", MENU_VERSION)
+        return True
+    return False

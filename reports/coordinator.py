@@ -31,7 +31,7 @@ from importlib import resources
 from typing import Any
 
 from conversations.catalogue import load_flows
-from conversations.reminders import ReminderSettings
+from conversations.reminder_rules import ReminderSettings
 from conversations.waves import BY_ID, wave_date
 from reports import extract
 from reports.codebook import SCHEME_PHASE, Codebook, load_codebook

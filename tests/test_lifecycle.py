@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from bot.reminders import ReminderService
+from bot.jobs import ReminderJobs
 from conversations.service import Service
 from conversations.waves import MONTH
 from storage.db import iso
 from storage.lifecycle import TERMINAL, Lifecycle, LifecycleError, fold, step
 from storage.models import Role
-from storage.reminders import Kind
+from storage.reminder_queue import Kind
 from storage.store import Store
 from tests.people import Cohort, Person
 from tests.test_reminders import BASE, FakeTime, log_episode, use
@@ -43,8 +43,8 @@ def clock() -> FakeTime:
 
 
 @pytest.fixture
-def reminders(store: Store, service: Service, clock: FakeTime) -> ReminderService:
-    rs = use(ReminderService(store, bot=None, texts=service.texts), clock)
+def reminders(store: Store, service: Service, clock: FakeTime) -> ReminderJobs:
+    rs = use(ReminderJobs(store, bot=None, texts=service.texts), clock)
     rs.attach(service)
     return rs
 
@@ -61,22 +61,22 @@ async def pair_up(cohort: Cohort) -> tuple[Person, Person, Person]:
     return mentor, mentee, lead
 
 
-async def events(rs: ReminderService, pair_id: int) -> list[tuple[str, str]]:
-    return [(e.event, e.source) for e in await rs.lifecycle.history(pair_id)]
+async def events(rs: ReminderJobs, pair_id: int) -> list[tuple[str, str]]:
+    return [(e.event, e.source) for e in await rs.planner.lifecycle.history(pair_id)]
 
 
 async def test_the_mentors_log_moves_the_pair_along(
-    cohort: Cohort, reminders: ReminderService, service: Service, store: Store, clock: FakeTime
+    cohort: Cohort, reminders: ReminderJobs, service: Service, store: Store, clock: FakeTime
 ) -> None:
     await pair_up(cohort)
-    await reminders.plan()
-    assert await reminders.lifecycle.state(cohort.pair_id) == "matched"
+    await reminders.planner.plan()
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "matched"
     await log_episode(service, 7002, BASE.date(), "EP_CHEMISTRY_MEETING")
-    assert await reminders.lifecycle.state(cohort.pair_id) == "chemistry_held"
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "chemistry_held"
     clock.at(BASE + timedelta(days=25))
     await log_episode(service, 7002, (BASE + timedelta(days=20)).date())
-    assert await reminders.lifecycle.state(cohort.pair_id) == "active"
-    history = await reminders.lifecycle.history(cohort.pair_id)
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "active"
+    history = await reminders.planner.lifecycle.history(cohort.pair_id)
     assert [(e.event, e.source) for e in history] == [
         ("matched", "system"),
         ("chemistry_held", "episode_log"),
@@ -89,7 +89,7 @@ async def test_the_mentors_log_moves_the_pair_along(
 
 
 async def test_saving_the_same_log_again_replaces_its_events(
-    cohort: Cohort, reminders: ReminderService, service: Service, store: Store
+    cohort: Cohort, reminders: ReminderJobs, service: Service, store: Store
 ) -> None:
     await pair_up(cohort)
     await log_episode(service, 7002, BASE.date(), "EP_FORMAL_SESSION")
@@ -97,44 +97,44 @@ async def test_saving_the_same_log_again_replaces_its_events(
     me = await store.participants.by_user(7002)
     assert me is not None
     # what an edit from /history does: the same entry saved with a different kind
-    await reminders.on_saved(
+    await reminders.planner.on_saved(
         me, entry.id, "episode_log", {"when": "2026-03-02", "kind": "EP_INFORMAL_CONTACT"}
     )
     assert await events(reminders, cohort.pair_id) == [
         ("matched", "system"),
         ("contact", "episode_log"),
     ]
-    prompt = await reminders.repo.by_key(f"reflection:{entry.id}")
+    prompt = await reminders.planner.repo.by_key(f"reflection:{entry.id}")
     assert prompt is not None and prompt.status == "cancelled"  # no longer a session
 
 
 async def test_a_closing_session_closes_the_pair_and_cancels_its_nudges(
-    cohort: Cohort, reminders: ReminderService, service: Service, store: Store
+    cohort: Cohort, reminders: ReminderJobs, service: Service, store: Store
 ) -> None:
     await pair_up(cohort)
-    await reminders.plan()
+    await reminders.planner.plan()
     await log_episode(service, 7002, BASE.date(), "EP_CLOSING_SESSION")
-    assert await reminders.lifecycle.state(cohort.pair_id) == "closed"
-    pending = [r for r in await reminders.repo.pending() if r.pair_id == cohort.pair_id]
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "closed"
+    pending = [r for r in await reminders.planner.repo.pending() if r.pair_id == cohort.pair_id]
     assert {r.kind for r in pending} == {Kind.WAVE, Kind.REFLECTION}
     assert {r.detail.get("wave") for r in pending if r.kind is Kind.WAVE} >= {"closing"}
 
 
 async def test_coordinator_closes_a_pair(
-    cohort: Cohort, reminders: ReminderService, store: Store
+    cohort: Cohort, reminders: ReminderJobs, store: Store
 ) -> None:
     _, mentee, lead = await pair_up(cohort)
-    await reminders.plan()
+    await reminders.planner.plan()
     await lead.cmd("close")
     assert "Usage: /close" in lead.said and f"Open pairs: {cohort.pair_id}." in lead.said
     assert "Robin" not in lead.said and "Morgan" not in lead.said
     resp = await lead.service.command(lead.sender, "close", f"{cohort.pair_id}")
     assert f"Pair {cohort.pair_id} is now closed" in resp.replies[0].text
-    assert await reminders.lifecycle.state(cohort.pair_id) == "closed"
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "closed"
     pair = await store.programmes.pair(cohort.pair_id)
     assert pair is not None and pair.state == "closed"
     assert await store.programmes.closed_at(cohort.pair_id) == reminders.clock()
-    kinds = {r.kind for r in await reminders.repo.pending() if r.pair_id == cohort.pair_id}
+    kinds = {r.kind for r in await reminders.planner.repo.pending() if r.pair_id == cohort.pair_id}
     assert Kind.QUIET_PAIR not in kinds and Kind.SIX_MONTH not in kinds
     resp = await lead.service.command(lead.sender, "close", f"{cohort.pair_id}")
     assert "already closed" in resp.replies[0].text
@@ -145,19 +145,19 @@ async def test_coordinator_closes_a_pair(
 
 
 async def test_rematch_is_a_no_fault_close(
-    cohort: Cohort, reminders: ReminderService, store: Store
+    cohort: Cohort, reminders: ReminderJobs, store: Store
 ) -> None:
     _, _, lead = await pair_up(cohort)
     resp = await lead.service.command(lead.sender, "close", f"{cohort.pair_id} rematch")
     assert "no fault" in resp.replies[0].text
-    assert await reminders.lifecycle.state(cohort.pair_id) == "rematched"
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "rematched"
     pair = await store.programmes.pair(cohort.pair_id)
     assert pair is not None and pair.state == "closed"  # open/closed for everyone else
     assert await store.programmes.pair_of(await _pid(store, 7001)) is None
 
 
 async def test_coordinators_only_see_their_own_programme(
-    cohort: Cohort, reminders: ReminderService, store: Store
+    cohort: Cohort, reminders: ReminderJobs, store: Store
 ) -> None:
     await pair_up(cohort)
     other = await store.programmes.create("Another trust")
@@ -170,24 +170,24 @@ async def test_coordinators_only_see_their_own_programme(
     assert unknown.replies[0].text.replace("999", "N") == resp.replies[0].text.replace(
         str(cohort.pair_id), "N"
     )
-    assert await reminders.lifecycle.state(cohort.pair_id) == "matched"
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "matched"
 
 
 async def test_extend_moves_the_check_and_supersedes_the_old_one(
-    cohort: Cohort, reminders: ReminderService, store: Store
+    cohort: Cohort, reminders: ReminderJobs, store: Store
 ) -> None:
     _, _, lead = await pair_up(cohort)
-    await reminders.plan()
-    before = {r.dedupe_key for r in await reminders.repo.pending([Kind.SIX_MONTH])}
+    await reminders.planner.plan()
+    before = {r.dedupe_key for r in await reminders.planner.repo.pending([Kind.SIX_MONTH])}
     resp = await lead.service.command(lead.sender, "extend", f"{cohort.pair_id} 2")
     assert "extended by 2 month(s)" in resp.replies[0].text
     assert (BASE + 8 * MONTH).strftime("%d %b %Y") in resp.replies[0].text
-    assert await reminders.lifecycle.state(cohort.pair_id) == "extended"
-    checks = await reminders.repo.pending([Kind.SIX_MONTH])
+    assert await reminders.planner.lifecycle.state(cohort.pair_id) == "extended"
+    checks = await reminders.planner.repo.pending([Kind.SIX_MONTH])
     assert {r.due_at for r in checks} == {BASE + 8 * MONTH}
     assert all(r.detail == {"months": 8, "extended": True} for r in checks)
     for key in before:
-        old = await reminders.repo.by_key(key)
+        old = await reminders.planner.repo.by_key(key)
         assert old is not None and old.status == "cancelled" and old.reason == "superseded"
     bad = await lead.service.command(lead.sender, "extend", f"{cohort.pair_id} 40")
     assert "Usage: /extend" in bad.replies[0].text
@@ -197,7 +197,7 @@ async def test_extend_moves_the_check_and_supersedes_the_old_one(
 
 
 async def test_erasing_the_mentor_removes_events_from_their_logs_only(
-    cohort: Cohort, reminders: ReminderService, service: Service, store: Store
+    cohort: Cohort, reminders: ReminderJobs, service: Service, store: Store
 ) -> None:
     _, _, lead = await pair_up(cohort)
     await log_episode(service, 7002, BASE.date(), "EP_FORMAL_SESSION")

@@ -25,16 +25,16 @@ from telegram.ext import Application
 
 from bot.api_standin import BotApiStandin
 from bot.harness import TOKEN, TgUser, running_app
-from bot.reminders import (
+from bot.jobs import (
     JOB_KWARGS,
     REMINDERS_KEY,
     SWEEP_JOB,
     Pacer,
-    ReminderService,
+    ReminderJobs,
     install,
 )
 from conversations.catalogue import load_flows, load_texts
-from conversations.reminders import (
+from conversations.reminder_rules import (
     QuietHours,
     ReminderSettings,
     callback,
@@ -48,7 +48,7 @@ from conversations.waves import MONTH
 from storage.crypto import KeyRing
 from storage.db import iso
 from storage.models import Role, Scope
-from storage.reminders import Kind
+from storage.reminder_queue import Kind
 from storage.store import Store
 from tests.people import Cohort
 
@@ -82,7 +82,7 @@ class FakeTime:
         self.now = when
 
 
-def use(rs: ReminderService, t: FakeTime) -> ReminderService:
+def use(rs: ReminderJobs, t: FakeTime) -> ReminderJobs:
     rs.clock = t.clock
     rs.sleep = t.sleep
     rs.pacer = Pacer(monotonic=t.monotonic, sleep=t.sleep)
@@ -105,7 +105,7 @@ async def join(user: TgUser, code: str) -> None:
 class World:
     app: Application  # type: ignore[type-arg]
     standin: BotApiStandin
-    rs: ReminderService
+    rs: ReminderJobs
     store: Store
     time: FakeTime
     mentor: TgUser
@@ -167,7 +167,7 @@ async def world(
             assert me is not None
             await store.participants.set_field(me.id, "timezone", mentee_tz)
         t.at(BASE)
-        await rs.plan()
+        await rs.planner.plan()
         if not waves:
             await store.db.execute("UPDATE reminders SET status='cancelled' WHERE kind='wave'")
         yield World(app, stand, rs, store, t, mentor, mentee, cohort.pair_id)
@@ -376,7 +376,7 @@ async def test_six_month_check_goes_to_both_and_an_answer_closes_the_pair(
         assert "still meeting" in answer["text"]
         await w.mentee.tap("We've finished")
         assert "finished" in w.standin.calls_of("answerCallbackQuery")[-1].params["text"]
-        events = [e.event for e in await w.rs.lifecycle.history(w.pair_id)]
+        events = [e.event for e in await w.rs.planner.lifecycle.history(w.pair_id)]
         assert events[0] == "matched" and events[-3:] == [
             "six_month_check",
             "still_meeting",
@@ -428,7 +428,7 @@ async def test_a_pair_that_met_is_not_reported(store: Store, cohort: Cohort) -> 
         lead = TgUser(w.app, w.standin, COORDINATOR, "Lee")
         await lead.send(f"/start {coordinator_code}")
         lead.new()
-        await w.rs.plan()  # the note is scheduled once there is a coordinator to tell
+        await w.rs.planner.plan()  # the note is scheduled once there is a coordinator to tell
         w.time.at(BASE + timedelta(days=10, hours=10))
         await log_episode(w.service, MENTOR, w.time.now.date(), "EP_CHEMISTRY_MEETING")
         await w.sweep_at(BASE + timedelta(weeks=3, hours=1))
@@ -569,8 +569,8 @@ async def test_a_send_interrupted_by_a_crash_is_sent_again_once(
         w.time.at(BASE.replace(hour=9))
         await log_episode(w.service, MENTOR, BASE.date())
         (row,) = await w.rows(Kind.REFLECTION)
-        await w.rs.repo.claim([row["id"]], w.time.now)  # the crash came after the claim
-        fresh = use(ReminderService(store, w.app.bot, w.rs.texts), w.time)
+        await w.rs.planner.repo.claim([row["id"]], w.time.now)  # the crash came after the claim
+        fresh = use(ReminderJobs(store, w.app.bot, w.rs.planner.texts), w.time)
         with caplog.at_level(logging.WARNING, logger="mentorbot.reminders"):
             await fresh.start()
         assert "1 reminder(s) were being sent" in caplog.text
@@ -699,7 +699,7 @@ async def test_a_late_sweep_runs_once_instead_of_being_dropped(
     store: Store, cohort: Cohort
 ) -> None:
     async with running_app(store) as (app, _):
-        rs: ReminderService = app.bot_data[REMINDERS_KEY]
+        rs: ReminderJobs = app.bot_data[REMINDERS_KEY]
         runs: list[int] = []
         done = asyncio.Event()
 

@@ -1,8 +1,8 @@
-"""Reminder logic with no I/O: what is due, when it may go, and what it says.
+"""Reminder rules with no I/O: what is due, when it may go, and what it says.
 
 Everything takes the current time as an argument, so tests drive it with a fixed clock. The
-Telegram glue (``bot/reminders.py``) reads the facts from storage, asks this module, and
-writes back what it decided.
+planner (``conversations/capabilities/reminder_planning.py``) reads the facts from storage,
+asks this module, and writes back what it decided; ``bot/jobs.py`` only sends.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from conversations.catalogue import Texts
 from conversations.engine import Button, Reply
 from conversations.waves import BY_ID, MONTH, due_wave, next_wave, wave_date
 from storage.lifecycle import PairFacts
-from storage.reminders import Kind, NewReminder, Reminder
+from storage.reminder_queue import Kind, NewReminder, Reminder
 
 DEFAULT_ZONE = "Europe/London"
 

@@ -1,4 +1,4 @@
-"""Reminders: the table every scheduled nudge lives in, and each send's record.
+"""The reminders queue: the table every scheduled nudge lives in, and each send's record.
 
 A row's life: ``pending`` (with ``due_at``, the earliest it may go) → claimed (``claimed_at``
 set and ``attempts`` counted, just before the Bot API call) → ``sent`` / ``skipped``, or back
@@ -384,3 +384,34 @@ class ReminderStore:
         await self.db.execute(
             "DELETE FROM reminder_prefs WHERE participant_id=?", (participant_id,)
         )
+
+    # -- facts the planner reads about people and pairs ---------------------------------
+    async def unreachable(self) -> dict[bytes, int]:
+        """user_hmac -> participant id of everyone marked unreachable."""
+        rows = await self.db.fetchall(
+            "SELECT id, user_hmac FROM participants WHERE status='unreachable'"
+        )
+        return {bytes(r["user_hmac"]): int(r["id"]) for r in rows}
+
+    async def user_key(self, participant_id: int) -> bytes | None:
+        row = await self.db.fetchone(
+            "SELECT user_hmac FROM participants WHERE id=?", (participant_id,)
+        )
+        return bytes(row[0]) if row is not None else None
+
+    async def waves_done(self) -> dict[int, set[str]]:
+        """The waves each participant has a complete check-in for."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT participant_id, wave FROM entries "
+            "WHERE status='complete' AND wave IS NOT NULL"
+        )
+        out: dict[int, set[str]] = {}
+        for r in rows:
+            out.setdefault(int(r[0]), set()).add(str(r[1]))
+        return out
+
+    async def closed_pairs(self) -> dict[int, datetime]:
+        rows = await self.db.fetchall(
+            "SELECT id, closed_at FROM pairs WHERE closed_at IS NOT NULL"
+        )
+        return {int(r[0]): datetime.fromisoformat(r[1]) for r in rows}
