@@ -32,8 +32,7 @@ async def run_export(store: Any, out: Path, study: str, date_mode: str,
 
     if workers is None:
         # an upper bound (consent is applied in the plan) is enough to decide
-        complete = await store.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'")
-        workers = sharded.default_workers(int(complete or 0))
+        workers = sharded.default_workers(await store.entries.complete_count())
     pool = sharded.start_workers(workers)
     try:
         plan = await plan_export(store, study, date_mode, options)

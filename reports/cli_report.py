@@ -210,9 +210,7 @@ def _recode() -> None:
         store = await open_store()
         try:
             with _RichProgress() as progress:
-                total = await store.db.scalar(
-                    "SELECT COUNT(*) FROM entries WHERE status='complete'")
-                progress.stage("Coding entries", int(total or 0))
+                progress.stage("Coding entries", await store.entries.complete_count())
                 return await recode(store, progress=progress.advance)
         finally:
             await store.close()

@@ -39,9 +39,9 @@ from reports.phases import PHASES, PairHistory, infer
 from reports.releases import decide
 from reports.structured import StepIndex, split_entry
 from reports.suppression import DEFAULT_K, TOTAL, Display, small_label, suppress_counts, too_small
-from storage.lifecycle import STATES, TERMINAL, Lifecycle, PairFacts
+from storage.lifecycle import STATES, TERMINAL, PairFacts
 from storage.models import Role, Scope
-from storage.releases import Release, SummaryReleases
+from storage.releases import Release
 from storage.store import Store
 
 SUMMARY_VERSION = "1"
@@ -113,7 +113,7 @@ class _Inputs:
 
 async def _gather(store: Store, programme_id: int) -> _Inputs:
     consenting = await extract.consenting(store, Scope.PROGRAMME_SUMMARY)
-    facts = await Lifecycle(store.db).facts()
+    facts = await store.lifecycle.facts()
     pairs = {
         pid: f for pid, f in sorted(facts.items())
         if f.programme_id == programme_id and f.matched_at is not None and f.members
@@ -126,24 +126,10 @@ async def _gather(store: Store, programme_id: int) -> _Inputs:
     ]
     # Reflections begun but never finished: metadata only (no answers are read), for the
     # members of counted pairs, who consent as above.
-    drafts = []
-    if members:
-        marks = ",".join("?" * len(members))
-        drafts = list(await store.db.fetchall(
-            "SELECT participant_id, pair_id, flow, created_at FROM entries "  # noqa: S608
-            f"WHERE status != 'complete' AND participant_id IN ({marks})",
-            tuple(sorted(members)),
-        ))
-    events: dict[int, list[tuple[str, datetime]]] = {}
-    if pairs:
-        for pid, history in [(p, await Lifecycle(store.db).history(p)) for p in pairs]:
-            events[pid] = [
-                (e.event, e.at) for e in history
-                # episode logs are read from the entries themselves; an event one person
-                # caused counts only if that person is a counted member
-                if e.source != "episode_log"
-                and (e.participant_id is None or e.participant_id in members)
-            ]
+    drafts = list(await store.entries.unfinished(members))
+    # an event one person caused counts only if that person is a counted member
+    usable = await store.lifecycle.usable_events(pairs, members) if pairs else {}
+    events = {pid: [(e.event, e.at) for e in found] for pid, found in usable.items()}
     return _Inputs(pairs, members, entries, drafts, events)
 
 
@@ -380,7 +366,7 @@ async def release_summary(
     today = now.date().isoformat()
     current, contributions = await _compute(store, programme_id, now=now, k=k,
                                             codebook=codebook)
-    releases = SummaryReleases(store.db)
+    releases = store.releases
     history = await releases.history(programme_id)
     fresh: list[Release] = []
     held: dict[str, str] = {}

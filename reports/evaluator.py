@@ -294,27 +294,18 @@ class _Run:
         self.pseudonyms = await Pseudonymiser.for_study(store.vault, options.study, "report")
         consenting = await extract.consenting(store, Scope.EVALUATION)
         self.consenting = consenting
-        self.pairs = {
-            r["id"]: r
-            for r in await store.db.fetchall(
-                "SELECT id, mentor_id, mentee_id, matched_at, closed_at FROM pairs"
-            )
-        }
+        self.pairs = {p.id: p for p in await store.programmes.pairs()}
         self._matched_day = {
-            pid: date.fromisoformat(r["matched_at"][:10]).toordinal()
-            for pid, r in self.pairs.items()
-            if r["matched_at"]
+            pid: date.fromisoformat(p.matched_at[:10]).toordinal()
+            for pid, p in self.pairs.items()
+            if p.matched_at
         }
         # partners' names too: the same names exports mask
         self.names: dict[int, tuple[str, ...]] = await extract.mask_names(store, consenting)
         total = 0
         if consenting:
-            for r in await store.db.fetchall(
-                "SELECT participant_id, COUNT(*) AS n FROM entries WHERE status='complete' "
-                "GROUP BY participant_id"
-            ):
-                if r["participant_id"] in consenting:
-                    total += int(r["n"])
+            total = sum(n for pid, n in (await store.entries.complete_counts()).items()
+                        if pid in consenting)
         workers = options.workers
         if workers is None:
             workers = min(2, os.cpu_count() or 1) if total >= POOL_MIN_ENTRIES else 0
@@ -697,7 +688,7 @@ class _Analysis:
             if entry.pair_id is not None and entry.pair_id in run.pairs:
                 key = f"D:{entry.pair_id}"
                 if key not in by_key:
-                    matched_at = run.pairs[entry.pair_id]["matched_at"]
+                    matched_at = run.pairs[entry.pair_id].matched_at
                     start = (
                         date.fromisoformat(matched_at[:10]).toordinal()
                         if matched_at
@@ -717,29 +708,12 @@ class _Analysis:
         return sorted(by_key.values(), key=lambda u: u.label)
 
     async def lifecycle(self, units: Sequence[_Unit]) -> dict[int, list[tuple[str, str]]]:
-        """Pair-level events that belong to no one person, or to a consenting one.
-
-        Events the bot derived from episode logs are skipped: the job reads the consented logs
-        themselves, and a non-consenting mentor's logs must not reach the report this way.
-        """
+        """Pair-level events that belong to no one person, or to a consenting one
+        (storage.lifecycle.usable: never those derived from episode logs)."""
         run = self.run
-        has_table = await run.store.db.scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='pair_events'"
-        )
-        if not has_table:
-            return {}
         wanted = {int(u.key[2:]) for u in units if u.key.startswith("D:")}
-        out: dict[int, list[tuple[str, str]]] = {}
-        for r in await run.store.db.fetchall(
-            "SELECT pair_id, event, at, source, participant_id FROM pair_events "
-            "ORDER BY pair_id, at, id"
-        ):
-            if r["pair_id"] not in wanted or r["source"] == "episode_log":
-                continue
-            if r["participant_id"] is not None and r["participant_id"] not in run.consenting:
-                continue
-            out.setdefault(r["pair_id"], []).append((r["event"], r["at"]))
-        return out
+        usable = await run.store.lifecycle.usable_events(wanted, run.consenting)
+        return {pid: [(e.event, e.at) for e in found] for pid, found in usable.items() if found}
 
     async def run_all(self) -> dict[str, Any]:
         run = self.run
@@ -780,9 +754,7 @@ class _Analysis:
                 history.events.append((0, "matched"))
             for event, at in events.get(int(unit.key[2:]), ()):
                 if event != "matched":
-                    history.events.append(
-                        (date.fromisoformat(at[:10]).toordinal() - unit.start, event)
-                    )
+                    history.events.append((at.date().toordinal() - unit.start, event))
         rows: list[EntryRow] = []
         for e in unit.entries:
             day = e.day - unit.start

@@ -6,7 +6,6 @@ and each fragment family leans towards the codes an evaluator would expect to fi
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -250,16 +249,13 @@ async def generate_cohort(
     matching. Returns the number of entries written. Rows are inserted in bulk, so 100,000
     entries take seconds, not the minutes the chat flows would.
     """
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     from conversations.catalogue import load_flows
     from conversations.safety import risk_span, rule_version, typed_text
     from reports.codebook import load_codebook
     from reports.entry_codes import code_entry, coder_id
-    from storage.crypto import aad, seal
+    from storage.cohort import CohortWriter
     from storage.db import iso
-    from storage.entries import SAFETY_FIELD, answer_row
-    from storage.models import Role
+    from storage.models import Role, Scope
 
     rng = random.Random(seed)
     bank = Phrasebank(seed, distinct)
@@ -269,49 +265,22 @@ async def generate_cohort(
     verdicts: dict[str, bool] = {}
     flows = load_flows()
     prog = await store.programmes.create(f"{programme} {seed}-{pairs}")
-    version = store.consent.current_version
-    next_pid = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM participants")) + 1
-    next_entry = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM entries")) + 1
+    writer = await CohortWriter.start(store)
     now = datetime.now(UTC)
     written = 0
+    scopes = (Scope.PARTICIPATE, Scope.PROGRAMME_SUMMARY, Scope.EVALUATION,
+              Scope.RESEARCH_EXPORT)
     for start in range(0, pairs, 200):
-        people, keys, pair_rows, ledger, entry_rows, answer_rows = [], [], [], [], [], []
-        code_rows: list[tuple[int, str, bytes]] = []
         for _ in range(start, min(pairs, start + 200)):
             matched = now - timedelta(days=rng.randint(30, 360))
             pair_id = await store.programmes.create_pair(prog.id)
             ids = {}
             for role in (Role.MENTOR, Role.MENTEE):
-                pid = next_pid
-                next_pid += 1
-                dek, wrapped, subject_ref = store.vault.new_participant_key()
-                store.vault.remember(pid, dek)
-                ids[role] = (pid, AESGCM(dek))
-                keys.append((subject_ref, wrapped.blob, wrapped.kek_id, iso(now)))
-                people.append(
-                    (
-                        pid,
-                        prog.id,
-                        role.value,
-                        store.participants.user_key(10**12 + pid),
-                        subject_ref,
-                        iso(matched - timedelta(days=2)),
-                    )
-                )
-                for scope in ("participate", "programme_summary", "evaluation", "research_export"):
-                    granted = scope == "participate" or rng.random() < consent_rate
-                    ledger.append(
-                        (
-                            pid,
-                            subject_ref,
-                            scope,
-                            version,
-                            int(granted),
-                            "synthetic",
-                            iso(matched - timedelta(days=2)),
-                        )
-                    )
-            pair_rows.append((ids[Role.MENTOR][0], ids[Role.MENTEE][0], iso(matched), pair_id))
+                consents = [(scope, scope is Scope.PARTICIPATE or rng.random() < consent_rate)
+                            for scope in scopes]
+                ids[role] = writer.person(prog.id, role, 10**12 + writer.next_pid,
+                                          iso(matched - timedelta(days=2)), consents)
+            writer.match(pair_id, ids[Role.MENTOR], ids[Role.MENTEE], iso(matched))
             span = max(1, (now - matched).days)
             framework = rng.choice(("grow", "oskar"))
             last_scale = None
@@ -326,86 +295,33 @@ async def generate_cohort(
                 else:
                     reflection = bank.oskar(last_scale)
                     last_scale = int(reflection["scaling"])
-                for (pid, cipher), flow, answers, role in (
+                for pid, flow, answers, role in (
                     (ids[Role.MENTOR], "episode_log", episode, Role.MENTOR),
                     (ids[Role.MENTEE], framework, reflection, Role.MENTEE),
                 ):
-                    eid = next_entry
-                    next_entry += 1
                     stamp = iso(when + timedelta(hours=2 if flow != "episode_log" else 0))
-                    entry_rows.append(
-                        (eid, pid, pair_id, flow, "1", "complete", "{}", stamp, stamp, stamp)
-                    )
-                    stored: dict[str, Any] = {}
-                    for step, value in answers.items():
-                        if isinstance(value, list):
-                            value = {"selected": value}
-                        stored[step] = value
-                        plaintext = json.dumps(
-                            value, ensure_ascii=False, separators=(",", ":")
-                        ).encode()
-                        blob = seal(
-                            cipher, plaintext, aad("answers", answer_row(eid, step), pid, "value")
-                        )
-                        verdict, judged_by = None, None
-                        if coded:
-                            # the bot stores a verdict with every answer; judged by the lexicon
-                            # (the version says so), each distinct typed text once
+                    stored = {step: {"selected": value} if isinstance(value, list) else value
+                              for step, value in answers.items()}
+                    risks = None
+                    codes = None
+                    if coded:
+                        # the bot stores a verdict with every answer; judged by the lexicon
+                        # (the version says so), each distinct typed text once
+                        risks = {}
+                        for step, value in stored.items():
                             typed = typed_text(value)
                             risk = verdicts.get(typed)
                             if risk is None:
                                 risk = verdicts[typed] = bool(typed) and (
                                     risk_span(typed) is not None)
-                            verdict = seal(cipher, b'{"risk":true}' if risk else
-                                           b'{"risk":false}', aad("answers", answer_row(eid, step),
-                                                                   pid, SAFETY_FIELD))
-                            judged_by = lexicon_rule
-                        answer_rows.append((eid, step, blob, stamp, verdict, judged_by))
-                    if coded:
-                        codes = code_entry(flows.get(flow), stored, role.value, codebook)
-                        plaintext = json.dumps(codes, separators=(",", ":")).encode()
-                        code_rows.append((eid, coder, seal(
-                            cipher, plaintext, aad("entry_codes", eid, pid, "codes"))))
+                            risks[step] = risk
+                        codes = (coder, code_entry(flows.get(flow), stored, role.value,
+                                                   codebook))
+                    writer.entry(pid, pair_id, flow, stamp, stored, verdicts=risks,
+                                 judged_by=lexicon_rule, codes=codes)
                     written += 1
-        async with store.db.transaction() as conn:
-            await conn.executemany(
-                "INSERT INTO keys.data_keys (subject_ref, wrapped, kek_id, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                keys,
-            )
-            await conn.executemany(
-                "INSERT INTO participants (id, programme_id, role, user_hmac, subject_ref, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                people,
-            )
-            await conn.executemany(
-                "UPDATE pairs SET mentor_id=?, mentee_id=?, state='matched', matched_at=? "
-                "WHERE id=?",
-                pair_rows,
-            )
-            await conn.executemany(
-                "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
-                "granted, source, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ledger,
-            )
-            await conn.executemany(
-                "INSERT INTO entries (id, participant_id, pair_id, flow, flow_version, status, "
-                "consent_snapshot, created_at, updated_at, completed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                entry_rows,
-            )
-            await conn.executemany(
-                "INSERT INTO answers (entry_id, step_id, value_ct, answered_at, safety_ct, "
-                "safety_rule) VALUES (?, ?, ?, ?, ?, ?)",
-                answer_rows,
-            )
-            # after the answers: writing an answer drops its entry's codes
-            await conn.executemany(
-                "INSERT INTO entry_codes (entry_id, coder, codes_ct) VALUES (?, ?, ?)",
-                code_rows,
-            )
-            # rows this generator wrote get their MACs like the bot's own (storage.integrity)
-            await store.integrity.sign_unsigned(conn)
+        batch = writer.pending_entries
+        await writer.flush()
         if progress is not None:
-            progress(len(entry_rows))
+            progress(batch)
     return written

@@ -2,13 +2,17 @@
 
 Decisions are appended, never updated. The effective state of a scope is the latest
 decision for it; a decision taken under an older consent text still counts for
-``participate`` but not for the other scopes until the person answers the new text.
+``participate`` but not for the other scopes until the person answers the new text. Every
+other scope also needs ``participate``: someone who stopped taking part is used for nothing.
+:func:`permits` is that rule; the bot, reports and exports all ask it (through
+:meth:`ConsentState.allows`, :meth:`ConsentLedger.may_use` or, in bulk,
+:meth:`ConsentLedger.consenting`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from storage.db import Database, iso, utcnow
@@ -24,16 +28,32 @@ class Decision:
     at: str
 
 
+def _granted(decision: Decision | None, scope: Scope, current_version: str) -> bool:
+    if decision is None or not decision.granted:
+        return False
+    return scope is Scope.PARTICIPATE or decision.version == current_version
+
+
+def permits(decisions: Mapping[Scope, Decision], scope: Scope, current_version: str) -> bool:
+    """May this person's data be used for ``scope`` now: the one consent rule.
+
+    ``decisions`` are the person's latest decision per scope. The scope's own decision must
+    be a grant (under the current consent text, except for ``participate``), and for any
+    scope but ``participate`` the person must still participate.
+    """
+    if not _granted(decisions.get(scope), scope, current_version):
+        return False
+    return scope is Scope.PARTICIPATE or _granted(
+        decisions.get(Scope.PARTICIPATE), Scope.PARTICIPATE, current_version)
+
+
 @dataclass(frozen=True)
 class ConsentState:
     decisions: dict[Scope, Decision]
     current_version: str
 
     def allows(self, scope: Scope) -> bool:
-        decision = self.decisions.get(scope)
-        if decision is None or not decision.granted:
-            return False
-        return scope is Scope.PARTICIPATE or decision.version == self.current_version
+        return permits(self.decisions, scope, self.current_version)
 
     @property
     def needs_asking(self) -> bool:
@@ -89,24 +109,30 @@ class ConsentLedger:
             decisions[scope] = Decision(scope, bool(r["granted"]), r["version"], r["at"])
         return ConsentState(decisions, self.current_version)
 
+    async def may_use(self, participant_id: int, scope: Scope) -> bool:
+        """May this person's data be used for ``scope`` now (:func:`permits`)."""
+        return (await self.state(participant_id)).allows(scope)
+
     async def consenting(
         self, scope: Scope, participant_ids: Iterable[int] | None = None
     ) -> set[int]:
-        """Participants whose *current* consent allows ``scope`` (withdrawal applies backwards)."""
+        """Participants whose *current* consent allows ``scope`` (withdrawal applies
+        backwards): :func:`permits` for everyone at once, from one query."""
         rows = await self.db.fetchall(
-            "SELECT l.participant_id, l.granted, l.version FROM consent_ledger l "
-            "JOIN (SELECT participant_id, MAX(id) AS id FROM consent_ledger "
-            "      WHERE scope=? AND participant_id IS NOT NULL GROUP BY participant_id) m "
+            "SELECT l.participant_id, l.scope, l.granted, l.version, l.at FROM consent_ledger l "
+            "JOIN (SELECT participant_id, scope, MAX(id) AS id FROM consent_ledger "
+            "      WHERE scope IN (?, ?) AND participant_id IS NOT NULL "
+            "      GROUP BY participant_id, scope) m "
             "ON l.id = m.id",
-            (scope.value,),
+            (scope.value, Scope.PARTICIPATE.value),
         )
         wanted = None if participant_ids is None else set(participant_ids)
-        out = set()
+        latest: dict[int, dict[Scope, Decision]] = {}
         for r in rows:
-            if not r["granted"]:
-                continue
-            if scope is not Scope.PARTICIPATE and r["version"] != self.current_version:
-                continue
-            if wanted is None or r["participant_id"] in wanted:
-                out.add(int(r["participant_id"]))
-        return out
+            pid = int(r["participant_id"])
+            if wanted is None or pid in wanted:
+                s = Scope(r["scope"])
+                latest.setdefault(pid, {})[s] = Decision(s, bool(r["granted"]), r["version"],
+                                                         r["at"])
+        return {pid for pid, decisions in latest.items()
+                if permits(decisions, scope, self.current_version)}

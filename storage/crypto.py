@@ -60,6 +60,14 @@ def aad(table: str, row: str | int, participant: str | int, field: str) -> bytes
     return f"mentorbot/v1|{table}|{row}|{participant}|{field}".encode()
 
 
+Cipher = AESGCM  # a prepared data key: bulk readers open thousands of values with one
+
+
+def cipher(key: bytes) -> AESGCM:
+    """A prepared key for opening many values of one person (bulk readers, workers)."""
+    return AESGCM(key)
+
+
 def seal(key: bytes | AESGCM, plaintext: bytes, associated: bytes) -> bytes:
     cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     nonce = os.urandom(NONCE_BYTES)

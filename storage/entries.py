@@ -109,6 +109,35 @@ class Entries:
             (rule,),
         ))
 
+    async def complete_count(self) -> int:
+        """Complete entries of everyone (an upper bound for sizing bulk jobs)."""
+        return int(await self.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'")
+                   or 0)
+
+    async def complete_counts(self) -> dict[int, int]:
+        """Complete entries per participant."""
+        return {int(r["participant_id"]): int(r["n"]) for r in await self.db.fetchall(
+            "SELECT participant_id, COUNT(*) AS n FROM entries WHERE status='complete' "
+            "GROUP BY participant_id")}
+
+    async def first_complete(self) -> dict[int, str]:
+        """Each participant's earliest complete entry's creation time."""
+        return {int(r["participant_id"]): r["first"] for r in await self.db.fetchall(
+            "SELECT participant_id, MIN(created_at) AS first FROM entries "
+            "WHERE status='complete' GROUP BY participant_id") if r["first"]}
+
+    async def unfinished(self, participant_ids: set[int]) -> list[aiosqlite.Row]:
+        """Metadata of entries begun and not finished (participant_id, pair_id, flow,
+        created_at): no answer is read."""
+        if not participant_ids:
+            return []
+        marks = ",".join("?" * len(participant_ids))
+        return await self.db.fetchall(
+            "SELECT participant_id, pair_id, flow, created_at FROM entries "  # noqa: S608
+            f"WHERE status != 'complete' AND participant_id IN ({marks})",
+            tuple(sorted(participant_ids)),
+        )
+
     async def to_judge(self, rule: str, after: int = 0, limit: int = 500
                        ) -> list[tuple[int, int, int, str, Any, bool | None]]:
         """Answers (after ``rowid``) not judged by ``rule``, opened: (rowid, participant,

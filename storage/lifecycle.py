@@ -11,7 +11,7 @@ cache for the rest of the code, which only asks "is this pair closed?".
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,6 +123,18 @@ def _event(r: aiosqlite.Row) -> PairEvent:
     )
 
 
+def usable(event: PairEvent, allowed: Set[int]) -> bool:
+    """May a report or summary use this pair event: the one rule.
+
+    Events the bot derived from episode logs never: the jobs read the consented logs
+    themselves, and a non-consenting person's logs must not reach them this way. An event
+    one person caused only if that person is among ``allowed`` (whose data the reader may
+    use); an event no one caused (matching, a coordinator's closing) always.
+    """
+    return event.source != "episode_log" and (
+        event.participant_id is None or event.participant_id in allowed)
+
+
 def _placeholders(ids: Sequence[int]) -> str:
     return ",".join("?" * len(ids))
 
@@ -220,6 +232,21 @@ class Lifecycle:
             "SELECT * FROM pair_events WHERE pair_id=? ORDER BY at, id", (pair_id,)
         )
         return [_event(r) for r in rows]
+
+    async def usable_events(self, pair_ids: Iterable[int], allowed: Set[int]
+                            ) -> dict[int, list[PairEvent]]:
+        """The events of ``pair_ids`` that :func:`usable` lets a reader use, per pair (every
+        pair asked for is a key), oldest first."""
+        wanted = set(pair_ids)
+        out: dict[int, list[PairEvent]] = {p: [] for p in sorted(wanted)}
+        if not wanted:
+            return out
+        for r in await self.db.fetchall("SELECT * FROM pair_events ORDER BY pair_id, at, id"):
+            if r["pair_id"] in wanted:
+                event = _event(r)
+                if usable(event, allowed):
+                    out[event.pair_id].append(event)
+        return out
 
     async def state(self, pair_id: int) -> str | None:
         found = await self.facts([pair_id])

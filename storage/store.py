@@ -14,9 +14,11 @@ from storage.crypto import KeyRing
 from storage.db import Database, iso, parse_iso, utcnow
 from storage.entries import Entries
 from storage.integrity import Integrity
-from storage.models import Invite, Role, Scope
+from storage.lifecycle import Lifecycle
+from storage.models import Invite, Role
 from storage.participants import Participants
 from storage.programmes import Programmes
+from storage.releases import SummaryReleases
 from storage.vault import Vault
 
 # Tables holding rows linked to a participant, in the order erasure clears them. The
@@ -71,6 +73,8 @@ class Store:
         self.consent = ConsentLedger(db, consent_version, self.integrity)
         self.entries = Entries(db, vault, self.integrity)
         self.audit = AuditLog(db)
+        self.lifecycle = Lifecycle(db)
+        self.releases = SummaryReleases(db)
         self.extensions: dict[str, object] = {}
         self.erasures_applied = 0  # by the opening itself (open, apply_erasures)
 
@@ -314,6 +318,3 @@ class Store:
                 await self._delete_rows(int(row["id"]))
                 count += 1
         return count
-
-    async def consent_allows(self, participant_id: int, scope: Scope) -> bool:
-        return (await self.consent.state(participant_id)).allows(scope)

@@ -357,15 +357,13 @@ async def _anchors(store: Store, allowed: set[int]) -> tuple[dict[int, date], di
     to share.
     """
     pairs: dict[int, date] = {}
-    for r in await store.db.fetchall("SELECT id, mentor_id, mentee_id, matched_at FROM pairs"):
-        if r["matched_at"] and (r["mentor_id"] in allowed or r["mentee_id"] in allowed):
-            pairs[r["id"]] = date.fromisoformat(r["matched_at"][:10])
+    for p in await store.programmes.pairs():
+        if p.matched_at and (p.mentor_id in allowed or p.mentee_id in allowed):
+            pairs[p.id] = date.fromisoformat(p.matched_at[:10])
     firsts: dict[int, date] = {}
-    for r in await store.db.fetchall(
-            "SELECT participant_id, MIN(created_at) AS first FROM entries "
-            "WHERE status='complete' GROUP BY participant_id"):
-        if r["participant_id"] in allowed and r["first"]:
-            firsts[r["participant_id"]] = date.fromisoformat(r["first"][:10])
+    for pid, first in (await store.entries.first_complete()).items():
+        if pid in allowed:
+            firsts[pid] = date.fromisoformat(first[:10])
     return pairs, firsts
 
 
