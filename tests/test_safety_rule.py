@@ -87,6 +87,15 @@ NEAR_MISSES = {
         "I used to self harm as a teenager, it's been over ten years and I'm proud of how far "
         "I've come",
     ],
+    # the same words as patterns learnt from dev4, where they are not risk
+    "lookalikes": [
+        "been researching methods for my dissertation on breaks",
+        "I want to dye my hair purple after nights",
+        "tidying up the flat before I go on leave",
+        "the team runs better without me hovering",
+        "it was a relief to be gone from that ward",
+        "I want it all to stop for a bit, need a holiday",
+    ],
     "ordinary stress": [
         "exhausted and overwhelmed by the rota",
         "cried in the car after a hard shift",
@@ -200,20 +209,13 @@ def test_the_labelled_corpus_is_split_and_big_enough() -> None:
 
 
 def test_lexicon_holds_its_tuning_figures() -> None:
-    """A regression guard on the tuning parts (tuned on, so optimistic: the honest figures
-    come from benchmarks/safety_accuracy.py on the frozen part)."""
-    lines = _corpus("tuning", "dev", "dev2", "dev3")
+    """A regression guard on the development parts (tuned on, so optimistic: the honest
+    figures are leave-one-file-out and the frozen part's)."""
+    lines = _corpus(*DEVELOPMENT)
     verdicts = assess_many([d["text"] for d in lines], semantic=False)
     risk = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] == "risk"]
     safe = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] != "risk"]
-    assert sum(risk) / len(risk) >= 0.95
-    assert sum(safe) / len(safe) <= 0.05
-    # dev4 (the third frozen part): its near misses were tuned on, its risk lines barely
-    lines = _corpus("dev4")
-    verdicts = assess_many([d["text"] for d in lines], semantic=False)
-    risk = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] == "risk"]
-    safe = [v.risk for d, v in zip(lines, verdicts, strict=True) if d["label"] != "risk"]
-    assert sum(risk) / len(risk) >= 0.70
+    assert sum(risk) / len(risk) >= 0.96
     assert sum(safe) / len(safe) <= 0.02
 
 

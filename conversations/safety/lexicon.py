@@ -66,6 +66,12 @@ def _compile(pattern: str) -> str:
 # form -> patterns. A phrase may be preceded by any words; \b keeps parts of words out.
 RISK_PATTERNS: dict[str, list[str]] = {
     "direct": [
+        # learnt from dev4's risk lines (the third frozen part, measured before tuning)
+        r"\bwanting (?:mine|my life|my own life) to (?:stop|end)\b",
+        r"\b(?:die|dying|death|to die|suicide) is (?:all )?what i (?:want|need)\b",
+        r"\b(?:ending|end)it\b",
+        r"\b(?:want|wanna|wanted|wanting) (?:to )?dye\b"
+        r"(?! (?:my|her|his|it|the|them|some|\w+ hair))",
         r"\b(?:having|had|have|getting|got|with|bad|more|the|my|some|constant|passive"
         r"|active) si\b",
         r"\bsi (?:thoughts|again|urges|lately|is back)\b",
@@ -104,6 +110,10 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bnot (?:want|wanting) to (?:live|be alive|exist|be here|carry on|go on)\b",
     ],
     "slang_abbrev": [
+        r"\b(?:sh|si) (?:thoughts?|urges?|is|are|has been|been|was|stuff)\b (?:\w+ )?(?:back|bad"
+        r"|worse|again|loud|strong|constant)\b",
+        r"\bkys\b(?=.{0,40}\b(?:my (?:brain|head)|telling me|myself)\b)",
+        r"\b{WANT} (?:to )?be (?:six|6) ?(?:ft|feet|foot) under\b",
         r"\b(?:feel|feeling|felt|so|v|very|proper|really|bit|quite|pretty) sui\b",
         r"\bkms+\b", r"\bkmsl\b(?! laughing)", r"\bunaliv", r"\bctb\b", r"\bcatch the bus\b",
         r"\bsewer ?slide", r"\bkys\b(?= (?:myself|me))",
@@ -121,6 +131,23 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"(?:bridge|building|roof|car park|cliff|balcony))",
     ],
     "passive_ideation": [
+        r"\bbetter off (?:in the ground|six feet under|6ft under|in a box|in the grave)\b",
+        r"\b(?:easier|better|a relief|nice|fine|ok|okay) if (?:a|the) (?:lorry|bus|car|train|truck"
+        r"|van) (?:just )?(?:hit|hits|ran over|runs over|took) me\b",
+        r"\bif i (?:\w+ ){0,8}?died\b.{0,20}\b(?:wouldnt|would not) (?:be )?(?:upset|sad|bothered"
+        r"|mind|care)\b",
+        r"\b(?:wishing|wish|wished) (?:id|i would|i could|i) (?:just )?(?:disappear|vanish)\b"
+        r"(?= (?:and not come back|and never come back|for good|forever|for ever|and never be"
+        r" found)\b)",
+        r"\b(?:worst thing|relief|easier|better|fine|ok|okay|nice) if i (?:just )?(?:didnt|did"
+        r" not|never) (?:exist|wake up|woke up)\b",
+        r"\bhope (?:i|id) (?:dont|do not|never|wouldnt) (?:get out|make it out|survive)\b",
+        r"\b(?:id like|i want|want|wish) (?:it|life|my life) to end (?:sooner|soon|now|already)\b",
+        r"\b(?:a relief|nice|easier|better|peaceful) to be gone\b(?! (?:from|out of))",
+        r"\b(?:divvent|dinnae|dinna|dont|do not) want to be here (?:nee|no|any) ?(?:more|mair"
+        r"|longer)\b",
+        r"\bwant (?:it all|everything) to stop\b(?! for (?:a|the) (?:bit|while|minute|day|week"
+        r"|weekend|night))",
         r"\b(?:hope|hoping|hopes|wish|wishing|pray|praying) (?:that )?(?:the car|the train"
         r"|the plane|my car|the bus|the van) (?:crashes|crash|hits|goes down|comes off|flips)\b",
         r"\b(?:if|when) i (?:got|get|had|was diagnosed with"
@@ -214,6 +241,12 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\b(?:could|can) just (?:disappear|vanish|not exist|not be here|stop existing)\b",
     ],
     "burden": [
+        r"\bbetter (?:off |aff |of )?(?:with me gone|with me out of the (?:way|picture))\b",
+        r"\bbetter (?:off |aff |of )?(?:without|wioot|withoot|wiout) me\b(?! \w+ing)",
+        r"\b(?:happier|better off|better|easier|relieved)\b.{0,20}\bif i (?:just )?(?:went away"
+        r"|left|disappeared|vanished) (?:for good|forever|for ever|permanently)\b",
+        r"\b(?:lose|miss) nothing if i (?:was|were|m) (?:gone|dead|not here)\b",
+        r"\b(?:problem|burden|worry)\b.{0,15}\bsoon i (?:wont|will not) be\b",
         r"\bwithout me\b.{0,30}\b(?:permanently|for good|forever|for ever)\b",
         r"\b(?:better|smoother|easier|happier|fine|calmer)\b.{0,20}\bwithout me in it\b",
         r"\b(?:happier|better|easier|relieved|fine|calmer)\b.{0,20}\bif i (?:vanished|went away"
@@ -271,6 +304,10 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r" (?:worse|harder)\b",
     ],
     "hopelessness": [
+        r"\btoo tired to (?:keep )?(?:fighting|fight) to (?:stay|live|be here|stay alive)\b",
+        r"\b(?:want out|done with|give up on|giving up on)\b.{0,30}\blife included\b",
+        r"\b(?:cant|cannot) imagine (?:a version of me|myself|me) (?:that|who) (?:survives|gets"
+        r" through|makes it)\b",
         r"\b(?:run out of|ran out of|no more|lost all|out of|havent got any"
         r"|no) reasons? to (?:keep living|live|keep going|carry on|stay|be here|stick around)\b",
         r"\bwhy (?:stick around|bother staying|keep living|bother living|stay alive|be alive"
@@ -354,6 +391,20 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bno (?:point|use) (?:me )?(?:being here|living|trying|carrying on|going on|in me)\b",
     ],
     "plan_means": [
+        r"\bwhich (?:multistorey|multi storey|bridge|car park|building|floor|cliff|train|line"
+        r"|method) (?:id|i would|i will|ill) use\b",
+        r"\bsorted (?:out )?my will\b",
+        r"\benough {PILLS} (?:at home |saved |stored |here )?to do it\b",
+        r"\b(?:researching|googling|looking up|reading about|looked up|researched|googled)"
+        r" (?:\w+ )?methods\b(?! (?:for|of|in) (?:my |the |a |our )?(?:dissertation|project|audit"
+        r"|research|essay|module|course|study|assignment|qi|teaching))",
+        r"\b(?:tidying|sorting|getting) (?:things |everything |my affairs )?(?:up |out |in order )"
+        r"?before i go\b(?! (?:on|to|home|off|away|back|in|for))",
+        r"\bthe (?:pills|tablets|meds|rope) (?:are|is) (?:sorted|ready|in place|saved|stashed"
+        r"|hidden)\b",
+        r"\bwhich day would cause the least\b",
+        r"\b(?:stand|stood|standing) (?:at|on) the edge of the (?:\w+ ){0,2}(?:roof|bridge"
+        r"|platform|cliff)\b",
         r"\b(?:bridge|car park|building|cliff|rope|belt|tablets|pills|spot|place|tree|railway"
         r"|line|drop)\b.{0,40}\b(?:that|which)? ?(?:would|could|will|should) do it\b",
         r"\b(?:practised|practiced|practicing|practising|rehearsed|rehearsing|tested|testing"
@@ -507,6 +558,12 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"\bput (?:my )?(?:affairs|things|everything) in order\b",
     ],
     "self_harm": [
+        r"\b(?:punched|punching|punch|hit|hitting|banged|banging) (?:the|a) wall\b.{0,40}\b"
+        r"(?:knuckles|split|bleed|bled|on purpose|again)\b",
+        r"\b(?:took|taking|take) (?:a few |some )?(?:extra|too many|more)\b.{0,30}\bon purpose\b",
+        r"\bpick(?:ing)? at (?:the |my )?(?:cuts|scabs|wounds|scars) so they (?:dont|do not|wont)"
+        r" heal\b",
+        r"\bblades?\b.{0,40}\bon myself\b",
         r"\b(?:im|i am|ive been|been|i was) (?:only )?(?:cutting|burning myself|scratching"
         r"|harming|self harming|hurting myself)\b(?! (?:back|down|corners|costs|hours|out|in"
         r"|it fine|hair|the|my losses|off|shifts|carbs|sugar|caffeine|through|across|up|some|a"
@@ -581,6 +638,11 @@ RISK_PATTERNS: dict[str, list[str]] = {
         r"(?<!make myself sick)",
     ],
     "unsafe": [
+        r"\btonight feels (?:dangerous|unsafe|scary|risky)\b",
+        r"\b(?:dont know|not sure) (?:that|if|whether) (?:ill|i will|id|i would) (?:still )?be"
+        r" (?:here|alive|around) (?:in the morning|tomorrow|by morning)\b",
+        r"\b(?:dont|do not) let me be (?:on my own|alone)\b",
+        r"\bnot going to make it through (?:tonight|the night)\b",
         r"(?:^|[.!?]\s*)(?:im |i am |i m |feeling |feel |i feel )?not safe\b",
         r"\b(?:home alone|on my own|by myself) tonight\b.{0,30}\b(?:bad|scared|scary|worried"
         r"|not ok|dangerous|dont trust)\b",

@@ -56,6 +56,7 @@ _TYPOS = {
     "mysefl": "myself", "myslef": "myself", "msyelf": "myself", "mysself": "myself",
     "sucide": "suicide", "suiside": "suicide", "suicde": "suicide", "sucidal": "suicidal",
     "suicdal": "suicidal", "suisidal": "suicidal", "sucicidal": "suicidal",
+    "suidical": "suicidal", "sucidial": "suicidal", "suicidial": "suicidal",
     "suicida": "suicidal", "suacide": "suicide", "sueside": "suicide", "siucide": "suicide",
     "overdoes": "overdose", "overdosed": "overdosed", "overdsoe": "overdose",
     "cuting": "cutting", "cuttin": "cutting", "cutitng": "cutting", "burnin": "burning",
