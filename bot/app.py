@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,15 @@ from storage.store import Store
 log = logging.getLogger("mentorbot.app")
 
 STORE_KEY = "store"
+# What the bot runs beyond the core capabilities (conversations.capabilities.CORE), installed
+# in this order once the store and the service exist. Each registers its commands and
+# listeners with the service's registry and adds its own handlers and jobs.
+Extension = Callable[[Application[Any, Any, Any, Any, Any, Any]], Awaitable[object]]
+EXTENSIONS: tuple[Extension, ...] = (
+    coding.install,  # codes each saved entry once (bot/coding.py)
+    jobs.install,  # reminders: planner, sweep job, buttons; lifecycle: /close /extend /quiet
+    coordinator.install,  # /summary, /digest, the weekly digest jobs, join approvals
+)
 
 
 def consent_version() -> str:
@@ -75,11 +85,10 @@ def build_application(
                 "\\n", "\n"
             ),
         )
-        coding.install(app.bot_data[SERVICE_KEY], active)  # codes each saved entry once
         await _warm_safety_rule()
         install_flood_gate(app, active, flood_limits)
-        await jobs.install(app)  # reminders: sweep job, buttons, /close /extend /quiet
-        await coordinator.install(app)  # /summary, /digest and the weekly digest jobs
+        for extension in EXTENSIONS:
+            await extension(app)
         try:
             await app.bot.set_my_commands(
                 commands_for("guest"), scope=BotCommandScopeAllPrivateChats()

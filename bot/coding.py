@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from telegram.ext import Application
+
+from bot.context import SERVICE_KEY
 from bot.errors import describe
 from conversations.catalogue import load_flows
+from conversations.commands import Registry
 from conversations.service import Service
 from reports.codebook import Codebook, load_codebook
 from reports.entry_codes import code_entry, coder_id
@@ -41,5 +45,13 @@ class EntryCoder:
             log.warning("coding a saved entry failed: %s", describe(exc))
 
 
-def install(service: Service, store: Store) -> None:
-    service.registry.on_saved(EntryCoder(store).on_saved)
+    def register(self, registry: Registry, service: Service) -> None:
+        registry.on_saved(self.on_saved)
+
+
+async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> EntryCoder:
+    """Called from post_init, once the store and the service exist."""
+    service: Service = app.bot_data[SERVICE_KEY]
+    coder = EntryCoder(service.store)
+    service.install(coder)
+    return coder
