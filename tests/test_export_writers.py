@@ -27,6 +27,7 @@ from reports.export.model import (
     ExportOptions,
     facts_of,
 )
+from reports.export.refi import archive
 
 HOSTILE = 'He said "no", then left,\r\nagain; =HYPERLINK("http://x.invalid","click") 😀 done'
 SCRIPT = "<script>alert('x')</script> & ]]> café 漢字 👩‍👩‍👧 end"
@@ -517,10 +518,10 @@ def test_qdpx_bytes_are_stable(
 
 def test_zip64_end_records_are_readable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A project with 65,535+ sources needs Zip64 end records; force them on a small archive.
-    monkeypatch.setattr(refi._ZipWriter, "_ZIP64_FROM", 2)
+    monkeypatch.setattr(archive._ZipWriter, "_ZIP64_FROM", 2)
     path = tmp_path / "z.zip"
     with open(path, "wb") as fh:
-        zw = refi._ZipWriter(fh)
+        zw = archive._ZipWriter(fh)
         zw.add("sources/", b"")
         zw.add("sources/a.txt", "é".encode() * 2000)
         zw.add("sources/b.txt", b"short")
@@ -549,7 +550,7 @@ def test_write_all_reports_a_failed_project(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(refi, "write_project_part", broken)
+    monkeypatch.setattr(refi.project, "write_project_part", broken)
     with pytest.raises(OSError, match="disk full"):
         write_all(bundle, codebook, tmp_path)
     assert not (tmp_path / "project.qdpx").exists()

@@ -1,0 +1,430 @@
+"""The evaluator pipeline: read consented entries, code them, apply the review, run the rest.
+
+Rule coding is most of the work, so free texts go in chunks to a process pool (``_Coder``)
+while the main process decrypts the next batches; ``build_report`` then runs the analysis,
+renders and writes the files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from conversations.catalogue import load_flows
+from reports import extract
+from reports.batch import collector_paused
+from reports.codebook import (
+    Codebook,
+    load_codebook,
+)
+from reports.coding.model import (
+    METHOD_SEMANTIC,
+)
+from reports.configurations import (
+    UnitPayload,
+    UnitResult,
+)
+from reports.evaluator.analysis import _Analysis
+from reports.evaluator.model import (
+    CHUNK_TEXTS,
+    POOL_MIN_ENTRIES,
+    Entry,
+    Options,
+    ProgressSink,
+    ReportResult,
+    _Quote,
+    _Silent,
+)
+from reports.evaluator.render import charts, render_html, write_json
+from reports.phases import month_of
+from reports.review import WITHHELD, Reviewer, ReviewWriter, read_review, review_id
+from reports.structured import (
+    CANDIDATES_KEPT,
+    OTHER_SUFFIX,
+    ChunkCoder,
+    ChunkResult,
+    Code,
+    StepIndex,
+    TextJob,
+    analyse_chunk,
+    code_chunk,
+    init_worker,
+    split_entry,
+)
+from storage.models import Scope
+from storage.pseudonyms import Pseudonymiser
+from storage.store import Store
+
+# ---------------------------------------------------------------------------------------
+# coding stage
+# ---------------------------------------------------------------------------------------
+
+_Meta = tuple[int, str, str]  # (entry position, step, text) of each text in a chunk
+
+
+class _Coder:
+    """Sends free texts out in chunks and hands results back in submission order."""
+
+    def __init__(
+        self,
+        codebook: Codebook,
+        decisions: Mapping[str, Any],
+        workers: int,
+        flows: Mapping[str, Any],
+    ) -> None:
+        self.local: ChunkCoder | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 0:
+            packaged = load_codebook()
+            # the packaged codebook travels as its hash: each worker loads its own copy
+            book: Codebook | str = (
+                codebook.content_hash
+                if packaged.content_hash == codebook.content_hash
+                else codebook
+            )
+            # spawn, not fork: the database connection lives in a thread of this process
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker,
+                initargs=(book, dict(decisions)),
+            )
+        else:
+            self.local = ChunkCoder(codebook, decisions, flows)
+        self.jobs: list[TextJob] = []
+        self.meta: list[_Meta] = []
+        self.pending: deque[tuple[Future[ChunkResult] | ChunkResult, list[_Meta]]] = deque()
+
+    def add(self, job: TextJob, meta: _Meta) -> None:
+        self.jobs.append(job)
+        self.meta.append(meta)
+        if len(self.jobs) >= CHUNK_TEXTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.jobs:
+            return
+        if self.local is not None:
+            self.pending.append((self.local.code(self.jobs), self.meta))
+        else:
+            assert self.pool is not None
+            self.pending.append((self.pool.submit(code_chunk, self.jobs), self.meta))
+        self.jobs, self.meta = [], []
+
+    def ready(self, wait: bool) -> Iterator[tuple[ChunkResult, list[_Meta]]]:
+        """Finished chunks, oldest first; stops at the first unfinished one unless ``wait``."""
+        while self.pending:
+            result, meta = self.pending[0]
+            if isinstance(result, Future):
+                if not wait and not result.done():
+                    return
+                result = result.result()
+            self.pending.popleft()
+            yield result, meta
+
+    def submit_units(
+        self, payloads: list[UnitPayload]
+    ) -> Future[list[UnitResult]] | list[UnitResult]:
+        """Per-unit analysis of a batch: in a worker once coding is done, else here."""
+        if self.pool is None:
+            assert self.local is not None
+            return self.local.analyse(payloads)
+        return self.pool.submit(analyse_chunk, payloads)
+
+    @staticmethod
+    def collect(
+        pending: Iterable[Future[list[UnitResult]] | list[UnitResult]],
+    ) -> Iterator[UnitResult]:
+        for batch in pending:
+            yield from (batch.result() if isinstance(batch, Future) else batch)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+class _Run:
+    def __init__(
+        self, store: Store, codebook: Codebook, options: Options, progress: ProgressSink
+    ) -> None:
+        self.store = store
+        self.codebook = codebook
+        self.options = options
+        self.progress = progress
+        self.flows = load_flows()
+        self.index = StepIndex(self.flows, codebook)
+        self.entries: list[Entry] = []
+        self.quotes: dict[tuple[str, str], list[_Quote]] = {}
+        self.reviewer = Reviewer()
+        self.semantic_note = "not requested (--semantic turns it on where it is installed)"
+        self.semantic: Any = None
+        self.rule_texts = 0
+        self.workers = 0
+        self.coder: _Coder | None = None
+        self._subjects: dict[int, str] = {}
+        self._matched_day: dict[int, int] = {}
+        # a pseudonym is an HMAC: one per person and pair, not one per code
+        self._person_label: dict[int, str] = {}
+        self._pair_label: dict[int, str] = {}
+
+    # -- reading and coding -------------------------------------------------------------
+    async def read(self, review_out: Path) -> None:
+        store = self.store
+        options = self.options
+        if options.review is not None:
+            self.reviewer = Reviewer(read_review(options.review, self.codebook))
+        if options.semantic:
+            self._load_semantic()
+        # the report's own namespace: never the pseudonyms of an export of the same study
+        self.pseudonyms = await Pseudonymiser.for_study(store.vault, options.study, "report")
+        consenting = await extract.consenting(store, Scope.EVALUATION)
+        self.consenting = consenting
+        self.pairs = {p.id: p for p in await store.programmes.pairs()}
+        self._matched_day = {
+            pid: date.fromisoformat(p.matched_at[:10]).toordinal()
+            for pid, p in self.pairs.items()
+            if p.matched_at
+        }
+        # partners' names too: the same names exports mask
+        self.names: dict[int, tuple[str, ...]] = await extract.mask_names(store, consenting)
+        total = 0
+        if consenting:
+            total = sum(n for pid, n in (await store.entries.complete_counts()).items()
+                        if pid in consenting)
+        workers = options.workers
+        if workers is None:
+            workers = min(2, os.cpu_count() or 1) if total >= POOL_MIN_ENTRIES else 0
+        self.workers = workers
+        # the pool stays up for the per-pair analysis; build_report closes it
+        coder = self.coder = _Coder(self.codebook, self.reviewer.decisions, workers, self.flows)
+        review_out.parent.mkdir(parents=True, exist_ok=True)
+        with review_out.open("w", encoding="utf-8", newline="") as handle:
+            self.writer = ReviewWriter(handle)
+            self.progress.stage("Coding entries", total)
+            async for record in extract.entries(store, Scope.EVALUATION):
+                self._split(record, coder)
+                for done, meta in coder.ready(wait=False):
+                    self._merge(done, meta)
+            coder.flush()
+            for done, meta in coder.ready(wait=True):
+                self._merge(done, meta)
+
+    def _split(self, record: extract.EntryRecord, coder: _Coder) -> None:
+        split = split_entry(record.flow, record.answers, self.index)
+        when = split.day or record.created_at[:10]
+        try:
+            day = date.fromisoformat(when).toordinal()
+        except ValueError:
+            day = date.fromisoformat(record.created_at[:10]).toordinal()
+        idx = len(self.entries)
+        entry = Entry(
+            idx=idx,
+            entry_id=record.entry_id,
+            label=self.pseudonyms.entry(record.entry_id),
+            person=record.participant_id,
+            author=sys.intern(record.role.value),
+            pair_id=record.pair_id,
+            flow=sys.intern(record.flow),
+            day=day,
+            codes=split.codes,
+            flagged=frozenset(record.flagged),
+            texts=tuple(s for s, _ in split.texts if not s.endswith(OTHER_SUFFIX)),
+        )
+        self.entries.append(entry)
+        self._subjects[record.participant_id] = record.subject_ref
+        if split.texts:
+            names = self.names.get(record.participant_id, ())
+            pair = self.pair_label(entry.pair_id) if entry.pair_id is not None else ""
+            start = self._matched_day.get(entry.pair_id) if entry.pair_id is not None else None
+            month = "" if start is None else str(month_of(day - start) + 1)
+            person = self.person_label(entry.person)
+            for step, text in split.texts:
+                quotable = step.split(".", 1)[0] not in entry.flagged
+                ctx = (entry.label, person, pair, entry.author, month, entry.flow, step)
+                coder.add((text, entry.author, names, quotable, ctx), (idx, step, text))
+                self.rule_texts += 1
+        self.progress.advance()
+
+    def _merge(self, result: ChunkResult, meta: list[_Meta]) -> None:
+        self.writer.write_text(result.review_csv, result.review_rows)
+        new = tuple.__new__  # Code is a NamedTuple: build it from the worker's plain tuples
+        for codes, (idx, _, _) in zip(result.codes, meta, strict=True):
+            if codes:
+                self.entries[idx].codes.extend(new(Code, c) for c in codes)
+        for scheme, method, code, decision, new_code in result.applied:
+            self.reviewer.agreement.record(scheme, method, code, decision, new_code)
+        for code, role, rank, text, _, position in result.candidates:
+            idx, step, _ = meta[position]
+            bucket = self.quotes.setdefault((code, role), [])
+            bucket.append(_Quote(rank, text, idx, step))
+            if len(bucket) > 4 * CANDIDATES_KEPT:
+                bucket.sort(key=lambda q: q.rank)
+                del bucket[CANDIDATES_KEPT:]
+        if self.semantic is not None:
+            self._semantic(meta)
+
+    def person_label(self, person: int) -> str:
+        label = self._person_label.get(person)
+        if label is None:
+            label = self._person_label[person] = self.pseudonyms.person(self._subjects[person])
+        return label
+
+    def pair_label(self, pair_id: int) -> str:
+        label = self._pair_label.get(pair_id)
+        if label is None:
+            label = self._pair_label[pair_id] = self.pseudonyms.pair(pair_id)
+        return label
+
+    # -- optional semantic layer --------------------------------------------------------
+    def _load_semantic(self) -> None:
+        from reports.coding import semantic
+
+        ok, why = semantic.availability()
+        if not ok:
+            self.semantic_note = why
+            return
+        examples = [
+            semantic.Example(d.new_code or rid.split(":")[2], d.evidence)
+            for rid, d in sorted(self.reviewer.decisions.items())
+            if d.decision in ("accept", "change")
+            and d.evidence
+            and not d.evidence.startswith("[withheld")
+        ]
+        if not examples:
+            self.semantic_note = (
+                "available, but no labelled examples yet: accept or change "
+                "codes in review.csv and pass it with --review"
+            )
+            return
+        self.semantic = semantic.SemanticCoder(examples, self.codebook)
+        self.semantic_note = f"on, matching against {len(examples)} reviewed examples"
+
+    def _semantic(self, meta: list[_Meta]) -> None:
+        """Semantic suggestions for a chunk, reviewed and listed like the rules' ones."""
+        from reports.structured import Masker
+
+        texts = [text for _, _, text in meta]
+        for (idx, step, text), hits in zip(meta, self.semantic.code(texts), strict=True):
+            entry = self.entries[idx]
+            quotable = step.split(".", 1)[0] not in entry.flagged
+            names = self.names.get(entry.person, ())
+            evidence = Masker(names).mask(text) if quotable else WITHHELD
+            for hit in hits:
+                code = Code(
+                    hit.code_id,
+                    hit.scheme,
+                    hit.cmo_role,
+                    hit.level,
+                    hit.polarity,
+                    step,
+                    0,
+                    len(text),
+                    METHOD_SEMANTIC,
+                    hit.confidence,
+                )
+                rid = review_id(entry.label, step, code.code_id, code.polarity, code.method)
+                decision = self.reviewer.decide(rid, code.scheme, code.method, code.code_id)
+                pair = self.pair_label(entry.pair_id) if entry.pair_id is not None else ""
+                self.writer.write_row(
+                    rid,
+                    entry.label,
+                    self.person_label(entry.person),
+                    pair,
+                    entry.author,
+                    "",
+                    self.index.label(entry.flow, step),
+                    code.code_id,
+                    self.codebook.get(code.code_id).label,
+                    code.scheme,
+                    code.cmo_role or "",
+                    code.polarity or "",
+                    code.method,
+                    f"{code.confidence:.3f}",
+                    evidence,
+                    decision.decision if decision else "",
+                    (decision.new_code or "") if decision else "",
+                    decision.note if decision else "",
+                )
+                if decision is not None and decision.decision == "reject":
+                    continue
+                if decision is not None and decision.decision == "change" and decision.new_code:
+                    scheme, role, level, polarity = self.index.labels[decision.new_code]
+                    code = code._replace(
+                        code_id=decision.new_code,
+                        scheme=scheme,
+                        cmo_role=role,
+                        level=level,
+                        polarity=polarity,
+                    )
+                entry.codes.append(code)
+
+
+# ---------------------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------------------
+
+
+async def build_report(
+    store: Store,
+    out_dir: Path,
+    *,
+    codebook: Codebook | None = None,
+    options: Options | None = None,
+    progress: ProgressSink | None = None,
+) -> ReportResult:
+    """Run the whole job and write report.json, report.html and review.csv into ``out_dir``."""
+    book = codebook if codebook is not None else load_codebook()
+    opts = options or Options()
+    sink = progress or _Silent()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    review_tmp = out_dir / "review.csv.partial"
+    run = _Run(store, book, opts, sink)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    try:
+        with collector_paused():
+            await run.read(review_tmp)
+            lap("extract_and_code")
+            analysis = _Analysis(run)
+            data = await analysis.run_all()
+            lap("phases_configurations_aggregates")
+            images = charts(data)
+            lap("charts")
+            html = render_html(data, images, analysis.best)
+            lap("render_html")
+            write_json(out_dir / "report.json", data, analysis.items)
+            (out_dir / "report.html").write_text(html, encoding="utf-8")
+            review_tmp.replace(out_dir / "review.csv")
+            lap("write")
+    except BaseException:
+        review_tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if run.coder is not None:
+            run.coder.close()
+    summary = data["summary"]
+    return ReportResult(
+        out_dir=out_dir,
+        entries=summary["entries"],
+        people=summary["people"],
+        pairs=summary["pairs"],
+        review_rows=run.writer.rows,
+        agreement=run.reviewer.agreement.rate,
+        timings=timings,
+    )

@@ -1,0 +1,163 @@
+"""The evaluator report rendered: report.json (sorted, stable), charts and report.html."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from reports.configurations import (
+    GRADES,
+)
+from reports.evaluator.analysis import ITEMS_MARKER
+from reports.evaluator.model import MIN_MONTH_ENTRIES, ROLES, TIMELINES_SHOWN
+from reports.phases import DAYS_PER_MONTH, PHASES
+
+# ---------------------------------------------------------------------------------------
+# rendering
+# ---------------------------------------------------------------------------------------
+
+
+def write_json(path: Path, data: Mapping[str, Any], items: Sequence[str]) -> None:
+    """report.json: ``data`` with the configuration items (already encoded, in order) put
+    where the marker stands. Equal input gives equal bytes: keys are sorted throughout."""
+    text = _dumps(data)
+    head, tail = text.split(json.dumps(ITEMS_MARKER), 1)
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(head)
+        handle.write("[")
+        for k, item in enumerate(items):
+            if k:
+                handle.write(",")
+            handle.write(item)
+        handle.write("]")
+        handle.write(tail)
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    # compact: with ``indent`` json falls back to its pure-Python encoder, ten times slower on
+    # the tens of megabytes a large programme gives; ``python -m json.tool`` pretty-prints it
+    return (
+        json.dumps(
+            data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+        + "\n"
+    )
+
+
+def _short(label: str, limit: int = 42) -> str:
+    head = label.split(":", 1)[0] if ":" in label and len(label) > limit else label
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
+def charts(data: Mapping[str, Any]) -> dict[str, str]:
+    from reports import charts as draw
+
+    labels = data["labels"]
+    short = {k: _short(v) for k, v in labels.items()}
+    phase_labels = {p: labels[p].split(":", 1)[0] for p in PHASES}
+    out: dict[str, str] = {}
+    dist = data["phases"]["distribution"]
+    if dist["months"]:
+        out["phase_distribution"] = draw.phase_distribution(
+            dist["months"], dist["counts"], phase_labels
+        )
+    lanes = []
+    for label, t in _timelines_shown(data["phases"]["pairs"]):
+        segments = t["segments"]
+        spans = []
+        for k, s in enumerate(segments):
+            end = segments[k + 1]["from_day"] if k + 1 < len(segments) else s["to_day"] + 7
+            spans.append((s["phase"], s["from_day"] / DAYS_PER_MONTH, end / DAYS_PER_MONTH))
+        regressions = [
+            tr["day"] / DAYS_PER_MONTH for tr in t["transitions"] if tr["kind"] == "regression"
+        ]
+        lanes.append((label, spans, regressions))
+    if lanes:
+        out["phase_timelines"] = draw.phase_timelines(lanes, phase_labels)
+    domains = data["learning_domains"]["by_month"]
+    panels = {
+        f"{a}s": {
+            d: [(int(m), float(s)) for m, s, _, total in pts if total >= MIN_MONTH_ENTRIES]
+            for d, pts in sorted(domains.get(a, {}).items())
+        }
+        for a in ROLES
+        if domains.get(a)
+    }
+    if panels:
+        out["learning_domains"] = draw.lines_by_month(
+            panels, {k: _short(v.split(":", 1)[0]) for k, v in labels.items()}, "share of entries"
+        )
+    rows = [
+        (_factor_name(r, short), r["helping"], r["hindering"])
+        for r in data["factors"]["rows"][:14]
+    ]
+    if rows:
+        out["factors"] = draw.diverging(rows)
+    climate = data["climate"]
+    if climate["months"] and any(climate["totals"].values()):
+        out["climate"] = draw.stacked_shares(
+            climate["months"],
+            climate["counts"],
+            {k: labels[k].split(":", 1)[0] for k in climate["counts"]},
+            draw.CLIMATE_COLOURS,
+        )
+    patterns_ = data["configurations"]["patterns"][:12]
+    if patterns_:
+        out["configurations"] = draw.grades_by_outcome(
+            [(short[p["outcome"]], p["grades"]) for p in patterns_], GRADES
+        )
+    return out
+
+
+def _factor_name(row: Mapping[str, Any], short: Mapping[str, str]) -> str:
+    if row.get("counterpart"):
+        return f"{short[row['factor']]} / {short[row['counterpart']]}"
+    return short[row["factor"]]
+
+
+def _timelines_shown(pairs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Pairs with regressions first (they need a look), then the rest, by pseudonym."""
+    with_regression = [
+        (k, v)
+        for k, v in sorted(pairs.items())
+        if any(t["kind"] == "regression" for t in v["transitions"])
+    ]
+    rest = [
+        (k, v)
+        for k, v in sorted(pairs.items())
+        if not any(t["kind"] == "regression" for t in v["transitions"])
+    ]
+    return (with_regression[: TIMELINES_SHOWN // 2] + rest)[:TIMELINES_SHOWN]
+
+
+def render_html(
+    data: Mapping[str, Any], images: Mapping[str, str], best: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    env.filters["pct"] = lambda v: f"{100 * float(v):.0f}%"
+    env.filters["short"] = _short
+    env.filters["month"] = lambda m: "before matching" if m is None or m < 0 else f"month {m + 1}"
+    env.filters["months"] = lambda d: f"{d / DAYS_PER_MONTH:.1f}"
+    source = (
+        resources.files("reports")
+        .joinpath("templates", "evaluator.html.j2")
+        .read_text(encoding="utf-8")
+    )
+    template = env.from_string(source)
+    return template.render(
+        d=data,
+        images=images,
+        labels=data["labels"],
+        phase_names={p: data["labels"][p].split(":", 1)[0] for p in PHASES},
+        timelines=_timelines_shown(data["phases"]["pairs"]),
+        best=best,
+        roles_order=list(data["cmo_framework"]["roles"]),
+        grades=GRADES,
+    )
