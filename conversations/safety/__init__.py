@@ -10,10 +10,11 @@ How it judges (see the README's safety section for measured recall and false ala
    mistyped (invisible characters, look-alike letters, leetspeak, spaced letters, typos).
 2. :mod:`~conversations.safety.lexicon` patterns recognise the usual forms of risk; figures
    of speech are blanked out first, and a match is set aside when it is about someone else
-   (patients, relatives, colleagues, clinical work) or is distress the writer says is over.
+   (patients, relatives, colleagues, clinical work) or is distress the writer says is over
+   with nothing in or after its clause saying it is back.
 3. Where the optional sentence encoder is installed, :mod:`~conversations.safety.semantic`
-   compares each sentence with a bank of labelled examples, which catches risk put in words
-   no pattern lists.
+   scores each sentence, read beside its whole answer, with a probe learnt from the labelled
+   corpus and its near misses, which catches risk put in words no pattern lists.
 
 Deliberately sensitive: a false alarm costs one supportive message, a miss costs more.
 Negation does not clear risk ("I'm not saying I want to end it all" is flagged).
