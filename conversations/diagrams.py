@@ -52,7 +52,7 @@ def flow_diagram(flow: Flow) -> str:
     if flow.summary:
         lines.append('  summary{{"Summary: Save, Edit or Discard"}}')
         lines.append('  saved(["saved"])')
-        lines.append('  summary -->|Save| saved')
+        lines.append("  summary -->|Save| saved")
         lines.append(f"  summary -.->|Edit| {ids[0]}")
     else:
         lines.append('  done(["done"])')
@@ -99,7 +99,7 @@ def updated(document: str, flows: Mapping[str, Flow]) -> str:
     start, end = document.find(BEGIN), document.find(END)
     if start < 0 or end < start:
         raise ValueError("the document has no flow diagram markers")
-    return document[:start] + render(flows) + document[end + len(END):]
+    return document[:start] + render(flows) + document[end + len(END) :]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,8 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = updated(current, load_flows())
     if args.check:
         if wanted != current:
-            print(f"{args.document}: flow diagrams are out of date; run "
-                  f"python -m conversations.diagrams {args.document}", file=sys.stderr)
+            print(
+                f"{args.document}: flow diagrams are out of date; run "
+                f"python -m conversations.diagrams {args.document}",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.document}: flow diagrams are current")
         return 0

@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conversations import history
 from conversations.capabilities import CORE
-from conversations.capabilities.onboarding import Onboarding
 from conversations.catalogue import Texts, load_flows, load_texts
 from conversations.commands import Capability, Registry, SavedListener
 from conversations.engine import (
@@ -38,6 +37,9 @@ from storage.db import parse_iso, utcnow
 from storage.models import Participant, Role, Scope
 from storage.prefs import ChatPrefs
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from conversations.capabilities.onboarding import Onboarding
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class Service:
         # The one extension point: each capability registers its commands, menus and
         # listeners here. The console runs the listed core; the bot adds its own.
         self.registry = Registry()
-        self.onboarding = Onboarding(self)
+        self.onboarding: Onboarding | None = None  # set by the onboarding capability
         for capability in CORE if capabilities is None else capabilities:
             self.install(capability)
         self.prefs = ChatPrefs(store.db)
@@ -114,11 +116,14 @@ class Service:
 
     # -- public entry points -----------------------------------------------------------
     async def start(self, sender: Sender, payload: str | None) -> Response:
+        if self.onboarding is None:
+            return Response().say(self.texts.say("not_here", command="start"))
         return await self.onboarding.start(sender, payload)
 
     async def welcome(self, me: Participant, first_name: str | None,
                       pair_complete: bool) -> Response:
         """What a person sees once they are in: at the join, or when a held join is approved."""
+        assert self.onboarding is not None, "a held join is approved only where people join"
         return await self.onboarding.welcome(me, first_name, pair_complete)
 
     async def command(self, sender: Sender, name: str, args: str = "") -> Response:

@@ -11,6 +11,7 @@ from storage.models import Participant, Role
 if TYPE_CHECKING:
     from conversations.service import Service
 
+
 class Onboarding:
     """Joining from an invite link, being held for approval, and the welcome."""
 
@@ -18,6 +19,8 @@ class Onboarding:
         self.sv = service
 
     def register(self, registry: Registry) -> None:
+        # /start is the one way in for someone not yet joined, so the service calls it
+        # directly rather than through a command route (which needs a participant).
         self.sv.onboarding = self
 
     async def start(self, sender: Sender, payload: str | None) -> Response:
@@ -49,12 +52,16 @@ class Onboarding:
             if held is not None:
                 for listener in self.sv.registry.held_listeners:
                     await listener(held)
-            return Response(changed=True).say(self.sv.texts.say(
-                "join_held", name=sender.first_name or "there", programme=programme.name))
+            return Response(changed=True).say(
+                self.sv.texts.say(
+                    "join_held", name=sender.first_name or "there", programme=programme.name
+                )
+            )
         return await self.welcome(me, sender.first_name, result.pair_complete)
 
-    async def welcome(self, me: Participant, first_name: str | None,
-                      pair_complete: bool) -> Response:
+    async def welcome(
+        self, me: Participant, first_name: str | None, pair_complete: bool
+    ) -> Response:
         """What a person sees once they are in: at the join, or when a held join is approved."""
         programme = await self.sv.store.programmes.get(me.programme_id)
         resp = Response(menu_role=me.role.value, changed=True)
