@@ -35,8 +35,6 @@ class Route:
     run: CommandHandler
     # A person held for a coordinator's approval may still see and erase their data.
     while_held: bool = False
-    # Answered before the person's place in a conversation is looked at (/help).
-    stateless: bool = False
     # Runs in the middle of a flow without closing it (/withdraw, /mydata, /pause).
     in_flow: bool = False
     # Runs before a changed consent question is asked again (/withdraw, /mydata, /consent).
