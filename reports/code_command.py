@@ -4,6 +4,10 @@ Input, one object per line::
 
     {"id": "e1", "role": "mentee", "text": "My manager has been really supportive."}
 
+with optional ``"flow"`` and ``"step"`` (a flow id and step id, e.g. ``"grow"``/``"goal"``): a
+step that asks for goals or hopes makes the outcomes of its answer intended unless the answer
+reports attainment.
+
 Output, one line per input line, keys sorted so equal input gives byte-identical output::
 
     {"codebook": {"hash": ..., "version": ...}, "codes": [...], "id": "e1", "phase_signal": null}
@@ -23,6 +27,7 @@ from typing import Any, TextIO
 
 from reports.codebook import Codebook, load_codebook
 from reports.coding.rules import RawHit, code_text_raw, phase_signal
+from reports.entry_codes import intention_steps
 
 ROLES = ("mentee", "mentor")
 MAX_TEXT_CHARS = 20_000  # longer than any reflection the bot accepts; guards the coder
@@ -46,11 +51,13 @@ _FRAMES: dict[tuple[str | None, ...], tuple[str, str]] = {}
 
 
 def _frame(hit: RawHit) -> tuple[str, str]:
-    key = (hit.cmo_role, hit.code_id, hit.level, hit.method, hit.polarity, hit.scheme)
+    key = (hit.cmo_role, hit.code_id, hit.level, hit.method, hit.polarity, hit.scheme,
+           hit.modality, hit.intended_role)
     frame = _FRAMES.get(key)
     if frame is None:
         head = f'{{"cmo_role":{_atom(hit.cmo_role)},"code":{_atom(hit.code_id)},"confidence":'
-        tail = (f',"level":{_atom(hit.level)},"method":{_atom(hit.method)},'
+        tail = (f',"intended_role":{_atom(hit.intended_role)},"level":{_atom(hit.level)},'
+                f'"method":{_atom(hit.method)},"modality":{_atom(hit.modality)},'
                 f'"polarity":{_atom(hit.polarity)},"scheme":{_atom(hit.scheme)}}}')
         frame = _FRAMES[key] = (head, tail)
     return frame
@@ -67,7 +74,8 @@ def _hit_json(hit: RawHit) -> str:
             f'{tail}')
 
 
-def _code_line(line: str, codebook: Codebook, stamp: str) -> tuple[str, bool]:
+def _code_line(line: str, codebook: Codebook, stamp: str,
+               intending: frozenset[tuple[str, str]]) -> tuple[str, bool]:
     try:
         entry = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -85,7 +93,12 @@ def _code_line(line: str, codebook: Codebook, stamp: str) -> tuple[str, bool]:
         return _error(entry_id, "text must be a string"), False
     if len(text) > MAX_TEXT_CHARS:
         return _error(entry_id, f"text longer than {MAX_TEXT_CHARS} characters"), False
-    hits = code_text_raw(text, role, codebook)
+    flow, step = entry.get("flow"), entry.get("step")
+    if (flow is not None or step is not None) and not (
+            isinstance(flow, str) and isinstance(step, str)):
+        return _error(entry_id, "flow and step must be given together, as strings"), False
+    intends = (flow, step) in intending
+    hits = code_text_raw(text, role, codebook, intends)
     codes = ",".join(_hit_json(hit) for hit in hits)
     phase = phase_signal(hits)
     entry_json = encode_basestring(entry_id) if isinstance(entry_id, str) else str(entry_id)
@@ -97,12 +110,13 @@ def code_stream(lines: Iterable[str], out: TextIO, codebook: Codebook | None = N
     """Code every JSON line of ``lines`` into ``out``; return the number of error lines."""
     book = codebook if codebook is not None else load_codebook()
     stamp = _dumps({"version": book.version, "hash": book.content_hash})
+    intending = intention_steps()
     errors = 0
     for raw in lines:
         line = raw.strip()
         if not line:
             continue
-        result, ok = _code_line(line, book, stamp)
+        result, ok = _code_line(line, book, stamp, intending)
         if not ok:
             errors += 1
         out.write(result)

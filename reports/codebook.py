@@ -57,6 +57,9 @@ CMO_ROLES = (*CONTEXT_ROLES, "RESPONSE", "RESOURCE", *OUTCOME_ROLES)  # codebook
 CONTEXT = "CONTEXT"
 COARSE_ROLE = {role: CONTEXT if role in CONTEXT_ROLES else role for role in CMO_ROLES}
 ELICITED_ROLES = (CONTEXT, *MECHANISM_ROLES, *OUTCOME_ROLES)
+# Not a role: a step whose ``elicits`` names it asks for goals or hopes, so what its answer
+# says about outcomes is intended unless it reports attainment (docs/coding-guide.md §3.2).
+INTENTION = "INTENTION"
 # The part of a configuration each non-outcome role fills.
 PART_OF_ROLE = {
     **{role: "context" for role in CONTEXT_ROLES},

@@ -19,17 +19,34 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from conversations.answers import Answer
 from conversations.model import Flow, Step
 from conversations.safety import lexicon_version
-from reports.codebook import Codebook, load_codebook
+from reports.codebook import INTENTION, Codebook, load_codebook
 from reports.coding.rules import code_text_raw
 
-CODES_VERSION = "1"  # bump when what is coded, or how it is stored, changes
+CODES_VERSION = "2"  # bump when what is coded, or how it is stored, changes
 
-Hit = tuple[int, int, str, float]  # start, end (code points into the text), code id, confidence
+# start, end (code points into the text), code id, confidence, modality (issue 13: "realised",
+# "intended", "hypothetical" or "negated"; only a realised outcome is an outcome)
+Hit = tuple[int, int, str, float, str]
+
+
+def step_intends(step: Step | None) -> bool:
+    """Does this step ask for goals or hopes (``elicits: [INTENTION]``)?"""
+    return step is not None and INTENTION in step.elicits
+
+
+@lru_cache(maxsize=1)
+def intention_steps() -> frozenset[tuple[str, str]]:
+    """(flow id, step id) of every packaged step that asks for goals or hopes."""
+    from conversations.catalogue import load_flows
+
+    return frozenset((flow.id, step.id) for flow in load_flows().values()
+                     for step in flow.steps if step_intends(step))
 
 
 def coder_id(codebook: Codebook) -> str:
@@ -100,12 +117,13 @@ def coded_texts(flow: Flow | None, answers: Mapping[str, Any],
     return out
 
 
-def code_texts(texts: Mapping[str, str], role: str | None,
-               codebook: Codebook) -> dict[str, list[Hit]]:
+def code_texts(texts: Mapping[str, str], role: str | None, codebook: Codebook,
+               intends: Collection[str] = ()) -> dict[str, list[Hit]]:
+    """Rule hits per text; ``intends`` names the steps that ask for goals or hopes."""
     out: dict[str, list[Hit]] = {}
     for step_id, text in texts.items():
-        hits = [(h.span_start, h.span_end, h.code_id, h.confidence)
-                for h in code_text_raw(text, role, codebook)]
+        hits = [(h.span_start, h.span_end, h.code_id, h.confidence, h.modality)
+                for h in code_text_raw(text, role, codebook, step_id in intends)]
         if hits:
             out[step_id] = hits
     return out
@@ -115,7 +133,8 @@ def code_entry(flow: Flow | None, answers: Mapping[str, Any], role: str | None,
                codebook: Codebook, skip: Collection[str] = ()) -> dict[str, list[Hit]]:
     """What is stored for an entry: the rule hits of each coded text (steps without hits are
     left out, so an entry with none stores an empty mapping)."""
-    return code_texts(coded_texts(flow, answers, skip), role, codebook)
+    intends = () if flow is None else {s.id for s in flow.steps if step_intends(s)}
+    return code_texts(coded_texts(flow, answers, skip), role, codebook, intends)
 
 
 def stored_hits(raw: Any) -> dict[str, list[Hit]] | None:
@@ -150,7 +169,8 @@ def shift_spans(hits: Iterable[Hit], prefix: int, names: list[tuple[int, int]],
                 break
         return prefix + p + delta
 
-    return [(move(s, False), move(e, True), code, conf) for s, e, code, conf in hits]
+    return [(move(s, False), move(e, True), code, conf, modality)
+            for s, e, code, conf, modality in hits]
 
 
 def name_spans(pattern: re.Pattern[str] | None, typed: str) -> list[tuple[int, int]]:

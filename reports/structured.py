@@ -32,6 +32,7 @@ from reports.codebook import ELICITED_ROLES, SCHEME_CMO, SCHEME_FACTOR, SCHEME_P
 from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED, POLARITY_HELPING
 from reports.coding.rules import code_text_raw
 from reports.configurations import UnitPayload, UnitResult, analyse_unit
+from reports.entry_codes import step_intends
 
 SELF_CODED = 1.0  # the participant's own label: certain as a report of what they meant
 PROMPT_CODED = 0.5  # an answer to a prompt that elicits the code: likely, not read
@@ -63,6 +64,7 @@ class StepInfo:
     label: str
     framework_step: str | None
     roles: tuple[str, ...]  # coarse CMO roles the step elicits
+    intends: bool  # asks for goals or hopes: its outcomes are intended unless reported done
     codes: tuple[str, ...]  # codebook ids the step elicits
     choices: Mapping[str, tuple[str | None, str]]  # choice id -> (codebook id, label)
 
@@ -94,6 +96,7 @@ class StepIndex:
     def __init__(self, flows: Mapping[str, Flow], codebook: Codebook) -> None:
         self.codebook = codebook
         self.steps: dict[tuple[str, str], StepInfo] = {}
+        self._intending: dict[str, frozenset[str]] = {}
         # (code id) -> (scheme, role, level, polarity): looked up for every code of a run
         self.labels: dict[str, tuple[str, str | None, str | None, str | None]] = {}
         for flow in flows.values():
@@ -115,6 +118,7 @@ class StepIndex:
                     label=step.label,
                     framework_step=step.framework_step,
                     roles=roles,
+                    intends=step_intends(step),
                     codes=codes,
                     choices=choices,
                 )
@@ -129,6 +133,18 @@ class StepIndex:
 
     def get(self, flow: str, step: str) -> StepInfo | None:
         return self.steps.get((flow, step))
+
+    def intends(self, flow: str, step: str) -> bool:
+        info = self.steps.get((flow, step))
+        return info is not None and info.intends
+
+    def intending(self, flow: str) -> frozenset[str]:
+        """Ids of the steps of ``flow`` that ask for goals or hopes."""
+        found = self._intending.get(flow)
+        if found is None:
+            found = self._intending[flow] = frozenset(
+                s for (f, s), info in self.steps.items() if f == flow and info.intends)
+        return found
 
     def label(self, flow: str, step: str) -> str:
         base, _, other = step.partition(".")
@@ -284,7 +300,8 @@ class ChunkCoder:
             prompt = (
                 [] if step.endswith(OTHER_SUFFIX) else self.index.prompt_codes(flow, step, text)
             )
-            raw = code_text_raw(text, role, self.book)
+            raw = code_text_raw(text, role, self.book,
+                                not step.endswith(OTHER_SUFFIX) and self.index.intends(flow, step))
             if not raw and not prompt:
                 codes_out.append([])
                 continue

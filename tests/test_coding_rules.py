@@ -77,11 +77,15 @@ def test_evidence_points_into_the_original_text() -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_negation_suppresses_an_outcome() -> None:
+def test_negation_suppresses_a_domain_and_negates_an_outcome() -> None:
     assert "DOM_AFFECTIVE" in codes("It helped my confidence.")
     assert "DOM_AFFECTIVE" not in codes("It didn't help my confidence.")
     assert "DOM_AFFECTIVE" not in codes("I never felt confident.")
     assert "DOM_AFFECTIVE" not in codes("I don't feel any more confident than when we started.")
+    # the guide codes a denied outcome as a negated element without an outcome role (§3.4)
+    denied = hit("I still don't feel confident.", "O_AGENCY")
+    assert (denied.modality, denied.cmo_role, denied.intended_role) == (
+        "negated", None, "OUTCOME_PROXIMAL")
 
 
 def test_negation_stays_inside_its_clause() -> None:
@@ -93,9 +97,10 @@ def test_pseudo_negations_do_not_negate() -> None:
     assert "DOM_COGNITIVE" in codes("Learnt what boundaries not to cross")
 
 
-def test_strong_hedge_drops_an_outcome_claim() -> None:
+def test_strong_hedge_turns_an_outcome_claim_into_doubt() -> None:
     assert "DOM_AFFECTIVE" not in codes("I'm not sure it helped my confidence.")
-    assert "O_AGENCY" not in codes("I'm not sure it helped my confidence.")
+    doubted = hit("I'm not sure it helped my confidence.", "O_AGENCY")
+    assert doubted.modality == "negated" and doubted.cmo_role is None
 
 
 def test_weak_hedge_keeps_the_code_with_less_confidence() -> None:
@@ -264,7 +269,8 @@ def test_phase_signal_prefers_the_latest_phase_on_a_tie() -> None:
 def test_code_hit_is_frozen_with_the_agreed_fields() -> None:
     names = [f.name for f in dataclasses.fields(CodeHit)]
     assert names == ["code_id", "scheme", "cmo_role", "level", "polarity", "span_start",
-                     "span_end", "evidence", "method", "confidence"]
+                     "span_end", "evidence", "method", "confidence", "modality",
+                     "intended_role"]
     found = code_text("I feel more confident.", "mentee")[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         found.code_id = "X"  # type: ignore[misc]
@@ -358,7 +364,7 @@ def test_code_stream_codes_good_lines_and_reports_bad_ones() -> None:
     code = next(c for c in first["codes"] if c["code"] == "FAC_LINE_MGMT_SUPPORT")
     assert code["polarity"] == "hindering" and code["method"] == "rules"
     assert set(code) == {"code", "scheme", "cmo_role", "level", "polarity", "evidence",
-                         "method", "confidence"}
+                         "method", "confidence", "modality", "intended_role"}
     assert set(code["evidence"]) == {"start", "end", "text"}
     assert [r.get("error") is not None for r in rows] == [False, True, True, True, True, True,
                                                            False]

@@ -139,7 +139,7 @@ def test_masked_names_keep_the_spans_on_the_same_words() -> None:
     assert [text[s:e] for s, e in names] == ["Jo", "Jo"]
     masked = text.replace("Jo", "[name]")
     moved = shift_spans(codes["options"], 0, names, 6)
-    for (s, e, _, _), (ms, me, _, _) in zip(codes["options"], moved, strict=True):
+    for (s, e, _, _, _), (ms, me, _, _, _) in zip(codes["options"], moved, strict=True):
         assert masked[ms:me] == text[s:e].replace("Jo", "[name]")
 
 
@@ -159,7 +159,7 @@ def test_shifted_spans_cover_the_same_text(data: st.DataObject) -> None:
     masked = prefix + typed.replace("Sam", "[name]")
     a = data.draw(st.integers(0, len(text)))
     b = data.draw(st.integers(a, len(text)))
-    ((ms, me, _, _),) = shift_spans([(a, b, "X", 1.0)], len(prefix), names, 6)
+    ((ms, me, _, _, _),) = shift_spans([(a, b, "X", 1.0, "realised")], len(prefix), names, 6)
     assert 0 <= ms <= me <= len(masked)
     inside = any(s < a - len(prefix) < e or s < b - len(prefix) < e for s, e in names)
     if not inside:

@@ -235,7 +235,8 @@ async def test_hostile_text_is_escaped_and_names_masked(
         cohort.pair_id,
         "grow",
         {
-            "goal": "<script>alert('x')</script> I wanted to feel more confident, Robin here",
+            # a realised change: a goal stated as a wish is no outcome, so it is not quoted
+            "goal": "<script>alert('x')</script> I feel more confident now, Robin here",
             "options": "Morgan shared her experience with Dr Okafor, which helped. "
             "<img src=x onerror=alert(1)> My manager Jo agreed.",
             "will": '=HYPERLINK("http://evil.example") I will book time with Jo by friday',

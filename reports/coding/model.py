@@ -5,12 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reports.codebook import CONTEXT_ROLES
+
 METHOD_RULES = "rules"
 METHOD_SEMANTIC = "semantic"
 METHOD_STRUCTURED = "structured"
 
 POLARITY_HELPING = "helping"
 POLARITY_HINDERING = "hindering"
+
+# Modality (issue 13, docs/coding-guide.md §3): whether what a code names happened. Only a
+# realised code carries its role; an intended, hypothetical or negated one keeps its id (and its
+# learning domain) but its ``cmo_role`` is None and ``intended_role`` names the role it would
+# play if realised, so an aspiration never counts as an outcome. The one exception is a negated
+# context, which keeps a (turned round) context role: an absent support is a present barrier.
+REALISED = "realised"
+INTENDED = "intended"
+HYPOTHETICAL = "hypothetical"
+NEGATED = "negated"
+MODALITIES = (REALISED, INTENDED, HYPOTHETICAL, NEGATED)
+_CONTEXT_ROLES = frozenset(CONTEXT_ROLES)
+
+
+def modal_role(cmo_role: str | None, modality: str) -> tuple[str | None, str | None]:
+    """(cmo_role, intended_role) of a code with this role read in this modality."""
+    if cmo_role is None or modality == REALISED:
+        return cmo_role, None
+    if modality == NEGATED and cmo_role in _CONTEXT_ROLES:
+        return cmo_role, None
+    return None, cmo_role
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +54,8 @@ class CodeHit:
     evidence: str
     method: str
     confidence: float
+    modality: str = REALISED
+    intended_role: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +67,8 @@ class CodeHit:
             "evidence": {"start": self.span_start, "end": self.span_end, "text": self.evidence},
             "method": self.method,
             "confidence": self.confidence,
+            "modality": self.modality,
+            "intended_role": self.intended_role,
         }
 
 

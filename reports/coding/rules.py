@@ -29,6 +29,9 @@ from typing import NamedTuple
 
 from conversations.safety import risk_span
 from reports.codebook import (
+    MECHANISM_ROLES,
+    OUTCOME_ROLES,
+    SCHEME_CMO,
     SCHEME_DOMAIN,
     SCHEME_FACTOR,
     SCHEME_PHASE,
@@ -37,10 +40,15 @@ from reports.codebook import (
     load_codebook,
 )
 from reports.coding.model import (
+    HYPOTHETICAL,
+    INTENDED,
     METHOD_RULES,
+    NEGATED,
     POLARITY_HELPING,
     POLARITY_HINDERING,
+    REALISED,
     CodeHit,
+    modal_role,
 )
 from reports.coding.normalise import normalise
 
@@ -62,7 +70,12 @@ _WEAK_HEDGE_FACTOR = 0.75
 _STRONG_HEDGE_FACTOR = 0.5
 _AMBIGUOUS_WEIGHT = 0.3
 
-_OUTCOME_ROLES = frozenset({"OUTCOME_PROXIMAL", "OUTCOME_DISTAL"})
+_OUTCOME_ROLES = frozenset(OUTCOME_ROLES)
+# roles whose denial is coded as a negated element (docs/coding-guide.md §3.4) instead of
+# being dropped: "it hasn't changed how I work", "she didn't share much of her experience"
+_NEGATABLE_ROLES = frozenset((*OUTCOME_ROLES, *MECHANISM_ROLES))
+# deciding is the claim itself: "I'll email the matron" is a realised decision (§3.3)
+_DECISION = "R_DECISION_ACTION"
 _FLIP_ROLE = {"CONTEXT_ENABLING": "CONTEXT_INHIBITING", "CONTEXT_INHIBITING": "CONTEXT_ENABLING"}
 _FLIP_POLARITY = {POLARITY_HELPING: POLARITY_HINDERING, POLARITY_HINDERING: POLARITY_HELPING}
 
@@ -234,7 +247,8 @@ class _RuleInfo:
     level: str | None
     polarity: str | None
     is_factor: bool
-    outcome: bool  # outcome claims are dropped, not weakened, under a strong hedge
+    outcome: bool  # outcome claims are negated, not weakened, under a strong hedge
+    negatable: bool  # a denied cue is kept as a negated element, not dropped
     plain: tuple[str, str, str | None, str | None, str | None]  # hit labels as written
     flipped: tuple[str, str, str | None, str | None, str | None]  # ... and when negated
 
@@ -254,6 +268,13 @@ def _labels(code_id: str, scheme: str, cmo_role: str | None, level: str | None,
 
 _PSEUDO, _STRONG, _WEAK = "pseudo", "strong", "weak"
 _COUNTER, _PROBLEM = "counterfactual", "problem"
+# modality markers (coding_rules.yaml, ``modality``)
+_INTENT, _INTENT_AFTER, _REAL, _HYPO = "intended", "intended_after", "realised", "hypothetical"
+_MODAL_KINDS = frozenset((_INTENT, _INTENT_AFTER, _REAL, _HYPO))
+_INTENT_AFTER_WINDOW = 8  # words after a cue an "... by the end" marker may be
+_REALISED_AFTER_WINDOW = 4  # "more confident now" in a goal step's answer
+# clause words that turn a sentence round: an intention before them is not one after them
+_CONTRASTS = frozenset({"but", "however", "although", "though", "whereas", "yet"})
 
 
 class _PhraseSet:
@@ -391,6 +412,7 @@ def _compile(codebook: Codebook) -> _Compiled:
             polarity=code.polarity,
             is_factor=code.scheme == SCHEME_FACTOR,
             outcome=cmo_role in _OUTCOME_ROLES or code.scheme == SCHEME_DOMAIN,
+            negatable=code.scheme == SCHEME_CMO and cmo_role in _NEGATABLE_ROLES,
             plain=_labels(code.id, code.scheme, cmo_role, level, code.polarity, False),
             flipped=_labels(code.id, code.scheme, cmo_role, level, code.polarity, True),
         ))
@@ -416,6 +438,9 @@ def _compile(codebook: Codebook) -> _Compiled:
     phrases += [(_cue_tokens(p), _WEAK) for p in rules.hedges_weak]
     phrases += [(_cue_tokens(p), _COUNTER) for p in rules.counterfactuals]
     phrases += [(_cue_tokens(p), _PROBLEM) for p in rules.problem_words]
+    modality = rules.raw.get("modality") or {}
+    for kind in (_INTENT, _INTENT_AFTER, _REAL, _HYPO):
+        phrases += [(_cue_tokens(str(p)), kind) for p in modality.get(kind) or ()]
     return _Compiled(
         root=root,
         rules=infos,
@@ -520,11 +545,17 @@ class RawHit(NamedTuple):
     evidence: str
     method: str
     confidence: float
+    modality: str = REALISED
+    intended_role: str | None = None
 
 
-def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None = None
-                  ) -> list[RawHit]:
-    """``code_text`` without building dataclasses (for bulk callers such as ``code_stream``)."""
+def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None = None,
+                  intends: bool = False) -> list[RawHit]:
+    """``code_text`` without building dataclasses (for bulk callers such as ``code_stream``).
+
+    ``intends``: the text answers a step that asks for goals or hopes, so the outcomes it
+    names are intended unless a realised marker ("now", "already") says otherwise.
+    """
     book = codebook if codebook is not None else load_codebook()
     comp = _compiled(book)
     norm = normalise(text)
@@ -548,11 +579,15 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
     weak: list[tuple[int, int]] = []
     counter_clauses: set[int] = set()  # clauses under "would be nice if", "I wish"
     problem_sentences: set[int] = set()  # sentences calling something a problem
+    modal: list[tuple[int, int, str]] = []
     firsts = [k for k in range(n) if infos[k].phrase_first]
     if firsts:
         phrases = comp.phrases.occurrences(toks, firsts)
         in_pseudo = _flags(n, [(a, b) for a, b, kind in phrases if kind == _PSEUDO])
         for a, b, kind in phrases:
+            if kind in _MODAL_KINDS:
+                modal.append((a, b, kind))
+                continue
             if kind == _PROBLEM:
                 problem_sentences.add(sent[a])
                 continue
@@ -575,10 +610,12 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
             continue
         by_rule.setdefault(payload.rule, []).append(match)
 
+    frame = _Frame(toks, sent, clause, modal, _questions(norm.text, sent), intends)
+
     w = comp.windows
     neg_before, neg_after = w["negation_before"], w["negation_after"]
     hedge_before, hedge_after = w["hedge_before"], w["hedge_after"]
-    results: dict[tuple[int, bool], _Evidence] = {}
+    results: dict[tuple[int, bool, str], _Evidence] = {}
     for rule_index, rule_matches in by_rule.items():
         nested = len(rule_matches) > 1
         for payload, a, b in rule_matches:
@@ -587,10 +624,18 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
                 continue
             weight = payload.weight
             flipped = False
+            info = comp.rules[rule_index]
+            is_outcome = info.outcome
+            modality = frame.modality(a, b) if (modal or frame.useful) else REALISED
+            if modality == INTENDED and info.code_id == _DECISION:
+                modality = REALISED
             negated = any_negator and not payload.has_negator and _negated(
                 toks, negs, clause, a, b, neg_before, neg_after)
             if counter_clauses and clause[a] in counter_clauses:
-                negated = True  # wished for, so not there
+                if is_outcome:
+                    modality = INTENDED  # "it would be nice to feel confident": wished for
+                else:
+                    negated = True  # wished for, so not there
             elif (problem_sentences and payload.negation == "flip"
                   and sent[a] in problem_sentences):
                 negated = not negated  # "protected time is the biggest challenge"
@@ -602,21 +647,28 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
                     continue
             elif negated != payload.absent:  # a negated absence is a presence
                 if payload.negation == "suppress":
-                    continue
-                if payload.negation == "flip":
+                    if not info.negatable:
+                        continue
+                    modality = NEGATED
+                elif payload.negation == "flip":
                     flipped = True
+                    modality = NEGATED
                     weight *= _FLIP_FACTOR
                 else:
                     weight *= _IGNORED_NEGATION_FACTOR
+                    modality = NEGATED
             if strong and _hedged(strong, clause, a, b, hedge_before, hedge_after):
-                if comp.rules[rule_index].outcome:
-                    continue  # "not sure it helped" is no evidence that it did
-                weight *= _STRONG_HEDGE_FACTOR
+                if is_outcome:
+                    if not info.negatable:
+                        continue
+                    modality = NEGATED  # "not sure it helped" is doubt, not evidence (§3.4)
+                else:
+                    weight *= _STRONG_HEDGE_FACTOR
             elif weak and _hedged(weak, clause, a, b, hedge_before, hedge_after):
                 weight *= _WEAK_HEDGE_FACTOR
             if payload.ambiguous:
                 weight = min(weight, _AMBIGUOUS_WEIGHT)
-            key = (rule_index, flipped)
+            key = (rule_index, flipped, modality)
             ev = results.get(key)
             if ev is None:
                 results[key] = _Evidence([weight], a, b, payload.ambiguous)
@@ -630,7 +682,7 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
 
     hits: list[RawHit] = []
     rules = comp.rules
-    for (rule_index, flipped), ev in results.items():
+    for (rule_index, flipped, modality), ev in results.items():
         if ev.ambiguous_only:
             continue
         remaining = 1.0
@@ -638,9 +690,12 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
             remaining *= 1.0 - weight
         confidence = round(min(_MAX_CONFIDENCE, 1.0 - remaining), 3)
         start, end = norm.to_original(*scan.offsets(ev.first, ev.last))
-        labels = rules[rule_index].flipped if flipped else rules[rule_index].plain
-        hits.append(_new_hit(RawHit, (*labels, start, end, text[start:end], METHOD_RULES,
-                                      confidence)))
+        code_id, scheme, cmo_role, level, polarity = (
+            rules[rule_index].flipped if flipped else rules[rule_index].plain)
+        cmo_role, intended_role = modal_role(cmo_role, modality)
+        hits.append(_new_hit(RawHit, (code_id, scheme, cmo_role, level, polarity, start, end,
+                                      text[start:end], METHOD_RULES, confidence, modality,
+                                      intended_role)))
     return _with_safety_rule(hits, text, book)
 
 
@@ -653,7 +708,8 @@ def _with_safety_rule(hits: list[RawHit], text: str, book: Codebook) -> list[Raw
         code = book.codes[SAFETY_CODE]
         start, end = span
         hits.append(_new_hit(RawHit, (SAFETY_CODE, code.scheme, "CONTEXT_INHIBITING", None,
-                                      None, start, end, text[start:end], METHOD_RULES, 0.9)))
+                                      None, start, end, text[start:end], METHOD_RULES, 0.9,
+                                      REALISED, None)))
     hits.sort(key=_raw_key)
     return hits
 
@@ -662,14 +718,90 @@ SAFETY_CODE = "TOPIC_SELF_HARM_RISK"
 _new_hit = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
 
 
-def _raw_key(hit: RawHit) -> tuple[int, int, str, str]:
-    return (hit.span_start, hit.span_end, hit.code_id, hit.polarity or "")
+def _raw_key(hit: RawHit) -> tuple[int, int, str, str, str]:
+    return (hit.span_start, hit.span_end, hit.code_id, hit.polarity or "", hit.modality)
 
 
-def code_text(text: str, role: str | None = None, codebook: Codebook | None = None
-              ) -> list[CodeHit]:
-    """Code one answer. ``role`` ("mentee"/"mentor") enables role-specific cues."""
-    return [CodeHit(*hit) for hit in code_text_raw(text, role, codebook)]
+def code_text(text: str, role: str | None = None, codebook: Codebook | None = None,
+              intends: bool = False) -> list[CodeHit]:
+    """Code one answer. ``role`` ("mentee"/"mentor") enables role-specific cues; ``intends``
+    says the text answers a step that asks for goals or hopes."""
+    return [CodeHit(*hit) for hit in code_text_raw(text, role, codebook, intends)]
+
+
+def _questions(norm: str, sent: list[int]) -> frozenset[int]:
+    """Sentence ids of the text's questions: a question asserts nothing it names."""
+    if "?" not in norm or " -" in norm or "--" in norm:  # dashes add marks: no alignment
+        return frozenset()
+    ends = [ch for ch in norm if ch in _SENTENCE_ENDS]
+    return frozenset(k for k, ch in enumerate(ends) if ch == "?")
+
+
+_SENTENCE_ENDS = frozenset(".;:!?/\n")
+
+
+class _Frame:
+    """How the sentence around a cue frames it: realised, intended or hypothetical."""
+
+    __slots__ = ("clause", "intends", "marks", "questions", "sent", "toks", "useful")
+
+    def __init__(self, toks: list[str], sent: list[int], clause: list[int],
+                 marks: list[tuple[int, int, str]], questions: frozenset[int],
+                 intends: bool) -> None:
+        self.toks = toks
+        self.sent = sent
+        self.clause = clause
+        self.marks = marks
+        self.questions = questions
+        self.intends = intends
+        # without markers, questions or a goal step every cue reads as realised: skip the work
+        # unless a fragment opens with "to" ("To feel more confident in meetings.")
+        self.useful = bool(questions) or intends or "to" in toks
+
+    def _contrast_between(self, x: int, a: int) -> bool:
+        return any(self.toks[k] in _CONTRASTS for k in range(x, a))
+
+    def modality(self, a: int, b: int) -> str:
+        s = self.sent[a]
+        if s in self.questions:
+            return HYPOTHETICAL
+        c = self.clause[a]
+        intent_at = -1
+        for x, y, kind in self.marks:
+            if self.sent[x] != s:
+                continue
+            if kind == _HYPO and y < a and self.clause[x] == c:
+                return HYPOTHETICAL
+            if kind == _INTENT and y < a and not self._contrast_between(y, a):
+                intent_at = max(intent_at, y)
+        if intent_at < 0:
+            # a fragment that opens with "to" answers "what do you want?"
+            first = a
+            while first > 0 and self.sent[first - 1] == s:
+                first -= 1
+            while first < a and self.toks[first] in _MARKS:
+                first += 1
+            if self.toks[first] == "to" and first < a:
+                intent_at = first
+        if intent_at < 0:
+            for x, _, kind in self.marks:
+                if (kind == _INTENT_AFTER and b < x <= b + _INTENT_AFTER_WINDOW
+                        and self.clause[x] == self.clause[b]):
+                    return INTENDED
+        if intent_at < 0 and not self.intends:
+            return REALISED
+        # a realised marker after the intention (or anywhere before the cue in a goal step's
+        # answer) wins: "I wanted more confidence and now I have it"
+        for x, _, kind in self.marks:
+            if kind != _REAL or self.sent[x] != s:
+                continue
+            if intent_at < x < a and not self._contrast_between(x, a):
+                return REALISED
+            # in a goal step's answer with no intention said, "... more confident now" too
+            if (intent_at < 0 and b < x <= b + _REALISED_AFTER_WINDOW
+                    and self.clause[x] == self.clause[b]):
+                return REALISED
+        return INTENDED
 
 
 def _flags(n: int, spans: list[tuple[int, int]]) -> list[bool]:
@@ -754,6 +886,9 @@ def phase_signal(hits: Iterable[CodeHit | RawHit]) -> str | None:
     for hit in hits:
         if hit.scheme != SCHEME_PHASE:
             continue
+        if hit.modality != REALISED and hit.code_id != "PH_SETTING_DIRECTION":
+            continue  # hoping to become friends is no sign of moving on; setting a goal is
+            # itself setting direction
         score[hit.code_id] = score.get(hit.code_id, 0.0) + hit.confidence
         last[hit.code_id] = max(last.get(hit.code_id, -1), hit.span_start)
     if not score:

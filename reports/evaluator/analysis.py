@@ -218,6 +218,8 @@ class _Tally:
                 s.units.add(unit)
                 s.authors[author] += 1
                 continue
+            if role is None and (scheme in _OUTCOME_SCHEMES or scheme == SCHEME_FACTOR):
+                continue  # a hoped-for or denied learning or factor is not there (issue 13)
             if scheme == SCHEME_FACTOR:
                 polarity = c.polarity or self.default_polarity[code]
                 folded = fold_factor(code, polarity, self.counterparts)
@@ -370,7 +372,7 @@ class _Analysis:
                     elif scheme == SCHEME_PHASE:
                         if c.start < 0 and e.author == "mentor":
                             history.views.append((day, c.code_id))
-                        elif c.method != METHOD_STRUCTURED:
+                        elif c.method != METHOD_STRUCTURED and role is not None:
                             history.signals.append((day, c.code_id, c.confidence))
             if history is not None:
                 history.contacts.append(day)

@@ -44,7 +44,7 @@ from conversations.model import Flow, Step
 from conversations.waves import BY_ID as WAVES
 from reports import extract
 from reports.codebook import Codebook
-from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED
+from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED, MODALITIES
 from reports.entry_codes import Hit, answer_text, code_texts, coder_id, step_kind, stored_hits
 from reports.export.model import (
     Case,
@@ -96,13 +96,14 @@ def generated_by() -> str:
 
 
 def _fitting(hits: Any, size: int) -> list[Hit] | None:
-    """Stored hits, if each is a (start, end, code, confidence) inside a text of ``size``;
-    None (code the text again) if any is not: a file that fails to open is worse than a
-    second coding."""
+    """Stored hits, if each is a (start, end, code, confidence, modality) inside a text of
+    ``size``; None (code the text again) if any is not: a file that fails to open is worse
+    than a second coding."""
     try:
-        for start, end, code_id, confidence in hits:
+        for start, end, code_id, confidence, modality in hits:
             if not (0 <= start <= end <= size and isinstance(code_id, str)
-                    and isinstance(confidence, (int, float)) and math.isfinite(confidence)):
+                    and isinstance(confidence, (int, float)) and math.isfinite(confidence)
+                    and modality in MODALITIES):
                 return None
     except (TypeError, ValueError):
         return None
@@ -314,19 +315,21 @@ class _Builder:
             key = (unmasked, record.role.value)
             found = self._hits.get(key)
             if found is None:
-                found = self._hits[key] = code_texts({step_id: unmasked}, record.role.value,
-                                                     self.codebook).get(step_id, [])
+                found = self._hits[key] = code_texts(
+                    {step_id: unmasked}, record.role.value, self.codebook,
+                    self.index.intending(record.flow)).get(step_id, [])
             hits = found
         if text != unmasked:
             last = self._last
             assert last is not None and last[0] == record.participant_id and last[1] == written
             passes, offset = last[3], len(prefix)
             hits = [(offset + moved(s - offset, passes, False) if s > offset else s,
-                     offset + moved(e - offset, passes, True) if e > offset else e, c, conf)
-                    for s, e, c, conf in hits]
-        for start, end, code_id, confidence in hits:
+                     offset + moved(e - offset, passes, True) if e > offset else e, c, conf,
+                     modality)
+                    for s, e, c, conf, modality in hits]
+        for start, end, code_id, confidence, modality in hits:
             self.segments.append(CodedSegment(entry_id, step_id, start, end, code_id,
-                                              METHOD_RULES, confidence))
+                                              METHOD_RULES, confidence, modality))
 
     @property
     def distinct_texts(self) -> int:

@@ -90,6 +90,8 @@ class CodedSegment:
     code_id: str
     method: str  # structured, rules, semantic, review
     confidence: float
+    # realised, intended, hypothetical or negated: only a realised outcome is an outcome
+    modality: str = "realised"
 
 
 @dataclass(frozen=True, slots=True)

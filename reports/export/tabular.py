@@ -185,6 +185,9 @@ _SEGMENT_COLUMNS = [
     Column("method", "string", "Coding layer that produced it: structured, rules, semantic or "
            "an evaluator's review"),
     Column("confidence", "number", "Confidence of that method, 0 to 1"),
+    Column("modality", "string", "What the span claims: realised, intended (a goal, hope or "
+           "plan), hypothetical or negated; only a realised outcome code is evidence of the "
+           "outcome"),
     Column("quote", "string", "The coded span of the answer text"),
     Column("codebook_version", "string", _CODEBOOK),
 ]
@@ -456,7 +459,7 @@ def _segment_rows(
             yield [
                 head, memo[s.step_id], str(p.answer_index + 1), str(s.start + guard),
                 str(s.end + guard), memo[s.code_id], memo[s.method],
-                repr(float(s.confidence)), _text_cell(quote), book,
+                repr(float(s.confidence)), memo[s.modality], _text_cell(quote), book,
             ]
 
 
@@ -571,7 +574,7 @@ _JSONL_COLUMNS = [
     Column("answers[].codes", "array of code", "Codebook ids chosen with buttons"),
     Column("answers[].segments", "array", "Coded segments of this answer"),
     *[Column(f"answers[].segments[].{c.name}", c.type, c.meaning) for c in _SEGMENT_COLUMNS
-      if c.name in {"start", "end", "code_id", "method", "confidence"}],
+      if c.name in {"start", "end", "code_id", "method", "confidence", "modality"}],
 ]
 
 
@@ -588,7 +591,7 @@ def _entry_object(entry: ExportEntry, placed: list[PlacedSegment], book: str) ->
         s = p.segment
         per_answer.setdefault(p.answer_index, []).append({
             "code_id": s.code_id, "confidence": float(s.confidence), "end": s.end,
-            "method": s.method, "start": s.start,
+            "method": s.method, "modality": s.modality, "start": s.start,
         })
     return {
         "answers": [

@@ -222,7 +222,11 @@ class _ProjectWriter:
         self._fixed_values: dict[tuple[str, int, str | None, str | None, str], str] = {}
         self._date_values = _Memo(lambda d: _value(_SV["date"], d))
         self._day_values = _Memo(lambda d: _value(_SV["day"], d))
-        self._notes = _Memo(lambda mc: _text(f"{mc[0]}, confidence {mc[1]:.2f}"))
+        # a segment that does not claim its code happened says so first: an analyst must not
+        # read a goal as an outcome (issue 13)
+        self._notes = _Memo(lambda mc: _text(
+            ("" if mc[2] == "realised" else f"{mc[2]}, not realised; ")
+            + f"{mc[0]}, confidence {mc[1]:.2f}"))
 
     @staticmethod
     def check_codes(bundle: ExportBundle, codebook: Codebook) -> None:
@@ -319,7 +323,7 @@ class _ProjectWriter:
                 xml.append(
                     f'<PlainTextSelection guid="{base}{n:08x}" name="{names[s.code_id]}" '
                     f'startPosition="{start}" endPosition="{end}" {who}>'
-                    f"<Description>{notes[(s.method, s.confidence)]}</Description>"
+                    f"<Description>{notes[(s.method, s.confidence, s.modality)]}</Description>"
                     f'<Coding guid="{base}{n + 1:08x}">'
                     f'<CodeRef targetGUID="{codes_of[s.code_id]}"/></Coding>'
                     "</PlainTextSelection>\n"
