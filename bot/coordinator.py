@@ -99,7 +99,17 @@ class CoordinatorTools:
         registry.command("summary", self.cmd_summary)
         registry.command("digest", self.cmd_digest)
         registry.on_held(self.ask_coordinators)
+        registry.on_note(self.tell_coordinators)
         self.service = service
+
+    async def tell_coordinators(self, programme_id: int, text: str) -> None:
+        """A line for every coordinator of the programme (numbers and roles, no names)."""
+        for person in await self.store.participants.all(programme_id):
+            if person.role is not Role.COORDINATOR:
+                continue
+            chat_id = await self.store.participants.chat_id(person.id)
+            if chat_id is not None:
+                await self._send(chat_id, text)
 
     # -- joins held for approval (programme setting "join_approval") -------------------
     async def ask_coordinators(self, held: Held) -> None:

@@ -27,6 +27,8 @@ MenuHandler = Callable[[Participant, FlowState, Any], Then]
 SavedListener = Callable[[Participant, int, str, dict[str, Any]], Awaitable[None]]
 # Told when a join is held for a coordinator's approval.
 HeldListener = Callable[[Held], Awaitable[None]]
+# A line for a programme's coordinators: (programme id, the text; numbers only, no names).
+NoteListener = Callable[[int, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Registry:
     menus: dict[str, MenuHandler] = field(default_factory=dict)
     saved_listeners: list[SavedListener] = field(default_factory=list)
     held_listeners: list[HeldListener] = field(default_factory=list)
+    note_listeners: list[NoteListener] = field(default_factory=list)
 
     def command(self, name: str, run: CommandHandler, **flags: bool) -> None:
         if name in self.commands:
@@ -65,6 +68,10 @@ class Registry:
     def on_held(self, listener: HeldListener) -> None:
         if listener not in self.held_listeners:
             self.held_listeners.append(listener)
+
+    def on_note(self, listener: NoteListener) -> None:
+        if listener not in self.note_listeners:
+            self.note_listeners.append(listener)
 
 
 class Capability(Protocol):

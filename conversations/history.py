@@ -23,14 +23,16 @@ class Browser:
     seq: int
     page: int = 0
     entry_id: int | None = None
+    pair_id: int | None = None  # a mentor with several mentees looks back on one pair
 
     def dump(self) -> dict[str, Any]:
-        return {"browser": {"seq": self.seq, "page": self.page, "entry_id": self.entry_id}}
+        return {"browser": {"seq": self.seq, "page": self.page, "entry_id": self.entry_id,
+                            "pair_id": self.pair_id}}
 
     @classmethod
     def load(cls, raw: dict[str, Any]) -> Browser:
         b = raw["browser"]
-        return cls(int(b["seq"]), int(b["page"]), b.get("entry_id"))
+        return cls(int(b["seq"]), int(b["page"]), b.get("entry_id"), b.get("pair_id"))
 
     def data(self, value: str) -> str:
         return f"{self.seq}:{value}"

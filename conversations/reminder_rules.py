@@ -353,8 +353,12 @@ def compose(
     reminders: Sequence[Reminder],
     role: str,
     settings: ReminderSettings,
+    about: str | None = None,
 ) -> Reply:
-    """One message for one person: a single reminder, or a coordinator's digest."""
+    """One message for one person: a single reminder, or a coordinator's digest.
+
+    ``about`` names the mentee a mentor's reminder is about (a mentor may hold several
+    pairs); it is the mentor's own mentee's first name, never anyone else's."""
     first = reminders[0]
     kind = first.kind
     snooze = first.snoozes < settings.max_snoozes
@@ -385,6 +389,8 @@ def compose(
                 Button(texts.say("rem_btn_finished"), callback("a", first.id, "f")),
             )
         )
+    if about and kind is not Kind.CHEMISTRY:
+        text = texts.say("rem_about", name=about) + " " + text
     if snooze:
         buttons.append(
             (

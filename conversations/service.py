@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from conversations import history
 from conversations.capabilities import CORE
+from conversations.capabilities.entries import RESUMED_BY
 from conversations.catalogue import Texts, load_flows, load_texts
 from conversations.commands import Capability, Registry, SavedListener
 from conversations.engine import (
@@ -29,6 +30,7 @@ from conversations.engine import (
     Text,
 )
 from conversations.model import Flow, FlowState
+from conversations.pairs import PairChooser, Pairs
 from conversations.responses import Document, Response, Sender, Then
 from conversations.safety import DEFAULT_SIGNPOST, assess_async, rule_version, typed_text
 from conversations.validation import whole_number
@@ -55,7 +57,7 @@ MAX_ROW_ID = 10**12
 
 
 __all__ = ["Document", "Response", "Sender", "Service"]  # the types adapters build on
-Active = FlowState | history.Browser | None
+Active = FlowState | history.Browser | PairChooser | None
 
 
 class Service:
@@ -82,6 +84,7 @@ class Service:
         # listeners here. The console runs the listed core; the bot adds its own.
         self.registry = Registry()
         self.onboarding: Onboarding | None = None  # set by the onboarding capability
+        self.pairs = Pairs(self)
         for capability in CORE if capabilities is None else capabilities:
             self.install(capability)
         self.prefs = ChatPrefs(store.db)
@@ -155,7 +158,7 @@ class Service:
         if name in FLOW_COMMANDS:
             if isinstance(active, FlowState):
                 return await self._feed(me, active, Command(name), resp)
-            if isinstance(active, history.Browser) and name == "cancel":
+            if isinstance(active, history.Browser | PairChooser) and name == "cancel":
                 await self.store.entries.save_state(me.id, None)
                 return resp.say(self.texts.say("cancelled"))
             return resp.say(self.texts.say("nothing_active"))
@@ -196,6 +199,8 @@ class Service:
         resp.update_id = sender.update_id
         if isinstance(active, history.Browser):
             return await self._browse(me, active, data[:64], resp)
+        if isinstance(active, PairChooser):
+            return await self.pairs.pressed(me, active, data[:64], resp)
         if active is None:
             return resp.say(self.texts.say("stale_button"))
         return await self._feed(me, active, Press(data[:64]), resp)
@@ -219,8 +224,10 @@ class Service:
 
     async def next_steps(self, me: Participant, resp: Response) -> None:
         """After consent: the one or two things to do next, not the whole command list."""
-        start, closed = await self.timeline(me)
-        wave = due_wave(start, self.clock(), await self.store.entries.waves_done(me.id), closed)
+        pair = await self.store.programmes.pair_of(me.id, include_closed=True)
+        start, closed = await self.timeline(me, pair.id if pair else None)
+        done = await self.store.entries.waves_done(me.id, pair.id if pair else None)
+        wave = due_wave(start, self.clock(), done, closed)
         if wave is not None:
             resp.say(self.texts.say("next_checkin", wave_label=wave.label))
         resp.say(self.texts.say(f"next_{me.role.value}"))
@@ -251,8 +258,12 @@ class Service:
             lines.append(f"• {step.label}: {'yes' if allows(Scope(step.scope)) else 'no'}")
         return "\n".join(lines)
 
-    async def timeline(self, me: Participant) -> tuple[datetime, datetime | None]:
-        pair = await self.store.programmes.pair_of(me.id, include_closed=True)
+    async def timeline(self, me: Participant, pair_id: int | None = None
+                       ) -> tuple[datetime, datetime | None]:
+        """When this person's check-ins count from (their pair's match, else their join)
+        and when the pair closed: ``pair_id``'s, or their latest pair's."""
+        pair = (await self.store.programmes.pair(pair_id) if pair_id is not None
+                else await self.store.programmes.pair_of(me.id, include_closed=True))
         start = (
             parse_iso(pair.matched_at) if pair and pair.matched_at else parse_iso(me.created_at)
         )
@@ -268,6 +279,8 @@ class Service:
         raw, updated_at = loaded
         if "browser" in raw:
             return history.Browser.load(raw), resp
+        if "chooser" in raw:
+            return PairChooser.load(raw), resp
         state = FlowState.model_validate(raw)
         flow = self.flows.get(state.flow)
         if flow is None or flow.version != state.version:
@@ -282,14 +295,23 @@ class Service:
         return state, resp
 
     # -- flows -------------------------------------------------------------------------
-    async def open_or_resume(self, me: Participant, flow_id: str, resp: Response) -> Response:
-        drafts = [e for e in await self.store.entries.of(me.id, "draft") if e.flow == flow_id]
+    async def open_or_resume(self, me: Participant, flow_id: str, resp: Response, *,
+                             wave: str | None = None, pair_id: int | None = None) -> Response:
+        """Offer back this flow's unfinished draft (for this wave and pair), else begin.
+
+        Every entry flow resumes here, from the command that started it, so a draft is
+        never offered by another flow's command or lost to a fresh start."""
+        drafts = [
+            e for e in await self.store.entries.of(me.id, "draft")
+            if e.flow == flow_id and e.wave == wave
+            and (pair_id is None or e.pair_id == pair_id)
+        ]
         if drafts:
             outcome = self.engine.start("resume_menu", seq=self.seq(me))
             assert outcome.state is not None
             outcome.state.context = {"entry_id": drafts[0].id, "flow": flow_id}
             return await self.apply(me, outcome, resp)
-        return await self.begin(me, flow_id, resp)
+        return await self.begin(me, flow_id, resp, wave=wave, pair_id=pair_id)
 
     async def flow_context(
         self, me: Participant, flow_id: str, wave: str | None
@@ -313,15 +335,18 @@ class Service:
         return context
 
     async def begin(
-        self, me: Participant, flow_id: str, resp: Response, wave: str | None = None
+        self, me: Participant, flow_id: str, resp: Response, wave: str | None = None,
+        pair_id: int | None = None,
     ) -> Response:
         flow = self.flows[flow_id]
         entry_id = None
         if flow.kind == "entry":
             consent = await self.store.consent.state(me.id)
-            pair = await self.store.programmes.pair_of(me.id)
+            if pair_id is None:
+                pair = await self.store.programmes.pair_of(me.id)
+                pair_id = pair.id if pair else None
             entry_id = await self.store.entries.create(
-                me.id, pair.id if pair else None, flow.id, flow.version, consent.snapshot(), wave
+                me.id, pair_id, flow.id, flow.version, consent.snapshot(), wave
             )
         context = await self.flow_context(me, flow_id, wave)
         return await self.apply(
@@ -424,7 +449,8 @@ class Service:
             else:
                 entry = await self.store.entries.get(state.entry_id, me.id)
                 if entry is not None and entry.status == "draft":
-                    resp.say(self.texts.say("cancelled_draft"))
+                    resp.say(self.texts.say("cancelled_draft",
+                                            command=RESUMED_BY.get(flow.id, "reflect")))
                 else:
                     resp.say(self.texts.say("cancelled"))
         return None
@@ -519,7 +545,8 @@ class Service:
 
     # -- history browser ---------------------------------------------------------------
     async def show_page(self, me: Participant, b: history.Browser, resp: Response) -> Response:
-        entries, total = await self.store.entries.page(me.id, b.page * history.PAGE, history.PAGE)
+        entries, total = await self.store.entries.page(me.id, b.page * history.PAGE, history.PAGE,
+                                                       b.pair_id)
         if total == 0:
             await self.store.entries.save_state(me.id, None)
             return resp.say(self.texts.say("history_empty"))

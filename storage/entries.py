@@ -191,26 +191,32 @@ class Entries:
         )
         return None if row is None else _entry(row)
 
-    async def waves_done(self, participant_id: int) -> set[str]:
+    async def waves_done(self, participant_id: int, pair_id: int | None = None) -> set[str]:
+        """The waves this person answered for this pair (None: outside any pair)."""
         rows = await self.db.fetchall(
             "SELECT DISTINCT wave FROM entries WHERE participant_id=? AND status='complete' "
-            "AND wave IS NOT NULL",
-            (participant_id,),
+            "AND wave IS NOT NULL AND pair_id IS ?",
+            (participant_id, pair_id),
         )
         return {r["wave"] for r in rows}
 
-    async def page(self, participant_id: int, offset: int, limit: int) -> tuple[list[Entry], int]:
-        """Saved entries, newest first, for /history."""
+    async def page(self, participant_id: int, offset: int, limit: int,
+                   pair_id: int | None = None) -> tuple[list[Entry], int]:
+        """Saved entries, newest first, for /history (only one pair's, if given)."""
+        where = "participant_id=? AND status='complete'" + (
+            "" if pair_id is None else " AND pair_id=?")
+        params: tuple[int, ...] = (participant_id,) if pair_id is None else (
+            participant_id, pair_id)
         total = int(
             await self.db.scalar(
-                "SELECT COUNT(*) FROM entries WHERE participant_id=? AND status='complete'",
-                (participant_id,),
+                f"SELECT COUNT(*) FROM entries WHERE {where}",  # noqa: S608
+                params,
             )
         )
         rows = await self.db.fetchall(
-            "SELECT * FROM entries WHERE participant_id=? AND status='complete' "
+            f"SELECT * FROM entries WHERE {where} "  # noqa: S608
             "ORDER BY id DESC LIMIT ? OFFSET ?",
-            (participant_id, limit, offset),
+            (*params, limit, offset),
         )
         return [_entry(r) for r in rows], total
 

@@ -38,6 +38,7 @@ EVENTS = frozenset(
         "contact",
         "six_month_check",
         "still_meeting",
+        "finish_said",  # one member's "we've finished" at the check: history only
         "extended",
         "closed",
         "rematched",
@@ -64,7 +65,7 @@ def step(state: str, event: str) -> str:
         return "active" if state in ("matched", "chemistry_held") else state
     if event in ("six_month_check", "extended"):
         return event
-    return state  # matched, contact, still_meeting: history only
+    return state  # matched, contact, still_meeting, finish_said: history only
 
 
 def fold(events: Iterable[str], initial: str = "matched") -> str:

@@ -58,6 +58,8 @@ class Invite:
     role: Role
     expires_at: str
     used_at: str | None
+    revoked_at: str | None = None
+    used_by: int | None = None
 
 
 @dataclass(frozen=True)

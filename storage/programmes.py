@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiosqlite
@@ -22,10 +23,64 @@ DEFAULT_INVITE_DAYS = 14
 MAX_INVITE_DAYS = 30
 MAX_FAILURES = 5
 LOCK_MINUTES = (1, 5, 15, 60)
+# How many open pairs one mentor may hold in a programme (programme setting, issue 15).
+# A mentee holds one open pair at a time: a second relationship starts after a re-match.
+PAIR_CAP = "mentor_pair_cap"
+DEFAULT_PAIR_CAP = 3
+MAX_PAIR_CAP = 20
 
 
 class ProgrammeError(Exception):
     """A programme or pair operation that cannot be done (duplicate name, unknown name)."""
+
+
+def pair_cap(programme: Programme, role: Role) -> int:
+    """Open pairs one person may hold in this role: the programme's mentor cap, or one."""
+    if role is not Role.MENTOR:
+        return 1
+    raw = programme.settings.get(PAIR_CAP, DEFAULT_PAIR_CAP)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_PAIR_CAP:
+        return DEFAULT_PAIR_CAP
+    return raw
+
+
+def seat(role: Role) -> str:
+    """The pairs column a person in this role sits in."""
+    if role is Role.MENTOR:
+        return "mentor_id"
+    if role is Role.MENTEE:
+        return "mentee_id"
+    raise ProgrammeError(f"a {role.value} has no seat in a pair")
+
+
+async def open_seats(conn: aiosqlite.Connection, participant_id: int, role: Role) -> int:
+    """How many pairs that are not closed this person sits in, in this role."""
+    async with conn.execute(
+        f"SELECT COUNT(*) FROM pairs WHERE {seat(role)}=? AND state != 'closed'",  # noqa: S608
+        (participant_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class InviteRow:
+    """An invite as a coordinator or admin sees it: numbers and dates, never the code."""
+
+    id: int
+    pair_id: int | None
+    role: Role
+    created_at: str
+    expires_at: str
+    used_at: str | None
+    revoked_at: str | None
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.used_at:
+            return "used"
+        return "expired" if parse_iso(self.expires_at) < now else "open"
 
 
 def new_code() -> str:
@@ -114,6 +169,69 @@ class Programmes:
         )
         return None if row is None else _pair(row)
 
+    async def open_pairs_of(self, participant_id: int) -> list[Pair]:
+        """Every pair this person sits in that is not closed, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM pairs WHERE (mentor_id=? OR mentee_id=?) AND state != 'closed' "
+            "ORDER BY id",
+            (participant_id, participant_id),
+        )
+        return [_pair(r) for r in rows]
+
+    async def pairs_of(self, participant_id: int) -> list[Pair]:
+        """Every pair this person sits in, closed ones too, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM pairs WHERE mentor_id=? OR mentee_id=? ORDER BY id",
+            (participant_id, participant_id),
+        )
+        return [_pair(r) for r in rows]
+
+    async def pair_with(self, programme_id: int, from_pair: int, role: Role) -> tuple[int, int]:
+        """Re-matching: a new pair seating the person who holds ``role`` in ``from_pair``.
+
+        Returns (new pair id, that person's participant id). The new pair is a new
+        relationship (its own number, lifecycle, phases and check-ins, matched when the new
+        partner joins); the person's earlier entries stay theirs, with the earlier pair.
+        The person must not be over their cap: a mentee's earlier pair must be closed
+        first (/close N rematch), a mentor may hold up to the programme's cap.
+        """
+        column = seat(role)
+        programme = await self.get(programme_id)
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                f"SELECT {column} FROM pairs WHERE id=? AND programme_id=?",  # noqa: S608
+                (from_pair, programme_id),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise ProgrammeError(f"there is no pair {from_pair} in {programme.name}")
+            if row[0] is None:
+                raise ProgrammeError(
+                    f"pair {from_pair} has no {role.value} (not joined yet, or erased)")
+            pid = int(row[0])
+            cap = pair_cap(programme, role)
+            if await open_seats(conn, pid, role) >= cap:
+                raise ProgrammeError(
+                    f"the {role.value} of pair {from_pair} already holds {cap} open pair(s)"
+                    + (f"; close pair {from_pair} first (/close {from_pair} rematch)"
+                       if role is Role.MENTEE else f" (the programme's cap, {PAIR_CAP})")
+                )
+            cur2 = await conn.execute(
+                f"INSERT INTO pairs (programme_id, {column}, state, created_at) "  # noqa: S608
+                "VALUES (?, ?, 'invited', ?)",
+                (programme_id, pid, iso(utcnow())),
+            )
+            return int(cur2.lastrowid or 0), pid
+
+    async def rematch(self, programme_id: int, from_pair: int, role: Role,
+                      days: int = DEFAULT_INVITE_DAYS) -> tuple[int, str]:
+        """Re-matching in one call: a new pair for the ``role`` of ``from_pair`` and an
+        invite for the new partner. Returns (new pair id, the partner's invite code)."""
+        self.check_invite_days(days)
+        pair_id, _ = await self.pair_with(programme_id, from_pair, role)
+        other = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
+        return pair_id, await self.create_invite(programme_id, other, pair_id, days)
+
     async def closed_at(self, pair_id: int) -> datetime | None:
         value = await self.db.scalar("SELECT closed_at FROM pairs WHERE id=?", (pair_id,))
         return parse_iso(value) if value else None
@@ -167,8 +285,8 @@ class Programmes:
 
     async def find_invite(self, code: str) -> Invite | None:
         row = await self.db.fetchone(
-            "SELECT id, programme_id, pair_id, role, expires_at, used_at FROM invites "
-            "WHERE code_hash=?",
+            "SELECT id, programme_id, pair_id, role, expires_at, used_at, revoked_at, used_by "
+            "FROM invites WHERE code_hash=?",
             (self.code_hash(code),),
         )
         if row is None:
@@ -180,7 +298,44 @@ class Programmes:
             Role(row["role"]),
             row["expires_at"],
             row["used_at"],
+            row["revoked_at"],
+            row["used_by"],
         )
+
+    async def invites(self, programme_id: int) -> list[InviteRow]:
+        rows = await self.db.fetchall(
+            "SELECT id, pair_id, role, created_at, expires_at, used_at, revoked_at "
+            "FROM invites WHERE programme_id=? ORDER BY id",
+            (programme_id,),
+        )
+        return [
+            InviteRow(r["id"], r["pair_id"], Role(r["role"]), r["created_at"], r["expires_at"],
+                      r["used_at"], r["revoked_at"])
+            for r in rows
+        ]
+
+    async def revoke_invite(self, programme_id: int, invite_id: int) -> InviteRow:
+        """Withdraw an unused invite; ProgrammeError when it is not this programme's or
+        cannot be withdrawn (used already: the person is in, erase them instead)."""
+        found = {i.id: i for i in await self.invites(programme_id)}.get(invite_id)
+        if found is None:
+            raise ProgrammeError(f"there is no invite {invite_id} in this programme")
+        if found.used_at:
+            raise ProgrammeError(f"invite {invite_id} has been used already")
+        if not found.revoked_at:
+            await self.db.execute(
+                "UPDATE invites SET revoked_at=? WHERE id=? AND used_at IS NULL",
+                (iso(utcnow()), invite_id),
+            )
+        return found
+
+    async def reissue_invite(self, programme_id: int, invite_id: int,
+                             days: int = DEFAULT_INVITE_DAYS) -> tuple[InviteRow, str]:
+        """Withdraw an unused invite and make a new code for the same pair and role."""
+        self.check_invite_days(days)
+        old = await self.revoke_invite(programme_id, invite_id)
+        code = await self.create_invite(programme_id, old.role, old.pair_id, days)
+        return old, code
 
     # -- slowing down guessing -------------------------------------------------------
     async def locked_for(self, user_hmac: bytes) -> int:

@@ -399,15 +399,16 @@ class ReminderStore:
         )
         return bytes(row[0]) if row is not None else None
 
-    async def waves_done(self) -> dict[int, set[str]]:
-        """The waves each participant has a complete check-in for."""
+    async def waves_done(self) -> dict[tuple[int, int | None], set[str]]:
+        """The waves each participant has a complete check-in for, per pair (check-ins
+        count per relationship)."""
         rows = await self.db.fetchall(
-            "SELECT DISTINCT participant_id, wave FROM entries "
+            "SELECT DISTINCT participant_id, pair_id, wave FROM entries "
             "WHERE status='complete' AND wave IS NOT NULL"
         )
-        out: dict[int, set[str]] = {}
+        out: dict[tuple[int, int | None], set[str]] = {}
         for r in rows:
-            out.setdefault(int(r[0]), set()).add(str(r[1]))
+            out.setdefault((int(r[0]), r[1]), set()).add(str(r[2]))
         return out
 
     async def closed_pairs(self) -> dict[int, datetime]:

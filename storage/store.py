@@ -15,9 +15,9 @@ from storage.db import Database, iso, parse_iso, utcnow
 from storage.entries import Entries
 from storage.integrity import Integrity
 from storage.lifecycle import Lifecycle
-from storage.models import Invite, Role
+from storage.models import Invite, Participant, Role
 from storage.participants import Participants
-from storage.programmes import Programmes
+from storage.programmes import Programmes, open_seats, pair_cap
 from storage.releases import SummaryReleases
 from storage.vault import Vault
 
@@ -38,13 +38,15 @@ ERASURE_TABLES = (
 @dataclass(frozen=True)
 class JoinResult:
     ok: bool
-    reason: str = ""  # unknown, used, expired, locked, already
+    reason: str = ""  # unknown, used, revoked, expired, locked, already, cap
     participant_id: int | None = None
     role: Role | None = None
     wait_seconds: int = 0
     pair_complete: bool = False
     awaiting_approval: bool = False  # held for a coordinator (programme setting)
     pair_id: int | None = None
+    again: bool = False  # an existing participant took a further pair's seat
+    cap: int = 0  # with reason "cap": the open pairs this person may hold
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,18 @@ class Store:
         if wait:
             return JoinResult(False, "locked", wait_seconds=wait)
         existing = await self.participants.by_user(telegram_user_id)
-        if existing is not None:
-            return JoinResult(False, "already", existing.id, existing.role)
         invite = await self.programmes.find_invite(code) if 8 <= len(code) <= 64 else None
-        if invite is None or invite.used_at is not None or parse_iso(invite.expires_at) < utcnow():
+        if existing is not None and (invite is None or invite.used_by == existing.id
+                                     or not self._another_pair(existing, invite)):
+            return JoinResult(False, "already", existing.id, existing.role)
+        if (invite is None or invite.used_at is not None or invite.revoked_at is not None
+                or parse_iso(invite.expires_at) < utcnow()):
             await self.programmes.record_failure(user_hmac)
-            reason = "unknown" if invite is None else ("used" if invite.used_at else "expired")
+            reason = ("unknown" if invite is None else "used" if invite.used_at
+                      else "revoked" if invite.revoked_at else "expired")
             return JoinResult(False, reason)
+        if existing is not None:
+            return await self._join_another(existing, invite, user_hmac)
         # Key first, in its own commit (see Vault.store_pending_key), then the participant
         # and the claimed invite in one database commit, then the key is settled.
         programme = await self.programmes.get(invite.programme_id)
@@ -148,6 +155,48 @@ class Store:
                                 role=invite.role.value)
         return JoinResult(True, "", pid, invite.role, pair_complete=pair_complete,
                           awaiting_approval=hold, pair_id=invite.pair_id)
+
+    @staticmethod
+    def _another_pair(me: Participant, invite: Invite) -> bool:
+        """Is this invite one the person may take as a further pair: the same programme and
+        role, for a pair (one membership per account until memberships arrive)."""
+        return (invite.pair_id is not None and invite.programme_id == me.programme_id
+                and invite.role is me.role and me.role in (Role.MENTOR, Role.MENTEE))
+
+    async def _join_another(self, me: Participant, invite: Invite,
+                            user_hmac: bytes) -> JoinResult:
+        """Someone already in the programme takes a further pair's seat (a mentor's second
+        or third mentee, a re-matched mentee's new pair): no new person, no new key, and
+        consent stands unless its version changed (asked again at their next command)."""
+        assert invite.pair_id is not None
+        if await self.held(me.id) is not None:
+            return JoinResult(False, "already", me.id, me.role)
+        programme = await self.programmes.get(me.programme_id)
+        cap = pair_cap(programme, me.role)
+        now = iso(utcnow())
+        complete = False
+        async with self.db.transaction() as conn:
+            if await open_seats(conn, me.id, me.role) >= cap:
+                full = True
+            else:
+                full = False
+                cur = await conn.execute(
+                    "UPDATE invites SET used_at=?, used_by=? WHERE id=? AND used_at IS NULL "
+                    "AND revoked_at IS NULL", (now, me.id, invite.id))
+                if cur.rowcount != 1:
+                    return JoinResult(False, "used")
+                complete = await self._link_pair(conn, me.id, me.role, invite.pair_id, now)
+        if full:
+            # The invite stays unused: the coordinator can re-issue it to someone else.
+            await self.audit.record("participant", "join_refused_cap", me.id,
+                                    role=me.role.value, pair=invite.pair_id, cap=cap)
+            return JoinResult(False, "cap", me.id, me.role, pair_id=invite.pair_id,
+                              cap=cap)
+        await self.programmes.clear_failures(user_hmac)
+        await self.audit.record("participant", "joined_pair", me.id, role=me.role.value,
+                                pair=invite.pair_id)
+        return JoinResult(True, "", me.id, me.role, pair_complete=complete,
+                          pair_id=invite.pair_id, again=True)
 
     async def held(self, participant_id: int) -> Held | None:
         """The join, if this person is waiting for a coordinator's approval."""

@@ -360,7 +360,28 @@ async def test_wave_checkins_arrive_on_their_dates(store: Store, cohort: Cohort)
         assert {r["status"] for r in baseline} == {"sent"}
 
 
-async def test_six_month_check_goes_to_both_and_an_answer_closes_the_pair(
+async def test_six_month_check_one_finished_does_not_close_the_pair(
+    store: Store, cohort: Cohort
+) -> None:
+    await settings(store, cohort.programme_id, quiet_pair_weeks=52, chemistry_overdue_weeks=52)
+    async with world(store, cohort) as w:
+        due = BASE + 6 * MONTH
+        await w.sweep_at(due)
+        assert "Are you still meeting" in texts(w.mentor.new())
+        assert "Are you still meeting" in texts(w.mentee.new())
+        await w.mentor.tap("Still meeting")
+        await w.mentee.tap("We've finished")
+        assert "once your partner says so too" in (
+            w.standin.calls_of("answerCallbackQuery")[-1].params["text"])
+        events = [e.event for e in await w.rs.planner.lifecycle.history(w.pair_id)]
+        assert events[-3:] == ["six_month_check", "still_meeting", "finish_said"]
+        pair = await store.programmes.pair(w.pair_id)
+        assert pair is not None and pair.state != "closed"
+        await w.sweep_at(due + timedelta(hours=2))
+        assert "closing check-in" not in texts(w.mentor.new()) + texts(w.mentee.new())
+
+
+async def test_six_month_check_goes_to_both_and_both_finished_closes_the_pair(
     store: Store, cohort: Cohort
 ) -> None:
     await settings(store, cohort.programme_id, quiet_pair_weeks=52, chemistry_overdue_weeks=52)
@@ -371,15 +392,19 @@ async def test_six_month_check_goes_to_both_and_an_answer_closes_the_pair(
         await w.sweep_at(due)
         assert "Are you still meeting" in texts(w.mentor.new())
         assert "Are you still meeting" in texts(w.mentee.new())
-        await w.mentor.tap("Still meeting")
+        await w.mentor.tap("We've finished")
         answer = w.standin.calls_of("answerCallbackQuery")[-1].params
-        assert "still meeting" in answer["text"]
+        assert "once your partner says so too" in answer["text"]
+        pair = await store.programmes.pair(w.pair_id)
+        assert pair is not None and pair.state != "closed"
         await w.mentee.tap("We've finished")
-        assert "finished" in w.standin.calls_of("answerCallbackQuery")[-1].params["text"]
+        assert "closing check-in comes next" in (
+            w.standin.calls_of("answerCallbackQuery")[-1].params["text"])
         events = [e.event for e in await w.rs.planner.lifecycle.history(w.pair_id)]
-        assert events[0] == "matched" and events[-3:] == [
+        assert events[0] == "matched" and events[-4:] == [
             "six_month_check",
-            "still_meeting",
+            "finish_said",
+            "finish_said",
             "closed",
         ]
         pair = await store.programmes.pair(w.pair_id)

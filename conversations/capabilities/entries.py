@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from conversations.service import Service
 
 REFLECTIONS = ("grow", "oskar")
+# The command that starts each entry flow, and so offers back its unfinished draft.
+RESUMED_BY = {"grow": "reflect", "oskar": "reflect", "episode_log": "log",
+              "baseline": "checkin", "checkin": "checkin"}
 
 
 class Entries:
@@ -29,6 +32,8 @@ class Entries:
         registry.command("checkin", self.checkin)
         registry.menu("resume_menu", self.resume_menu)
         registry.menu("reflect_menu", self.reflect_menu)
+        self.sv.pairs.on_chosen("log", self.log_for)
+        self.sv.pairs.on_chosen("checkin", self.checkin_for)
 
     async def reflect(self, me: Participant, resp: Response, args: str = "") -> Response:
         if not await self.sv.may_write(me, resp):
@@ -43,14 +48,27 @@ class Entries:
     async def log(self, me: Participant, resp: Response, args: str = "") -> Response:
         if not await self.sv.may_write(me, resp):
             return resp
-        return await self.sv.open_or_resume(me, "episode_log", resp)
+        return await self.sv.pairs.act(me, "log", resp)
+
+    async def log_for(self, me: Participant, pair_id: int | None, resp: Response) -> Response:
+        return await self.sv.open_or_resume(me, "episode_log", resp, pair_id=pair_id)
 
     async def checkin(self, me: Participant, resp: Response, args: str = "") -> Response:
         if not await self.sv.may_write(me, resp):
             return resp
-        start, closed = await self.sv.timeline(me)
+        return await self.sv.pairs.act(me, "checkin", resp)
+
+    async def checkin_for(self, me: Participant, pair_id: int | None,
+                          resp: Response) -> Response:
+        """The wave due for this pair (check-ins count per relationship: a mentor's second
+        mentee, or a re-matched mentee's new pair, starts its own from the baseline)."""
+        start, closed = await self.sv.timeline(me, pair_id)
+        if pair_id is None:
+            pair = await self.sv.store.programmes.pair_of(me.id, include_closed=True)
+            pair_id = pair.id if pair else None
         now = self.sv.clock()
-        wave = due_wave(start, now, await self.sv.store.entries.waves_done(me.id), closed)
+        done = await self.sv.store.entries.waves_done(me.id, pair_id)
+        wave = due_wave(start, now, done, closed)
         if wave is None:
             upcoming = next_wave(start, now, closed)
             if upcoming is None:
@@ -62,7 +80,7 @@ class Entries:
                     date=upcoming[1].strftime("%d %b %Y"),
                 )
             )
-        return await self.sv.begin(me, wave.flow, resp, wave=wave.id)
+        return await self.sv.open_or_resume(me, wave.flow, resp, wave=wave.id, pair_id=pair_id)
 
     def resume_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
         entry_id = int(state.context["entry_id"])
@@ -72,7 +90,8 @@ class Entries:
             if choice == "restart":
                 entry = await self.sv.store.entries.get(entry_id, me.id)
                 await self.sv.store.entries.delete(me.id, entry_id)
-                await self.sv.begin(me, target.id, out, wave=entry.wave if entry else None)
+                await self.sv.begin(me, target.id, out, wave=entry.wave if entry else None,
+                                    pair_id=entry.pair_id if entry else None)
                 return
             entry = await self.sv.store.entries.get(entry_id, me.id)
             answers = await self.sv.store.entries.answers(me.id, entry_id)

@@ -31,8 +31,6 @@ class Onboarding:
             if me is None:
                 return Response().say(self.sv.texts.say("welcome_guest"))
             return self.sv.help_for(me)
-        if me is not None:
-            return Response().say(self.sv.texts.say("already_joined"))
         result = await self.sv.store.join(
             payload.strip(), sender.user_id, sender.chat_id, sender.first_name
         )
@@ -42,10 +40,19 @@ class Onboarding:
                 return Response().say(self.sv.texts.say("invite_locked", minutes=minutes))
             if result.reason == "already":
                 return Response().say(self.sv.texts.say("already_joined"))
+            if result.reason == "cap" and me is not None:
+                for note in self.sv.registry.note_listeners:
+                    await note(me.programme_id, self.sv.texts.say(
+                        "coord_pair_cap", role=me.role.value, pair=result.pair_id or "-",
+                        cap=result.cap))
+                return Response().say(self.sv.texts.say(
+                    f"pair_cap_{me.role.value}", cap=result.cap))
             return Response().say(self.sv.texts.say(f"invite_{result.reason}"))
         assert result.participant_id is not None
         me = await self.sv.store.participants.get(result.participant_id)
         assert me is not None
+        if result.again:
+            return await self.another_pair(me, result.pair_id, result.pair_complete)
         programme = await self.sv.store.programmes.get(me.programme_id)
         if result.awaiting_approval:
             held = await self.sv.store.held(me.id)
@@ -59,9 +66,24 @@ class Onboarding:
             )
         return await self.welcome(me, sender.first_name, result.pair_complete)
 
-    async def welcome(
-        self, me: Participant, first_name: str | None, pair_complete: bool
-    ) -> Response:
+    async def another_pair(self, me: Participant, pair_id: int | None,
+                           pair_complete: bool) -> Response:
+        """A further pair for someone already in: consent stands (asked again only if its
+        version changed), and the partner is named once they have joined."""
+        resp = Response(changed=True)
+        partner = await self.sv.pairs.partner_name(me, pair_id) if pair_id else None
+        if pair_complete and partner:
+            resp.say(self.sv.texts.say("joined_another_pair", partner=partner))
+        else:
+            resp.say(self.sv.texts.say("joined_another_pair_waiting"))
+        consent = await self.sv.store.consent.state(me.id)
+        if consent.needs_asking:
+            resp.say(self.sv.texts.say("consent_reask"))
+            return await self.sv.begin(me, "consent", resp)
+        return resp
+
+    async def welcome(self, me: Participant, first_name: str | None,
+                      pair_complete: bool) -> Response:
         """What a person sees once they are in: at the join, or when a held join is approved."""
         programme = await self.sv.store.programmes.get(me.programme_id)
         resp = Response(menu_role=me.role.value, changed=True)

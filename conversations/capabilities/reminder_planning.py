@@ -188,11 +188,11 @@ class ReminderPlanner:
     async def _plan_waves(
         self, people: Sequence[Participant], now: datetime, only: set[int] | None
     ) -> list[NewReminder]:
-        latest: dict[int, Any] = {}
-        for pair in await self.store.programmes.pairs():  # ordered by id: the last one wins
+        theirs: dict[int, list[Any]] = {}
+        for pair in await self.store.programmes.pairs():  # ordered by id
             for member in (pair.mentor_id, pair.mentee_id):
                 if member is not None:
-                    latest[member] = pair
+                    theirs.setdefault(member, []).append(pair)
         done = await self.repo.waves_done()
         closed = await self.repo.closed_pairs()
         out: list[NewReminder] = []
@@ -200,17 +200,23 @@ class ReminderPlanner:
             if p.role is Role.COORDINATOR or (only is not None and p.id not in only):
                 continue
             flows = {f for f in CHECKIN_FLOWS if f in self.flows and p.role in self.flows[f].roles}
-            pair = latest.get(p.id)
-            start = _parse(pair.matched_at) if pair and pair.matched_at else _parse(p.created_at)
-            out += plan_waves(
-                p.id,
-                pair.id if pair else None,
-                start,
-                closed.get(pair.id) if pair else None,
-                done.get(p.id, set()),
-                now,
-                flows,
-            )
+            pairs = theirs.get(p.id, [])
+            matched = [q for q in pairs if q.matched_at]
+            # Each relationship has its own check-ins (a mentor's every mentee, a re-matched
+            # mentee's new pair); before any is matched, the baseline counts from joining.
+            for pair in matched or pairs[-1:] or [None]:
+                pair_id = pair.id if pair else None
+                start = _parse(pair.matched_at) if pair and pair.matched_at else _parse(
+                    p.created_at)
+                out += plan_waves(
+                    p.id,
+                    pair_id,
+                    start,
+                    closed.get(pair_id) if pair_id is not None else None,
+                    done.get((p.id, pair_id), set()),
+                    now,
+                    flows,
+                )
         return out
 
     async def select(
@@ -230,13 +236,6 @@ class ReminderPlanner:
         recent = await self.repo.last_sent(ids, now - timedelta(days=1))
         pair_ids = {r.pair_id for r in rows if r.pair_id is not None}
         wave_people = {r.participant_id for r in rows if r.kind is Kind.WAVE}
-        latest_pair: dict[int, int] = {}
-        if wave_people:
-            for pair in await self.store.programmes.pairs():
-                for member in (pair.mentor_id, pair.mentee_id):
-                    if member in wave_people:
-                        latest_pair[member] = pair.id
-            pair_ids |= set(latest_pair.values())
         facts = await self.lifecycle.facts(sorted(pair_ids))
         done = await self.repo.waves_done() if wave_people else {}
 
@@ -273,11 +272,11 @@ class ReminderPlanner:
                 continue
             relevant = []
             for r in mine:
-                wave_pair = facts.get(latest_pair.get(pid, -1))
+                pair_facts = facts.get(r.pair_id or -1)
                 situation = Situation(
-                    pair=wave_pair if r.kind is Kind.WAVE else facts.get(r.pair_id or -1),
-                    wave_start=self._wave_start(person, wave_pair),
-                    waves_done=frozenset(done.get(pid, set())),
+                    pair=pair_facts,
+                    wave_start=self._wave_start(person, pair_facts),
+                    waves_done=frozenset(done.get((pid, r.pair_id), set())),
                     reflected_since_due=(
                         r.kind is Kind.REFLECTION
                         and await self.repo.reflected_since(pid, r.created_at)
@@ -309,6 +308,16 @@ class ReminderPlanner:
             report.deferred += len(deferred)
             report.reasons[why] += len(deferred)
         return out
+
+    async def about(self, person: Participant, row: Reminder) -> str | None:
+        """The mentee a mentor's reminder is about, by their first name (a mentor may hold
+        several pairs); None for everyone else."""
+        if person.role is not Role.MENTOR or row.pair_id is None:
+            return None
+        pair = await self.store.programmes.pair(row.pair_id)
+        if pair is None or pair.mentee_id is None or pair.mentor_id != person.id:
+            return None
+        return (await self.store.participants.name(pair.mentee_id)).strip() or None
 
     @staticmethod
     def _wave_start(person: Participant, pair: PairFacts | None) -> datetime:
@@ -506,10 +515,24 @@ class ReminderPlanner:
                 detail={"by": role},
             )
             return self.texts.say("rem_answer_still"), True
-        # A pair either member says has finished is closed: the six-month check asks
-        # exactly that, and the closing check-in then goes to both.
+        # One member's private tap does not end a relationship for both: the pair closes
+        # when every member still in it has said so (the partner was asked the same
+        # question), or when a coordinator closes it. Until then it waits, and shows as
+        # needing attention.
+        months = row.detail.get("months")
         await self.lifecycle.record(
-            row.pair_id, "closed", at=now, source="answer", now=now, detail={"by": role}
+            row.pair_id, "finish_said", at=now, source="answer", now=now,
+            participant_id=me.id, detail={"by": role, "months": months},
+            key=f"finish:{row.pair_id}:{me.id}:{months}",
+        )
+        said = {
+            e.participant_id for e in await self.lifecycle.history(row.pair_id)
+            if e.event == "finish_said" and e.detail.get("months") == months
+        }
+        if not set(facts.members) <= said:
+            return self.texts.say("rem_answer_finish_waits"), True
+        await self.lifecycle.record(
+            row.pair_id, "closed", at=now, source="answer", now=now, detail={"by": "both"}
         )
         await self.pair_changed(row.pair_id, now)
         return self.texts.say("rem_answer_finished"), True

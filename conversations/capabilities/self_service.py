@@ -23,6 +23,7 @@ class SelfService:
 
     def register(self, registry: Registry) -> None:
         registry.command("history", self.history)
+        self.sv.pairs.on_chosen("history", self.history_for)
         # A copy of what is held is never withheld: not mid-flow, not before consent.
         registry.command("mydata", self.mydata, while_held=True, in_flow=True, before_consent=True)
         registry.command("settings", self.settings)
@@ -33,7 +34,14 @@ class SelfService:
         registry.menu("timezone", self.timezone_menu)
 
     async def history(self, me: Participant, resp: Response, args: str = "") -> Response:
-        return await self.sv.show_page(me, history.Browser(self.sv.seq(me)), resp)
+        return await self.sv.pairs.act(me, "history", resp)
+
+    async def history_for(self, me: Participant, pair_id: int | None,
+                          resp: Response) -> Response:
+        # One pair's entries only when there was a choice: with one pair, everything.
+        several = len(await self.sv.pairs.choices(me, "history")) > 1
+        browser = history.Browser(self.sv.seq(me), pair_id=pair_id if several else None)
+        return await self.sv.show_page(me, browser, resp)
 
     async def mydata(self, me: Participant, resp: Response, args: str = "") -> Response:
         data = await mydata.collect(self.sv.store, me, self.sv.flows)

@@ -1,0 +1,128 @@
+"""Which pair: a mentor with several mentees says which one a log, check-in or look back is about.
+
+A person in one pair is never asked. A mentor in several is shown one button per mentee,
+labelled with the first name that mentor already knows (their mentee's Telegram first name,
+as the bot greeted them), with the pair number only when two names are the same. The
+choice waits in the person's state slot like a flow, so a restart keeps it; a tap on a
+pair that closed meanwhile starts nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conversations.engine import Button, Reply
+from conversations.responses import Response
+from conversations.validation import whole_number
+from storage.models import Pair, Participant, Role
+
+if TYPE_CHECKING:
+    from conversations.service import Service
+
+# What to do once the pair is known: (the person, the pair or None, the response so far).
+PairAction = Callable[[Participant, "int | None", Response], Awaitable[Response]]
+# Purposes that look back over closed pairs too; the others act on open, matched pairs.
+LOOKING_BACK = frozenset({"history"})
+MAX_PAIR_ID = 10**12
+
+
+@dataclass
+class PairChooser:
+    seq: int
+    purpose: str
+    pairs: list[int] = field(default_factory=list)
+
+    def dump(self) -> dict[str, Any]:
+        return {"chooser": {"seq": self.seq, "purpose": self.purpose, "pairs": self.pairs}}
+
+    @classmethod
+    def load(cls, raw: dict[str, Any]) -> PairChooser:
+        c = raw["chooser"]
+        return cls(int(c["seq"]), str(c["purpose"]), [int(p) for p in c["pairs"]])
+
+    def data(self, pair_id: int) -> str:
+        return f"{self.seq}:p{pair_id}"
+
+    def parse(self, data: str) -> int | None:
+        seq, _, rest = data.partition(":")
+        if seq != str(self.seq) or not rest.startswith("p"):
+            return None
+        pair_id = whole_number(rest[1:], 1, MAX_PAIR_ID)
+        return pair_id if pair_id in self.pairs else None
+
+
+class Pairs:
+    """The pairs a person acts on, their partners' names, and asking which one."""
+
+    def __init__(self, service: Service) -> None:
+        self.sv = service
+        self.actions: dict[str, PairAction] = {}
+
+    def on_chosen(self, purpose: str, action: PairAction) -> None:
+        if purpose in self.actions:
+            raise ValueError(f"pair action {purpose!r} is registered twice")
+        self.actions[purpose] = action
+
+    async def choices(self, me: Participant, purpose: str) -> list[Pair]:
+        """The pairs this person could mean: open and matched, or (looking back) any
+        they sat in with a partner."""
+        if me.role is not Role.MENTOR:
+            return []
+        if purpose in LOOKING_BACK:
+            pairs = await self.sv.store.programmes.pairs_of(me.id)
+            return [p for p in pairs if p.matched_at is not None]
+        pairs = await self.sv.store.programmes.open_pairs_of(me.id)
+        return [p for p in pairs if p.mentor_id is not None and p.mentee_id is not None]
+
+    async def partner_name(self, me: Participant, pair_id: int | None) -> str | None:
+        if pair_id is None:
+            return None
+        pair = await self.sv.store.programmes.pair(pair_id)
+        if pair is None:
+            return None
+        partner = pair.mentee_id if me.role is Role.MENTOR else pair.mentor_id
+        if partner is None or partner == me.id:
+            return None
+        return (await self.sv.store.participants.name(partner)).strip() or None
+
+    async def labels(self, me: Participant, pairs: list[Pair]) -> dict[int, str]:
+        names = {p.id: await self.partner_name(me, p.id) for p in pairs}
+        seen: dict[str, int] = {}
+        for name in names.values():
+            if name:
+                seen[name.casefold()] = seen.get(name.casefold(), 0) + 1
+        out = {}
+        for pair_id, name in names.items():
+            if not name:
+                out[pair_id] = f"Pair {pair_id}"
+            elif seen[name.casefold()] > 1:
+                out[pair_id] = f"{name} (pair {pair_id})"
+            else:
+                out[pair_id] = name
+        return out
+
+    async def act(self, me: Participant, purpose: str, resp: Response) -> Response:
+        """Run ``purpose`` for the one pair this person means, asking first if they have
+        several. With none or one, no question: the action gets that pair or None."""
+        pairs = await self.choices(me, purpose)
+        if len(pairs) <= 1:
+            return await self.actions[purpose](me, pairs[0].id if pairs else None, resp)
+        chooser = PairChooser(self.sv.seq(me), purpose, [p.id for p in pairs])
+        await self.sv.store.entries.save_state(me.id, chooser.dump())
+        labels = await self.labels(me, pairs)
+        rows = tuple((Button(labels[p.id], chooser.data(p.id)),) for p in pairs)
+        resp.replies.append(Reply(self.sv.texts.say("choose_pair"), rows))
+        return resp
+
+    async def pressed(self, me: Participant, chooser: PairChooser, data: str,
+                      resp: Response) -> Response:
+        pair_id = chooser.parse(data)
+        if pair_id is None:
+            return resp.say(self.sv.texts.say("stale_button"))
+        await self.sv.store.entries.save_state(me.id, None)
+        resp.changed = True
+        if pair_id not in {p.id for p in await self.choices(me, chooser.purpose)}:
+            return resp.say(self.sv.texts.say("choose_pair_gone"))
+        return await self.actions[chooser.purpose](me, pair_id, resp)
