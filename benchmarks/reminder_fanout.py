@@ -6,7 +6,12 @@ every participant (2,000 by default) has one reminder due at once. The real Appl
 a loopback Bot API stand-in that enforces 30 messages/s overall and 1 message/s per chat
 by answering 429 with retry_after, as Telegram does.
 
-    python benchmarks/reminder_fanout.py [--people 2000]
+    python benchmarks/reminder_fanout.py [--people 2000] [--per-mentor 3]
+
+Each mentor holds --per-mentor pairs (joined through further invites, as in a programme where
+mentors take two or three mentees), so a mentor has that many check-ins due at once. A
+person gets one reminder per sweep and the next after the programme's spacing, so the
+fan-out measured is one message to every participant; a mentor's message names the mentee.
 
 The achieved rate is measured from the start of the sweep that sent them (planning done,
 selection included) to the last message the stand-in accepted. At 30/s, 2,000 messages
@@ -40,6 +45,7 @@ from conversations.waves import MONTH
 from storage.crypto import KeyRing, generate_key
 from storage.db import iso
 from storage.models import Role, Scope
+from storage.programmes import PAIR_CAP
 from storage.store import Store
 
 LIMIT = 30  # Telegram's bot-wide messages per second
@@ -49,24 +55,36 @@ NOON = datetime(2026, 6, 3, 11, 0, tzinfo=UTC)
 MARKER = "3-month check-in is ready"
 
 
-async def cohort(store: Store, people: int) -> list[int]:
+async def cohort(store: Store, people: int, per_mentor: int = 1) -> list[int]:
     programme = await store.programmes.create(
-        "Fan-out", {"reminders": {"quiet_pair_weeks": 52, "chemistry_overdue_weeks": 52}}
+        "Fan-out", {"reminders": {"quiet_pair_weeks": 52, "chemistry_overdue_weeks": 52},
+                    PAIR_CAP: max(per_mentor, 1)}
     )
-    users = []
-    for i in range(people // 2):
-        pair = await store.programmes.create_pair(programme.id)
-        for role in (Role.MENTOR, Role.MENTEE):
-            code = await store.programmes.create_invite(programme.id, role, pair)
-            user_id = 30_000_000 + len(users)
-            result = await store.join(code, user_id, user_id, f"P{i}")
-            me = await store.participants.get(result.participant_id or 0)
-            assert result.ok and me is not None
-            # Check-in reminders go only to people who let us keep their entries.
-            await store.consent.record(
-                me.id, me.subject_ref, Scope.PARTICIPATE, True, source="benchmark"
-            )
-            users.append(user_id)
+    users: list[int] = []
+    mentor_uid = 0
+    while len(users) < people:
+        for n in range(per_mentor):
+            if len(users) >= people:
+                break
+            pair = await store.programmes.create_pair(programme.id)
+            for role in (Role.MENTOR, Role.MENTEE):
+                if role is Role.MENTOR and n > 0:
+                    user_id = mentor_uid  # the same mentor, joining a further pair
+                else:
+                    user_id = 30_000_000 + len(users)
+                    users.append(user_id)
+                code = await store.programmes.create_invite(programme.id, role, pair)
+                result = await store.join(code, user_id, user_id, f"P{user_id % 100_000}")
+                me = await store.participants.get(result.participant_id or 0)
+                assert result.ok and me is not None, result
+                if role is Role.MENTOR:
+                    mentor_uid = user_id
+                if result.again:
+                    continue
+                # Check-in reminders go only to people who let us keep their entries.
+                await store.consent.record(
+                    me.id, me.subject_ref, Scope.PARTICIPATE, True, source="benchmark"
+                )
     matched = NOON - 3 * MONTH - timedelta(minutes=30)
     await store.db.execute("UPDATE pairs SET matched_at=?", (iso(matched),))
     # Everyone already has their command menu, so start-up sends nothing but reminders.
@@ -74,12 +92,12 @@ async def cohort(store: Store, people: int) -> list[int]:
     return users
 
 
-async def run(people: int, folder: Path) -> dict[str, float]:
+async def run(people: int, folder: Path, per_mentor: int = 1) -> dict[str, float]:
     setup = time.perf_counter()
     store = await Store.open(
         folder / "fanout.sqlite3", KeyRing(generate_key()), load_flows()["consent"].version
     )
-    users = await cohort(store, people)
+    users = await cohort(store, people, per_mentor)
     setup_s = time.perf_counter() - setup
 
     standin = BotApiStandin(
@@ -102,7 +120,10 @@ async def run(people: int, folder: Path) -> dict[str, float]:
         plan_started = time.perf_counter()
         planned = await rs.planner.plan()
         plan_s = time.perf_counter() - plan_started
-        due = len(await rs.planner.repo.due(rs.clock()))
+        due_rows = await rs.planner.repo.due(rs.clock())
+        due = len(due_rows)
+        # one message per person now; a mentor's further check-ins follow, spaced
+        due_people = len({r.participant_id for r in due_rows})
 
         started: list[float] = []
         sweep = rs.sweep
@@ -117,7 +138,8 @@ async def run(people: int, folder: Path) -> dict[str, float]:
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             counts = await rs.planner.repo.counts()
-            if counts.get("sent", 0) + counts.get("skipped", 0) >= due and not rs._lock.locked():
+            if (counts.get("sent", 0) + counts.get("skipped", 0) >= due_people
+                    and not rs._lock.locked()):
                 break
         await app.stop()
         await app.shutdown()
@@ -131,7 +153,9 @@ async def run(people: int, folder: Path) -> dict[str, float]:
     ]
     per_chat = Counter(int(c.params["chat_id"]) for c in accepted)
     lost = sum(1 for u in users if per_chat[u] == 0)
-    duplicates = sum(n - 1 for n in per_chat.values() if n > 1)
+    # the same message twice in one chat (a mentor's messages about different mentees differ)
+    per_message = Counter((int(c.params["chat_id"]), c.params["text"]) for c in accepted)
+    duplicates = sum(n - 1 for n in per_message.values() if n > 1)
     first_sweep = started[0] if started else accepted[0].ts
     elapsed = max(c.ts for c in accepted) - first_sweep if accepted else float("nan")
     status = await rs.planner.repo.counts()
@@ -141,6 +165,7 @@ async def run(people: int, folder: Path) -> dict[str, float]:
         "planned": planned,
         "plan_s": plan_s,
         "due": due,
+        "due_people": due_people,
         "delivered": len(accepted),
         "elapsed": elapsed,
         "rate": len(accepted) / elapsed if accepted else 0.0,
@@ -156,13 +181,17 @@ async def run(people: int, folder: Path) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--per-mentor", type=int, default=3,
+                        help="pairs each mentor holds (1: one pair per person)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        r = await run(args.people, Path(tmp))
-    print(f"people: {args.people} participants, one reminder each due at the same minute")
+        r = await run(args.people, Path(tmp), args.per_mentor)
+    print(f"people: {args.people} participants, mentors holding {args.per_mentor} pair(s) "
+          f"each; every pair's check-in due at the same minute")
     print(
         f"setup: cohort joined and consented in {r['setup_s']:.1f} s; planner wrote "
-        f"{int(r['planned'])} reminder rows in {r['plan_s']:.2f} s; {int(r['due'])} due now"
+        f"{int(r['planned'])} reminder rows in {r['plan_s']:.2f} s; {int(r['due'])} due now "
+        f"for {int(r['due_people'])} people"
     )
     print(f"stand-in limits: {LIMIT} msg/s overall, 1 msg/s per chat, 429 retry_after=1")
     print(
