@@ -1,7 +1,8 @@
 """Synthetic mentoring text for demos and benchmarks: plausible, varied, never real people.
 
-Sentences are assembled from fragments so large cohorts do not repeat themselves exactly,
-and each fragment family leans towards the codes an evaluator would expect to find.
+Sentences are assembled from the phrase bank (:mod:`reports.synthetic_phrases`) so large
+cohorts do not repeat themselves exactly, and each family leans towards the codes an evaluator
+would expect to find, for pairs that go well and for those that do not.
 """
 
 from __future__ import annotations
@@ -11,127 +12,43 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-GOALS = (
-    "I wanted to work out how to {act} before my {event}.",
-    "My aim was to get clearer about {topic}.",
-    "To feel more confident about {topic}.",
-    "I wanted ideas for {act}.",
+from reports.synthetic_phrases import (
+    CHECKIN,
+    ELSE,
+    FILL,
+    LEARNED,
+    OPTIONS,
+    REALITY,
+    REVIEW,
+    THEMES,
+    WILL,
 )
-REALITY = (
-    "Right now {pressure}, and {obstacle}.",
-    "Things are {mood} at the moment; {pressure}.",
-    "My manager {manager}, but {obstacle}.",
-    "{pressure}, so finding time for this is hard.",
-)
-OPTIONS = (
-    "My mentor shared how they handled {topic} in their first year, which helped.",
-    "We talked through {count} options: {option_a} or {option_b}.",
-    "My mentor asked good questions and I realised I could {option_a}.",
-    "We looked at {option_a}, and my mentor suggested {option_b}.",
-)
-WILL = (
-    "I will {option_a} by {when}.",
-    "Next I'm going to {option_b} and report back at our next session.",
-    "Book time with my manager {when} to talk about {topic}.",
-    "Try {option_a} this week and notice how it feels.",
-)
-ELSE = (
-    "It felt good to have a safe space to think.",
-    "I'm not sure the last action helped much, but today did.",
-    "I'm learning to not be so hard on myself.",
-    "",
-)
-FILL = {
-    "act": (
-        "prioritise my workload",
-        "run a team meeting",
-        "give difficult feedback",
-        "ask for protected study time",
-        "lead the service change",
-    ),
-    "event": ("appraisal", "interview", "rotation", "audit presentation", "exam"),
-    "topic": (
-        "my career plans",
-        "the restructure",
-        "managing my team",
-        "work-life balance",
-        "the new rota",
-        "how decisions get made here",
-    ),
-    "pressure": (
-        "the ward is short-staffed",
-        "we're in the middle of a restructure",
-        "my workload has doubled",
-        "night shifts are wearing me down",
-    ),
-    "obstacle": (
-        "there's never protected time",
-        "I'm not sure who to ask",
-        "it's hard to say no",
-        "I keep putting my own development last",
-    ),
-    "mood": ("hectic", "calmer", "uncertain", "busy but better"),
-    "manager": ("is supportive", "doesn't see it as a priority", "encouraged me to come"),
-    "count": ("two", "three", "a few"),
-    "option_a": (
-        "block out an hour a week",
-        "talk to the practice educator",
-        "shadow a senior colleague",
-        "write down what I want from the role",
-    ),
-    "option_b": (
-        "join the regional network",
-        "ask for feedback from my team",
-        "say no to one extra task",
-        "plan the conversation in advance",
-    ),
-    "when": ("Friday", "the end of the month", "next week", "our next session"),
-}
 
-
-CHECKIN = {
-    "expectations": (
-        "I expect a safe space to talk about {topic} with someone outside my team.",
-        "Someone to challenge me and share their experience of {topic}.",
-    ),
-    "hope_to_learn": (
-        "How to {act}, and more confidence in myself.",
-        "I hope to learn more about how the organisation works.",
-    ),
-    "relationship": (
-        "We get on well; it feels open and honest and I trust them.",
-        "Still getting to know each other, but it is building.",
-    ),
-    "learning_self": (
-        "I'm learning to be less hard on myself and to {act}.",
-        "More confidence, and better questioning and listening skills.",
-    ),
-    "learning_how": (
-        "My mentor asks good questions and shares their own experience.",
-        "Talking things through; sometimes time pressure gets in the way.",
-    ),
-    "factors": ("My manager is supportive but {pressure}.", "Protected time helps; {obstacle}."),
-    "changed": (
-        "I feel more confident at work and I've started to {option_a}.",
-        "I see the bigger picture now, and I've made new contacts.",
-    ),
-}
-HELPED = ("M_SHARING_EXPERIENCE", "M_DM_TECHNIQUES", "M_BROAD_VIEW", "C_DYAD_SAFE_SPACE")
+MOODS = ("good", "flat", "bad")
+HELPED = ("M_SHARING_EXPERIENCE", "M_DM_TECHNIQUES", "M_BROAD_VIEW", "C_DYAD_SAFE_SPACE",
+          "M_ROLE_MODEL", "M_SPECIALIST_EXPERTISE")
 DOMAINS = ("DOM_COGNITIVE", "DOM_SKILL", "DOM_AFFECTIVE", "DOM_SOCIAL_NETWORKS")
-FACTORS = (
-    "FAC_PROTECTED_TIME",
-    "HIN_TIME_CONSTRAINTS",
-    "FAC_LINE_MGMT_SUPPORT",
-    "HIN_LINE_MGMT_PRIORITY",
-    "HIN_ORGANISATIONAL_CHANGE",
-)
+FACTORS = {
+    "good": ("FAC_PROTECTED_TIME", "FAC_LINE_MGMT_SUPPORT", "HIN_TIME_CONSTRAINTS"),
+    "flat": ("HIN_TIME_CONSTRAINTS", "FAC_PROTECTED_TIME", "HIN_LINE_MGMT_PRIORITY"),
+    "bad": ("HIN_ORGANISATIONAL_CHANGE", "HIN_LINE_MGMT_PRIORITY", "HIN_TIME_CONSTRAINTS",
+            "HIN_DISTANCE_LOCATION"),
+}
 TOPICS = (
     "TOPIC_CAREER_DEVELOPMENT",
     "TOPIC_WORKLOAD",
     "TOPIC_MANAGING_CHANGE",
     "TOPIC_SELF_CONFIDENCE",
     "TOPIC_WORK_LIFE_BALANCE",
+    "TOPIC_RELATIONSHIPS_COLLEAGUES",
+    "TOPIC_DEVELOPING_TEAMS_SERVICES",
+    "TOPIC_STRESS",
 )
+CLIMATES = {
+    "good": ("SC_GROWTH", "SC_GROWTH", "SC_CONFIRMATION"),
+    "flat": ("SC_CONFIRMATION", "SC_STASIS"),
+    "bad": ("SC_RETREAT", "SC_STASIS", "SC_CONFIRMATION"),
+}
 
 
 DETAILS = (
@@ -141,77 +58,127 @@ DETAILS = (
 
 
 class Phrasebank:
+    """Answers to every flow's questions, drawn from :mod:`reports.synthetic_phrases`.
+
+    ``mood`` (good, flat, bad) says how the relationship is going when the answer is
+    written; left out, each answer draws one (mostly good, as in most schemes). ``theme``
+    ties a mentee's stated goal to what they later report (goal attainment).
+    """
+
     def __init__(self, seed: int = 7, distinct: bool = False) -> None:
         self.rng = random.Random(seed)
         # distinct: every answer text differs from every other, as real answers do (the
-        # templates alone give a few hundred texts, which flatters anything that caches by text)
+        # phrase bank alone gives a few thousand texts, which flatters anything that caches
+        # by text)
         self.distinct = distinct
         self._written = 0
 
+    def _mood(self, mood: str | None) -> str:
+        if mood is not None:
+            return mood
+        return self.rng.choices(MOODS, weights=(6, 3, 1))[0]
+
     def _fill(self, template: str) -> str:
         out = template
-        for key, values in FILL.items():
-            token = "{" + key + "}"
-            while token in out:
-                out = out.replace(token, self.rng.choice(values), 1)
+        while "{" in out:
+            head, _, rest = out.partition("{")
+            key, _, tail = rest.partition("}")
+            out = head + self.rng.choice(FILL[key]) + tail
         if self.distinct and out:
             self._written += 1
             out = f"{out} {self.rng.choice(DETAILS)} {self._written}."
         return out
 
-    def oskar(self, last_scale: int | None = None) -> dict[str, object]:
-        scale = max(0, min(10, (last_scale or self.rng.randint(2, 5)) + self.rng.randint(0, 2)))
+    def _pick(self, family: tuple[str, ...]) -> str:
+        return self._fill(self.rng.choice(family))
+
+    def theme(self) -> str:
+        return self.rng.choice(sorted(THEMES))
+
+    def goal(self, theme: str | None = None) -> str:
+        """A goal as stated: an intention."""
+        return self._pick(THEMES[theme or self.theme()][0])
+
+    def attained(self, theme: str, reached: bool) -> str:
+        """What the same person says later: the goal realised, or not (yet)."""
+        return self._pick(THEMES[theme][1 if reached else 2])
+
+    def oskar(self, last_scale: int | None = None, *, mood: str | None = None,
+              theme: str | None = None, step: int | None = None) -> dict[str, object]:
+        mood = self._mood(mood)
+        if step is None:
+            step = {"good": self.rng.randint(0, 2), "flat": self.rng.randint(-1, 1),
+                    "bad": self.rng.randint(-2, 0)}[mood]
+        scale = max(0, min(10, (last_scale or self.rng.randint(2, 5)) + step))
         answers: dict[str, object] = {
-            "outcome": self._fill(self.rng.choice(GOALS)),
+            "outcome": self.goal(theme),
             "scaling": scale,
-            "know_how": self._fill(self.rng.choice(OPTIONS)),
-            "affirm_action": self._fill(self.rng.choice(WILL)),
+            "know_how": self._pick(OPTIONS[mood]),
+            "affirm_action": self._pick(WILL),
         }
         if last_scale is not None:
-            answers["review"] = self._fill(self.rng.choice(ELSE)) or "It went fine."
-        return answers | self.self_coding()
+            answers["review"] = self._pick(REVIEW[mood])
+        return answers | self.self_coding(mood)
 
-    def self_coding(self) -> dict[str, object]:
+    def self_coding(self, mood: str | None = None) -> dict[str, object]:
+        mood = self._mood(mood)
         out: dict[str, object] = {}
-        if self.rng.random() < 0.6:
+        if self.rng.random() < (0.6 if mood == "good" else 0.3):
             out["helped"] = self.rng.sample(HELPED, self.rng.randint(1, 2))
-        if self.rng.random() < 0.5:
+        if self.rng.random() < (0.5 if mood == "good" else 0.2):
             out["learning"] = self.rng.sample(DOMAINS, self.rng.randint(1, 2))
-        if self.rng.random() < 0.4:
-            out["factors"] = self.rng.sample(FACTORS, 1)
+        if self.rng.random() < (0.4 if mood == "good" else 0.7):
+            out["factors"] = self.rng.sample(FACTORS[mood], 1)
         return out
 
-    def episode(self, phase: str) -> dict[str, object]:
-        return {
+    def episode(self, phase: str, *, mood: str | None = None) -> dict[str, object]:
+        mood = self._mood(mood)
+        learned = self._pick(LEARNED[mood])
+        answers: dict[str, object] = {
             "when": "_today",
             "kind": self.rng.choice(("EP_FORMAL_SESSION",) * 4 + ("EP_INFORMAL_CONTACT",)),
             "mode": self.rng.choice(("MODE_FACE_TO_FACE", "MODE_VIDEO", "MODE_PHONE")),
-            "duration": self.rng.choice(("m30", "m45", "m60")),
+            "duration": self.rng.choice(("m30", "m45", "m60") if mood == "good"
+                                        else ("m15", "m30")),
             "topics": self.rng.sample(TOPICS, self.rng.randint(1, 2)),
             "offered": self.rng.sample(
-                ("M_SHARING_EXPERIENCE", "M_DM_TECHNIQUES", "M_NEW_KNOWLEDGE_LOCAL"), 1
+                ("M_SHARING_EXPERIENCE", "M_DM_TECHNIQUES", "M_NEW_KNOWLEDGE_LOCAL",
+                 "M_BROAD_VIEW", "M_SPECIALIST_EXPERTISE"), 1
             ),
             "phase": phase,
-            "climate": self.rng.choice(("SC_GROWTH", "SC_GROWTH", "SC_CONFIRMATION")),
-            "learned": self._fill("I learned more about {topic} from their side."),
+            "climate": self.rng.choice(CLIMATES[mood]),
         }
+        if learned:
+            answers["learned"] = learned
+        return answers
 
-    def checkin(self, step_id: str) -> str:
-        """An answer to a check-in question, in the words people use in interviews."""
-        answers = CHECKIN.get(step_id, ("It's going well so far.",))
-        return self._fill(self.rng.choice(answers))
+    def checkin(self, step_id: str, *, mood: str | None = None, theme: str | None = None,
+                reached: bool | None = None) -> str:
+        """An answer to a check-in question, in the words people use in interviews.
 
-    def grow(self) -> dict[str, object]:
+        With a ``theme`` and ``reached``, "what has changed" reports on that goal."""
+        mood = self._mood(mood)
+        if step_id == "goals":
+            return self.goal(theme)
+        if step_id == "changed" and theme is not None and reached is not None:
+            return self.attained(theme, reached)
+        answers = CHECKIN.get(f"{step_id}:{mood}") or CHECKIN.get(step_id)
+        if not answers:
+            return "It's going well so far."
+        return self._pick(answers)
+
+    def grow(self, *, mood: str | None = None, theme: str | None = None) -> dict[str, object]:
+        mood = self._mood(mood)
         answers: dict[str, object] = {
-            "goal": self._fill(self.rng.choice(GOALS)),
-            "reality": self._fill(self.rng.choice(REALITY)),
-            "options": self._fill(self.rng.choice(OPTIONS)),
-            "will": self._fill(self.rng.choice(WILL)),
+            "goal": self.goal(theme),
+            "reality": self._pick(REALITY[mood]),
+            "options": self._pick(OPTIONS[mood]),
+            "will": self._pick(WILL),
         }
-        extra = self._fill(self.rng.choice(ELSE))
+        extra = self._pick(ELSE[mood])
         if extra:
             answers["anything_else"] = extra
-        return answers | self.self_coding()
+        return answers | self.self_coding(mood)
 
 
 # -- cohorts at scale --------------------------------------------------------------------
@@ -283,17 +250,20 @@ async def generate_cohort(
             writer.match(pair_id, ids[Role.MENTOR], ids[Role.MENTEE], iso(matched))
             span = max(1, (now - matched).days)
             framework = rng.choice(("grow", "oskar"))
+            mood = rng.choices(MOODS, weights=(6, 3, 1))[0]  # how this pair is going
+            theme = bank.theme()
             last_scale = None
             for n in range(sessions):
                 when = matched + timedelta(days=span * (n + 1) / (sessions + 1))
                 month = min(len(PHASE_BY_MONTH) - 1, int((when - matched).days / 30.44))
-                episode = bank.episode(PHASE_BY_MONTH[month]) | {"when": when.date().isoformat()}
+                episode = bank.episode(PHASE_BY_MONTH[month], mood=mood) | {
+                    "when": when.date().isoformat()}
                 if n == 0:
                     episode["kind"] = "EP_CHEMISTRY_MEETING"
                 if framework == "grow":
-                    reflection: dict[str, Any] = bank.grow()
+                    reflection: dict[str, Any] = bank.grow(mood=mood, theme=theme)
                 else:
-                    reflection = bank.oskar(last_scale)
+                    reflection = bank.oskar(last_scale, mood=mood, theme=theme)
                     last_scale = int(reflection["scaling"])
                 for pid, flow, answers, role in (
                     (ids[Role.MENTOR], "episode_log", episode, Role.MENTOR),
