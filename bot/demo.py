@@ -1,18 +1,22 @@
 """`mentorbot demo`: the whole pipeline on a synthetic programme, with no Telegram account.
 
-A dozen pairs go through six months of the real flows (invites, consent, chemistry
-meeting and monthly sessions logged by mentors, GROW and OSKAR reflections by mentees,
-wave check-ins) via the same Service the Telegram adapter uses, into an encrypted
-database. Timestamps are then moved back month by month, as if it had happened over six
-months. Then the evaluator report, the coordinator summary and a research export are
-built from it. Everything is written inside the output folder, and nowhere else.
+A dozen pairs go through six months of the real flows (invites, consent, starting
+check-ins, a chemistry meeting and monthly sessions logged by mentors with the date they
+give, GROW and OSKAR reflections by mentees, the 3- and 6-month check-ins, a coordinator
+closing pairs that finish or end early, and the closing check-ins) via the same Service the
+Telegram adapter uses, into an encrypted database. Each pair has a course
+(:func:`reports.synthetic.demo_courses`): most thrive, some stall, regress or end early.
+The service runs on the programme's clock, so waves fall due when they would; each save is
+then dated when it happened (:mod:`storage.backdating`). Then the evaluator report, the
+coordinator summary and a research export are built from it. Everything is written inside
+the output folder, and nowhere else.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -20,9 +24,12 @@ import click
 from conversations.capabilities.lifecycle import PairLifecycle
 from conversations.capabilities.reminder_planning import ReminderPlanner
 from conversations.catalogue import load_flows
+from conversations.engine import Engine
 from conversations.scripted import button_data, walk
 from conversations.service import Response, Sender, Service
-from reports.synthetic import PHASE_BY_MONTH, Phrasebank
+from reports.synthetic import DAYS_PER_MONTH, demo_courses
+from reports.synthetic import Step as CourseStep
+from storage import backdating
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.db import iso, utcnow
 from storage.models import Role
@@ -54,8 +61,6 @@ FIRST_NAMES = (
     "Sofia",
     "Liam",
 )
-MONTH = timedelta(days=30)
-PHASES = PHASE_BY_MONTH[:6]  # the demo runs six months
 
 
 class DemoError(Exception):
@@ -81,59 +86,51 @@ async def answer_consent(
     return resp
 
 
-async def reflect(
-    service: Service, who: Sender, bank: Phrasebank, framework: str, last_scale: int | None
-) -> int | None:
-    resp = await service.command(who, "reflect")
-    if any("Which reflection" in r.text for r in resp.replies):
-        resp = await service.press(who, button_data(resp, framework))
+class SimClock:
+    """The demo's time: the service, the engine's "Today" and the reminder planner read it,
+    so waves fall due and lifecycle events happen when the programme says, not now."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def act(service: Service, who: Sender, step: CourseStep) -> None:
+    """One step of a pair's course, through the same paths a chat takes."""
     flows = load_flows()
-    answers = bank.grow() if framework == "grow" else bank.oskar(last_scale)
-    resp = await walk(service, who, flows[framework], resp, answers)
-    if not any("Saved" in r.text for r in resp.replies):
-        raise DemoError("the reflection was not saved")
-    scale = answers.get("scaling")
-    return int(scale) if isinstance(scale, int) else None
-
-
-async def log_episode(
-    service: Service, who: Sender, bank: Phrasebank, phase: str, kind: str | None = None
-) -> None:
-    resp = await service.command(who, "log")
-    answers = bank.episode(phase)
-    if kind is not None:
-        answers["kind"] = kind
-    resp = await walk(service, who, load_flows()["episode_log"], resp, answers)
-    if not any("Logged" in r.text for r in resp.replies):
-        raise DemoError("the episode was not logged")
-
-
-async def check_in(service: Service, who: Sender, bank: Phrasebank) -> None:
-    resp = await service.command(who, "checkin")
-    flow_id = (
-        "baseline" if any("two short questions" in r.text for r in resp.replies) else ("checkin")
-    )
-    if not any(r.buttons or "?" in r.text for r in resp.replies):
-        return  # nothing due
-    flow = load_flows()[flow_id]
-    answers = {s.id: bank.checkin(s.id) for s in flow.steps if not s.optional}
-    await walk(service, who, flow, resp, answers)
-
-
-async def high_water(store: Store) -> tuple[int, int]:
-    entries = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM entries"))
-    events = int(await store.db.scalar("SELECT COALESCE(MAX(id), 0) FROM pair_events"))
-    return entries, events
-
-
-async def backdate(store: Store, since: tuple[int, int], months_ago: float) -> None:
-    """Move what was just written back in time, as if it happened ``months_ago``."""
-    when = iso(utcnow() - MONTH * months_ago)
-    await store.db.execute(
-        "UPDATE entries SET created_at=?, updated_at=?, completed_at=? WHERE id>?",
-        (when, when, when, since[0]),
-    )
-    await store.db.execute("UPDATE pair_events SET at=? WHERE id>?", (when, since[1]))
+    if step.action == "reflect":
+        resp = await service.command(who, "reflect")
+        framework = "grow" if "goal" in step.answers else "oskar"
+        if any("Which reflection" in r.text for r in resp.replies):
+            resp = await service.press(who, button_data(resp, framework))
+        resp = await walk(service, who, flows[framework], resp, dict(step.answers))
+        if not any("Saved" in r.text for r in resp.replies):
+            raise DemoError("the reflection was not saved")
+    elif step.action == "log":
+        resp = await service.command(who, "log")
+        answers = dict(step.answers) | {"when": step.typed_date}
+        resp = await walk(service, who, flows["episode_log"], resp, answers)
+        if not any("Logged" in r.text for r in resp.replies):
+            raise DemoError("the episode was not logged")
+    elif step.action == "checkin":
+        resp = await service.command(who, "checkin")
+        flow_id = "baseline" if any("two short questions" in r.text for r in resp.replies) else (
+            "checkin")
+        if not any(r.buttons or "?" in r.text for r in resp.replies):
+            raise DemoError(f"no check-in was due on day {step.day:.1f}")
+        flow = flows[flow_id]
+        answers = {s.id: step.answers[s.id] for s in flow.steps if s.id in step.answers}
+        resp = await walk(service, who, flow, resp, answers)
+        if not any("Saved" in r.text for r in resp.replies):
+            raise DemoError("the check-in was not saved")
+    elif step.action == "close":
+        pair_no = step.answers["pair"]
+        args = f"{pair_no} rematch" if step.answers.get("rematch") else str(pair_no)
+        resp = await service.command(who, "close", args)
+        if not resp.changed:
+            raise DemoError(f"the pair was not closed: {[r.text for r in resp.replies]}")
 
 
 async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -> DemoResult:
@@ -146,54 +143,61 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
     key_file.write_text(encode_key(key) + "\n", encoding="ascii")
     key_file.chmod(0o600)
     rng = random.Random(seed)
-    bank = Phrasebank(seed)
+    now = utcnow()
+    # matched long enough ago that the last wave (6 months) has been answered
+    start = (now - timedelta(days=months * DAYS_PER_MONTH + 16)).replace(
+        hour=9, minute=0, second=0, microsecond=0)
+    clock = SimClock(start - timedelta(days=1))
 
     store = await Store.open(db_path, KeyRing(key), load_flows()["consent"].version)
     try:
-        service = Service(store)
-        planner = ReminderPlanner(store, service.texts)  # lifecycle events, as the bot keeps
+        service = Service(store, clock=clock)
+        service.engine = Engine(service.flows, today=lambda: clock().date())
+        planner = ReminderPlanner(store, service.texts, clock=clock)  # lifecycle events
         service.install(planner)
         service.install(PairLifecycle(planner))
         programme = await store.programmes.create("Demo mentoring programme")
         click.echo(f"Created {programme.name!r}: {pairs} pairs over {months} months.")
+        lead_code = await store.programmes.create_invite(programme.id, Role.COORDINATOR)
+        lead = Sender(4_999_999, 4_999_999, "Jordan")
+        await service.start(lead, lead_code)
         user_id = 5_000_000
-        members: list[tuple[Sender, Sender, int]] = []
-        for n in range(pairs):
+        courses = demo_courses(pairs, months, start, seed, now)
+        timeline: list[tuple[float, int, Sender, CourseStep]] = []
+        for n, course in enumerate(courses):
             pair_id = await store.programmes.create_pair(programme.id)
-            pair: list[Sender] = []
+            members: dict[str, Sender] = {}
             for role in (Role.MENTOR, Role.MENTEE):
                 code = await store.programmes.create_invite(programme.id, role, pair_id)
                 user_id += 1
-                who = Sender(user_id, user_id, FIRST_NAMES[(2 * n + len(pair)) % len(FIRST_NAMES)])
+                name = FIRST_NAMES[(2 * n + len(members)) % len(FIRST_NAMES)]
+                who = Sender(user_id, user_id, name)
                 resp = await service.start(who, code)
                 await answer_consent(service, who, resp, rng)
-                await check_in(service, who, bank)  # the baseline
-                pair.append(who)
-            members.append((pair[0], pair[1], pair_id))
-        await store.db.execute("UPDATE pairs SET matched_at=?", (iso(utcnow() - MONTH * months),))
-        last_scale: dict[int, int | None] = {}
-        for month in range(months):
-            since = await high_water(store)
-            for n, (mentor, mentee, _) in enumerate(members):
-                if rng.random() < 0.15 and month > 0:
-                    continue  # sessions lapse sometimes, as they do
-                kind = "EP_CHEMISTRY_MEETING" if month == 0 else None
-                await log_episode(service, mentor, bank, PHASES[month % len(PHASES)], kind)
-                if rng.random() < 0.8:  # not every session gets a reflection
-                    framework = "grow" if n % 2 == 0 else "oskar"
-                    last_scale[n] = await reflect(
-                        service, mentee, bank, framework, last_scale.get(n)
-                    )
-            await backdate(store, since, months - month - 0.5)
+                members[role.value] = who
+            for step in course.steps:
+                if step.action == "close":
+                    step.answers["pair"] = pair_id
+                people = [lead] if step.who == "coordinator" else [members[step.who]]
+                timeline += [(step.day, n, p, step) for p in people]
+        await backdating.matched_at(store, iso(start))
+        for day, _, who, step in sorted(timeline, key=lambda t: (t[0], t[1])):
+            clock.now = start + timedelta(days=day)
+            since = await backdating.high_water(store)
+            await act(service, who, step)
+            await backdating.saved_at(store, since, iso(clock.now))
         n_people = len(await store.participants.all())
         n_entries = int(
             await store.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'")
         )
         n_answers = int(await store.db.scalar("SELECT COUNT(*) FROM answers"))
+        arcs = ", ".join(f"{sum(c.arc.startswith(a) for c in courses)} {label}" for a, label in
+                         (("thrive", "thrive"), ("stall", "stall"), ("regress", "regress"),
+                          ("end_early", "end early")))
         click.echo(
             f"{n_people} people joined and consented; {n_entries} reflections, "
             f"episode logs and check-ins with {n_answers} answers were saved, every "
-            "answer AES-256-GCM encrypted."
+            f"answer AES-256-GCM encrypted. Pairs: {arcs}."
         )
         outputs = await build_outputs(store, programme.id, out)
     finally:

@@ -41,7 +41,9 @@ async def walk(
             continue
         if step.kind == "text":
             resp = await service.text(who, str(value))
-        elif step.kind in ("choice", "scale") or step.kind == "date":
+        elif step.kind == "date" and not str(value).startswith("_"):
+            resp = await service.text(who, str(value))  # a typed date, not Today/Yesterday
+        elif step.kind in ("choice", "scale", "date"):
             resp = await service.press(who, button_data(resp, str(value)))
         else:  # multi
             for choice in value:

@@ -221,6 +221,18 @@ def split_entry(flow: str, answers: Mapping[str, Any], index: StepIndex) -> Spli
     return Split(codes, texts, day)
 
 
+def entry_day(flow: str, answers: Mapping[str, Any], saved_at: str, index: StepIndex) -> str:
+    """The day every output dates an entry by (ISO): the session date an episode log gives,
+    else the day the entry was saved. A session logged on Friday for Tuesday is Tuesday's,
+    in the report as in the export."""
+    for step, value in answers.items():
+        info = index.get(flow, step)
+        if info is not None and info.kind == "date" and isinstance(value, str) \
+                and _DATE.match(value):
+            return value[:10]
+    return saved_at[:10]
+
+
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import date as date_
 from typing import Any
 
+from conversations.steps import TODAY, YESTERDAY
 from reports.synthetic_phrases import (
     CHECKIN,
     ELSE,
@@ -89,19 +92,24 @@ class Phrasebank:
             out = f"{out} {self.rng.choice(DETAILS)} {self._written}."
         return out
 
-    def _pick(self, family: tuple[str, ...]) -> str:
-        return self._fill(self.rng.choice(family))
+    def _pick(self, family: tuple[str, ...], join: float = 0.4) -> str:
+        """One answer from ``family``; often two of its sentences, as people write."""
+        first = self.rng.choice(family)
+        if len(family) > 3 and first and self.rng.random() < join:
+            second = self.rng.choice([t for t in family if t and t != first])
+            first = f"{first.rstrip('.')}. {second[0].upper()}{second[1:]}"
+        return self._fill(first)
 
     def theme(self) -> str:
         return self.rng.choice(sorted(THEMES))
 
     def goal(self, theme: str | None = None) -> str:
         """A goal as stated: an intention."""
-        return self._pick(THEMES[theme or self.theme()][0])
+        return self._pick(THEMES[theme or self.theme()][0], join=0)
 
     def attained(self, theme: str, reached: bool) -> str:
         """What the same person says later: the goal realised, or not (yet)."""
-        return self._pick(THEMES[theme][1 if reached else 2])
+        return self._pick(THEMES[theme][1 if reached else 2], join=0)
 
     def oskar(self, last_scale: int | None = None, *, mood: str | None = None,
               theme: str | None = None, step: int | None = None) -> dict[str, object]:
@@ -114,7 +122,7 @@ class Phrasebank:
             "outcome": self.goal(theme),
             "scaling": scale,
             "know_how": self._pick(OPTIONS[mood]),
-            "affirm_action": self._pick(WILL),
+            "affirm_action": self._pick(WILL, join=0),
         }
         if last_scale is not None:
             answers["review"] = self._pick(REVIEW[mood])
@@ -173,7 +181,7 @@ class Phrasebank:
             "goal": self.goal(theme),
             "reality": self._pick(REALITY[mood]),
             "options": self._pick(OPTIONS[mood]),
-            "will": self._pick(WILL),
+            "will": self._pick(WILL, join=0),
         }
         extra = self._pick(ELSE[mood])
         if extra:
@@ -295,3 +303,152 @@ async def generate_cohort(
         if progress is not None:
             progress(batch)
     return written
+
+
+# -- the demo's programme: pairs with a course -------------------------------------------
+DAYS_PER_MONTH = 30.44  # as the wave schedule counts months (conversations.waves)
+# What happens to each pair, in the demo's order: most thrive, some stall (no contact for
+# months), some regress (friction, hindering contexts, the phase going back), some end
+# early (one asking for a different mentor). Twelve pairs cover every course twice or more.
+ARCS = ("thrive", "regress", "stall", "end_early", "thrive", "thrive", "end_early_rematch",
+        "regress", "thrive", "stall", "thrive", "thrive")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a member of a pair does, ``day`` days (fractional) after matching."""
+
+    day: float
+    who: str  # mentor, mentee, both, coordinator
+    action: str  # log, reflect, checkin, close
+    answers: dict[str, object] = field(default_factory=dict)
+    typed_date: str | None = None  # the session date as the mentor gives it
+    saved_after: float = 0.0  # days between the session and the save
+
+
+@dataclass
+class PairCourse:
+    arc: str
+    framework: str
+    theme: str
+    steps: list[Step]
+
+
+def _mood(arc: str, month: int) -> str:
+    if arc == "thrive":
+        return "good"
+    if arc == "stall":
+        return "good" if month < 2 else "flat"
+    if arc == "regress":
+        return "good" if month < 2 else ("flat" if month == 2 else "bad")
+    return "flat" if month == 0 else "bad"  # ending early
+
+
+def _phase(arc: str, month: int) -> str:
+    if arc == "regress" and month >= 4:
+        return ("PH_SETTING_DIRECTION", "PH_BUILDING_RAPPORT")[month % 2]  # going back
+    if arc.startswith("end_early") and month >= 2:
+        return "PH_WINDING_UP"
+    return PHASE_BY_MONTH[min(month, len(PHASE_BY_MONTH) - 1)]
+
+
+def _typed(day: date_, late: float, rng: random.Random) -> str:
+    """The session date as the mentor gives it: a tap on Today or Yesterday when it fits,
+    else typed in either form the bot reads."""
+    if late == 0 and rng.random() < 0.4:
+        return TODAY
+    if late == 1 and rng.random() < 0.5:
+        return YESTERDAY
+    return day.isoformat() if rng.random() < 0.6 else f"{day.day}/{day.month}/{day.year}"
+
+
+def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
+                 now: datetime | None = None) -> list[PairCourse]:
+    """Each pair's course over ``months`` from ``start``, nothing after ``now``: starting
+    check-ins, monthly sessions logged by the mentor with the date typed, reflections by the
+    mentee, the 3- and 6-month check-ins, a closing session and check-in for pairs that
+    finish or end early."""
+    rng = random.Random(seed)
+    bank = Phrasebank(seed)
+    now = now or datetime.now(UTC)
+    horizon = (now - start).total_seconds() / 86400 - 0.5
+    courses = []
+    for n in range(pairs):
+        arc = ARCS[n % len(ARCS)]
+        framework = "grow" if (n // 2) % 2 == 0 else "oskar"
+        theme = bank.theme()
+        steps: list[Step] = []
+        for who in ("mentor", "mentee"):
+            steps.append(Step(rng.uniform(0.2, 2.5), who, "checkin", {
+                "expectations": bank.checkin("expectations"),
+                "hope_to_learn": bank.checkin("hope_to_learn"),
+                **({"goals": bank.goal(theme)} if who == "mentee" else {}),
+            }))
+        ends = {"end_early": 3.3, "end_early_rematch": 2.6}.get(arc)
+        closes = ends if ends is not None else (months + 0.3 if n % 3 == 0 else None)
+        last_scale: int | None = None
+        for month in range(months):
+            mood = _mood(arc, month)
+            if ends is not None and month > ends:
+                break
+            if arc == "stall" and 2 <= month <= 4:
+                continue  # no contact for three months
+            if month > 0 and rng.random() < 0.08:
+                continue  # a month missed, as happens
+            session = float(round(month * DAYS_PER_MONTH) + rng.randint(4, 24))
+            if closes is not None and session > closes * DAYS_PER_MONTH - 3:
+                break
+            day = (start + timedelta(days=session)).date()
+            late = rng.choice((0.0, 0.0, 0.0, 1.0, 2.0))  # logged that day, or a day or two on
+            episode = bank.episode(_phase(arc, month), mood=mood)
+            if month == 0:
+                episode["kind"] = "EP_CHEMISTRY_MEETING"
+            steps.append(Step(session + late + 0.3, "mentor", "log", episode,
+                              typed_date=_typed(day, late, rng), saved_after=late))
+            if rng.random() < (0.85 if mood == "good" else 0.6):
+                if framework == "grow":
+                    reflection = bank.grow(mood=mood, theme=theme)
+                else:
+                    reflection = bank.oskar(last_scale, mood=mood, theme=theme)
+                    last_scale = int(reflection["scaling"])  # type: ignore[call-overload]
+                steps.append(Step(session + rng.uniform(0.4, 1.5), "mentee", "reflect",
+                                  reflection))
+        reached = arc == "thrive"
+        for wave_month in (3, 6):
+            if wave_month > months or (ends is not None and wave_month > ends):
+                continue
+            mood = _mood(arc, wave_month - 1)
+            for who in ("mentor", "mentee"):
+                if rng.random() < 0.1:
+                    continue  # not everyone answers every wave
+                answers = {step: bank.checkin(step, mood=mood) for step in
+                           ("relationship", "learning_self", "learning_how", "factors")}
+                answers["changed"] = (bank.checkin("changed", theme=theme, reached=reached
+                                                   and wave_month == 6)
+                                      if who == "mentee" and (wave_month == 6 or not reached)
+                                      else bank.checkin("changed", mood=mood))
+                steps.append(Step(wave_month * DAYS_PER_MONTH + rng.uniform(0.5, 4), who,
+                                  "checkin", answers))
+        if closes is not None:
+            close_day = closes * DAYS_PER_MONTH
+            if arc == "thrive":
+                episode = bank.episode("PH_MOVING_ON", mood="good") | {
+                    "kind": "EP_CLOSING_SESSION"}
+                session = float(round(close_day) - 2)
+                day = (start + timedelta(days=session)).date()
+                steps.append(Step(session + 0.3, "mentor", "log", episode,
+                                  typed_date=_typed(day, 0.0, rng)))
+            else:  # a closing session's log closes a pair; one ending early, the coordinator
+                steps.append(Step(close_day, "coordinator", "close",
+                                  {"rematch": arc == "end_early_rematch"}))
+            mood = "good" if arc == "thrive" else "bad"
+            for who in ("mentor", "mentee"):
+                answers = {step: bank.checkin(step, mood=mood) for step in
+                           ("relationship", "learning_self", "learning_how", "factors")}
+                answers["changed"] = (bank.checkin("changed", theme=theme, reached=reached)
+                                      if who == "mentee" else bank.checkin("changed", mood=mood))
+                steps.append(Step(close_day + rng.uniform(0.5, 4), who, "checkin", answers))
+        courses.append(PairCourse(arc, framework, theme,
+                                  sorted((s for s in steps if s.day < horizon),
+                                         key=lambda s: s.day)))
+    return courses

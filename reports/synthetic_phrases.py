@@ -208,6 +208,11 @@ LEARNED = {
         "i learnt a lot about how the junior staff see the rota",
         "I'm getting better at silence, letting them think.",
         "Their energy is infectious; it makes me reflect on my own practice.",
+        "Through them I've made links with the education team I never see.",
+        "I understand the politics of the junior rota much better now.",
+        "I feel energised after our sessions, which surprised me.",
+        "I'm practising listening more than talking; it's a skill I'd let slip.",
+        "it's widened my network too - I now know who runs the new starters' programme",
         "",
     ),
     "flat": (

@@ -54,7 +54,7 @@ from reports.export.model import (
     ExportEntry,
     ExportOptions,
 )
-from reports.structured import Edit, Masker, StepIndex, moved
+from reports.structured import Edit, Masker, StepIndex, entry_day, moved
 from storage.models import Scope
 from storage.pseudonyms import Pseudonymiser
 from storage.store import Store
@@ -237,8 +237,9 @@ class _Builder:
             elif answer.text and (answer.kind == "text" or is_typed_choice(value)):
                 self._code(entry_id, record, step_id, value, answer, stored)
             answers.append(answer)
-        created = date.fromisoformat(record.created_at[:10])
-        iso_date, day = self.when(record, created)
+        dated = date.fromisoformat(entry_day(record.flow, record.answers, record.created_at,
+                                             self.index))
+        iso_date, day = self.when(record, dated)
         version, label = _versions(record.flow_version)
         self.entries.append(ExportEntry(entry_id, person, pair, role, record.flow, version,
                                         label, iso_date, day, CONSENT, tuple(answers),

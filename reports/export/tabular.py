@@ -98,10 +98,11 @@ class Column:
     meaning: str
 
 
-_SHIFTED = ("Entry date shifted by a secret per-participant offset of up to 182 days either "
-            "way, never 0 (the same offset for all of a participant's entries and typed dates, "
-            "so intervals within one participant are kept; a mentor's and a mentee's offsets "
-            "differ); not the real calendar date")
+_SHIFTED = ("Entry date (the session date an episode log gives, else the day the entry was "
+            "saved, as the evaluator report dates it) shifted by a secret per-participant "
+            "offset of up to 182 days either way, never 0 (the same offset for all of a "
+            "participant's entries and typed dates, so intervals within one participant are "
+            "kept; a mentor's and a mentee's offsets differ); not the real calendar date")
 _DATE_MODES = {
     "shift": _SHIFTED,
     "shifted": _SHIFTED,

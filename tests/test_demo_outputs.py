@@ -1,0 +1,156 @@
+"""The demo's outputs, read as an evaluator would: its timeline, and the report and the
+research export telling the same story about the same entries.
+
+The demo runs once for the module (about 15 s): twelve pairs over six months of the real
+flows, on the programme's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.demo import DemoResult, run_demo
+from conversations.catalogue import load_flows
+from reports.phases import month_of
+from storage.crypto import KeyRing, decode_key
+from storage.pseudonyms import Pseudonymiser
+from storage.store import Store
+
+EXPORT_STUDY = "demo-study"  # what the demo exports under (bot.demo.build_outputs)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    return asyncio.run(run_demo(tmp_path_factory.mktemp("demo") / "out"))
+
+
+@pytest.fixture(scope="module")
+def report(demo: DemoResult) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((demo.database.parent / "evaluator" / "report.json")
+                                      .read_text(encoding="utf-8"))
+    return data
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_over_time_series_spans_at_least_four_months(report: dict[str, Any]) -> None:
+    climate = report["climate"]
+    months = {m for counts in climate["counts"].values()
+              for m, n in zip(climate["months"], counts, strict=True) if n}
+    assert len(months) >= 4, months
+    phases = report["phases"]["distribution"]
+    months = {m for counts in phases["counts"].values()
+              for m, n in zip(phases["months"], counts, strict=True) if n}
+    assert len(months) >= 4, months
+    for author, domains in report["learning_domains"]["by_month"].items():
+        # one chart per author: its months, and each mentee line's own
+        assert len({p[0] for points in domains.values() for p in points}) >= 4, author
+        for domain, points in domains.items():
+            assert author != "mentee" or len({p[0] for p in points}) >= 4, domain
+
+
+def test_the_timeline_has_every_wave_and_pairs_that_do_not_all_thrive(demo: DemoResult) -> None:
+    entries = rows(demo.database.parent / "research-export" / "entries.csv")
+    waves = Counter(e["wave"] for e in entries if e["wave"])
+    assert {"baseline", "m3", "m6", "closing"} <= set(waves), waves
+    flows = Counter(e["flow"] for e in entries)
+    assert flows["grow"] and flows["oskar"] and flows["episode_log"] > 30
+    climates = Counter(e["climate_codes"] for e in entries if e["climate_codes"])
+    assert climates["SC_RETREAT"] + climates["SC_STASIS"] >= 4, climates
+    segments = rows(demo.database.parent / "research-export" / "segments.csv")
+    factors = Counter(c for e in entries for c in e["factors_codes"].split(";") if c)
+    factors.update(s["code_id"] for s in segments)
+    assert factors["HIN_ORGANISATIONAL_CHANGE"] >= 5, factors
+    typed = [k for k in entries[0] if k.endswith("_text")
+             and k.removesuffix("_text") + "_codes" not in entries[0] and k != "when_text"]
+    texts = [e[k] for e in entries for k in typed if e[k] and not e[k].isdigit()]
+    share = len(set(texts)) / len(texts)
+    assert len(texts) > 400 and share > 0.6, (len(texts), share)
+
+
+def test_baselines_come_first_and_sessions_spread_over_the_months(demo: DemoResult) -> None:
+    """Relative to each pair's matching: starting check-ins in the first days, sessions in
+    every month, the 6-month check-in after day 182 (the export and the report alike)."""
+    facts = asyncio.run(_facts(demo))
+    by_wave: dict[str, list[int]] = {}
+    log_months: set[int] = set()
+    for fact in facts.values():
+        if fact["matched"] is None:
+            continue
+        days = (fact["day"] - fact["matched"]).days
+        if fact["wave"]:
+            by_wave.setdefault(fact["wave"], []).append(days)
+        if fact["flow"] == "episode_log":
+            log_months.add(month_of(days))
+    assert max(by_wave["baseline"]) <= 3
+    assert min(by_wave["m3"]) >= 91 and max(by_wave["m3"]) <= 100
+    assert min(by_wave["m6"]) >= 182
+    assert log_months >= set(range(6)), log_months
+
+
+def test_export_and_report_date_every_entry_alike(demo: DemoResult) -> None:
+    """The export's date (unshifted with the study's own offset) falls in the month of the
+    relationship the report gives the same entry, for every entry both carry."""
+    facts = asyncio.run(_facts(demo))
+    out = demo.database.parent
+    exported = {e["entry_id"]: e for e in rows(out / "research-export" / "entries.csv")}
+    reported: dict[str, set[str]] = {}
+    for row in rows(out / "evaluator" / "review.csv"):
+        reported.setdefault(row["entry"], set()).add(row["month"])
+    checked = 0
+    for fact in facts.values():
+        export_row = exported.get(fact["export_label"])
+        months = reported.get(fact["report_label"])
+        if export_row is None or months is None or fact["matched"] is None:
+            continue
+        export_day = date.fromordinal(date.fromisoformat(export_row["date"]).toordinal()
+                                      - fact["shift"])
+        assert export_day == fact["day"], (fact["flow"], export_day, fact["day"])
+        assert months == {str(month_of((export_day - fact["matched"]).days) + 1)}, fact["flow"]
+        checked += 1
+    assert checked > 100
+
+
+async def _facts(demo: DemoResult) -> dict[int, dict[str, Any]]:
+    """Per entry: its pseudonyms in the export and the report, the export's date offset, the
+    day the entry is dated by, its pair's matching day, flow and wave."""
+    from reports.codebook import load_codebook
+    from reports.structured import StepIndex, entry_day
+
+    key = decode_key(demo.key_file.read_text())
+    store = await Store.open(demo.database, KeyRing(key), load_flows()["consent"].version,
+                             create=False)
+    index = StepIndex(load_flows(), load_codebook())
+    try:
+        exporting = await Pseudonymiser.for_study(store.vault, EXPORT_STUDY, "export")
+        reporting = await Pseudonymiser.for_study(store.vault, "evaluation", "report")
+        matched = {p.id: date.fromisoformat(p.matched_at[:10]) if p.matched_at else None
+                   for p in await store.programmes.pairs()}
+        facts: dict[int, dict[str, Any]] = {}
+        for person in await store.participants.all():
+            for entry in await store.entries.of(person.id, "complete"):
+                answers = await store.entries.answers(person.id, entry.id)
+                facts[entry.id] = {
+                    "export_label": exporting.entry(entry.id),
+                    "report_label": reporting.entry(entry.id),
+                    "shift": exporting.shift_days(person.subject_ref),
+                    "day": date.fromisoformat(entry_day(entry.flow, answers, entry.created_at,
+                                                        index)),
+                    "matched": matched.get(entry.pair_id) if entry.pair_id else None,
+                    "flow": entry.flow,
+                    "wave": entry.wave,
+                }
+    finally:
+        await store.close()
+    return facts
