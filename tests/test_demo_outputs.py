@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from bot.demo import DemoResult, run_demo
 from conversations.catalogue import load_flows
+from reports.evaluator.model import MIN_MONTH_ENTRIES
 from reports.phases import month_of
 from storage.crypto import KeyRing, decode_key
 from storage.pseudonyms import Pseudonymiser
@@ -54,10 +56,13 @@ def test_every_over_time_series_spans_at_least_four_months(report: dict[str, Any
               for m, n in zip(phases["months"], counts, strict=True) if n}
     assert len(months) >= 4, months
     for author, domains in report["learning_domains"]["by_month"].items():
-        # one chart per author: its months, and each mentee line's own
-        assert len({p[0] for points in domains.values() for p in points}) >= 4, author
-        for domain, points in domains.items():
-            assert author != "mentee" or len({p[0] for p in points}) >= 4, domain
+        # one chart per author: the months it draws (enough entries that month), and each
+        # mentee line's own
+        drawn = {d: {p[0] for p in points if p[3] >= MIN_MONTH_ENTRIES}
+                 for d, points in domains.items()}
+        assert len(set().union(*drawn.values())) >= 4, author
+        for domain, months in drawn.items():
+            assert author != "mentee" or len(months) >= 4, (domain, months)
 
 
 def test_the_timeline_has_every_wave_and_pairs_that_do_not_all_thrive(demo: DemoResult) -> None:
@@ -154,3 +159,45 @@ async def _facts(demo: DemoResult) -> dict[int, dict[str, Any]]:
     finally:
         await store.close()
     return facts
+
+
+SCHEMA = Path(__file__).parents[1] / "reports" / "schemas" / "report.schema.json"
+
+
+def _check(*paths: Path) -> tuple[int, str]:
+    import check_jsonschema
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(check_jsonschema.main,
+                                ["--schemafile", str(SCHEMA), *map(str, paths)])
+    return result.exit_code, result.output
+
+
+def test_report_json_validates_against_the_shipped_schema(demo: DemoResult,
+                                                          tmp_path: Path) -> None:
+    path = demo.database.parent / "evaluator" / "report.json"
+    code, output = _check(path)
+    assert code == 0, output
+    # the validator is really looking: a count written as "<5", and a count left out
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["summary"]["pairs"] = "<5"
+    bad = tmp_path / "report.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    code, output = _check(bad)
+    assert code == 1 and "$.summary.pairs" in output, output
+
+
+def test_every_count_is_a_number_or_explicitly_suppressed(report: dict[str, Any]) -> None:
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            assert not re.fullmatch(r"\s*[<>≤≥]\s*[0-9]+\s*", value), (where, value)
+        elif isinstance(value, dict):
+            if "suppressed" in value:
+                assert value["suppressed"] is True and isinstance(value["below"], int), where
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for n, item in enumerate(value):
+                walk(item, f"{where}[{n}]")
+
+    walk(report, "$")

@@ -19,7 +19,9 @@ POOL_MIN_ENTRIES = 3000  # below this a pool costs more to start than it saves
 QUOTES_PER_CODE = 2
 TIMELINES_SHOWN = 30  # pairs drawn in the HTML (all pairs are in the JSON)
 MONTHS_SHOWN = 24
-MIN_MONTH_ENTRIES = 10  # a share of fewer entries than this swings too much to chart
+# A share of fewer entries than this swings too much to chart; the house's small-group rule
+# (reports.suppression: 5), since each chart's table beside it gives the n of every month.
+MIN_MONTH_ENTRIES = 5
 STAGES = (("early", 0, 2), ("middle", 3, 5), ("late", 6, 10_000))  # months of the relationship
 ROLES = ("mentee", "mentor")
 METHOD_SELF = "self-coded"  # how the report names the participants' own button codes
