@@ -153,3 +153,50 @@ def test_mentorbot_code_output_has_modality_per_code() -> None:
     assert [c["intended_role"] for c in agency] == ["OUTCOME_PROXIMAL", "OUTCOME_PROXIMAL",
                                                     None]
     assert "error" in rows[3]
+
+
+# ---------------------------------------------------------------------------
+# contrast and framing (docs/coding-guide.md §3.5-3.7), factors with their contexts (§7.2)
+# ---------------------------------------------------------------------------
+
+
+def found(text: str) -> set[tuple[str, str | None, str]]:
+    return {(h.code_id, h.cmo_role, h.modality) for h in code_text(text, "mentee")}
+
+
+def test_instead_of_and_rather_than_deny_what_they_name() -> None:
+    codes = found("Instead of rushing in I stepped back and thought about why it bugs me.")
+    assert ("R_REFLEX", None, "negated") in codes
+    assert ("R_REFLECTION", "RESPONSE", "realised") in codes
+    assert ("R_REFLEX", "RESPONSE", "realised") not in codes
+    # without the contrast the same words are a reflex
+    assert ("R_REFLEX", "RESPONSE", "realised") in found("I was rushing in as usual.")
+    assert ("M_DM_TECHNIQUES", "RESOURCE", "realised") in found(
+        "Rather than telling me what to do she kept asking me questions.")
+
+
+def test_used_to_is_a_state_left_behind() -> None:
+    assert ("R_REFLEX", None, "negated") in found("I used to just jump in.")
+    assert ("R_REFLEX", "RESPONSE", "realised") in found("I just jump in.")
+
+
+def test_an_open_question_is_hypothetical_and_a_how_question_presupposes() -> None:
+    assert ("C_SCHEME_DESIGN", None, "hypothetical") in found("Should I go for the secondment?")
+    how = found("How do I handle a boss who cancels every 1:1?")
+    assert ("HIN_TIME_CONSTRAINTS", "CONTEXT_INHIBITING", "realised") in how
+
+
+def test_a_factor_comes_with_its_paired_context() -> None:
+    codes = found("The restructure means there is no backfill for my shifts.")
+    assert ("HIN_ORGANISATIONAL_CHANGE", "CONTEXT_INHIBITING", "realised") in codes
+    assert ("C_ORG_SUPPORT", "CONTEXT_INHIBITING", "realised") in codes
+    # an absent helping factor is a negated enabling context, read as inhibiting (§3.4)
+    codes = found("There's no protected time for mentoring on this ward.")
+    assert ("FAC_PROTECTED_TIME", "CONTEXT_INHIBITING", "negated") in codes
+    assert ("C_DYAD_SAFE_SPACE", "CONTEXT_INHIBITING", "negated") in codes
+
+
+def test_one_word_no_longer_fires_a_proximal_and_a_distal_outcome() -> None:
+    codes = {c for c, _, _ in found("I feel more confident now.")}
+    assert "O_AGENCY" in codes and "O_DEVELOPMENT_CHANGE" not in codes
+    assert "C_MOTIVATION" not in {c for c, _, _ in found("It's a long drive to the site.")}

@@ -288,7 +288,7 @@ def test_codebook_carries_rules_and_hashes_both_files() -> None:
     assert parse_codebook(text).content_hash == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert book.content_hash == parse_codebook(text, rules_text).content_hash
     assert book.content_hash != parse_codebook(text).content_hash
-    changed = parse_codebook(text, rules_text.replace('"drive",', '"drive", "zeal",', 1))
+    changed = parse_codebook(text, rules_text.replace('"driven",', '"driven", "zeal",', 1))
     assert changed.content_hash != book.content_hash
     for rule in book.rules.rules.values():
         assert rule.definition, rule.code_id

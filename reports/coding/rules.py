@@ -270,7 +270,9 @@ _PSEUDO, _STRONG, _WEAK = "pseudo", "strong", "weak"
 _COUNTER, _PROBLEM = "counterfactual", "problem"
 # modality markers (coding_rules.yaml, ``modality``)
 _INTENT, _INTENT_AFTER, _REAL, _HYPO = "intended", "intended_after", "realised", "hypothetical"
+_CONTRAST_NEG = "contrast"
 _MODAL_KINDS = frozenset((_INTENT, _INTENT_AFTER, _REAL, _HYPO))
+_CONTRAST_WINDOW = 2  # words after "instead of" a cue may start and be what did not happen
 _INTENT_AFTER_WINDOW = 8  # words after a cue an "... by the end" marker may be
 _REALISED_AFTER_WINDOW = 4  # "more confident now" in a goal step's answer
 # clause words that turn a sentence round: an intention before them is not one after them
@@ -316,6 +318,9 @@ class _Compiled:
     clause_words: frozenset[str]
     windows: dict[str, int]
     counterparts: dict[str, str] = field(default_factory=dict)
+    factor_contexts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    context_levels: dict[str, str | None] = field(default_factory=dict)
+    presupposing: frozenset[str] = frozenset()
     # per-word facts, computed once per distinct word: the vocabulary of reflections is small
     # next to the number of answers, so this turns most of the scan into dict lookups
     tokens: dict[str, _TokenInfo] = field(default_factory=dict)
@@ -441,6 +446,14 @@ def _compile(codebook: Codebook) -> _Compiled:
     modality = rules.raw.get("modality") or {}
     for kind in (_INTENT, _INTENT_AFTER, _REAL, _HYPO):
         phrases += [(_cue_tokens(str(p)), kind) for p in modality.get(kind) or ()]
+    phrases += [(_cue_tokens(str(p)), _CONTRAST_NEG)
+                for p in rules.raw.get("contrast_negators") or ()]
+    factor_contexts: dict[str, tuple[str, ...]] = {}
+    for factor, contexts in (rules.raw.get("factor_contexts") or {}).items():
+        unknown = [c for c in (factor, *contexts) if c not in codebook.codes]
+        if unknown:
+            raise ValueError(f"coding rules: factor_contexts names unknown ids: {unknown}")
+        factor_contexts[str(factor)] = tuple(str(c) for c in contexts)
     return _Compiled(
         root=root,
         rules=infos,
@@ -450,6 +463,10 @@ def _compile(codebook: Codebook) -> _Compiled:
         clause_words=frozenset(w for p in rules.clause_words for w in _cue_tokens(p)) | _MARKS,
         windows=windows,
         counterparts=dict(rules.factor_counterparts),
+        factor_contexts=factor_contexts,
+        context_levels={c: codebook.get(c).level for cs in factor_contexts.values()
+                        for c in cs},
+        presupposing=frozenset(str(w) for w in rules.raw.get("presupposing_questions") or ()),
     )
 
 
@@ -580,6 +597,7 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
     counter_clauses: set[int] = set()  # clauses under "would be nice if", "I wish"
     problem_sentences: set[int] = set()  # sentences calling something a problem
     modal: list[tuple[int, int, str]] = []
+    contrast_ends: list[int] = []  # last token of each "instead of", "used to"
     firsts = [k for k in range(n) if infos[k].phrase_first]
     if firsts:
         phrases = comp.phrases.occurrences(toks, firsts)
@@ -587,6 +605,9 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
         for a, b, kind in phrases:
             if kind in _MODAL_KINDS:
                 modal.append((a, b, kind))
+                continue
+            if kind == _CONTRAST_NEG:
+                contrast_ends.append(b)
                 continue
             if kind == _PROBLEM:
                 problem_sentences.add(sent[a])
@@ -610,7 +631,8 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
             continue
         by_rule.setdefault(payload.rule, []).append(match)
 
-    frame = _Frame(toks, sent, clause, modal, _questions(norm.text, sent), intends)
+    frame = _Frame(toks, sent, clause, modal,
+                   _questions(norm.text, toks, sent, comp.presupposing), intends)
 
     w = comp.windows
     neg_before, neg_after = w["negation_before"], w["negation_after"]
@@ -631,6 +653,10 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
                 modality = REALISED
             negated = any_negator and not payload.has_negator and _negated(
                 toks, negs, clause, a, b, neg_before, neg_after)
+            if contrast_ends and not negated and any(
+                    e < a <= e + _CONTRAST_WINDOW and clause[e] == clause[a]
+                    for e in contrast_ends):
+                negated = True  # "instead of rushing in": the rushing did not happen
             if counter_clauses and clause[a] in counter_clauses:
                 if is_outcome:
                     modality = INTENDED  # "it would be nice to feel confident": wished for
@@ -696,7 +722,32 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
         hits.append(_new_hit(RawHit, (code_id, scheme, cmo_role, level, polarity, start, end,
                                       text[start:end], METHOD_RULES, confidence, modality,
                                       intended_role)))
+    if comp.factor_contexts:
+        hits = _with_factor_contexts(hits, comp)
     return _with_safety_rule(hits, text, book)
+
+
+_PAIRED_WEIGHT = 0.8  # the context is read from the factor's evidence, not from its own cue
+
+
+def _with_factor_contexts(hits: list[RawHit], comp: _Compiled) -> list[RawHit]:
+    """Each factor found with none of its paired contexts gets the first one beside it."""
+    found = {h.code_id for h in hits}
+    added: list[RawHit] = []
+    for h in hits:
+        if h.scheme != SCHEME_FACTOR or h.cmo_role is None:
+            continue
+        contexts = comp.factor_contexts.get(h.code_id)
+        if not contexts or found.intersection(contexts):
+            continue
+        context = contexts[0]
+        found.add(context)
+        added.append(_new_hit(RawHit, (context, SCHEME_CMO, h.cmo_role,
+                                       comp.context_levels.get(context), None, h.span_start,
+                                       h.span_end, h.evidence, METHOD_RULES,
+                                       round(h.confidence * _PAIRED_WEIGHT, 3), h.modality,
+                                       None)))
+    return hits + added if added else hits
 
 
 def _with_safety_rule(hits: list[RawHit], text: str, book: Codebook) -> list[RawHit]:
@@ -729,12 +780,19 @@ def code_text(text: str, role: str | None = None, codebook: Codebook | None = No
     return [CodeHit(*hit) for hit in code_text_raw(text, role, codebook, intends)]
 
 
-def _questions(norm: str, sent: list[int]) -> frozenset[int]:
-    """Sentence ids of the text's questions: a question asserts nothing it names."""
+def _questions(norm: str, toks: list[str], sent: list[int],
+               presupposing: frozenset[str]) -> frozenset[int]:
+    """Sentence ids of the text's open questions: "should I go for the secondment?" asserts
+    nothing it names; "how do I handle a boss who cancels?" takes the cancelling as given."""
     if "?" not in norm or " -" in norm or "--" in norm:  # dashes add marks: no alignment
         return frozenset()
     ends = [ch for ch in norm if ch in _SENTENCE_ENDS]
-    return frozenset(k for k, ch in enumerate(ends) if ch == "?")
+    asked = {k for k, ch in enumerate(ends) if ch == "?"}
+    first: dict[int, str] = {}
+    for tok, s in zip(toks, sent, strict=True):
+        if s not in first and tok not in _MARKS:
+            first[s] = tok
+    return frozenset(k for k in asked if first.get(k) not in presupposing)
 
 
 _SENTENCE_ENDS = frozenset(".;:!?/\n")
