@@ -179,14 +179,19 @@ def _evaluator(
 
 
 @click.command("code")
-def code_cmd() -> None:
+@click.option("--semantic", is_flag=True,
+              help="Add the semantic heads to the rules (needs the semantic extra); says on "
+                   "stderr when it has to code with the rules alone.")
+def code_cmd(semantic: bool) -> None:
     """Code text from elsewhere with the same codebook: JSON Lines on stdin, codes on stdout.
 
-    Each input line is {"id": ..., "role": "mentee"|"mentor" (optional), "text": ...}.
+    Each input line is {"id": ..., "role": "mentee"|"mentor" (optional), "text": ...,
+    "flow": ..., "step": ... (optional; a goal step makes its outcomes intended)}.
     """
     from reports.code_command import code_stream
 
-    errors = code_stream(sys.stdin, sys.stdout)
+    errors = code_stream(sys.stdin, sys.stdout, semantic=semantic,
+                         note=lambda text: click.echo(f"mentorbot code: {text}", err=True))
     sys.stdout.flush()
     if errors:
         click.echo(f'mentorbot: {errors} line(s) could not be coded; see their "error"', err=True)

@@ -12,6 +12,10 @@ Output, one line per input line, keys sorted so equal input gives byte-identical
 
     {"codebook": {"hash": ..., "version": ...}, "codes": [...], "id": "e1", "phase_signal": null}
 
+With ``semantic=True`` the semantic heads join the rules (``reports/coding/combined.py``) and
+each line's ``codebook`` object also says which ``layers`` coded it: ``rules+semantic``, or
+``rules`` where the semantic extra, the model or the weights are missing.
+
 A line that cannot be coded gets ``{"error": ..., "id": <id or null>}`` in its place and the
 stream carries on; the caller learns how many lines failed from the return value. Blank lines
 are skipped: they are layout, not entries.
@@ -20,7 +24,7 @@ are skipped: they are layout, not entries.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from json.encoder import encode_basestring  # what json.dumps uses when ensure_ascii=False
 from typing import Any, TextIO
@@ -74,43 +78,61 @@ def _hit_json(hit: RawHit) -> str:
             f'{tail}')
 
 
-def _code_line(line: str, codebook: Codebook, stamp: str,
-               intending: frozenset[tuple[str, str]]) -> tuple[str, bool]:
+def _parse_line(line: str, intending: frozenset[tuple[str, str]]
+                ) -> tuple[Any, str | None, str, str | None, str | None, bool] | str:
+    """(id, role, text, flow, step, intends) of a good line, or the error line for a bad
+    one."""
     try:
         entry = json.loads(line)
     except json.JSONDecodeError as exc:
-        return _error(None, f"invalid JSON: {exc.msg} at column {exc.colno}"), False
+        return _error(None, f"invalid JSON: {exc.msg} at column {exc.colno}")
     if not isinstance(entry, dict):
-        return _error(None, "each line must be a JSON object"), False
+        return _error(None, "each line must be a JSON object")
     entry_id = entry.get("id")
     if isinstance(entry_id, bool) or not isinstance(entry_id, str | int):
-        return _error(None, "id must be a string or an integer"), False
+        return _error(None, "id must be a string or an integer")
     role = entry.get("role")
     if role is not None and role not in ROLES:
-        return _error(entry_id, f"role must be one of {', '.join(ROLES)}"), False
+        return _error(entry_id, f"role must be one of {', '.join(ROLES)}")
     text = entry.get("text")
     if not isinstance(text, str):
-        return _error(entry_id, "text must be a string"), False
+        return _error(entry_id, "text must be a string")
     if len(text) > MAX_TEXT_CHARS:
-        return _error(entry_id, f"text longer than {MAX_TEXT_CHARS} characters"), False
+        return _error(entry_id, f"text longer than {MAX_TEXT_CHARS} characters")
     flow, step = entry.get("flow"), entry.get("step")
     if (flow is not None or step is not None) and not (
             isinstance(flow, str) and isinstance(step, str)):
-        return _error(entry_id, "flow and step must be given together, as strings"), False
-    intends = (flow, step) in intending
+        return _error(entry_id, "flow and step must be given together, as strings")
+    return entry_id, role, text, flow, step, (flow, step) in intending
+
+
+def _code_line(line: str, codebook: Codebook, stamp: str,
+               intending: frozenset[tuple[str, str]]) -> tuple[str, bool]:
+    parsed = _parse_line(line, intending)
+    if isinstance(parsed, str):
+        return parsed, False
+    entry_id, role, text, _, _, intends = parsed
     hits = code_text_raw(text, role, codebook, intends)
+    return _output(entry_id, hits, phase_signal(hits), stamp), True
+
+
+def _output(entry_id: Any, hits: list[Any], phase: str | None, stamp: str) -> str:
     codes = ",".join(_hit_json(hit) for hit in hits)
-    phase = phase_signal(hits)
     entry_json = encode_basestring(entry_id) if isinstance(entry_id, str) else str(entry_id)
     return (f'{{"codebook":{stamp},"codes":[{codes}],"id":{entry_json},'
-            f'"phase_signal":{_atom(phase)}}}'), True
+            f'"phase_signal":{_atom(phase)}}}')
 
 
-def code_stream(lines: Iterable[str], out: TextIO, codebook: Codebook | None = None) -> int:
-    """Code every JSON line of ``lines`` into ``out``; return the number of error lines."""
+def code_stream(lines: Iterable[str], out: TextIO, codebook: Codebook | None = None,
+                semantic: bool = False, note: Callable[[str], None] | None = None) -> int:
+    """Code every JSON line of ``lines`` into ``out``; return the number of error lines.
+
+    ``note`` hears once which layers code the stream (and why the semantic one does not)."""
     book = codebook if codebook is not None else load_codebook()
-    stamp = _dumps({"version": book.version, "hash": book.content_hash})
     intending = intention_steps()
+    if semantic:
+        return _code_stream_combined(lines, out, book, intending, note)
+    stamp = _dumps({"version": book.version, "hash": book.content_hash})
     errors = 0
     for raw in lines:
         line = raw.strip()
@@ -121,4 +143,49 @@ def code_stream(lines: Iterable[str], out: TextIO, codebook: Codebook | None = N
             errors += 1
         out.write(result)
         out.write("\n")
+    return errors
+
+
+SEMANTIC_BATCH = 64  # answers embedded together: batching is several times quicker
+
+
+def _code_stream_combined(lines: Iterable[str], out: TextIO, book: Codebook,
+                          intending: frozenset[tuple[str, str]],
+                          note: Callable[[str], None] | None) -> int:
+    from reports.coding.combined import Answer, AnswerCoder
+
+    coder = AnswerCoder(book, semantic=True)
+    if note is not None:
+        note(coder.note)
+    stamp = _dumps({"version": book.version, "hash": book.content_hash,
+                    "layers": coder.layers})
+    errors = 0
+    pending: list[tuple[str | None, Any]] = []  # (error line, or None with the parsed line)
+
+    def flush() -> None:
+        good = [p for e, p in pending if e is None]
+        coded = iter(coder.code([Answer(text, role, flow, step, intends)
+                                 for _, role, text, flow, step, intends in good]))
+        for error, parsed in pending:
+            if error is not None:
+                out.write(error)
+            else:
+                hits, phase = next(coded)
+                out.write(_output(parsed[0], hits, phase, stamp))
+            out.write("\n")
+        pending.clear()
+
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        parsed = _parse_line(line, intending)
+        if isinstance(parsed, str):
+            errors += 1
+            pending.append((parsed, None))
+        else:
+            pending.append((None, parsed))
+        if len(pending) >= SEMANTIC_BATCH:
+            flush()
+    flush()
     return errors

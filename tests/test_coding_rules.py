@@ -427,7 +427,7 @@ def test_semantic_layer_reports_absence_and_breaks_nothing(monkeypatch: pytest.M
 
 def _benchmark() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "coding_accuracy", ROOT / "benchmarks" / "coding_accuracy.py")
+        "coding_quotes", ROOT / "benchmarks" / "coding_quotes.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while building

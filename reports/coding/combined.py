@@ -1,0 +1,84 @@
+"""The rules and the semantic heads together, for callers that code batches of answers.
+
+``AnswerCoder(semantic=True)`` uses the heads where they can run (the ``semantic`` extra, the
+bundled model and the shipped weights) and says otherwise in ``layers``/``note``: without them
+every answer is coded by the rules alone, exactly as ``code_text_raw`` codes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reports.codebook import Codebook, load_codebook
+from reports.coding.rules import code_text_raw, phase_signal
+
+LAYERS_RULES = "rules"
+LAYERS_COMBINED = "rules+semantic"
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    role: str | None = None
+    flow: str | None = None
+    step: str | None = None
+    intends: bool = False
+
+
+class AnswerCoder:
+    def __init__(self, codebook: Codebook | None = None, semantic: bool = True) -> None:
+        self.book = codebook if codebook is not None else load_codebook()
+        self.layers = LAYERS_RULES
+        self.note = "rules only (semantic layer not requested)"
+        self._heads: Any = None
+        self._encoder: Any = None
+        if not semantic:
+            return
+        from conversations import sentence_encoder
+        from reports.coding.heads import heads_available, load_heads
+
+        ok, why = sentence_encoder.availability()
+        if ok:
+            ok, why = heads_available()
+        if not ok:
+            self.note = f"rules only: {why}"
+            return
+        try:
+            self._encoder = sentence_encoder.load_encoder()
+            self._heads = load_heads()
+        except Exception as exc:  # a broken model install must not stop the rules
+            self.note = f"rules only: the semantic layer failed to load ({type(exc).__name__})"
+            return
+        self.layers = LAYERS_COMBINED
+        self.note = "rules where sure, semantic heads where the rules are silent or unsure"
+
+    @property
+    def semantic(self) -> bool:
+        return self.layers == LAYERS_COMBINED
+
+    def code(self, answers: Sequence[Answer]) -> list[tuple[list[Any], str | None]]:
+        """(hits, phase signal) per answer."""
+        rule_hits = [code_text_raw(a.text, a.role, self.book, a.intends) for a in answers]
+        if not self.semantic or not answers:
+            return [(hits, phase_signal(hits)) for hits in rule_hits]
+        from reports.coding.heads import (
+            answer_probabilities,
+            combine,
+            semantic_codes,
+            unit_texts,
+        )
+
+        texts, spans = unit_texts([a.text for a in answers])
+        probs = answer_probabilities(
+            self._heads, self._encoder.encode(texts), spans,
+            [(a.flow or "", a.step or "", a.role or "") for a in answers])
+        out: list[tuple[list[Any], str | None]] = []
+        for answer, hits, ap in zip(answers, rule_hits, probs, strict=True):
+            sem = semantic_codes(self._heads, ap, answer.text, self.book, answer.intends)
+            kept, phase = combine(hits, sem, self._heads, ap, phase_signal(hits))
+            kept.sort(key=lambda h: (h.span_start, h.span_end, h.code_id, h.polarity or "",
+                                     h.modality, h.method))
+            out.append((kept, phase))
+        return out

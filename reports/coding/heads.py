@@ -1,0 +1,411 @@
+"""Semantic classification heads over an answer's sentence embedding (issue 13, layer 3).
+
+One logistic regression per scheme reads the answer's MiniLM embedding
+(``conversations.sentence_encoder``) plus which step it answers and who wrote it:
+
+* ``role``: the six CMO roles the answer's realised codes carry (one-vs-rest);
+* ``element``: the CMO elements it evidences (one-vs-rest);
+* ``modality``: which modalities its codes have (one-vs-rest), used to say whether an outcome
+  element the heads find is attained or only hoped for;
+* ``domain``, ``factor``: learning domains and folded ``ID:polarity`` factors (one-vs-rest);
+* ``phase``: the relationship phase or none (softmax).
+
+Weights are trained offline on the labelled bank's train part by ``benchmarks/coding_train.py``
+(numpy only) and shipped in ``reports/coding/heads/default.npz``. Confidence is the head's
+probability; decision thresholds were chosen on the bank's dev part. Everything here needs
+numpy, which comes with the ``semantic`` extra: without it ``heads_available()`` says so and
+callers code with the rules alone.
+
+:func:`combine` joins the heads with the rules: a rule hit the rules are sure of is kept as it
+is; an unsure one is kept only where the element head does not contradict it; the heads add
+what the rules are silent on, each such code with ``method: semantic`` and its probability.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reports.codebook import (
+    CONTEXT_ROLES,
+    OUTCOME_ROLES,
+    SCHEME_CMO,
+    SCHEME_DOMAIN,
+    SCHEME_FACTOR,
+    Codebook,
+)
+from reports.coding.model import (
+    HYPOTHETICAL,
+    INTENDED,
+    METHOD_SEMANTIC,
+    NEGATED,
+    REALISED,
+    CodeHit,
+    modal_role,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+HEADS_DIR = Path(__file__).resolve().parent / "heads"
+DEFAULT_HEADS = HEADS_DIR / "default.npz"
+SCHEMES = ("role", "element", "modality", "domain", "factor", "phase")
+MULTICLASS = frozenset({"phase"})
+NO_PHASE = "none"
+RULE_SURE = 0.7  # a rule hit at least this confident stands whatever the heads say
+RULE_DOUBT = 0.1  # an unsure rule hit is dropped where its element's probability is below
+VOICES = ("mentee", "mentor")
+
+
+def heads_available() -> tuple[bool, str]:
+    """Whether heads can run here (numpy and the shipped weights), and why not."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return False, "semantic heads unavailable: numpy is not installed (the semantic extra)"
+    if not DEFAULT_HEADS.is_file():
+        return False, f"semantic heads unavailable: no weights at {DEFAULT_HEADS.name}"
+    return True, "semantic heads available"
+
+
+@dataclass
+class Head:
+    labels: list[str]
+    weights: NDArray[np.float32]  # features x labels
+    bias: NDArray[np.float32]
+    thresholds: NDArray[np.float32]  # per label (multi-label heads); unused for softmax
+
+    def probabilities(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        import numpy as np
+
+        z = x @ self.weights + self.bias
+        if len(self.labels) and self.thresholds.size == 0:  # softmax head
+            z = z - z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+
+
+@dataclass
+class Heads:
+    contexts: list[str]  # "flow/step" one-hot vocabulary
+    mean: NDArray[np.float32]
+    scale: NDArray[np.float32]
+    heads: dict[str, Head]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- features --------------------------------------------------------------------------
+
+    def features(self, embeddings: NDArray[np.float32],
+                 contexts: Sequence[tuple[str, str, str]]) -> NDArray[np.float32]:
+        """Standardised embedding, then one-hot step and voice. ``contexts``: (flow, step,
+        voice) per row."""
+        return build_features(embeddings, contexts, self.contexts, self.mean, self.scale)
+
+    def predict(self, x: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
+        return {name: head.probabilities(x) for name, head in self.heads.items()}
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        import json
+
+        import numpy as np
+
+        arrays: dict[str, Any] = {
+            "contexts": np.array(self.contexts, dtype=str),
+            "mean": self.mean, "scale": self.scale,
+            "meta": np.array(json.dumps(self.meta, sort_keys=True), dtype=str),
+        }
+        for name, head in self.heads.items():
+            arrays[f"{name}.labels"] = np.array(head.labels, dtype=str)
+            arrays[f"{name}.weights"] = head.weights.astype(np.float32)
+            arrays[f"{name}.bias"] = head.bias.astype(np.float32)
+            arrays[f"{name}.thresholds"] = head.thresholds.astype(np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_HEADS) -> Heads:
+        import json
+
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as data:
+            heads = {}
+            for name in SCHEMES:
+                if f"{name}.labels" not in data:
+                    continue
+                heads[name] = Head([str(x) for x in data[f"{name}.labels"]],
+                                   data[f"{name}.weights"], data[f"{name}.bias"],
+                                   data[f"{name}.thresholds"])
+            return cls([str(x) for x in data["contexts"]], data["mean"], data["scale"], heads,
+                       json.loads(str(data["meta"])))
+
+
+def build_features(embeddings: NDArray[np.float32], contexts: Sequence[tuple[str, str, str]],
+                   vocabulary: Sequence[str], mean: NDArray[np.float32],
+                   scale: NDArray[np.float32]) -> NDArray[np.float32]:
+    import numpy as np
+
+    index = {c: i for i, c in enumerate(vocabulary)}
+    extra = np.zeros((len(contexts), len(vocabulary) + len(VOICES)), dtype=np.float32)
+    for row, (flow, step, voice) in enumerate(contexts):
+        k = index.get(f"{flow}/{step}")
+        if k is not None:
+            extra[row, k] = 1.0
+        if voice in VOICES:
+            extra[row, len(vocabulary) + VOICES.index(voice)] = 1.0
+    z = (np.asarray(embeddings, dtype=np.float32) - mean) / scale
+    return np.hstack([z, extra]).astype(np.float32)
+
+
+UNIT_SCHEMES = ("role", "element", "modality")  # read sentence by sentence, then the maximum
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|\s+-\s+")
+MIN_UNIT_CHARS = 12
+
+
+def units(text: str) -> list[tuple[int, int]]:
+    """Spans the heads read: the whole answer first, then each sentence of a longer one.
+
+    One answer often makes several claims (a goal and its attainment, a barrier and what
+    helped); read as one vector they blur, so role, element and modality are read per sentence
+    and the answer takes the maximum. Domain, factor and phase are read on the whole answer.
+    """
+    spans = [(0, len(text))]
+    start = 0
+    pieces: list[tuple[int, int]] = []
+    for m in _SENTENCE_END.finditer(text):
+        pieces.append((start, m.start()))
+        start = m.end()
+    pieces.append((start, len(text)))
+    pieces = [(a, b) for a, b in pieces if len(text[a:b].strip()) >= MIN_UNIT_CHARS]
+    if len(pieces) > 1:
+        spans += pieces
+    return spans
+
+
+@dataclass
+class AnswerProbs:
+    """Probabilities for one answer: per unit (row 0 is the whole answer) for every head."""
+
+    units: list[tuple[int, int]]
+    probs: dict[str, NDArray[np.float32]]  # scheme -> units x labels
+
+    def whole(self, scheme: str) -> NDArray[np.float32]:
+        return self.probs[scheme][0]
+
+    def best(self, scheme: str) -> NDArray[np.float32]:
+        return self.probs[scheme].max(axis=0)
+
+
+def answer_probabilities(heads: Heads, embeddings: NDArray[np.float32],
+                         spans: Sequence[list[tuple[int, int]]],
+                         contexts: Sequence[tuple[str, str, str]]) -> list[AnswerProbs]:
+    """Split a batch of unit embeddings (answers' units in order) back into answers."""
+    rows = [ctx for ctx, sp in zip(contexts, spans, strict=True) for _ in sp]
+    probs = heads.predict(heads.features(embeddings, rows))
+    out: list[AnswerProbs] = []
+    at = 0
+    for sp in spans:
+        out.append(AnswerProbs(list(sp), {k: v[at:at + len(sp)] for k, v in probs.items()}))
+        at += len(sp)
+    return out
+
+
+def unit_texts(texts: Sequence[str]) -> tuple[list[str], list[list[tuple[int, int]]]]:
+    spans = [units(t) for t in texts]
+    return [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp], spans
+
+
+_SHARED: dict[Path, Heads] = {}
+
+
+def load_heads(path: Path = DEFAULT_HEADS) -> Heads:
+    found = _SHARED.get(path)
+    if found is None:
+        found = _SHARED[path] = Heads.load(path)
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# from probabilities to codes
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SemanticCodes:
+    """What the heads say about one answer, as codes (whole answer as the evidence)."""
+
+    hits: list[CodeHit]
+    phase: str | None
+    phase_confidence: float
+
+
+def _hit(codebook: Codebook, code_id: str, role: str | None, modality: str, text: str,
+         confidence: float, polarity: str | None = None) -> CodeHit:
+    code = codebook.get(code_id)
+    cmo_role, intended_role = modal_role(role, modality)
+    return CodeHit(code_id=code_id, scheme=code.scheme, cmo_role=cmo_role, level=code.level,
+                   polarity=polarity if polarity is not None else code.polarity, span_start=0,
+                   span_end=len(text), evidence=text, method=METHOD_SEMANTIC,
+                   confidence=round(float(confidence), 3), modality=modality,
+                   intended_role=intended_role)
+
+
+def _default_role(codebook: Codebook, element: str) -> str | None:
+    return codebook.get(element).role
+
+
+def _roles_for(codebook: Codebook, element: str) -> tuple[str, ...]:
+    role = _default_role(codebook, element)
+    if role in CONTEXT_ROLES:
+        return CONTEXT_ROLES
+    return (role,) if role is not None else ()
+
+
+def semantic_codes(heads: Heads, ap: AnswerProbs, text: str, codebook: Codebook,
+                   intends: bool = False) -> SemanticCodes:
+    """The heads' codes for row ``row`` of a batch of probabilities.
+
+    The role head decides which roles the answer evidences; the element head which elements
+    fill them (an element whose role the role head does not find is left out, and a role it
+    finds with no element above threshold gets its likeliest element). An outcome element is
+    realised only where the role head finds that outcome role and the modality head does not
+    find the claim more likely intended; in a step that asks for goals (``intends``) it is
+    intended unless the modality head is sure it was reached.
+    """
+    out: list[CodeHit] = []
+    role_head = heads.heads["role"]
+    role_best = ap.best("role")
+    role_p = {label: float(role_best[k]) for k, label in enumerate(role_head.labels)}
+    role_on = {label for k, label in enumerate(role_head.labels)
+               if role_p[label] >= float(role_head.thresholds[k])}
+    mod_head = heads.heads["modality"]
+    role_index = {label: k for k, label in enumerate(role_head.labels)}
+
+    def outcome_modality(role: str, unit: int = 0) -> str:
+        # the sentence that most looks like this element says whether it was reached
+        mod_p = {label: float(ap.probs["modality"][unit, k])
+                 for k, label in enumerate(mod_head.labels)}
+        here = float(ap.probs["role"][unit, role_index[role]])
+        realised = (role in role_on and here >= float(role_head.thresholds[role_index[role]])
+                    and mod_p.get(REALISED, 0.0) >= mod_p.get(INTENDED, 0.0))
+        if intends:
+            realised = realised and mod_p.get(INTENDED, 0.0) < 0.5
+        if realised:
+            return REALISED
+        rest = {m: mod_p.get(m, 0.0) for m in (INTENDED, NEGATED, HYPOTHETICAL)}
+        if intends:
+            return INTENDED
+        return max(rest, key=lambda m: (rest[m], m))
+
+    def context_role() -> str:
+        return max(CONTEXT_ROLES, key=lambda r: (role_p.get(r, 0.0), r))
+
+    el_head = heads.heads["element"]
+    el_units = ap.probs["element"]
+    el_best = el_units.max(axis=0)
+    el_arg = el_units.argmax(axis=0)
+    emitted_roles: set[str] = set()
+    best_for_role: dict[str, tuple[float, str]] = {}
+    for k, element in enumerate(el_head.labels):
+        if element not in codebook:
+            continue
+        p = float(el_best[k])
+        role = _default_role(codebook, element)
+        if role is None:
+            continue
+        for r in _roles_for(codebook, element):
+            if p > best_for_role.get(r, (-1.0, ""))[0]:
+                best_for_role[r] = (p, element)
+        if p < float(el_head.thresholds[k]):
+            continue
+        if role in CONTEXT_ROLES:
+            role = context_role()
+        if role in OUTCOME_ROLES:
+            modality = outcome_modality(role, int(el_arg[k]))
+        elif role in role_on:
+            modality = REALISED
+        else:
+            continue  # the role head finds no such role in the answer
+        hit = _hit(codebook, element, role, modality, text, p)
+        out.append(hit)
+        if hit.cmo_role is not None:
+            emitted_roles.add(hit.cmo_role)
+    # a role the role head finds, and no element found for it: its likeliest element
+    for r in sorted(role_on - emitted_roles):
+        best = best_for_role.get(r)
+        if best is None:
+            continue
+        unit = int(ap.probs["role"][:, role_index[r]].argmax())
+        modality = outcome_modality(r, unit) if r in OUTCOME_ROLES else REALISED
+        if r in OUTCOME_ROLES and modality != REALISED:
+            continue
+        out.append(_hit(codebook, best[1], r, modality, text, role_p[r]))
+    for scheme in ("domain", "factor"):
+        head = heads.heads.get(scheme)
+        if head is None:
+            continue
+        for k, label in enumerate(head.labels):
+            p = float(ap.whole(scheme)[k])
+            if p < float(head.thresholds[k]):
+                continue
+            code_id, _, polarity = label.partition(":")
+            if code_id not in codebook:
+                continue
+            if scheme == "factor":
+                role = "CONTEXT_ENABLING" if polarity == "helping" else "CONTEXT_INHIBITING"
+                out.append(_hit(codebook, code_id, role, REALISED, text, p, polarity))
+            else:
+                # hoped-for learning keeps its domain but is no outcome (guide §6)
+                whole = {label: float(ap.whole("modality")[k])
+                         for k, label in enumerate(mod_head.labels)}
+                hoped = intends or whole.get(INTENDED, 0.0) > whole.get(REALISED, 0.0)
+                role = _default_role(codebook, code_id) or "OUTCOME_DISTAL"
+                out.append(_hit(codebook, code_id, role, INTENDED if hoped else REALISED, text,
+                                p))
+    phase_head = heads.heads.get("phase")
+    phase, phase_p = None, 0.0
+    if phase_head is not None:
+        whole = ap.whole("phase")
+        k = int(whole.argmax())
+        label = phase_head.labels[k]
+        phase_p = float(whole[k])
+        if label != NO_PHASE and label in codebook:
+            phase = label
+    return SemanticCodes(out, phase, phase_p)
+
+
+def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: AnswerProbs,
+            rule_phase: str | None) -> tuple[list[Any], str | None]:
+    """Rules where they are sure, the heads where the rules are silent or unsure."""
+    el_head = heads.heads["element"]
+    best = ap.best("element")
+    element_p = {label: float(best[k]) for k, label in enumerate(el_head.labels)}
+    kept: list[Any] = []
+    for h in rule_hits:
+        if (h.scheme == SCHEME_CMO and h.confidence < RULE_SURE
+                and element_p.get(h.code_id, 1.0) < RULE_DOUBT):
+            continue  # an unsure cue the heads find no sign of
+        kept.append(h)
+    have_cmo = {h.code_id for h in kept if h.scheme == SCHEME_CMO}
+    have_roles = {h.cmo_role for h in kept if h.cmo_role is not None and h.scheme == SCHEME_CMO}
+    have_other = {(h.scheme, h.code_id, h.polarity) for h in kept if h.scheme != SCHEME_CMO}
+    for h in sem.hits:
+        if h.scheme == SCHEME_CMO:
+            if h.code_id in have_cmo:
+                continue
+            if h.method == METHOD_SEMANTIC and h.cmo_role in have_roles and h.confidence < 0.5:
+                continue  # a role already evidenced by the rules needs no weak guess
+            kept.append(h)
+        elif (h.scheme, h.code_id, h.polarity) not in have_other and h.scheme in (
+                SCHEME_DOMAIN, SCHEME_FACTOR):
+            kept.append(h)
+    phase = rule_phase if rule_phase is not None else sem.phase
+    return kept, phase

@@ -1,0 +1,99 @@
+"""The semantic heads beside the rules (issue 13): shipped weights, combination, rules only."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from reports.code_command import code_stream
+from reports.codebook import load_codebook
+from reports.coding import heads as heads_module
+from reports.coding.combined import LAYERS_COMBINED, LAYERS_RULES, Answer, AnswerCoder
+from reports.coding.heads import DEFAULT_HEADS, SCHEMES, load_heads, units
+from reports.coding.model import MODALITIES
+
+TEXTS = [
+    "My manager keeps cancelling our sessions and there is no protected time.",
+    "She listened and asked good questions, so I worked out what to say to the matron.",
+    "I feel much calmer in handover now and I spoke up at the MDT for the first time.",
+]
+
+
+def test_the_package_ships_a_head_for_every_scheme() -> None:
+    assert DEFAULT_HEADS.is_file()
+    heads = load_heads()
+    assert set(heads.heads) == set(SCHEMES)
+    width = heads.mean.shape[0] + len(heads.contexts) + 2
+    for name, head in heads.heads.items():
+        assert head.weights.shape == (width, len(head.labels)), name
+        assert head.labels, name
+    assert heads.meta["train_items"] > 0 and "bank" in heads.meta
+
+
+def test_long_answers_are_read_whole_and_by_sentence() -> None:
+    text = "Wanted to feel ready for the interview. By the end I did, we practised twice."
+    spans = units(text)
+    assert spans[0] == (0, len(text)) and len(spans) == 3
+    assert units("short one") == [(0, 9)]
+
+
+def test_combined_codes_carry_their_method_confidence_and_modality() -> None:
+    coder = AnswerCoder(semantic=True)
+    assert coder.layers == LAYERS_COMBINED, coder.note
+    results = coder.code([Answer(t, "mentee") for t in TEXTS])
+    methods = set()
+    for hits, _ in results:
+        assert hits
+        for h in hits:
+            methods.add(h.method)
+            assert 0.0 <= h.confidence <= 1.0
+            assert h.modality in MODALITIES
+            # exactly one of role and intended role, or neither (topics)
+            assert not (h.cmo_role and h.intended_role)
+    assert {"rules", "semantic"} <= methods
+    # the rules' evidence spans stay as the rules found them
+    rules_only = AnswerCoder(semantic=False).code([Answer(TEXTS[0], "mentee")])[0][0]
+    kept = [h for h in results[0][0] if h.method == "rules"]
+    assert {(h.code_id, h.span_start) for h in kept} <= {(h.code_id, h.span_start)
+                                                         for h in rules_only}
+
+
+def test_a_goal_answer_is_not_an_outcome_for_the_heads_either() -> None:
+    coder = AnswerCoder(semantic=True)
+    text = "get ready for my band 7 interview and feel more confident on the panel"
+    (hits, _), = coder.code([Answer(text, "mentee", "grow", "goal", intends=True)])
+    outcome_like = [h for h in hits if h.scheme in ("cmo", "learning_domain")
+                    and (h.cmo_role or "").startswith("OUTCOME")]
+    assert outcome_like == []
+    assert any(h.modality == "intended" for h in hits)
+
+
+def test_without_the_semantic_extra_everything_runs_on_rules_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heads_module, "heads_available",
+                        lambda: (False, "semantic heads unavailable: numpy is not installed"))
+    lines = [json.dumps({"id": i, "role": "mentee", "text": t}) for i, t in enumerate(TEXTS)]
+    notes: list[str] = []
+    semantic_out, rules_out = io.StringIO(), io.StringIO()
+    assert code_stream(lines, semantic_out, semantic=True, note=notes.append) == 0
+    assert code_stream(lines, rules_out) == 0
+    assert notes and notes[0].startswith("rules only") and "numpy" in notes[0]
+    got = [json.loads(x) for x in semantic_out.getvalue().splitlines()]
+    want = [json.loads(x) for x in rules_out.getvalue().splitlines()]
+    for g, w in zip(got, want, strict=True):
+        assert g["codebook"]["layers"] == LAYERS_RULES
+        assert g["codes"] == w["codes"] and g["phase_signal"] == w["phase_signal"]
+        assert all(c["method"] == "rules" for c in g["codes"])
+
+
+def test_the_semantic_stream_matches_the_coder_line_for_line() -> None:
+    lines = [json.dumps({"id": f"e{i}", "role": "mentor", "text": t})
+             for i, t in enumerate(TEXTS)] + ["not json"]
+    out = io.StringIO()
+    assert code_stream(lines, out, load_codebook(), semantic=True) == 1
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [r.get("id") for r in rows] == ["e0", "e1", "e2", None]
+    assert rows[0]["codebook"]["layers"] == LAYERS_COMBINED
+    assert any(c["method"] == "semantic" for r in rows[:3] for c in r["codes"])
