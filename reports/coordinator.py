@@ -12,10 +12,16 @@ Who counts: a pair counts only when every member it has currently consents to
 ``programme_summary`` (read through :mod:`reports.extract`, where the consent rule lives); a
 person counts in the people-based figures only as a member of a counted pair.
 
-Small cells (:mod:`reports.suppression`): a count below 5 shows as ``"<5"``; where a shown
-total would let someone subtract their way to a hidden count, another count is withheld as
-``"*"``. A rate is shown only when both counts under it are shown. A programme with fewer than
-5 counted pairs gets no figures at all, only a sentence saying it is too small.
+Small cells (:mod:`reports.suppression`): a count from 1 to 4 shows as ``"<5"``; a zero is
+shown as 0 (it describes no one, and a coordinator must tell 0 from 4); where a shown total
+would let someone subtract their way to a hidden count, another count is withheld as ``"*"``.
+A rate is shown whenever both counts under it are shown. A programme with fewer than 5
+counted pairs gets no figures at all, only a sentence saying it is too small.
+
+Needing attention names pair numbers, and only of counted pairs: chemistry meeting overdue,
+no contact for N weeks, or one member said "we've finished" at the six-month check and the
+other has not (yet). A pair any of whose members declined programme summaries is never
+named here, nor in the digest.
 
 The summary is a plain dict, deterministic for a given database and ``now``: the JSON file is
 byte-identical across runs, and the HTML and the chat text are rendered from it alone.
@@ -41,6 +47,7 @@ from reports.structured import StepIndex, split_entry
 from reports.suppression import DEFAULT_K, TOTAL, Display, small_label, suppress_counts, too_small
 from storage.lifecycle import STATES, TERMINAL, PairFacts
 from storage.models import Role, Scope
+from storage.programmes import pair_cap
 from storage.releases import Release
 from storage.store import Store
 
@@ -52,9 +59,8 @@ WAVES = ("baseline", "m3", "m6", "m9", "m12", "closing", "followup")
 MONTHS_SHOWN = 12
 REFLECTIONS_GROUP = "reflections:"  # + month: one release group per month's row
 CHECKINS_GROUP = "checkins:"  # + wave id
+ATTENTION_LINE = "Needing attention: "  # the chat lines that name pair numbers
 PAIRS_KEYS = ("too_small", "pairs_counted", "pairs_by_state", "pairs_by_phase")
-MENTOR_CAP = 2  # the programme's cap on mentees per mentor (notes-wellbeing §6.1)
-LOAD_BUCKETS = ("1 pair", "2 pairs", f"more than {MENTOR_CAP} pairs")
 STATE_LABELS = {
     "matched": "Matched, not yet met",
     "chemistry_held": "Chemistry meeting held",
@@ -85,13 +91,16 @@ def _rate(part: Display, whole: Display) -> float | None:
 
 
 def _split(yes_key: str, no_key: str, yes: int, total: int, k: int) -> dict[str, Any]:
-    """A two-way split of ``total`` (shown) with complementary suppression, plus its rate."""
-    cells = suppress_counts({yes_key: yes, no_key: total - yes}, k, total=total)
-    return {**cells, TOTAL: total, "rate": _rate(cells[yes_key], total)}
+    """A two-way split of ``total`` (shown) with complementary suppression, plus its rate
+    (shown whenever both of its counts are)."""
+    cells = suppress_counts({yes_key: yes, no_key: total - yes}, k, total=total,
+                            show_zeros=True)
+    rate = _rate(cells[yes_key], total) if isinstance(cells[no_key], int) else None
+    return {**cells, TOTAL: total, "rate": rate}
 
 
 def _count(value: int, k: int) -> Display:
-    return value if value >= k else small_label(k)
+    return value if value >= k or value == 0 else small_label(k)
 
 
 def _month(ts: str) -> str:
@@ -222,10 +231,11 @@ async def _compute(
                 contributions)
 
     states = Counter(f.state for f in inputs.pairs.values())
-    by_state = suppress_counts({s: states.get(s, 0) for s in STATES}, k, total=n)
+    by_state = suppress_counts({s: states.get(s, 0) for s in STATES}, k, total=n,
+                               show_zeros=True)
     phases = Counter(phase_of.values())
     by_phase = suppress_counts({p: phases.get(p, 0) for p in (*PHASES, PHASE_UNKNOWN)}, k,
-                               total=n)
+                               total=n, show_zeros=True)
 
     open_pairs = [f for f in inputs.pairs.values() if not f.closed]
     n_open = len(open_pairs)
@@ -250,6 +260,12 @@ async def _compute(
         attention["quiet"] = _split("quiet", "in_contact", quiet, n_open, k)
     attention["chemistry_weeks"] = chemistry_weeks
     attention["quiet_weeks"] = quiet_weeks
+    finish_waiting = _finish_waiting(inputs, open_pairs)
+    needing = {
+        "chemistry_overdue": sorted(p for p, (o, _) in flags.items() if o),
+        "quiet": sorted(p for p, (_, q) in flags.items() if q),
+        "finish_waiting": finish_waiting,
+    }
 
     return {
         **base,
@@ -260,8 +276,18 @@ async def _compute(
         "attention": attention,
         "reflection_completion": _reflections(inputs, now, k, contributions),
         "checkin_response": _checkins(inputs, now, k, contributions),
-        "mentor_load": _mentor_load(open_pairs, k),
+        "mentor_load": _mentor_load(open_pairs, k, pair_cap(programme, Role.MENTOR)),
+        "needing_attention": needing,
     }, contributions
+
+
+def _finish_waiting(inputs: _Inputs, open_pairs: Iterable[PairFacts]) -> list[int]:
+    """Open counted pairs where a member said "we've finished" and the pair is still open
+    (the partner said nothing, or is still meeting): the coordinator decides."""
+    return sorted(
+        f.pair_id for f in open_pairs
+        if any(event == "finish_said" for event, _ in inputs.events.get(f.pair_id, []))
+    )
 
 
 def _reflections(inputs: _Inputs, now: datetime, k: int,
@@ -334,18 +360,23 @@ def _checkins(inputs: _Inputs, now: datetime, k: int,
     return rows
 
 
-def _mentor_load(open_pairs: Iterable[PairFacts], k: int) -> dict[str, Any]:
+def load_buckets(cap: int) -> tuple[str, ...]:
+    """'1 pair', '2 pairs', ... up to the cap, and one for more (a cap lowered later)."""
+    return (*(f"{n} pair{'s' if n > 1 else ''}" for n in range(1, cap + 1)),
+            f"more than {cap} pairs")
+
+
+def _mentor_load(open_pairs: Iterable[PairFacts], k: int, cap: int) -> dict[str, Any]:
     """Mentors by how many counted open pairs they hold, against the programme's cap."""
+    buckets_of = load_buckets(cap)
     load = Counter(f.mentor_id for f in open_pairs if f.mentor_id is not None)
-    buckets = Counter(
-        LOAD_BUCKETS[min(n, MENTOR_CAP + 1) - 1] for n in load.values()
-    )
+    buckets = Counter(buckets_of[min(n, cap + 1) - 1] for n in load.values())
     mentors = len(load)
     if mentors < k:
-        return {"mentors": _count(mentors, k) if mentors else 0, "by_load": None,
-                "cap": MENTOR_CAP}
-    cells = suppress_counts({b: buckets.get(b, 0) for b in LOAD_BUCKETS}, k, total=mentors)
-    return {"mentors": mentors, "by_load": cells, "cap": MENTOR_CAP}
+        return {"mentors": _count(mentors, k), "by_load": None, "cap": cap}
+    cells = suppress_counts({b: buckets.get(b, 0) for b in buckets_of}, k, total=mentors,
+                            show_zeros=True)
+    return {"mentors": mentors, "by_load": cells, "cap": cap}
 
 
 async def release_summary(
@@ -486,6 +517,13 @@ def render_text(summary: Mapping[str, Any]) -> str:
         lines.append(f"Chemistry meeting overdue ({a['chemistry_weeks']}+ weeks): "
                      f"{a['chemistry_overdue']['overdue']}. No contact for "
                      f"{a['quiet_weeks']}+ weeks: {a['quiet']['quiet']}.")
+    needing = summary.get("needing_attention") or {}
+    for key, label in (("chemistry_overdue", "chemistry meeting overdue"),
+                       ("quiet", f"no contact for {a['quiet_weeks']}+ weeks"),
+                       ("finish_waiting", "one member said finished, the other not yet")):
+        if needing.get(key):
+            lines.append(f"{ATTENTION_LINE}{label}, pairs "
+                         f"{', '.join(str(p) for p in needing[key])}.")
     refl = summary["reflection_completion"][-3:]
     if refl:
         lines.append("Reflections finished: " + ", ".join(

@@ -73,22 +73,23 @@ async def test_small_cells_and_the_complementary_cell_are_suppressed(store: Stor
     summary = await compute_summary(store, pid, now=NOW)
     states = summary["pairs_by_state"]
     assert summary["pairs_counted"] == 12
-    assert states["closed"] == "<5" and states["matched"] == "<5"
-    # six "<5" cells share the other 3 pairs: the 9 can be shown, nothing is pinned down
-    assert states["active"] == 9
-    assert not any(isinstance(v, int) and v < 5 for v in states.values())
-    # all 9 open pairs have met: "overdue <5" beside "not overdue 9" and "open 9" would give
-    # the small cell away (9 - 9 = 0), so its complement is withheld and no rate is shown
+    # zeros describe no one and are shown as 0; the one small cell (3 closed) would be
+    # 12 - 9 with every other cell shown, so the 9 is withheld beside it
+    assert states["closed"] == "<5" and states["matched"] == 0
+    assert states["active"] == WITHHELD
+    assert not any(isinstance(v, int) and 0 < v < 5 for v in states.values())
+    # all 9 open pairs have met: 0 overdue is shown as 0, with its rate
     chemistry = summary["attention"]["chemistry_overdue"]
-    assert chemistry["overdue"] == "<5" and chemistry["not_overdue"] == WITHHELD
-    assert chemistry[TOTAL] == 9 and chemistry["rate"] is None
+    assert chemistry["overdue"] == 0 and chemistry["not_overdue"] == 9
+    assert chemistry[TOTAL] == 9 and chemistry["rate"] == 0.0
+    assert summary["needing_attention"]["chemistry_overdue"] == []
     phases = summary["pairs_by_phase"]
-    assert not any(isinstance(v, int) and v < 5 for v in phases.values())
+    assert not any(isinstance(v, int) and 0 < v < 5 for v in phases.values())
     for block in ("chemistry_overdue", "quiet"):
         cells = summary["attention"].get(block)
         if cells is not None:
             shown = [v for k, v in cells.items() if k not in (TOTAL, "rate")]
-            assert not any(isinstance(v, int) and v < 5 for v in shown)
+            assert not any(isinstance(v, int) and 0 < v < 5 for v in shown)
             if "<5" in shown:
                 assert WITHHELD in shown and cells["rate"] is None
     for row in summary["reflection_completion"] + summary["checkin_response"]:
@@ -165,3 +166,34 @@ async def test_summary_and_digest_in_the_chat(store: Store) -> None:
     async with running_app(store) as (app, _):
         assert app.job_queue is not None
         assert not [j for j in app.job_queue.jobs() if j.name and j.name.startswith(JOB_PREFIX)]
+
+
+async def test_a_twelve_pair_summary_shows_zeros_and_names_only_consenting_pairs(
+    store: Store,
+) -> None:
+    pid = await _programme(store, 12)
+    pairs = await _pairs(store)
+    declined = pairs[4][0]
+    await _stop_summary(store, pairs[4][2])  # this pair's mentee declines summaries
+    code = await store.programmes.create_invite(pid, Role.COORDINATOR)
+    async with running_app(store) as (app, standin):
+        lead = TgUser(app, standin, LEAD_ID, LEAD_NAME)
+        await lead.send(f"/start {code}")
+        text = lead.last_texts(await lead.send("/summary"))
+    assert "11 pairs counted" in text
+    # zero counts are shown as 0, not hidden like small ones
+    assert "Closed 0" in text and "Extended 0" in text
+    summary = await compute_summary(store, pid, now=NOW)
+    assert summary["pairs_by_state"]["closed"] == 0
+    # the attention list names counted pairs by number and never the declined one
+    needing = summary["needing_attention"]
+    named = set(needing["chemistry_overdue"]) | set(needing["quiet"])
+    assert named and declined not in named
+    assert named <= {p for p, _, _ in pairs}
+    lines = [line for line in text.splitlines() if line.startswith("Needing attention")]
+    assert lines and all(f" {declined}," not in line and f" {declined}." not in line
+                         for line in lines)
+    for figure in (summary["attention"]["chemistry_overdue"], summary["attention"]["quiet"]):
+        shown = [v for k, v in figure.items() if k not in (TOTAL, "rate")]
+        if all(isinstance(v, int) for v in shown):
+            assert figure["rate"] is not None  # a rate whenever both counts are shown

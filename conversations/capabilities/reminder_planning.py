@@ -238,6 +238,12 @@ class ReminderPlanner:
         wave_people = {r.participant_id for r in rows if r.kind is Kind.WAVE}
         facts = await self.lifecycle.facts(sorted(pair_ids))
         done = await self.repo.waves_done() if wave_people else {}
+        # A coordinator's note names pair numbers: only of pairs whose members all agree to
+        # programme summaries, as the summary itself (a declined pair is never named).
+        named = {m for r in rows if r.kind is Kind.CHEMISTRY and r.pair_id in facts
+                 for m in facts[r.pair_id].members}
+        summary_ok = (await self.store.consent.consenting(Scope.PROGRAMME_SUMMARY, named)
+                      if named else set())
 
         skips: dict[str, list[int]] = {}
         defers: dict[tuple[datetime, str], list[int]] = {}
@@ -284,6 +290,9 @@ class ReminderPlanner:
                     consents=pid in consenting,
                 )
                 reason = skip_reason(r, situation, now, settings)
+                if (reason is None and r.kind is Kind.CHEMISTRY and situation.pair is not None
+                        and not set(situation.pair.members) <= summary_ok):
+                    reason = "no_consent"  # looked at again tomorrow: consent may come
                 if reason is None:
                     relevant.append(r)
                 elif reason == "no_consent":
