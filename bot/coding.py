@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from typing import Any
 
 from telegram.ext import Application
@@ -20,15 +22,36 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
+# "off" stops the bot embedding answers as they are saved (`mentorbot recode` still does);
+# unset, it follows the chat's semantic layer: the bot embeds when it holds the model anyway.
+EMBED_SETTING = "MENTORBOT_CODING_EMBEDDINGS"
+
+
+def embedding_wanted() -> bool:
+    from conversations.safety import SEMANTIC_SETTING
+
+    value = os.environ.get(EMBED_SETTING, "").strip().lower()
+    if value:
+        return value not in ("off", "0", "no", "false")
+    return os.environ.get(SEMANTIC_SETTING, "").strip().lower() != "off"
+
 
 class EntryCoder:
     """A saved-entry listener: rule codes of the entry's typed answers, stored encrypted."""
 
-    def __init__(self, store: Store, codebook: Codebook | None = None) -> None:
+    def __init__(self, store: Store, codebook: Codebook | None = None,
+                 embed: bool | None = None) -> None:
         self.store = store
         self.codebook = codebook or load_codebook()
         self.coder = coder_id(self.codebook)
         self.flows = load_flows()
+        self.embed = embedding_wanted() if embed is None else embed
+        if self.embed:
+            from reports.coding.embeddings import available
+
+            self.embed = available()[0]
+        # background embedding tasks, kept so they are not collected before they finish
+        self.pending: set[asyncio.Task[None]] = set()
 
     async def on_saved(
         self, me: Participant, entry_id: int, flow_id: str, answers: dict[str, Any]
@@ -43,6 +66,33 @@ class EntryCoder:
             await self.store.entries.save_codes(me.id, entry_id, self.coder, codes, as_of)
         except Exception as exc:
             log.warning("coding a saved entry failed: %s", describe(exc))
+            return
+        if self.embed:
+            # embedding takes milliseconds of CPU: it runs after the reply, in a worker
+            # thread, so it never delays anyone's conversation
+            task = asyncio.get_running_loop().create_task(
+                self._embed(me.id, entry_id, flow_id, answers, flagged, as_of))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def _embed(self, participant_id: int, entry_id: int, flow_id: str,
+                     answers: dict[str, Any], flagged: Any, as_of: str) -> None:
+        from reports.coding.embeddings import embed_entry, model_id
+
+        try:
+            await asyncio.sleep(0)  # let the reply go first
+            vectors = await asyncio.to_thread(embed_entry, self.flows.get(flow_id), answers,
+                                              flagged)
+            if vectors:
+                await self.store.embeddings.save(participant_id, entry_id, model_id(),
+                                                 vectors, as_of)
+        except Exception as exc:
+            log.warning("embedding a saved entry failed: %s", describe(exc))
+
+    async def drain(self) -> None:
+        """Wait for embeddings still being made (tests, shutdown)."""
+        while self.pending:
+            await asyncio.gather(*list(self.pending), return_exceptions=True)
 
 
     def register(self, registry: Registry, service: Service) -> None:

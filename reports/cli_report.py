@@ -215,7 +215,8 @@ def _recode() -> None:
         store = await open_store()
         try:
             with _RichProgress() as progress:
-                progress.stage("Coding entries", await store.entries.complete_count())
+                progress.stage("Coding and embedding entries",
+                               await store.entries.complete_count())
                 return await recode(store, progress=progress.advance)
         finally:
             await store.close()
@@ -226,7 +227,8 @@ def _recode() -> None:
         f"({result.newly_flagged} newly flagged: withheld from reports and exports from now "
         f"on; nobody was sent anything). {result.coded} of {result.entries} saved entries "
         f"coded and stored in {time.perf_counter() - started:.1f} s; {result.current} already "
-        "had current codes."
+        f"had current codes. {result.embedded} answers embedded for the semantic layer"
+        + (f" ({result.embeddings_note})." if result.embeddings_note else ".")
     )
 
 

@@ -184,15 +184,24 @@ class RecodeResult:
     current: int  # already had codes from this coder
     judged: int = 0  # answers given a verdict by the current safety rule
     newly_flagged: int = 0  # of those, flagged by it and not before
+    embedded: int = 0  # answers embedded now and stored (the semantic layer's input)
+    embeddings_note: str = ""  # why answers were not embedded, when they were not
+
+
+EMBED_BATCH = 64  # answers embedded together: one encoder batch is several times quicker
 
 
 async def recode(store: Any, codebook: Codebook | None = None,
-                 progress: Callable[[int], None] | None = None) -> RecodeResult:
+                 progress: Callable[[int], None] | None = None,
+                 embed: bool = True) -> RecodeResult:
     """Judge every answer the current safety rule has not judged (see
     :mod:`conversations.safety.stored`), then code and store every complete entry whose stored
     codes are missing or were made by another coder: after an upgrade that changes the
     codebook or the safety rule, or for entries saved before codes were stored. Exports and
-    reports work without it, only slower (they code what they find uncoded on each run)."""
+    reports work without it, only slower (they code what they find uncoded on each run).
+
+    With ``embed`` (and the semantic extra installed) every coded answer without a stored
+    embedding from the current encoder is embedded too, in batches, and stored encrypted."""
     from conversations.catalogue import load_flows
     from conversations.safety.stored import rejudge
     from reports import extract
@@ -209,7 +218,12 @@ async def recode(store: Any, codebook: Codebook | None = None,
     result = RecodeResult(len(snap.entry_ids), 0, 0, judged.judged, judged.newly_flagged)
     if not snap.entry_ids:
         return result
+    embedder = await _Embedder.open(store, flows) if embed else None
+    if embedder is None:
+        result.embeddings_note = "not requested" if not embed else "semantic extra missing"
     for record in extract.read_range(snap, 0, snap.entry_ids[-1]):
+        if embedder is not None:
+            result.embedded += await embedder.add(record, as_of)
         if record.codes is not None and record.codes[0] == coder:
             result.current += 1
         else:
@@ -220,5 +234,53 @@ async def recode(store: Any, codebook: Codebook | None = None,
                 result.coded += 1
         if progress is not None:
             progress(1)
+    if embedder is not None:
+        result.embedded += await embedder.flush()
     return result
+
+
+class _Embedder:
+    """Batches the answers ``recode`` finds without current embeddings."""
+
+    def __init__(self, store: Any, flows: Mapping[str, Flow], model: str,
+                 have: set[tuple[int, str]]) -> None:
+        self.store = store
+        self.flows = flows
+        self.model = model
+        self.have = have
+        self.pending: list[tuple[int, int, str, str, str]] = []  # who, entry, step, text, as_of
+
+    @classmethod
+    async def open(cls, store: Any, flows: Mapping[str, Flow]) -> _Embedder | None:
+        from reports.coding.embeddings import available, model_id
+
+        if not available()[0]:
+            return None
+        model = model_id()
+        rows = await store.db.fetchall(
+            "SELECT entry_id, step_id FROM answer_embeddings WHERE model=?", (model,))
+        return cls(store, flows, model, {(r["entry_id"], r["step_id"]) for r in rows})
+
+    async def add(self, record: Any, as_of: str) -> int:
+        texts = coded_texts(self.flows.get(record.flow), record.answers, record.flagged)
+        for step, text in texts.items():
+            if (record.entry_id, step) not in self.have:
+                self.pending.append((record.participant_id, record.entry_id, step, text, as_of))
+        return await self.flush() if len(self.pending) >= EMBED_BATCH else 0
+
+    async def flush(self) -> int:
+        import asyncio
+
+        from reports.coding.embeddings import embed_texts
+
+        if not self.pending:
+            return 0
+        batch, self.pending = self.pending, []
+        keyed = {f"{i}": text for i, (_, _, _, text, _) in enumerate(batch)}
+        vectors = await asyncio.to_thread(embed_texts, keyed)
+        stored = 0
+        for i, (who, entry, step, _, as_of) in enumerate(batch):
+            stored += await self.store.embeddings.save(who, entry, self.model,
+                                                       {step: vectors[str(i)]}, as_of)
+        return stored
 

@@ -12,6 +12,7 @@ from storage.audit import AuditLog
 from storage.consent import ConsentLedger
 from storage.crypto import KeyRing
 from storage.db import Database, iso, parse_iso, utcnow
+from storage.embeddings import Embeddings
 from storage.entries import Entries
 from storage.integrity import Integrity
 from storage.lifecycle import Lifecycle
@@ -74,6 +75,7 @@ class Store:
         self.integrity = Integrity(db, vault.integrity_key)
         self.consent = ConsentLedger(db, consent_version, self.integrity)
         self.entries = Entries(db, vault, self.integrity)
+        self.embeddings = Embeddings(db, vault)
         self.audit = AuditLog(db)
         self.lifecycle = Lifecycle(db)
         self.releases = SummaryReleases(db)

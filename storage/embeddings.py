@@ -1,0 +1,72 @@
+"""Stored sentence embeddings of typed answers (migration 012), encrypted like the answers.
+
+An embedding is derived from what the person wrote and can be matched back towards it, so it
+is personal data: each is sealed with the author's data key (the AAD names the table, entry,
+participant and step), lives beside the stored codes, is dropped by the database whenever its
+answer changes and goes with the entry when the entry or the person is erased (ON DELETE
+CASCADE from ``entries``). What is stored is opaque to this module: a JSON-able value made by
+``reports.coding.embeddings.pack``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from storage.db import Database
+from storage.vault import Vault
+
+TABLE = "answer_embeddings"
+
+
+class Embeddings:
+    def __init__(self, db: Database, vault: Vault) -> None:
+        self.db = db
+        self.vault = vault
+
+    def _row(self, entry_id: int, step_id: str) -> str:
+        return f"{entry_id}:{step_id}"
+
+    async def save(self, participant_id: int, entry_id: int, model: str,
+                   vectors: Mapping[str, Any], as_of: str) -> int:
+        """Store the embeddings of the writer's complete entry, step by step; return how many
+        were stored. A step whose answer was written after ``as_of`` is skipped: the
+        embedding would describe an answer that is no longer there."""
+        stored = 0
+        for step_id, value in vectors.items():
+            blob = await self.vault.encrypt(participant_id, TABLE, self._row(entry_id, step_id),
+                                            "vectors", value)
+            stored += await self.db.execute_count(
+                "INSERT INTO answer_embeddings (entry_id, step_id, model, vectors_ct) "
+                "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM entries WHERE id=? AND "
+                "participant_id=? AND status='complete') AND EXISTS (SELECT 1 FROM answers "
+                "WHERE entry_id=? AND step_id=? AND answered_at <= ?) "
+                "ON CONFLICT(entry_id, step_id) DO UPDATE SET model=excluded.model, "
+                "vectors_ct=excluded.vectors_ct",
+                (entry_id, step_id, model, blob, entry_id, participant_id, entry_id, step_id,
+                 as_of),
+            )
+        return stored
+
+    async def load(self, participant_id: int, entry_id: int,
+                   model: str | None = None) -> dict[str, Any]:
+        """Step id -> stored value for the writer's own entry (only ``model``'s, if given)."""
+        rows = await self.db.fetchall(
+            "SELECT a.step_id, a.model, a.vectors_ct FROM answer_embeddings a "
+            "JOIN entries e ON e.id = a.entry_id WHERE a.entry_id=? AND e.participant_id=?",
+            (entry_id, participant_id),
+        )
+        out: dict[str, Any] = {}
+        for row in rows:
+            if model is not None and row["model"] != model:
+                continue
+            out[row["step_id"]] = await self.vault.decrypt(
+                participant_id, TABLE, self._row(entry_id, row["step_id"]), "vectors",
+                row["vectors_ct"])
+        return out
+
+    async def count(self, model: str | None = None) -> int:
+        if model is None:
+            return int(await self.db.scalar("SELECT COUNT(*) FROM answer_embeddings"))
+        return int(await self.db.scalar(
+            "SELECT COUNT(*) FROM answer_embeddings WHERE model=?", (model,)))

@@ -1,0 +1,118 @@
+"""Embeddings of answers are personal data: made once when saved, encrypted with the author's
+key, dropped when the answer changes, erased with the entry, recomputed by recode."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.harness import TgUser, running_app
+from conversations import sentence_encoder
+from conversations.catalogue import load_flows
+from reports.coding.embeddings import embed_texts, model_id, unpack
+from reports.coding.heads import units
+from reports.entry_codes import coded_texts, recode
+from reports.synthetic import generate_cohort
+from storage.db import iso, utcnow
+from storage.store import Store
+from tests.people import GROW_ANSWERS, Cohort
+
+
+def _disk(db_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+
+
+async def _rows(store: Store) -> set[tuple[int, str]]:
+    rows = await store.db.fetchall("SELECT entry_id, step_id FROM answer_embeddings")
+    return {(r["entry_id"], r["step_id"]) for r in rows}
+
+
+async def test_a_saved_reflection_is_embedded_once_and_stored_encrypted(
+    cohort: Cohort, store: Store, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MENTORBOT_CODING_EMBEDDINGS", "on")
+    async with running_app(store) as (app, standin):
+        mentee = TgUser(app, standin, 700_002, "Robin")
+        await mentee.join(cohort.mentee_code)
+        await mentee.send("/reflect")
+        await mentee.tap("GROW: goal, reality, options, will")
+        for step in ("goal", "reality", "options", "will"):
+            await mentee.send(GROW_ANSWERS[step])
+        for _ in range(6):
+            await mentee.send("/skip")
+        await mentee.tap("Save")
+        for _ in range(200):  # made after the reply, off the event loop
+            if await store.embeddings.count():
+                break
+            await asyncio.sleep(0.05)
+
+    me = await store.participants.by_user(700_002)
+    assert me is not None
+    (entry,) = await store.entries.of(me.id, "complete")
+    answers = await store.entries.answers(me.id, entry.id)
+    texts = coded_texts(load_flows()["grow"], answers)
+    assert await _rows(store) == {(entry.id, step) for step in texts}
+    stored = await store.embeddings.load(me.id, entry.id, model_id())
+    encoder = sentence_encoder.load_encoder()
+    for step, text in texts.items():
+        spans, vectors = unpack(stored[step])
+        assert spans == units(text)
+        expected = encoder.encode([text[a:b] for a, b in spans])
+        assert np.allclose(vectors, expected, atol=2e-3)
+    # ciphertext on disk: neither the packed vectors nor their raw bytes appear in clear
+    raw = _disk(db_path)
+    some = next(iter(stored.values()))
+    assert some["f16"][:40].encode() not in raw
+    assert base64.b64decode(some["f16"])[:64] not in raw
+
+
+async def test_embeddings_are_dropped_when_the_answer_changes_and_erased_with_the_entry(
+    store: Store, db_path: Path
+) -> None:
+    await generate_cohort(store, pairs=1, sessions=1, consent_rate=1.0)
+    row = await store.db.fetchone(
+        "SELECT id, participant_id FROM entries WHERE flow = 'grow' AND status='complete'")
+    entry_id, pid = row["id"], row["participant_id"]
+    answers = await store.entries.answers(pid, entry_id)
+    texts = coded_texts(load_flows()["grow"], answers)
+    vectors = embed_texts(texts)
+    now = iso(utcnow())
+    assert await store.embeddings.save(pid, entry_id, model_id(), vectors, now) == len(texts)
+    assert {s for e, s in await _rows(store) if e == entry_id} == set(texts)
+
+    # an answer written again drops its own embedding, not its neighbours'
+    changed = next(iter(texts))
+    await store.entries.save_answer(pid, entry_id, changed, "A new goal entirely")
+    left = {s for e, s in await _rows(store) if e == entry_id}
+    assert changed not in left and left == set(texts) - {changed}
+    # an embedding made before that change is refused: it describes the old answer
+    stale = "2000-01-01T00:00:00+00:00"
+    assert await store.embeddings.save(pid, entry_id, model_id(),
+                                       {changed: vectors[changed]}, stale) == 0
+    # someone else's entry takes none
+    other = await store.db.scalar("SELECT id FROM participants WHERE id != ?", (pid,))
+    assert await store.embeddings.save(other, entry_id, model_id(), vectors,
+                                       iso(utcnow())) == 0
+
+    sample = vectors[next(iter(left))]["f16"][:40].encode()
+    await store.erase(pid)
+    assert await _rows(store) == set()
+    assert await store.embeddings.count() == 0
+    await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert sample not in _disk(db_path)
+
+
+async def test_recode_embeds_what_lacks_embeddings_with_progress(store: Store) -> None:
+    await generate_cohort(store, pairs=2, sessions=1, consent_rate=1.0)
+    ticks: list[int] = []
+    first = await recode(store, progress=ticks.append)
+    assert first.embedded > 0 and sum(ticks) == first.entries
+    assert await store.embeddings.count(model_id()) == first.embedded
+    again = await recode(store)
+    assert again.embedded == 0  # nothing is embedded twice
+    skipped = await recode(store, embed=False)
+    assert skipped.embedded == 0 and skipped.embeddings_note == "not requested"
