@@ -41,5 +41,5 @@ async def dispatch(service: Service, sender: Sender, line: str, buttons: list[Bu
         name, _, rest = line[1:].partition(" ")
         if name.lower() == "start":
             return await service.start(sender, rest.strip() or None)
-        return await service.command(sender, name)
+        return await service.command(sender, name, rest)
     return await service.text(sender, line)

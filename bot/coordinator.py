@@ -33,6 +33,7 @@ from telegram.ext import (
     CallbackQueryHandler,
 )
 
+from bot.programme_admin import ProgrammeAdmin
 from bot.render import acknowledge, commands_for, keyboard, split_text
 from conversations.catalogue import Texts
 from conversations.commands import Registry
@@ -284,6 +285,14 @@ class CoordinatorTools:
         return True
 
 
+def invite_link(app: Application[Any, Any, Any, Any, Any, Any], code: str) -> str:
+    try:
+        username = app.bot.username
+    except RuntimeError:  # not initialised (never the case in a running bot)
+        username = "<your_bot_username>"
+    return f"https://t.me/{username}?start={code}"
+
+
 async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> CoordinatorTools:
     """Called from post_init after reminders. Idempotent."""
     existing = app.bot_data.get(DIGEST_KEY)
@@ -294,6 +303,7 @@ async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> Coordinator
     await store.db.execute(SCHEMA)
     tools = CoordinatorTools(app, store, service.texts)
     tools.attach(service)
+    service.install(ProgrammeAdmin(lambda code: invite_link(app, code)))
     app.bot_data[DIGEST_KEY] = tools
     # before the catch-all button handler, which would call a join button stale
     app.add_handler(CallbackQueryHandler(tools.on_join_button, pattern=f"^{JOIN_PREFIX}"),

@@ -191,6 +191,8 @@ _SETTING_KEYS: dict[str, tuple[str, Any]] = {
     "max_snoozes": ("max_snoozes", _count(0, 10)),
 }
 
+SETTING_NAMES = tuple(sorted(_SETTING_KEYS))  # the reminder settings a programme may set
+
 
 # -- what to schedule ------------------------------------------------------------------
 def planned_end(facts: PairFacts, settings: ReminderSettings) -> datetime | None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -279,6 +280,34 @@ async def _compute(
         "mentor_load": _mentor_load(open_pairs, k, pair_cap(programme, Role.MENTOR)),
         "needing_attention": needing,
     }, contributions
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One counted pair as a coordinator may see it: numbers and labels, no person."""
+
+    pair_id: int
+    state: str
+    phase: str
+    weeks_since_contact: int | None  # since the latest contact, or matching if none yet
+
+
+async def pair_rows(store: Store, programme_id: int, *, now: datetime | None = None,
+                    codebook: Codebook | None = None) -> tuple[list[PairRow], int]:
+    """The programme's counted pairs (every member agrees to programme summaries) by
+    number, with lifecycle state, phase and weeks since last contact; and how many other
+    pairs there are, listed by nothing (a member declined, or the pair is not matched)."""
+    now = now or datetime.now(UTC)
+    inputs = await _gather(store, programme_id)
+    phase_of = _phases(inputs, codebook or load_codebook())
+    rows = []
+    for pid, f in inputs.pairs.items():
+        assert f.matched_at is not None
+        since = max(f.matched_at, f.last_episode_at or f.matched_at)
+        rows.append(PairRow(pid, f.state, phase_of[pid],
+                            None if f.closed else max(0, (now - since).days // 7)))
+    total = len(await store.programmes.pairs(programme_id))
+    return rows, total - len(rows)
 
 
 def _finish_waiting(inputs: _Inputs, open_pairs: Iterable[PairFacts]) -> list[int]:

@@ -232,6 +232,14 @@ class Programmes:
         other = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
         return pair_id, await self.create_invite(programme_id, other, pair_id, days)
 
+    async def member(self, programme_id: int, pair_id: int, role: Role) -> int | None:
+        """The participant in ``role``'s seat of this programme's pair, if any."""
+        value = await self.db.scalar(
+            f"SELECT {seat(role)} FROM pairs WHERE id=? AND programme_id=?",  # noqa: S608
+            (pair_id, programme_id),
+        )
+        return None if value is None else int(value)
+
     async def closed_at(self, pair_id: int) -> datetime | None:
         value = await self.db.scalar("SELECT closed_at FROM pairs WHERE id=?", (pair_id,))
         return parse_iso(value) if value else None
@@ -322,11 +330,13 @@ class Programmes:
             raise ProgrammeError(f"there is no invite {invite_id} in this programme")
         if found.used_at:
             raise ProgrammeError(f"invite {invite_id} has been used already")
-        if not found.revoked_at:
-            await self.db.execute(
-                "UPDATE invites SET revoked_at=? WHERE id=? AND used_at IS NULL",
-                (iso(utcnow()), invite_id),
-            )
+        if found.revoked_at:
+            raise ProgrammeError(f"invite {invite_id} is withdrawn already")
+        if not await self.db.execute_count(
+            "UPDATE invites SET revoked_at=? WHERE id=? AND used_at IS NULL "
+            "AND revoked_at IS NULL", (iso(utcnow()), invite_id),
+        ):
+            raise ProgrammeError(f"invite {invite_id} was used a moment ago")
         return found
 
     async def reissue_invite(self, programme_id: int, invite_id: int,

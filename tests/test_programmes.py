@@ -194,3 +194,61 @@ async def test_a_withdrawn_invite_opens_nothing(store: Store) -> None:
         person = TgUser(app, standin, 640_001, "Robin")
         assert "withdrawn" in said(await person.send(f"/start {codes[0][1]}"))
         assert await store.participants.by_user(640_001) is None
+
+
+async def test_the_coordinator_runs_the_programme_from_the_chat(
+    store: Store, db_path: Path
+) -> None:
+    programme_id, pairs, codes = await _programme(store, 2)
+    lead_code = await store.programmes.create_invite(programme_id, Role.COORDINATOR)
+    async with running_app(store) as (app, standin):
+        lead = TgUser(app, standin, 650_000, "Lee")
+        await lead.send(f"/start {lead_code}")
+        mentor = TgUser(app, standin, 650_001, "Morgan")
+        mentee = TgUser(app, standin, 650_002, "Robin")
+        await joined(mentor, codes[0][0])
+        await joined(mentee, codes[0][1])
+
+        listed = said(await lead.send("/pairs"))
+        assert f"Pair {pairs[0]}: Matched, not yet met" in listed
+        assert "last contact 0 week(s) ago" in listed and "1 more pair(s) not listed" in listed
+        assert "Morgan" not in listed and "Robin" not in listed
+
+        invites = said(await lead.send("/invites"))
+        mentee_invite = next(i for i in await store.programmes.invites(programme_id)
+                             if i.pair_id == pairs[1] and i.role is Role.MENTEE)
+        assert f"#{mentee_invite.id}: pair {pairs[1]}, mentee, open" in invites
+        reissued = said(await lead.send(f"/reissue {mentee_invite.id}"))
+        assert "is withdrawn. New mentee invite" in reissued
+        new_code = reissued.split("\n")[1].split()[0]
+        # the old link opens nothing; the new one works
+        late = TgUser(app, standin, 650_003, "Sam")
+        assert "withdrawn" in said(await late.send(f"/start {codes[1][1]}"))
+        await joined(late, new_code)
+        assert "withdrawn already" in said(await lead.send(f"/revoke {mentee_invite.id}"))
+        newest = (await store.programmes.invites(programme_id))[-1]
+        assert newest.used_at is not None
+        assert "used already" in said(await lead.send(f"/revoke {newest.id}"))
+
+        # settings: shown, validated, changed
+        shown = said(await lead.send("/programme"))
+        assert "quiet_pair_weeks = 5" in shown and "mentor_pair_cap = 3" in shown
+        assert "Nothing changed" in said(await lead.send("/programme quiet_pair_weeks=-2"))
+        assert "Nothing changed" in said(await lead.send("/programme colour=blue"))
+        done = said(await lead.send("/programme quiet_pair_weeks=4 mentor_pair_cap=2"))
+        assert "quiet_pair_weeks = 4" in done and "mentor_pair_cap = 2" in done
+
+        # erasure on request: by pair and role, confirmed, audited without personal data
+        preview = said(await lead.send(f"/erase {pairs[0]} mentee"))
+        assert "This erases the mentee" in preview and f"/erase {pairs[0]} mentee yes" in preview
+        assert await store.participants.by_user(650_002) is not None
+        assert "Erased" in said(await lead.send(f"/erase {pairs[0]} mentee yes"))
+        assert await store.participants.by_user(650_002) is None
+        assert await store.participants.by_user(650_001) is not None
+    with sqlite3.connect(db_path) as conn:
+        audit = conn.execute("SELECT actor, detail FROM audit_log WHERE action="
+                             "'erased_on_request'").fetchall()
+        assert audit == [("coordinator", '{"role": "mentee"}')]
+        settings = conn.execute("SELECT settings FROM programmes WHERE id=?",
+                                (programme_id,)).fetchone()[0]
+        assert '"quiet_pair_weeks": 4' in settings
