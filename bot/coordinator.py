@@ -101,6 +101,8 @@ class CoordinatorTools:
         registry.command("digest", self.cmd_digest)
         registry.on_held(self.ask_coordinators)
         registry.on_note(self.tell_coordinators)
+        # pairs, invites, erasure on request and settings (bot/programme_admin.py)
+        ProgrammeAdmin(lambda code: invite_link(self.app, code)).register(registry, service)
         self.service = service
 
     async def tell_coordinators(self, programme_id: int, text: str) -> None:
@@ -303,7 +305,6 @@ async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> Coordinator
     await store.db.execute(SCHEMA)
     tools = CoordinatorTools(app, store, service.texts)
     tools.attach(service)
-    service.install(ProgrammeAdmin(lambda code: invite_link(app, code)))
     app.bot_data[DIGEST_KEY] = tools
     # before the catch-all button handler, which would call a join button stale
     app.add_handler(CallbackQueryHandler(tools.on_join_button, pattern=f"^{JOIN_PREFIX}"),
