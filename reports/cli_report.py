@@ -182,16 +182,28 @@ def _evaluator(
 @click.option("--semantic", is_flag=True,
               help="Add the semantic heads to the rules (needs the semantic extra); says on "
                    "stderr when it has to code with the rules alone.")
-def code_cmd(semantic: bool) -> None:
+@click.option("--review", "review_path", type=click.Path(path_type=Path), default=None,
+              help="An evaluator's review.csv: with --semantic, its decisions refit the "
+                   "element head for this programme first.")
+def code_cmd(semantic: bool, review_path: Path | None) -> None:
     """Code text from elsewhere with the same codebook: JSON Lines on stdin, codes on stdout.
 
     Each input line is {"id": ..., "role": "mentee"|"mentor" (optional), "text": ...,
     "flow": ..., "step": ... (optional; a goal step makes its outcomes intended)}.
     """
     from reports.code_command import code_stream
+    from reports.codebook import load_codebook
+    from reports.review import ReviewError, read_review
 
+    decisions = None
+    if review_path is not None:
+        try:
+            decisions = read_review(review_path, load_codebook())
+        except ReviewError as exc:
+            raise click.ClickException(str(exc)) from None
     errors = code_stream(sys.stdin, sys.stdout, semantic=semantic,
-                         note=lambda text: click.echo(f"mentorbot code: {text}", err=True))
+                         note=lambda text: click.echo(f"mentorbot code: {text}", err=True),
+                         review=decisions)
     sys.stdout.flush()
     if errors:
         click.echo(f'mentorbot: {errors} line(s) could not be coded; see their "error"', err=True)

@@ -24,7 +24,7 @@ are skipped: they are layout, not entries.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from json.encoder import encode_basestring  # what json.dumps uses when ensure_ascii=False
 from typing import Any, TextIO
@@ -124,14 +124,15 @@ def _output(entry_id: Any, hits: list[Any], phase: str | None, stamp: str) -> st
 
 
 def code_stream(lines: Iterable[str], out: TextIO, codebook: Codebook | None = None,
-                semantic: bool = False, note: Callable[[str], None] | None = None) -> int:
+                semantic: bool = False, note: Callable[[str], None] | None = None,
+                review: Mapping[str, Any] | None = None) -> int:
     """Code every JSON line of ``lines`` into ``out``; return the number of error lines.
 
     ``note`` hears once which layers code the stream (and why the semantic one does not)."""
     book = codebook if codebook is not None else load_codebook()
     intending = intention_steps()
     if semantic:
-        return _code_stream_combined(lines, out, book, intending, note)
+        return _code_stream_combined(lines, out, book, intending, note, review)
     stamp = _dumps({"version": book.version, "hash": book.content_hash})
     errors = 0
     for raw in lines:
@@ -151,10 +152,11 @@ SEMANTIC_BATCH = 64  # answers embedded together: batching is several times quic
 
 def _code_stream_combined(lines: Iterable[str], out: TextIO, book: Codebook,
                           intending: frozenset[tuple[str, str]],
-                          note: Callable[[str], None] | None) -> int:
+                          note: Callable[[str], None] | None,
+                          review: Mapping[str, Any] | None = None) -> int:
     from reports.coding.combined import Answer, AnswerCoder
 
-    coder = AnswerCoder(book, semantic=True)
+    coder = AnswerCoder(book, semantic=True, review=review)
     if note is not None:
         note(coder.note)
     stamp = _dumps({"version": book.version, "hash": book.content_hash,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +99,52 @@ def test_the_semantic_stream_matches_the_coder_line_for_line() -> None:
     assert [r.get("id") for r in rows] == ["e0", "e1", "e2", None]
     assert rows[0]["codebook"]["layers"] == LAYERS_COMBINED
     assert any(c["method"] == "semantic" for r in rows[:3] for c in r["codes"])
+
+
+# ---------------------------------------------------------------------------
+# learning from the evaluator's review
+# ---------------------------------------------------------------------------
+
+
+def _review_file(path: Path, rows: list[tuple[str, str, str, str | None]]) -> Path:
+    """A review.csv as a report writes it, with (code, evidence, decision, new code) rows."""
+    from reports.review import COLUMNS
+
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for i, (code, evidence, decision, new_code) in enumerate(rows):
+            writer.writerow({"review_id": f"E-{i}:options:{code}:-:semantic", "entry": f"E-{i}",
+                             "code": code, "scheme": "cmo", "method": "semantic",
+                             "evidence": evidence, "decision": decision,
+                             "new_code": new_code or ""})
+    return path
+
+
+def test_heads_refitted_from_a_review_file_change_later_codes(tmp_path: Path) -> None:
+    from reports.review import read_review
+
+    text = "We met for a coffee in the canteen and talked about the rota."
+    similar = ["We met for coffee in the canteen and chatted about the rota.",
+               "Met in the canteen for a coffee and talked about rotas.",
+               "Had a coffee in the canteen and talked about the rota again."]
+    before = AnswerCoder(semantic=True).code([Answer(text, "mentee")])[0][0]
+    assert "M_DM_TECHNIQUES" in {h.code_id for h in before if h.method == "semantic"}
+    # the evaluator rejects the technique on such sentences and says they are episodes of
+    # contact, conversations
+    rows = [("M_DM_TECHNIQUES", s, "change", "M_CONVERSATIONS") for s in similar]
+    rows.append(("M_DM_TECHNIQUES", similar[0], "reject", None))
+    decisions = read_review(_review_file(tmp_path / "review.csv", rows[:-1]), load_codebook())
+    coder = AnswerCoder(semantic=True, review=decisions)
+    assert coder.agreement is not None
+    agreed_before, agreed_after, n = coder.agreement
+    assert n == 6 and agreed_after is not None and agreed_before is not None
+    assert agreed_after > agreed_before
+    after = coder.code([Answer(text, "mentee")])[0][0]
+    semantic_after = {h.code_id for h in after if h.method == "semantic"}
+    assert "M_DM_TECHNIQUES" not in semantic_after
+    assert "M_CONVERSATIONS" in {h.code_id for h in after}
+    assert "refitted on 6 review decisions" in coder.note
+    # the shipped heads are untouched: another programme's run reads them as before
+    again = AnswerCoder(semantic=True).code([Answer(text, "mentee")])[0][0]
+    assert {h.code_id for h in again} == {h.code_id for h in before}

@@ -7,7 +7,7 @@ every answer is coded by the rules alone, exactly as ``code_text_raw`` codes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +28,18 @@ class Answer:
 
 
 class AnswerCoder:
-    def __init__(self, codebook: Codebook | None = None, semantic: bool = True) -> None:
+    """``review``: an evaluator's decisions (``reports.review.read_review``); with the semantic
+    layer they refit this programme's element head first (``reports/coding/learning.py``) and
+    ``agreement`` says how often the heads agreed with them before and after."""
+
+    def __init__(self, codebook: Codebook | None = None, semantic: bool = True,
+                 review: Mapping[str, Any] | None = None) -> None:
         self.book = codebook if codebook is not None else load_codebook()
         self.layers = LAYERS_RULES
         self.note = "rules only (semantic layer not requested)"
         self._heads: Any = None
         self._encoder: Any = None
+        self.agreement: tuple[float | None, float | None, int] | None = None
         if not semantic:
             return
         from conversations import sentence_encoder
@@ -53,6 +59,17 @@ class AnswerCoder:
             return
         self.layers = LAYERS_COMBINED
         self.note = "rules where sure, semantic heads where the rules are silent or unsure"
+        if review:
+            from reports.coding.learning import adapt, agreement, review_examples
+
+            examples = review_examples(review, self.book)
+            before = agreement(self._heads, examples, self._encoder)
+            self._heads = adapt(self._heads, examples, self._encoder)
+            after = agreement(self._heads, examples, self._encoder)
+            self.agreement = (before, after, len(examples))
+            if examples:
+                self.note += (f"; element head refitted on {len(examples)} review decisions "
+                              f"(agreement with them {before:.0%} before, {after:.0%} after)")
 
     @property
     def semantic(self) -> bool:
