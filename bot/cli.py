@@ -153,11 +153,13 @@ def chat_cmd(role: str, user_id: int | None) -> None:
 
 async def _chat(cfg: Settings, user_id: int) -> None:
     from bot.app import open_store
-    from bot.console import dispatch, render
+    from bot.console import console_capabilities, dispatch, render
     from conversations.service import Sender, Service
 
     store = await open_store(cfg)
     service = Service(store)
+    for capability in console_capabilities(service, lambda code: _link(cfg, code)):
+        service.install(capability)
     sender = Sender(user_id=user_id, chat_id=user_id, first_name="Console")
     click.echo("Type messages as you would in Telegram; numbers press buttons; Ctrl-D quits.")
     buttons = render(await service.start(sender, None))
@@ -315,10 +317,20 @@ def dyad_group() -> None:
 @dyad_group.command("create")
 @click.option("--programme", "programme_name", required=True)
 @click.option("--days", default=14, show_default=True, help="Days before the invites expire.")
+@click.option("--with", "with_", default=None, metavar="PAIR:ROLE",
+              help="Re-matching: seat the mentor or mentee of an earlier pair in the new pair "
+                   "(e.g. 3:mentee) and print one invite, for the new partner.")
 @friendly
-def dyad_create(programme_name: str, days: int) -> None:
+def dyad_create(programme_name: str, days: int, with_: str | None) -> None:
     """Create a pair and print one single-use invite for the mentor and one for the mentee."""
     cfg = settings()
+    if with_ is not None:
+        from bot.cli_programmes import _with_store, parse_with, rematch_text
+
+        parse_with(with_)  # a typo is refused before anything is opened
+        Programmes.check_invite_days(days)
+        click.echo(_with_store(programme_name, lambda s, p: rematch_text(s, p, with_, days)))
+        return
 
     async def go() -> None:
         from bot.app import open_store
@@ -370,6 +382,9 @@ def invite_create(programme_name: str, role: str, days: int) -> None:
 
 
 from bot.cli_ops import register as _register_ops  # noqa: E402
+from bot.cli_programmes import register as _register_programmes  # noqa: E402
+
+_register_programmes(main)
 
 _register_ops(main)
 

@@ -6,11 +6,18 @@ Buttons are shown numbered; typing the number presses the button.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import click
 
+from bot.programme_admin import ProgrammeAdmin
+from conversations.capabilities.lifecycle import PairLifecycle
+from conversations.capabilities.reminder_planning import ReminderPlanner
+from conversations.commands import Registry
 from conversations.engine import Button, Reply
 from conversations.service import Response, Sender, Service
+from reports.coordinator import release_summary, render_text
+from storage.models import Participant
 
 
 def render(response: Response, echo: Callable[[str], None] = click.echo) -> list[Button]:
@@ -43,3 +50,23 @@ async def dispatch(service: Service, sender: Sender, line: str, buttons: list[Bu
             return await service.start(sender, rest.strip() or None)
         return await service.command(sender, name, rest)
     return await service.text(sender, line)
+
+
+class ConsoleSummary:
+    """/summary in the console: the same released summary the bot sends (no digest jobs)."""
+
+    def register(self, registry: Registry, service: Service) -> None:
+        self.store = service.store
+
+        async def summary(me: Participant, resp: Response, args: str) -> Response:
+            return resp.say(render_text(await release_summary(self.store, me.programme_id)))
+
+        registry.command("summary", summary)
+
+
+def console_capabilities(service: Service, link: Callable[[str], str]) -> list[Any]:
+    """What the console adds to the core so a coordinator can run the programme from it:
+    /close, /extend and /quiet (with the planner, so logs feed the pairs' lifecycle),
+    /summary, and the programme admin commands. No reminders are sent from the console."""
+    planner = ReminderPlanner(service.store, service.texts)
+    return [planner, PairLifecycle(planner), ConsoleSummary(), ProgrammeAdmin(link)]

@@ -252,3 +252,97 @@ async def test_the_coordinator_runs_the_programme_from_the_chat(
         settings = conn.execute("SELECT settings FROM programmes WHERE id=?",
                                 (programme_id,)).fetchone()[0]
         assert '"quiet_pair_weeks": 4' in settings
+
+
+def test_the_admin_runs_the_programme_from_the_shell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from storage.crypto import KeyRing, encode_key, generate_key
+    from tests.test_bot_flows import FLOWS
+
+    key = generate_key()
+    db = tmp_path / "db.sqlite3"
+    monkeypatch.setenv("MENTORBOT_MASTER_KEY", encode_key(key))
+    monkeypatch.setenv("MENTORBOT_DB", str(db))
+    cli = CliRunner()
+
+    def ok(*args: str, input: str | None = None) -> str:
+        result = cli.invoke(main, list(args), input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    ok("programme", "create", "North")
+    codes = ok("dyad", "create", "--programme", "North").split()
+    mentor_code, mentee_code = codes[codes.index("mentor:") + 1], codes[codes.index("mentee:") + 1]
+
+    async def join_both() -> None:
+        store = await Store.open(db, KeyRing(key), FLOWS["consent"].version)
+        try:
+            for uid, code in ((660_001, mentor_code), (660_002, mentee_code)):
+                assert (await store.join(code, uid, uid, "X")).ok
+        finally:
+            await store.close()
+
+    asyncio.run(join_both())
+    # nobody has agreed to programme summaries yet: the pair is not counted, so not listed
+    listed = ok("pair", "list", "--programme", "North")
+    assert "Pair 1:" not in listed and "1 more pair(s) not listed" in listed
+    # settings: validated, then changed
+    bad = cli.invoke(main, ["programme", "settings", "North", "--set", "quiet_pair_weeks=x"])
+    assert bad.exit_code != 0 and "not a number" in bad.output
+    assert "quiet_pair_weeks = 4" in ok("programme", "settings", "North", "--set",
+                                        "quiet_pair_weeks=4")
+    # re-matching: refused while the pair is open, then a new pair and one invite
+    refused = cli.invoke(main, ["dyad", "create", "--programme", "North", "--with", "1:mentee"])
+    assert refused.exit_code != 0 and "close pair 1 first" in refused.output
+    assert "closed for a re-match" in ok("pair", "close", "--programme", "North", "1",
+                                         "--rematch")
+    made = ok("dyad", "create", "--programme", "North", "--with", "1:mentee")
+    assert "Pair 2" in made and "mentor:" in made and "mentee:" not in made
+    # invites: listed, one withdrawn
+    listed = ok("invite", "list", "--programme", "North")
+    assert "#3: pair 2, mentor, open" in listed
+    assert "withdrawn" in ok("invite", "revoke", "--programme", "North", "3")
+    assert "#3: pair 2, mentor, revoked" in ok("invite", "list", "--programme", "North")
+    # erasure on request: previewed, confirmed, the mentee erased and the mentor kept
+    stopped = cli.invoke(main, ["erase", "--programme", "North", "--pair", "1", "--role",
+                                "mentee"], input="n\n")
+    assert stopped.exit_code != 0 and "This erases the mentee of pair 1" in stopped.output
+    assert "also in pair(s) 2" in stopped.output
+    done = ok("erase", "--programme", "North", "--pair", "1", "--role", "mentee", input="y\n")
+    assert "Erased: the mentee of pair 1" in done
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM participants").fetchone() == (1,)
+        assert conn.execute("SELECT role FROM participants").fetchone() == ("mentor",)
+        assert conn.execute("SELECT actor, participant_id, detail FROM audit_log WHERE "
+                            "action='erased_on_request'").fetchall() == [
+            ("admin", None, '{"role": "mentee"}')]
+
+
+async def test_the_console_chat_drives_coordinator_commands(store: Store) -> None:
+    from bot.console import console_capabilities, dispatch
+    from conversations.service import Sender, Service
+
+    programme_id, pairs, _ = await _programme(store, 1)
+    code = await store.programmes.create_invite(programme_id, Role.COORDINATOR)
+    service = Service(store)
+    for capability in console_capabilities(service, lambda c: f"link:{c}"):
+        service.install(capability)
+    lead = Sender(900_000_003, 900_000_003, "Console")
+
+    async def say(line: str) -> str:
+        return "\n".join(r.text for r in (await dispatch(service, lead, line, [])).replies)
+
+    assert "programme lead" in await say(f"/start {code}")
+    assert "1 more pair(s) not listed" in await say("/pairs")
+    assert f"pair {pairs[0]}, mentee, open" in await say("/invites")
+    invite = (await store.programmes.invites(programme_id))[0]
+    assert "link:" in await say(f"/reissue {invite.id}")
+    assert "quiet_pair_weeks = 6" in await say("/programme quiet_pair_weeks=6")
+    assert "too small to summarise" in await say("/summary")
+    assert "isn't matched yet" in await say(f"/close {pairs[0]}")
