@@ -22,18 +22,16 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-# "off" stops the bot embedding answers as they are saved (`mentorbot recode` still does);
-# unset, it follows the chat's semantic layer: the bot embeds when it holds the model anyway.
+# "on" makes the bot embed answers as they are saved, after the reply, in a worker thread.
+# Off by default: measured with benchmarks/bot_throughput.py (100 people, think time 0.2 s,
+# a busy 2-core machine) it raised the p99 reply time from about 0.2 s to 1.4 s, which the
+# bot's latency budget does not allow; `mentorbot recode` embeds what is missing instead.
 EMBED_SETTING = "MENTORBOT_CODING_EMBEDDINGS"
 
 
 def embedding_wanted() -> bool:
-    from conversations.safety import SEMANTIC_SETTING
-
     value = os.environ.get(EMBED_SETTING, "").strip().lower()
-    if value:
-        return value not in ("off", "0", "no", "false")
-    return os.environ.get(SEMANTIC_SETTING, "").strip().lower() != "off"
+    return value in ("on", "1", "yes", "true")
 
 
 class EntryCoder:
