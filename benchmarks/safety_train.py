@@ -1,7 +1,7 @@
-"""Fit the safety rule's semantic probe: a logistic regression over sentence embeddings.
+"""Fit the safety rule's semantic layer: a probe and a resolved-past head over embeddings.
 
-    python benchmarks/safety_train.py            # writes conversations/safety/probe.json
-    python benchmarks/safety_train.py --check    # the same figures, probe.json left alone
+    python benchmarks/safety_train.py            # writes probe.json and resolved.json
+    python benchmarks/safety_train.py --check    # the same figures, both files left alone
 
 Trained on the development parts of the labelled corpus (``tests/fixtures/safety/``
 ``tuning.yaml``, ``dev.yaml`` … ``dev4.yaml``) and the exemplar bank; the frozen test part and
@@ -22,6 +22,12 @@ alone flags at most 3 % of the held-out near misses. The leave-one-file-out figu
 here are the honest estimate for the probe; the lexicon's figures beside them are optimistic
 on every part it was tuned on (all but the last to be added, see the README). Deterministic:
 Newton's method on a convex loss, so the same inputs give the same file.
+
+The resolved-past head (``resolved.json``) is a logistic regression over the whole answer's
+embedding alone, learnt from the corpus parts' risk lines against their "resolved_past" near
+misses (the bank has no such lines). It may only clear a lexicon flag (see ``semantic.py``),
+so its threshold is set for recall: the lowest at which at most 0.5 % of the risk lines of
+parts it was not trained on would score at or above it (leave one file out, as the probe's).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conversations.safety import fold, scan  # noqa: E402
-from conversations.safety.semantic import BANK, PROBE, sentences  # noqa: E402
+from conversations.safety.semantic import (  # noqa: E402
+    BANK,
+    PROBE,
+    RESOLVED,
+    may_be_over,
+    sentences,
+)
 from conversations.sentence_encoder import load_encoder  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "safety"
@@ -49,6 +61,12 @@ L2 = 1e-4  # chosen by the leave-one-file-out figures below (3e-4 and 1e-3 did w
 # each sentence is read beside the whole answer, scaled by this (0.5 did better than 0.7, 1.0
 # and no context at all, by the same figures)
 CONTEXT_WEIGHT = 0.5
+RESOLVED_L2 = 1e-3  # the head's (it learns from far fewer lines than the probe)
+MAX_HEAD_RECALL_LOSS = 0.005
+# the head clears a flag only where the probe scores at least this far below its threshold:
+# when in doubt, flag (with no margin, leave one file out lost a risk line of dev3 that the
+# probe scored a hair under its threshold)
+PROBE_MARGIN = 0.1
 _SENTENCE_SPANS = re.compile(r"[^.!?;\n]+")
 
 
@@ -61,22 +79,28 @@ class Line:
     units: list[str]  # the sentences (and whole text) the rule shows the probe
     negatives: list[str]  # for a near miss: what the probe learns as no risk besides the line
     shown: str  # the line as the probe sees it
+    # what the probe reads of a line the lexicon flagged before the head may clear it
+    flagged_units: list[str] = field(default_factory=list)
+    form: str = ""  # the corpus's form ("resolved_past", "direct", ...); "" for the bank
+    askable: bool = False  # the rule asks the resolved-past head about it (may_be_over)
 
 
 def load() -> list[Line]:
-    raw: list[tuple[str, int, str]] = []
+    raw: list[tuple[str, int, str, str]] = []
     for name in TUNING:
         for line in yaml.safe_load((FIXTURES / f"{name}.yaml").read_text(
                 encoding="utf-8"))["lines"]:
-            raw.append((line["text"], int(line["label"] == "risk"), name))
+            raw.append((line["text"], int(line["label"] == "risk"), name, line["form"]))
     bank = yaml.safe_load(BANK.read_text(encoding="utf-8"))
-    raw += [(str(t), 1, "bank") for t in bank["risk"]] + [(str(t), 0, "bank")
-                                                          for t in bank["safe"]]
+    raw += [(str(t), 1, "bank", "") for t in bank["risk"]] + [(str(t), 0, "bank", "")
+                                                              for t in bank["safe"]]
     out = []
-    for text, risk, part in raw:
+    for text, risk, part, form in raw:
         folded = fold(text)
         seen = scan(folded)
         units = [seen.text[a:b] for a, b in sentences(folded, seen)]
+        flagged_units = [] if seen.hit is None else [
+            seen.text[a:b] for a, b in sentences(folded, seen, over_by_lexicon=False)]
         negatives: list[str] = []
         if not risk:
             negatives += [seen.text[m.start():m.end()] for m in _SENTENCE_SPANS.finditer(
@@ -84,13 +108,15 @@ def load() -> list[Line]:
             if folded.text != seen.text:  # a figure of speech the lexicon blanked
                 negatives += [folded.text] + [m.group(0) for m in _SENTENCE_SPANS.finditer(
                     folded.text) if len(m.group(0).strip()) >= 8]
-        out.append(Line(text, risk, part, seen.hit is not None, units, negatives, seen.text))
+        out.append(Line(text, risk, part, seen.hit is not None, units, negatives, seen.text,
+                        flagged_units, form, may_be_over(seen.text)))
     return out
 
 
 class Embeddings:
     def __init__(self, lines: list[Line]) -> None:
-        strings = sorted({s for ln in lines for s in [ln.shown, *ln.units, *ln.negatives]})
+        strings = sorted({s for ln in lines
+                          for s in [ln.shown, *ln.units, *ln.negatives, *ln.flagged_units]})
         self.index = {s: i for i, s in enumerate(strings)}
         self.matrix = load_encoder().encode(strings).astype(np.float64)
 
@@ -128,12 +154,15 @@ def train(lines: list[Line], embed: Embeddings) -> tuple[np.ndarray, float]:
     return fit(embed.features(texts, contexts), np.array(labels, dtype=np.float64))
 
 
-def scores(lines: list[Line], embed: Embeddings, w: np.ndarray, b: float) -> np.ndarray:
-    """Each line's score as the rule judges it: its best sentence."""
+def scores(lines: list[Line], embed: Embeddings, w: np.ndarray, b: float,
+           flagged: bool = False) -> np.ndarray:
+    """Each line's score as the rule judges it: its best sentence (``flagged``: of a line the
+    lexicon flagged, as the probe reads it before the head may clear it)."""
     out = np.zeros(len(lines))
     for i, ln in enumerate(lines):
-        if ln.units:
-            x = embed.features(ln.units, [ln.shown] * len(ln.units))
+        units = ln.flagged_units if flagged else ln.units
+        if units:
+            x = embed.features(units, [ln.shown] * len(units))
             out[i] = float((1 / (1 + np.exp(-(x @ w + b)))).max())
     return out
 
@@ -159,6 +188,53 @@ def held_out(lines: list[Line], embed: Embeddings, parts: list[str]) -> np.ndarr
     return out
 
 
+def _for_head(lines: list[Line]) -> list[Line]:
+    return [ln for ln in lines if ln.part != "bank" and (ln.risk or ln.form == "resolved_past")]
+
+
+def train_head(lines: list[Line], embed: Embeddings) -> tuple[np.ndarray, float]:
+    """The resolved-past head: risk lines against distress that is over, whole answers."""
+    mine = _for_head(lines)
+    x = embed([ln.shown for ln in mine])
+    y = np.array([float(ln.form == "resolved_past") for ln in mine])
+    return fit(x, y, RESOLVED_L2)
+
+
+def head_scores(lines: list[Line], embed: Embeddings, w: np.ndarray, b: float) -> np.ndarray:
+    return 1 / (1 + np.exp(-(embed([ln.shown for ln in lines]) @ w + b)))
+
+
+def head_held_out(lines: list[Line], embed: Embeddings, parts: list[str]) -> np.ndarray:
+    """Each line of ``parts`` scored by a head trained without its own part."""
+    out = np.zeros(len(lines))
+    for part in parts:
+        mine = [i for i, ln in enumerate(lines) if ln.part == part]
+        w, b = train_head([ln for ln in lines if ln.part != part], embed)
+        out[mine] = head_scores([lines[i] for i in mine], embed, w, b)
+    return out
+
+
+def calibrate_head(score: np.ndarray, risk: np.ndarray) -> float:
+    """The lowest threshold at which at most MAX_HEAD_RECALL_LOSS of the held-out risk lines
+    score at or above it (and so could be cleared)."""
+    chosen = 0.99
+    for threshold in np.arange(0.99, 0.30, -0.01):
+        if (score[risk == 1] >= threshold).mean() > MAX_HEAD_RECALL_LOSS:
+            break
+        chosen = float(threshold)
+    return round(chosen, 2)
+
+
+def judged(lex: np.ndarray, score: np.ndarray, flagged_score: np.ndarray, threshold: float,
+           head: np.ndarray, askable: np.ndarray) -> np.ndarray:
+    """The rule's verdict (see ``conversations.safety.assess_many``): the probe's flags, and
+    the lexicon's unless the head clears one (asked at all, read as over, the probe well below
+    its threshold)."""
+    probe = score >= threshold
+    quiet = flagged_score < threshold - PROBE_MARGIN
+    return (lex & ~(head & askable & quiet)) | probe
+
+
 def figures(flags: np.ndarray, risk: np.ndarray) -> str:
     return f"recall {flags[risk == 1].mean():.3f}  false alarms {flags[risk == 0].mean():.3f}"
 
@@ -169,6 +245,7 @@ def main() -> None:
     risk = np.array([ln.risk for ln in lines])
     lex = np.array([ln.lexicon for ln in lines])
     part = np.array([ln.part for ln in lines])
+    askable = np.array([ln.askable for ln in lines])
     print("leave one file out: the probe is trained on the other parts and the bank, its "
           "threshold calibrated by leave-one-file-out within those, then judged on the part:")
     pooled: list[np.ndarray] = []
@@ -181,25 +258,49 @@ def main() -> None:
         threshold = calibrate(inner_scores[in_corpus], rest_risk[in_corpus])
         w, b = train(rest, embed)
         mine = part == held
-        probe = scores([ln for ln in lines if ln.part == held], embed, w, b) >= threshold
+        held_lines = [ln for ln in lines if ln.part == held]
+        score = scores(held_lines, embed, w, b)
+        probe = score >= threshold
         both = lex[mine] | probe
-        pooled.append(np.stack([risk[mine], lex[mine], probe, both]))
+        head_threshold = calibrate_head(head_held_out(rest, embed, inner)[in_corpus],
+                                        rest_risk[in_corpus])
+        hw, hb = train_head(rest, embed)
+        over = head_scores(held_lines, embed, hw, hb) >= head_threshold
+        rule = judged(lex[mine], score, scores(held_lines, embed, w, b, flagged=True),
+                      threshold, over, askable[mine])
+        pooled.append(np.stack([risk[mine], lex[mine], probe, both, rule]))
         print(f"  {held:<7} ({int(risk[mine].sum())} risk, {int((1 - risk[mine]).sum())} near "
-              f"misses) threshold {threshold:.2f}")
+              f"misses) threshold {threshold:.2f}, resolved-past head {head_threshold:.2f}")
         print(f"    lexicon alone       {figures(lex[mine], risk[mine])}")
         print(f"    probe alone         {figures(probe, risk[mine])}")
-        print(f"    lexicon + semantic  {figures(both, risk[mine])}")
-    r, lx, pr, bo = np.concatenate(pooled, axis=1).astype(bool)
+        print(f"    lexicon + probe     {figures(both, risk[mine])}")
+        print(f"    + resolved head     {figures(rule, risk[mine])}  (the rule with semantic)")
+    r, lx, pr, bo, ru = np.concatenate(pooled, axis=1).astype(bool)
     r = r.astype(int)
     print(f"  all parts pooled: lexicon alone {figures(lx, r)}; probe alone {figures(pr, r)}; "
-          f"lexicon + semantic {figures(bo, r)}")
+          f"lexicon + probe {figures(bo, r)}; + resolved head {figures(ru, r)}")
 
     in_corpus = part != "bank"
     threshold = calibrate(held_out(lines, embed, list(TUNING))[in_corpus], risk[in_corpus])
     w, b = train(lines, embed)
-    print(f"final probe: every part and the bank, threshold {threshold:.2f} (leave-one-file-out)")
+    head_threshold = calibrate_head(head_held_out(lines, embed, list(TUNING))[in_corpus],
+                                    risk[in_corpus])
+    hw, hb = train_head(lines, embed)
+    print(f"final probe: every part and the bank, threshold {threshold:.2f}; resolved-past head "
+          f"threshold {head_threshold:.2f} (both leave-one-file-out)")
     if "--check" in sys.argv:
         return
+    RESOLVED.write_text(json.dumps({
+        "about": "logistic regression over the all-MiniLM-L6-v2 embedding of a whole folded "
+                 "answer: distress that is over (resolved_past near misses) against risk "
+                 "lines; fitted by benchmarks/safety_train.py, threshold for at most 0.5 % of "
+                 "held-out risk lines by leave-one-file-out; only ever clears a lexicon flag",
+        "threshold": head_threshold,
+        "probe_margin": PROBE_MARGIN,
+        "bias": round(hb, 6),
+        "weights": [round(float(v), 6) for v in hw],
+    }) + "\n", encoding="utf-8")
+    print(f"wrote {RESOLVED.relative_to(ROOT)}")
     PROBE.write_text(json.dumps({
         "about": "logistic regression over all-MiniLM-L6-v2 embeddings of folded text; "
                  "fitted by benchmarks/safety_train.py on the development parts and the "

@@ -146,18 +146,20 @@ def test_the_stored_rule_version_names_the_probe(monkeypatch: pytest.MonkeyPatch
 
     here = Path(safety.__file__).parent
     for name in ("lexicon.py", "normalise.py", "__init__.py", "semantic.py",
-                 "exemplars.yaml", "probe.json"):
+                 "exemplars.yaml", "probe.json", "resolved.json"):
         shutil.copy(here / name, tmp_path / name)
     monkeypatch.setattr(safety, "_HERE", tmp_path)
     safety._rule_hash.cache_clear()
     try:
-        before = (safety.rule_version(semantic=True), safety.lexicon_version())
-        (tmp_path / "probe.json").write_text('{"threshold": 0.5}', encoding="utf-8")
-        safety._rule_hash.cache_clear()
-        after = (safety.rule_version(semantic=True), safety.lexicon_version())
+        versions = [(safety.rule_version(semantic=True), safety.lexicon_version())]
+        for name in ("probe.json", "resolved.json"):  # the probe, then the resolved-past head
+            (tmp_path / name).write_text('{"threshold": 0.5}', encoding="utf-8")
+            safety._rule_hash.cache_clear()
+            versions.append((safety.rule_version(semantic=True), safety.lexicon_version()))
     finally:
         safety._rule_hash.cache_clear()
-    assert after[0] != before[0] and after[1] == before[1]  # the lexicon's own is unchanged
+    assert len({rule for rule, _ in versions}) == 3  # each refit is a new rule
+    assert len({lex for _, lex in versions}) == 1  # the lexicon's own is unchanged
 
 
 def test_folding_undoes_disguises_and_keeps_the_original_span() -> None:
@@ -263,7 +265,7 @@ def test_a_broken_model_install_falls_back_to_the_lexicon(
     monkeypatch.setattr(safety, "_BROKEN", [])
     assert assess("I want to die", semantic=True).risk  # the lexicon still sees it
     assert not assess("I have made my peace with leaving this world soon", semantic=True).risk
-    assert safety._BROKEN == ["OSError"]
+    assert safety._BROKEN and set(safety._BROKEN) == {"OSError"}  # each attempt says why
     monkeypatch.setenv(safety.SEMANTIC_SETTING, "on")
     assert not safety.semantic_available()  # and the stored version no longer claims it
 
@@ -294,3 +296,61 @@ async def test_answers_arriving_together_are_judged_in_one_batch(
     results = await asyncio.gather(safety.assess_async("x y z"), safety.assess_async("a b"),
                                    return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)  # told, never left waiting
+
+
+# Distress the writer says is over, put in ways the lexicon's time framing does not list, so
+# the lexicon flags them (none of these is in the corpus).
+OVER_IN_OTHER_WORDS = [
+    "My lived experience of recovering from self-harm is part of why I applied to be a mental "
+    "health nurse.",
+    "My own recovery from self-harm as a teenager is why I went into CAMHS nursing.",
+    "My history of self-harm as a teen is a big part of why I'm drawn to working with young "
+    "people.",
+]
+
+
+def test_the_resolved_past_head_clears_distress_that_is_over() -> None:
+    for text in OVER_IN_OTHER_WORDS:
+        assert assess(text, semantic=False).risk, text  # the lexicon alone flags it
+        assert not assess(text, semantic=True).risk, text  # the semantic layer clears it
+    assert not any(v.risk for v in assess_many(OVER_IN_OTHER_WORDS, semantic=True))
+
+
+def test_what_is_said_after_the_past_is_how_it_is_now() -> None:
+    """A current statement after a past one keeps the flag, with or without the semantic
+    layer: what comes last is how things are now."""
+    for text in (
+        "I tried to kill myself years ago and got through it. Now I just want to die.",
+        "I self-harmed as a teenager and got better, but this week the urges to cut are back.",
+        "I attempted suicide at 19 and recovered. Lately I keep thinking about doing it again.",
+        OVER_IN_OTHER_WORDS[0] + " But I cut myself last night.",
+        OVER_IN_OTHER_WORDS[1] + " Tonight I want to die.",
+        OVER_IN_OTHER_WORDS[2] + " Now I'm back to cutting.",
+    ):
+        assert assess(text, semantic=False).risk, text
+        assert assess(text, semantic=True).risk, text
+    # the head only ever clears a flag: a line the probe flags stays flagged
+    from conversations.safety import scan, semantic
+
+    text = "I have made my peace with leaving this world soon"
+    folded = fold(text)
+    assert semantic.cleared([(folded, scan(folded))]) == [False]
+
+
+def test_the_head_never_runs_with_the_semantic_layer_off(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """MENTORBOT_SAFETY_SEMANTIC=off: the lexicon alone judges, as it did before the head."""
+    from conversations.safety import semantic
+
+    def not_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the semantic layer was asked")
+
+    monkeypatch.setenv(safety.SEMANTIC_SETTING, "off")
+    monkeypatch.setattr(semantic, "cleared", not_here)
+    monkeypatch.setattr(semantic, "risk_sentences", not_here)
+    for text in OVER_IN_OTHER_WORDS:
+        verdict = assess(text)
+        assert verdict.risk and verdict.form != "semantic"
+        assert verdict == safety.Verdict(True, risk_span(text), verdict.form)
+    assert not safety._BROKEN
+

@@ -1,8 +1,8 @@
 """Safety signposting: the one rule that decides whether an answer shows risk to self.
 
 The chat uses it to answer at once with signposting, the store keeps its verdict (encrypted)
-beside the answer, and every report and export withholds what it flags; the reporting job
-codes ``TOPIC_SELF_HARM_RISK`` through it. Nothing else decides risk.
+beside the answer, and every report and export withholds what it flags; the coder codes
+``TOPIC_SELF_HARM_RISK`` by its verdict (:func:`coding_span`). Nothing else decides risk.
 
 How it judges (see the README's safety section for measured recall and false alarms):
 
@@ -14,7 +14,9 @@ How it judges (see the README's safety section for measured recall and false ala
    with nothing in or after its clause saying it is back.
 3. Where the optional sentence encoder is installed, :mod:`~conversations.safety.semantic`
    scores each sentence, read beside its whole answer, with a probe learnt from the labelled
-   corpus and its near misses, which catches risk put in words no pattern lists.
+   corpus and its near misses, which catches risk put in words no pattern lists; a second
+   head clears a lexicon flag on an answer it reads as distress that is over, only where the
+   probe does not flag it and nothing in it says the distress is current.
 
 Deliberately sensitive: a false alarm costs one supportive message, a miss costs more.
 Negation does not clear risk ("I'm not saying I want to end it all" is flagged).
@@ -138,7 +140,17 @@ def _resolved_past(text: str, start: int) -> bool:
     opening = start - len(_clause_before(text, start))
     if lexicon.CURRENT.search(text, opening):
         return False
-    return bool(lexicon.PAST.search(near)) and bool(lexicon.RECOVERED.search(text))
+    recovered = [m.end() for m in lexicon.RECOVERED.finditer(text)]
+    if not recovered or not lexicon.PAST.search(near):
+        return False
+    if max(recovered) <= opening:
+        # said after the recovery, in a clause of its own that does not place it in the past:
+        # "I tried years ago and got through it. Now I just want to die" is how it is now
+        closing = _SENTENCE_END.search(text, start)
+        own = text[opening:closing.start() if closing else len(text)]
+        if not lexicon.PAST.search(own):
+            return False
+    return True
 
 
 def resolved_past(text: str) -> bool:
@@ -208,7 +220,8 @@ def assess_many(texts: list[str], *, semantic: bool | None = None) -> list[Verdi
     """:func:`assess` for many answers, the semantic layer's sentences embedded in batches
     (what ``mentorbot recode`` uses)."""
     out: list[Verdict] = []
-    pending: list[tuple[int, Folded, Scan]] = []
+    pending: list[tuple[int, Folded, Scan]] = []  # the lexicon sees no risk: the probe may
+    flagged: list[tuple[int, Folded, Scan]] = []  # the lexicon sees risk: the head may clear
     for index, text in enumerate(texts):
         if not text or not text.strip():
             out.append(NO_RISK)
@@ -218,14 +231,16 @@ def assess_many(texts: list[str], *, semantic: bool | None = None) -> list[Verdi
         if seen.hit is not None:
             form, start, end = seen.hit
             out.append(Verdict(True, folded.to_original(start, end), form))
+            flagged.append((index, folded, seen))
         else:
             out.append(NO_RISK)
             pending.append((index, folded, seen))
-    if pending and (semantic_available() if semantic is None else semantic):
+    if (pending or flagged) and (semantic_available() if semantic is None else semantic):
         from conversations.safety import semantic as layer
 
         try:
             spans = layer.risk_sentences([(folded, seen) for _, folded, seen in pending])
+            over = layer.cleared([(folded, seen) for _, folded, seen in flagged])
         except Exception as exc:
             # a broken model install must never stop an answer being judged and saved: the
             # lexicon judges alone from now on, and the stored rule version says so
@@ -236,6 +251,9 @@ def assess_many(texts: list[str], *, semantic: bool | None = None) -> list[Verdi
         for (index, _folded, _seen), span in zip(pending, spans, strict=True):
             if span is not None:
                 out[index] = Verdict(True, span, "semantic")
+        for (index, _folded, _seen), over_now in zip(flagged, over, strict=True):
+            if over_now:
+                out[index] = NO_RISK
     return out
 
 
@@ -292,12 +310,31 @@ async def assess_async(text: str) -> Verdict:
 
 def risk_span(text: str) -> tuple[int, int] | None:
     """The span of text showing risk to self, by the lexicon alone (fast and the same on
-    every installation: the coder calls it for every answer), or None."""
+    every installation: what bulk readers add on the spot to a stale stored verdict), or
+    None."""
     if not text or not text.strip():
         return None
     folded = fold(text)
     hit = lexicon_match(folded)
     return None if hit is None else folded.to_original(hit[1], hit[2])
+
+
+def coding_span(text: str, verdict: bool | None = None) -> tuple[int, int] | None:
+    """Where the coder marks risk to self (``TOPIC_SELF_HARM_RISK``), or None: the rule's
+    verdict decides, so a code and a stored verdict never disagree.
+
+    ``verdict`` is the verdict stored with the answer, where there is one (the report and
+    export pipeline, where it is the truth: ``mentorbot recode`` judges it again when the rule
+    changes): False, no code, whatever words the answer uses; True, the code at the risk the
+    lexicon sees, or over the whole answer where the semantic layer flagged it. None judges
+    the text on the spot by the full rule, the semantic layer where it is available (``mentorbot
+    code``)."""
+    if not text or not text.strip() or verdict is False:
+        return None
+    if verdict is None:
+        judged = assess(text)
+        return judged.span if judged.risk else None
+    return risk_span(text) or (0, len(text))
 
 
 def shows_risk(text: str) -> bool:
@@ -330,7 +367,7 @@ def _rule_hash(with_semantic: bool) -> str:
     digest = hashlib.sha256(RULE_REVISION.encode())
     names = ["lexicon.py", "normalise.py", "__init__.py"]
     if with_semantic:
-        names += ["semantic.py", "exemplars.yaml", "probe.json"]
+        names += ["semantic.py", "exemplars.yaml", "probe.json", "resolved.json"]
     for name in names:
         digest.update((_HERE / name).read_bytes())
     return digest.hexdigest()[:16]

@@ -939,6 +939,14 @@ CURRENT = re.compile(
     r"starting|since i started|currently|getting worse|worse again|again lately|last night)\b"
 )
 
+# any word that places something in the past: the semantic layer's resolved-past head is asked
+# about a flagged answer only where one of these (or PAST, or RECOVERED) is in it, which keeps
+# it off the plain statements of risk that make up most flags
+PAST_CUE = re.compile(
+    r"\b(?:was|were|used to|had|ago|years?|when i|back|teen\w*|school|uni|college|recover\w*"
+    r"|history|experience|survived|past|once|former\w*|behind me|then|got through|clean)\b"
+)
+
 
 def compiled() -> dict[str, re.Pattern[str]]:
     """One alternation per form (and the figurative list) over folded text."""
