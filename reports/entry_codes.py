@@ -50,7 +50,8 @@ def intention_steps() -> frozenset[tuple[str, str]]:
 
 
 def coder_id(codebook: Codebook) -> str:
-    # the safety lexicon codes TOPIC_SELF_HARM_RISK, so its version is part of the coder's
+    # TOPIC_SELF_HARM_RISK follows the stored verdict, at the span the safety lexicon finds,
+    # so the lexicon's version is part of the coder's
     return f"{codebook.content_hash}/{CODES_VERSION}/{lexicon_version()}"
 
 
@@ -118,23 +119,29 @@ def coded_texts(flow: Flow | None, answers: Mapping[str, Any],
 
 
 def code_texts(texts: Mapping[str, str], role: str | None, codebook: Codebook,
-               intends: Collection[str] = ()) -> dict[str, list[Hit]]:
-    """Rule hits per text; ``intends`` names the steps that ask for goals or hopes."""
+               intends: Collection[str] = (), flagged: Collection[str] = ()
+               ) -> dict[str, list[Hit]]:
+    """Rule hits per text; ``intends`` names the steps that ask for goals or hopes. Every text
+    here is a stored answer with the safety rule's verdict: ``flagged`` names the steps it
+    flagged, and the rest get no risk-to-self code, whatever their words."""
     out: dict[str, list[Hit]] = {}
     for step_id, text in texts.items():
         hits = [(h.span_start, h.span_end, h.code_id, h.confidence, h.modality)
-                for h in code_text_raw(text, role, codebook, step_id in intends)]
+                for h in code_text_raw(text, role, codebook, step_id in intends,
+                                       step_id in flagged)]
         if hits:
             out[step_id] = hits
     return out
 
 
 def code_entry(flow: Flow | None, answers: Mapping[str, Any], role: str | None,
-               codebook: Codebook, skip: Collection[str] = ()) -> dict[str, list[Hit]]:
+               codebook: Codebook, skip: Collection[str] = (),
+               flagged: Collection[str] = ()) -> dict[str, list[Hit]]:
     """What is stored for an entry: the rule hits of each coded text (steps without hits are
-    left out, so an entry with none stores an empty mapping)."""
+    left out, so an entry with none stores an empty mapping). ``skip``: steps never coded;
+    ``flagged``: steps coded although the safety rule flagged them (see :func:`code_texts`)."""
     intends = () if flow is None else {s.id for s in flow.steps if step_intends(s)}
-    return code_texts(coded_texts(flow, answers, skip), role, codebook, intends)
+    return code_texts(coded_texts(flow, answers, skip), role, codebook, intends, flagged)
 
 
 def stored_hits(raw: Any) -> dict[str, list[Hit]] | None:

@@ -312,8 +312,10 @@ class ChunkCoder:
             prompt = (
                 [] if step.endswith(OTHER_SUFFIX) else self.index.prompt_codes(flow, step, text)
             )
+            # not quotable: the stored safety verdict flagged it, which decides its risk code
             raw = code_text_raw(text, role, self.book,
-                                not step.endswith(OTHER_SUFFIX) and self.index.intends(flow, step))
+                                not step.endswith(OTHER_SUFFIX) and self.index.intends(flow, step),
+                                not quotable)
             if not raw and not prompt:
                 codes_out.append([])
                 continue

@@ -293,8 +293,9 @@ async def generate_cohort(
                                 risk = verdicts[typed] = bool(typed) and (
                                     risk_span(typed) is not None)
                             risks[step] = risk
+                        flagged = {step for step, risk in risks.items() if risk}
                         codes = (coder, code_entry(flows.get(flow), stored, role.value,
-                                                   codebook))
+                                                   codebook, flagged=flagged))
                     writer.entry(pid, pair_id, flow, stamp, stored, verdicts=risks,
                                  judged_by=lexicon_rule, codes=codes)
                     written += 1

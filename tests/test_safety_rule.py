@@ -354,3 +354,28 @@ def test_the_head_never_runs_with_the_semantic_layer_off(monkeypatch: pytest.Mon
         assert verdict == safety.Verdict(True, risk_span(text), verdict.form)
     assert not safety._BROKEN
 
+
+def test_mentorbot_code_reports_risk_by_the_full_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mentorbot code`` judges each line on the spot by the whole rule (the semantic layer
+    where it is on) and reports risk as TOPIC_SELF_HARM_RISK on the line."""
+    import json
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    lines = {1: "honestly i wanna die", 2: "I have made my peace with leaving this world soon",
+             3: OVER_IN_OTHER_WORDS[0], 4: "I was killing myself to finish the audit"}
+    stdin = "".join(json.dumps({"id": k, "text": t}) + "\n" for k, t in lines.items())
+
+    def flagged(setting: str) -> set[int]:
+        monkeypatch.setenv(safety.SEMANTIC_SETTING, setting)
+        result = CliRunner().invoke(main, ["code"], input=stdin)
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+        assert [row["id"] for row in rows] == list(lines)
+        return {row["id"] for row in rows
+                if any(c["code"] == "TOPIC_SELF_HARM_RISK" for c in row["codes"])}
+
+    assert flagged("on") == {1, 2}  # the probe's catch coded, the head's clearance not
+    assert flagged("off") == {1, 3}  # the lexicon alone

@@ -169,3 +169,34 @@ async def test_upgrading_an_old_database_leaves_no_plaintext_trace(
     finally:
         await again.close()
     assert b"signpost" not in await _everything_written(db_path)
+
+
+OVER = "My own recovery from self-harm as a teenager is why I went into CAMHS nursing."
+
+
+async def test_a_stored_no_risk_verdict_gets_no_risk_code(
+    cohort: Cohort, store: Store, tmp_path: Path
+) -> None:
+    """The stored verdict decides the risk-to-self code: an answer the rule judged no risk
+    (as the semantic layer's resolved-past head judges ``OVER``, whose words the lexicon alone
+    flags) is quoted and exported like any other and never carries TOPIC_SELF_HARM_RISK."""
+    from conversations.safety import risk_span
+
+    assert risk_span(OVER) is not None  # the lexicon alone would code it
+    mentee = await cohort.joined_mentee()
+    await cohort.joined_mentor()
+    await mentee.grow(GROW_ANSWERS)
+    entry = (await store.entries.of(1))[0]
+    await store.entries.save_answer(1, entry.id, "reality", OVER, (False, rule_version()))
+    assert await store.entries.flagged_steps(1, entry.id) == set()
+    report_dir, export_dir = tmp_path / "report", tmp_path / "export"
+    await build_report(store, report_dir, options=Options(workers=0))
+    data, withheld = await _exported(store, export_dir, "study-N")
+    assert withheld == [] and b"CAMHS nursing" in data  # not withheld
+    coded = {"segments.csv", "entries.csv", "entries.jsonl", "answers.csv", "report.json",
+             "report.html", "review.csv"}  # the codebook's own files list every code
+    outputs = [p for d in (report_dir, export_dir) for p in d.rglob("*") if p.name in coded]
+    assert {p.name for p in outputs} == coded
+    for path in outputs:
+        assert b"TOPIC_SELF_HARM_RISK" not in path.read_bytes(), path.name
+    assert b"CAMHS nursing" in (export_dir / "answers.csv").read_bytes()

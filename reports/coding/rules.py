@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from conversations.safety import risk_span
+from conversations.safety import coding_span
 from reports.codebook import (
     MECHANISM_ROLES,
     OUTCOME_ROLES,
@@ -567,11 +567,12 @@ class RawHit(NamedTuple):
 
 
 def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None = None,
-                  intends: bool = False) -> list[RawHit]:
+                  intends: bool = False, risk: bool | None = None) -> list[RawHit]:
     """``code_text`` without building dataclasses (for bulk callers such as ``code_stream``).
 
     ``intends``: the text answers a step that asks for goals or hopes, so the outcomes it
-    names are intended unless a realised marker ("now", "already") says otherwise.
+    names are intended unless a realised marker ("now", "already") says otherwise. ``risk``:
+    the safety verdict stored with the answer, where the caller has one (None: judged now).
     """
     book = codebook if codebook is not None else load_codebook()
     comp = _compiled(book)
@@ -579,14 +580,14 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
     scan = _Scan(norm.text, comp.clause_words)
     toks = scan.toks
     if not toks:
-        return _with_safety_rule([], text, book)
+        return _with_safety_rule([], text, book, risk)
     cache = comp.tokens
     infos = [cache.get(tok) or comp.token(tok) for tok in toks]
     sent = scan.sent
     # a gapped cue can be reached along two paths; dict keeps the first, in scan order
     matches = dict.fromkeys(_find(infos, toks))
     if not matches:
-        return _with_safety_rule([], text, book)
+        return _with_safety_rule([], text, book, risk)
     clause = scan.clause
     n = len(toks)
     role_key = role.lower() if isinstance(role, str) else None
@@ -724,7 +725,7 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
                                       intended_role)))
     if comp.factor_contexts:
         hits = _with_factor_contexts(hits, comp)
-    return _with_safety_rule(hits, text, book)
+    return _with_safety_rule(hits, text, book, risk)
 
 
 _PAIRED_WEIGHT = 0.8  # the context is read from the factor's evidence, not from its own cue
@@ -750,11 +751,13 @@ def _with_factor_contexts(hits: list[RawHit], comp: _Compiled) -> list[RawHit]:
     return hits + added if added else hits
 
 
-def _with_safety_rule(hits: list[RawHit], text: str, book: Codebook) -> list[RawHit]:
-    """Risk to self is decided by the one safety rule the chat also uses (signposting),
-    so the report and the bot can never disagree about who was signposted."""
+def _with_safety_rule(hits: list[RawHit], text: str, book: Codebook,
+                      risk: bool | None) -> list[RawHit]:
+    """Risk to self is decided by the one safety rule the chat also uses (signposting): its
+    stored verdict (``risk``) where the caller has one, else its judgement now, so the report
+    and the bot can never disagree about who was signposted."""
     hits = [h for h in hits if h.code_id != SAFETY_CODE]
-    span = risk_span(text)
+    span = coding_span(text, risk)
     if span is not None and SAFETY_CODE in book.codes:
         code = book.codes[SAFETY_CODE]
         start, end = span
