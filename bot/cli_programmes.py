@@ -5,13 +5,19 @@ programme from the shell, over the same functions as the coordinator's chat comm
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
 
 from bot import programme_admin as admin
+from bot.logs import redact
+from bot.settings import ConfigError, load_settings
 from conversations.programme_settings import SettingError
+from storage.crypto import MasterKeyError
+from storage.db import DatabaseError
+from storage.integrity import TamperError
 from storage.models import Programme, Role
 from storage.programmes import DEFAULT_INVITE_DAYS, ProgrammeError
 from storage.store import Store
@@ -20,14 +26,12 @@ T = TypeVar("T")
 
 
 def _with_store(programme_name: str, work: Callable[[Store, Programme], Awaitable[T]]) -> T:
-    from bot.cli import run, settings
-
-    cfg = settings()
+    """Open the store, find the programme, do the work; expected failures are one line."""
 
     async def go() -> T:
         from bot.app import open_store
 
-        store = await open_store(cfg)
+        store = await open_store(load_settings())
         try:
             programme = await store.programmes.by_name(programme_name)
             return await work(store, programme)
@@ -35,16 +39,15 @@ def _with_store(programme_name: str, work: Callable[[Store, Programme], Awaitabl
             await store.close()
 
     try:
-        return run(go())
-    except (ProgrammeError, SettingError) as exc:
-        raise click.ClickException(str(exc)) from None
+        return asyncio.run(go())
+    except (ProgrammeError, SettingError, ConfigError, DatabaseError, MasterKeyError,
+            TamperError) as exc:
+        raise click.ClickException(redact(str(exc))) from None
 
 
 def _link(code: str) -> str:
-    from bot.cli import _link as link
-    from bot.cli import settings
-
-    return link(settings(), code)
+    username = load_settings().mentorbot_bot_username or "<your_bot_username>"
+    return f"https://t.me/{username}?start={code}"
 
 
 def parse_with(value: str) -> tuple[int, Role]:

@@ -253,6 +253,22 @@ def plan_pair(
                 {"months": months, "extended": facts.extension_months > 0},
             )
         )
+    # One member said "we've finished" at this check: the others are asked that, once.
+    said = {member for member, m in facts.finish_said if m == months}
+    if said:
+        for member in facts.members:
+            if member not in said:
+                out.append(
+                    NewReminder(
+                        Kind.SIX_MONTH,
+                        member,
+                        facts.pair_id,
+                        end,
+                        f"check:{facts.pair_id}:{member}:{months}:asked",
+                        {"months": months, "extended": facts.extension_months > 0,
+                         "asked": True},
+                    )
+                )
     if facts.chemistry_at is None:
         overdue = round(settings.chemistry_overdue_after / timedelta(weeks=1))
         for coordinator in coordinators:
@@ -383,7 +399,8 @@ def compose(
         wave = BY_ID.get(str(first.detail.get("wave")))
         text = texts.say("rem_wave", wave_label=wave.label if wave else "next")
     else:
-        key = "rem_check_extended" if first.detail.get("extended") else "rem_check"
+        key = ("rem_check_asked" if first.detail.get("asked")
+               else "rem_check_extended" if first.detail.get("extended") else "rem_check")
         text = texts.say(key, months=first.detail.get("months", 6))
         buttons.append(
             (

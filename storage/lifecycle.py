@@ -101,6 +101,8 @@ class PairFacts:
     last_episode_at: datetime | None
     chemistry_at: datetime | None  # chemistry meeting, or the first session if none was logged
     extension_months: int
+    # (member, months of the check) for every "we've finished" said at a six-month check
+    finish_said: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def closed(self) -> bool:
@@ -267,15 +269,20 @@ class Lifecycle:
             params,
         )
         events: dict[int, list[tuple[str, datetime, dict[str, Any]]]] = {}
+        said: dict[int, set[tuple[int, int]]] = {}
         for r in await self.db.fetchall(
-            "SELECT pair_id, event, at, detail FROM pair_events"  # noqa: S608
+            "SELECT pair_id, event, at, detail, participant_id FROM pair_events"  # noqa: S608
             + ev_where
             + " ORDER BY pair_id, at, id",
             params,
         ):
+            detail = json.loads(r["detail"])
             events.setdefault(r["pair_id"], []).append(
-                (r["event"], parse_iso(r["at"]), json.loads(r["detail"]))
+                (r["event"], parse_iso(r["at"]), detail)
             )
+            if r["event"] == "finish_said" and r["participant_id"] is not None:
+                said.setdefault(r["pair_id"], set()).add(
+                    (int(r["participant_id"]), int(detail.get("months") or 0)))
         out: dict[int, PairFacts] = {}
         for p in pairs:
             history = events.get(p["id"], [])
@@ -302,6 +309,7 @@ class Lifecycle:
                 extension_months=sum(
                     int(d.get("months", 0)) for e, _, d in history if e == "extended"
                 ),
+                finish_said=frozenset(said.get(p["id"], set())),
             )
         return out
 

@@ -377,8 +377,18 @@ async def test_six_month_check_one_finished_does_not_close_the_pair(
         assert events[-3:] == ["six_month_check", "still_meeting", "finish_said"]
         pair = await store.programmes.pair(w.pair_id)
         assert pair is not None and pair.state != "closed"
-        await w.sweep_at(due + timedelta(hours=2))
-        assert "closing check-in" not in texts(w.mentor.new()) + texts(w.mentee.new())
+        # the partner is asked, once, after the spacing; still meeting keeps the pair open
+        asked = ""
+        for hours in (2, 4, 6):  # one reminder per sweep, an hour apart at least
+            await w.sweep_at(due + timedelta(hours=hours))
+            asked += texts(w.mentor.new())
+        assert asked.count("partner has said your mentoring has finished") == 1
+        assert "closing check-in" not in asked + texts(w.mentee.new())
+        await w.mentor.tap("Still meeting")
+        await w.sweep_at(due + timedelta(hours=8))
+        assert "partner has said" not in texts(w.mentor.new())
+        pair = await store.programmes.pair(w.pair_id)
+        assert pair is not None and pair.state != "closed"
 
 
 async def test_six_month_check_goes_to_both_and_both_finished_closes_the_pair(

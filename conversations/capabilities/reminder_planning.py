@@ -539,6 +539,7 @@ class ReminderPlanner:
             if e.event == "finish_said" and e.detail.get("months") == months
         }
         if not set(facts.members) <= said:
+            await self.pair_changed(row.pair_id, now)  # plans the partner's question
             return self.texts.say("rem_answer_finish_waits"), True
         await self.lifecycle.record(
             row.pair_id, "closed", at=now, source="answer", now=now, detail={"by": "both"}
