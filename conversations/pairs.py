@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # What to do once the pair is known: (the person, the pair or None, the response so far).
 PairAction = Callable[[Participant, "int | None", Response], Awaitable[Response]]
+# Which pairs a purpose could mean for this person, when not the default (open, matched).
+Candidates = Callable[[Participant], Awaitable[list[Pair]]]
 # Purposes that look back over closed pairs too; the others act on open, matched pairs.
 LOOKING_BACK = frozenset({"history"})
 MAX_PAIR_ID = 10**12
@@ -59,15 +61,22 @@ class Pairs:
     def __init__(self, service: Service) -> None:
         self.sv = service
         self.actions: dict[str, PairAction] = {}
+        self.candidates: dict[str, Candidates] = {}
 
-    def on_chosen(self, purpose: str, action: PairAction) -> None:
+    def on_chosen(self, purpose: str, action: PairAction,
+                  candidates: Candidates | None = None) -> None:
         if purpose in self.actions:
             raise ValueError(f"pair action {purpose!r} is registered twice")
         self.actions[purpose] = action
+        if candidates is not None:
+            self.candidates[purpose] = candidates
 
     async def choices(self, me: Participant, purpose: str) -> list[Pair]:
         """The pairs this person could mean: open and matched, or (looking back) any
-        they sat in with a partner."""
+        they sat in with a partner, or what the purpose says (check-ins: pairs with one
+        due, which a re-matched mentee may have two of)."""
+        if purpose in self.candidates:
+            return await self.candidates[purpose](me)
         if me.role is not Role.MENTOR:
             return []
         if purpose in LOOKING_BACK:
@@ -113,7 +122,8 @@ class Pairs:
         await self.sv.store.entries.save_state(me.id, chooser.dump())
         labels = await self.labels(me, pairs)
         rows = tuple((Button(labels[p.id], chooser.data(p.id)),) for p in pairs)
-        resp.replies.append(Reply(self.sv.texts.say("choose_pair"), rows))
+        question = "choose_pair" if me.role is Role.MENTOR else "choose_pair_mentor"
+        resp.replies.append(Reply(self.sv.texts.say(question), rows))
         return resp
 
     async def pressed(self, me: Participant, chooser: PairChooser, data: str,

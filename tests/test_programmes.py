@@ -173,8 +173,13 @@ async def test_a_rematch_gives_the_mentee_a_new_pair_and_their_entries_stay_thei
         assert new_pair != pairs[0]
         new_mentor = TgUser(app, standin, 630_003, "Kim")
         await joined(new_mentor, code)
-        # a new relationship: its own starting check-in for the mentee
-        assert "What do you expect" in said(await mentee.send("/checkin"))
+        # a new relationship: its own starting check-in, beside the closing one of the first
+        assert "Which mentor is this one about?" in said(await mentee.send("/checkin"))
+        assert sorted(_buttons(mentee)) == ["Kim", "Morgan"]
+        assert "What do you expect" in said(await mentee.tap("Kim"))
+        await mentee.send("/cancel")
+        await mentee.send("/checkin")
+        assert "closing" in said(await mentee.tap("Morgan"))
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT id, mentor_id, mentee_id, state, matched_at FROM pairs "
                             "ORDER BY id").fetchall()

@@ -8,7 +8,7 @@ from conversations.commands import Registry
 from conversations.model import FlowState
 from conversations.responses import Response, Then
 from conversations.waves import due_wave, next_wave
-from storage.models import Participant
+from storage.models import Pair, Participant
 
 if TYPE_CHECKING:
     from conversations.service import Service
@@ -33,7 +33,7 @@ class Entries:
         registry.menu("resume_menu", self.resume_menu)
         registry.menu("reflect_menu", self.reflect_menu)
         self.sv.pairs.on_chosen("log", self.log_for)
-        self.sv.pairs.on_chosen("checkin", self.checkin_for)
+        self.sv.pairs.on_chosen("checkin", self.checkin_for, self.checkin_pairs)
 
     async def reflect(self, me: Participant, resp: Response, args: str = "") -> Response:
         if not await self.sv.may_write(me, resp):
@@ -57,6 +57,20 @@ class Entries:
         if not await self.sv.may_write(me, resp):
             return resp
         return await self.sv.pairs.act(me, "checkin", resp)
+
+    async def checkin_pairs(self, me: Participant) -> list[Pair]:
+        """The matched pairs, open or closed, with a check-in due now (a closed pair's
+        closing and follow-up check-ins too); with one or none, nobody is asked."""
+        now = self.sv.clock()
+        out = []
+        for pair in await self.sv.store.programmes.pairs_of(me.id):
+            if pair.matched_at is None or pair.mentor_id is None or pair.mentee_id is None:
+                continue
+            start, closed = await self.sv.timeline(me, pair.id)
+            done = await self.sv.store.entries.waves_done(me.id, pair.id)
+            if due_wave(start, now, done, closed) is not None:
+                out.append(pair)
+        return out
 
     async def checkin_for(self, me: Participant, pair_id: int | None,
                           resp: Response) -> Response:
