@@ -12,7 +12,7 @@ then times, in the same run:
 2. ``one process``: the whole export (all three formats) built and written in this process
    (``sharded.export`` with one worker);
 3. ``mentorbot export``: what the command runs once the store is open
-   (``reports.cli_export.run_export``): workers started, the plan read from the store, the
+   (``reports.export.run.run_export``): workers started, the plan read from the store, the
    export built and written by the workers (one per core) and joined: all three formats,
    ``withheld.csv`` and the data dictionary.
 
@@ -47,10 +47,10 @@ if "--judged" in sys.argv:
 
 from conversations.catalogue import load_flows
 from reports import extract
-from reports.cli_export import run_export
 from reports.codebook import load_codebook
 from reports.export import sharded
 from reports.export.bundle import plan_export
+from reports.export.run import run_export
 from reports.synthetic import generate_cohort
 from storage.crypto import KeyRing, generate_key
 from storage.store import Store

@@ -23,7 +23,7 @@ from bot.processor import PerChatUpdateProcessor
 from bot.render import MENU_VERSION, commands_for
 from bot.settings import Settings
 from bot.throttle import FloodGate, Limits
-from conversations.catalogue import load_flows, load_texts
+from conversations.catalogue import consent_version, load_texts
 from conversations.safety import DEFAULT_SIGNPOST
 from conversations.service import Service
 from storage.store import Store
@@ -40,10 +40,6 @@ EXTENSIONS: tuple[Extension, ...] = (
     jobs.install,  # reminders: planner, sweep job, buttons; lifecycle: /close /extend /quiet
     coordinator.install,  # /summary, /digest, the weekly digest jobs, join approvals
 )
-
-
-def consent_version() -> str:
-    return load_flows()["consent"].version
 
 
 async def open_store(settings: Settings) -> Store:

@@ -187,10 +187,8 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
             await act(service, who, step)
             await backdating.saved_at(store, since, iso(clock.now))
         n_people = len(await store.participants.all())
-        n_entries = int(
-            await store.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'")
-        )
-        n_answers = int(await store.db.scalar("SELECT COUNT(*) FROM answers"))
+        n_entries = await store.entries.complete_count()
+        n_answers = await store.entries.answer_count()
         arcs = ", ".join(f"{sum(c.arc.startswith(a) for c in courses)} {label}" for a, label in
                          (("thrive", "thrive"), ("stall", "stall"), ("regress", "regress"),
                           ("end_early", "end early")))
@@ -212,9 +210,9 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
 
 
 async def build_outputs(store: Store, programme_id: int, out: Path) -> dict[str, list[Path]]:
-    from reports.cli_export import run_export
     from reports.coordinator import write_report
     from reports.evaluator import build_report
+    from reports.export.run import run_export
 
     evaluator = await build_report(store, out / "evaluator")
     coordinator = await write_report(store, programme_id, out / "coordinator")

@@ -1,6 +1,6 @@
 """Operations: online backup, restore, and the doctor's checks, as plain async functions.
 
-Each returns a structured result and bot/cli_ops.py prints it. Results carry paths, counts,
+Each returns a structured result and bot/cli/ops.py prints it. Results carry paths, counts,
 check names and key fingerprints only: never a token, a key, or anything a person wrote.
 
 The database and the key store are two SQLite files (see storage/keystore.sql). A backup is
@@ -528,7 +528,7 @@ def _erasures(keystore: Path) -> list[tuple[bytes, str]]:
 async def _reapply_erasures(database: Path, keystore: Path, ring: KeyRing) -> int:
     """Open the restored store once: opening applies every recorded erasure (and runs
     pending migrations). Returns how many people were erased again."""
-    from bot.app import consent_version
+    from conversations.catalogue import consent_version
     from storage.store import Store
 
     erased = 0

@@ -45,6 +45,12 @@ def load_flows() -> dict[str, Flow]:
     return flows
 
 
+def consent_version() -> str:
+    """The version of the consent text people answer now (the consent flow's): decisions
+    under an older text count only for ``participate`` (storage.consent)."""
+    return load_flows()["consent"].version
+
+
 @lru_cache(maxsize=1)
 def load_texts() -> Texts:
     """texts.yaml plus every texts_*.yaml beside it (one per capability), merged in order."""

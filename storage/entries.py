@@ -114,6 +114,10 @@ class Entries:
         return int(await self.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'")
                    or 0)
 
+    async def answer_count(self) -> int:
+        """Answers stored, of everyone."""
+        return int(await self.db.scalar("SELECT COUNT(*) FROM answers") or 0)
+
     async def complete_counts(self) -> dict[int, int]:
         """Complete entries per participant."""
         return {int(r["participant_id"]): int(r["n"]) for r in await self.db.fetchall(

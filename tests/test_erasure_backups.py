@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from bot import ops
-from bot.app import consent_version
 from bot.cli import main
+from conversations.catalogue import consent_version
 from conversations.service import Service
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.db import default_keystore

@@ -96,7 +96,7 @@ def _all_text(out: Path) -> dict[str, str]:
 async def test_export_has_no_identifiers_and_only_consenting_people(
     store: Store, cohort: Cohort, tmp_path: Path
 ) -> None:
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
 
     await _world(store, cohort)
     out = tmp_path / "export"
@@ -188,7 +188,7 @@ async def test_export_cli_needs_a_study_and_writes_chosen_format(
     result = CliRunner().invoke(main, ["export", "--out", str(tmp_path / "x")])
     assert result.exit_code != 0 and "--study" in result.output
     await _world(store, cohort)
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
 
     result = await run_export(store, tmp_path / "j", "s1", "relative", ("jsonl",))
     assert {p.name for p in result.paths} == {"entries.jsonl", "data_dictionary.csv",
@@ -212,8 +212,8 @@ async def test_exported_text_carries_no_name_unless_verbatim(
 ) -> None:
     import pandas as pd
 
-    from reports.cli_export import run_export
     from reports.export.model import ExportOptions
+    from reports.export.run import run_export
 
     await _world(store, cohort)
     await cohort.person(MENTEE_ID, PEOPLE[MENTEE_ID][0]).grow(
@@ -249,7 +249,7 @@ async def test_a_real_export_is_a_valid_data_package(
     import pandas as pd
     from frictionless import validate
 
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
 
     await _world(store, cohort)
     out = tmp_path / "export"
@@ -279,7 +279,7 @@ async def test_check_ins_carry_their_wave_and_prompts_read_as_shown(
 
     from conversations.catalogue import load_flows
     from conversations.scripted import walk
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
     from storage.db import iso, utcnow
 
     flows = load_flows()
@@ -333,7 +333,7 @@ async def test_stata_and_spss_files_carry_the_dictionarys_labels(
     import pandas as pd
     import pyreadstat
 
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
 
     await _world(store, cohort)
     out = tmp_path / "x"

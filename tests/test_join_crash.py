@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import consent_version
+from conversations.catalogue import consent_version
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.db import default_keystore
 from storage.models import Role
@@ -29,7 +29,7 @@ USER = 4_242_001
 CHILD = """
 import asyncio, json, os, signal, sys
 from pathlib import Path
-from bot.app import consent_version
+from conversations.catalogue import consent_version
 from storage.crypto import KeyRing, decode_key
 from storage.store import Store
 

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.api_standin import BotApiStandin, LoopbackServer
-from bot.app import consent_version
 from bot.cli import main
 from bot.harness import TOKEN
+from conversations.catalogue import consent_version
 from conversations.service import Service
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.store import Store

@@ -21,7 +21,7 @@ LATER_RISK = "the bridge on the way home keeps calling me, I know which bridge i
 
 async def _exported(store: Store, out: Path, study: str) -> tuple[bytes, list[str]]:
     """Every exported file's bytes, and the steps withheld.csv lists."""
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
 
     await run_export(store, out, study, "shift", ())
     data = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
@@ -53,7 +53,7 @@ async def test_flag_is_encrypted_and_no_audit_row_says_so(
 async def test_flagged_answer_leaves_no_output(
     cohort: Cohort, store: Store, tmp_path: Path
 ) -> None:
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
 
     mentee = await cohort.joined_mentee()
     await cohort.joined_mentor()

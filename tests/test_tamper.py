@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from bot.app import consent_version
 from bot.cli import main
 from bot.harness import TOKEN
+from conversations.catalogue import consent_version
 from reports.synthetic import generate_cohort
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.integrity import SIGNED_MARKER, TamperError
@@ -175,7 +175,7 @@ def test_rows_from_before_tamper_evidence_are_signed_once(tmp_path: Path) -> Non
 def test_a_worker_process_meeting_a_swapped_ciphertext_names_it_too(
     programme: tuple[Path, int, int], tmp_path: Path
 ) -> None:
-    from reports.cli_export import run_export
+    from reports.export.run import run_export
 
     db, _, _ = programme
     with sqlite3.connect(db) as conn:

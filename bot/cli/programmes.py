@@ -1,17 +1,19 @@
 """`mentorbot pair`, `invite list|revoke|reissue`, `erase` and `programme settings`: running a
 programme from the shell, over the same functions as the coordinator's chat commands
 (bot/programme_admin.py). Pairs are listed for counted pairs only, as a coordinator sees them.
+The invite and programme subcommands join their groups in bot/cli/admin.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
 from bot import programme_admin as admin
+from bot.cli.common import invite_link
 from bot.logs import redact
 from bot.settings import ConfigError, load_settings
 from conversations.programme_settings import SettingError
@@ -25,7 +27,7 @@ from storage.store import Store
 T = TypeVar("T")
 
 
-def _with_store(programme_name: str, work: Callable[[Store, Programme], Awaitable[T]]) -> T:
+def with_store(programme_name: str, work: Callable[[Store, Programme], Awaitable[T]]) -> T:
     """Open the store, find the programme, do the work; expected failures are one line."""
 
     async def go() -> T:
@@ -46,8 +48,7 @@ def _with_store(programme_name: str, work: Callable[[Store, Programme], Awaitabl
 
 
 def _link(code: str) -> str:
-    username = load_settings().mentorbot_bot_username or "<your_bot_username>"
-    return f"https://t.me/{username}?start={code}"
+    return invite_link(load_settings(), code)
 
 
 def parse_with(value: str) -> tuple[int, Role]:
@@ -79,7 +80,7 @@ def pair_group() -> None:
 @click.option("--programme", "programme_name", required=True)
 def pair_list(programme_name: str) -> None:
     """Pairs by number with state, phase and weeks since last contact (counted pairs only)."""
-    click.echo(_with_store(programme_name, lambda s, p: admin.pairs_text(s, p)))
+    click.echo(with_store(programme_name, lambda s, p: admin.pairs_text(s, p)))
 
 
 @pair_group.command("close")
@@ -112,14 +113,14 @@ def pair_close(programme_name: str, pair: int, rematch: bool) -> None:
                 f"--programme {programme.name!r} --with {pair}:mentee" if rematch else "")
                 + ".")
 
-    click.echo(_with_store(programme_name, work))
+    click.echo(with_store(programme_name, work))
 
 
 @click.command("list")
 @click.option("--programme", "programme_name", required=True)
 def invite_list(programme_name: str) -> None:
     """Invites by number: pair, role, and open, used, expired or withdrawn (never a code)."""
-    click.echo(_with_store(programme_name, lambda s, p: admin.invites_text(s, p)))
+    click.echo(with_store(programme_name, lambda s, p: admin.invites_text(s, p)))
 
 
 @click.command("revoke")
@@ -127,7 +128,7 @@ def invite_list(programme_name: str) -> None:
 @click.argument("invite", type=int)
 def invite_revoke(programme_name: str, invite: int) -> None:
     """Withdraw an unused invite: its link opens nothing from now on."""
-    click.echo(_with_store(programme_name, lambda s, p: admin.revoke(s, p, invite, "admin")))
+    click.echo(with_store(programme_name, lambda s, p: admin.revoke(s, p, invite, "admin")))
 
 
 @click.command("reissue")
@@ -136,7 +137,7 @@ def invite_revoke(programme_name: str, invite: int) -> None:
 @click.option("--days", default=DEFAULT_INVITE_DAYS, show_default=True)
 def invite_reissue(programme_name: str, invite: int, days: int) -> None:
     """Withdraw an unused invite and print a new one for the same pair and role."""
-    click.echo(_with_store(programme_name,
+    click.echo(with_store(programme_name,
                            lambda s, p: admin.reissue(s, p, invite, "admin", _link, days)))
 
 
@@ -148,14 +149,14 @@ def invite_reissue(programme_name: str, invite: int, days: int) -> None:
 def erase_cmd(programme_name: str, pair: int, role: str, yes: bool) -> None:
     """Erase a person on their request, named by pair number and role."""
     seat = admin.SEATS[role]
-    pid, preview = _with_store(programme_name,
+    pid, preview = with_store(programme_name,
                                lambda s, p: admin.erase_target(s, p, pair, seat))
     click.echo(preview)
     if pid is None:
         raise SystemExit(1)
     if not yes:
         click.confirm("Erase now?", abort=True)
-    click.echo(_with_store(programme_name,
+    click.echo(with_store(programme_name,
                            lambda s, p: admin.erase(s, p, pair, seat, "admin")))
 
 
@@ -172,13 +173,4 @@ def programme_settings_cmd(name: str, assignments: tuple[str, ...]) -> None:
                                                     "admin")
         return admin.settings_text(programme)
 
-    click.echo(_with_store(name, work))
-
-
-def register(main: click.Group) -> None:
-    main.add_command(pair_group)
-    main.add_command(erase_cmd)
-    groups: dict[str, Any] = main.commands
-    for command in (invite_list, invite_revoke, invite_reissue):
-        groups["invite"].add_command(command)
-    groups["programme"].add_command(programme_settings_cmd)
+    click.echo(with_store(name, work))

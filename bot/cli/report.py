@@ -1,9 +1,5 @@
-"""`mentorbot report evaluator` and `mentorbot code`.
-
-bot/cli.py calls ``register(main)`` at its very end. Nothing here imports bot.cli at module
-level (bot.cli imports this module while it is still loading); its helpers are fetched when a
-command runs.
-"""
+"""`mentorbot report` (the evaluator's and the coordinator's), `code` and `recode`: thin over
+reports.evaluator, reports.coordinator, reports.code_command and reports.entry_codes."""
 
 from __future__ import annotations
 
@@ -15,6 +11,7 @@ from typing import Any
 
 import click
 
+from bot.cli.common import fail, friendly, open_store
 from reports.review import ReviewError
 from storage.pseudonyms import StudyError
 
@@ -68,28 +65,6 @@ class _RichProgress:
             self.progress.advance(self.task, n)
 
 
-async def open_store() -> Any:
-    """The configured store, never created: reporting on (or exporting, or coding) a missing
-    database is an error."""
-    from bot.app import consent_version
-    from bot.cli import settings
-    from storage.store import Store
-
-    cfg = settings()
-    return await Store.open(
-        cfg.mentorbot_db,
-        cfg.keyring(),
-        consent_version(),
-        create=False,
-        keystore=cfg.mentorbot_keystore,
-    )
-
-
-def _fail(message: str) -> None:
-    click.echo(f"mentorbot: {message}", err=True)
-    sys.exit(2)
-
-
 @click.group("report")
 def report_group() -> None:
     """Offline reports: the evaluator's and the coordinator's."""
@@ -132,8 +107,6 @@ def evaluator_cmd(
     out: Path, review: Path | None, study: str, workers: int | None, semantic: bool
 ) -> None:
     """Code consented entries, build CMO configurations and phases, and write the report."""
-    from bot.cli import friendly
-
     friendly(_evaluator)(out, review, study, workers, semantic)
 
 
@@ -162,7 +135,7 @@ def _evaluator(
     try:
         result = asyncio.run(go())
     except (ReviewError, StudyError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     click.echo(
         f"Report on {result.entries} entries from {result.people} people in {result.pairs} "
@@ -213,8 +186,6 @@ def code_cmd(semantic: bool, review_path: Path | None) -> None:
 @click.command("recode")
 def recode_cmd() -> None:
     """Code saved entries that lack current codes (run once after an upgrade)."""
-    from bot.cli import friendly
-
     friendly(_recode)()
 
 
@@ -244,13 +215,29 @@ def _recode() -> None:
     )
 
 
-def register(main: click.Group) -> None:
-    # Other modules add their own reports (the coordinator's) to the same group: join an
-    # existing one rather than replace it.
-    existing = main.commands.get("report")
-    if isinstance(existing, click.Group):
-        existing.add_command(evaluator_cmd)
-    else:
-        main.add_command(report_group)
-    main.add_command(code_cmd)
-    main.add_command(recode_cmd)
+@report_group.command("coordinator")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for coordinator.html and coordinator.json.")
+@click.option("--programme", "programme_name", default=None,
+              help="Programme name (needed when the database holds more than one).")
+def coordinator_cmd(out: Path, programme_name: str | None) -> None:
+    """Anonymised programme summary (small counts hidden) as HTML and JSON."""
+    from reports.coordinator import write_report
+
+    async def go() -> list[Path]:
+        store = await open_store()
+        try:
+            if programme_name is not None:
+                programme = await store.programmes.by_name(programme_name)
+            else:
+                programmes = await store.programmes.all()
+                if len(programmes) != 1:
+                    fail("name the programme with --programme (the database holds "
+                          f"{len(programmes)})")
+                programme = programmes[0]
+            return await write_report(store, programme.id, out)
+        finally:
+            await store.close()
+
+    paths = friendly(asyncio.run)(go())
+    click.echo("Coordinator summary written: " + ", ".join(str(p) for p in paths))

@@ -1,36 +1,15 @@
-"""Operator commands: `backup`, `restore`, `doctor` and `serve-webhook`.
-
-bot/cli.py calls ``register(main)`` at its very end. Nothing here imports bot.cli at module
-level: bot.cli imports this module while it is still loading, so its helpers are fetched
-when a command runs.
-"""
+"""Operator commands: `backup`, `restore`, `doctor` and `serve-webhook` (thin over bot.ops)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from bot import ops
-
-T = TypeVar("T")
-
-
-def _friendly(func: Callable[..., T]) -> Callable[..., T]:
-    """bot.cli.friendly, looked up at call time (see the module docstring)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        from bot.cli import friendly
-
-        return friendly(func)(*args, **kwargs)
-
-    return wrapper
+from bot.cli.common import friendly, serve, settings
 
 
 def _size(n: int) -> str:
@@ -62,10 +41,9 @@ def _size(n: int) -> str:
     is_flag=True,
     help="Back up the database only (the key store is backed up elsewhere, or not at all).",
 )
-@_friendly
+@friendly
 def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
     """Back up the database and the key store while the bot runs (SQLite online backup)."""
-    from bot.cli import settings
     from bot.settings import ConfigError
 
     if (keys_out is None) == (not no_keys):
@@ -120,10 +98,9 @@ def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
     is_flag=True,
     help="Replace an existing database and key store. Stop the bot first.",
 )
-@_friendly
+@friendly
 def restore_cmd(source: Path, keys_from: Path | None, force: bool) -> None:
     """Restore a backup into MENTORBOT_DB and MENTORBOT_KEYSTORE, after checking it."""
-    from bot.cli import settings
     from storage.lock import exclusive
 
     cfg = settings()
@@ -185,10 +162,9 @@ def doctor_cmd(offline: bool, quick: bool, api_timeout: float, webhook: bool) ->
 @click.option("--url", default=None, help="Public HTTPS URL [default: MENTORBOT_WEBHOOK_URL].")
 @click.option("--listen", default=None, help="Address to bind [default: 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to bind [default: 8080].")
-@_friendly
+@friendly
 def serve_webhook_cmd(url: str | None, listen: str | None, port: int | None) -> None:
     """Run the bot with a webhook behind a reverse proxy (polling: `mentorbot run`)."""
-    from bot.cli import serve, settings
     from bot.logs import setup_logging
     from bot.settings import ConfigError
     from bot.webhook import run_webhook, webhook_config
@@ -202,6 +178,3 @@ def serve_webhook_cmd(url: str | None, listen: str | None, port: int | None) -> 
     serve(cfg, lambda: run_webhook(cfg, webhook))
 
 
-def register(main: click.Group) -> None:
-    for command in (backup_cmd, restore_cmd, doctor_cmd, serve_webhook_cmd):
-        main.add_command(command)
