@@ -40,7 +40,6 @@ from conversations.commands import Registry
 from conversations.service import Response, Service
 from conversations.validation import whole_number
 from reports.coordinator import release_summary, render_text
-from storage.db import iso, utcnow
 from storage.models import Participant, Role
 from storage.store import Held, Store
 
@@ -54,17 +53,6 @@ WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 JOB_KWARGS: dict[str, Any] = {"misfire_grace_time": 3600, "coalesce": True,
                               "replace_existing": True}
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS coordinator_digests (
-    id INTEGER PRIMARY KEY,
-    participant_id INTEGER NOT NULL UNIQUE REFERENCES participants(id) ON DELETE CASCADE,
-    weekday INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
-    at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-)
-"""
-
 
 def parse_schedule(args: str) -> tuple[int, time] | None:
     """``"mon 08:30"`` -> (1, 08:30); None when it cannot be read."""
@@ -203,33 +191,22 @@ class CoordinatorTools:
         if me.role is not Role.COORDINATOR:
             return resp.say(self.texts.say("coord_only"))
         if not args:
-            row = await self.store.db.fetchone(
-                "SELECT weekday, at FROM coordinator_digests WHERE participant_id=?", (me.id,))
-            if row is None:
+            chosen = await self.store.digests.of(me.id)
+            if chosen is None:
                 return resp.say(self.texts.say("coord_digest_none"))
-            return resp.say(self.texts.say("coord_digest_show", day=DAY_NAMES[row["weekday"]],
-                                           time=row["at"], tz=me.timezone))
+            return resp.say(self.texts.say("coord_digest_show", day=DAY_NAMES[chosen[0]],
+                                           time=chosen[1], tz=me.timezone))
         if args.strip().lower() == "off":
-            sid = await self.store.db.scalar(
-                "SELECT id FROM coordinator_digests WHERE participant_id=?", (me.id,))
-            await self.store.db.execute(
-                "DELETE FROM coordinator_digests WHERE participant_id=?", (me.id,))
+            sid = await self.store.digests.clear(me.id)
             if sid is not None:
-                self._unschedule(int(sid))
+                self._unschedule(sid)
             resp.changed = True
             return resp.say(self.texts.say("coord_digest_off"))
         parsed = parse_schedule(args)
         if parsed is None:
             return resp.say(self.texts.say("coord_digest_bad"))
         day, at = parsed
-        await self.store.db.execute(
-            "INSERT INTO coordinator_digests (participant_id, weekday, at, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT(participant_id) DO UPDATE SET "
-            "weekday=excluded.weekday, at=excluded.at, updated_at=excluded.updated_at",
-            (me.id, day, at.strftime("%H:%M"), iso(utcnow())),
-        )
-        sid = int(await self.store.db.scalar(
-            "SELECT id FROM coordinator_digests WHERE participant_id=?", (me.id,)))
+        sid = await self.store.digests.set(me.id, day, at.strftime("%H:%M"))
         self._schedule(sid, me.id, day, at, me.timezone)
         resp.changed = True
         return resp.say(self.texts.say("coord_digest_set", day=DAY_NAMES[day],
@@ -254,15 +231,11 @@ class CoordinatorTools:
             job.schedule_removal()
 
     async def restore(self) -> int:
-        rows = await self.store.db.fetchall(
-            "SELECT d.id, d.participant_id, d.weekday, d.at, p.timezone FROM "
-            "coordinator_digests d JOIN participants p ON p.id = d.participant_id "
-            "WHERE p.role = 'coordinator' ORDER BY d.id")
-        for r in rows:
-            hh, mm = r["at"].split(":")
-            self._schedule(int(r["id"]), int(r["participant_id"]), int(r["weekday"]),
-                           time(int(hh), int(mm)), r["timezone"])
-        return len(rows)
+        schedules = await self.store.digests.coordinators()
+        for d in schedules:
+            hh, mm = d.at.split(":")
+            self._schedule(d.id, d.participant_id, d.weekday, time(int(hh), int(mm)), d.timezone)
+        return len(schedules)
 
     async def send_digest(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
         job = context.job
@@ -302,7 +275,6 @@ async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> Coordinator
         return existing
     store: Store = app.bot_data["store"]
     service: Service = app.bot_data["service"]
-    await store.db.execute(SCHEMA)
     tools = CoordinatorTools(app, store, service.texts)
     tools.attach(service)
     app.bot_data[DIGEST_KEY] = tools

@@ -1,4 +1,8 @@
-"""`/mydata`: everything held about one person, as JSON and CSV (data portability)."""
+"""`/mydata`: everything held about one person, as JSON and CSV (data portability).
+
+The tables come from storage.personal_data, the map erasure uses: what is erased is what is
+handed over.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +20,8 @@ from storage.store import Store
 async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict[str, Any]:
     programme = await store.programmes.get(me.programme_id)
     pair = await store.programmes.pair_of(me.id)
-    ledger = await store.db.fetchall(
-        "SELECT scope, version, granted, source, at FROM consent_ledger WHERE participant_id=? "
-        "ORDER BY id",
-        (me.id,),
-    )
+    # every table of the person's data that is not rendered below (storage.personal_data)
+    held = await store.personal_data(me.id)
     entries = []
     for entry in sorted(await store.entries.of(me.id), key=lambda e: e.id):
         answers = await store.entries.answers(me.id, entry.id)
@@ -72,7 +73,7 @@ async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict
             if pair is None
             else {"pair": pair.id, "state": pair.state, "matched_at": pair.matched_at},
         },
-        "consent_decisions": [dict(r) for r in ledger],
+        **held,
         "entries": entries,
         "activity": await store.audit.actions(me.id),
         "note": "Telegram ids are not stored in readable form, only as a keyed hash.",

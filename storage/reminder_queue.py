@@ -21,9 +21,6 @@ import aiosqlite
 from storage.db import Database, iso, parse_iso
 from storage.store import Store
 
-# Tables with a participant_id column that erasure must clear as well.
-ERASURE_TABLES = ("reminders", "reminder_prefs", "pair_events")
-
 
 class Kind(StrEnum):
     REFLECTION = "reflection"  # to the mentee, after the mentor logs a session
@@ -98,14 +95,7 @@ def _marks(ids: Sequence[int]) -> str:
 class ReminderStore:
     def __init__(self, store: Store) -> None:
         self.db: Database = store.db
-        # Registered here so that erasure clears reminders wherever they are constructed.
-        hooks = store.extensions.get("erasure_hooks")
-        if not isinstance(hooks, list):
-            hooks = list(hooks) if isinstance(hooks, (tuple, set)) else []
-            store.extensions["erasure_hooks"] = hooks
-        for table in ERASURE_TABLES:
-            if table not in hooks:
-                hooks.append(table)
+        # erasure clears reminders, quiet hours and pair events: storage.personal_data
 
     # -- scheduling --------------------------------------------------------------------
     async def schedule(self, item: NewReminder, now: datetime) -> int | None:

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage import personal_data
 from storage.audit import AuditLog
 from storage.consent import ConsentLedger
 from storage.crypto import KeyRing
 from storage.db import Database, iso, parse_iso, utcnow
+from storage.digests import DigestSchedules
 from storage.embeddings import Embeddings
 from storage.entries import Entries
 from storage.integrity import Integrity
@@ -22,18 +24,7 @@ from storage.programmes import Programmes, open_seats, pair_cap
 from storage.releases import SummaryReleases
 from storage.vault import Vault
 
-# Tables holding rows linked to a participant, in the order erasure clears them. The
-# schema's ON DELETE rules would cascade most of these; listing them makes erasure
-# explicit and lets it report what it deleted.
 JOIN_APPROVAL = "join_approval"  # programme setting: hold mentor and mentee joins
-
-ERASURE_TABLES = (
-    ("answers", "entry_id IN (SELECT id FROM entries WHERE participant_id=:p)"),
-    ("entries", "participant_id=:p"),
-    ("conversation_state", "participant_id=:p"),
-    ("audit_log", "participant_id=:p"),
-    ("consent_ledger", "participant_id=:p"),
-)
 
 
 @dataclass(frozen=True)
@@ -79,7 +70,7 @@ class Store:
         self.audit = AuditLog(db)
         self.lifecycle = Lifecycle(db)
         self.releases = SummaryReleases(db)
-        self.extensions: dict[str, object] = {}
+        self.digests = DigestSchedules(db)
         self.erasures_applied = 0  # by the opening itself (open, apply_erasures)
 
     @classmethod
@@ -319,31 +310,11 @@ class Store:
         self.vault.forget(participant_id)
         self.participants.forget(participant_id)
         self.entries.forget(participant_id)
-        deleted: dict[str, int] = {}
         async with self.db.transaction() as conn:
-            for table, where in ERASURE_TABLES:
-                cur = await conn.execute(
-                    f"DELETE FROM {table} WHERE {where}",  # noqa: S608
-                    {"p": participant_id},
-                )
-                deleted[table] = cur.rowcount
-            for column in ("mentor_id", "mentee_id"):
-                cur = await conn.execute(
-                    f"UPDATE pairs SET {column}=NULL WHERE {column}=?",  # noqa: S608
-                    (participant_id,),
-                )
-                deleted["pair_links"] = deleted.get("pair_links", 0) + cur.rowcount
-            cur = await conn.execute(
-                "UPDATE invites SET used_by=NULL WHERE used_by=?", (participant_id,)
-            )
-            for name in self.extensions.get("erasure_hooks", ()):  # type: ignore[union-attr]
-                cur = await conn.execute(
-                    f"DELETE FROM {name} WHERE participant_id=?",  # noqa: S608
-                    (participant_id,),
-                )
-                deleted[name] = cur.rowcount
+            # every table of the person's data, from the one map (storage.personal_data)
+            deleted = await personal_data.delete_rows(conn, participant_id)
             await conn.execute("DELETE FROM participants WHERE id=?", (participant_id,))
-            deleted["participant_and_data_key"] = 1
+            deleted[personal_data.PROFILE] = 1
             cur = await conn.execute(
                 "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
                 "granted, source, at) VALUES (NULL, ?, 'all', ?, 0, 'erasure', ?)",
@@ -354,6 +325,11 @@ class Store:
         # Checkpoint so the deleted ciphertext leaves the WAL as well as the main file.
         await self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return deleted
+
+    async def personal_data(self, participant_id: int) -> dict[str, list[dict[str, Any]]]:
+        """The person's rows of every mapped table /mydata shows as stored (consent decisions,
+        reminders, quiet hours, pair events, chat settings, weekly summary schedule)."""
+        return await personal_data.sections(self.db, participant_id)
 
     async def apply_erasures(self) -> int:
         """Erase again whoever the key store says was erased but the database still holds:

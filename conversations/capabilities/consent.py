@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from conversations.commands import Registry
 from conversations.model import FlowState
 from conversations.responses import Response, Then
+from storage import personal_data
 from storage.models import Participant, Scope
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class ConsentChoices:
                 return
             report = await self.sv.store.erase(me.id)
             lines = "\n".join(
-                f"• {_TABLE_WORDS.get(table, table)}: {count}"
+                f"• {personal_data.describe(table)}: {count}"
                 for table, count in report.deleted.items()
                 if count
             )
@@ -64,20 +65,6 @@ class ConsentChoices:
             out.menu_role = "guest"
 
         return go
-
-_TABLE_WORDS = {
-    "answers": "answers",
-    "entries": "entries (reflections, logs and check-ins, including drafts)",
-    "conversation_state": "your place in a conversation",
-    "audit_log": "activity records about you",
-    "consent_ledger": "your earlier consent decisions",
-    "pair_links": "your link to your mentoring pair",
-    "reminders": "scheduled reminders",
-    "reminder_prefs": "your quiet hours",
-    "pair_events": "milestones from your session logs",
-    "participant_and_data_key": "your profile, chat details and encryption key",
-}
-
 
 
 def register(registry: Registry, service: Service) -> None:
