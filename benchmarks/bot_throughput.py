@@ -38,15 +38,15 @@ from telegram.ext import (
     filters,
 )
 
-from bot.api_standin import BotApiStandin, StandinRequest
 from bot.app import build_application
-from bot.harness import TOKEN, offline_settings
 from bot.processor import PerChatUpdateProcessor
 from conversations.catalogue import load_flows
 from conversations.service import Sender, Service
 from storage.crypto import KeyRing, generate_key
 from storage.models import Role
 from storage.store import Store
+from tests.support.api_standin import BotApiStandin, StandinRequest
+from tests.support.harness import TOKEN, offline_settings
 
 ANSWERS = (
     "Get ready for my appraisal next month",

@@ -15,17 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.crash_test import run
-
-
-def faults(rate: float) -> dict[str, float]:
-    return {
-        "fault_429": rate,
-        "fault_500": rate,
-        "fault_502": rate / 2,
-        "fault_drop": rate / 2,
-        "fault_slow": rate / 2,
-    }
+from tests.support.crash import faults, run
 
 
 def main() -> None:

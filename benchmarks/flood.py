@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from telegram import Update
 
 from benchmarks.bot_throughput import ANSWERS, Timed, consented_mentees, pct
-from bot.api_standin import BotApiStandin, StandinRequest
 from bot.app import build_application
-from bot.harness import TOKEN, offline_settings
 from conversations.catalogue import load_flows
 from storage.crypto import KeyRing, generate_key
 from storage.store import Store
+from tests.support.api_standin import BotApiStandin, StandinRequest
+from tests.support.harness import TOKEN, offline_settings
 
 STRANGER_BASE = 50_000_000
 

@@ -35,9 +35,7 @@ from pathlib import Path
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.api_standin import BotApiStandin, LoopbackServer
 from bot.app import build_application
-from bot.harness import TOKEN, offline_settings
 from bot.jobs import REMINDERS_KEY, ReminderJobs
 from bot.render import MENU_VERSION
 from conversations.catalogue import load_flows
@@ -47,6 +45,8 @@ from storage.db import iso
 from storage.models import Role, Scope
 from storage.programmes import PAIR_CAP
 from storage.store import Store
+from tests.support.api_standin import BotApiStandin, LoopbackServer
+from tests.support.harness import TOKEN, offline_settings
 
 LIMIT = 30  # Telegram's bot-wide messages per second
 # A Wednesday noon in London: the benchmark's clock, so quiet hours never interfere

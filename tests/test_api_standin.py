@@ -28,7 +28,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.api_standin import (
+from tests.support.api_standin import (
     DEFAULT_BOT_USERNAME,
     BotApiStandin,
     ControlClient,
@@ -548,7 +548,7 @@ def test_standalone_process_serves_and_writes_state(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "bot.api_standin",
+            "tests.support.api_standin",
             "--port",
             "0",
             "--per-chat-rate",

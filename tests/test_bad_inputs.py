@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from bot.api_standin import BotApiStandin
-from bot.harness import TgUser, running_app
 from storage.models import Role
 from storage.store import Store
 from tests.people import Cohort
+from tests.support.api_standin import BotApiStandin
+from tests.support.harness import TgUser, running_app
 
 ME, OTHER = 444_555_666, 777_000_111
 

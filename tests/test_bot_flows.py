@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.harness import TgUser, running_app
 from conversations.catalogue import load_flows
 from storage.crypto import KeyRing
 from storage.store import Store
 from tests.people import Cohort
+from tests.support.harness import TgUser, running_app
 
 FLOWS = load_flows()
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from bot.api_standin import BotApiStandin
-from bot.harness import TOKEN, TgUser, running_app
 from bot.processor import PerChatUpdateProcessor
 from conversations.catalogue import load_flows
 from storage.crypto import KeyRing
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
+from tests.support.api_standin import BotApiStandin
+from tests.support.harness import TOKEN, TgUser, running_app
 
 
 def texts(messages: list[dict[str, Any]]) -> str:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.coordinator import DIGEST_KEY, JOB_PREFIX, CoordinatorTools, parse_schedule
-from bot.harness import TgUser, running_app
 from reports.codebook import load_codebook
 from reports.coordinator import compute_summary, render_html, render_text, to_json, write_report
 from reports.suppression import TOTAL, WITHHELD
@@ -15,6 +14,7 @@ from reports.synthetic import generate_cohort
 from storage.lifecycle import Lifecycle
 from storage.models import Role, Scope
 from storage.store import Store
+from tests.support.harness import TgUser, running_app
 
 NOW = datetime(2030, 1, 15, 12, tzinfo=UTC)
 LEAD_ID, LEAD_NAME, LEAD_USER = 591_234_567, "Philippa", "pip_lead"

@@ -1,9 +1,10 @@
-"""Crash safety in CI: a smaller run of benchmarks/crash_test.py (the full run has its own
-command). The bot is SIGKILLed mid-flow and restarted; nothing acknowledged may be lost."""
+"""Crash safety in CI: a smaller run of the crash runner (tests/support/crash.py; the full
+run is benchmarks/crash_test.py). The bot is SIGKILLed mid-flow and restarted; nothing
+acknowledged may be lost."""
 
 from __future__ import annotations
 
-from benchmarks.crash_test import run
+from tests.support.crash import run
 
 
 def test_sigkill_loses_nothing_acknowledged() -> None:

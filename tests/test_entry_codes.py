@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.harness import TgUser, running_app
 from conversations import mydata
 from conversations.catalogue import load_flows
 from reports.codebook import load_codebook
@@ -21,6 +20,7 @@ from storage.db import iso, utcnow
 from storage.models import Role
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
+from tests.support.harness import TgUser, running_app
 
 
 async def _codes(store: Store) -> dict[int, tuple[str, bytes]]:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.harness import TgUser, running_app
 from reports.codebook import load_codebook
 from reports.export.bundle import build_export
 from reports.export.refi import validate_qdc, validate_qdpx
@@ -20,6 +19,7 @@ from storage.models import Scope
 from storage.pseudonyms import Pseudonymiser
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort, Person
+from tests.support.harness import TgUser, running_app
 
 # Distinctive identifiers, so a scan can't hit them by chance (in a GUID, an offset...).
 MENTEE_ID, MENTOR_ID, SHY_ID, GONE_ID = 581_234_977, 582_345_988, 583_456_999, 584_567_911

@@ -3,8 +3,7 @@ load runs: everyone else is served and nothing acknowledged is lost."""
 
 from __future__ import annotations
 
-from benchmarks.crash_test import run
-from benchmarks.fault_injection import faults
+from tests.support.crash import faults, run
 
 
 def test_bot_keeps_serving_through_api_faults() -> None:

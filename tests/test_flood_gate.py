@@ -10,10 +10,10 @@ from typing import Any
 
 from telegram import Update
 
-from bot.harness import TgUser, running_app
 from bot.throttle import FloodGate, Limits
 from storage.store import Store
 from tests.people import Cohort
+from tests.support.harness import TgUser, running_app
 
 
 class Clock:

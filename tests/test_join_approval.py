@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.harness import TOKEN, TgUser, running_app
 from storage.crypto import encode_key, generate_key
 from storage.models import Role
 from storage.store import JOIN_APPROVAL, Store
+from tests.support.harness import TOKEN, TgUser, running_app
 
 LEAD, MENTEE, STRANGER, MENTOR = 591_000_001, 592_000_002, 593_000_003, 594_000_004
 

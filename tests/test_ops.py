@@ -26,9 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot import ops
-from bot.api_standin import BotApiStandin, LoopbackServer
 from bot.cli import main
-from bot.harness import TOKEN
 from bot.ops import DoctorReport
 from bot.settings import ConfigError, load_settings
 from conversations.catalogue import load_flows
@@ -39,6 +37,8 @@ from storage.db import DatabaseError, default_keystore, migrations
 from storage.models import Role
 from storage.store import Store
 from tests.people import Cohort
+from tests.support.api_standin import BotApiStandin, LoopbackServer
+from tests.support.harness import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_KEYS = (

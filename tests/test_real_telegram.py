@@ -14,14 +14,14 @@ import pytest
 from telegram import Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.api_standin import MAX_TEXT_LENGTH, BotApiStandin
 from bot.errors import classify
-from bot.harness import TgUser, running_app
 from bot.pastes import PART_MIN, join
 from conversations.engine import Button
 from conversations.service import Response
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
+from tests.support.api_standin import MAX_TEXT_LENGTH, BotApiStandin
+from tests.support.harness import TgUser, running_app
 
 ME = 444_555_666
 

@@ -23,8 +23,6 @@ import pytest
 import telegram.ext._aioratelimiter as limiter_module
 from telegram.ext import Application
 
-from bot.api_standin import BotApiStandin
-from bot.harness import TOKEN, TgUser, running_app
 from bot.jobs import (
     JOB_KWARGS,
     REMINDERS_KEY,
@@ -51,6 +49,8 @@ from storage.models import Role, Scope
 from storage.reminder_queue import Kind
 from storage.store import Store
 from tests.people import Cohort
+from tests.support.api_standin import BotApiStandin
+from tests.support.harness import TOKEN, TgUser, running_app
 
 FLOWS = load_flows()
 _yield = asyncio.sleep  # the real one, whatever a test patches

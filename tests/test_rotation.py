@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.api_standin import BotApiStandin, LoopbackServer
 from bot.cli import main
-from bot.harness import TOKEN
 from conversations.catalogue import consent_version
 from conversations.service import Service
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.store import Store
 from tests.people import Cohort
+from tests.support.api_standin import BotApiStandin, LoopbackServer
+from tests.support.harness import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 

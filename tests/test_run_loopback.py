@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.api_standin import BotApiStandin, LoopbackServer
-from bot.harness import TOKEN
 from storage.crypto import encode_key, generate_key
+from tests.support.api_standin import BotApiStandin, LoopbackServer
+from tests.support.harness import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.harness import TgUser, running_app
 from reports.coordinator import ATTENTION_LINE, compute_summary, release_summary, write_report
 from reports.releases import decide, fingerprints
 from reports.synthetic import generate_cohort
 from storage.models import Role, Scope
 from storage.store import Store
+from tests.support.harness import TgUser, running_app
 
 NOW = datetime(2030, 1, 15, 12, tzinfo=UTC)
 FIGURES = ("pairs_counted", "pairs_by_state", "pairs_by_phase", "attention",

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import main
-from bot.harness import TOKEN
 from conversations.catalogue import consent_version
 from reports.synthetic import generate_cohort
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.integrity import SIGNED_MARKER, TamperError
 from storage.models import Scope
 from storage.store import Store
+from tests.support.harness import TOKEN
 
 KEY = generate_key()
 

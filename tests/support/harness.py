@@ -15,15 +15,15 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
-from bot.api_standin import BotApiStandin, StandinRequest
 from bot.app import build_application
 from bot.handlers import PASTES_KEY
 from bot.pastes import Pastes
 from bot.settings import Settings
 from bot.throttle import Limits
 from storage.store import Store
+from tests.support.api_standin import BotApiStandin, StandinRequest
 
-TOKEN = "123456:TEST-token-for-the-offline-stand-in"  # noqa: S105 - not a secret
+TOKEN = "123456:TEST-token-for-the-offline-stand-in"
 
 
 def offline_settings(db: Path, **extra: Any) -> Settings:

@@ -7,8 +7,8 @@ Tests, benchmarks and the crash harness use this so that nothing ever touches th
   exceptions (``RetryAfter``, ``Forbidden``, ``BadRequest``, ``NetworkError``...).
 * :class:`StandinRequest` plugs it into PTB in-process (``ApplicationBuilder().request(...)``).
 * :class:`LoopbackServer` serves it over HTTP on 127.0.0.1 for a bot running in another process;
-  ``python -m bot.api_standin`` runs that server standalone, and :class:`ControlClient` drives its
-  ``/_control/...`` endpoints.
+  ``python -m tests.support.api_standin`` runs that server standalone, and
+  :class:`ControlClient` drives its ``/_control/...`` endpoints.
 
 Nothing in here logs message texts: records stay in memory (or in the opt-in state file).
 """
@@ -2768,12 +2768,13 @@ async def _serve_forever(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bot.api_standin``: serve the stand-in on 127.0.0.1 until SIGINT/SIGTERM.
+    """``python -m tests.support.api_standin``: serve the stand-in on 127.0.0.1 until
+    SIGINT/SIGTERM.
 
     Prints one JSON line (base_url, control_url, port, pid) once listening.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m bot.api_standin", description="Offline Telegram Bot API stand-in"
+        prog="python -m tests.support.api_standin", description="Offline Telegram Bot API stand-in"
     )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--overall-rate", type=float, default=None, help="sends per second")
