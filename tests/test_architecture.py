@@ -11,6 +11,7 @@ storage/.
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import tokenize
@@ -108,3 +109,87 @@ def _product_files(outside: str) -> list[Path]:
 def test_no_aes_gcm_outside_storage() -> None:
     assert [str(p.relative_to(ROOT)) for p in _product_files("storage")
             if "AESGCM" in p.read_text(encoding="utf-8")] == []
+
+
+# SQL statements as they are written in string literals (f-string parts included); prose
+# such as a help text naming "PRAGMA quick_check" is not a statement
+SQL = re.compile(
+    r"\bSELECT\s.+?\sFROM\s|\bINSERT\s+(OR\s+\w+\s+)?INTO\s|\bUPDATE\s+[\w.{}]+\s+SET\s"
+    r"|\bDELETE\s+FROM\s|\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX)\s|\bBEGIN\s+IMMEDIATE\b"
+    r"|\bPRAGMA\s+[\w.{}]+\s*(\(|=|[\"']|$)|\bATTACH\s+DATABASE\b", re.S)
+DRIVER = re.compile(r"^\s*(import|from)\s+(aiosqlite|sqlite3)\b", re.M)
+RAW_DB = re.compile(r"\.db\.(fetchall|fetchone|scalar|execute\w*|transaction|conn)\b")
+FSTRING = (getattr(tokenize, "FSTRING_START", -1), getattr(tokenize, "FSTRING_END", -1))
+MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", -1)
+
+
+def _value(token: str) -> str:
+    try:
+        value = ast.literal_eval(token)
+    except (ValueError, SyntaxError):  # an f-string before Python 3.12 tokenizes as one
+        quoted = re.match(r"^[rRbBfFuU]*('{3}|\"{3}|'|\")(.*)\1$", token, re.S)
+        return quoted.group(2) if quoted else token
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def literals(text: str) -> list[tuple[int, str]]:
+    """Each string literal with its line, adjacent literals joined as Python joins them (a
+    statement is often written over several), f-string fields as {}."""
+    out: list[tuple[int, str]] = []
+    parts: list[str] = []
+    line, depth = 0, 0
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == FSTRING[0]:
+            depth += 1
+        if depth or tok.type in (tokenize.STRING, tokenize.NL, tokenize.COMMENT):
+            if not parts:
+                line = tok.start[0]
+            if tok.type == tokenize.STRING:
+                parts.append(_value(tok.string))
+            elif tok.type == MIDDLE:
+                parts.append(tok.string)
+            elif depth and tok.type not in FSTRING:
+                parts.append("{}")
+            if tok.type == FSTRING[1]:
+                depth -= 1
+            continue
+        if parts:
+            out.append((line, "".join(parts)))
+            parts = []
+    return out
+
+
+def sql_in(text: str) -> list[str]:
+    found = [f"imports {m.group(2)}" for m in DRIVER.finditer(text)]
+    found += [f"store.db.{m.group(1)}" for m in RAW_DB.finditer(text)]
+    found += [f"SQL on line {line}" for line, literal in literals(text) if SQL.search(literal)]
+    return found
+
+
+def test_no_sql_outside_storage() -> None:
+    found = {str(p.relative_to(ROOT)): hits for p in _product_files("storage")
+             if (hits := sql_in(p.read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+@pytest.mark.parametrize("text", [
+    "import sqlite3\n",
+    "async def f(store):\n    await store.db.fetchall('x')\n",
+    "Q = 'SELECT id FROM entries WHERE x=?'\n",
+    "Q = f'DELETE FROM {table} WHERE participant_id=?'\n",
+    "Q = ('UPDATE pairs SET matched_at=?')\n",
+    "Q = \"PRAGMA wal_checkpoint(TRUNCATE)\"\n",
+    "Q = (\n    'SELECT id, name '  # the columns\n    f'FROM {table} WHERE id=?'\n)\n",
+])
+def test_the_sql_check_finds_sql(text: str) -> None:
+    assert sql_in(text)
+
+
+def test_the_sql_check_finds_storage_own_sql() -> None:
+    for name in ("consent.py", "personal_data.py", "bulk.py", "offline.py", "backup.py"):
+        assert sql_in((ROOT / "storage" / name).read_text(encoding="utf-8")), name
+
+
+def test_the_sql_check_lets_prose_be() -> None:
+    assert sql_in('HELP = "PRAGMA quick_check instead of integrity_check."\n'
+                  'NAME = "data/mentorbot.sqlite3"\nLOGGERS = ("aiosqlite",)\n') == []
