@@ -166,7 +166,7 @@ async def real_bot(n: int, folder: Path) -> tuple[float, list[float], int]:
     await app.post_init(app)  # type: ignore[misc]
     elapsed, latencies = await drive(app, standin, users)
     await app.shutdown()
-    saved = int(await store.db.scalar("SELECT COUNT(*) FROM entries WHERE status='complete'"))
+    saved = await store.entries.complete_count()
     await store.close()
     return elapsed, latencies, saved
 
