@@ -41,3 +41,19 @@ async def test_one_person_and_everyone_at_once_agree(cohort: Cohort, store: Stor
         assert pid not in await store.consent.consenting(scope)
         assert not await store.consent.may_use(pid, scope)
     assert (await store.consent.state(pid)).decisions[Scope.EVALUATION].granted
+
+
+def test_one_rule_for_which_pair_events_a_reader_may_use() -> None:
+    from datetime import UTC, datetime
+
+    from storage.lifecycle import PairEvent, usable
+
+    def event(source: str, who: int | None) -> PairEvent:
+        return PairEvent(1, 1, "closed", datetime(2026, 1, 1, tzinfo=UTC), source, who, None, {})
+
+    allowed = {7}
+    assert usable(event("coordinator", None), allowed)  # nobody's data: always
+    assert usable(event("answer", 7), allowed)
+    assert not usable(event("answer", 8), allowed)  # someone the reader may not use
+    assert not usable(event("episode_log", 7), allowed)  # read from the logs themselves
+    assert not usable(event("episode_log", None), allowed)
