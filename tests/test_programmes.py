@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.harness import TgUser, running_app
 from storage.models import Role
 from storage.programmes import ProgrammeError
 from storage.store import Store
+from tests.support.harness import TgUser, running_app
 from tests.test_bot_flows import data_for, joined, said, walk
 
 LOG = {
