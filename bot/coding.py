@@ -75,7 +75,8 @@ class EntryCoder:
 
     async def _embed(self, participant_id: int, entry_id: int, flow_id: str,
                      answers: dict[str, Any], flagged: Any, as_of: str) -> None:
-        from reports.coding.embeddings import embed_entry, model_id
+        from reports.coding.embeddings import model_id
+        from reports.entry_codes import embed_entry
 
         try:
             await asyncio.sleep(0)  # let the reply go first

@@ -118,6 +118,14 @@ def coded_texts(flow: Flow | None, answers: Mapping[str, Any],
     return out
 
 
+def embed_entry(flow: Flow | None, answers: Mapping[str, Any], skip: Collection[str] = (),
+                encoder: Any = None) -> dict[str, dict[str, Any]]:
+    """The sentence embeddings of an entry's coded texts (reports.coding.embeddings)."""
+    from reports.coding.embeddings import embed_texts
+
+    return embed_texts(coded_texts(flow, answers, skip), encoder)
+
+
 def code_texts(texts: Mapping[str, str], role: str | None, codebook: Codebook,
                intends: Collection[str] = (), flagged: Collection[str] = ()
                ) -> dict[str, list[Hit]]:
@@ -264,9 +272,7 @@ class _Embedder:
         if not available()[0]:
             return None
         model = model_id()
-        rows = await store.db.fetchall(
-            "SELECT entry_id, step_id FROM answer_embeddings WHERE model=?", (model,))
-        return cls(store, flows, model, {(r["entry_id"], r["step_id"]) for r in rows})
+        return cls(store, flows, model, await store.embeddings.stored(model))
 
     async def add(self, record: Any, as_of: str) -> int:
         texts = coded_texts(self.flows.get(record.flow), record.answers, record.flagged)

@@ -65,6 +65,12 @@ class Embeddings:
                 row["vectors_ct"])
         return out
 
+    async def stored(self, model: str) -> set[tuple[int, str]]:
+        """(entry id, step id) of every answer with embeddings from ``model``."""
+        rows = await self.db.fetchall(
+            "SELECT entry_id, step_id FROM answer_embeddings WHERE model=?", (model,))
+        return {(int(r["entry_id"]), str(r["step_id"])) for r in rows}
+
     async def count(self, model: str | None = None) -> int:
         if model is None:
             return int(await self.db.scalar("SELECT COUNT(*) FROM answer_embeddings"))

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.harness import TgUser, running_app
 from conversations import sentence_encoder
 from conversations.catalogue import load_flows
 from reports.coding.embeddings import embed_texts, model_id, unpack
@@ -20,6 +19,7 @@ from reports.synthetic import generate_cohort
 from storage.db import iso, utcnow
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
+from tests.support.harness import TgUser, running_app
 
 
 def _disk(db_path: Path) -> bytes:

@@ -10,13 +10,11 @@ that precision and an entry's embeddings stay a few kilobytes.
 from __future__ import annotations
 
 import base64
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from conversations import sentence_encoder
-from conversations.model import Flow
 from reports.coding.heads import units
-from reports.entry_codes import coded_texts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,7 +64,3 @@ def embed_texts(texts: Mapping[str, str], encoder: Any = None) -> dict[str, dict
         at += len(sp)
     return out
 
-
-def embed_entry(flow: Flow | None, answers: Mapping[str, Any], skip: Collection[str] = (),
-                encoder: Any = None) -> dict[str, dict[str, Any]]:
-    return embed_texts(coded_texts(flow, answers, skip), encoder)
