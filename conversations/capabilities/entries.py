@@ -137,7 +137,9 @@ class Entries:
                 return  # changed from /settings: no reflection was asked for
             fresh = await self.sv.store.participants.get(me.id)
             assert fresh is not None
-            await self.sv.open_or_resume(fresh, choice, out)
+            # /framework opens a reflection after the choice: only with consent to keep it
+            if await self.sv.may_write(fresh, out):
+                await self.sv.open_or_resume(fresh, choice, out)
 
         return go
 
