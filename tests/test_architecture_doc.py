@@ -49,3 +49,18 @@ def test_the_check_command_fails_on_a_stale_document(tmp_path: Path) -> None:
     current = subprocess.run([*run, str(DOC), "--check"], capture_output=True, cwd=ROOT,
                              check=False)
     assert current.returncode == 0
+
+
+def test_the_mentorbot_command_checks_and_writes_the_diagrams(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    stale = tmp_path / "ARCHITECTURE.md"
+    stale.write_text(DOC.read_text(encoding="utf-8").replace("flowchart TD", "flowchart LR", 1),
+                     encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(main, ["diagrams", str(stale), "--check"]).exit_code == 1
+    assert runner.invoke(main, ["diagrams", str(stale)]).exit_code == 0
+    assert stale.read_text(encoding="utf-8") == DOC.read_text(encoding="utf-8")
+    assert runner.invoke(main, ["diagrams", str(DOC), "--check"]).exit_code == 0

@@ -7,13 +7,14 @@ library functions it calls; this one assembles them, once, in one place.
     ops     backup, restore, doctor, serve-webhook (bot.ops, bot.webhook)
     report  report evaluator|coordinator, code, recode (reports)
     export  export                                (reports.export.run)
+    docs    diagrams                              (conversations.diagrams)
 """
 
 from __future__ import annotations
 
 import click
 
-from bot.cli import admin, export, ops, programmes, report
+from bot.cli import admin, docs, export, ops, programmes, report
 from bot.cli import run as running
 from storage.private import restrict_umask
 
@@ -35,6 +36,7 @@ for _command in (
     ops.backup_cmd, ops.restore_cmd, ops.doctor_cmd, ops.serve_webhook_cmd,
     report.report_group, report.code_cmd, report.recode_cmd,
     export.export_cmd,
+    docs.diagrams_cmd,
 ):
     main.add_command(_command)
 
