@@ -3,8 +3,11 @@
 The unit of analysis follows the thesis (notes-realist-thesis §8.3): one configuration per pair
 per outcome (a participant outside any pair is their own unit). For every entry in which the
 outcome was coded, the contexts, resources and responses coded in the same entry, or in the
-pair's other entries within a window around it (the mentor's log of the same session, the
-mentee's reflection on the session before), are linked to it:
+pair's other entries within a window *before* it (the mentor's log of the same session, the
+mentee's reflection on the session before), are linked to it. Never after: an element first
+evidenced later than the outcome cannot have helped bring it about (the order a realist
+explanation needs). Each configuration also says how often its leading context and mechanism
+came together in the pair *without* the outcome following (the contrast):
 
 * ``PRIMES`` resource -> response, ``POWERS`` context -> response, ``EFFECTS`` response ->
   outcome (the thesis's link types, §1.2), each with how many outcome occurrences support it
@@ -33,7 +36,7 @@ from reports.phases import PairHistory, Timeline, infer, month_of
 PARTS = ("context", "resource", "response")
 CHAIN_WIDTH = 3  # elements shown per part: the strongest, not a catalogue
 WINDOW_BEFORE_DAYS = 28  # about a month: the session before and what was logged about it
-WINDOW_AFTER_DAYS = 2  # the other member's entry about the same session
+WINDOW_AFTER_DAYS = 0  # the same day (the other member's entry about that session), never later
 PROXIMAL = frozenset({"O_INSIGHT", "O_AGENCY", "O_AGENTIC_COLLABORATION", "O_MAINTAINING_TRUST"})
 
 GRADES = ("strong", "moderate", "weak", "single")
@@ -163,6 +166,7 @@ class Summary:
     theories: tuple[str, ...]
     core_pattern: bool
     entries: int
+    contrast: tuple[str | None, str, int, int] | None = None
 
 
 @dataclass
@@ -183,6 +187,10 @@ class Configuration:
     core_pattern: bool
     first_day: int
     last_day: int
+    latest_evidence_day: int = 0  # the latest entry any chain element was linked from
+    # (leading context or None, leading mechanism, windows with both and the outcome,
+    # windows with both and no outcome)
+    contrast: tuple[str | None, str, int, int] | None = None
     all_parts: dict[str, set[str]] = field(repr=False, default_factory=dict)
 
     def summary(self) -> Summary:
@@ -198,6 +206,7 @@ class Configuration:
             theories=self.theories,
             core_pattern=self.core_pattern,
             entries=self.entries,
+            contrast=self.contrast,
         )
 
     def to_json(self, unit: str, month: Callable[[int], int]) -> dict[str, Any]:
@@ -221,6 +230,15 @@ class Configuration:
             "core_pattern": self.core_pattern,
             "from_month": month(self.first_day),
             "to_month": month(self.last_day),
+            "first_outcome_day": self.first_day,
+            "last_outcome_day": self.last_day,
+            "latest_evidence_day": self.latest_evidence_day,
+            "contrast": None if self.contrast is None else {
+                "context": self.contrast[0],
+                "mechanism": self.contrast[1],
+                "with_outcome": self.contrast[2],
+                "without_outcome": self.contrast[3],
+            },
             "evidence": self.occurrences[:5],
         }
 
@@ -281,6 +299,7 @@ def configure(
             by_outcome.setdefault(outcome, []).append(i)
     configurations: list[Configuration] = []
     unconfigured: Counter[str] = Counter()
+    back: list[frozenset[tuple[str, str]]] | None = None  # each entry's window's elements
     windows_of: dict[int, range] = {}
     reach: dict[int, frozenset[tuple[str, str]]] = {}  # elements linked to entry i's outcomes
     for where in by_outcome.values():
@@ -314,6 +333,12 @@ def configure(
             if unit.entries[j].elements & chain_codes:
                 contributing.add(unit.entries[j].key)
         people = {unit.entries[j].person for j in linked if unit.entries[j].key in contributing}
+        latest = max(unit.entries[j].day for j in linked if unit.entries[j].elements & chain_codes)
+        if back is None:
+            back = [frozenset().union(*(unit.entries[j].elements
+                                        for j in unit.window(i, before, after)))
+                    for i in range(len(unit.entries))]
+        contrast = _contrast(parts, (outcome, role), unit, back)
         links = _links(parts, outcome, where, reach, unit)
         distal = role == "OUTCOME_DISTAL"
         element_levels = {levels.get(c) for items in parts.values() for c, _, _ in items}
@@ -339,10 +364,37 @@ def configure(
                 core_pattern=CORE_PATTERN.matches(outcome, all_parts),
                 first_day=occurrences[0].day,
                 last_day=occurrences[-1].day,
+                latest_evidence_day=latest,
+                contrast=contrast,
                 all_parts=all_parts,
             )
         )
     return configurations, unconfigured
+
+
+def _contrast(
+    parts: Mapping[str, list[tuple[str, str, int]]],
+    outcome: tuple[str, str],
+    unit: UnitEntries,
+    back: Sequence[frozenset[tuple[str, str]]],
+) -> tuple[str | None, str, int, int] | None:
+    """The leading context and mechanism of a chain, and in how many of the unit's entries
+    whose window holds both the outcome was coded, and in how many it was not."""
+    mechanism = (parts["resource"] or parts["response"])[:1]
+    if not mechanism:
+        return None
+    need = {(mechanism[0][0], mechanism[0][1])}
+    context = parts["context"][0] if parts["context"] else None
+    if context is not None:
+        need.add((context[0], context[1]))
+    with_outcome = without = 0
+    for i, e in enumerate(unit.entries):
+        if need <= back[i]:
+            if outcome in e.outcomes:
+                with_outcome += 1
+            else:
+                without += 1
+    return (context[0] if context else None, mechanism[0][0], with_outcome, without)
 
 
 def _links(
@@ -412,6 +464,9 @@ class Pattern:
     theories: Counter[str] = field(default_factory=Counter)
     core_pattern: int = 0
     entries: int = 0
+    # (context, mechanism) -> [with outcome, without, units]
+    contrasts: dict[tuple[str | None, str], list[int]] = field(default_factory=dict)
+    contrast_groups: dict[tuple[str | None, str], Counter[str]] = field(default_factory=dict)
 
     def add(self, c: Summary) -> None:
         self.units += 1
@@ -425,6 +480,16 @@ class Pattern:
             self.theories[theory] += 1
         self.core_pattern += c.core_pattern
         self.entries += c.entries
+        if c.contrast is not None:
+            context, mechanism, with_outcome, without = c.contrast
+            sums = self.contrasts.setdefault((context, mechanism), [0, 0, 0])
+            sums[0] += with_outcome
+            sums[1] += without
+            sums[2] += 1
+            groups = self.contrast_groups.setdefault((context, mechanism), Counter())
+            for whom in c.for_whom:
+                groups[f"{whom}:with"] += with_outcome
+                groups[f"{whom}:without"] += without
 
     def typical(self, part: str, n: int = CHAIN_WIDTH) -> list[tuple[str, str, int]]:
         """The elements most units' chains include, with how many units."""
@@ -447,6 +512,13 @@ class Pattern:
             "theories": dict(sorted(self.theories.items())),
             "core_pattern": self.core_pattern,
             "independent_entries": self.entries,
+            "contrasts": [
+                {"context": context, "mechanism": mechanism, "with_outcome": sums[0],
+                 "without_outcome": sums[1], "units": sums[2]}
+                for (context, mechanism), sums in sorted(
+                    self.contrasts.items(), key=lambda kv: (-kv[1][2], -kv[1][0],
+                                                            kv[0][0] or "", kv[0][1]))[:3]
+            ],
         }
 
 

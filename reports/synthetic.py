@@ -68,8 +68,9 @@ class Phrasebank:
     ties a mentee's stated goal to what they later report (goal attainment).
     """
 
-    def __init__(self, seed: int = 7, distinct: bool = False) -> None:
+    def __init__(self, seed: int = 7, distinct: bool = False, join: float = 0.4) -> None:
         self.rng = random.Random(seed)
+        self.join = join  # how often an answer is two sentences of its family
         # distinct: every answer text differs from every other, as real answers do (the
         # phrase bank alone gives a few thousand texts, which flatters anything that caches
         # by text)
@@ -92,10 +93,11 @@ class Phrasebank:
             out = f"{out} {self.rng.choice(DETAILS)} {self._written}."
         return out
 
-    def _pick(self, family: tuple[str, ...], join: float = 0.4) -> str:
+    def _pick(self, family: tuple[str, ...], join: float | None = None) -> str:
         """One answer from ``family``; often two of its sentences, as people write."""
         first = self.rng.choice(family)
-        if len(family) > 3 and first and self.rng.random() < join:
+        if len(family) > 3 and first and self.rng.random() < (self.join if join is None
+                                                               else join):
             second = self.rng.choice([t for t in family if t and t != first])
             first = f"{first.rstrip('.')}. {second[0].upper()}{second[1:]}"
         return self._fill(first)
@@ -233,7 +235,9 @@ async def generate_cohort(
     from storage.models import Role, Scope
 
     rng = random.Random(seed)
-    bank = Phrasebank(seed, distinct)
+    # one sentence per answer, as the cohorts had before the phrase bank grew: the benchmarks'
+    # figures (coding time grows with the text) stay comparable
+    bank = Phrasebank(seed, distinct, join=0.0)
     codebook = load_codebook()
     coder = coder_id(codebook)
     lexicon_rule = rule_version(semantic=False)

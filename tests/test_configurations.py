@@ -94,12 +94,43 @@ def test_grades_count_independent_entries_and_both_members() -> None:
         entries.append(
             entry(f"E{k}", 30 * k, [("R_REFLECTION", RESP)], [("O_LEARNING_CHANGE", DIST)])
         )
-        entries.append(
-            entry(f"M{k}", 30 * k + 1, [("M_DM_TECHNIQUES", RES)], author="mentor", person=2)
+        entries.append(  # the mentor's log of the same session
+            entry(f"M{k}", 30 * k, [("M_DM_TECHNIQUES", RES)], author="mentor", person=2)
         )
     (config,), _ = configure(entries, LEVELS)
     assert config.grade == "strong" and config.loop == "APPLIED"
     assert config.for_whom == ("mentee",) and config.entries == 6
+
+
+def test_an_outcome_is_never_linked_to_what_came_after_it() -> None:
+    """Order: the mentor's log two days later, and the next month's reflection, evidence
+    nothing about an outcome already reported; the same day's log does."""
+    entries = [
+        entry("E1", 10, [("R_REFLECTION", RESP)], [("O_INSIGHT", PROX)]),
+        entry("M1", 10, [("M_DM_TECHNIQUES", RES)], author="mentor", person=2),
+        entry("M2", 12, [("M_SHARING_EXPERIENCE", RES), ("C_DYAD_TRUST", ENABLING)],
+              author="mentor", person=2),
+        entry("E2", 40, [("M_ROLE_MODEL", RES)]),
+    ]
+    (config,), _ = configure(entries, LEVELS)
+    linked = {c for part in config.chain.values() for c, _, _ in part}
+    assert linked == {"R_REFLECTION", "M_DM_TECHNIQUES"}
+    assert config.latest_evidence_day <= config.last_day == 10
+
+
+def test_each_configuration_counts_its_context_and_mechanism_without_the_outcome() -> None:
+    """The contrast: a safe space with the mentor's questions came before agency twice, and
+    three times nothing of the kind followed."""
+    both = [("C_DYAD_SAFE_SPACE", ENABLING), ("M_DM_TECHNIQUES", RES)]
+    entries = [entry(f"E{k}", 30 * k, both, [("O_AGENCY", PROX)] if k in (1, 3) else [])
+               for k in range(5)]
+    entries.append(entry("E9", 200, [("M_DM_TECHNIQUES", RES)]))  # the mechanism alone
+    (config,), _ = configure(entries, LEVELS)
+    assert config.contrast == ("C_DYAD_SAFE_SPACE", "M_DM_TECHNIQUES", 2, 3)
+    (pattern,) = patterns([config])
+    assert pattern.to_json()["contrasts"] == [
+        {"context": "C_DYAD_SAFE_SPACE", "mechanism": "M_DM_TECHNIQUES", "with_outcome": 2,
+         "without_outcome": 3, "units": 1}]
 
 
 def test_an_outcome_with_no_mechanism_is_counted_not_configured() -> None:

@@ -155,6 +155,8 @@ async def _facts(demo: DemoResult) -> dict[int, dict[str, Any]]:
                     "matched": matched.get(entry.pair_id) if entry.pair_id else None,
                     "flow": entry.flow,
                     "wave": entry.wave,
+                    "tapped": {c for v in answers.values() if isinstance(v, dict)
+                               for c in v.get("selected", ())},
                 }
     finally:
         await store.close()
@@ -201,3 +203,58 @@ def test_every_count_is_a_number_or_explicitly_suppressed(report: dict[str, Any]
                 walk(item, f"{where}[{n}]")
 
     walk(report, "$")
+
+
+def test_no_configuration_links_an_outcome_to_later_evidence(report: dict[str, Any]) -> None:
+    items = report["configurations"]["items"]
+    assert len(items) > 20
+    for item in items:
+        assert item["latest_evidence_day"] <= item["last_outcome_day"], item["unit"]
+        contrast = item["contrast"]
+        assert contrast is not None and contrast["with_outcome"] >= 1, item["unit"]
+    patterns = report["configurations"]["patterns"]
+    assert any(c["without_outcome"] for p in patterns for c in p["contrasts"])
+
+
+def test_no_outcome_evidence_comes_from_an_intended_statement(
+    demo: DemoResult, report: dict[str, Any]
+) -> None:
+    """Every entry a configuration cites for its outcome holds that outcome as realised (the
+    review file gives the role; a goal or hope is coded without one), and a distal outcome
+    comes only from the closing or follow-up check-ins."""
+    roles: dict[tuple[str, str], set[str]] = {}
+    for row in rows(demo.database.parent / "evaluator" / "review.csv"):
+        roles.setdefault((row["entry"], row["code"]), set()).add(row["cmo_role"])
+    aims = [r for r in rows(demo.database.parent / "evaluator" / "review.csv")
+            if r["step"] in ("Goal", "Goals", "Outcome", "Hope to learn")
+            and r["code"].startswith(("O_", "DOM_"))]
+    assert aims and all(r["cmo_role"] == "" for r in aims)
+    facts = {f["report_label"]: f for f in asyncio.run(_facts(demo)).values()}
+    distal = 0
+    for item in report["configurations"]["items"]:
+        for entry in item["evidence"]:
+            # coded realised in a typed answer, or tapped as learned (a button is a report)
+            assert roles.get((entry, item["outcome"]), set()) & {
+                "OUTCOME_PROXIMAL", "OUTCOME_DISTAL"} or item["outcome"] in facts[entry][
+                    "tapped"], (entry, item["outcome"])
+            if item["outcome_role"] == "OUTCOME_DISTAL":
+                assert facts[entry]["wave"] in ("closing", "followup"), entry
+                distal += 1
+    assert distal, "the demo's closing check-ins report distal outcomes"
+
+
+def test_change_over_time_and_negative_cases_have_something_true_to_show(
+    report: dict[str, Any]
+) -> None:
+    scaling = report["change_over_time"]["scaling"]
+    assert len(scaling["pairs"]) >= 3 and scaling["programme"]["units_rated_twice"] >= 3
+    # one month axis for every series the charts and tables draw
+    assert scaling["programme"]["months"] == report["climate"]["months"] == report["phases"][
+        "distribution"]["months"]
+    goals = report["change_over_time"]["goals"]
+    assert 0 < goals["realised"] < goals["aims"]
+    for row in goals["rows"]:
+        if row["realised"]:
+            assert row["realised_month"] >= row["stated_month"]
+    kinds = report["negative_cases"]["by_kind"]
+    assert {"stalled", "regressed", "ended early", "re-matched"} <= set(kinds), kinds

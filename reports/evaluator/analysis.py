@@ -44,6 +44,7 @@ from reports.configurations import (
     UnitPayload,
     UnitResult,
 )
+from reports.evaluator import course
 from reports.evaluator.model import (
     METHOD_PROMPT,
     METHOD_SELF,
@@ -56,6 +57,7 @@ from reports.evaluator.model import (
     UNITS_PER_TASK,
     Entry,
     _Quote,
+    realised_role,
 )
 from reports.phases import DAYS_PER_MONTH, KRAM_PRE, PHASES, PairHistory, Timeline, month_of
 from reports.structured import (
@@ -82,6 +84,7 @@ def _share(n: int, d: int) -> float:
 
 
 BEST_SHOWN = 15  # strongest pair configurations listed in the HTML
+BEST_PER_PAIR = 2  # at most this many of one pair in that list
 # Stands in for the configuration items while the report is encoded; the items are written
 # from their own encoded lines. The random part keeps any entry text from ever matching it.
 ITEMS_MARKER = f"configuration-items-{secrets.token_hex(12)}"
@@ -106,7 +109,7 @@ class _ConfigurationSink:
         self.unconfigured: Counter[str] = Counter()
         self.theories = {r.theory: _TheoryTally() for r in THEORY_RULES}
         self.codes: set[str] = set()
-        self.best: list[tuple[int, str, str, str]] = []
+        self.best_by_unit: dict[str, list[tuple[int, str, str, str]]] = {}
 
     def add(
         self, label: str, key: str, items: Iterable[tuple[str, Summary]], missing: Counter[str]
@@ -131,13 +134,17 @@ class _ConfigurationSink:
                 t.grades[c.grade] += 1
                 t.outcomes[c.outcome] += 1
             if c.grade == "strong":
-                self.best.append((-c.entries, label, c.outcome, text))
-                if len(self.best) > 4 * BEST_SHOWN:
-                    self.best.sort(key=lambda b: b[:3])
-                    del self.best[BEST_SHOWN:]
+                kept = self.best_by_unit.setdefault(label, [])
+                kept.append((-c.entries, label, c.outcome, text))
+                kept.sort(key=lambda b: b[:3])
+                del kept[BEST_PER_PAIR:]
 
     def best_items(self) -> list[dict[str, Any]]:
-        return [json.loads(b[3]) for b in sorted(self.best, key=lambda b: b[:3])[:BEST_SHOWN]]
+        """The best-supported configurations, spread across pairs: each pair's best first,
+        then each pair's second, so no one pair fills the table."""
+        rounds = [sorted(kept[k] for kept in self.best_by_unit.values() if len(kept) > k)
+                  for k in range(BEST_PER_PAIR)]
+        return [json.loads(b[3]) for b in [b for r in rounds for b in r][:BEST_SHOWN]]
 
 
 _OUTCOME_SCHEMES = frozenset({SCHEME_CMO, SCHEME_DOMAIN})
@@ -198,7 +205,7 @@ class _Tally:
             method = _method(c)
             methods[method] += 1
             scheme = c.scheme
-            role = c.cmo_role
+            role = realised_role(c.cmo_role, e.wave)
             code = c.code_id
             if role is not None and c.start >= 0 and role in COARSE_ROLE:
                 found.setdefault(c.step, set()).add(COARSE_ROLE[role])
@@ -270,6 +277,7 @@ class _Analysis:
         self.labels: dict[str, str] = {}
         self.sensitive = run.codebook.sensitive_ids()
         self.month: dict[int, int] = {}  # entry position -> month of its relationship
+        self.courses: dict[str, course.UnitCourse] = {}  # unit key -> its course
 
     def label(self, code: str) -> str:
         self.labels[code] = self.codebook.get(code).label
@@ -335,6 +343,12 @@ class _Analysis:
             sink.add(label, key, items, missing)
             run.progress.advance()
         run.progress.stage("Writing the report", None)
+        for unit in units:
+            found = self.courses[unit.key]
+            found.last_day = tally.last_day - unit.start
+            timeline = timelines.get(unit.label)
+            if timeline is not None:
+                found.regressions = sum(1 for t in timeline.transitions if t.kind == "regression")
         return self.assemble(units, timelines, sink, tally)
 
     def _walk(
@@ -350,6 +364,13 @@ class _Analysis:
                 if event != "matched":
                     history.events.append((at.date().toordinal() - unit.start, event))
         rows: list[EntryRow] = []
+        unit_course = self.courses[unit.key] = course.UnitCourse(unit.label, is_pair)
+        if is_pair:
+            for event, at in events.get(int(unit.key[2:]), ()):
+                if event in ("closed", "rematched"):
+                    unit_course.closed_day = at.date().toordinal() - unit.start
+                    unit_course.rematched = event == "rematched"
+        intending = self.run.index.intending
         for e in unit.entries:
             day = e.day - unit.start
             month = month_of(day)
@@ -357,13 +378,23 @@ class _Analysis:
             tally.entry(e, month, unit.key)
             elements = set()
             outcomes = set()
+            aims: set[str] = set()
+            realised: set[str] = set()
+            climate = None
             for c in e.codes:
-                role = c.cmo_role
+                role = realised_role(c.cmo_role, e.wave)
                 scheme = c.scheme
+                if scheme == SCHEME_CLIMATE:
+                    climate = c.code_id
+                if role is None and scheme in _OUTCOME_SCHEMES and c.step in intending(e.flow) \
+                        and (scheme == SCHEME_DOMAIN
+                             or self.codebook.get(c.code_id).role in OUTCOME_ROLES):
+                    aims.add(c.code_id)  # a goal or hope: intended, not (yet) an outcome
                 if role is not None:
                     if role in OUTCOME_ROLES:
                         if scheme in _OUTCOME_SCHEMES:
                             outcomes.add((c.code_id, role))
+                            realised.add(c.code_id)
                     elif scheme in _ELEMENT_SCHEMES:
                         elements.add((c.code_id, role))
                 if history is not None:
@@ -374,6 +405,9 @@ class _Analysis:
                             history.views.append((day, c.code_id))
                         elif c.method != METHOD_STRUCTURED and role is not None:
                             history.signals.append((day, c.code_id, c.confidence))
+            unit_course.entries.append(course.CourseEntry(
+                e.label, day, e.author, e.person, e.scale, climate, frozenset(aims),
+                frozenset(realised), e.wave is None))
             if history is not None:
                 history.contacts.append(day)
             if elements or outcomes:
@@ -422,6 +456,8 @@ class _Analysis:
         data["climate"] = self._climate(tally)
         data["topics"] = self._topics(tally)
         data["programme_theories"] = self._theories(sink)
+        months = data["summary"]["months_observed"]
+        data.update(course.analyse([self.courses[u.key] for u in units], months))
         data["review"] = run.reviewer.agreement.to_json() | {
             "rows_written": run.writer.rows,
             "file_given": run.options.review is not None,

@@ -22,10 +22,21 @@ MONTHS_SHOWN = 24
 # A share of fewer entries than this swings too much to chart; the house's small-group rule
 # (reports.suppression: 5), since each chart's table beside it gives the n of every month.
 MIN_MONTH_ENTRIES = 5
+# A distal outcome is realised 6-12 months after mentoring ends: only a realised statement at
+# these waves (or later) counts as one; said earlier, it is an early, proximal sign of it.
+DISTAL_WAVES = frozenset({"closing", "followup"})
 STAGES = (("early", 0, 2), ("middle", 3, 5), ("late", 6, 10_000))  # months of the relationship
 ROLES = ("mentee", "mentor")
 METHOD_SELF = "self-coded"  # how the report names the participants' own button codes
 METHOD_PROMPT = "prompt"
+
+
+def realised_role(role: str | None, wave: str | None) -> str | None:
+    """The role a code plays in this report: a distal outcome said before the closing or
+    follow-up waves is an early, proximal sign of it (:data:`DISTAL_WAVES`)."""
+    if role == "OUTCOME_DISTAL" and wave not in DISTAL_WAVES:
+        return "OUTCOME_PROXIMAL"
+    return role
 
 
 class ProgressSink(Protocol):
@@ -78,6 +89,8 @@ class Entry:
     codes: list[Code]
     flagged: frozenset[str]
     texts: tuple[str, ...]  # text steps answered (for coverage)
+    wave: str | None = None  # the check-in wave it answers (baseline, m3, ..., closing)
+    scale: int | None = None  # a 0-10 scaling answer (OSKAR), if the entry has one
 
 
 @dataclass

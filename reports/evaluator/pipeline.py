@@ -42,6 +42,7 @@ from reports.evaluator.model import (
     ReportResult,
     _Quote,
     _Silent,
+    realised_role,
 )
 from reports.evaluator.render import charts, render_html, write_json
 from reports.phases import month_of
@@ -238,6 +239,8 @@ class _Run:
             codes=split.codes,
             flagged=frozenset(record.flagged),
             texts=tuple(s for s, _ in split.texts if not s.endswith(OTHER_SUFFIX)),
+            wave=record.wave,
+            scale=self._scale(record),
         )
         self.entries.append(entry)
         self._subjects[record.participant_id] = record.subject_ref
@@ -254,6 +257,16 @@ class _Run:
                 self.rule_texts += 1
         self.progress.advance()
 
+    def _scale(self, record: extract.EntryRecord) -> int | None:
+        for step, value in record.answers.items():
+            info = self.index.get(record.flow, step)
+            if info is not None and info.kind == "scale" and step not in record.flagged:
+                try:
+                    return int(value)
+                except (TypeError, ValueError):
+                    return None
+        return None
+
     def _merge(self, result: ChunkResult, meta: list[_Meta]) -> None:
         self.writer.write_text(result.review_csv, result.review_rows)
         new = tuple.__new__  # Code is a NamedTuple: build it from the worker's plain tuples
@@ -264,6 +277,7 @@ class _Run:
             self.reviewer.agreement.record(scheme, method, code, decision, new_code)
         for code, role, rank, text, _, position in result.candidates:
             idx, step, _ = meta[position]
+            role = realised_role(role, self.entries[idx].wave)
             bucket = self.quotes.setdefault((code, role), [])
             bucket.append(_Quote(rank, text, idx, step))
             if len(bucket) > 4 * CANDIDATES_KEPT:
