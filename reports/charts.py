@@ -88,9 +88,18 @@ def phase_distribution(
         return _uri(fig)
 
 
+def _month_axis(ax: Any, months: Sequence[int], offset: float) -> None:
+    """The report's one month axis: months 1..N of the relationship, whatever the chart."""
+    if months:
+        ax.set_xlim(months[0] - 0.5 + offset, months[-1] + 0.5 + offset)
+        ax.set_xticks([m + offset for m in months], _month_labels(months))
+    ax.set_xlabel("month of the relationship")
+
+
 def phase_timelines(
     rows: Sequence[tuple[str, Sequence[tuple[str, float, float]], Sequence[float]]],
     labels: Mapping[str, str],
+    months: Sequence[int] = (),
 ) -> str:
     """One lane per pair: phase segments by month, regressions marked with a triangle."""
     height = max(1.6, 0.26 * len(rows) + 0.9)
@@ -108,7 +117,8 @@ def phase_timelines(
                 ax.plot([month], [y], marker="v", color="#d62828", markersize=6, linestyle="none")
         ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
         ax.invert_yaxis()
-        ax.set_xlabel("months since matching")
+        # months since matching: month k of the relationship spans k-1..k, centred on k-0.5
+        _month_axis(ax, months, 0.5)
         ax.grid(axis="y", visible=False)
         handles: list[Patch | object] = [
             Patch(color=c, label=labels.get(p, p)) for p, c in PHASE_COLOURS.items()
@@ -125,6 +135,7 @@ def lines_by_month(
     panels: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
     labels: Mapping[str, str],
     ylabel: str,
+    months: Sequence[int] = (),
 ) -> str:
     """Small multiples: one panel per group (e.g. mentees, mentors), one line per series, each
     series the same colour in every panel."""
@@ -150,7 +161,7 @@ def lines_by_month(
                 )
                 handles.setdefault(series, line)
             ax.set_title(name)
-            ax.set_xlabel("month of the relationship")
+            _month_axis(ax, months, 1.0)
             ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         axes[0].set_ylabel(ylabel)
         if handles:

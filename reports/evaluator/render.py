@@ -13,6 +13,7 @@ from reports.configurations import (
 )
 from reports.evaluator.analysis import ITEMS_MARKER
 from reports.evaluator.model import MIN_MONTH_ENTRIES, ROLES, TIMELINES_SHOWN
+from reports.evaluator.rameses import ITEMS
 from reports.phases import DAYS_PER_MONTH, PHASES
 
 # ---------------------------------------------------------------------------------------
@@ -75,8 +76,9 @@ def charts(data: Mapping[str, Any]) -> dict[str, str]:
             tr["day"] / DAYS_PER_MONTH for tr in t["transitions"] if tr["kind"] == "regression"
         ]
         lanes.append((label, spans, regressions))
+    axis = list(range(data["summary"]["months_observed"]))  # one month axis for every chart
     if lanes:
-        out["phase_timelines"] = draw.phase_timelines(lanes, phase_labels)
+        out["phase_timelines"] = draw.phase_timelines(lanes, phase_labels, axis)
     domains = data["learning_domains"]["by_month"]
     panels = {
         f"{a}s": {
@@ -88,7 +90,8 @@ def charts(data: Mapping[str, Any]) -> dict[str, str]:
     }
     if panels:
         out["learning_domains"] = draw.lines_by_month(
-            panels, {k: _short(v.split(":", 1)[0]) for k, v in labels.items()}, "share of entries"
+            panels, {k: _short(v.split(":", 1)[0]) for k, v in labels.items()},
+            "share of entries", axis,
         )
     rows = [
         (_factor_name(r, short), r["helping"], r["hindering"])
@@ -133,6 +136,71 @@ def _timelines_shown(pairs: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return (with_regression[: TIMELINES_SHOWN // 2] + rest)[:TIMELINES_SHOWN]
 
 
+def _name(labels: Mapping[str, str], code: str | None) -> str:
+    """A code as a sentence names it: the label's head, in lower case, a domain as learning."""
+    label = labels.get(code or "", code or "")
+    head = label.split(":", 1)[0].split(",", 1)[0]
+    head = head[0].lower() + head[1:] if head[:2] != head[:2].upper() else head
+    return f"{head} learning" if (code or "").startswith("DOM_") else head
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def plain_summary(data: Mapping[str, Any]) -> list[str]:
+    """Five or six sentences a steering group can read first, from the report's own figures."""
+    labels = data["labels"]
+    s = data["summary"]
+    roles = s["people_by_role"]
+    out = [
+        f"This report reads {_plural(s['entries'], 'entry', 'entries')} from "
+        f"{_plural(s['pairs'], 'mentoring pair')} ({_plural(roles.get('mentee', 0), 'mentee')} "
+        f"and {_plural(roles.get('mentor', 0), 'mentor')} who consent to evaluation) over "
+        f"{_plural(s['months_observed'], 'month')} of their relationships."
+    ]
+    patterns = data["configurations"]["patterns"]
+    if patterns:
+        p = patterns[0]
+        typical = p["typical"]
+        leading = typical["context"][:1] + typical["resource"][:1]
+        before = [_name(labels, c) for c, _, _ in leading]
+        out.append(
+            f"The outcome most often preceded by a mechanism was {_name(labels, p['outcome'])}, "
+            f"in {_plural(p['units'], 'pair')}"
+            + (f", usually where {' and '.join(before)} came first." if before else ".")
+        )
+        if p.get("contrasts"):
+            c = p["contrasts"][0]
+            total = c["with_outcome"] + c["without_outcome"]
+            out.append(
+                f"It did not always follow: of {total} times "
+                f"{' and '.join(_name(labels, x) for x in (c['context'], c['mechanism']) if x)} "
+                f"came together, the outcome was reported in {c['with_outcome']}."
+            )
+    scaling = data["change_over_time"]["scaling"]["programme"]
+    goals = data["change_over_time"]["goals"]
+    if scaling["units_rated_twice"]:
+        out.append(
+            f"Of {_plural(scaling['units_rated_twice'], 'pair')} whose mentee rated their "
+            f"progress (0 to 10) more than once, {scaling['up']} moved up, {scaling['same']} "
+            f"stayed level and {scaling['down']} went down."
+        )
+    if goals["aims"]:
+        out.append(
+            f"{goals['realised']} of the {goals['aims']} aims people stated were later reported "
+            "as achieved by the same person."
+        )
+    negative = data["negative_cases"]["by_kind"]
+    if negative:
+        parts = [f"{n} {kind}" for kind, n in negative.items() if kind != "aims not reported"]
+        out.append(
+            f"{_plural(data['negative_cases']['pairs'], 'pair')} need a closer look"
+            + (f" ({', '.join(parts)})" if parts else "") + "; see the negative cases."
+        )
+    return out[:6]
+
+
 def render_html(
     data: Mapping[str, Any], images: Mapping[str, str], best: Sequence[Mapping[str, Any]] = ()
 ) -> str:
@@ -160,4 +228,6 @@ def render_html(
         best=best,
         roles_order=list(data["cmo_framework"]["roles"]),
         grades=GRADES,
+        plain=plain_summary(data),
+        rameses=ITEMS,
     )
