@@ -167,6 +167,7 @@ class Summary:
     core_pattern: bool
     entries: int
     contrast: tuple[str | None, str, int, int] | None = None
+    contrast_by: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass
@@ -191,6 +192,8 @@ class Configuration:
     # (leading context or None, leading mechanism, windows with both and the outcome,
     # windows with both and no outcome)
     contrast: tuple[str | None, str, int, int] | None = None
+    # the same two counts by the author of the entry: ((group, with, without), ...)
+    contrast_by: tuple[tuple[str, int, int], ...] = ()
     all_parts: dict[str, set[str]] = field(repr=False, default_factory=dict)
 
     def summary(self) -> Summary:
@@ -207,6 +210,7 @@ class Configuration:
             core_pattern=self.core_pattern,
             entries=self.entries,
             contrast=self.contrast,
+            contrast_by=self.contrast_by,
         )
 
     def to_json(self, unit: str, month: Callable[[int], int]) -> dict[str, Any]:
@@ -238,6 +242,7 @@ class Configuration:
                 "mechanism": self.contrast[1],
                 "with_outcome": self.contrast[2],
                 "without_outcome": self.contrast[3],
+                "by_group": {g: [w, wo] for g, w, wo in self.contrast_by},
             },
             "evidence": self.occurrences[:5],
         }
@@ -338,7 +343,7 @@ def configure(
             back = [frozenset().union(*(unit.entries[j].elements
                                         for j in unit.window(i, before, after)))
                     for i in range(len(unit.entries))]
-        contrast = _contrast(parts, (outcome, role), unit, back)
+        contrast, contrast_by = _contrast(parts, (outcome, role), unit, back)
         links = _links(parts, outcome, where, reach, unit)
         distal = role == "OUTCOME_DISTAL"
         element_levels = {levels.get(c) for items in parts.values() for c, _, _ in items}
@@ -366,6 +371,7 @@ def configure(
                 last_day=occurrences[-1].day,
                 latest_evidence_day=latest,
                 contrast=contrast,
+                contrast_by=contrast_by,
                 all_parts=all_parts,
             )
         )
@@ -377,24 +383,30 @@ def _contrast(
     outcome: tuple[str, str],
     unit: UnitEntries,
     back: Sequence[frozenset[tuple[str, str]]],
-) -> tuple[str | None, str, int, int] | None:
+) -> tuple[tuple[str | None, str, int, int] | None, tuple[tuple[str, int, int], ...]]:
     """The leading context and mechanism of a chain, and in how many of the unit's entries
-    whose window holds both the outcome was coded, and in how many it was not."""
+    whose window holds both the outcome was coded, and in how many it was not; and the same
+    by the entry's author (the groups the report compares)."""
     mechanism = (parts["resource"] or parts["response"])[:1]
     if not mechanism:
-        return None
+        return None, ()
     need = {(mechanism[0][0], mechanism[0][1])}
     context = parts["context"][0] if parts["context"] else None
     if context is not None:
         need.add((context[0], context[1]))
     with_outcome = without = 0
+    groups: dict[str, list[int]] = {}
     for i, e in enumerate(unit.entries):
         if need <= back[i]:
+            counts = groups.setdefault(e.author, [0, 0])
             if outcome in e.outcomes:
                 with_outcome += 1
+                counts[0] += 1
             else:
                 without += 1
-    return (context[0] if context else None, mechanism[0][0], with_outcome, without)
+                counts[1] += 1
+    return ((context[0] if context else None, mechanism[0][0], with_outcome, without),
+            tuple((g, w, wo) for g, (w, wo) in sorted(groups.items())))
 
 
 def _links(
@@ -466,7 +478,8 @@ class Pattern:
     entries: int = 0
     # (context, mechanism) -> [with outcome, without, units]
     contrasts: dict[tuple[str | None, str], list[int]] = field(default_factory=dict)
-    contrast_groups: dict[tuple[str | None, str], Counter[str]] = field(default_factory=dict)
+    contrast_groups: dict[tuple[str | None, str], dict[str, list[int]]] = field(
+        default_factory=dict)
 
     def add(self, c: Summary) -> None:
         self.units += 1
@@ -486,10 +499,11 @@ class Pattern:
             sums[0] += with_outcome
             sums[1] += without
             sums[2] += 1
-            groups = self.contrast_groups.setdefault((context, mechanism), Counter())
-            for whom in c.for_whom:
-                groups[f"{whom}:with"] += with_outcome
-                groups[f"{whom}:without"] += without
+            groups = self.contrast_groups.setdefault((context, mechanism), {})
+            for group, w, wo in c.contrast_by:
+                counts = groups.setdefault(group, [0, 0])
+                counts[0] += w
+                counts[1] += wo
 
     def typical(self, part: str, n: int = CHAIN_WIDTH) -> list[tuple[str, str, int]]:
         """The elements most units' chains include, with how many units."""
@@ -514,7 +528,8 @@ class Pattern:
             "independent_entries": self.entries,
             "contrasts": [
                 {"context": context, "mechanism": mechanism, "with_outcome": sums[0],
-                 "without_outcome": sums[1], "units": sums[2]}
+                 "without_outcome": sums[1], "units": sums[2],
+                 "by_group": dict(sorted(self.contrast_groups[(context, mechanism)].items()))}
                 for (context, mechanism), sums in sorted(
                     self.contrasts.items(), key=lambda kv: (-kv[1][2], -kv[1][0],
                                                             kv[0][0] or "", kv[0][1]))[:3]

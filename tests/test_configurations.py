@@ -127,10 +127,21 @@ def test_each_configuration_counts_its_context_and_mechanism_without_the_outcome
     entries.append(entry("E9", 200, [("M_DM_TECHNIQUES", RES)]))  # the mechanism alone
     (config,), _ = configure(entries, LEVELS)
     assert config.contrast == ("C_DYAD_SAFE_SPACE", "M_DM_TECHNIQUES", 2, 3)
+    assert config.contrast_by == (("mentee", 2, 3),)
     (pattern,) = patterns([config])
     assert pattern.to_json()["contrasts"] == [
         {"context": "C_DYAD_SAFE_SPACE", "mechanism": "M_DM_TECHNIQUES", "with_outcome": 2,
-         "without_outcome": 3, "units": 1}]
+         "without_outcome": 3, "units": 1, "by_group": {"mentee": [2, 3]}}]
+
+
+def test_the_contrast_is_kept_per_group_so_groups_can_be_compared() -> None:
+    """The mentor's logs hold the same context and mechanism without the outcome: the
+    combination works for the mentee's account here, not the mentor's."""
+    both = [("C_DYAD_SAFE_SPACE", ENABLING), ("M_DM_TECHNIQUES", RES)]
+    entries = [entry(f"E{k}", 30 * k, both, [("O_AGENCY", PROX)]) for k in range(3)]
+    entries += [entry(f"M{k}", 30 * k + 5, both, author="mentor", person=2) for k in range(3)]
+    (config,), _ = configure(entries, LEVELS)
+    assert config.contrast_by == (("mentee", 3, 0), ("mentor", 0, 3))
 
 
 def test_an_outcome_with_no_mechanism_is_counted_not_configured() -> None:
