@@ -148,51 +148,6 @@ def _copy_snapshot(
     return version, people, entries, keys
 
 
-def _copy_snapshot(
-    database: Path,
-    keystore: Path,
-    db_copy: Path,
-    keys_copy: Path | None,
-    on_snapshot: Callable[[], None] | None,
-) -> tuple[int, int, int, int]:
-    with _connect(database) as src:
-        try:
-            src.execute("ATTACH DATABASE ? AS keys", (str(keystore),))
-            src.execute("BEGIN")
-            # The read transaction starts on each file at its first read. The database is
-            # read first: a participant's key is committed in the same transaction as their
-            # row, so a key store snapshot taken just after holds every key the database
-            # snapshot needs (a person erased in between has no key, as after any erasure).
-            _scalar(src, "SELECT COUNT(*) FROM main.sqlite_master")
-            _scalar(src, "SELECT COUNT(*) FROM keys.sqlite_master")
-            if on_snapshot is not None:
-                on_snapshot()
-            # One step (pages=-1) copies the whole file inside the read transaction already
-            # open. Small steps would restart from scratch after every write by the bot and
-            # could starve under steady load.
-            copies = [("main", db_copy)] + ([("keys", keys_copy)] if keys_copy else [])
-            for name, copy in copies:
-                with _connect(copy) as dst:
-                    src.backup(dst, pages=-1, name=name)
-                    # A backup is one self-contained file: no -wal beside it to lose.
-                    dst.execute("PRAGMA journal_mode=DELETE")
-                    problems = _integrity(dst)
-                    if problems != ["ok"]:
-                        raise DatabaseError(
-                            f"the {name} copy failed its integrity check: {_one_line(problems[0])}"
-                        )
-            src.execute("COMMIT")
-        except Error as exc:
-            raise DatabaseError(f"backup failed: {type(exc).__name__}: {exc}") from None
-    with _connect(db_copy, read_only=True) as conn:
-        version, people, entries = _db_stats(conn)
-    keys = 0
-    if keys_copy is not None:
-        with _connect(keys_copy, read_only=True) as conn:
-            keys = _scalar(conn, "SELECT COUNT(*) FROM data_keys")
-    return version, people, entries, keys
-
-
 def restore(
     source: Path,
     keys_from: Path | None,
