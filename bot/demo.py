@@ -3,8 +3,9 @@
 A dozen pairs go through six months of the real flows (invites, consent, starting
 check-ins, a chemistry meeting and monthly sessions logged by mentors with the date they
 give, GROW and OSKAR reflections by mentees, the 3- and 6-month check-ins, a coordinator
-closing pairs that finish or end early, and the closing check-ins) via the same Service the
-Telegram adapter uses, into an encrypted database. Each pair has a course
+closing pairs that finish or end early, and the closing check-ins; one pair's mentee is
+re-matched and starts again with a new mentor who joins through the invite) via the same
+Service the Telegram adapter uses, into an encrypted database. Each pair has a course
 (:func:`reports.synthetic.demo_courses`): most thrive, some stall, regress or end early.
 The service runs on the programme's clock, so waves fall due when they would; each save is
 then dated when it happened (:mod:`storage.backdating`). Then the evaluator report, the
@@ -133,6 +134,22 @@ async def act(service: Service, who: Sender, step: CourseStep) -> None:
             raise DemoError(f"the pair was not closed: {[r.text for r in resp.replies]}")
 
 
+async def rematch(service: Service, who: Sender, step: CourseStep,
+                  rng: random.Random) -> int:
+    """The coordinator re-matches a pair's mentee (as `mentorbot dyad create --with N:mentee`
+    does) and the new mentor joins through the invite; the new pair's id."""
+    store = service.store
+    programme_id, from_pair = int(step.answers["programme"]), int(step.answers["pair"])
+    pair_id, code = await store.programmes.rematch(programme_id, from_pair, Role.MENTEE)
+    await store.audit.record("admin", "pair_created", rematch_of=from_pair, role="mentee")
+    resp = await service.start(who, code)
+    await answer_consent(service, who, resp, rng)
+    pair = next(p for p in await store.programmes.pairs(programme_id) if p.id == pair_id)
+    if pair.matched_at is None:
+        raise DemoError("the new mentor did not join the re-matched pair")
+    return pair_id
+
+
 async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "mentorbot.sqlite3"
@@ -166,7 +183,7 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
         timeline: list[tuple[float, int, Sender, CourseStep]] = []
         for n, course in enumerate(courses):
             pair_id = await store.programmes.create_pair(programme.id)
-            members: dict[str, Sender] = {}
+            members: dict[str | tuple[str, int], Sender] = {}
             for role in (Role.MENTOR, Role.MENTEE):
                 code = await store.programmes.create_invite(programme.id, role, pair_id)
                 user_id += 1
@@ -175,15 +192,24 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
                 resp = await service.start(who, code)
                 await answer_consent(service, who, resp, rng)
                 members[role.value] = who
+            if any(step.pair for step in course.steps):  # a re-match: a new mentor, later
+                user_id += 1
+                members["mentor", 1] = Sender(user_id, user_id,
+                                              FIRST_NAMES[(2 * n + 2) % len(FIRST_NAMES)])
             for step in course.steps:
-                if step.action == "close":
-                    step.answers["pair"] = pair_id
-                people = [lead] if step.who == "coordinator" else [members[step.who]]
+                if step.action in ("close", "rematch"):
+                    step.answers.update(pair=pair_id, programme=programme.id)
+                people = [lead] if step.who == "coordinator" else [
+                    members[(step.who, 1) if step.pair and step.who == "mentor" else step.who]]
                 timeline += [(step.day, n, p, step) for p in people]
-        await backdating.matched_at(store, iso(start))
+        await backdating.matched_at(store, iso(start))  # the pairs formed so far
         for day, _, who, step in sorted(timeline, key=lambda t: (t[0], t[1])):
             clock.now = start + timedelta(days=day)
             since = await backdating.high_water(store)
+            if step.action == "rematch":  # matched when the new mentor joined
+                new_pair = await rematch(service, who, step, rng)
+                await backdating.matched_at(store, iso(clock.now), new_pair)
+                continue
             await act(service, who, step)
             await backdating.saved_at(store, since, iso(clock.now))
         n_people = len(await store.participants.all())

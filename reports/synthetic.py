@@ -329,6 +329,7 @@ class Step:
     answers: dict[str, object] = field(default_factory=dict)
     typed_date: str | None = None  # the session date as the mentor gives it
     saved_after: float = 0.0  # days between the session and the save
+    pair: int = 0  # 0: the pair's own course; 1: the mentee's pair after a re-match
 
 
 @dataclass
@@ -453,7 +454,50 @@ def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
                 answers["changed"] = (bank.checkin("changed", theme=theme, reached=reached)
                                       if who == "mentee" else bank.checkin("changed", mood=mood))
                 steps.append(Step(close_day + rng.uniform(0.5, 4), who, "checkin", answers))
-        courses.append(PairCourse(arc, framework, theme,
-                                  sorted((s for s in steps if s.day < horizon),
-                                         key=lambda s: s.day)))
+        courses.append(PairCourse(arc, framework, theme, steps))
+    # after every pair's own course, so re-matching leaves the other courses' draws alone
+    for course in courses:
+        if course.arc == "end_early_rematch":
+            course.steps += _rematched(course, months, start, rng, bank)
+        course.steps = sorted((s for s in course.steps if s.day < horizon), key=lambda s: s.day)
     return courses
+
+
+def _rematched(course: PairCourse, months: int, start: datetime, rng: random.Random,
+               bank: Phrasebank) -> list[Step]:
+    """The mentee's new pair after a re-match: a few days after the closing check-ins the
+    coordinator pairs the mentee with a new mentor, who joins through the invite; the new
+    relationship starts over (its own starting check-ins, a chemistry meeting, phases from
+    building rapport, its own 3-month check-in) and goes well."""
+    closed = max(s.day for s in course.steps)  # the closing check-ins
+    offset = closed + rng.uniform(2, 5)
+    steps = [Step(offset, "mentor", "rematch", pair=1)]
+    for who in ("mentor", "mentee"):
+        steps.append(Step(offset + rng.uniform(0.2, 2.5), who, "checkin", {
+            "expectations": bank.checkin("expectations"),
+            "hope_to_learn": bank.checkin("hope_to_learn"),
+            **({"goals": bank.goal(course.theme)} if who == "mentee" else {}),
+        }, pair=1))
+    last_scale: int | None = None
+    for month in range(months):
+        session = offset + round(month * DAYS_PER_MONTH) + rng.randint(4, 24)
+        day = (start + timedelta(days=session)).date()
+        episode = bank.episode(_phase("thrive", month), mood="good")
+        if month == 0:
+            episode["kind"] = "EP_CHEMISTRY_MEETING"
+        steps.append(Step(session + 0.3, "mentor", "log", episode,
+                          typed_date=_typed(day, 0.0, rng), pair=1))
+        if course.framework == "grow":
+            reflection = bank.grow(mood="good", theme=course.theme)
+        else:
+            reflection = bank.oskar(last_scale, mood="good", theme=course.theme)
+            last_scale = int(reflection["scaling"])  # type: ignore[call-overload]
+        steps.append(Step(session + rng.uniform(0.4, 1.5), "mentee", "reflect", reflection,
+                          pair=1))
+    for who in ("mentor", "mentee"):
+        answers = {step: bank.checkin(step, mood="good") for step in
+                   ("relationship", "learning_self", "learning_how", "factors")}
+        answers["changed"] = bank.checkin("changed", mood="good")
+        steps.append(Step(offset + 3 * DAYS_PER_MONTH + rng.uniform(0.5, 4), who, "checkin",
+                          answers, pair=1))
+    return steps

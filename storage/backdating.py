@@ -25,6 +25,10 @@ async def saved_at(store: Store, since: tuple[int, int], when: str) -> None:
     await store.db.execute("UPDATE answers SET answered_at=? WHERE entry_id>?", (when, since[0]))
 
 
-async def matched_at(store: Store, when: str) -> None:
-    """Every pair matched ``when``."""
-    await store.db.execute("UPDATE pairs SET matched_at=?", (when,))
+async def matched_at(store: Store, when: str, pair_id: int | None = None) -> None:
+    """Every pair (or just ``pair_id``) matched ``when``."""
+    if pair_id is None:
+        await store.db.execute("UPDATE pairs SET matched_at=?", (when,))
+    else:
+        await store.db.execute("UPDATE pairs SET matched_at=?, created_at=? WHERE id=?",
+                               (when, when, pair_id))

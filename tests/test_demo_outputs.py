@@ -261,3 +261,47 @@ def test_change_over_time_and_negative_cases_have_something_true_to_show(
             assert row["realised_month"] >= row["stated_month"]
     kinds = report["negative_cases"]["by_kind"]
     assert {"stalled", "regressed", "ended early", "re-matched"} <= set(kinds), kinds
+
+
+def test_a_rematched_mentee_starts_a_new_relationship(demo: DemoResult,
+                                                      report: dict[str, Any]) -> None:
+    """The coordinator re-matches one mentee with a new mentor who joins through the invite:
+    the mentee's entries are in two pairs (the earlier ones stay with the earlier pair), the
+    new pair's phases start again from building rapport, and the negative cases list the
+    earlier pair as re-matched."""
+    old, new, mentee_pairs = asyncio.run(_rematch_facts(demo))
+    assert mentee_pairs == {old, new}, mentee_pairs
+    phases = report["phases"]["pairs"]
+    segments = phases[new]["segments"]
+    assert segments[0]["phase"] == "PH_BUILDING_RAPPORT" and segments[0]["from_day"] <= 31
+    kinds = {c["unit"]: {r["kind"] for r in c["reasons"]}
+             for c in report["negative_cases"]["cases"]}
+    assert "re-matched" in kinds[old], kinds.get(old)
+    assert "re-matched" not in kinds.get(new, set())
+
+
+async def _rematch_facts(demo: DemoResult) -> tuple[str, str, set[str]]:
+    """The report labels of the closed-to-be-re-matched pair and the mentee's new pair, and
+    of every pair the mentee's entries are in."""
+    key = decode_key(demo.key_file.read_text())
+    store = await Store.open(demo.database, KeyRing(key), load_flows()["consent"].version,
+                             create=False)
+    try:
+        reporting = await Pseudonymiser.for_study(store.vault, "evaluation", "report")
+        pairs = await store.programmes.pairs()
+        seats: dict[int, list[int]] = {}
+        for pair in pairs:
+            if pair.mentee_id is not None:
+                seats.setdefault(pair.mentee_id, []).append(pair.id)
+        [(mentee, [old, new])] = [(m, ids) for m, ids in seats.items() if len(ids) > 1]
+        matched = {p.id: p.matched_at for p in pairs}
+        assert matched[old] and matched[new] and matched[old] < matched[new]
+        entries = await store.entries.of(mentee, "complete")
+        entry_pairs = {e.pair_id for e in entries}
+        # each entry with the pair it was written in: before the new pair, the earlier one
+        for e in entries:
+            assert (e.pair_id == new) == (e.created_at >= matched[new]), e.flow
+    finally:
+        await store.close()
+    return (reporting.pair(old), reporting.pair(new),
+            {reporting.pair(p) for p in entry_pairs if p is not None})
