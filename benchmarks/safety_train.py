@@ -178,14 +178,19 @@ def calibrate(score: np.ndarray, risk: np.ndarray) -> float:
     return round(chosen, 2)
 
 
-def held_out(lines: list[Line], embed: Embeddings, parts: list[str]) -> np.ndarray:
-    """Each line of ``parts`` scored by a probe trained without its own part."""
+def _each_part_held_out(lines: list[Line], embed: Embeddings, parts: list[str],
+                        fit_on, score_with) -> np.ndarray:
     out = np.zeros(len(lines))
     for part in parts:
         mine = [i for i, ln in enumerate(lines) if ln.part == part]
-        w, b = train([ln for ln in lines if ln.part != part], embed)
-        out[mine] = scores([lines[i] for i in mine], embed, w, b)
+        w, b = fit_on([ln for ln in lines if ln.part != part], embed)
+        out[mine] = score_with([lines[i] for i in mine], embed, w, b)
     return out
+
+
+def held_out(lines: list[Line], embed: Embeddings, parts: list[str]) -> np.ndarray:
+    """Each line of ``parts`` scored by a probe trained without its own part."""
+    return _each_part_held_out(lines, embed, parts, train, scores)
 
 
 def _for_head(lines: list[Line]) -> list[Line]:
@@ -206,12 +211,7 @@ def head_scores(lines: list[Line], embed: Embeddings, w: np.ndarray, b: float) -
 
 def head_held_out(lines: list[Line], embed: Embeddings, parts: list[str]) -> np.ndarray:
     """Each line of ``parts`` scored by a head trained without its own part."""
-    out = np.zeros(len(lines))
-    for part in parts:
-        mine = [i for i, ln in enumerate(lines) if ln.part == part]
-        w, b = train_head([ln for ln in lines if ln.part != part], embed)
-        out[mine] = head_scores([lines[i] for i in mine], embed, w, b)
-    return out
+    return _each_part_held_out(lines, embed, parts, train_head, head_scores)
 
 
 def calibrate_head(score: np.ndarray, risk: np.ndarray) -> float:
