@@ -2,9 +2,14 @@
 
 The bank (``tests/fixtures/coding_bank/``, format in its README and docs/coding-guide.md §11)
 holds chat-style answers labelled by hand: per answer the codes (element, role or intended role,
-modality), domains, factors and phase. Files: ``train.yaml`` and ``dev.yaml`` (coders may be
-tuned on these), ``frozen_test.yaml`` (written by a separate author; nothing here prints its
-items, only aggregate figures) and ``examples.yaml`` (the guide's worked examples).
+modality), domains, factors and phase. Development parts (coders may be trained and tuned on
+these; :data:`DEVELOPMENT_PARTS`): ``train.yaml``, ``dev.yaml``, ``test_v1.yaml`` (the first
+frozen part: measured once on 2026-12-03, then used for tuning), ``train_extra.yaml`` (a second
+author's training items) and ``examples.yaml`` (the guide's worked examples). The frozen part
+(:data:`FROZEN_PART`, ``frozen_test_v2.yaml``, written by an independent author and placed by
+the lead only to be measured) is read by ``benchmarks/coding_accuracy.py`` alone, to score it:
+nothing prints its items, only aggregate figures, and every training path refuses any
+``frozen_*`` file (:func:`training_items`).
 
 A *prediction* is the same shape as a gold item, so the rules, the semantic heads and their
 combination are scored alike. Figures (all per answer, multi-label):
@@ -44,7 +49,10 @@ from reports.coding.rules import fold_factor
 
 ROOT = Path(__file__).resolve().parent.parent
 BANK = ROOT / "tests" / "fixtures" / "coding_bank"
-SPLITS = ("train", "dev", "frozen_test")
+# parts a coder may be trained, tuned and cross-validated on (all but the frozen part)
+DEVELOPMENT_PARTS = ("train", "dev", "test_v1", "train_extra", "examples")
+FROZEN_PART = "frozen_test_v2"  # the headline part: measured, never trained or tuned on
+SPLITS = ("train", "dev", "test_v1", "train_extra", FROZEN_PART)
 FLOW_OF = {"GROW": "grow", "OSKAR": "oskar", "BASELINE": "baseline", "CHECKIN": "checkin",
            "EPISODE_LOG": "episode_log"}
 ROLES = CMO_ROLES
@@ -111,6 +119,32 @@ def load_items(path: Path) -> list[Item] | None:
 
 def load_split(split: str) -> list[Item] | None:
     return load_items(bank_path(split))
+
+
+class FrozenPartError(ValueError):
+    """A training or tuning path was asked to read a frozen test part."""
+
+
+def is_frozen(path: Path) -> bool:
+    return path.name.lower().startswith("frozen")
+
+
+def training_items(path: Path) -> list[Item] | None:
+    """The items of a bank file for training or tuning: a frozen part is refused unread."""
+    if is_frozen(path):
+        raise FrozenPartError(f"{path.name} is a frozen test part: it is measured by "
+                              "benchmarks/coding_accuracy.py only, never trained or tuned on")
+    return load_items(path)
+
+
+def development_items(parts: Sequence[str] = DEVELOPMENT_PARTS) -> dict[str, list[Item]]:
+    """Every present development part's items, by part (the frozen part is never among them)."""
+    out: dict[str, list[Item]] = {}
+    for part in parts:
+        items = training_items(bank_path(part))
+        if items is not None:
+            out[part] = items
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -28,7 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.coding_bank import BANK, Item, bank_path, load_items, load_split  # noqa: E402
+from benchmarks.coding_bank import (  # noqa: E402
+    BANK,
+    FrozenPartError,
+    Item,
+    bank_path,
+    load_split,
+    training_items,
+)
 from conversations.catalogue import load_flows  # noqa: E402
 from reports.codebook import CMO_ROLES  # noqa: E402
 from reports.coding.heads import (  # noqa: E402
@@ -269,15 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_HEADS)
     parser.add_argument("--extra", type=Path, action="append", default=[])
     args = parser.parse_args(argv)
+    extra: list[Item] = []
+    try:
+        for path in args.extra:
+            extra += training_items(path) or []
+    except FrozenPartError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
     train = load_split("train")
     dev = load_split("dev")
     if train is None or dev is None:
         print(f"the bank's train and dev parts are needed under {BANK}")
         return 1
     examples = load_split("examples") or []
-    extra: list[Item] = []
-    for path in args.extra:
-        extra += load_items(path) or []
     items = [*train, *examples, *extra]
     start = time.perf_counter()
     print(f"training on {len(train)} train + {len(examples)} example + {len(extra)} extra items;"

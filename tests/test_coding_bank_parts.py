@@ -1,0 +1,85 @@
+"""The coding bank's parts (issue 13): the frozen part is measured, never trained or tuned on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import coding_accuracy, coding_bank, coding_train
+
+ITEM = """version: 1
+items:
+  - id: "t-0001"
+    voice: mentee
+    framework: GROW
+    step: reality
+    text: "My manager keeps cancelling our sessions."
+    codes: []
+    domains: []
+    factors: []
+    phase: null
+"""
+
+
+@pytest.fixture
+def bank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bank folder with a development part and a frozen part that must not be read."""
+    (tmp_path / "train.yaml").write_text(ITEM, encoding="utf-8")
+    (tmp_path / "frozen_test_v2.yaml").write_text(ITEM.replace("t-0001", "f-0001"),
+                                                  encoding="utf-8")
+    monkeypatch.setattr(coding_bank, "BANK", tmp_path)
+    return tmp_path
+
+
+def _no_reading(monkeypatch: pytest.MonkeyPatch, frozen: Path) -> list[Path]:
+    read: list[Path] = []
+    original = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self.name.startswith("frozen"):
+            read.append(self)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    return read
+
+
+def test_training_paths_refuse_a_frozen_part_unread(bank: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    read = _no_reading(monkeypatch, bank / "frozen_test_v2.yaml")
+    with pytest.raises(coding_bank.FrozenPartError, match="frozen test part"):
+        coding_bank.training_items(bank / "frozen_test_v2.yaml")
+    with pytest.raises(coding_bank.FrozenPartError):
+        coding_bank.training_items(bank / "Frozen_test_v3.yaml")
+    # every development part there is, and never the frozen one
+    parts = coding_bank.development_items()
+    assert list(parts) == ["train"] and [it.id for it in parts["train"]] == ["t-0001"]
+    assert coding_bank.FROZEN_PART not in coding_bank.DEVELOPMENT_PARTS
+    assert read == []
+
+
+def test_the_training_script_refuses_a_frozen_extra(bank: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    read = _no_reading(monkeypatch, bank / "frozen_test_v2.yaml")
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained despite a frozen part")
+
+    monkeypatch.setattr(coding_train, "train_heads", no_training)
+    out = bank / "heads.npz"
+    code = coding_train.main(["--out", str(out), "--extra", str(bank / "frozen_test_v2.yaml")])
+    assert code == 2 and not out.exists()
+    assert "refused" in capsys.readouterr().err
+    assert read == []
+
+
+def test_the_accuracy_script_says_absent_for_a_missing_frozen_part(
+        bank: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (bank / "frozen_test_v2.yaml").unlink()
+    assert coding_accuracy.main(["--splits", "frozen_test_v2,train", "--no-quotes",
+                                 "--no-timing"]) == 0
+    out = capsys.readouterr().out
+    assert "frozen_test_v2 (headline frozen part)" in out and "absent" in out
+    assert "== bank: train (1 answers) ==" in out
