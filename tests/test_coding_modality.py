@@ -175,6 +175,41 @@ def test_instead_of_and_rather_than_deny_what_they_name() -> None:
         "Rather than telling me what to do she kept asking me questions.")
 
 
+def test_not_so_much_x_as_y_demotes_x_and_asserts_y() -> None:
+    # X is not the point: without the framing "confidence" is read as an outcome code
+    assert "O_AGENCY" in {c for c, _, _ in found("It's confidence I lack.")}
+    demoted = found("It's not so much confidence I lack as knowing how the directorate works.")
+    assert not {c for c, _, _ in demoted} & {"O_AGENCY", "DOM_AFFECTIVE"}
+    # Y keeps the sentence's modality: the phrase's "not" denies nothing after "as"
+    assert ("FAC_PROTECTED_TIME", "CONTEXT_ENABLING", "realised") in found(
+        "It was not so much the feedback that helped as having protected time.")
+    assert ("C_DYAD_SAFE_SPACE", "CONTEXT_ENABLING", "realised") in found(
+        "It wasn't so much the advice, more the protected time we had.")
+    # X ends at the clause too
+    assert "O_AGENCY" not in {c for c, _, _ in found(
+        "It's not so much that I lack confidence, it's that I don't know the directorate.")}
+
+
+def test_only_because_strengthens_a_cause_and_a_push_means_no_motivation_of_ones_own() -> None:
+    # "only because" negates nothing: the outcome and its cause are both there
+    assert ("DOM_SKILL", "OUTCOME_DISTAL", "realised") in found(
+        "I only managed the presentation because we rehearsed it.")
+    assert "C_MOTIVATION" not in {c for c, _, _ in found(
+        "I only managed the presentation because we rehearsed it.")}
+    pushed = found("I only went because my manager told me to.")
+    assert ("C_MOTIVATION", "CONTEXT_INHIBITING", "negated") in pushed
+    mandatory = found("Honestly I only signed up cos it was mandatory for band 6s.")
+    assert ("C_MOTIVATION", "CONTEXT_INHIBITING", "negated") in mandatory
+    assert ("C_DYAD_VOLUNTARISM", "CONTEXT_INHIBITING", "negated") in mandatory
+    assert ("C_DYAD_VOLUNTARISM", "CONTEXT_ENABLING", "realised") not in mandatory
+    # without "only ... because <a push>" signing up is voluntary and nothing is denied
+    chosen = found("I signed up because I wanted to.")
+    assert ("C_DYAD_VOLUNTARISM", "CONTEXT_ENABLING", "realised") in chosen
+    assert "C_MOTIVATION" not in {c for c, _, _ in chosen}
+    assert "C_MOTIVATION" not in {c for c, _, _ in found(
+        "I only went because it was the only slot, my manager told me later it was fine.")}
+
+
 def test_used_to_is_a_state_left_behind() -> None:
     assert ("R_REFLEX", None, "negated") in found("I used to just jump in.")
     assert ("R_REFLEX", "RESPONSE", "realised") in found("I just jump in.")

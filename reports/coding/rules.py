@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from conversations.safety import coding_span
 from reports.codebook import (
@@ -271,6 +271,11 @@ _COUNTER, _PROBLEM = "counterfactual", "problem"
 # modality markers (coding_rules.yaml, ``modality``)
 _INTENT, _INTENT_AFTER, _REAL, _HYPO = "intended", "intended_after", "realised", "hypothetical"
 _CONTRAST_NEG = "contrast"
+_DEMOTE = "demote"  # "not so much X as Y": X is not the point (§3.6)
+# words that end the demoted X of "not so much X as Y"
+_DEMOTE_ENDS = frozenset({"as", "but", "rather", "more", "than"})
+_OWN_MOTIVATION = "C_MOTIVATION"  # absent where "I only went because I was told to" (§3.8)
+_VOLUNTARISM = "C_DYAD_VOLUNTARISM"  # ... and taking part was not voluntary
 _MODAL_KINDS = frozenset((_INTENT, _INTENT_AFTER, _REAL, _HYPO))
 _CONTRAST_WINDOW = 2  # words after "instead of" a cue may start and be what did not happen
 _INTENT_AFTER_WINDOW = 8  # words after a cue an "... by the end" marker may be
@@ -307,6 +312,43 @@ class _TokenInfo:
     clause_word: bool
 
 
+@dataclass(frozen=True)
+class _OnlyBecause:
+    """ "only ... because <someone else's push>" (coding_rules.yaml ``only_because``)."""
+
+    because: frozenset[str]
+    window: int
+    external: tuple[tuple[str, ...], ...]
+    level: str | None
+
+    def spans(self, toks: list[str], sent: list[int]) -> list[tuple[int, int]]:
+        """(first, last) tokens of each "only ... because <push>" of the text."""
+        out: list[tuple[int, int]] = []
+        n = len(toks)
+        for k in range(n):
+            if toks[k] != "only":
+                continue
+            for j in range(k + 1, min(n, k + 1 + self.window)):
+                if sent[j] != sent[k]:
+                    break
+                if toks[j] not in self.because:
+                    continue
+                end = self._push_end(toks, sent, j + 1)
+                if end is not None:
+                    out.append((k, end))
+                break
+        return out
+
+    def _push_end(self, toks: list[str], sent: list[int], start: int) -> int | None:
+        for x in range(start, len(toks)):
+            if sent[x] != sent[start - 1] or toks[x] in _MARKS:
+                return None
+            for phrase in self.external:
+                if tuple(toks[x:x + len(phrase)]) == phrase:
+                    return x + len(phrase) - 1
+        return None
+
+
 @dataclass
 class _Compiled:
     root: _Node
@@ -321,6 +363,7 @@ class _Compiled:
     factor_contexts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     context_levels: dict[str, str | None] = field(default_factory=dict)
     presupposing: frozenset[str] = frozenset()
+    only_because: _OnlyBecause | None = None
     # per-word facts, computed once per distinct word: the vocabulary of reflections is small
     # next to the number of answers, so this turns most of the scan into dict lookups
     tokens: dict[str, _TokenInfo] = field(default_factory=dict)
@@ -448,6 +491,15 @@ def _compile(codebook: Codebook) -> _Compiled:
         phrases += [(_cue_tokens(str(p)), kind) for p in modality.get(kind) or ()]
     phrases += [(_cue_tokens(str(p)), _CONTRAST_NEG)
                 for p in rules.raw.get("contrast_negators") or ()]
+    phrases += [(_cue_tokens(str(p)), _DEMOTE)
+                for p in rules.raw.get("contrast_demoting") or ()]
+    only = rules.raw.get("only_because") or {}
+    only_because = None
+    if only and _OWN_MOTIVATION in codebook.codes:
+        only_because = _OnlyBecause(
+            frozenset(str(w) for w in only.get("because") or ()), int(only.get("window", 6)),
+            tuple(tuple(_cue_tokens(str(p))) for p in only.get("external") or ()),
+            codebook.get(_OWN_MOTIVATION).level)
     factor_contexts: dict[str, tuple[str, ...]] = {}
     for factor, contexts in (rules.raw.get("factor_contexts") or {}).items():
         unknown = [c for c in (factor, *contexts) if c not in codebook.codes]
@@ -467,6 +519,7 @@ def _compile(codebook: Codebook) -> _Compiled:
         context_levels={c: codebook.get(c).level for cs in factor_contexts.values()
                         for c in cs},
         presupposing=frozenset(str(w) for w in rules.raw.get("presupposing_questions") or ()),
+        only_because=only_because,
     )
 
 
@@ -599,6 +652,7 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
     problem_sentences: set[int] = set()  # sentences calling something a problem
     modal: list[tuple[int, int, str]] = []
     contrast_ends: list[int] = []  # last token of each "instead of", "used to"
+    demoted: list[tuple[int, int]] = []  # X of each "not so much X as Y" (half-open)
     firsts = [k for k in range(n) if infos[k].phrase_first]
     if firsts:
         phrases = comp.phrases.occurrences(toks, firsts)
@@ -609,6 +663,15 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
                 continue
             if kind == _CONTRAST_NEG:
                 contrast_ends.append(b)
+                continue
+            if kind == _DEMOTE:
+                for k in range(a, b + 1):
+                    negs[k] = False  # its "not" denies nothing: Y is asserted
+                e = b + 1
+                while (e < n and sent[e] == sent[a] and toks[e] not in _DEMOTE_ENDS
+                       and toks[e] != _CLAUSE_MARK):
+                    e += 1
+                demoted.append((b + 1, e))
                 continue
             if kind == _PROBLEM:
                 problem_sentences.add(sent[a])
@@ -645,6 +708,8 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
             if nested and any(x <= a and b <= y and (x != a or y != b)
                               for _, x, y in rule_matches):
                 continue
+            if demoted and any(x <= a < y for x, y in demoted):
+                continue  # "not so much confidence I lack as ...": X is not the claim
             weight = payload.weight
             flipped = False
             info = comp.rules[rule_index]
@@ -723,9 +788,36 @@ def code_text_raw(text: str, role: str | None = None, codebook: Codebook | None 
         hits.append(_new_hit(RawHit, (code_id, scheme, cmo_role, level, polarity, start, end,
                                       text[start:end], METHOD_RULES, confidence, modality,
                                       intended_role)))
+    if comp.only_because is not None and "only" in toks:
+        hits = _with_only_because(hits, comp.only_because, scan, norm, text)
     if comp.factor_contexts:
         hits = _with_factor_contexts(hits, comp)
     return _with_safety_rule(hits, text, book, risk)
+
+
+_ONLY_BECAUSE_CONFIDENCE = 0.75
+
+
+def _with_only_because(hits: list[RawHit], rule: _OnlyBecause, scan: _Scan, norm: Any,
+                       text: str) -> list[RawHit]:
+    """ "I only went because my manager told me to": the writer's own motivation is absent."""
+    spans = rule.spans(scan.toks, scan.sent)
+    if not spans or any(h.code_id == _OWN_MOTIVATION and h.modality == NEGATED for h in hits):
+        return hits
+    first, last = spans[0]
+    start, end = norm.to_original(*scan.offsets(first, last))
+    out: list[RawHit] = []
+    for h in hits:
+        if (h.code_id == _VOLUNTARISM and h.modality == REALISED and start <= h.span_start
+                and h.span_end <= end):
+            # "I only signed up because it was mandatory": taking part was not voluntary
+            h = h._replace(cmo_role="CONTEXT_INHIBITING", modality=NEGATED)
+        out.append(h)
+    # a realised "motivated" elsewhere in the answer is the writer's own claim: it stays
+    out.append(_new_hit(RawHit, (_OWN_MOTIVATION, SCHEME_CMO, "CONTEXT_INHIBITING", rule.level,
+                                 None, start, end, text[start:end], METHOD_RULES,
+                                 _ONLY_BECAUSE_CONFIDENCE, NEGATED, None)))
+    return out
 
 
 _PAIRED_WEIGHT = 0.8  # the context is read from the factor's evidence, not from its own cue
