@@ -25,6 +25,9 @@ CommandHandler = Callable[[Participant, Response, str], Awaitable[Response]]
 MenuHandler = Callable[[Participant, FlowState, Any], Then]
 # Told after an entry is saved: (the person, the entry id, its flow id, its answers).
 SavedListener = Callable[[Participant, int, str, dict[str, Any]], Awaitable[None]]
+# After an entry is saved and its listeners have run, a further reply may follow (the
+# "about you" questions after a first starting check-in): (the person, its flow id, the reply).
+FollowUp = Callable[[Participant, str, Response], Awaitable[None]]
 # Told when a join is held for a coordinator's approval.
 HeldListener = Callable[[Held], Awaitable[None]]
 # A line for a programme's coordinators: (programme id, the text; numbers only, no names).
@@ -49,6 +52,7 @@ class Registry:
     menus: dict[str, MenuHandler] = field(default_factory=dict)
     saved_listeners: list[SavedListener] = field(default_factory=list)
     held_listeners: list[HeldListener] = field(default_factory=list)
+    followups: list[FollowUp] = field(default_factory=list)
     note_listeners: list[NoteListener] = field(default_factory=list)
 
     def command(self, name: str, run: CommandHandler, **flags: bool) -> None:
@@ -64,6 +68,10 @@ class Registry:
     def on_saved(self, listener: SavedListener) -> None:
         if listener not in self.saved_listeners:
             self.saved_listeners.append(listener)
+
+    def after_saved(self, followup: FollowUp) -> None:
+        if followup not in self.followups:
+            self.followups.append(followup)
 
     def on_held(self, listener: HeldListener) -> None:
         if listener not in self.held_listeners:

@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 StepKind = Literal["text", "choice", "multi", "scale", "date"]
-FlowKind = Literal["entry", "consent", "menu"]
+# profile: answers about the person, not an entry (the "about you" questions, issue 14)
+FlowKind = Literal["entry", "consent", "menu", "profile"]
 
 
 class Choice(BaseModel):

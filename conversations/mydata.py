@@ -11,6 +11,7 @@ import io
 import json
 from typing import Any
 
+from conversations.about_you import ABOUT_YOU
 from conversations.engine import display
 from conversations.model import Flow
 from storage.models import Participant
@@ -74,10 +75,25 @@ async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict
             else {"pair": pair.id, "state": pair.state, "matched_at": pair.matched_at},
         },
         **held,
+        # the optional "about you" answers from the starting check-in (issue 14)
+        "about_your_role": await _context(store, me, flows.get(ABOUT_YOU)),
         "entries": entries,
         "activity": await store.audit.actions(me.id),
         "note": "Telegram ids are not stored in readable form, only as a keyed hash.",
     }
+
+
+async def _context(store: Store, me: Participant, flow: Flow | None) -> list[dict[str, Any]]:
+    answers = await store.context.of(me.id)
+    out = []
+    for question, value in answers.items():
+        step = flow.step(question) if flow else None
+        out.append({
+            "question": step.prompt if step else question,
+            "answer": display(step, value) if step else value,
+            "value": value,
+        })
+    return out
 
 
 def as_json(data: dict[str, Any]) -> bytes:

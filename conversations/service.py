@@ -162,7 +162,12 @@ class Service:
                 await self.store.entries.save_state(me.id, None)
                 return resp.say(self.texts.say("cancelled"))
             return resp.say(self.texts.say("nothing_active"))
-        if isinstance(active, FlowState) and not (route and route.in_flow):
+        if (isinstance(active, FlowState) and not (route and route.in_flow)
+                and self.flows[active.flow].kind == "profile"):
+            # Optional questions about the person: going on to anything else ends them, and
+            # what was answered stays (each answer was saved as it was given).
+            await self.store.entries.save_state(me.id, None)
+        elif isinstance(active, FlowState) and not (route and route.in_flow):
             resp.say(self.texts.say("already_in_flow"))
             resp.replies.extend(self.engine.resume(active).replies)
             return resp
@@ -407,6 +412,8 @@ class Service:
             return await self._entry_event(me, flow, state, event, resp)
         if flow.kind == "consent":
             return await self._consent_event(me, flow, event, resp)
+        if flow.kind == "profile":
+            return await self._profile_event(me, flow, event, resp)
         return self._menu_event(me, flow, state, event)
 
     async def _entry_event(
@@ -437,6 +444,8 @@ class Service:
             async def tell(out: Response) -> None:
                 for listener in self.registry.saved_listeners:
                     await listener(me, entry_id, flow.id, dict(event.answers))
+                for followup in self.registry.followups:
+                    await followup(me, flow.id, out)
 
             return tell
         elif isinstance(event, Cancelled):
@@ -521,6 +530,18 @@ class Service:
                 await self.apply(me, self.engine.start("erase_confirm", seq=self.seq(me)), out)
 
             return offer_erasure
+        return None
+
+    async def _profile_event(
+        self, me: Participant, flow: Flow, event: Any, resp: Response
+    ) -> Then | None:
+        """Answers about the person (not an entry), each saved, encrypted, as it is given."""
+        if isinstance(event, Answered):
+            await self.store.context.save(me.id, event.step_id, str(event.value))
+        elif isinstance(event, Cleared):
+            await self.store.context.clear(me.id, event.step_id)
+        elif isinstance(event, Cancelled):
+            resp.say(self.texts.say("about_you_stopped"))
         return None
 
     def _menu_event(

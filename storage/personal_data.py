@@ -53,6 +53,9 @@ TABLES: tuple[Table, ...] = (
           "pair_events", ("pair_id", "event", "at", "source", "entry_id"), after_links=True),
     Table("chat_prefs", "participant_id=:p", "your chat settings", "chat_settings",
           ("tidy_chat", "updated_at"), after_links=True),
+    # "for whom" (issue 14): sealed answers, shown decrypted by conversations.mydata
+    Table("participant_context", "participant_id=:p",
+          "your answers about your role and how you joined", after_links=True),
     Table("coordinator_digests", "participant_id=:p", "your weekly summary schedule",
           "weekly_summary", ("weekday", "at", "updated_at"), after_links=True),
 )

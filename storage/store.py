@@ -19,6 +19,7 @@ from storage.entries import Entries
 from storage.integrity import Integrity
 from storage.lifecycle import Lifecycle
 from storage.models import Invite, Participant, Role
+from storage.participant_context import ParticipantContext
 from storage.participants import Participants
 from storage.programmes import Programmes, open_seats, pair_cap
 from storage.releases import SummaryReleases
@@ -71,6 +72,7 @@ class Store:
         self.lifecycle = Lifecycle(db)
         self.releases = SummaryReleases(db)
         self.digests = DigestSchedules(db)
+        self.context = ParticipantContext(db, vault)  # "for whom" answers (issue 14)
         self.erasures_applied = 0  # by the opening itself (open, apply_erasures)
 
     @classmethod

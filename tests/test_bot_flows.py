@@ -119,7 +119,24 @@ async def test_every_flow_through_telegram(
             assert "(2/2) What do you hope to learn" in said(await mentee.send("/checkin"))
             await mentee.send("Confidence")
             await mentee.send("/skip")
-            assert "Saved" in said(await mentee.tap("Save"))
+            saved = said(await mentee.tap("Save"))
+            # the first starting check-in, with consent to the evaluation, goes on to the
+            # optional "about you" questions (issue 14): buttons, Prefer not to say, /skip
+            assert "Saved" in saved and "Six optional questions" in saved
+            assert "groups of five or more" in saved and "Which staff group" in saved
+            assert "Band or grade" not in saved
+            assert "band or grade" in said(await mentee.tap("Nursing or midwifery"))
+            assert "Where do you mainly work" in said(await mentee.tap("Prefer not to say"))
+            assert "How long" in said(await mentee.send("/skip"))
+            asked = said(await mentee.tap("1 to 3 years"))
+            assert "Is your mentor from another organisation" in asked
+            assert "own choice" in said(await mentee.tap("Another organisation"))
+            assert "won't ask these again" in said(await mentee.tap("Yes, my own idea"))
+            stored = await fresh.context.of(
+                (await fresh.participants.by_user(600_002)).id)  # type: ignore[union-attr]
+            assert stored == {"staff_group": "nursing_midwifery", "band": "prefer_not",
+                              "years_in_role": "y1_3", "cross_boundary": "other_org",
+                              "own_choice": "own_idea"}
 
             # history: open the newest entry, edit an answer, and it stays saved
             await mentee.send("/history")
@@ -136,6 +153,10 @@ async def test_every_flow_through_telegram(
             docs = {d["filename"]: d for d in standin.documents(mentee.user_id)}
             data = json.loads(docs["mentorbot-my-data.json"]["content"])
             assert data["about_you"]["name"] == "Robin"
+            role = {a["question"]: a["answer"] for a in data["about_your_role"]}
+            assert role["Which staff group are you in?"] == "Nursing or midwifery"
+            assert role["What is your band or grade?"] == "Prefer not to say"
+            assert len(role) == 5  # the skipped question is not kept
             texts = {a["answer"] for e in data["entries"] for a in e["answers"]}
             assert "A safe space, and challenge" in texts and "Listen first" not in texts
             rows = list(

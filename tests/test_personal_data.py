@@ -66,6 +66,8 @@ async def test_mydata_holds_every_table_and_erasure_empties_them(
     await store.lifecycle.record(cohort.pair_id, "contact", at=utcnow(), source="answer",
                                  now=utcnow(), participant_id=me.id)
     await store.digests.set(me.id, 1, "08:30")
+    await store.context.mark_asked(me.id)
+    await store.context.save(me.id, "sector", "acute")
 
     data = await collect(store, me, load_flows())
     for table in personal_data.TABLES:
@@ -85,4 +87,6 @@ async def test_mydata_holds_every_table_and_erasure_empties_them(
         assert left == 0, table.name
     told = {personal_data.describe(k) for k, n in report.deleted.items() if n}
     assert {"your quiet hours", "scheduled reminders", "your chat settings",
-            "your weekly summary schedule", "answers"} <= told
+            "your weekly summary schedule", "answers",
+            "your answers about your role and how you joined"} <= told
+    assert data["about_your_role"][0]["answer"] == "Hospital (acute)"

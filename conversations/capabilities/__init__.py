@@ -7,6 +7,6 @@
 
 from __future__ import annotations
 
-from conversations.capabilities import consent, entries, onboarding, self_service
+from conversations.capabilities import about_you, consent, entries, onboarding, self_service
 
-CORE = (onboarding, consent, entries, self_service)
+CORE = (onboarding, consent, entries, self_service, about_you)
