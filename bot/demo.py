@@ -126,6 +126,10 @@ async def act(service: Service, who: Sender, step: CourseStep) -> None:
         resp = await walk(service, who, flow, resp, answers)
         if not any("Saved" in r.text for r in resp.replies):
             raise DemoError("the check-in was not saved")
+        if any("Six optional questions" in r.text for r in resp.replies):
+            # asked once, after the first starting check-in, with consent to the evaluation
+            about = dict(step.answers.get("about_you") or {})  # type: ignore[call-overload]
+            resp = await walk(service, who, flows["about_you"], resp, about)
     elif step.action == "close":
         pair_no = step.answers["pair"]
         args = f"{pair_no} rematch" if step.answers.get("rematch") else str(pair_no)

@@ -176,9 +176,14 @@ def lines_by_month(
         return _uri(fig)
 
 
+def _rows_height(names: Sequence[str]) -> float:
+    """Inches for a bar chart of these labels: a wrapped label's lines all get room."""
+    return max(1.6, sum(0.16 + 0.14 * n.count("\n") + 0.14 for n in names) + 0.8)
+
+
 def diverging(rows: Sequence[tuple[str, int, int]]) -> str:
     """Helping (right) against hindering (left) mentions per factor."""
-    height = max(1.6, 0.3 * len(rows) + 0.8)
+    height = _rows_height([r[0] for r in rows])
     with rc_context(STYLE):
         fig = Figure(figsize=(7.5, height))
         ax = fig.add_subplot()
@@ -228,7 +233,7 @@ def stacked_shares(
 def grades_by_outcome(rows: Sequence[tuple[str, Mapping[str, int]]], grades: Sequence[str]) -> str:
     """Configurations per outcome, stacked by how well supported they are."""
     colours = {"strong": "#126782", "moderate": "#219ebc", "weak": "#8ecae6", "single": "#d9d9d9"}
-    height = max(1.6, 0.3 * len(rows) + 0.8)
+    height = _rows_height([r[0] for r in rows])
     with rc_context(STYLE):
         fig = Figure(figsize=(7.5, height))
         ax = fig.add_subplot()

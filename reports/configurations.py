@@ -168,6 +168,7 @@ class Summary:
     entries: int
     contrast: tuple[str | None, str, int, int] | None = None
     contrast_by: tuple[tuple[str, int, int], ...] = ()
+    contrast_roles: tuple[str | None, str] | None = None  # (context role, mechanism role)
 
 
 @dataclass
@@ -194,6 +195,7 @@ class Configuration:
     contrast: tuple[str | None, str, int, int] | None = None
     # the same two counts by the author of the entry: ((group, with, without), ...)
     contrast_by: tuple[tuple[str, int, int], ...] = ()
+    contrast_roles: tuple[str | None, str] | None = None  # (context role, mechanism role)
     all_parts: dict[str, set[str]] = field(repr=False, default_factory=dict)
 
     def summary(self) -> Summary:
@@ -211,6 +213,7 @@ class Configuration:
             entries=self.entries,
             contrast=self.contrast,
             contrast_by=self.contrast_by,
+            contrast_roles=self.contrast_roles,
         )
 
     def to_json(self, unit: str, month: Callable[[int], int]) -> dict[str, Any]:
@@ -344,6 +347,8 @@ def configure(
                                         for j in unit.window(i, before, after)))
                     for i in range(len(unit.entries))]
         contrast, contrast_by = _contrast(parts, (outcome, role), unit, back)
+        mechanism = (parts["resource"] or parts["response"])[0]
+        contrast_roles = ((parts["context"][0][1] if parts["context"] else None), mechanism[1])
         links = _links(parts, outcome, where, reach, unit)
         distal = role == "OUTCOME_DISTAL"
         element_levels = {levels.get(c) for items in parts.values() for c, _, _ in items}
@@ -372,6 +377,7 @@ def configure(
                 latest_evidence_day=latest,
                 contrast=contrast,
                 contrast_by=contrast_by,
+                contrast_roles=contrast_roles,
                 all_parts=all_parts,
             )
         )
@@ -480,6 +486,10 @@ class Pattern:
     contrasts: dict[tuple[str | None, str], list[int]] = field(default_factory=dict)
     contrast_groups: dict[tuple[str | None, str], dict[str, list[int]]] = field(
         default_factory=dict)
+    # (context, mechanism) -> the roles they had where first seen (the programme-wide count
+    # looks for these elements, role and all)
+    contrast_roles: dict[tuple[str | None, str], tuple[str | None, str]] = field(
+        default_factory=dict)
 
     def add(self, c: Summary) -> None:
         self.units += 1
@@ -499,6 +509,8 @@ class Pattern:
             sums[0] += with_outcome
             sums[1] += without
             sums[2] += 1
+            if c.contrast_roles is not None:
+                self.contrast_roles.setdefault((context, mechanism), c.contrast_roles)
             groups = self.contrast_groups.setdefault((context, mechanism), {})
             for group, w, wo in c.contrast_by:
                 counts = groups.setdefault(group, [0, 0])
@@ -529,7 +541,10 @@ class Pattern:
             "contrasts": [
                 {"context": context, "mechanism": mechanism, "with_outcome": sums[0],
                  "without_outcome": sums[1], "units": sums[2],
-                 "by_group": dict(sorted(self.contrast_groups[(context, mechanism)].items()))}
+                 "by_group": dict(sorted(self.contrast_groups[(context, mechanism)].items())),
+                 **({"roles": dict(zip(("context", "mechanism"),
+                                       self.contrast_roles[(context, mechanism)], strict=True))}
+                    if (context, mechanism) in self.contrast_roles else {})}
                 for (context, mechanism), sums in sorted(
                     self.contrasts.items(), key=lambda kv: (-kv[1][2], -kv[1][0],
                                                             kv[0][0] or "", kv[0][1]))[:3]

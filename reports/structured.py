@@ -242,8 +242,19 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 # Per text: (text, author role, names to mask, quotable, row context). The row context says
 # where the text comes from, for its review rows: (entry, person, pair, author, month, flow,
-# step), all pseudonymous.
-RowContext = tuple[str, str, str, str, str, str, str]
+# step, wave), all pseudonymous; the wave decides the role a distal outcome is shown with.
+RowContext = tuple[str, str, str, str, str, str, str, "str | None"]
+# A distal outcome is realised 6-12 months after mentoring ends: only a realised statement at
+# these waves (or later) counts as one; said earlier, it is an early, proximal sign of it.
+DISTAL_WAVES = frozenset({"closing", "followup"})
+
+
+def realised_role(role: str | None, wave: str | None) -> str | None:
+    """The role a code plays in the report (and review.csv shows): a distal outcome said
+    before the closing or follow-up waves is an early, proximal sign of it."""
+    if role == "OUTCOME_DISTAL" and wave not in DISTAL_WAVES:
+        return "OUTCOME_PROXIMAL"
+    return role
 TextJob = tuple[str, "str | None", tuple[str, ...], bool, RowContext]
 # A quote candidate: (code, role, rank, masked sentence, entry label, position in the chunk)
 Candidate = tuple[str, str, tuple[float, int], str, str, int]
@@ -308,7 +319,7 @@ class ChunkCoder:
         sensitive_ids = self.sensitive
         withheld = csv_field(WITHHELD)
         for position, (text, role, names, quotable, ctx) in enumerate(jobs):
-            entry, person, pair, author, month, flow, step = ctx
+            entry, person, pair, author, month, flow, step, wave = ctx
             prompt = (
                 [] if step.endswith(OTHER_SUFFIX) else self.index.prompt_codes(flow, step, text)
             )
@@ -384,7 +395,8 @@ class ChunkCoder:
                 )
                 lines.append(
                     f"{csv_field(rid)},{where},{code_id},{csv_label[code_id]},{scheme},"
-                    f"{cmo_role or ''},{polarity or ''},{method},{confidence:.3f},"
+                    f"{realised_role(cmo_role, wave) or ''},{polarity or ''},{method},"
+                    f"{confidence:.3f},"
                     f"{shown}{tail}\n"
                 )
                 if decision is not None:

@@ -368,6 +368,44 @@ def _typed(day: date_, late: float, rng: random.Random) -> str:
     return day.isoformat() if rng.random() < 0.6 else f"{day.day}/{day.month}/{day.year}"
 
 
+# The "about you" answers (conversations/flows/about_you.yaml) of the demo's people: a mix
+# with "Prefer not to say" and skipped questions; how a person came to the programme and who
+# their match is go with how the pair fares, so the report has a group difference to find.
+_STAFF = (("nursing_midwifery", 5), ("allied_health", 2), ("medical_dental", 1),
+          ("admin_management", 1), ("scientific_technical", 1), ("prefer_not", 1))
+_BANDS = (("band_5_6", 3), ("band_7", 3), ("band_8a_8b", 2), ("doctor_senior", 1),
+          ("prefer_not", 1))
+_SECTORS = (("acute", 5), ("community", 2), ("mental_health", 2), ("primary_care", 1))
+_YEARS = (("under_1", 1), ("y1_3", 3), ("y4_10", 3), ("over_10", 2), ("prefer_not", 1))
+
+
+def about_you(arc: str, pair: int, who: str, seed: int = 7) -> dict[str, str | None]:
+    """One person's answers (None: skipped with /skip). Its own random stream, so the
+    courses' draws stay as they were."""
+    rng = random.Random(f"about-you:{seed}:{pair}:{who}")
+    if rng.random() < 0.08:
+        return {}  # skips every question
+
+    def pick(options: tuple[tuple[str, int], ...]) -> str | None:
+        if rng.random() < 0.07:
+            return None
+        values, weights = zip(*options, strict=True)
+        return rng.choices(values, weights)[0]
+
+    going_well = arc == "thrive"
+    return {
+        "staff_group": pick(_STAFF),
+        "band": pick(_BANDS),
+        "sector": pick(_SECTORS),
+        "years_in_role": pick(_YEARS),
+        "cross_boundary": ("prefer_not" if rng.random() < 0.08 else
+                           rng.choice(("other_org", "other_org", "both")) if going_well else
+                           rng.choice(("neither", "neither", "not_sure"))),
+        "own_choice": ("prefer_not" if rng.random() < 0.08 else
+                       "own_idea" if going_well else "suggested"),
+    }
+
+
 def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
                  now: datetime | None = None) -> list[PairCourse]:
     """Each pair's course over ``months`` from ``start``, nothing after ``now``: starting
@@ -389,6 +427,7 @@ def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
                 "expectations": bank.checkin("expectations"),
                 "hope_to_learn": bank.checkin("hope_to_learn"),
                 **({"goals": bank.goal(theme)} if who == "mentee" else {}),
+                "about_you": about_you(arc, n, who, seed),
             }))
         ends = {"end_early": 3.3, "end_early_rematch": 2.6}.get(arc)
         closes = ends if ends is not None else (months + 0.3 if n % 3 == 0 else None)
@@ -477,6 +516,8 @@ def _rematched(course: PairCourse, months: int, start: datetime, rng: random.Ran
             "expectations": bank.checkin("expectations"),
             "hope_to_learn": bank.checkin("hope_to_learn"),
             **({"goals": bank.goal(course.theme)} if who == "mentee" else {}),
+            # the new mentor is asked; the mentee was asked once, in the first pair
+            "about_you": about_you("thrive", 1000 + len(steps), who),
         }, pair=1))
     last_scale: int | None = None
     for month in range(months):

@@ -131,7 +131,8 @@ def test_each_configuration_counts_its_context_and_mechanism_without_the_outcome
     (pattern,) = patterns([config])
     assert pattern.to_json()["contrasts"] == [
         {"context": "C_DYAD_SAFE_SPACE", "mechanism": "M_DM_TECHNIQUES", "with_outcome": 2,
-         "without_outcome": 3, "units": 1, "by_group": {"mentee": [2, 3]}}]
+         "without_outcome": 3, "units": 1, "by_group": {"mentee": [2, 3]},
+         "roles": {"context": ENABLING, "mechanism": RES}}]
 
 
 def test_the_contrast_is_kept_per_group_so_groups_can_be_compared() -> None:

@@ -305,3 +305,67 @@ async def _rematch_facts(demo: DemoResult) -> tuple[str, str, set[str]]:
         await store.close()
     return (reporting.pair(old), reporting.pair(new),
             {reporting.pair(p) for p in entry_pairs if p is not None})
+
+
+def test_review_file_gives_each_code_the_role_the_report_used(demo: DemoResult) -> None:
+    """A distal outcome said before the closing wave counts as proximal in the report, and
+    review.csv says so: it shows OUTCOME_DISTAL only for the closing and follow-up waves."""
+    from reports.codebook import load_codebook
+
+    book = load_codebook()
+    facts = {f["report_label"]: f for f in asyncio.run(_facts(demo)).values()}
+    early = 0
+    for row in rows(demo.database.parent / "evaluator" / "review.csv"):
+        wave = facts[row["entry"]]["wave"]
+        if row["cmo_role"] == "OUTCOME_DISTAL":
+            assert wave in ("closing", "followup"), row["review_id"]
+        elif (row["cmo_role"] and book.get(row["code"]).role == "OUTCOME_DISTAL"
+              and wave not in ("closing", "followup")):
+            assert row["cmo_role"] == "OUTCOME_PROXIMAL"
+            early += 1
+    assert early, "the demo says distal outcomes before closing too"
+
+
+async def _context_answers(demo: DemoResult) -> list[dict[str, str]]:
+    key = decode_key(demo.key_file.read_text())
+    store = await Store.open(demo.database, KeyRing(key), load_flows()["consent"].version,
+                             create=False)
+    try:
+        return [await store.context.of(p.id) for p in await store.participants.all()]
+    finally:
+        await store.close()
+
+
+def test_the_demo_compares_configurations_across_groups_of_five_or_more(
+        demo: DemoResult, report: dict[str, Any]) -> None:
+    answers = asyncio.run(_context_answers(demo))
+    given = [a for a in answers if a]
+    assert len(given) >= 15 and any("prefer_not" in a.values() for a in given)
+    assert any(len(a) < 6 for a in given)  # some questions skipped
+    fw = report["for_whom"]
+    suppressed = 0
+    for dim in fw["dimensions"]:
+        for group in dim["groups"]:
+            if isinstance(group["people"], int):
+                assert group["people"] == 0 or group["people"] >= 5, group
+                assert group["shown"] == (group["people"] > 0)
+            else:
+                assert group["people"] == {"suppressed": True, "below": 5}
+                assert not group["shown"]
+                suppressed += 1
+    assert suppressed, "the demo has small groups, held back"
+    compared = {d["id"] for d in fw["dimensions"] if d["compared"]}
+    assert compared and {c["dimension"] for c in fw["comparisons"]} == compared
+    shown = {(d["id"], g["value"]) for d in fw["dimensions"] for g in d["groups"] if g["shown"]}
+    for c in fw["comparisons"]:
+        assert len(c["groups"]) >= 2
+        assert all((c["dimension"], g["value"]) in shown for g in c["groups"])
+    # the programme-wide contrast beside each pattern's pairs' own
+    for p in report["configurations"]["patterns"]:
+        for contrast in p["contrasts"]:
+            whole = contrast["programme"]
+            assert whole["with_outcome"] >= contrast["with_outcome"]
+            assert whole["without_outcome"] >= contrast["without_outcome"]
+    html = (demo.database.parent / "evaluator" / "report.html").read_text(encoding="utf-8")
+    assert "For whom: configurations by participant group" in html
+    assert "fewer than 5" in html and "Across the whole programme" in html

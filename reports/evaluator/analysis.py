@@ -45,6 +45,7 @@ from reports.configurations import (
     UnitResult,
 )
 from reports.evaluator import course
+from reports.evaluator.for_whom import ForWhom
 from reports.evaluator.model import (
     METHOD_PROMPT,
     METHOD_SELF,
@@ -278,6 +279,8 @@ class _Analysis:
         self.sensitive = run.codebook.sensitive_ids()
         self.month: dict[int, int] = {}  # entry position -> month of its relationship
         self.courses: dict[str, course.UnitCourse] = {}  # unit key -> its course
+        # for whom: participant groups and the programme-wide contrast (issue 14)
+        self.for_whom = ForWhom(run.flows, run.context)
 
     def label(self, code: str) -> str:
         self.labels[code] = self.codebook.get(code).label
@@ -421,6 +424,7 @@ class _Analysis:
                         tuple(sorted(outcomes)),
                     )
                 )
+        self.for_whom.keep(unit.key, rows)
         return unit.label, unit.key, rows, history
 
     # -- assembling the report data -----------------------------------------------------
@@ -450,6 +454,9 @@ class _Analysis:
         data["summary"] = self._summary(units, tally)
         data["cmo_framework"] = self._framework(tally, quote_ids)
         data["configurations"] = self._configurations(sink, quote_ids)
+        data["for_whom"] = self.for_whom.assemble(
+            data["configurations"]["patterns"], {person for person, _ in tally.people},
+            {c: d.label for c, d in self.codebook.codes.items()})
         data["phases"] = self._phases(timelines)
         data["learning_domains"] = self._domains(tally)
         data["factors"] = self._factors(tally)

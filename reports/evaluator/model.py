@@ -6,9 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from reports.structured import (
+from reports.structured import (  # realised_role lives with the coder (review.csv uses it)
+    DISTAL_WAVES,
     Code,
+    realised_role,
 )
+
+__all__ = ["DISTAL_WAVES", "realised_role"]  # the report's names for them, as before
 
 STUDY = "evaluation"
 REPORT_VERSION = "1"
@@ -22,21 +26,10 @@ MONTHS_SHOWN = 24
 # A share of fewer entries than this swings too much to chart; the house's small-group rule
 # (reports.suppression: 5), since each chart's table beside it gives the n of every month.
 MIN_MONTH_ENTRIES = 5
-# A distal outcome is realised 6-12 months after mentoring ends: only a realised statement at
-# these waves (or later) counts as one; said earlier, it is an early, proximal sign of it.
-DISTAL_WAVES = frozenset({"closing", "followup"})
 STAGES = (("early", 0, 2), ("middle", 3, 5), ("late", 6, 10_000))  # months of the relationship
 ROLES = ("mentee", "mentor")
 METHOD_SELF = "self-coded"  # how the report names the participants' own button codes
 METHOD_PROMPT = "prompt"
-
-
-def realised_role(role: str | None, wave: str | None) -> str | None:
-    """The role a code plays in this report: a distal outcome said before the closing or
-    follow-up waves is an early, proximal sign of it (:data:`DISTAL_WAVES`)."""
-    if role == "OUTCOME_DISTAL" and wave not in DISTAL_WAVES:
-        return "OUTCOME_PROXIMAL"
-    return role
 
 
 class ProgressSink(Protocol):

@@ -172,6 +172,8 @@ class _Run:
         self.workers = 0
         self.coder: _Coder | None = None
         self._subjects: dict[int, str] = {}
+        # "for whom" answers of the consenting people only (read with the same set)
+        self.context: dict[int, dict[str, str]] = {}
         self._matched_day: dict[int, int] = {}
         # a pseudonym is an HMAC: one per person and pair, not one per code
         self._person_label: dict[int, str] = {}
@@ -189,6 +191,7 @@ class _Run:
         self.pseudonyms = await Pseudonymiser.for_study(store.vault, options.study, "report")
         consenting = await extract.consenting(store, Scope.EVALUATION)
         self.consenting = consenting
+        self.context = await store.context.of_many(consenting)
         self.pairs = {p.id: p for p in await store.programmes.pairs()}
         self._matched_day = {
             pid: date.fromisoformat(p.matched_at[:10]).toordinal()
@@ -252,7 +255,8 @@ class _Run:
             person = self.person_label(entry.person)
             for step, text in split.texts:
                 quotable = step.split(".", 1)[0] not in entry.flagged
-                ctx = (entry.label, person, pair, entry.author, month, entry.flow, step)
+                ctx = (entry.label, person, pair, entry.author, month, entry.flow, step,
+                       entry.wave)
                 coder.add((text, entry.author, names, quotable, ctx), (idx, step, text))
                 self.rule_texts += 1
         self.progress.advance()
@@ -359,7 +363,7 @@ class _Run:
                     code.code_id,
                     self.codebook.get(code.code_id).label,
                     code.scheme,
-                    code.cmo_role or "",
+                    realised_role(code.cmo_role, entry.wave) or "",
                     code.polarity or "",
                     code.method,
                     f"{code.confidence:.3f}",

@@ -29,7 +29,8 @@ ITEMS: tuple[Item, ...] = (
          "carry their ingredients.", "theories",
          "The initial programme theory in words and where it came from; how it was refined."),
     Item(5, "Evaluation questions, objectives and focus",
-         "What works, for whom, in what circumstances: configurations with their contrast.",
+         "What works, for whom, in what circumstances: configurations with their contrast, "
+         "compared across participant groups.",
          "configurations", "The questions this evaluation set out to answer, and its focus."),
     Item(6, "Ethical approval",
          "Consent per scope (only entries whose authors consent to evaluation), pseudonyms, "
@@ -59,9 +60,11 @@ ITEMS: tuple[Item, ...] = (
           "agreement.", "method",
           "How the analysis moved between data and theory (retroduction), and who reviewed it."),
     Item(14, "Details of participants",
-          "Counts by role (the bot collects no other participant context yet).",
-          "summary", "Describe participants (profession, grade, sector) in ways that do not "
-          "identify them."),
+          "Counts by role; staff group, band, sector, years in role, cross-boundary match and "
+          "own choice as groups of 5 or more people (smaller ones suppressed), from the "
+          "optional questions at the starting check-in.",
+          "for-whom", "Describe participants further, and who did not answer, in ways that do "
+          "not identify them."),
     Item(15, "Main findings",
           "CMO configurations with contrast, change over time, goal attainment and negative "
           "cases, with quoted evidence.", "configurations",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -53,11 +54,19 @@ def _short(label: str, limit: int = 42) -> str:
     return head if len(head) <= limit else head[: limit - 1] + "…"
 
 
+def chart_label(label: str, width: int = 30) -> str:
+    """A label as a chart shows it: the name before any colon (the definition after it is in
+    the page), wrapped onto lines of about ``width`` characters; never cut short, so a long
+    name takes two or three lines instead of losing its end (issue 14)."""
+    head = label.split(":", 1)[0].strip() if ":" in label else label
+    return textwrap.fill(head, width, break_long_words=False) if len(head) > width else head
+
+
 def charts(data: Mapping[str, Any]) -> dict[str, str]:
     from reports import charts as draw
 
     labels = data["labels"]
-    short = {k: _short(v) for k, v in labels.items()}
+    short = {k: chart_label(v) for k, v in labels.items()}
     phase_labels = {p: labels[p].split(":", 1)[0] for p in PHASES}
     out: dict[str, str] = {}
     dist = data["phases"]["distribution"]
@@ -90,7 +99,7 @@ def charts(data: Mapping[str, Any]) -> dict[str, str]:
     }
     if panels:
         out["learning_domains"] = draw.lines_by_month(
-            panels, {k: _short(v.split(":", 1)[0]) for k, v in labels.items()},
+            panels, {k: chart_label(v, 24) for k, v in labels.items()},
             "share of entries", axis,
         )
     rows = [
@@ -110,14 +119,18 @@ def charts(data: Mapping[str, Any]) -> dict[str, str]:
     patterns_ = data["configurations"]["patterns"][:12]
     if patterns_:
         out["configurations"] = draw.grades_by_outcome(
-            [(short[p["outcome"]], p["grades"]) for p in patterns_], GRADES
+            # a distal and a proximal pattern of one outcome are two bars, named apart
+            [(short[p["outcome"]] + (" (distal)" if p["outcome_role"] == "OUTCOME_DISTAL"
+                                     else ""), p["grades"]) for p in patterns_], GRADES
         )
     return out
 
 
 def _factor_name(row: Mapping[str, Any], short: Mapping[str, str]) -> str:
     if row.get("counterpart"):
-        return f"{short[row['factor']]} / {short[row['counterpart']]}"
+        # joined first, then wrapped: the pair reads as one label
+        return chart_label(" / ".join(short[row[k]].replace("\n", " ")
+                                      for k in ("factor", "counterpart")), 34)
     return short[row["factor"]]
 
 
@@ -230,4 +243,5 @@ def render_html(
         grades=GRADES,
         plain=plain_summary(data),
         rameses=ITEMS,
+        fw=data["for_whom"],
     )

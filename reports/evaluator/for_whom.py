@@ -1,0 +1,270 @@
+"""For whom: configurations compared across participant groups, and the programme-wide
+contrast of each pattern.
+
+The groups come from the optional "about you" answers (conversations/flows/about_you.yaml),
+read only for people whose current consent allows ``evaluation`` (the pipeline reads them
+with the same consenting set as the entries). A group is shown only when it has at least
+:data:`MIN_GROUP` people in the report; a smaller one is an explicit suppression object in
+the JSON, never its count. When exactly the suppressed groups and the people who did not say
+could be told apart (together fewer than :data:`MIN_GROUP`), the next-smallest group is
+suppressed too, so no suppressed count can be worked out by subtraction. No pair's
+configuration carries its members' answers: groups appear only programme-wide.
+
+The programme-wide contrast answers the realist's question across the whole programme, not
+only in the pairs that reported the outcome: in every pair, how often did each pattern's
+leading context and mechanism come together in an entry's window (the same entry, or the
+pair's entries up to the window before it) and how often was the outcome then reported, and
+how often not. The same counts by group are the comparisons; where one group's share differs
+from another's by :data:`FINDING_GAP` or more, both with :data:`MIN_OCCASIONS` occasions or
+more, the report says so in words.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conversations.about_you import ABOUT_YOU, NOT_A_GROUP
+from conversations.model import Flow
+from reports.configurations import WINDOW_AFTER_DAYS, WINDOW_BEFORE_DAYS, EntryRow
+
+MIN_GROUP = 5  # people: the house's small-group rule (reports.suppression)
+MIN_OCCASIONS = 5  # occasions in each group before a difference is put in words
+FINDING_GAP = 0.3  # difference in the share followed by the outcome worth a sentence
+CONTRASTS_COMPARED = 3  # the contrasts each pattern lists (its leading ones) are compared
+SUPPRESSED = {"suppressed": True, "below": MIN_GROUP}
+
+Element = tuple[str, str]  # (code, role)
+# (outcome, outcome role, context element or None, mechanism element)
+Combo = tuple[str, str, "Element | None", Element]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    id: str
+    label: str
+    question: str
+    values: dict[str, str]  # choice id -> its label, in the question's order
+
+
+def dimensions(flows: Mapping[str, Flow]) -> list[Dimension]:
+    flow = flows.get(ABOUT_YOU)
+    if flow is None:
+        return []
+    return [
+        Dimension(s.id, s.label, s.prompt.replace("{partner}", "mentor or mentee"),
+                  {c.id: c.label for c in s.choices if c.id not in NOT_A_GROUP})
+        for s in flow.steps
+    ]
+
+
+@dataclass
+class _Counts:
+    with_outcome: int = 0
+    without: int = 0
+    units: set[str] = field(default_factory=set)
+    groups: dict[str, list[int]] = field(default_factory=dict)
+
+
+class ForWhom:
+    """Collects each unit's configurable entry rows during the walk, then counts."""
+
+    def __init__(self, flows: Mapping[str, Flow], context: Mapping[int, Mapping[str, str]]
+                 ) -> None:
+        self.dims = dimensions(flows)
+        known = {d.id: d for d in self.dims}
+        # person -> their groups as "dimension=value" (answers that name no group left out)
+        self.groups_of: dict[int, tuple[str, ...]] = {}
+        for person, answers in context.items():
+            found = tuple(sorted(
+                f"{q}={v}" for q, v in answers.items()
+                if q in known and v in known[q].values))
+            if found:
+                self.groups_of[person] = found
+        self.units: list[tuple[str, list[EntryRow]]] = []
+
+    def keep(self, unit_key: str, rows: list[EntryRow]) -> None:
+        if rows:
+            self.units.append((unit_key, rows))
+
+    # -- counting -----------------------------------------------------------------------
+    def _count(self, combos: Sequence[Combo]) -> list[_Counts]:
+        """For each combo: entries whose window held its context and mechanism, with the
+        outcome reported in that entry and without, by group (the author's role and
+        answers)."""
+        counts = [_Counts() for _ in combos]
+        by_mechanism: dict[Element, list[int]] = {}
+        for k, (_, _, _, mechanism) in enumerate(combos):
+            by_mechanism.setdefault(mechanism, []).append(k)
+        if not by_mechanism:
+            return counts
+        for key, rows in self.units:
+            ordered = sorted(rows, key=lambda r: (r[1], r[0]))
+            days = [r[1] for r in ordered]
+            elements = [frozenset(r[4]) for r in ordered]
+            for row in ordered:
+                lo = bisect.bisect_left(days, row[1] - WINDOW_BEFORE_DAYS)
+                hi = bisect.bisect_right(days, row[1] + WINDOW_AFTER_DAYS)
+                back = frozenset().union(*elements[lo:hi])
+                candidates = [k for m in back.intersection(by_mechanism)
+                              for k in by_mechanism[m]]
+                if not candidates:
+                    continue
+                outcomes = set(row[5])
+                groups = (row[2], *self.groups_of.get(row[3], ()))
+                for k in candidates:
+                    outcome, role, context, _ = combos[k]
+                    if context is not None and context not in back:
+                        continue
+                    c = counts[k]
+                    hit = (outcome, role) in outcomes
+                    if hit:
+                        c.with_outcome += 1
+                    else:
+                        c.without += 1
+                    c.units.add(key)
+                    for g in groups:
+                        pair = c.groups.setdefault(g, [0, 0])
+                        pair[0 if hit else 1] += 1
+        return counts
+
+    # -- assembling ---------------------------------------------------------------------
+    def assemble(self, patterns: list[dict[str, Any]], people: Iterable[int],
+                 labels: Mapping[str, str]) -> dict[str, Any]:
+        """Adds the programme-wide contrast to each pattern's contrasts (in place) and
+        returns the for-whom section."""
+        combos: list[Combo] = []
+        where: list[tuple[int, int]] = []
+        for p_index, p in enumerate(patterns):
+            for c_index, c in enumerate(p.get("contrasts", [])):
+                roles = c.get("roles") or {}
+                context = ((c["context"], roles["context"])
+                           if c["context"] is not None and roles.get("context") else None)
+                if c["context"] is not None and context is None:
+                    continue
+                combos.append((p["outcome"], p["outcome_role"], context,
+                               (c["mechanism"], roles.get("mechanism", ""))))
+                where.append((p_index, c_index))
+        counts = self._count(combos)
+        for (p_index, c_index), n in zip(where, counts, strict=True):
+            patterns[p_index]["contrasts"][c_index]["programme"] = {
+                "with_outcome": n.with_outcome,
+                "without_outcome": n.without,
+                "units": len(n.units),
+                "by_group": {g: list(v) for g, v in sorted(n.groups.items())
+                             if "=" not in g},  # roles only: answers are shown by group below
+            }
+        shown, dims_json = self._groups(set(people))
+        comparisons, findings = [], []
+        for (p_index, c_index), n in zip(where, counts, strict=True):
+            if c_index >= CONTRASTS_COMPARED:
+                continue
+            p = patterns[p_index]
+            contrast = p["contrasts"][c_index]
+            for dim in self.dims:
+                visible = [v for v in dim.values if f"{dim.id}={v}" in shown]
+                if len(visible) < 2:
+                    continue
+                groups = []
+                for value in dim.values:
+                    g = f"{dim.id}={value}"
+                    if g not in shown:
+                        continue
+                    w, wo = n.groups.get(g, [0, 0])
+                    groups.append({"value": value, "with_outcome": w, "without_outcome": wo})
+                finding = _finding(dim, groups, p["outcome"], contrast, labels)
+                comparisons.append({
+                    "outcome": p["outcome"],
+                    "outcome_role": p["outcome_role"],
+                    "context": contrast["context"],
+                    "mechanism": contrast["mechanism"],
+                    "dimension": dim.id,
+                    "groups": groups,
+                    "finding": finding,
+                })
+                if finding:
+                    findings.append(finding)
+        return {
+            "min_group": MIN_GROUP,
+            "min_occasions": MIN_OCCASIONS,
+            "finding_gap": FINDING_GAP,
+            "dimensions": dims_json,
+            "comparisons": comparisons,
+            "findings": findings,
+        }
+
+    def _groups(self, people: set[int]) -> tuple[set[str], list[dict[str, Any]]]:
+        """The groups that may be shown, and each dimension's groups as the JSON gives them."""
+        shown: set[str] = set()
+        out = []
+        for dim in self.dims:
+            sizes = {v: 0 for v in dim.values}
+            answered = 0
+            for person in people:
+                found = [g.split("=", 1)[1] for g in self.groups_of.get(person, ())
+                         if g.startswith(dim.id + "=")]
+                for value in found:
+                    sizes[value] += 1
+                    answered += 1
+            hidden = {v for v, n in sizes.items() if 0 < n < MIN_GROUP}
+            not_said = len(people) - answered
+            # the hidden groups and the people who did not say are published together only
+            # as "the rest": if that rest is small, one more group is hidden with them
+            rest = sum(sizes[v] for v in hidden) + not_said
+            if hidden and rest < MIN_GROUP:
+                visible = sorted((n, v) for v, n in sizes.items() if n >= MIN_GROUP)
+                if visible:
+                    hidden.add(visible[0][1])
+            groups = []
+            for value, label in dim.values.items():
+                n = sizes[value]
+                ok = value not in hidden
+                if ok and n:
+                    shown.add(f"{dim.id}={value}")
+                groups.append({"value": value, "label": label,
+                               "people": n if ok else dict(SUPPRESSED), "shown": ok and n > 0})
+            out.append({"id": dim.id, "label": dim.label, "question": dim.question,
+                        "groups": groups,
+                        "compared": sum(1 for g in groups if g["shown"]) >= 2})
+        return shown, out
+
+
+def _name(labels: Mapping[str, str], code: str | None) -> str:
+    """A code as a sentence names it: "Dyad: safe space, time out" is "safe space", a
+    learning domain "cognitive learning", "Sharing experience" "sharing experience"."""
+    label = labels.get(code or "", code or "")
+    head, _, tail = label.partition(":")
+    if (code or "").startswith("DOM_"):
+        return f"{head.strip().lower()} learning"
+    text = (tail if tail.strip() and " " not in head.strip() else head).split(",", 1)[0].strip()
+    return text if text[:2].isupper() else text[:1].lower() + text[1:]
+
+
+def _finding(dim: Dimension, groups: Sequence[Mapping[str, Any]], outcome: str,
+             contrast: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """A sentence when the combination holds for one group clearly more than another."""
+    rated = [(g["with_outcome"] / (g["with_outcome"] + g["without_outcome"]), g)
+             for g in groups if g["with_outcome"] + g["without_outcome"] >= MIN_OCCASIONS]
+    if len(rated) < 2:
+        return None
+    rated.sort(key=lambda r: (-r[0], r[1]["value"]))
+    (high, a), (low, b) = rated[0], rated[-1]
+    if high - low < FINDING_GAP:
+        return None
+    parts = " and ".join(_name(labels, x) for x in (contrast["context"], contrast["mechanism"])
+                         if x)
+
+    def who(g: Mapping[str, Any]) -> str:
+        return f"people who answered “{dim.values[g['value']]}” ({dim.label.lower()})"
+
+    def times(g: Mapping[str, Any]) -> str:
+        return f"{g['with_outcome']} of {g['with_outcome'] + g['without_outcome']} times"
+
+    second = f"those who answered “{dim.values[b['value']]}”"
+    verdict = ("the configuration holds for the first group and not for the second"
+               if high >= 0.5 and low <= 0.2 else
+               "the configuration holds for the first group more than for the second")
+    return (f"Where {parts} came together, {_name(labels, outcome)} followed {times(a)} for "
+            f"{who(a)} and {times(b)} for {second}: {verdict}.")
