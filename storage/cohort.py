@@ -11,6 +11,7 @@ stores.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -47,6 +48,7 @@ class CohortWriter:
     def _clear(self) -> None:
         self._keys: list[tuple[Any, ...]] = []
         self._people: list[tuple[Any, ...]] = []
+        self._accounts: list[tuple[Any, ...]] = []
         self._pairs: list[tuple[Any, ...]] = []
         self._ledger: list[tuple[Any, ...]] = []
         self._entries: list[tuple[Any, ...]] = []
@@ -73,9 +75,12 @@ class CohortWriter:
         vault.remember(pid, dek)
         self._ciphers[pid] = cipher(dek)
         self._keys.append((subject_ref, wrapped.blob, wrapped.kek_id, iso(utcnow())))
-        self._people.append((pid, programme_id, role.value,
-                             self.store.participants.user_key(telegram_user_id), subject_ref,
-                             created_at))
+        key = self.store.participants.user_key(telegram_user_id)
+        # the account (one per Telegram user, found again for a further membership) and
+        # the membership, with a placeholder in the old lookup column, as the bot writes it
+        self._accounts.append((key, created_at))
+        self._people.append((pid, programme_id, role.value, secrets.token_bytes(32),
+                             subject_ref, created_at, key))
         version = version or self.store.consent.current_version
         for scope, granted in consents:
             self._ledger.append((pid, subject_ref, scope.value, version, int(granted), source,
@@ -124,10 +129,19 @@ class CohortWriter:
                 self._keys,
             )
             await conn.executemany(
+                "INSERT INTO accounts (user_hmac, created_at) VALUES (?, ?) "
+                "ON CONFLICT(user_hmac) DO NOTHING",
+                self._accounts,
+            )
+            await conn.executemany(
                 "INSERT INTO participants (id, programme_id, role, user_hmac, subject_ref, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "created_at, account_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, (SELECT id FROM accounts WHERE user_hmac=?))",
                 self._people,
             )
+            await conn.execute(
+                "UPDATE accounts SET in_use = (SELECT MIN(p.id) FROM participants p "
+                "WHERE p.account_id = accounts.id) WHERE in_use IS NULL")
             await conn.executemany(
                 "UPDATE pairs SET mentor_id=?, mentee_id=?, state='matched', matched_at=? "
                 "WHERE id=?",

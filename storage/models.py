@@ -37,6 +37,9 @@ class Participant:
     menu_version: int
     subject_ref: str
     created_at: str
+    # The account (one Telegram user) this membership belongs to; None only for rows a
+    # caller builds by hand.
+    account_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,15 @@
-"""Participants: keyed-hash lookup by Telegram id, encrypted chat id and name."""
+"""Participants: one row per *membership* (a programme and a role, with its pair links),
+grouped under an account (one Telegram user, found by the keyed hash of their id).
+
+Since migration 015 an account may hold several memberships: several programmes, or mentor
+in one pair and mentee in another. Each membership keeps its own data key, chat id and first
+name (encrypted under that key), entries and consent; the account holds the lookup hash,
+the time zone and which membership is in use (the one the chat's menu and flows follow).
+"""
 
 from __future__ import annotations
+
+import secrets
 
 import aiosqlite
 
@@ -22,13 +31,17 @@ def _row(r: aiosqlite.Row) -> Participant:
         menu_version=r["menu_version"],
         subject_ref=r["subject_ref"],
         created_at=r["created_at"],
+        account_id=r["account_id"],
     )
 
 
-_COLUMNS = (
-    "id, programme_id, role, status, timezone, preferred_framework, menu_version, "
-    "subject_ref, created_at"
-)
+_NAMES = ("id", "programme_id", "role", "status", "timezone", "preferred_framework",
+          "menu_version", "subject_ref", "created_at", "account_id")
+_COLUMNS = ", ".join(_NAMES)
+_P_COLUMNS = ", ".join(f"p.{n}" for n in _NAMES)
+# What a person sets once for all their memberships (kept on every membership row too, so
+# readers of one membership need no join).
+ACCOUNT_WIDE = frozenset({"status", "timezone"})
 
 
 class Participants:
@@ -43,12 +56,15 @@ class Participants:
         return self.vault.lookup_hash(USER_PURPOSE, telegram_user_id)
 
     async def by_user(self, telegram_user_id: int) -> Participant | None:
+        """The membership in use of this Telegram user's account (else their first)."""
         key = self.user_key(telegram_user_id)
         cached = self._by_key.get(key)
         if cached is not None:
             return cached
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM participants WHERE user_hmac=?",  # noqa: S608
+            f"SELECT {_P_COLUMNS} FROM accounts a JOIN participants p ON p.account_id = a.id "  # noqa: S608
+            "WHERE a.user_hmac=? ORDER BY CASE WHEN p.id = a.in_use THEN 0 ELSE 1 END, p.id "
+            "LIMIT 1",
             (key,),
         )
         if row is None:
@@ -57,9 +73,54 @@ class Participants:
         self._by_key[key] = found
         return found
 
+    async def memberships(self, me: Participant) -> list[Participant]:
+        """Every membership of this person's account, oldest first (``me`` among them)."""
+        if me.account_id is None:
+            return [me]
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM participants WHERE account_id=? ORDER BY id",  # noqa: S608
+            (me.account_id,),
+        )
+        return [_row(r) for r in rows] or [me]
+
+    async def membership_of(self, telegram_user_id: int,
+                            participant_id: int) -> Participant | None:
+        """That membership, if it belongs to this Telegram user (a reminder's button is
+        answered by the membership it was sent for, whichever is in use)."""
+        row = await self.db.fetchone(
+            f"SELECT {_P_COLUMNS} FROM accounts a JOIN participants p ON p.account_id = a.id "  # noqa: S608
+            "WHERE a.user_hmac=? AND p.id=?",
+            (self.user_key(telegram_user_id), participant_id),
+        )
+        return None if row is None else _row(row)
+
+    async def use(self, me: Participant) -> Participant:
+        """Make this membership the one in use for its account; returns it fresh."""
+        if me.account_id is not None:
+            await self.db.execute("UPDATE accounts SET in_use=? WHERE id=?",
+                                  (me.id, me.account_id))
+        self._forget_account(me.account_id)
+        return await self.get(me.id) or me
+
+    async def in_use(self) -> list[Participant]:
+        """The membership in use of every account (whose menu the chat shows)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_P_COLUMNS} FROM participants p JOIN accounts a ON a.id = p.account_id "  # noqa: S608
+            "WHERE p.id = COALESCE(a.in_use, "
+            "(SELECT MIN(q.id) FROM participants q WHERE q.account_id = a.id)) ORDER BY p.id"
+        )
+        return [_row(r) for r in rows]
+
     def forget(self, participant_id: int) -> None:
         """Drop cached rows for a participant (after a change or erasure)."""
         for key in [k for k, p in self._by_key.items() if p.id == participant_id]:
+            del self._by_key[key]
+
+    def forget_all(self) -> None:
+        self._by_key.clear()
+
+    def _forget_account(self, account_id: int | None) -> None:
+        for key in [k for k, p in self._by_key.items() if p.account_id == account_id]:
             del self._by_key[key]
 
     async def get(self, participant_id: int) -> Participant | None:
@@ -91,23 +152,36 @@ class Participants:
         subject_ref: str,
         dek: bytes,
     ) -> int:
-        """Insert inside the caller's transaction (onboarding claims the invite atomically).
+        """Insert a membership inside the caller's transaction (onboarding claims the invite
+        atomically), under the person's account, created with their first membership.
 
         The data key behind ``subject_ref`` must already be committed to the key store
         (Vault.store_pending_key): this transaction writes the database file only.
         """
+        key = self.user_key(telegram_user_id)
+        now = iso(utcnow())
+        async with conn.execute(
+            "SELECT id, timezone FROM accounts WHERE user_hmac=?", (key,)
+        ) as c:
+            account = await c.fetchone()
+        if account is None:
+            cur = await conn.execute(
+                "INSERT INTO accounts (user_hmac, created_at) VALUES (?, ?)", (key, now))
+            account_id, timezone = int(cur.lastrowid), "Europe/London"
+        else:
+            account_id, timezone = int(account[0]), str(account[1])
+        # participants.user_hmac is no longer the lookup key (accounts.user_hmac is) but
+        # keeps its UNIQUE constraint: a random placeholder that links to nothing.
         cur = await conn.execute(
-            "INSERT INTO participants (programme_id, role, user_hmac, subject_ref, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                programme_id,
-                role.value,
-                self.user_key(telegram_user_id),
-                subject_ref,
-                iso(utcnow()),
-            ),
+            "INSERT INTO participants (programme_id, role, user_hmac, subject_ref, created_at, "
+            "account_id, timezone) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (programme_id, role.value, secrets.token_bytes(32), subject_ref, now, account_id,
+             timezone),
         )
         pid = int(cur.lastrowid)
+        # the newest membership is the one in use: its welcome and consent come next
+        await conn.execute("UPDATE accounts SET in_use=? WHERE id=?", (pid, account_id))
+        self._forget_account(account_id)
         self.vault.remember(pid, dek)
         chat_ct = await self.vault.encrypt(pid, "participants", pid, "chat_id", chat_id)
         name_ct = await self.vault.encrypt(pid, "participants", pid, "name", first_name or "")
@@ -149,8 +223,29 @@ class Participants:
     async def set_field(self, participant_id: int, column: str, value: object) -> None:
         if column not in {"status", "timezone", "preferred_framework", "menu_version"}:
             raise ValueError(f"not a settable participant column: {column}")
-        await self.db.execute(
-            f"UPDATE participants SET {column}=? WHERE id=?",  # noqa: S608
-            (value, participant_id),
-        )
+        if column not in ACCOUNT_WIDE:
+            await self.db.execute(
+                f"UPDATE participants SET {column}=? WHERE id=?",  # noqa: S608
+                (value, participant_id),
+            )
+            self.forget(participant_id)
+            return
+        # A time zone, a pause or a blocked chat is the person's, whatever the membership:
+        # every membership of the account changes with it (and the account's time zone,
+        # which a new membership starts from).
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                f"UPDATE participants SET {column}=? WHERE id=? OR account_id IN "  # noqa: S608
+                "(SELECT account_id FROM participants WHERE id=? AND account_id IS NOT NULL)",
+                (value, participant_id, participant_id),
+            )
+            if column == "timezone":
+                await conn.execute(
+                    "UPDATE accounts SET timezone=? WHERE id IN "
+                    "(SELECT account_id FROM participants WHERE id=?)",
+                    (value, participant_id),
+                )
+        account = await self.db.scalar(
+            "SELECT account_id FROM participants WHERE id=?", (participant_id,))
         self.forget(participant_id)
+        self._forget_account(account)

@@ -64,12 +64,17 @@ LINKS: tuple[tuple[str, str], ...] = (
     ("pairs", "mentor_id"),
     ("pairs", "mentee_id"),
     ("invites", "used_by"),
+    ("accounts", "in_use"),  # the membership in use, when it is this one
 )
 PAIR_LINKS = "pair_links"
 PROFILE = "participant_and_data_key"
+# The account (the keyed hash of the Telegram id, the time zone): deleted with the last
+# membership it holds, never with one of several.
+ACCOUNT = "account"
 _WORDS = {t.name: t.words for t in TABLES} | {
     PAIR_LINKS: "your link to your mentoring pair",
     PROFILE: "your profile, chat details and encryption key",
+    ACCOUNT: "your account (the keyed hash of your Telegram id, your time zone)",
 }
 # The tables these rows live in, for the schema check: every table here or in LINKS, or
 # the participants table itself, is accounted for.

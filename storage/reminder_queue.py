@@ -377,15 +377,17 @@ class ReminderStore:
 
     # -- facts the planner reads about people and pairs ---------------------------------
     async def unreachable(self) -> dict[bytes, int]:
-        """user_hmac -> participant id of everyone marked unreachable."""
+        """Account lookup hash -> a membership id of everyone marked unreachable."""
         rows = await self.db.fetchall(
-            "SELECT id, user_hmac FROM participants WHERE status='unreachable'"
+            "SELECT p.id, a.user_hmac FROM participants p JOIN accounts a "
+            "ON a.id = p.account_id WHERE p.status='unreachable'"
         )
         return {bytes(r["user_hmac"]): int(r["id"]) for r in rows}
 
     async def user_key(self, participant_id: int) -> bytes | None:
         row = await self.db.fetchone(
-            "SELECT user_hmac FROM participants WHERE id=?", (participant_id,)
+            "SELECT a.user_hmac FROM participants p JOIN accounts a ON a.id = p.account_id "
+            "WHERE p.id=?", (participant_id,)
         )
         return bytes(row[0]) if row is not None else None
 

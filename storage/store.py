@@ -40,6 +40,7 @@ class JoinResult:
     pair_id: int | None = None
     again: bool = False  # an existing participant took a further pair's seat
     cap: int = 0  # with reason "cap": the open pairs this person may hold
+    membership: bool = False  # an existing account took a new membership (programme, role)
 
 
 @dataclass(frozen=True)
@@ -114,17 +115,29 @@ class Store:
             return JoinResult(False, "locked", wait_seconds=wait)
         existing = await self.participants.by_user(telegram_user_id)
         invite = await self.programmes.find_invite(code) if 8 <= len(code) <= 64 else None
-        if existing is not None and (invite is None or invite.used_by == existing.id
-                                     or not self._another_pair(existing, invite)):
-            return JoinResult(False, "already", existing.id, existing.role)
+        members = await self.participants.memberships(existing) if existing else []
+        same: Participant | None = None  # the membership this invite would add a pair to
+        if existing is not None:
+            if invite is None or invite.used_by in {m.id for m in members}:
+                return JoinResult(False, "already", existing.id, existing.role)
+            same = next((m for m in members if m.programme_id == invite.programme_id
+                         and m.role is invite.role), None)
+            if same is not None and not self._another_pair(same, invite):
+                return JoinResult(False, "already", same.id, same.role)
+            if same is None and await self._sits_opposite(members, invite):
+                # the other seat of a pair this person already holds: never both sides
+                return JoinResult(False, "already", existing.id, existing.role)
         if (invite is None or invite.used_at is not None or invite.revoked_at is not None
                 or parse_iso(invite.expires_at) < utcnow()):
             await self.programmes.record_failure(user_hmac)
             reason = ("unknown" if invite is None else "used" if invite.used_at
                       else "revoked" if invite.revoked_at else "expired")
             return JoinResult(False, reason)
-        if existing is not None:
-            return await self._join_another(existing, invite, user_hmac)
+        if same is not None:
+            return await self._join_another(same, invite, user_hmac)
+        # A new person, or a new membership of an existing account (another programme, or
+        # the other role): a new data key and participant row, the programme's own consent
+        # questions, nothing carried over from the account's other memberships.
         # Key first, in its own commit (see Vault.store_pending_key), then the participant
         # and the claimed invite in one database commit, then the key is settled.
         programme = await self.programmes.get(invite.programme_id)
@@ -149,14 +162,23 @@ class Store:
         await self.audit.record("participant", "held" if hold else "joined", pid,
                                 role=invite.role.value)
         return JoinResult(True, "", pid, invite.role, pair_complete=pair_complete,
-                          awaiting_approval=hold, pair_id=invite.pair_id)
+                          awaiting_approval=hold, pair_id=invite.pair_id,
+                          membership=existing is not None)
 
     @staticmethod
     def _another_pair(me: Participant, invite: Invite) -> bool:
-        """Is this invite one the person may take as a further pair: the same programme and
-        role, for a pair (one membership per account until memberships arrive)."""
+        """Is this invite one the membership may take as a further pair: the same programme
+        and role, for a pair (a second coordinator invite of the same programme is not)."""
         return (invite.pair_id is not None and invite.programme_id == me.programme_id
                 and invite.role is me.role and me.role in (Role.MENTOR, Role.MENTEE))
+
+    async def _sits_opposite(self, members: list[Participant], invite: Invite) -> bool:
+        """Would this invite seat the person across from themselves in one pair."""
+        if invite.pair_id is None:
+            return False
+        pair = await self.programmes.pair(invite.pair_id)
+        ids = {m.id for m in members}
+        return pair is not None and bool({pair.mentor_id, pair.mentee_id} & ids)
 
     async def _join_another(self, me: Participant, invite: Invite,
                             user_hmac: bytes) -> JoinResult:
@@ -306,17 +328,40 @@ class Store:
             deleted, ("one consent-ledger line recording the erasure, with no link to you",)
         )
 
+    async def erase_all(self, participant_id: int) -> ErasureReport:
+        """Erase every membership of this person's account (their own "erase everything",
+        or an erasure on request of all of them): each membership as :meth:`erase` does,
+        the account with the last. Rows deleted are summed over the memberships."""
+        me = await self.participants.get(participant_id)
+        if me is None:
+            return ErasureReport({}, ())
+        deleted: dict[str, int] = {}
+        kept: tuple[str, ...] = ()
+        for member in await self.participants.memberships(me):
+            report = await self.erase(member.id)
+            for table, count in report.deleted.items():
+                deleted[table] = deleted.get(table, 0) + count
+            kept = report.kept or kept
+        return ErasureReport(deleted, kept)
+
     async def _delete_rows(self, participant_id: int) -> dict[str, int]:
         """The database half of an erasure: every row linked to the person, and one ledger
         line saying an erasure happened."""
         self.vault.forget(participant_id)
         self.participants.forget(participant_id)
         self.entries.forget(participant_id)
+        account = await self.db.scalar(
+            "SELECT account_id FROM participants WHERE id=?", (participant_id,))
         async with self.db.transaction() as conn:
             # every table of the person's data, from the one map (storage.personal_data)
             deleted = await personal_data.delete_rows(conn, participant_id)
             await conn.execute("DELETE FROM participants WHERE id=?", (participant_id,))
             deleted[personal_data.PROFILE] = 1
+            # the account goes with its last membership, and only then
+            cur = await conn.execute(
+                "DELETE FROM accounts WHERE id=? AND NOT EXISTS "
+                "(SELECT 1 FROM participants WHERE account_id=?)", (account, account))
+            deleted[personal_data.ACCOUNT] = int(cur.rowcount)
             cur = await conn.execute(
                 "INSERT INTO consent_ledger (participant_id, subject_ref, scope, version, "
                 "granted, source, at) VALUES (NULL, ?, 'all', ?, 0, 'erasure', ?)",
@@ -324,6 +369,7 @@ class Store:
             )
             await self.integrity.sign_consent_row(conn, int(cur.lastrowid or 0))
         self.vault.forget(participant_id)
+        self.participants.forget_all()  # the account's membership in use may have gone
         # Checkpoint so the deleted ciphertext leaves the WAL as well as the main file.
         await self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return deleted
