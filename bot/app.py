@@ -164,7 +164,7 @@ async def describe_bot(app: Application) -> None:  # type: ignore[type-arg]
 
 async def refresh_menus(app: Application, store: Store) -> None:  # type: ignore[type-arg]
     """Give every member whose menu is out of date the commands of their role."""
-    for person in await store.participants.all():
+    for person in await store.participants.in_use():  # the menu of the membership in use
         if person.menu_version >= MENU_VERSION:
             continue
         chat_id = await store.participants.chat_id(person.id)

@@ -133,6 +133,13 @@ class CoordinatorTools:
         target = int(pid_text) if pid_text.isascii() and pid_text.isdigit() else None
         me = await self.store.participants.by_user(update.effective_user.id)
         held = await self.store.held(target) if target is not None else None
+        if me is not None and held is not None and (
+                me.role is not Role.COORDINATOR or me.programme_id != held.programme_id):
+            # answered as the lead of the held person's programme, whichever membership
+            # is in use
+            me = next((m for m in await self.store.participants.memberships(me)
+                       if m.role is Role.COORDINATOR and m.programme_id == held.programme_id),
+                      me)
         if (me is None or me.role is not Role.COORDINATOR or held is None
                 or held.programme_id != me.programme_id or verdict not in ("y", "n")):
             # decided already, someone else's programme, or forged: nothing changes

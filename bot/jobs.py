@@ -295,8 +295,9 @@ class ReminderJobs:
                 await self.planner.repo.skip(claimed, "no_chat", self.clock())
                 report.skipped += len(claimed)
                 return
-            about = await self.planner.about(person, rows[0])
-            reply = compose(self.planner.texts, rows, person.role.value, d.settings, about)
+            prefix = await self.planner.prefix(person, rows[0])
+            reply = compose(self.planner.texts, rows, person.role.value, d.settings,
+                            prefix=prefix)
             outcome = await self._send(chat_id, reply, report)
             release()
             await self.planner.record(person, rows, outcome, d.settings, report)

@@ -372,6 +372,8 @@ def compose(
     role: str,
     settings: ReminderSettings,
     about: str | None = None,
+    *,
+    prefix: str | None = None,
 ) -> Reply:
     """One message for one person: a single reminder, or a coordinator's digest.
 
@@ -408,7 +410,10 @@ def compose(
                 Button(texts.say("rem_btn_finished"), callback("a", first.id, "f")),
             )
         )
-    if about and kind is not Kind.CHEMISTRY:
+    if prefix and kind is not Kind.CHEMISTRY:
+        # which membership and pair, for someone in several (ReminderPlanner.prefix)
+        text = prefix + " " + text
+    elif about and kind is not Kind.CHEMISTRY:
         text = texts.say("rem_about", name=about) + " " + text
     if snooze:
         buttons.append(

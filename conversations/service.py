@@ -29,6 +29,7 @@ from conversations.engine import (
     Press,
     Text,
 )
+from conversations.memberships import ACCOUNT_WIDE, MembershipChooser, Memberships
 from conversations.model import Flow, FlowState
 from conversations.pairs import PairChooser, Pairs
 from conversations.responses import Document, Response, Sender, Then
@@ -57,7 +58,7 @@ MAX_ROW_ID = 10**12
 
 
 __all__ = ["Document", "Response", "Sender", "Service"]  # the types adapters build on
-Active = FlowState | history.Browser | PairChooser | None
+Active = FlowState | history.Browser | PairChooser | MembershipChooser | None
 
 
 class Service:
@@ -85,6 +86,7 @@ class Service:
         self.registry = Registry()
         self.onboarding: Onboarding | None = None  # set by the onboarding capability
         self.pairs = Pairs(self)
+        self.memberships = Memberships(self)
         for capability in CORE if capabilities is None else capabilities:
             self.install(capability)
         self.prefs = ChatPrefs(store.db)
@@ -138,27 +140,32 @@ class Service:
             return await self.start(sender, None)
         route = self.registry.commands.get(name)
         me = await self.store.participants.by_user(sender.user_id)
+        members = await self.store.participants.memberships(me) if me is not None else []
         # held for a coordinator: nothing but seeing and erasing what is held about them
-        if (me is not None and not (route and route.while_held)
+        # (with several memberships, the one the command runs in is checked once chosen)
+        if (me is not None and len(members) == 1 and not (route and route.while_held)
                 and await self.store.held(me.id) is not None):
             return Response().say(self.texts.say("join_waiting"))
-        role = me.role.value if me else "guest"
-        if role not in spec.roles:
+        eligible = [m for m in members if m.role.value in spec.roles]
+        if not eligible:
             if me is None:
+                if "guest" in spec.roles and name == "help":
+                    return self.help_for(None)
                 return Response().say(self.texts.say("not_joined"))
             allowed = " and ".join(sorted({r + "s" for r in spec.roles if r != "guest"}))
             return Response().say(
-                self.texts.say("wrong_role", command=name, roles=allowed, role=role)
+                self.texts.say("wrong_role", command=name, roles=allowed, role=me.role.value)
             )
-        if name == "help":
-            return self.help_for(me)
         assert me is not None
+        if name == "help":
+            return self.help_for(me, members)
         active, resp = await self._active(me)
         resp.update_id = sender.update_id
         if name in FLOW_COMMANDS:
             if isinstance(active, FlowState):
                 return await self._feed(me, active, Command(name), resp)
-            if isinstance(active, history.Browser | PairChooser) and name == "cancel":
+            if isinstance(active, history.Browser | PairChooser | MembershipChooser) \
+                    and name == "cancel":
                 await self.store.entries.save_state(me.id, None)
                 return resp.say(self.texts.say("cancelled"))
             return resp.say(self.texts.say("nothing_active"))
@@ -167,10 +174,37 @@ class Service:
             # Optional questions about the person: going on to anything else ends them, and
             # what was answered stays (each answer was saved as it was given).
             await self.store.entries.save_state(me.id, None)
+            active = None
         elif isinstance(active, FlowState) and not (route and route.in_flow):
             resp.say(self.texts.say("already_in_flow"))
             resp.replies.extend(self.engine.resume(active).replies)
             return resp
+        # Which membership: the one able to run it, asked when several could (never while
+        # a flow is open in the one in use: an in-flow command stays with that flow).
+        if me.id not in {m.id for m in eligible}:
+            me = await self.use(eligible[0], resp, me)
+        elif (len(eligible) > 1 and name not in ACCOUNT_WIDE
+              and not isinstance(active, FlowState)):
+            return await self.memberships.ask(me, eligible, name, args.strip()[:200], resp)
+        return await self.run_command(me, name, args, resp, held_checked=len(members) == 1)
+
+    async def use(self, member: Participant, resp: Response,
+                  current: Participant) -> Participant:
+        """Act in this membership from now on: the chat's menu follows it."""
+        if member.id == current.id:
+            return current
+        fresh = await self.store.participants.use(member)
+        if fresh.role is not current.role:
+            resp.menu_role = fresh.role.value
+        return fresh
+
+    async def run_command(self, me: Participant, name: str, args: str, resp: Response, *,
+                          held_checked: bool = False) -> Response:
+        """Run a command in this membership (chosen, or the only one able to)."""
+        route = self.registry.commands.get(name)
+        if (not held_checked and not (route and route.while_held)
+                and await self.store.held(me.id) is not None):
+            return resp.say(self.texts.say("join_waiting"))
         if not (route and route.before_consent) and me.role is not Role.COORDINATOR:
             consent = await self.store.consent.state(me.id)
             if consent.needs_asking and Scope.PARTICIPATE in consent.decisions:
@@ -206,6 +240,8 @@ class Service:
             return await self._browse(me, active, data[:64], resp)
         if isinstance(active, PairChooser):
             return await self.pairs.pressed(me, active, data[:64], resp)
+        if isinstance(active, MembershipChooser):
+            return await self.memberships.pressed(me, active, data[:64], resp)
         if active is None:
             return resp.say(self.texts.say("stale_button"))
         return await self._feed(me, active, Press(data[:64]), resp)
@@ -217,7 +253,8 @@ class Service:
         return Response().say(self.texts.say("edited"))
 
     # -- commands ----------------------------------------------------------------------
-    def help_for(self, me: Participant | None) -> Response:
+    def help_for(self, me: Participant | None,
+                 members: list[Participant] | None = None) -> Response:
         role = me.role.value if me else "guest"
         lines = [self.texts.say("help_header")]
         lines += [
@@ -225,6 +262,10 @@ class Service:
             for c in self.texts.commands_for(role)
             if c.name != "start" or me is None  # joining is done once joined
         ]
+        others = sorted({m.role.value for m in members or []} - {role})
+        if others:
+            lines.append(self.texts.say("help_other_memberships",
+                                        roles=" and ".join(r + "s" for r in others)))
         return Response().say("\n".join(lines))
 
     async def next_steps(self, me: Participant, resp: Response) -> None:
@@ -286,6 +327,8 @@ class Service:
             return history.Browser.load(raw), resp
         if "chooser" in raw:
             return PairChooser.load(raw), resp
+        if "membership" in raw:
+            return MembershipChooser.load(raw), resp
         state = FlowState.model_validate(raw)
         flow = self.flows.get(state.flow)
         if flow is None or flow.version != state.version:

@@ -73,6 +73,18 @@ class Participants:
         self._by_key[key] = found
         return found
 
+    async def by_user_account(self, me: Participant) -> Participant | None:
+        """The membership now in use of ``me``'s account: after an erasure of ``me``, one
+        of the others, or None when none is left."""
+        if me.account_id is None:
+            return await self.get(me.id)
+        row = await self.db.fetchone(
+            f"SELECT {_P_COLUMNS} FROM accounts a JOIN participants p ON p.account_id = a.id "  # noqa: S608
+            "WHERE a.id=? ORDER BY CASE WHEN p.id = a.in_use THEN 0 ELSE 1 END, p.id LIMIT 1",
+            (me.account_id,),
+        )
+        return None if row is None else _row(row)
+
     async def memberships(self, me: Participant) -> list[Participant]:
         """Every membership of this person's account, oldest first (``me`` among them)."""
         if me.account_id is None:

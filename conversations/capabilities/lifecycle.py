@@ -134,8 +134,11 @@ class PairLifecycle:
             start, end = quiet.strings()
             return resp.say(self.texts.say("rem_quiet_show", start=start, end=end, tz=tz))
         now = self.planner.clock()
+        # quiet hours are the person's, whatever the membership: set for all of them
+        members = await self.store.participants.memberships(me)
         if word == "default":
-            await self.planner.repo.clear_quiet_hours(me.id)
+            for member in members:
+                await self.planner.repo.clear_quiet_hours(member.id)
             start, end = settings.quiet_hours.strings()
             resp.changed = True
             return resp.say(self.texts.say("rem_quiet_default", start=start, end=end, tz=tz))
@@ -144,7 +147,8 @@ class PairLifecycle:
         except ValueError:
             return resp.say(self.texts.say("rem_quiet_bad"))
         start, end = quiet.strings()
-        await self.planner.repo.set_quiet_hours(me.id, start, end, now)
+        for member in members:
+            await self.planner.repo.set_quiet_hours(member.id, start, end, now)
         resp.changed = True
         if quiet.off:
             return resp.say(self.texts.say("rem_quiet_off", tz=tz))

@@ -41,18 +41,25 @@ class Onboarding:
             if result.reason == "already":
                 return Response().say(self.sv.texts.say("already_joined"))
             if result.reason == "cap" and me is not None:
+                # the membership the further pair was for (perhaps not the one in use)
+                member = (await self.sv.store.participants.get(result.participant_id)
+                          if result.participant_id else None) or me
                 for note in self.sv.registry.note_listeners:
-                    await note(me.programme_id, self.sv.texts.say(
-                        "coord_pair_cap", role=me.role.value, pair=result.pair_id or "-",
+                    await note(member.programme_id, self.sv.texts.say(
+                        "coord_pair_cap", role=member.role.value, pair=result.pair_id or "-",
                         cap=result.cap))
                 return Response().say(self.sv.texts.say(
-                    f"pair_cap_{me.role.value}", cap=result.cap))
+                    f"pair_cap_{member.role.value}", cap=result.cap))
             return Response().say(self.sv.texts.say(f"invite_{result.reason}"))
         assert result.participant_id is not None
         me = await self.sv.store.participants.get(result.participant_id)
         assert me is not None
         if result.again:
-            return await self.another_pair(me, result.pair_id, result.pair_complete)
+            if me.account_id is not None:
+                me = await self.sv.store.participants.use(me)  # the pair's membership
+            resp = await self.another_pair(me, result.pair_id, result.pair_complete)
+            resp.menu_role = me.role.value
+            return resp
         programme = await self.sv.store.programmes.get(me.programme_id)
         if result.awaiting_approval:
             held = await self.sv.store.held(me.id)
@@ -83,8 +90,11 @@ class Onboarding:
         return resp
 
     async def welcome(self, me: Participant, first_name: str | None,
-                      pair_complete: bool) -> Response:
-        """What a person sees once they are in: at the join, or when a held join is approved."""
+                      pair_complete: bool, *, membership: bool = False) -> Response:
+        """What a person sees once they are in: at the join, or when a held join is approved.
+
+        A new membership of an existing account (another programme, or the other role) gets
+        the same welcome and its own consent questions: nothing agreed elsewhere counts."""
         programme = await self.sv.store.programmes.get(me.programme_id)
         resp = Response(menu_role=me.role.value, changed=True)
         resp.say(
@@ -94,6 +104,8 @@ class Onboarding:
                 programme=programme.name,
             )
         )
+        if membership or len(await self.sv.store.participants.memberships(me)) > 1:
+            resp.say(self.sv.texts.say("joined_membership"))
         if pair_complete:
             resp.say(self.sv.texts.say("pair_complete"))
         if me.role is Role.COORDINATOR:

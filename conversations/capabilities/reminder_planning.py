@@ -328,6 +328,25 @@ class ReminderPlanner:
             return None
         return (await self.store.participants.name(pair.mentee_id)).strip() or None
 
+    async def prefix(self, person: Participant, row: Reminder) -> str | None:
+        """What a reminder starts with: the mentee it is about, for a mentor ("About your
+        pair with Sam:"), and, for someone in several programmes or roles, which membership
+        it is for ("North, about your pair with Jo:"), by names the person already knows."""
+        about = await self.about(person, row)
+        if person.account_id is None or row.kind is Kind.CHEMISTRY:
+            return None if about is None else self.texts.say("rem_about", name=about)
+        members = await self.store.participants.memberships(person)
+        if len(members) < 2:
+            return None if about is None else self.texts.say("rem_about", name=about)
+        programme = (await self.store.programmes.get(person.programme_id)).name
+        if about is None and row.pair_id is not None and person.role is Role.MENTEE:
+            pair = await self.store.programmes.pair(row.pair_id)
+            if pair is not None and pair.mentor_id is not None and pair.mentee_id == person.id:
+                about = (await self.store.participants.name(pair.mentor_id)).strip() or None
+        if about is None:
+            return self.texts.say("rem_in_programme", programme=programme)
+        return self.texts.say("rem_about_programme", programme=programme, name=about)
+
     @staticmethod
     def _wave_start(person: Participant, pair: PairFacts | None) -> datetime:
         if pair is not None and pair.matched_at is not None:
@@ -479,8 +498,10 @@ class ReminderPlanner:
         if parsed is None:
             return stale
         action, reminder_id, arg = parsed
-        me = await self.store.participants.by_user(telegram_user_id)
         row = await self.repo.get(reminder_id)
+        # answered by the membership the reminder was sent for, whichever is in use
+        me = (await self.store.participants.membership_of(telegram_user_id, row.participant_id)
+              if row is not None else None)
         now = self.clock()
         if (
             me is None
