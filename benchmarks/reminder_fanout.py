@@ -6,12 +6,16 @@ every participant (2,000 by default) has one reminder due at once. The real Appl
 a loopback Bot API stand-in that enforces 30 messages/s overall and 1 message/s per chat
 by answering 429 with retry_after, as Telegram does.
 
-    python benchmarks/reminder_fanout.py [--people 2000] [--per-mentor 3]
+    python benchmarks/reminder_fanout.py [--people 2000] [--per-mentor 3] [--multi 0.2]
 
 Each mentor holds --per-mentor pairs (joined through further invites, as in a programme where
 mentors take two or three mentees), so a mentor has that many check-ins due at once. A
 person gets one reminder per sweep and the next after the programme's spacing, so the
 fan-out measured is one message to every participant; a mentor's message names the mentee.
+With --multi, that share of people also hold a membership in a second programme (one of
+each two mentors the other there), so they have one check-in due per membership: two
+messages to one chat, each naming its programme, and a message lost is counted per
+membership.
 
 The achieved rate is measured from the start of the sweep that sent them (planning done,
 selection included) to the last message the stand-in accepted. At 30/s, 2,000 messages
@@ -56,7 +60,8 @@ NOON = datetime(2026, 6, 3, 11, 0, tzinfo=UTC)
 MARKER = "3-month check-in is ready"
 
 
-async def cohort(store: Store, people: int, per_mentor: int = 1) -> list[int]:
+async def cohort(store: Store, people: int, per_mentor: int = 1,
+                 multi: float = 0.0) -> list[int]:
     programme = await store.programmes.create(
         "Fan-out", {"reminders": {"quiet_pair_weeks": 52, "chemistry_overdue_weeks": 52},
                     PAIR_CAP: max(per_mentor, 1)}
@@ -86,6 +91,24 @@ async def cohort(store: Store, people: int, per_mentor: int = 1) -> list[int]:
                 await store.consent.record(
                     me.id, me.subject_ref, Scope.PARTICIPATE, True, source="benchmark"
                 )
+    # Some people hold a second membership: a second programme, where one of them mentors
+    # another (so some are mentee in one programme and mentor in the other). Each
+    # membership has its own check-in due, so they get two messages, one per membership,
+    # each naming its programme.
+    extra = int(len(users) * multi) // 2 * 2
+    if extra:
+        second = await store.programmes.create(
+            "Fan-out B", {"reminders": {"quiet_pair_weeks": 52, "chemistry_overdue_weeks": 52}})
+        chosen = users[-extra:]
+        for mentor_id, mentee_id in zip(chosen[::2], chosen[1::2], strict=True):
+            pair = await store.programmes.create_pair(second.id)
+            for role, user_id in ((Role.MENTOR, mentor_id), (Role.MENTEE, mentee_id)):
+                code = await store.programmes.create_invite(second.id, role, pair)
+                result = await store.join(code, user_id, user_id, f"P{user_id % 100_000}")
+                me = await store.participants.get(result.participant_id or 0)
+                assert result.ok and result.membership and me is not None, result
+                await store.consent.record(
+                    me.id, me.subject_ref, Scope.PARTICIPATE, True, source="benchmark")
     matched = NOON - 3 * MONTH - timedelta(minutes=30)
     await backdating.matched_at(store, iso(matched))
     # Everyone already has their command menu, so start-up sends nothing but reminders
@@ -94,12 +117,19 @@ async def cohort(store: Store, people: int, per_mentor: int = 1) -> list[int]:
     return users
 
 
-async def run(people: int, folder: Path, per_mentor: int = 1) -> dict[str, float]:
+async def run(people: int, folder: Path, per_mentor: int = 1,
+              multi: float = 0.0) -> dict[str, float]:
     setup = time.perf_counter()
     store = await Store.open(
         folder / "fanout.sqlite3", KeyRing(generate_key()), load_flows()["consent"].version
     )
-    users = await cohort(store, people, per_mentor)
+    users = await cohort(store, people, per_mentor, multi)
+    # one message expected per membership in the first round (a mentor's further pairs
+    # follow after the spacing)
+    memberships = Counter(
+        int(r[0]) for r in await store.db.fetchall(
+            "SELECT a.id FROM participants p JOIN accounts a ON a.id = p.account_id"))
+    per_account = sorted(memberships.values())
     setup_s = time.perf_counter() - setup
 
     standin = BotApiStandin(
@@ -153,8 +183,16 @@ async def run(people: int, folder: Path, per_mentor: int = 1) -> dict[str, float
         for c in standin.calls_of("sendMessage")
         if c.status == 200 and MARKER in c.params["text"]
     ]
-    per_chat = Counter(int(c.params["chat_id"]) for c in accepted)
-    lost = sum(1 for u in users if per_chat[u] == 0)
+    # a person in two programmes gets one message per membership, each naming its programme
+    per_chat: dict[int, set[str]] = {}
+    for c in accepted:
+        per_chat.setdefault(int(c.params["chat_id"]), set()).add(
+            "B" if c.params["text"].startswith("Fan-out B") else "A")
+    expected = {u: {"A"} for u in users}
+    if multi:
+        for u in users[-(int(len(users) * multi) // 2 * 2):]:
+            expected[u] = {"A", "B"}
+    lost = sum(len(want - per_chat.get(u, set())) for u, want in expected.items())
     # the same message twice in one chat (a mentor's messages about different mentees differ)
     per_message = Counter((int(c.params["chat_id"]), c.params["text"]) for c in accepted)
     duplicates = sum(n - 1 for n in per_message.values() if n > 1)
@@ -177,6 +215,7 @@ async def run(people: int, folder: Path, per_mentor: int = 1) -> dict[str, float
         "retry_after_surfaced": rs.totals.retry_after,
         "rows_sent": status.get("sent", 0),
         "sweeps": len(started),
+        "multi_people": sum(1 for n in per_account if n > 1),
     }
 
 
@@ -185,11 +224,15 @@ async def main() -> None:
     parser.add_argument("--people", type=int, default=2000)
     parser.add_argument("--per-mentor", type=int, default=3,
                         help="pairs each mentor holds (1: one pair per person)")
+    parser.add_argument("--multi", type=float, default=0.2,
+                        help="share of people who also hold a membership in a second "
+                             "programme (mentor of one another there)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        r = await run(args.people, Path(tmp), args.per_mentor)
+        r = await run(args.people, Path(tmp), args.per_mentor, args.multi)
     print(f"people: {args.people} participants, mentors holding {args.per_mentor} pair(s) "
-          f"each; every pair's check-in due at the same minute")
+          f"each, {int(r['multi_people'])} of them also in a second programme; every pair's "
+          f"check-in due at the same minute")
     print(
         f"setup: cohort joined and consented in {r['setup_s']:.1f} s; planner wrote "
         f"{int(r['planned'])} reminder rows in {r['plan_s']:.2f} s; {int(r['due'])} due now "

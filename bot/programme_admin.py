@@ -20,6 +20,7 @@ from conversations.commands import Registry
 from conversations.responses import Response
 from conversations.validation import whole_number
 from reports.coordinator import PHASE_LABELS, STATE_LABELS, pair_rows
+from storage import personal_data
 from storage.db import parse_iso, utcnow
 from storage.models import Participant, Programme, Role
 from storage.programmes import DEFAULT_INVITE_DAYS, ProgrammeError
@@ -86,8 +87,12 @@ async def reissue(store: Store, programme: Programme, invite_id: int, actor: str
 
 
 async def erase_target(store: Store, programme: Programme, pair_id: int,
-                       role: Role) -> tuple[int | None, str]:
-    """Who ``/erase`` would erase, and what to say before asking to confirm."""
+                       role: Role, every: bool | None = None) -> tuple[int | None, str]:
+    """Who ``/erase`` would erase, and what to say before asking to confirm.
+
+    ``every`` is the shell admin's choice (None in the chat): one membership, the one in
+    this pair's seat, or all the person holds. A coordinator is never told of a person's
+    memberships in other programmes or roles, and erases only the one in their programme."""
     pid = await store.programmes.member(programme.id, pair_id, role)
     if pid is None:
         return None, (f"Pair {pair_id} in {programme.name} has no {role.value} to erase "
@@ -95,18 +100,29 @@ async def erase_target(store: Store, programme: Programme, pair_id: int,
     others = [p.id for p in await store.programmes.pairs_of(pid) if p.id != pair_id]
     also = (f" This person is also in pair(s) {', '.join(str(p) for p in others)}: they are "
             "erased from those too." if others else "")
+    if every is not None:
+        me = await store.participants.get(pid)
+        more = len(await store.participants.memberships(me)) - 1 if me else 0
+        if more and every:
+            also += (f" They hold {more} other membership(s) (another programme or role): "
+                     "erased too (--all).")
+        elif more:
+            also += (f" They hold {more} other membership(s) (another programme or role): "
+                     "those stay (--all erases them too).")
     return pid, (f"This erases the {role.value} of pair {pair_id}: everything they wrote, their "
                  f"consent record and their data key, for good.{also}")
 
 
 async def erase(store: Store, programme: Programme, pair_id: int, role: Role, actor: str,
-                actor_id: int | None = None) -> str:
+                actor_id: int | None = None, every: bool = False) -> str:
     pid, _ = await erase_target(store, programme, pair_id, role)
     if pid is None:
         return f"Pair {pair_id} has no {role.value} to erase."
-    await store.erase(pid)
+    report = await (store.erase_all(pid) if every else store.erase(pid))
     # by role only: the audit row links to the person who asked for it, never to the erased
-    await store.audit.record(actor, "erased_on_request", actor_id, role=role.value)
+    await store.audit.record(actor, "erased_on_request", actor_id, role=role.value,
+                             memberships="all" if every else "one",
+                             count=report.deleted.get(personal_data.PROFILE, 0))
     return (f"Erased: the {role.value} of pair {pair_id}. Their seat in the pair is empty; "
             "the pair's number and the pair events that name no one stay.")
 

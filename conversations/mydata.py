@@ -96,6 +96,24 @@ async def _context(store: Store, me: Participant, flow: Flow | None) -> list[dic
     return out
 
 
+async def collect_all(store: Store, me: Participant,
+                      flows: dict[str, Flow]) -> dict[str, Any]:
+    """Everything held about the person, grouped by membership: the one in use at the top
+    (as :func:`collect` gives it), each other programme or role under ``other_memberships``
+    in the same shape, and what belongs to the account itself."""
+    members = await store.participants.memberships(me)
+    data = await collect(store, me, flows)
+    data["other_memberships"] = [await collect(store, m, flows)
+                                 for m in members if m.id != me.id]
+    data["account"] = {
+        "time_zone": me.timezone,
+        "memberships": [{"programme": (await store.programmes.get(m.programme_id)).name,
+                         "role": m.role.value, "joined_at": m.created_at} for m in members],
+        "note": "Each membership keeps its own entries, consent and encryption key.",
+    }
+    return data
+
+
 def as_json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
 
@@ -103,11 +121,22 @@ def as_json(data: dict[str, Any]) -> bytes:
 def as_csv(data: dict[str, Any]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["entry", "kind", "status", "created_at", "step", "question", "answer"])
-    for entry in data["entries"]:
+    writer.writerow(["programme", "role", "entry", "kind", "status", "created_at", "step",
+                     "question", "answer"])
+    for group in [data, *data.get("other_memberships", [])]:
+        about = group["about_you"]
+        _entry_rows(writer, about["programme"], about["role"], group["entries"])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _entry_rows(writer: Any, programme: str, role: str,
+                entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
         for answer in entry["answers"]:
             writer.writerow(
                 [
+                    programme,
+                    role,
                     entry["entry"],
                     entry["kind"],
                     entry["status"],
@@ -117,4 +146,3 @@ def as_csv(data: dict[str, Any]) -> bytes:
                     answer["answer"],
                 ]
             )
-    return buffer.getvalue().encode("utf-8")

@@ -6,6 +6,10 @@ chat behaviour through the real Application and the Bot API stand-in.
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -19,6 +23,8 @@ from storage.db import iso, utcnow
 from storage.models import Role, Scope
 from storage.participants import USER_PURPOSE
 from storage.store import Store
+from tests.support.harness import TgUser, running_app
+from tests.test_bot_flows import joined, said, walk
 
 CONSENT = load_flows()["consent"].version
 
@@ -169,3 +175,247 @@ async def test_an_account_cannot_sit_on_both_sides_of_one_pair(store: Store) -> 
     assert not refused.ok and refused.reason == "already"
     invite = await store.programmes.find_invite(mentee_code)
     assert invite is not None and invite.used_at is None  # still there for the mentee
+
+
+# -- through the real Application ------------------------------------------------------
+
+GROW = {"goal": None, "reality": "Short-staffed", "options": "Ask", "will": "Book time"}
+
+
+async def _pair(store: Store, programme_id: int) -> tuple[int, str, str]:
+    pair = await store.programmes.create_pair(programme_id)
+    return (pair, await store.programmes.create_invite(programme_id, Role.MENTOR, pair),
+            await store.programmes.create_invite(programme_id, Role.MENTEE, pair))
+
+
+def _buttons(user: TgUser) -> list[str]:
+    last = user.standin.sent_messages(user.user_id)[-1]
+    return [b["text"] for row in (last.get("reply_markup") or {}).get("inline_keyboard", [])
+            for b in row]
+
+
+def _menu(user: TgUser) -> set[str]:
+    return {c["command"] for c in user.standin.commands(
+        {"type": "chat", "chat_id": user.user_id})}
+
+
+async def test_one_account_in_two_programmes_keeps_the_data_apart_and_mydata_holds_both(
+        store: Store, db_path: Path) -> None:
+    north = await store.programmes.create("North")
+    south = await store.programmes.create("South")
+    n_pair, n_mentor, n_mentee = await _pair(store, north.id)
+    s_pair, s_mentor, s_mentee = await _pair(store, south.id)
+    async with running_app(store) as (app, standin):
+        robin = TgUser(app, standin, 620_001, "Robin")
+        morgan = TgUser(app, standin, 620_002, "Morgan")
+        jo = TgUser(app, standin, 620_003, "Jo")
+        await joined(morgan, n_mentor)
+        await joined(jo, s_mentor)
+        await joined(robin, n_mentee)
+        # South's invite: a new membership, with South's own consent questions
+        reply = said(await robin.send(f"/start {s_mentee}"))
+        assert "You've joined South as a mentee" in reply and "separate membership" in reply
+        assert "already joined" not in reply
+        # consent given in North is not taken for South: until South's questions are
+        # answered, South keeps nothing
+        assert "middle of something" in said(await robin.send("/reflect"))  # South's consent
+        await robin.send("/cancel")
+        assert "Which is this about?" in said(await robin.send("/reflect"))
+        assert sorted(_buttons(robin)) == ["North: mentored by Morgan", "South: mentored by Jo"]
+        refused = said(await robin.tap("South: mentored by Jo"))
+        assert "agree" in refused.lower() or "consent" in refused.lower()
+        members = await store.participants.memberships(
+            await store.participants.by_user(620_001))  # type: ignore[arg-type]
+        north_me, south_me = members
+        assert (north_me.programme_id, south_me.programme_id) == (north.id, south.id)
+        assert await store.entries.of(south_me.id) == []
+        assert (await store.consent.state(north_me.id)).allows(Scope.PARTICIPATE)
+        assert not (await store.consent.state(south_me.id)).allows(Scope.PARTICIPATE)
+        # now South's consent, with research declined there only
+        assert "Which is this about?" in said(await robin.send("/consent"))
+        await robin.tap("South: mentored by Jo")
+        await robin.tap("Yes, keep them")
+        for answer in ("Yes", "Yes", "No"):
+            await robin.tap(answer)
+        assert (await store.consent.state(north_me.id)).allows(Scope.RESEARCH_EXPORT)
+        assert not (await store.consent.state(south_me.id)).allows(Scope.RESEARCH_EXPORT)
+
+        # a reflection in each, each asked for by programme and the partner's name
+        for programme, label, goal in (("North", "North: mentored by Morgan", "NORTH-GOAL"),
+                                       ("South", "South: mentored by Jo", "SOUTH-GOAL")):
+            await robin.send("/reflect")
+            await robin.tap(label)
+            await robin.tap("GROW: goal, reality, options, will")  # asked per membership
+            await walk(robin, "grow", GROW | {"goal": goal})
+            assert programme in label
+        north_goals = [(await store.entries.answers(north_me.id, e.id)).get("goal")
+                       for e in await store.entries.of(north_me.id)]
+        south_goals = [(await store.entries.answers(south_me.id, e.id)).get("goal")
+                       for e in await store.entries.of(south_me.id)]
+        assert north_goals == ["NORTH-GOAL"] and south_goals == ["SOUTH-GOAL"]
+        north_entry = (await store.entries.of(north_me.id))[0]
+        assert north_entry.pair_id == n_pair
+        assert (await store.entries.of(south_me.id))[0].pair_id == s_pair
+
+        # /history asks which, and shows only that membership's entries
+        assert "Which is this about?" in said(await robin.send("/history"))
+        listing = said(await robin.tap("North: mentored by Morgan"))
+        assert "page 1 of 1" in listing and "SOUTH" not in listing
+
+        # /mydata: one file, both memberships, grouped, nothing of one in the other
+        await robin.send("/mydata")
+        docs = {d["filename"]: d for d in standin.documents(robin.user_id)}
+        data = json.loads(docs["mentorbot-my-data.json"]["content"])
+        in_use = {k: v for k, v in data.items() if k not in ("other_memberships", "account")}
+        groups = [in_use, *data["other_memberships"]]
+        by_programme = {g["about_you"]["programme"]: g for g in groups}
+        assert set(by_programme) == {"North", "South"}
+        for programme, goal, other in (("North", "NORTH-GOAL", "SOUTH-GOAL"),
+                                       ("South", "SOUTH-GOAL", "NORTH-GOAL")):
+            text = json.dumps(by_programme[programme])
+            assert goal in text and other not in text
+        assert [m["programme"] for m in data["account"]["memberships"]] == ["North", "South"]
+        rows = list(csv.DictReader(io.StringIO(
+            docs["mentorbot-my-data.csv"]["content"].decode())))
+        assert {(r["programme"], r["answer"]) for r in rows if r["step"] == "goal"} == {
+            ("North", "NORTH-GOAL"), ("South", "SOUTH-GOAL")}
+        # neither mentor sees anything of the other programme
+        for mentor in (morgan, jo):
+            blob = json.dumps(mentor.standin.sent_messages(mentor.user_id))
+            assert "NORTH-GOAL" not in blob and "SOUTH-GOAL" not in blob
+
+
+async def test_mentor_in_one_pair_and_mentee_in_another(store: Store) -> None:
+    north = await store.programmes.create("North")
+    a_pair, a_mentor, a_mentee = await _pair(store, north.id)
+    b_pair, b_mentor, b_mentee = await _pair(store, north.id)
+    async with running_app(store) as (app, standin):
+        morgan = TgUser(app, standin, 630_001, "Morgan")
+        robin = TgUser(app, standin, 630_002, "Robin")
+        lee = TgUser(app, standin, 630_003, "Lee")
+        await joined(morgan, a_mentor)
+        await joined(robin, a_mentee)
+        await joined(lee, b_mentor)
+        # Morgan takes the mentee seat of pair B: a second membership, asked consent anew
+        assert "as a mentee" in said(await morgan.send(f"/start {b_mentee}"))
+        await morgan.tap("Yes, keep them")
+        for _ in range(3):
+            await morgan.tap("Yes")
+        assert "reflect" in _menu(morgan) and "log" not in _menu(morgan)
+        # /log only the mentor membership can run: no question, and the menu follows it
+        reply = said(await morgan.send("/log"))
+        assert "Which is this about?" not in reply and "Which mentee" not in reply
+        assert "log" in _menu(morgan) and "reflect" not in _menu(morgan)
+        await morgan.send("/cancel")
+        # /reflect: the mentee membership, again without asking
+        reply = said(await morgan.send("/reflect"))
+        assert "Which is this about?" not in reply
+        assert "reflect" in _menu(morgan)
+        await morgan.tap("GROW: goal, reality, options, will")
+        await walk(morgan, "grow", GROW | {"goal": "MORGAN-AS-MENTEE"})
+        # /checkin: both could, so asked, by the partner's name
+        assert "Which is this about?" in said(await morgan.send("/checkin"))
+        assert sorted(_buttons(morgan)) == ["North: mentored by Lee", "North: mentoring Robin"]
+        members = await store.participants.memberships(
+            await store.participants.by_user(630_001))  # type: ignore[arg-type]
+        as_mentor, as_mentee = members
+        assert (as_mentor.role, as_mentee.role) == (Role.MENTOR, Role.MENTEE)
+        assert [e.flow for e in await store.entries.of(as_mentee.id)] == ["grow"]
+        assert all(e.flow != "grow" for e in await store.entries.of(as_mentor.id))
+        assert (await store.entries.of(as_mentee.id))[0].pair_id == b_pair
+        pair_a = await store.programmes.pair(a_pair)
+        assert pair_a is not None and pair_a.mentor_id == as_mentor.id
+        # Robin, Morgan's mentee, sees nothing of Morgan's own reflections
+        assert "MORGAN-AS-MENTEE" not in json.dumps(standin.sent_messages(robin.user_id))
+
+
+def test_erasure_on_request_of_one_membership_by_cli_leaves_the_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from storage.crypto import encode_key, generate_key
+
+    key = generate_key()
+    db = tmp_path / "db.sqlite3"
+    monkeypatch.setenv("MENTORBOT_MASTER_KEY", encode_key(key))
+    monkeypatch.setenv("MENTORBOT_DB", str(db))
+    cli = CliRunner()
+
+    async def setup() -> tuple[int, int, int, int]:
+        store = await Store.open(db, KeyRing(key), CONSENT)
+        try:
+            north = await store.programmes.create("North")
+            south = await store.programmes.create("South")
+            n_pair, n_mentor, n_mentee = await _pair(store, north.id)
+            s_pair, s_mentor, s_mentee = await _pair(store, south.id)
+            async with running_app(store) as (app, standin):
+                robin = TgUser(app, standin, 640_001, "Robin")
+                await joined(TgUser(app, standin, 640_002, "Morgan"), n_mentor)
+                await joined(TgUser(app, standin, 640_003, "Jo"), s_mentor)
+                await joined(robin, n_mentee)
+                await joined(robin, s_mentee)
+                for label, goal in (("North: mentored by Morgan", "NORTH-GOAL"),
+                                    ("South: mentored by Jo", "SOUTH-GOAL")):
+                    await robin.send("/reflect")
+                    await robin.tap(label)
+                    await robin.tap("GROW: goal, reality, options, will")
+                    await walk(robin, "grow", GROW | {"goal": goal})
+            me = await store.participants.by_user(640_001)
+            assert me is not None
+            north_me, south_me = await store.participants.memberships(me)
+            now = iso(utcnow())
+            await store.db.execute(
+                "INSERT INTO reminders (kind, participant_id, pair_id, due_at, dedupe_key, "
+                "created_at, updated_at) VALUES ('reflection', ?, ?, ?, 'test:s', ?, ?)",
+                (south_me.id, s_pair, now, now, now))
+            return n_pair, s_pair, north_me.id, south_me.id
+        finally:
+            await store.close()
+
+    n_pair, s_pair, north_id, south_id = asyncio.run(setup())
+    # the admin names the membership by programme, pair and role; it asks to confirm
+    stopped = cli.invoke(main, ["erase", "--programme", "South", "--pair", str(s_pair),
+                                "--role", "mentee"], input="n\n")
+    assert stopped.exit_code != 0 and "1 other membership(s)" in stopped.output
+    assert "those stay" in stopped.output
+    done = cli.invoke(main, ["erase", "--programme", "South", "--pair", str(s_pair),
+                             "--role", "mentee"], input="y\n")
+    assert done.exit_code == 0 and "Erased" in done.output, done.output
+
+    async def check() -> None:
+        store = await Store.open(db, KeyRing(key), CONSENT)
+        try:
+            for table in ("entries", "consent_ledger", "reminders", "conversation_state"):
+                assert await store.db.scalar(
+                    f"SELECT COUNT(*) FROM {table} WHERE participant_id=?",
+                    (south_id,)) == 0, table
+            assert await store.db.scalar(
+                "SELECT COUNT(*) FROM answers a WHERE NOT EXISTS "
+                "(SELECT 1 FROM entries e WHERE e.id = a.entry_id)") == 0
+            assert await store.participants.get(south_id) is None
+            # North stays whole, and the account still finds it
+            me = await store.participants.by_user(640_001)
+            assert me is not None and me.id == north_id
+            (entry,) = await store.entries.of(north_id)
+            assert (await store.entries.answers(north_id, entry.id))["goal"] == "NORTH-GOAL"
+            assert (await store.consent.state(north_id)).allows(Scope.PARTICIPATE)
+            south_pair = await store.programmes.pair(s_pair)
+            assert south_pair is not None and south_pair.mentee_id is None
+            audit = await store.db.fetchall(
+                "SELECT actor, participant_id, detail FROM audit_log "
+                "WHERE action='erased_on_request'")
+            assert [tuple(r) for r in audit] == [
+                ("admin", None, '{"count": 1, "memberships": "one", "role": "mentee"}')]
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+    # --all: every membership, and the account with the last
+    done = cli.invoke(main, ["erase", "--programme", "North", "--pair", str(n_pair),
+                             "--role", "mentee", "--all", "--yes"])
+    assert done.exit_code == 0, done.output
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM accounts").fetchone() == (2,)  # mentors'
+        assert conn.execute("SELECT COUNT(*) FROM participants WHERE role='mentee'"
+                            ).fetchone() == (0,)

@@ -253,7 +253,8 @@ async def test_the_coordinator_runs_the_programme_from_the_chat(
     with sqlite3.connect(db_path) as conn:
         audit = conn.execute("SELECT actor, detail FROM audit_log WHERE action="
                              "'erased_on_request'").fetchall()
-        assert audit == [("coordinator", '{"role": "mentee"}')]
+        assert audit == [("coordinator",
+                          '{"count": 1, "memberships": "one", "role": "mentee"}')]
         settings = conn.execute("SELECT settings FROM programmes WHERE id=?",
                                 (programme_id,)).fetchone()[0]
         assert '"quiet_pair_weeks": 4' in settings
@@ -326,7 +327,7 @@ def test_the_admin_runs_the_programme_from_the_shell(
         assert conn.execute("SELECT role FROM participants").fetchone() == ("mentor",)
         assert conn.execute("SELECT actor, participant_id, detail FROM audit_log WHERE "
                             "action='erased_on_request'").fetchall() == [
-            ("admin", None, '{"role": "mentee"}')]
+            ("admin", None, '{"count": 1, "memberships": "one", "role": "mentee"}')]
 
 
 async def test_the_console_chat_drives_coordinator_commands(store: Store) -> None:

@@ -146,18 +146,23 @@ def invite_reissue(programme_name: str, invite: int, days: int) -> None:
 @click.option("--pair", "pair", type=int, required=True)
 @click.option("--role", type=click.Choice(sorted(admin.SEATS)), required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def erase_cmd(programme_name: str, pair: int, role: str, yes: bool) -> None:
-    """Erase a person on their request, named by pair number and role."""
+@click.option("--all", "every", is_flag=True,
+              help="Erase every membership the person holds (other programmes and roles), "
+                   "not only this one.")
+def erase_cmd(programme_name: str, pair: int, role: str, yes: bool, every: bool) -> None:
+    """Erase a person's membership on their request, named by programme, pair number and
+    role (--all: every membership they hold)."""
     seat = admin.SEATS[role]
     pid, preview = with_store(programme_name,
-                               lambda s, p: admin.erase_target(s, p, pair, seat))
+                               lambda s, p: admin.erase_target(s, p, pair, seat, every))
     click.echo(preview)
     if pid is None:
         raise SystemExit(1)
     if not yes:
         click.confirm("Erase now?", abort=True)
     click.echo(with_store(programme_name,
-                           lambda s, p: admin.erase(s, p, pair, seat, "admin")))
+                           lambda s, p: admin.erase(s, p, pair, seat, "admin",
+                                                    every=every)))
 
 
 @click.command("settings")

@@ -40,7 +40,8 @@ class ConsentChoices:
     def withdraw_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
         async def go(out: Response) -> None:
             if choice == "erase":
-                await self.sv.start_flow(me, "erase_confirm", out)
+                # the person's own erasure: every membership they hold, the account last
+                await self.sv.start_flow(me, "erase_confirm", out, context={"all": True})
                 return
             scope = Scope(choice)
             await self.sv.store.consent.record(me.id, me.subject_ref, scope, False, "withdraw")
@@ -55,14 +56,19 @@ class ConsentChoices:
             if choice != "yes":
                 out.say(self.sv.texts.say("erase_kept_nothing"))
                 return
-            report = await self.sv.store.erase(me.id)
+            # From /withdraw: everything, in every membership. Offered after saying No to
+            # keeping entries in one membership: that membership's entries only.
+            everything = bool(state.context.get("all"))
+            report = await (self.sv.store.erase_all(me.id) if everything
+                            else self.sv.store.erase(me.id))
             lines = "\n".join(
                 f"• {personal_data.describe(table)}: {count}"
                 for table, count in report.deleted.items()
                 if count
             )
             out.say(self.sv.texts.say("erase_done", deleted=lines, kept="; ".join(report.kept)))
-            out.menu_role = "guest"
+            rest = await self.sv.store.participants.by_user_account(me)
+            out.menu_role = "guest" if rest is None else rest.role.value
 
         return go
 

@@ -44,7 +44,8 @@ class SelfService:
         return await self.sv.show_page(me, browser, resp)
 
     async def mydata(self, me: Participant, resp: Response, args: str = "") -> Response:
-        data = await mydata.collect(self.sv.store, me, self.sv.flows)
+        # every membership of the person, grouped (conversations.mydata.collect_all)
+        data = await mydata.collect_all(self.sv.store, me, self.sv.flows)
         caption = self.sv.texts.say("mydata_caption")
         resp.documents.append(Document("mentorbot-my-data.json", mydata.as_json(data), caption))
         resp.documents.append(Document("mentorbot-my-data.csv", mydata.as_csv(data)))
