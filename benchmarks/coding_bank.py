@@ -301,3 +301,152 @@ def summary(s: Scores, role_labels: Sequence[str] = ROLES) -> dict[str, Any]:
         "intended_statements": s.intended,
         "uncoded_share": round(s.uncoded / s.items, 3) if s.items else 0.0,
     }
+
+
+# ---------------------------------------------------------------------------------------
+# the README's rules every item must pass (tests/fixtures/coding_bank/README.md)
+# ---------------------------------------------------------------------------------------
+
+STEPS = {
+    "GROW": ({"mentee"}, {"goal", "reality", "options", "will", "anything_else"}),
+    "OSKAR": ({"mentee"}, {"outcome", "know_how", "affirm_action", "review"}),
+    "BASELINE": ({"mentee", "mentor"}, {"expectations", "hope_to_learn", "goals"}),
+    "CHECKIN": ({"mentee", "mentor"}, {"relationship", "learning_self", "learning_how",
+                                       "factors", "changed", "learning_partner",
+                                       "most_effective", "anything_else"}),
+    "EPISODE_LOG": ({"mentor"}, {"learned"}),
+}
+ITEM_KEYS = frozenset({"id", "voice", "framework", "step", "text", "codes", "domains",
+                       "subcodes", "factors", "phase", "climate", "note"})
+CODE_KEYS = frozenset({"element", "role", "intended_role", "modality", "span", "about",
+                       "shared"})
+MAY_HINDER = frozenset({"FAC_ALIGNMENT_MISSIONS", "FAC_COORDINATOR_COMMITMENT",
+                        "FAC_PARTICIPANT_COMMITMENT", "FAC_PARTICIPANT_EMPOWERMENT",
+                        "FAC_THOROUGH_DEVELOPMENT", "FAC_CONFIDENTIALITY_TRUST"})
+FACTOR_CONTEXTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("FAC_LINE_MGMT_SUPPORT", "HIN_LINE_MGMT_PRIORITY", "HIN_HR_CHALLENGES"),
+                    ("C_ORG_SUPPORT",)),
+    **dict.fromkeys(("FAC_ALIGNMENT_MISSIONS", "HIN_ORGANISATIONAL_CHANGE"),
+                    ("C_ORG_SUPPORT", "C_POLICY_EVIDENCE_CULTURE")),
+    "HIN_CORPORATE_STRUCTURE_SIZE": ("C_ORG_SUPPORT", "C_HIERARCHY"),
+    **dict.fromkeys(("FAC_PROTECTED_TIME", "HIN_TIME_CONSTRAINTS"), ("C_DYAD_SAFE_SPACE",)),
+    **dict.fromkeys(("FAC_ONGOING_COMMUNICATION", "FAC_PARTICIPANT_COMMITMENT"),
+                    ("C_COMMITMENT",)),
+    "HIN_COMMUNICATION_DIFFICULTIES": ("C_COMMITMENT", "C_DYAD_SAFE_SPACE", "C_SCHEME_DESIGN"),
+    "FAC_EFFECTIVE_MATCHING": ("C_SCHEME_DESIGN", "C_DYAD_DIVERSITY"),
+    **dict.fromkeys(("HIN_DISTANCE_LOCATION", "FAC_COORDINATOR_COMMITMENT",
+                     "FAC_DESIGN_STRUCTURE", "HIN_DESIGN_DEVELOPMENT",
+                     "FAC_THOROUGH_DEVELOPMENT", "HIN_STIGMA"), ("C_SCHEME_DESIGN",)),
+    "HIN_MENTOR_RECRUITMENT": ("C_SCHEME_DESIGN", "C_DYAD_TRUST"),
+    "FAC_CONFIDENTIALITY_TRUST": ("C_DYAD_TRUST",),
+    "FAC_OTHER": ("C_DEV_NETWORKS",),
+}
+SUBCODE_DOMAIN = {"COG": "DOM_COGNITIVE", "SKL": "DOM_SKILL", "AFF": "DOM_AFFECTIVE",
+                  "NET": "DOM_SOCIAL_NETWORKS"}
+MODALITY_NAMES = ("realised", "intended", "hypothetical", "negated")
+_CONTEXT = frozenset({"CONTEXT_ENABLING", "CONTEXT_INHIBITING"})
+
+
+def item_problems(raw: Mapping[str, Any], seen: set[str] | None = None) -> list[str]:
+    """What breaks the bank README's rules in one raw item (empty: it passes)."""
+    book = load_codebook()
+    codes = book.codes
+    out: list[str] = []
+    seen = seen if seen is not None else set()
+    rid = str(raw.get("id", ""))
+    if not rid or rid in seen:
+        out.append("1: id missing or not unique")
+    seen.add(rid)
+    extra = set(raw) - ITEM_KEYS
+    if extra:
+        out.append(f"1: unknown keys {sorted(extra)}")
+    voices, steps = STEPS.get(str(raw.get("framework")), (set(), set()))
+    if raw.get("voice") not in voices or raw.get("step") not in steps:
+        out.append("1: voice/framework/step not as in the table")
+    text = raw.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return [*out, "1: text empty"]
+    keys: set[tuple[Any, ...]] = set()
+    contexts: dict[str, set[str]] = {}
+    for c in raw.get("codes") or ():
+        if set(c) - CODE_KEYS:
+            out.append(f"1: unknown code keys {sorted(set(c) - CODE_KEYS)}")
+        element, role, intended = c.get("element"), c.get("role"), c.get("intended_role")
+        modality = c.get("modality")
+        code = codes.get(str(element))
+        if code is None or code.scheme != SCHEME_CMO:
+            out.append(f"2: {element} is no CMO element")
+            continue
+        if modality not in MODALITY_NAMES:
+            out.append(f"2: {element} modality {modality}")
+        if (role is None) == (intended is None):
+            out.append(f"3: {element} needs exactly one of role and intended_role")
+        aimed = role if role is not None else intended
+        if role is not None and not (modality == "realised"
+                                     or (modality == "negated" and role in _CONTEXT)):
+            out.append(f"4: {element} role {role} with modality {modality}")
+        if role in OUTCOME_ROLES and modality != "realised":
+            out.append(f"4: {element} outcome role not realised")
+        if intended is not None and modality == "realised":
+            out.append(f"4: {element} intended_role with realised")
+        prefix = str(element)[:2]
+        allowed = {"O_": {code.role, "CONTEXT_ENABLING"}, "C_": set(_CONTEXT),
+                   "R_": {"RESPONSE", "RESOURCE"},
+                   "M_": {"RESOURCE", "CONTEXT_ENABLING"}}.get(prefix, set())
+        if aimed not in allowed:
+            out.append(f"5: {element} cannot take {aimed}")
+        span = c.get("span")
+        if not isinstance(span, str) or not span or span not in text:
+            out.append(f"6: {element} span is not a substring of the text")
+        key = (element, aimed, modality)
+        if key in keys:
+            out.append(f"6: {element} {aimed} {modality} twice")
+        keys.add(key)
+        if role in _CONTEXT:
+            contexts.setdefault(str(role), set()).add(str(element))
+    domains = set(raw.get("domains") or ())
+    for d in domains:
+        if codes.get(d) is None or codes[d].scheme != SCHEME_DOMAIN:
+            out.append(f"7: {d} is no domain")
+    for sub in raw.get("subcodes") or ():
+        if SUBCODE_DOMAIN.get(str(sub).split("_", 1)[0]) not in domains:
+            out.append(f"7: subcode {sub} without its domain")
+    for f in raw.get("factors") or ():
+        fid, polarity = str(f.get("id")), f.get("polarity")
+        if codes.get(fid) is None or codes[fid].scheme != SCHEME_FACTOR:
+            out.append(f"8: {fid} is no factor")
+            continue
+        if polarity not in ("helping", "hindering") or (
+                fid.startswith("HIN_") and polarity != "hindering") or (
+                fid.startswith("FAC_") and polarity == "hindering" and fid not in MAY_HINDER):
+            out.append(f"8: {fid} polarity {polarity}")
+            continue
+        pair = FACTOR_CONTEXTS.get(fid)
+        want = "CONTEXT_ENABLING" if polarity == "helping" else "CONTEXT_INHIBITING"
+        if pair and not contexts.get(want, set()) & set(pair):
+            out.append(f"9: {fid} ({polarity}) without its paired context {pair}")
+    phase, climate = raw.get("phase"), raw.get("climate")
+    if phase is not None and (codes.get(phase) is None or codes[phase].scheme != "phase"):
+        out.append(f"10: phase {phase}")
+    if climate is not None and (codes.get(climate) is None
+                                or codes[climate].scheme != "support_challenge"):
+        out.append(f"10: climate {climate}")
+    return out
+
+
+def file_problems(path: Path, seen: set[str] | None = None) -> dict[str, list[str]]:
+    """Item id -> problems, for every item of a (non-frozen) bank file that breaks a rule."""
+    raw = yaml.safe_load(_read_development(path)) or {}
+    seen = seen if seen is not None else set()
+    out: dict[str, list[str]] = {}
+    for item in raw.get("items") or ():
+        problems = item_problems(item, seen)
+        if problems:
+            out[str(item.get("id"))] = problems
+    return out
+
+
+def _read_development(path: Path) -> str:
+    if is_frozen(path):
+        raise FrozenPartError(f"{path.name} is a frozen test part: not opened here")
+    return path.read_text(encoding="utf-8")

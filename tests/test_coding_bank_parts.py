@@ -83,3 +83,34 @@ def test_the_accuracy_script_says_absent_for_a_missing_frozen_part(
     out = capsys.readouterr().out
     assert "frozen_test_v2 (headline frozen part)" in out and "absent" in out
     assert "== bank: train (1 answers) ==" in out
+
+
+def test_every_development_part_keeps_the_readme_rules() -> None:
+    seen: set[str] = set()
+    for part in coding_bank.DEVELOPMENT_PARTS:
+        path = coding_bank.bank_path(part)
+        if path.is_file():
+            assert coding_bank.file_problems(path, seen) == {}, part
+    assert len(seen) >= 1000  # ids are unique across the parts (seen is shared)
+
+
+def test_the_rules_check_finds_what_breaks_them() -> None:
+    item = {"id": "x-1", "voice": "mentee", "framework": "GROW", "step": "goal",
+            "text": "I feel more confident now",
+            "codes": [{"element": "O_AGENCY", "role": "OUTCOME_PROXIMAL",
+                       "intended_role": None, "modality": "intended", "span": "confident!"}],
+            "domains": [], "subcodes": ["AFF_SELF_CONFIDENCE"],
+            "factors": [{"id": "FAC_PROTECTED_TIME", "polarity": "helping"}], "phase": None}
+    rules = {p.split(":")[0] for p in coding_bank.item_problems(item)}
+    assert rules == {"4", "6", "7", "9"}
+    item = {**item, "codes": [{"element": "O_AGENCY", "role": "OUTCOME_PROXIMAL",
+                               "intended_role": None, "modality": "realised",
+                               "span": "confident"},
+                              {"element": "C_DYAD_SAFE_SPACE", "role": "CONTEXT_ENABLING",
+                               "intended_role": None, "modality": "realised",
+                               "span": "now"}],
+            "domains": ["DOM_AFFECTIVE"]}
+    assert coding_bank.item_problems(item) == []
+    assert coding_bank.item_problems(item, {"x-1"}) == ["1: id missing or not unique"]
+    with pytest.raises(coding_bank.FrozenPartError):
+        coding_bank.file_problems(Path("frozen_test_v2.yaml"))
