@@ -119,7 +119,8 @@ def make_coders(book: Codebook) -> Coders:
             texts, spans = unit_texts([it.text for it in items])
             found = cache[key] = (answer_probabilities(
                 heads, encoder.encode(texts), spans,
-                [(it.flow, it.step, it.voice) for it in items]),)
+                [(it.flow, it.step, it.voice) for it in items], [it.text for it in items],
+                [(it.flow, it.step) in intending for it in items]),)
         return found[0]
 
     def semantic(items: Sequence[Item]) -> list[Item]:

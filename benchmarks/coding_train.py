@@ -1,12 +1,30 @@
 """Train the semantic coding heads (reports/coding/heads.py) on the labelled bank, offline.
 
-Usage: python benchmarks/coding_train.py [--out PATH] [--extra REVIEW_ITEMS.yaml ...]
+Usage: python benchmarks/coding_train.py [--cv] [--folds 5] [--out PATH]
+       [--extra REVIEW_ITEMS.yaml ...] [--blocks unit,answer,context,markers]
 
-Trains on the bank's ``train`` part plus the guide's worked examples (``examples.yaml``),
-chooses each head's L2 strength and decision threshold on the ``dev`` part, and writes the
-weights to ``reports/coding/heads/default.npz`` (shipped with the package). The frozen test
-part is never read here. Logistic regression in numpy (full-batch Adam, class-balanced
-binary cross-entropy or softmax), so no scikit-learn is needed.
+Every development part of the bank (``train``, ``dev``, ``test_v1``, ``train_extra`` and the
+guide's worked examples; ``benchmarks/coding_bank.DEVELOPMENT_PARTS``) is training data. The
+frozen part is never read here: every file goes through ``coding_bank.training_items``, which
+refuses any ``frozen_*`` file unread.
+
+Model and hyper-parameters are chosen by k-fold cross-validation over those parts, grouped by
+answer (an answer's sentences, and any answer with the same text, stay in one fold, so no
+sentence of a held-out answer is trained on): each head's L2 strength by its out-of-fold score,
+then a decision threshold per label on the pooled out-of-fold probabilities. ``--cv`` also
+prints the cross-validated figures of the rules, the heads alone and both combined, scored as
+``benchmarks/coding_accuracy.py`` scores a part (the honest tuning figure: the thresholds were
+chosen on the same out-of-fold probabilities, so it is slightly optimistic). The final heads
+are then fitted on all the development parts and written to
+``reports/coding/heads/default.npz`` (shipped with the package).
+
+Role, element and modality heads are trained on sentences: each labelled code's span marks its
+sentence as a positive for its element, role and modality, and the answer reads the maximum
+over its sentences (reports/coding/heads.py ``units``). Features: the sentence's embedding,
+the whole answer's embedding, the step and voice, and the sentence's framing markers with the
+rules' own reading of it. Logistic regression in numpy (full-batch Adam, class-balanced), so no
+scikit-learn is needed. Embeddings are cached outside the repository
+(``benchmarks/coding_cache.py``, ``MENTORBOT_HEADS_CACHE``), so reruns are quick.
 
 ``--extra`` adds labelled items in the bank format (for example the evaluator's review
 decisions, see ``reports/coding/learning.py``) to the training set.
@@ -20,7 +38,9 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,31 +50,48 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.coding_bank import (  # noqa: E402
     BANK,
+    DEVELOPMENT_PARTS,
     FrozenPartError,
     Item,
+    Scores,
     bank_path,
-    load_split,
+    development_items,
+    predicted_item,
+    summary,
     training_items,
 )
 from conversations.catalogue import load_flows  # noqa: E402
-from reports.codebook import CMO_ROLES  # noqa: E402
+from reports.codebook import CMO_ROLES, load_codebook  # noqa: E402
 from reports.coding.heads import (  # noqa: E402
+    BLOCK_ANSWER,
+    BLOCK_CONTEXT,
+    BLOCK_MARKERS,
+    BLOCK_UNIT,
     DEFAULT_HEADS,
     MULTICLASS,
     NO_PHASE,
     SCHEMES,
     UNIT_SCHEMES,
+    AnswerProbs,
     Head,
     Heads,
     build_features,
+    combine,
+    marker_features,
+    semantic_codes,
     unit_texts,
     units,
 )
 from reports.coding.model import MODALITIES  # noqa: E402
+from reports.coding.rules import code_text_raw, phase_signal  # noqa: E402
 
-L2_GRID = (0.3, 3.0, 10.0, 30.0, 100.0)
+L2_GRID = (3.0, 30.0, 100.0)
 THRESHOLDS = tuple(round(0.1 + 0.05 * k, 2) for k in range(15))  # 0.10 .. 0.80
 MIN_EXAMPLES = 2  # a label seen fewer times in training gets no weights
+MIN_FOR_OWN_THRESHOLD = 8  # rarer labels take their head's common threshold
+DEFAULT_BLOCKS = (BLOCK_UNIT, BLOCK_ANSWER, BLOCK_CONTEXT, BLOCK_MARKERS)
+FOLDS = 5
+STEPS = 300
 
 
 def step_vocabulary() -> list[str]:
@@ -126,15 +163,16 @@ def matrix(rows: list[set[str]], labels: Sequence[str]) -> np.ndarray:
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float, softmax: bool,
-        steps: int = 400, lr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        steps: int = STEPS, lr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Logistic (or softmax) regression by full-batch Adam; positives up-weighted so rare
     labels are not simply never predicted."""
     n, d = x.shape
     k = y.shape[1]
-    w = np.zeros((d, k), dtype=np.float64)
-    b = np.zeros(k, dtype=np.float64)
+    w = np.zeros((d, k), dtype=np.float32)
+    b = np.zeros(k, dtype=np.float32)
     pos = y.sum(axis=0)
-    weight = np.where(y > 0, np.sqrt(np.maximum(n - pos, 1) / np.maximum(pos, 1)), 1.0)
+    weight = np.where(y > 0, np.sqrt(np.maximum(n - pos, 1) / np.maximum(pos, 1)),
+                      1.0).astype(np.float32)
     m_w = np.zeros_like(w)
     v_w = np.zeros_like(w)
     m_b = np.zeros_like(b)
@@ -183,120 +221,406 @@ def _f1(y: np.ndarray, pred: np.ndarray, micro: bool) -> float:
 
 def _answer_max(p: np.ndarray, groups: Sequence[int]) -> np.ndarray:
     """Per answer, the maximum over its units (``groups``: units per answer, in order)."""
-    out = np.zeros((len(groups), p.shape[1]), dtype=p.dtype)
-    at = 0
-    for i, n in enumerate(groups):
-        out[i] = p[at:at + n].max(axis=0)
-        at += n
-    return out
+    idx = np.cumsum([0, *groups[:-1]]).astype(int)
+    return np.maximum.reduceat(p, idx, axis=0) if len(groups) else p[:0]
 
 
-def train_head(scheme: str, x_train: np.ndarray, train: list[set[str]], x_dev: np.ndarray,
-               dev: list[set[str]], labels_from: list[set[str]],
-               dev_groups: Sequence[int] | None = None) -> tuple[Head, dict[str, float]]:
-    """``dev_groups``: dev rows are units, scored per answer by their maximum; ``dev`` then
-    holds the answers' labels."""
-    labels = label_set(scheme, labels_from)
-    y_train, y_dev = matrix(train, labels), matrix(dev, labels)
-    softmax = scheme in MULTICLASS
-    best: tuple[float, float, float, np.ndarray, np.ndarray] | None = None
-    for l2 in L2_GRID:
-        w, b = fit(x_train, y_train, l2, softmax)
-        p = _probs(x_dev, w, b, softmax)
-        if dev_groups is not None:
-            p = _answer_max(p, dev_groups)
-        if softmax:
-            score = float((p.argmax(axis=1) == y_dev.argmax(axis=1)).mean())
-            cand = (score, l2, 0.0, w, b)
-        else:
-            cand = None
-            for t in THRESHOLDS:
-                score = _f1(y_dev, (p >= t).astype(np.float32), micro=scheme == "element")
-                if cand is None or score > cand[0]:
-                    cand = (score, l2, t, w, b)
-        assert cand is not None
-        if best is None or cand[0] > best[0]:
-            best = cand
-    assert best is not None
-    score, l2, threshold, w, b = best
-    thresholds = (np.zeros(0, dtype=np.float32) if softmax
-                  else np.full(len(labels), threshold, dtype=np.float32))
-    return Head(labels, w, b, thresholds), {"dev_score": round(score, 3), "l2": l2,
-                                            "threshold": threshold, "labels": len(labels)}
+# ---------------------------------------------------------------------------------------
+# the corpus: every unit of every item, embedded once
+# ---------------------------------------------------------------------------------------
 
 
-def train_heads(train_items: Sequence[Item], dev_items: Sequence[Item],
-                embed: object = None, log: bool = True) -> Heads:
-    from conversations import sentence_encoder
+@dataclass
+class Corpus:
+    items: list[Item]
+    spans: list[list[tuple[int, int]]]
+    item_of_unit: np.ndarray  # item index of each unit row
+    first: np.ndarray  # unit row of each item's whole-answer unit
+    emb: np.ndarray  # unit embeddings
+    contexts: list[tuple[str, str, str]]  # per unit
+    unit_text: list[str]
+    intends: list[bool]  # per unit
+    markers: np.ndarray  # per unit
 
-    encoder = embed if embed is not None else sentence_encoder.load_encoder()
-    vocab = step_vocabulary()
-    u_train, g_train = unit_texts([it.text for it in train_items])
-    u_dev, g_dev = unit_texts([it.text for it in dev_items])
-    e_train = encoder.encode(u_train)  # type: ignore[attr-defined]
-    e_dev = encoder.encode(u_dev)  # type: ignore[attr-defined]
-    mean = e_train.mean(axis=0).astype(np.float32)
-    scale = (e_train.std(axis=0) + 1e-3).astype(np.float32)
+    @property
+    def groups(self) -> list[int]:
+        return [len(s) for s in self.spans]
 
-    def rows(items: Sequence[Item],
-             groups: list[list[tuple[int, int]]]) -> list[tuple[str, str, str]]:
-        return [(it.flow, it.step, it.voice) for it, g in zip(items, groups, strict=True)
-                for _ in g]
+    def unit_rows(self, item_idx: np.ndarray) -> np.ndarray:
+        mask = np.isin(self.item_of_unit, item_idx)
+        return np.flatnonzero(mask)
 
-    x_train = build_features(e_train, rows(train_items, g_train), vocab, mean, scale)
-    x_dev = build_features(e_dev, rows(dev_items, g_dev), vocab, mean, scale)
-    # row index of each answer's whole-answer unit
-    first_train = np.cumsum([0] + [len(g) for g in g_train[:-1]])
-    first_dev = np.cumsum([0] + [len(g) for g in g_dev[:-1]])
-    dev_groups = [len(g) for g in g_dev]
-    heads: dict[str, Head] = {}
-    meta: dict[str, object] = {"train_items": len(train_items), "dev_items": len(dev_items),
-                               "train_units": len(u_train), "unit": "sentence+answer"}
+
+def build_corpus(items: Sequence[Item], encoder: Any) -> Corpus:
+    from reports.entry_codes import intention_steps
+
+    intending = intention_steps()
+    texts, spans = unit_texts([it.text for it in items])
+    emb = encoder.encode(texts)
+    item_of_unit = np.repeat(np.arange(len(items)), [len(s) for s in spans])
+    first = np.cumsum([0] + [len(s) for s in spans[:-1]]).astype(int)
+    contexts = [(items[i].flow, items[i].step, items[i].voice) for i in item_of_unit]
+    intends = [(items[i].flow, items[i].step) in intending for i in item_of_unit]
+    markers = marker_features(texts, contexts, intends)
+    return Corpus(list(items), spans, item_of_unit, first, emb, contexts, texts, intends,
+                  markers)
+
+
+def corpus_features(c: Corpus, rows: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                    vocab: Sequence[str], blocks: Sequence[str]) -> np.ndarray:
+    answers = c.emb[c.first[c.item_of_unit[rows]]]
+    x = build_features(c.emb[rows], [c.contexts[r] for r in rows], vocab, mean, scale,
+                       [b for b in blocks if b != BLOCK_MARKERS], answers)
+    if BLOCK_MARKERS in blocks:
+        x = np.hstack([x, c.markers[rows]])
+    return x
+
+
+@dataclass
+class Fitted:
+    """One fold's (or the final) weights of every head, before thresholds are chosen."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    labels: dict[str, list[str]]
+    weights: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]]  # scheme -> l2 -> (w, b)
+
+
+def fit_all(c: Corpus, train_idx: np.ndarray, vocab: Sequence[str], blocks: Sequence[str],
+            grid: dict[str, Sequence[float]]) -> Fitted:
+    train_items = [c.items[i] for i in train_idx]
+    rows = c.unit_rows(train_idx)
+    mean = c.emb[rows].mean(axis=0).astype(np.float32)
+    scale = (c.emb[rows].std(axis=0) + 1e-3).astype(np.float32)
+    x_units = corpus_features(c, rows, mean, scale, vocab, blocks)
+    whole_rows = np.isin(rows, c.first[train_idx])
+    labels: dict[str, list[str]] = {}
+    weights: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = {}
     for scheme in SCHEMES:
-        whole_train = targets(train_items, scheme)
+        whole = targets(train_items, scheme)
+        labels[scheme] = label_set(scheme, whole)
         if scheme in UNIT_SCHEMES:
-            head, info = train_head(scheme, x_train, unit_targets(train_items, scheme), x_dev,
-                                    targets(dev_items, scheme), whole_train, dev_groups)
+            x, y = x_units, matrix(unit_targets(train_items, scheme), labels[scheme])
         else:
-            head, info = train_head(scheme, x_train[first_train], whole_train,
-                                    x_dev[first_dev], targets(dev_items, scheme), whole_train)
-        heads[scheme] = head
-        meta[scheme] = info
+            x, y = x_units[whole_rows], matrix(whole, labels[scheme])
+        weights[scheme] = {l2: fit(x, y, l2, scheme in MULTICLASS) for l2 in grid[scheme]}
+    return Fitted(mean, scale, labels, weights)
+
+
+def predict_units(c: Corpus, rows: np.ndarray, f: Fitted, vocab: Sequence[str],
+                  blocks: Sequence[str], scheme: str, l2: float) -> np.ndarray:
+    x = corpus_features(c, rows, f.mean, f.scale, vocab, blocks)
+    w, b = f.weights[scheme][l2]
+    return _probs(x, w, b, scheme in MULTICLASS)
+
+
+def assign_folds(items: Sequence[Item], k: int) -> np.ndarray:
+    """A fold per answer, by a hash of its text, so equal texts share a fold."""
+    def key(it: Item) -> int:
+        norm = " ".join(it.text.lower().split())
+        return int(hashlib.sha256(norm.encode()).hexdigest()[:8], 16)
+
+    return np.array([key(it) % k for it in items])
+
+
+def _choose_thresholds(y: np.ndarray, p: np.ndarray, micro: bool) -> tuple[float, np.ndarray]:
+    """The head's best common threshold and, where a label has enough positives, its own."""
+    best_t, best_s = THRESHOLDS[0], -1.0
+    for t in THRESHOLDS:
+        s = _f1(y, (p >= t).astype(np.float32), micro)
+        if s > best_s:
+            best_t, best_s = t, s
+    own = np.full(y.shape[1], best_t, dtype=np.float32)
+    for k in range(y.shape[1]):
+        if y[:, k].sum() < MIN_FOR_OWN_THRESHOLD:
+            continue
+        scores = [(_f1(y[:, k:k + 1], (p[:, k:k + 1] >= t).astype(np.float32), False), -abs(
+            t - best_t), t) for t in THRESHOLDS]
+        own[k] = max(scores)[2]
+    return best_s, own
+
+
+@dataclass
+class Choice:
+    l2: dict[str, float]
+    thresholds: dict[str, np.ndarray]
+    scores: dict[str, float]
+    # Platt scaling per label (slope, offset on the logit), fitted on out-of-fold
+    # probabilities and folded into the weights, so a code's confidence means what it says
+    platt: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def platt(p: np.ndarray, y: np.ndarray, steps: int = 300) -> tuple[float, float]:
+    """Slope and offset of a one-feature logistic fit of ``y`` on ``logit(p)``."""
+    z = _logit(p.astype(np.float64))
+    a, c = 1.0, 0.0
+    for _ in range(steps):  # Newton's method on two parameters
+        q = 1.0 / (1.0 + np.exp(-(a * z + c)))
+        g = np.array([((q - y) * z).sum(), (q - y).sum()])
+        r = q * (1 - q) + 1e-9
+        h = np.array([[(r * z * z).sum(), (r * z).sum()], [(r * z).sum(), r.sum()]])
+        h += np.eye(2) * 1e-3  # a little ridge keeps a separable label finite
+        step = np.linalg.solve(h, g)
+        a, c = a - step[0], c - step[1]
+        if np.abs(step).max() < 1e-6:
+            break
+    if not np.isfinite(a) or a <= 0.05:
+        return 1.0, 0.0  # no usable calibration: keep the head's own scale
+    return float(a), float(c)
+
+
+OutOfFold = dict[str, dict[float, np.ndarray]]  # scheme -> l2 -> answers x labels
+
+
+def cross_validate(c: Corpus, vocab: Sequence[str], blocks: Sequence[str], k: int,
+                   log: bool = True
+                   ) -> tuple[OutOfFold, dict[str, list[str]], list[tuple[np.ndarray, Fitted]]]:
+    """Fit every fold; the pooled out-of-fold probabilities of every answer, per l2."""
+    folds = assign_folds(c.items, k)
+    grid = {s: L2_GRID for s in SCHEMES}
+    fitted: list[tuple[np.ndarray, Fitted]] = []
+    # out-of-fold probabilities per scheme and l2, per answer; labels are fixed from all items
+    labels = {s: label_set(s, targets(c.items, s)) for s in SCHEMES}
+    oof: dict[str, dict[float, np.ndarray]] = {
+        s: {l2: np.zeros((len(c.items), len(labels[s])), np.float32) for l2 in L2_GRID}
+        for s in SCHEMES}
+    for fold in range(k):
+        start = time.perf_counter()
+        train_idx = np.flatnonzero(folds != fold)
+        test_idx = np.flatnonzero(folds == fold)
+        f = fit_all(c, train_idx, vocab, blocks, grid)
+        fitted.append((test_idx, f))
+        rows = c.unit_rows(test_idx)
+        groups = [c.groups[i] for i in test_idx]
+        for scheme in SCHEMES:
+            col = {x: j for j, x in enumerate(f.labels[scheme])}
+            for l2 in L2_GRID:
+                p = predict_units(c, rows, f, vocab, blocks, scheme, l2)
+                p = _answer_max(p, groups) if scheme in UNIT_SCHEMES else p[
+                    np.isin(rows, c.first[test_idx])]
+                full = np.zeros((len(test_idx), len(labels[scheme])), np.float32)
+                for j, label in enumerate(labels[scheme]):
+                    if label in col:
+                        full[:, j] = p[:, col[label]]
+                oof[scheme][l2][test_idx] = full
         if log:
-            print(f"  {scheme:9s} {info}")
-    return Heads(vocab, mean, scale, heads, meta)
+            print(f"  fold {fold + 1}/{k}: {len(train_idx)} train, {len(test_idx)} held out, "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)
+    return oof, labels, fitted
+
+
+def choose(c: Corpus, oof: OutOfFold, labels: dict[str, list[str]],
+           log: bool = True) -> Choice:
+    """Each head's L2 by its out-of-fold score, then per-label thresholds and Platt scaling
+    on the same out-of-fold probabilities."""
+    choice = Choice({}, {}, {})
+    for scheme in SCHEMES:
+        y = matrix(targets(c.items, scheme), labels[scheme])
+        best: tuple[float, float, np.ndarray] | None = None
+        for l2 in L2_GRID:
+            p = oof[scheme][l2]
+            if scheme in MULTICLASS:
+                s, th = float((p.argmax(axis=1) == y.argmax(axis=1)).mean()), np.zeros(0)
+            else:
+                s, th = _choose_thresholds(y, p, micro=scheme == "element")
+            if best is None or s > best[0]:
+                best = (s, l2, th)
+        assert best is not None
+        choice.scores[scheme], choice.l2[scheme] = round(best[0], 3), best[1]
+        choice.thresholds[scheme] = best[2]
+        if scheme not in MULTICLASS:
+            p = oof[scheme][best[1]]
+            fits = np.array([platt(p[:, k], y[:, k]) if y[:, k].sum() >= MIN_FOR_OWN_THRESHOLD
+                             else (1.0, 0.0) for k in range(y.shape[1])], np.float64)
+            choice.platt[scheme] = fits.reshape(-1, 2)
+        choice.thresholds[f"{scheme}.labels"] = np.array(labels[scheme])
+        if log:
+            print(f"  {scheme:9s} l2 {best[1]:6.1f}  out-of-fold score {best[0]:.3f}")
+    return choice
+
+
+def heads_from(f: Fitted, choice: Choice, vocab: Sequence[str], blocks: Sequence[str],
+               meta: dict[str, Any]) -> Heads:
+    heads: dict[str, Head] = {}
+    for scheme in SCHEMES:
+        w, b = f.weights[scheme][choice.l2[scheme]]
+        labels = f.labels[scheme]
+        if scheme in MULTICLASS:
+            th = np.zeros(0, np.float32)
+        else:
+            names = [str(x) for x in choice.thresholds[f"{scheme}.labels"]]
+            chosen = dict(zip(names, choice.thresholds[scheme], strict=True))
+            common = float(np.median(choice.thresholds[scheme])) if chosen else 0.5
+            th = np.array([chosen.get(x, common) for x in labels], np.float32)
+            fits = choice.platt.get(scheme)
+            if fits is not None:
+                by_name = dict(zip(names, fits, strict=True))
+                ac = np.array([by_name.get(x, (1.0, 0.0)) for x in labels], np.float64)
+                a, c = ac[:, 0], ac[:, 1]
+                # sigmoid(a z + c) is the calibrated probability of logit z: scale the
+                # weights, and move each threshold to the same point on the new scale
+                w = (w * a).astype(np.float32)
+                b = (b * a + c).astype(np.float32)
+                th = (1.0 / (1.0 + np.exp(-(a * _logit(th.astype(np.float64)) + c)))
+                      ).astype(np.float32)
+        heads[scheme] = Head(list(labels), w, b, th)
+    return Heads(list(vocab), f.mean, f.scale, heads,
+                 {**meta, "features": list(blocks)})
+
+
+# ---------------------------------------------------------------------------------------
+# scoring folds end to end, as coding_accuracy scores a part
+# ---------------------------------------------------------------------------------------
+
+
+def cv_figures(c: Corpus, fitted: list[tuple[np.ndarray, Fitted]], choice: Choice,
+               vocab: Sequence[str], blocks: Sequence[str]) -> dict[str, dict[str, Any]]:
+    from reports.entry_codes import intention_steps
+
+    book = load_codebook()
+    assert book.rules is not None
+    pairs = dict(book.rules.factor_counterparts)
+    intending = intention_steps()
+    scores = {"rules": Scores(), "semantic": Scores(), "combined": Scores()}
+    for test_idx, f in fitted:
+        heads = heads_from(f, choice, vocab, blocks, {})
+        rows = c.unit_rows(test_idx)
+        x = corpus_features(c, rows, f.mean, f.scale, vocab, blocks)
+        probs = heads.predict(x)
+        at = 0
+        for i in test_idx:
+            it = c.items[i]
+            n = c.groups[i]
+            ap = AnswerProbs(list(c.spans[i]), {s: v[at:at + n] for s, v in probs.items()})
+            at += n
+            intends = (it.flow, it.step) in intending
+            # risk=False: risk to self is no scored scheme, and judging it costs time
+            hits = code_text_raw(it.text, it.voice, book, intends, risk=False)
+            scores["rules"].add(it, predicted_item(it, hits, phase_signal(hits), pairs))
+            sem = semantic_codes(heads, ap, it.text, book, intends)
+            scores["semantic"].add(it, predicted_item(it, sem.hits, sem.phase, pairs))
+            kept, phase = combine(hits, sem, heads, ap, phase_signal(hits))
+            scores["combined"].add(it, predicted_item(it, kept, phase, pairs))
+    return {name: summary(s) for name, s in scores.items()}
+
+
+def _cell(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def print_figures(results: dict[str, dict[str, Any]]) -> None:
+    keys = ("role_macro_f1", "kappa", "element_micro_f1", "element_recall", "domain_macro_f1",
+            "factor_macro_f1", "phase_accuracy", "intended_as_realised", "uncoded_share")
+    print(f"  {'':24s}" + "".join(f"{n:>10s}" for n in results))
+    for key in keys:
+        cells = "".join(f"{_cell(results[n][key]):>10s}" for n in results)
+        print(f"  {key:24s}{cells}")
+    print("  per role precision / recall:")
+    for role in CMO_ROLES:
+        cells = "".join(f"  {results[n]['role_per_label'][role][0]:.3f}/"
+                        f"{results[n]['role_per_label'][role][1]:.3f}" for n in results)
+        print(f"    {role:22s}{cells}")
+
+
+def _cached_cv(c: Corpus, vocab: Sequence[str], blocks: Sequence[str], folds: int,
+               log: bool) -> tuple[Choice, list[tuple[np.ndarray, Fitted]]]:
+    """``cross_validate``, kept in the embedding cache's folder under a key of everything it
+    depends on (the items' text and labels, the features, the grid), so trying another way
+    of turning probabilities into codes does not refit every fold."""
+    import pickle
+
+    from benchmarks.coding_cache import DEFAULT_CACHE
+
+    key = hashlib.sha256(repr((
+        [(it.id, it.text, it.codes, sorted(it.domains), sorted(it.factors), it.phase,
+          sorted(it.spans.items(), key=repr)) for it in c.items],
+        list(blocks), folds, L2_GRID, THRESHOLDS, STEPS, MIN_EXAMPLES,
+        MIN_FOR_OWN_THRESHOLD, c.markers.sum())).encode()).hexdigest()[:16]
+    path = DEFAULT_CACHE / f"cv2-{key}.pkl"
+    if path.is_file():
+        with path.open("rb") as fh:
+            oof, labels, fitted = pickle.load(fh)
+        if log:
+            print(f"  cross-validated folds read from {path}")
+    else:
+        oof, labels, fitted = cross_validate(c, vocab, blocks, folds, log)
+        DEFAULT_CACHE.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            pickle.dump((oof, labels, fitted), fh)
+    return choose(c, oof, labels, log), fitted
 
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "absent"
 
 
+def train_heads(items: Sequence[Item], encoder: Any = None, *, folds: int = FOLDS,
+                blocks: Sequence[str] = DEFAULT_BLOCKS, cv_report: bool = False,
+                log: bool = True) -> tuple[Heads, dict[str, Any]]:
+    """Cross-validate, then fit on every item; (heads, cross-validated figures or {})."""
+    from benchmarks.coding_cache import CachedEncoder
+
+    enc = encoder if encoder is not None else CachedEncoder()
+    vocab = step_vocabulary()
+    start = time.perf_counter()
+    c = build_corpus(items, enc)
+    if log:
+        print(f"  {len(c.items)} answers, {len(c.unit_text)} units embedded "
+              f"({time.perf_counter() - start:.1f} s)", flush=True)
+    choice, fitted = _cached_cv(c, vocab, blocks, folds, log)
+    figures = cv_figures(c, fitted, choice, vocab, blocks) if cv_report else {}
+    every = np.arange(len(c.items))
+    final = fit_all(c, every, vocab, blocks, {s: (choice.l2[s],) for s in SCHEMES})
+    meta: dict[str, Any] = {"train_items": len(c.items), "train_units": len(c.unit_text),
+                            "unit": "sentence+answer", "folds": folds,
+                            "l2": choice.l2, "cv_head_scores": choice.scores}
+    if figures:
+        meta["cv"] = {n: {k: v for k, v in r.items() if k != "role_per_label"}
+                      for n, r in figures.items()}
+    return heads_from(final, choice, vocab, blocks, meta), figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_HEADS)
     parser.add_argument("--extra", type=Path, action="append", default=[])
+    parser.add_argument("--cv", action="store_true",
+                        help="print the cross-validated figures of every coder")
+    parser.add_argument("--folds", type=int, default=FOLDS)
+    parser.add_argument("--blocks", default=",".join(DEFAULT_BLOCKS))
+    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     extra: list[Item] = []
     try:
         for path in args.extra:
             extra += training_items(path) or []
+        parts = development_items(DEVELOPMENT_PARTS)
     except FrozenPartError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
-    train = load_split("train")
-    dev = load_split("dev")
-    if train is None or dev is None:
-        print(f"the bank's train and dev parts are needed under {BANK}")
+    if "train" not in parts:
+        print(f"the bank's train part is needed under {BANK}")
         return 1
-    examples = load_split("examples") or []
-    items = [*train, *examples, *extra]
+    items = [it for part in parts.values() for it in part] + extra
+    blocks = tuple(b for b in args.blocks.split(",") if b)
     start = time.perf_counter()
-    print(f"training on {len(train)} train + {len(examples)} example + {len(extra)} extra items;"
-          f" choosing on {len(dev)} dev items")
-    heads = train_heads(items, dev)
-    heads.meta["bank"] = {s: file_digest(bank_path(s)) for s in ("train", "dev", "examples")}
-    heads.save(args.out)
-    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+    print("training on " + ", ".join(f"{p} {len(v)}" for p, v in parts.items())
+          + f", extra {len(extra)}; {args.folds}-fold cross-validation grouped by answer; "
+          f"features {'+'.join(blocks)}", flush=True)
+    heads, figures = train_heads(items, folds=args.folds, blocks=blocks, cv_report=args.cv)
+    if figures:
+        print(f"\n== cross-validated over {len(items)} answers ({args.folds} folds; tuning "
+              "figures) ==")
+        print_figures(figures)
+    heads.meta["bank"] = {p: file_digest(bank_path(p)) for p in parts}
+    if not args.no_write:
+        heads.save(args.out)
+        print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

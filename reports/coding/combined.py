@@ -90,7 +90,8 @@ class AnswerCoder:
         texts, spans = unit_texts([a.text for a in answers])
         probs = answer_probabilities(
             self._heads, self._encoder.encode(texts), spans,
-            [(a.flow or "", a.step or "", a.role or "") for a in answers])
+            [(a.flow or "", a.step or "", a.role or "") for a in answers],
+            [a.text for a in answers], [a.intends for a in answers])
         out: list[tuple[list[Any], str | None]] = []
         for answer, hits, ap in zip(answers, rule_hits, probs, strict=True):
             sem = semantic_codes(self._heads, ap, answer.text, self.book, answer.intends)

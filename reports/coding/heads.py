@@ -1,31 +1,39 @@
-"""Semantic classification heads over an answer's sentence embedding (issue 13, layer 3).
+"""Semantic classification heads over an answer's sentence embeddings (issue 13, layer 3).
 
-One logistic regression per scheme reads the answer's MiniLM embedding
-(``conversations.sentence_encoder``) plus which step it answers and who wrote it:
+One logistic regression per scheme reads, for the whole answer and for each of its sentences
+(``units``), the sentence's MiniLM embedding (``conversations.sentence_encoder``), the whole
+answer's embedding, which step it answers and who wrote it, and the sentence's framing markers
+("hope", "now", "used to", a question mark ...) beside the rules' own reading of it (the roles
+and modalities of the codes ``reports.coding.rules`` finds there): the rules are features, not
+only a separate vote.
 
-* ``role``: the six CMO roles the answer's realised codes carry (one-vs-rest);
-* ``element``: the CMO elements it evidences (one-vs-rest);
-* ``modality``: which modalities its codes have (one-vs-rest), used to say whether an outcome
-  element the heads find is attained or only hoped for;
-* ``domain``, ``factor``: learning domains and folded ``ID:polarity`` factors (one-vs-rest);
-* ``phase``: the relationship phase or none (softmax).
+* ``role``: the six CMO roles the answer's realised codes carry (one-vs-rest, per sentence);
+* ``element``: the CMO elements it evidences (one-vs-rest, per sentence);
+* ``modality``: which modalities its codes have (one-vs-rest, per sentence), used to say
+  whether an outcome element the heads find is attained or only hoped for;
+* ``domain``, ``factor``: learning domains and folded ``ID:polarity`` factors (whole answer);
+* ``phase``: the relationship phase or none (softmax, whole answer).
 
-Weights are trained offline on the labelled bank's train part by ``benchmarks/coding_train.py``
-(numpy only) and shipped in ``reports/coding/heads/default.npz``. Confidence is the head's
-probability; decision thresholds were chosen on the bank's dev part. Everything here needs
-numpy, which comes with the ``semantic`` extra: without it ``heads_available()`` says so and
-callers code with the rules alone.
+Weights are trained offline on every development part of the labelled bank by
+``benchmarks/coding_train.py`` (numpy only; L2, per-label thresholds and Platt scaling chosen
+by cross-validation grouped by answer) and shipped in ``reports/coding/heads/default.npz``;
+the feature blocks a set of weights reads are recorded in its ``meta`` (older weights read the
+unit embedding and step only). Confidence is the head's Platt-scaled probability. Everything
+here needs numpy, which comes with the ``semantic`` extra: without it ``heads_available()``
+says so and callers code with the rules alone.
 
 :func:`combine` joins the heads with the rules: a rule hit the rules are sure of is kept as it
 is; an unsure one is kept only where the element head does not contradict it; the heads add
-what the rules are silent on, each such code with ``method: semantic`` and its probability.
+what the rules are silent on, each such code with ``method: semantic`` and its probability;
+where the rules read an outcome as only intended and find none realised, an outcome the heads
+add is intended too (``GATE_BY_RULES``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +66,14 @@ MULTICLASS = frozenset({"phase"})
 NO_PHASE = "none"
 RULE_SURE = 0.7  # a rule hit at least this confident stands whatever the heads say
 RULE_DOUBT = 0.1  # an unsure rule hit is dropped where its element's probability is below
+# an outcome the heads find is realised only where its sentence reads as realised by this much
+# more than as intended (a wish coded as attained is the worse error: chosen by CV)
+OUTCOME_MARGIN = 0.2
+WEAK_GUESS = 0.5  # a semantic code for a role the rules already evidence needs this much
+# where the rules read an outcome as only intended and find none realised, an outcome the heads
+# add is intended too: the rules' modality markers are sure where they fire (0 of the bank's
+# intended outcomes coded as realised), the embedding barely tells a hope from a report
+GATE_BY_RULES = True
 VOICES = ("mentee", "mentor")
 
 
@@ -100,11 +116,22 @@ class Heads:
 
     # -- features --------------------------------------------------------------------------
 
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The feature blocks these weights read (older weights: the unit and its step)."""
+        return tuple(self.meta.get("features") or (BLOCK_UNIT, BLOCK_CONTEXT))
+
     def features(self, embeddings: NDArray[np.float32],
-                 contexts: Sequence[tuple[str, str, str]]) -> NDArray[np.float32]:
-        """Standardised embedding, then one-hot step and voice. ``contexts``: (flow, step,
-        voice) per row."""
-        return build_features(embeddings, contexts, self.contexts, self.mean, self.scale)
+                 contexts: Sequence[tuple[str, str, str]],
+                 answers: NDArray[np.float32] | None = None,
+                 texts: Sequence[str] | None = None,
+                 intends: Sequence[bool] | None = None) -> NDArray[np.float32]:
+        """Standardised unit embedding, then (where these weights read them) the whole
+        answer's embedding, one-hot step and voice, and the unit's framing markers and rule
+        codes. ``contexts``: (flow, step, voice) per row; ``answers``: the embedding of the
+        answer each row belongs to (default: the row's own); ``texts``: each row's text."""
+        return build_features(embeddings, contexts, self.contexts, self.mean, self.scale,
+                              self.blocks, answers, texts, intends)
 
     def predict(self, x: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
         return {name: head.probabilities(x) for name, head in self.heads.items()}
@@ -148,21 +175,99 @@ class Heads:
                        json.loads(str(data["meta"])))
 
 
-def build_features(embeddings: NDArray[np.float32], contexts: Sequence[tuple[str, str, str]],
-                   vocabulary: Sequence[str], mean: NDArray[np.float32],
-                   scale: NDArray[np.float32]) -> NDArray[np.float32]:
+BLOCK_UNIT, BLOCK_ANSWER, BLOCK_CONTEXT, BLOCK_MARKERS = "unit", "answer", "context", "markers"
+
+# Framing words the embedding blurs (MiniLM places "I hope to feel confident" and "I feel
+# confident now" close together): each is one 0/1 feature of a unit, beside the rules' own
+# reading of it (roles and modalities of its codes), so the heads can learn what the rules
+# know about modality instead of only voting beside them.
+_MARKER_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"\b(hope|hoping|hopefully|wish|wishing)\b",
+    r"\b(want|wanted|wanting|wanna|would like|i'?d like|keen to|looking to)\b",
+    r"\b(goal|aim|aiming|plan|planning|intend|target|objective)\b",
+    r"\b(will|i'?ll|going to|gonna|next week|next month|by the end)\b",
+    r"\b(expect|expecting|expected|so that|in order to)\b",
+    r"^\s*(to|be|get|feel|learn|become|build|have)\b",
+    r"\b(now|nowadays|these days|since|lately|recently)\b",
+    r"\b(already|finally|managed|started|have been|i'?ve|has been|did|got)\b",
+    r"\b\w+ed\b",
+    r"\b(used to|at first|before i|at the start|back then)\b",
+    r"\b(not|no|never|nothing|nobody|without|hardly|barely)\b|n'?t\b",
+    r"\b(still|yet)\b",
+    r"\b(if|unless|whether|in case|supposing)\b",
+    r"\b(would|could|might|maybe|perhaps|possibly)\b",
+    r"\?",
+    r"\b(instead of|rather than|not so much|only because)\b",
+    r"\b(but|however|although|though)\b",
+    r"\b(she|he|they|my mentee|my mentor|my manager)\b",
+    r"\b(i|i'm|i've|me|my|myself)\b",
+))
+_RULE_ROLES = ("CONTEXT_ENABLING", "CONTEXT_INHIBITING", "RESOURCE", "RESPONSE",
+               "OUTCOME_PROXIMAL", "OUTCOME_DISTAL")
+_RULE_MODALITIES = (REALISED, INTENDED, HYPOTHETICAL, NEGATED)
+MARKER_WIDTH = len(_MARKER_PATTERNS) + len(_RULE_ROLES) * 2 + len(_RULE_MODALITIES) + 1
+
+
+def marker_features(texts: Sequence[str], contexts: Sequence[tuple[str, str, str]],
+                    intends: Sequence[bool] | None = None) -> NDArray[np.float32]:
+    """Framing markers and the rules' reading of each text (see ``_MARKER_PATTERNS``)."""
     import numpy as np
 
-    index = {c: i for i, c in enumerate(vocabulary)}
-    extra = np.zeros((len(contexts), len(vocabulary) + len(VOICES)), dtype=np.float32)
-    for row, (flow, step, voice) in enumerate(contexts):
-        k = index.get(f"{flow}/{step}")
-        if k is not None:
-            extra[row, k] = 1.0
-        if voice in VOICES:
-            extra[row, len(vocabulary) + VOICES.index(voice)] = 1.0
+    from reports.coding.rules import code_text_raw
+
+    out = np.zeros((len(texts), MARKER_WIDTH), dtype=np.float32)
+    flags = intends if intends is not None else [False] * len(texts)
+    n = len(_MARKER_PATTERNS)
+    for row, (text, (_, _, voice), intend) in enumerate(zip(texts, contexts, flags,
+                                                            strict=True)):
+        for k, pattern in enumerate(_MARKER_PATTERNS):
+            if pattern.search(text):
+                out[row, k] = 1.0
+        # risk=False: the safety verdict is no framing feature, and judging it costs time
+        for h in code_text_raw(text, voice or None, None, bool(intend), risk=False):
+            if h.scheme != SCHEME_CMO:
+                continue
+            if h.cmo_role in _RULE_ROLES:
+                out[row, n + _RULE_ROLES.index(h.cmo_role)] = 1.0
+            if h.intended_role in _RULE_ROLES:
+                out[row, n + len(_RULE_ROLES) + _RULE_ROLES.index(h.intended_role)] = 1.0
+            if h.modality in _RULE_MODALITIES:
+                out[row, n + 2 * len(_RULE_ROLES) + _RULE_MODALITIES.index(h.modality)] = 1.0
+        out[row, -1] = 1.0 if intend else 0.0
+    return out
+
+
+def build_features(embeddings: NDArray[np.float32], contexts: Sequence[tuple[str, str, str]],
+                   vocabulary: Sequence[str], mean: NDArray[np.float32],
+                   scale: NDArray[np.float32],
+                   blocks: Sequence[str] = (BLOCK_UNIT, BLOCK_CONTEXT),
+                   answers: NDArray[np.float32] | None = None,
+                   texts: Sequence[str] | None = None,
+                   intends: Sequence[bool] | None = None) -> NDArray[np.float32]:
+    import numpy as np
+
+    parts = []
     z = (np.asarray(embeddings, dtype=np.float32) - mean) / scale
-    return np.hstack([z, extra]).astype(np.float32)
+    if BLOCK_UNIT in blocks:
+        parts.append(z)
+    if BLOCK_ANSWER in blocks:
+        parts.append(z if answers is None
+                     else (np.asarray(answers, dtype=np.float32) - mean) / scale)
+    if BLOCK_CONTEXT in blocks:
+        index = {c: i for i, c in enumerate(vocabulary)}
+        extra = np.zeros((len(contexts), len(vocabulary) + len(VOICES)), dtype=np.float32)
+        for row, (flow, step, voice) in enumerate(contexts):
+            k = index.get(f"{flow}/{step}")
+            if k is not None:
+                extra[row, k] = 1.0
+            if voice in VOICES:
+                extra[row, len(vocabulary) + VOICES.index(voice)] = 1.0
+        parts.append(extra)
+    if BLOCK_MARKERS in blocks:
+        if texts is None:
+            raise ValueError("these heads read the texts' framing markers: pass texts")
+        parts.append(marker_features(texts, contexts, intends))
+    return np.hstack(parts).astype(np.float32)
 
 
 UNIT_SCHEMES = ("role", "element", "modality")  # read sentence by sentence, then the maximum
@@ -206,10 +311,26 @@ class AnswerProbs:
 
 def answer_probabilities(heads: Heads, embeddings: NDArray[np.float32],
                          spans: Sequence[list[tuple[int, int]]],
-                         contexts: Sequence[tuple[str, str, str]]) -> list[AnswerProbs]:
-    """Split a batch of unit embeddings (answers' units in order) back into answers."""
+                         contexts: Sequence[tuple[str, str, str]],
+                         texts: Sequence[str] | None = None,
+                         intends: Sequence[bool] | None = None) -> list[AnswerProbs]:
+    """Split a batch of unit embeddings (answers' units in order) back into answers.
+
+    ``texts``/``intends``: each answer's text and whether its step asks for goals (needed by
+    heads that read framing markers)."""
+    import numpy as np
+
     rows = [ctx for ctx, sp in zip(contexts, spans, strict=True) for _ in sp]
-    probs = heads.predict(heads.features(embeddings, rows))
+    first = np.cumsum([0] + [len(sp) for sp in spans[:-1]]).astype(int)
+    answers = np.asarray(embeddings)[np.repeat(first, [len(sp) for sp in spans])] \
+        if len(spans) else None
+    unit_text = None
+    flags = None
+    if texts is not None:
+        unit_text = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
+        flags = [bool(f) for f, sp in zip(intends or [False] * len(spans), spans, strict=True)
+                 for _ in sp]
+    probs = heads.predict(heads.features(embeddings, rows, answers, unit_text, flags))
     out: list[AnswerProbs] = []
     at = 0
     for sp in spans:
@@ -295,7 +416,7 @@ def semantic_codes(heads: Heads, ap: AnswerProbs, text: str, codebook: Codebook,
                  for k, label in enumerate(mod_head.labels)}
         here = float(ap.probs["role"][unit, role_index[role]])
         realised = (role in role_on and here >= float(role_head.thresholds[role_index[role]])
-                    and mod_p.get(REALISED, 0.0) >= mod_p.get(INTENDED, 0.0))
+                    and mod_p.get(REALISED, 0.0) >= mod_p.get(INTENDED, 0.0) + OUTCOME_MARGIN)
         if intends:
             realised = realised and mod_p.get(INTENDED, 0.0) < 0.5
         if realised:
@@ -394,14 +515,20 @@ def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: Answ
                 and element_p.get(h.code_id, 1.0) < RULE_DOUBT):
             continue  # an unsure cue the heads find no sign of
         kept.append(h)
+    gate = GATE_BY_RULES and any(
+        h.intended_role in OUTCOME_ROLES for h in kept) and not any(
+        h.cmo_role in OUTCOME_ROLES and h.scheme in (SCHEME_CMO, SCHEME_DOMAIN) for h in kept)
     have_cmo = {h.code_id for h in kept if h.scheme == SCHEME_CMO}
     have_roles = {h.cmo_role for h in kept if h.cmo_role is not None and h.scheme == SCHEME_CMO}
     have_other = {(h.scheme, h.code_id, h.polarity) for h in kept if h.scheme != SCHEME_CMO}
     for h in sem.hits:
+        if gate and h.cmo_role in OUTCOME_ROLES:
+            h = replace(h, cmo_role=None, intended_role=h.cmo_role, modality=INTENDED)
         if h.scheme == SCHEME_CMO:
             if h.code_id in have_cmo:
                 continue
-            if h.method == METHOD_SEMANTIC and h.cmo_role in have_roles and h.confidence < 0.5:
+            if (h.method == METHOD_SEMANTIC and h.cmo_role in have_roles
+                    and h.confidence < WEAK_GUESS):
                 continue  # a role already evidenced by the rules needs no weak guess
             kept.append(h)
         elif (h.scheme, h.code_id, h.polarity) not in have_other and h.scheme in (

@@ -55,7 +55,8 @@ def review_examples(decisions: Mapping[str, Decision], codebook: Codebook) -> li
 def _features(heads: Heads, examples: Sequence[Example], encoder: Any) -> Any:
     texts = sorted({e.text for e in examples})
     vectors = encoder.encode(texts)
-    x = heads.features(vectors, [("", "", "")] * len(texts))
+    # a reviewed sentence is read on its own: it is its own answer, with no known step
+    x = heads.features(vectors, [("", "", "")] * len(texts), texts=texts)
     return texts, x
 
 
