@@ -214,12 +214,14 @@ async def generate_cohort(
     progress: Callable[[int], None] | None = None,
     distinct: bool = False,
     coded: bool = True,
+    context: bool = True,
 ) -> int:
     """Write a realistic programme straight into ``store`` (encrypted, consented).
 
     ``distinct`` makes every answer text unique (see :class:`Phrasebank`). ``coded`` stores
     each entry's rule codes as the bot does when an entry is saved (``reports.entry_codes``);
-    without it the entries look as they would after a codebook change.
+    without it the entries look as they would after a codebook change. ``context`` gives each
+    person consenting to evaluation "about you" answers (:func:`about_you`), as the chat does.
 
     Each pair gets a mentor and a mentee, a consent history, and per session one mentor
     episode log and one mentee reflection (GROW or OSKAR), spread over the months since
@@ -247,6 +249,7 @@ async def generate_cohort(
     writer = await CohortWriter.start(store)
     now = datetime.now(UTC)
     written = 0
+    contexts: list[tuple[int, int, str]] = []  # (person, pair, role) to give answers to
     scopes = (Scope.PARTICIPATE, Scope.PROGRAMME_SUMMARY, Scope.EVALUATION,
               Scope.RESEARCH_EXPORT)
     for start in range(0, pairs, 200):
@@ -254,12 +257,19 @@ async def generate_cohort(
             matched = now - timedelta(days=rng.randint(30, 360))
             pair_id = await store.programmes.create_pair(prog.id)
             ids = {}
+            evaluation: dict[int, bool] = {}
             for role in (Role.MENTOR, Role.MENTEE):
                 consents = [(scope, scope is Scope.PARTICIPATE or rng.random() < consent_rate)
                             for scope in scopes]
                 ids[role] = writer.person(prog.id, role, 10**12 + writer.next_pid,
                                           iso(matched - timedelta(days=2)), consents)
+                evaluation[ids[role]] = dict(consents)[Scope.EVALUATION]
             writer.match(pair_id, ids[Role.MENTOR], ids[Role.MENTEE], iso(matched))
+            if context:
+                for role, pid in ids.items():
+                    # asked only with consent to evaluation (the ledger's third decision)
+                    if evaluation[pid]:
+                        contexts.append((pid, pair_id, role.value))
             span = max(1, (now - matched).days)
             framework = rng.choice(("grow", "oskar"))
             mood = rng.choices(MOODS, weights=(6, 3, 1))[0]  # how this pair is going
@@ -305,6 +315,12 @@ async def generate_cohort(
                     written += 1
         batch = writer.pending_entries
         await writer.flush()
+        if contexts:
+            await store.context.save_many(
+                (pid, q, v) for pid, pair_no, who in contexts
+                for q, v in about_you("thrive" if pair_no % 2 else "stall", pair_no, who,
+                                      seed).items() if v)
+            contexts = []
         if progress is not None:
             progress(batch)
     return written

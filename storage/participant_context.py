@@ -44,6 +44,20 @@ class ParticipantContext:
             "answer_ct=excluded.answer_ct, updated_at=excluded.updated_at",
             (participant_id, question, blob, iso(utcnow())))
 
+    async def save_many(self, answers: Iterable[tuple[int, str, str]]) -> None:
+        """Many people's answers at once, each marked asked (synthetic cohorts for the
+        benchmarks, written as the chat would leave them), in one transaction."""
+        now = iso(utcnow())
+        rows: list[tuple[int, str, bytes | None, str]] = []
+        for pid, question, answer in answers:
+            rows.append((pid, question,
+                         await self.vault.encrypt(pid, TABLE, question, FIELD, answer), now))
+        for pid in sorted({r[0] for r in rows}):
+            rows.append((pid, ASKED, None, now))
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO participant_context (participant_id, question, answer_ct, "
+            "updated_at) VALUES (?, ?, ?, ?)", rows)
+
     async def clear(self, participant_id: int, question: str) -> None:
         """A question skipped after all (/back, then /skip): nothing of it is kept."""
         await self.db.execute(
