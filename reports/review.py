@@ -11,8 +11,11 @@ suggestions and are not listed. The evaluator fills in ``decision``:
 The next run (``--review FILE``) applies the decisions by ``review_id`` and reports how often
 the evaluator agreed with the coders, by scheme and by method. Decisions carry over into the
 new ``review.csv``, so the file can be worked through over several runs. A ``review_id`` names
-the entry by its study pseudonym, the step, the code, its polarity and the method, so it stays
-the same from run to run as long as the same text gives the same suggestion.
+the entry by its study pseudonym, the step, the code, its polarity, its modality (realised,
+intended, hypothetical, negated) and the method, so it stays the same from run to run as long
+as the same text gives the same suggestion. Files written before modality joined the id are
+still read (:func:`find_decision`). Decisions on CMO codes with shown evidence are also
+labelled examples: with the semantic layer on, the next run refits the element head on them.
 """
 
 from __future__ import annotations
@@ -58,8 +61,45 @@ class ReviewError(ValueError):
     """A review file that cannot be applied; the message names the file, line and problem."""
 
 
-def review_id(entry: str, step: str, code: str, polarity: str | None, method: str) -> str:
+def review_id(entry: str, step: str, code: str, polarity: str | None, method: str,
+              modality: str = "realised") -> str:
+    """``entry:step:code:polarity:modality:method``. Modality is part of the id (issue 13): a
+    hope to feel confident and a report of feeling confident are different suggestions."""
+    return f"{entry}:{step}:{code}:{polarity or '-'}:{modality}:{method}"
+
+
+def legacy_id(entry: str, step: str, code: str, polarity: str | None, method: str) -> str:
+    """The id review files had before modality joined it (still read)."""
     return f"{entry}:{step}:{code}:{polarity or '-'}:{method}"
+
+
+def find_decision(decisions: Mapping[str, Decision], entry: str, step: str, code: str,
+                  polarity: str | None, method: str, modality: str) -> Decision | None:
+    """The decision on one suggestion: by its id, else by the id an older file gave it (no
+    modality), and for a code both the rules and the semantic heads made, by what the rules
+    alone or the heads alone made of it before (``both`` is new since a rules-only run)."""
+    if not decisions:
+        return None
+    methods = (method, "rules", "semantic") if method == "both" else (method,)
+    for m in methods:
+        found = decisions.get(review_id(entry, step, code, polarity, m, modality))
+        if found is None:
+            found = decisions.get(legacy_id(entry, step, code, polarity, m))
+        if found is not None:
+            return found
+    return None
+
+
+def id_code(rid: str) -> str | None:
+    """The code a review id names, in either form (None when it is not a review id)."""
+    from reports.coding.model import MODALITIES
+
+    parts = rid.split(":")
+    if len(parts) >= 6 and parts[-2] in MODALITIES:
+        return parts[-4]
+    if len(parts) >= 5:
+        return parts[-3]
+    return None
 
 
 @dataclass(frozen=True)

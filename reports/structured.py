@@ -29,7 +29,13 @@ from typing import Any, NamedTuple
 from conversations.answers import Answer
 from conversations.model import Flow
 from reports.codebook import ELICITED_ROLES, SCHEME_CMO, SCHEME_FACTOR, SCHEME_PHASE, Codebook
-from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED, POLARITY_HELPING
+from reports.coding.model import (
+    INTENDED,
+    METHOD_RULES,
+    METHOD_STRUCTURED,
+    POLARITY_HELPING,
+    REALISED,
+)
 from reports.coding.rules import code_text_raw
 from reports.configurations import UnitPayload, UnitResult, analyse_unit
 from reports.entry_codes import step_intends
@@ -240,9 +246,11 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # rule coding in worker processes
 # ---------------------------------------------------------------------------------------
 
-# Per text: (text, author role, names to mask, quotable, row context). The row context says
-# where the text comes from, for its review rows: (entry, person, pair, author, month, flow,
-# step, wave), all pseudonymous; the wave decides the role a distal outcome is shown with.
+# Per text: (text, author role, names to mask, quotable, row context, stored embedding key).
+# The row context says where the text comes from, for its review rows: (entry, person, pair,
+# author, month, flow, step, wave), all pseudonymous; the wave decides the role a distal
+# outcome is shown with. The key, (entry id, step id), finds the answer's stored embedding for
+# the semantic layer (None: the text has none).
 RowContext = tuple[str, str, str, str, str, str, str, "str | None"]
 # A distal outcome is realised 6-12 months after mentoring ends: only a realised statement at
 # these waves (or later) counts as one; said earlier, it is an early, proximal sign of it.
@@ -255,7 +263,9 @@ def realised_role(role: str | None, wave: str | None) -> str | None:
     if role == "OUTCOME_DISTAL" and wave not in DISTAL_WAVES:
         return "OUTCOME_PROXIMAL"
     return role
-TextJob = tuple[str, "str | None", tuple[str, ...], bool, RowContext]
+
+
+TextJob = tuple[str, "str | None", tuple[str, ...], bool, RowContext, "tuple[int, str] | None"]
 # A quote candidate: (code, role, rank, masked sentence, entry label, position in the chunk)
 Candidate = tuple[str, str, tuple[float, int], str, str, int]
 # A decision applied: (scheme, method, code, decision, new code)
@@ -269,6 +279,9 @@ class ChunkResult:
     review_rows: int
     candidates: list[Candidate]
     applied: list[Applied]
+    # the semantic layer's counts: (answers it read, answers without a usable stored
+    # embedding, answers it gave a code), all zero when it is off
+    semantic: tuple[int, int, int] = (0, 0, 0)
 
 
 class ChunkCoder:
@@ -281,9 +294,17 @@ class ChunkCoder:
         codebook: Codebook,
         decisions: Mapping[str, Any] | None = None,
         flows: Mapping[str, Flow] | None = None,
+        semantic: Any = None,
     ) -> None:
+        """``semantic``: a ``reports.coding.stored.Layer`` to join the heads' codes (from
+        stored embeddings) to the rules'; None codes with the rules alone."""
         from conversations.catalogue import load_flows
 
+        self.semantic: Any = None
+        if semantic is not None:
+            from reports.coding.stored import StoredSemantic
+
+            self.semantic = StoredSemantic(semantic, codebook)
         self.book = codebook
         self.index = StepIndex(flows if flows is not None else load_flows(), codebook)
         self.decisions = dict(decisions or {})
@@ -306,8 +327,28 @@ class ChunkCoder:
             found = self._maskers[names] = Masker(names)
         return found
 
+    def _raw(self, jobs: Sequence[TextJob]) -> tuple[list[list[Any]], tuple[int, int, int]]:
+        """Each text's hits: the rules', joined by the semantic heads' where they are on."""
+        raws = []
+        intends = []
+        for text, role, _, quotable, ctx, _ in jobs:
+            flow, step = ctx[5], ctx[6]
+            typed = step.endswith(OTHER_SUFFIX)
+            intend = not typed and self.index.intends(flow, step)
+            intends.append(intend)
+            # not quotable: the stored safety verdict flagged it, which decides its risk code
+            raws.append(code_text_raw(text, role, self.book, intend, not quotable))
+        if self.semantic is None:
+            return raws, (0, 0, 0)
+        from reports.coding.stored import Item
+
+        items = [Item(job[5], job[0], job[1], job[4][5], job[4][6].split(".", 1)[0], intend)
+                 for job, intend in zip(jobs, intends, strict=True)]
+        coded, counts = self.semantic.code(items, raws)
+        return coded, counts.as_tuple()
+
     def code(self, jobs: Sequence[TextJob]) -> ChunkResult:
-        from reports.review import WITHHELD, cell, csv_field
+        from reports.review import WITHHELD, cell, csv_field, find_decision
 
         lines: list[str] = []
         codes_out: list[list[tuple[Any, ...]]] = []
@@ -318,15 +359,13 @@ class ChunkCoder:
         decisions = self.decisions
         sensitive_ids = self.sensitive
         withheld = csv_field(WITHHELD)
-        for position, (text, role, names, quotable, ctx) in enumerate(jobs):
+        raws, semantic_counts = self._raw(jobs)
+        for position, (text, _, names, quotable, ctx, _) in enumerate(jobs):
             entry, person, pair, author, month, flow, step, wave = ctx
             prompt = (
                 [] if step.endswith(OTHER_SUFFIX) else self.index.prompt_codes(flow, step, text)
             )
-            # not quotable: the stored safety verdict flagged it, which decides its risk code
-            raw = code_text_raw(text, role, self.book,
-                                not step.endswith(OTHER_SUFFIX) and self.index.intends(flow, step),
-                                not quotable)
+            raw = raws[position]
             if not raw and not prompt:
                 codes_out.append([])
                 continue
@@ -336,17 +375,24 @@ class ChunkCoder:
                 mask = self.masker(names).mask
                 if prompt:  # the whole answer is the evidence of a prompt's code
                     sentences = [mask(text[a:b]) for a, b in spans]
-            suggestions: list[tuple[tuple[Any, ...], str]] = []
+            # (code fields, evidence, modality, quotable: a prompt's answer or one sentence)
+            suggestions: list[tuple[tuple[Any, ...], str, str, bool]] = []
             if prompt:
                 whole = " ".join(sentences)
-                suggestions.extend((tuple(c), whole) for c in prompt)
+                asked = INTENDED if self.index.intends(flow, step) else REALISED
+                suggestions.extend((tuple(c), whole, asked, True) for c in prompt)
             sensitive = False
             for h in raw:
                 k = 0
                 while k + 1 < len(spans) and spans[k + 1][0] <= h.span_start:
                     k += 1
-                if quotable and not sentences[k]:
-                    sentences[k] = mask(text[spans[k][0] : spans[k][1]])
+                last = k  # a semantic code read on the whole answer spans its sentences
+                while last + 1 < len(spans) and spans[last + 1][0] < h.span_end:
+                    last += 1
+                if quotable:
+                    for j in range(k, last + 1):
+                        if not sentences[j]:
+                            sentences[j] = mask(text[spans[j][0] : spans[j][1]])
                 if h.code_id in sensitive_ids:
                     sensitive = True
                 suggestions.append(
@@ -360,10 +406,12 @@ class ChunkCoder:
                             step,
                             h.span_start,
                             h.span_end,
-                            METHOD_RULES,
+                            h.method,
                             h.confidence,
                         ),
-                        sentences[k],
+                        sentences[k] if last == k else " ".join(sentences[k:last + 1]),
+                        h.modality,
+                        last == k,
                     )
                 )
             # the columns every row of this text shares, as CSV, once
@@ -373,11 +421,12 @@ class ChunkCoder:
             )
             escaped: dict[str, str] = {}
             kept: list[tuple[Any, ...]] = []
-            for fields, evidence in suggestions:
+            for fields, evidence, modality, single in suggestions:
                 code_id, scheme, cmo_role, level, polarity = fields[:5]
                 method, confidence = fields[8], fields[9]
-                rid = f"{entry}:{step}:{code_id}:{polarity or '-'}:{method}"
-                decision = decisions.get(rid) if decisions else None
+                rid = f"{entry}:{step}:{code_id}:{polarity or '-'}:{modality}:{method}"
+                decision = (find_decision(decisions, entry, step, code_id, polarity, method,
+                                          modality) if decisions else None)
                 shown = escaped.get(evidence)
                 if shown is None:
                     shown = escaped[evidence] = csv_field(cell(evidence)) if quotable else withheld
@@ -408,11 +457,12 @@ class ChunkCoder:
                         scheme, cmo_role, level, polarity = labels[code_id]
                     fields = (code_id, scheme, cmo_role, level, polarity, *fields[5:9], 1.0)
                 kept.append(fields)
-                if quotable and evidence and not sensitive:
+                if quotable and evidence and single and not sensitive:
                     rank = (-fields[9], _digest(entry, code_id))
                     candidates.append((code_id, cmo_role or "", rank, evidence, entry, position))
             codes_out.append(kept)
-        return ChunkResult(codes_out, "".join(lines), len(lines), _best(candidates), applied)
+        return ChunkResult(codes_out, "".join(lines), len(lines), _best(candidates), applied,
+                           semantic_counts)
 
 
 CANDIDATES_KEPT = 16  # quote candidates kept per code and chunk; the best are chosen at the end
@@ -437,10 +487,11 @@ def _digest(entry: str, code: str) -> int:
 _WORKER: ChunkCoder | None = None
 
 
-def init_worker(codebook: Codebook | str, decisions: Mapping[str, Any]) -> None:
+def init_worker(codebook: Codebook | str, decisions: Mapping[str, Any],
+                semantic: Any = None) -> None:
     """Pool initialiser. ``codebook`` is the packaged codebook's content hash (each worker
     loads it itself: shipping it would block the parent while a new process starts) or a
-    ``Codebook`` to use as given."""
+    ``Codebook`` to use as given; ``semantic`` the semantic layer's ``Layer``, if on."""
     global _WORKER
     # a worker lives for one report: see build_report on why the cyclic collector is paused
     gc.disable()
@@ -452,7 +503,11 @@ def init_worker(codebook: Codebook | str, decisions: Mapping[str, Any]) -> None:
             raise RuntimeError("the packaged codebook changed while the report was running")
     else:
         book = codebook
-    _WORKER = ChunkCoder(book, decisions)
+    if semantic is not None:
+        from reports.coding.stored import init_threads
+
+        init_threads()
+    _WORKER = ChunkCoder(book, decisions, semantic=semantic)
 
 
 def code_chunk(jobs: Sequence[TextJob]) -> ChunkResult:

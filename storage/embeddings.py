@@ -76,3 +76,70 @@ class Embeddings:
             return int(await self.db.scalar("SELECT COUNT(*) FROM answer_embeddings"))
         return int(await self.db.scalar(
             "SELECT COUNT(*) FROM answer_embeddings WHERE model=?", (model,)))
+
+    async def save_many(self, rows: list[tuple[int, int, str, str, Any]]) -> int:
+        """Bulk form of :meth:`save` for generated programmes (benchmarks): rows of
+        (participant id, entry id, step id, model, value), sealed the same way, written in
+        one statement. No answered-at check: the caller writes what it just generated."""
+        sealed = []
+        for pid, entry_id, step_id, model, value in rows:
+            blob = await self.vault.encrypt(pid, TABLE, self._row(entry_id, step_id),
+                                            "vectors", value)
+            sealed.append((entry_id, step_id, model, blob))
+        await self.db.executemany(
+            "INSERT INTO answer_embeddings (entry_id, step_id, model, vectors_ct) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(entry_id, step_id) DO UPDATE SET "
+            "model=excluded.model, vectors_ct=excluded.vectors_ct", sealed)
+        return len(sealed)
+
+
+_STORED_ROWS = (
+    "SELECT a.entry_id, a.step_id, e.participant_id, a.vectors_ct FROM answer_embeddings a "
+    "JOIN entries e ON e.id = a.entry_id WHERE a.model=? AND a.entry_id IN ({})"
+)
+
+
+class StoredReader:
+    """Stored embeddings opened in bulk, synchronously, on a read-only connection of its own:
+    for the report's worker processes, which code chunks of answers and read the chunk's
+    embeddings in one query (``keys``: the data keys of the people the job may read, as in
+    ``storage.bulk.Snapshot``; they pass between this program's processes, never to disk).
+
+    An answer whose embedding is missing, from another model or does not open is simply
+    absent from what :meth:`fetch` returns: the caller codes it with the rules alone.
+    """
+
+    def __init__(self, db_path: str, keys: Mapping[int, bytes], model: str) -> None:
+        import sqlite3
+        from urllib.parse import quote
+
+        from storage.crypto import cipher
+
+        self.model = model
+        self._conn = sqlite3.connect(f"file:{quote(db_path)}?mode=ro", uri=True,
+                                     check_same_thread=False)
+        self._ciphers = {pid: cipher(key) for pid, key in keys.items()}
+
+    def fetch(self, entry_ids: list[int]) -> dict[tuple[int, str], Any]:
+        from storage.crypto import DecryptionError
+        from storage.vault import open_value
+
+        out: dict[tuple[int, str], Any] = {}
+        wanted = sorted(set(entry_ids))
+        for at in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
+            part = wanted[at:at + 900]
+            rows = self._conn.execute(_STORED_ROWS.format(",".join("?" * len(part))),
+                                      (self.model, *part)).fetchall()
+            for entry_id, step_id, pid, blob in rows:
+                prepared = self._ciphers.get(pid)
+                if prepared is None:
+                    continue  # not a person this job may read (or erased since)
+                try:
+                    out[(entry_id, step_id)] = open_value(
+                        prepared, pid, TABLE, f"{entry_id}:{step_id}", "vectors", blob)
+                except DecryptionError:
+                    continue  # derived data: the rules code the answer instead
+        return out
+
+    def close(self) -> None:
+        self._conn.close()

@@ -12,10 +12,13 @@ import pytest
 from reports.codebook import load_codebook
 from reports.review import (
     COLUMNS,
+    Decision,
     ReviewError,
     ReviewWriter,
     cell,
     csv_field,
+    find_decision,
+    id_code,
     iter_rows,
     read_review,
     review_id,
@@ -185,7 +188,27 @@ def test_missing_columns_duplicates_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_review_ids_and_safe_cells() -> None:
-    assert review_id("E-1", "goal", "O_INSIGHT", None, "rules") == "E-1:goal:O_INSIGHT:-:rules"
+    assert review_id("E-1", "goal", "O_INSIGHT", None, "rules") == \
+        "E-1:goal:O_INSIGHT:-:realised:rules"
+    assert review_id("E-1", "goal", "O_INSIGHT", None, "rules", "intended") == \
+        "E-1:goal:O_INSIGHT:-:intended:rules"
+    assert id_code("E-1:goal:O_INSIGHT:-:intended:rules") == "O_INSIGHT"
+    assert id_code("E-1:goal:O_INSIGHT:-:rules") == "O_INSIGHT"  # a file from before modality
+    assert id_code("x") is None
+
+
+def test_old_review_ids_still_find_their_decision() -> None:
+    old = Decision("reject", None, "", 2)
+    decisions = {"E-1:goal:O_INSIGHT:-:rules": old}
+    assert find_decision(decisions, "E-1", "goal", "O_INSIGHT", None, "rules", "realised") is old
+    # a code the heads now confirm ("both") keeps the decision made on the rules' suggestion
+    assert find_decision(decisions, "E-1", "goal", "O_INSIGHT", None, "both", "intended") is old
+    assert find_decision(decisions, "E-1", "goal", "O_INSIGHT", None, "semantic",
+                         "realised") is None
+    new = Decision("accept", None, "", 3)
+    decisions["E-1:goal:O_INSIGHT:-:intended:rules"] = new
+    assert find_decision(decisions, "E-1", "goal", "O_INSIGHT", None, "rules", "intended") is new
+    assert find_decision({}, "E-1", "goal", "O_INSIGHT", None, "rules", "intended") is None
     assert cell("=1+1") == "'=1+1" and cell("@SUM(A1)") == "'@SUM(A1)" and cell("fine") == "fine"
     fields = ["a,b", 'say "hi"', "line\nbreak", "plain", ""]
     line = ",".join(csv_field(f) for f in fields) + "\n"

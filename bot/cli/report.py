@@ -98,20 +98,20 @@ def report_group() -> None:
     help="Processes for rule coding [default: 2 on large programmes, else 0].",
 )
 @click.option(
-    "--semantic",
-    is_flag=True,
-    default=False,
-    help="Also run the optional semantic coder, where it is installed.",
+    "--semantic/--no-semantic",
+    default=None,
+    help="Join the semantic heads to the rules [default: on where the semantic extra is "
+    "installed and `mentorbot recode` has stored embeddings; the report says which].",
 )
 def evaluator_cmd(
-    out: Path, review: Path | None, study: str, workers: int | None, semantic: bool
+    out: Path, review: Path | None, study: str, workers: int | None, semantic: bool | None
 ) -> None:
     """Code consented entries, build CMO configurations and phases, and write the report."""
     friendly(_evaluator)(out, review, study, workers, semantic)
 
 
 def _evaluator(
-    out: Path, review: Path | None, study: str, workers: int | None, semantic: bool
+    out: Path, review: Path | None, study: str, workers: int | None, semantic: bool | None
 ) -> None:
     from reports.evaluator import Options, build_report
 
@@ -149,6 +149,8 @@ def _evaluator(
         )
         + ")."
     )
+    if result.coding:
+        click.echo(result.coding)
 
 
 @click.command("code")

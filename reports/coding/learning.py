@@ -19,7 +19,7 @@ from typing import Any
 
 from reports.codebook import SCHEME_CMO, Codebook
 from reports.coding.heads import Head, Heads
-from reports.review import WITHHELD, Decision
+from reports.review import WITHHELD, Decision, id_code
 
 ADAPT_STEPS = 300
 ADAPT_LR = 0.05
@@ -40,10 +40,9 @@ def review_examples(decisions: Mapping[str, Decision], codebook: Codebook) -> li
         text = d.evidence.lstrip("'")
         if not text or text == WITHHELD:
             continue
-        parts = rid.split(":")
-        if len(parts) < 5:
+        code = id_code(rid)  # ids with modality (issue 13) and older ones without
+        if code is None:
             continue
-        code = parts[-3]
         if code in codebook and codebook.get(code).scheme == SCHEME_CMO:
             out.append(Example(text, code, d.decision == "accept"))
         if (d.decision == "change" and d.new_code is not None and d.new_code in codebook

@@ -10,6 +10,8 @@ from reports.codebook import CONTEXT_ROLES
 METHOD_RULES = "rules"
 METHOD_SEMANTIC = "semantic"
 METHOD_STRUCTURED = "structured"
+# a rule code the semantic heads also find (reports/coding/stored.py)
+METHOD_BOTH = "both"
 
 POLARITY_HELPING = "helping"
 POLARITY_HINDERING = "hindering"

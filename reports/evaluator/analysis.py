@@ -25,6 +25,7 @@ from reports.codebook import (
     Codebook,
 )
 from reports.coding.model import (
+    METHOD_BOTH,
     METHOD_RULES,
     METHOD_SEMANTIC,
     METHOD_STRUCTURED,
@@ -78,6 +79,36 @@ def _method(code: Code) -> str:
     if code.method == METHOD_STRUCTURED:
         return METHOD_SELF if code.start < 0 else METHOD_PROMPT
     return code.method
+
+
+def _semantic_json(run: Any) -> dict[str, Any]:
+    """How much of the coding the semantic layer did (issue 13): of the free-text answers,
+    how many the heads read from stored embeddings and how many they gave a code."""
+    read, missing, coded = run.semantic_counts
+    texts = run.rule_texts
+    on = run.semantic is not None
+    return {
+        "on": on,
+        "note": run.semantic_note,
+        "answers": texts,
+        "read": read,
+        "coded": coded,
+        "without_embeddings": missing if on else texts,
+        "coverage": _share(read, texts),
+        "coded_share": _share(coded, texts),
+        "recode_hint": bool(on and missing) or (not on and "recode" in run.semantic_note),
+    }
+
+
+def _refit_json(refit: Any) -> dict[str, Any] | None:
+    if refit is None:
+        return None
+    return {"examples": refit.examples, "agreement_before": _round(refit.before),
+            "agreement_after": _round(refit.after), "note": refit.note}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def _share(n: int, d: int) -> float:
@@ -468,6 +499,7 @@ class _Analysis:
         data["review"] = run.reviewer.agreement.to_json() | {
             "rows_written": run.writer.rows,
             "file_given": run.options.review is not None,
+            "semantic_refit": _refit_json(run.refit),
         }
         data["method"] = self._method(tally)
         data["quotes"] = quotes
@@ -759,7 +791,10 @@ class _Analysis:
                 "(confidence 0.5)",
                 METHOD_RULES: "cue phrases of coding_rules.yaml with negation and hedging",
                 METHOD_SEMANTIC: run.semantic_note,
+                METHOD_BOTH: "a rule code the semantic heads also find (confidence: the "
+                "larger of the two)",
             },
+            "semantic": _semantic_json(run),
             "coverage": {
                 r: {
                     "answers": coverage[(r, "answers")],

@@ -51,7 +51,8 @@ class Options:
     study: str = STUDY
     review: Path | None = None
     workers: int | None = None  # None: two processes on large programmes, none on small ones
-    semantic: bool = False
+    # None: on where the semantic extra is installed and embeddings are stored; False: off
+    semantic: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ReportResult:
     review_rows: int
     agreement: float | None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (not in JSON)
+    coding: str = ""  # which coding layers ran, in a sentence for the command's output
 
     @property
     def paths(self) -> tuple[Path, ...]:

@@ -25,9 +25,6 @@ from reports.codebook import (
     Codebook,
     load_codebook,
 )
-from reports.coding.model import (
-    METHOD_SEMANTIC,
-)
 from reports.configurations import (
     UnitPayload,
     UnitResult,
@@ -46,7 +43,7 @@ from reports.evaluator.model import (
 )
 from reports.evaluator.render import charts, render_html, write_json
 from reports.phases import month_of
-from reports.review import WITHHELD, Reviewer, ReviewWriter, read_review, review_id
+from reports.review import Reviewer, ReviewWriter, read_review
 from reports.structured import (
     CANDIDATES_KEPT,
     OTHER_SUFFIX,
@@ -80,7 +77,10 @@ class _Coder:
         decisions: Mapping[str, Any],
         workers: int,
         flows: Mapping[str, Any],
+        semantic: Any = None,
     ) -> None:
+        """``semantic``: the semantic layer (``reports.coding.stored.Layer``) each coder
+        joins to the rules, or None for rules alone."""
         self.local: ChunkCoder | None = None
         self.pool: ProcessPoolExecutor | None = None
         if workers > 0:
@@ -96,10 +96,10 @@ class _Coder:
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker,
-                initargs=(book, dict(decisions)),
+                initargs=(book, dict(decisions), semantic),
             )
         else:
-            self.local = ChunkCoder(codebook, decisions, flows)
+            self.local = ChunkCoder(codebook, decisions, flows, semantic=semantic)
         self.jobs: list[TextJob] = []
         self.meta: list[_Meta] = []
         self.pending: deque[tuple[Future[ChunkResult] | ChunkResult, list[_Meta]]] = deque()
@@ -148,6 +148,9 @@ class _Coder:
             yield from (batch.result() if isinstance(batch, Future) else batch)
 
     def close(self) -> None:
+        if self.local is not None and self.local.semantic is not None:
+            self.local.semantic.close()
+            self.local.semantic = None
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
@@ -166,8 +169,10 @@ class _Run:
         self.entries: list[Entry] = []
         self.quotes: dict[tuple[str, str], list[_Quote]] = {}
         self.reviewer = Reviewer()
-        self.semantic_note = "not requested (--semantic turns it on where it is installed)"
-        self.semantic: Any = None
+        self.semantic_note = "off (--no-semantic)"
+        self.semantic: Any = None  # reports.coding.stored.Layer while the layer is on
+        self.semantic_counts = [0, 0, 0]  # answers read by the heads, without, given a code
+        self.refit: Any = None  # reports.coding.stored.Refit, when a review refitted the heads
         self.rule_texts = 0
         self.workers = 0
         self.coder: _Coder | None = None
@@ -185,13 +190,13 @@ class _Run:
         options = self.options
         if options.review is not None:
             self.reviewer = Reviewer(read_review(options.review, self.codebook))
-        if options.semantic:
-            self._load_semantic()
         # the report's own namespace: never the pseudonyms of an export of the same study
         self.pseudonyms = await Pseudonymiser.for_study(store.vault, options.study, "report")
         consenting = await extract.consenting(store, Scope.EVALUATION)
         self.consenting = consenting
         self.context = await store.context.of_many(consenting)
+        if options.semantic is not False and consenting:
+            await self._open_semantic(consenting)
         self.pairs = {p.id: p for p in await store.programmes.pairs()}
         self._matched_day = {
             pid: date.fromisoformat(p.matched_at[:10]).toordinal()
@@ -209,7 +214,8 @@ class _Run:
             workers = min(2, os.cpu_count() or 1) if total >= POOL_MIN_ENTRIES else 0
         self.workers = workers
         # the pool stays up for the per-pair analysis; build_report closes it
-        coder = self.coder = _Coder(self.codebook, self.reviewer.decisions, workers, self.flows)
+        coder = self.coder = _Coder(self.codebook, self.reviewer.decisions, workers, self.flows,
+                                    self.semantic)
         review_out.parent.mkdir(parents=True, exist_ok=True)
         with review_out.open("w", encoding="utf-8", newline="") as handle:
             self.writer = ReviewWriter(handle)
@@ -254,10 +260,13 @@ class _Run:
             month = "" if start is None else str(month_of(day - start) + 1)
             person = self.person_label(entry.person)
             for step, text in split.texts:
-                quotable = step.split(".", 1)[0] not in entry.flagged
+                base = step.split(".", 1)[0]
+                quotable = base not in entry.flagged
                 ctx = (entry.label, person, pair, entry.author, month, entry.flow, step,
                        entry.wave)
-                coder.add((text, entry.author, names, quotable, ctx), (idx, step, text))
+                # embeddings are stored under the answer's step (a typed "other" too)
+                key = (record.entry_id, base) if self.semantic is not None else None
+                coder.add((text, entry.author, names, quotable, ctx, key), (idx, step, text))
                 self.rule_texts += 1
         self.progress.advance()
 
@@ -287,8 +296,8 @@ class _Run:
             if len(bucket) > 4 * CANDIDATES_KEPT:
                 bucket.sort(key=lambda q: q.rank)
                 del bucket[CANDIDATES_KEPT:]
-        if self.semantic is not None:
-            self._semantic(meta)
+        for k, n in enumerate(result.semantic):
+            self.semantic_counts[k] += n
 
     def person_label(self, person: int) -> str:
         label = self._person_label.get(person)
@@ -302,88 +311,37 @@ class _Run:
             label = self._pair_label[pair_id] = self.pseudonyms.pair(pair_id)
         return label
 
-    # -- optional semantic layer --------------------------------------------------------
-    def _load_semantic(self) -> None:
-        from reports.coding import semantic
+    # -- the semantic layer over stored embeddings ---------------------------------------
+    async def _open_semantic(self, consenting: set[int]) -> None:
+        """Turn the semantic heads on where they can run on stored embeddings (issue 13).
 
-        ok, why = semantic.availability()
-        if not ok:
-            self.semantic_note = why
+        Nothing is embedded here: answers are read from what ``mentorbot recode`` (or the bot
+        at save time) stored, and an answer without a stored embedding is coded by the rules.
+        A review's decisions refit the element head first (``reports.coding.stored.refit``).
+        """
+        from reports.coding.embeddings import available, model_id
+        from reports.coding.stored import Layer, open_layer, refit
+        from storage.bulk import data_keys
+
+        ok, why = available()
+        heads = None
+        if ok:
+            heads, why = open_layer()
+        if heads is None:
+            self.semantic_note = f"rules only: {why}"
             return
-        examples = [
-            semantic.Example(d.new_code or rid.split(":")[2], d.evidence)
-            for rid, d in sorted(self.reviewer.decisions.items())
-            if d.decision in ("accept", "change")
-            and d.evidence
-            and not d.evidence.startswith("[withheld")
-        ]
-        if not examples:
-            self.semantic_note = (
-                "available, but no labelled examples yet: accept or change "
-                "codes in review.csv and pass it with --review"
-            )
+        model = model_id()
+        if not await self.store.embeddings.count(model):
+            self.semantic_note = ("rules only: no stored embeddings from this encoder; run "
+                                  "`mentorbot recode` to embed the answers")
             return
-        self.semantic = semantic.SemanticCoder(examples, self.codebook)
-        self.semantic_note = f"on, matching against {len(examples)} reviewed examples"
-
-    def _semantic(self, meta: list[_Meta]) -> None:
-        """Semantic suggestions for a chunk, reviewed and listed like the rules' ones."""
-        from reports.structured import Masker
-
-        texts = [text for _, _, text in meta]
-        for (idx, step, text), hits in zip(meta, self.semantic.code(texts), strict=True):
-            entry = self.entries[idx]
-            quotable = step.split(".", 1)[0] not in entry.flagged
-            names = self.names.get(entry.person, ())
-            evidence = Masker(names).mask(text) if quotable else WITHHELD
-            for hit in hits:
-                code = Code(
-                    hit.code_id,
-                    hit.scheme,
-                    hit.cmo_role,
-                    hit.level,
-                    hit.polarity,
-                    step,
-                    0,
-                    len(text),
-                    METHOD_SEMANTIC,
-                    hit.confidence,
-                )
-                rid = review_id(entry.label, step, code.code_id, code.polarity, code.method)
-                decision = self.reviewer.decide(rid, code.scheme, code.method, code.code_id)
-                pair = self.pair_label(entry.pair_id) if entry.pair_id is not None else ""
-                self.writer.write_row(
-                    rid,
-                    entry.label,
-                    self.person_label(entry.person),
-                    pair,
-                    entry.author,
-                    "",
-                    self.index.label(entry.flow, step),
-                    code.code_id,
-                    self.codebook.get(code.code_id).label,
-                    code.scheme,
-                    realised_role(code.cmo_role, entry.wave) or "",
-                    code.polarity or "",
-                    code.method,
-                    f"{code.confidence:.3f}",
-                    evidence,
-                    decision.decision if decision else "",
-                    (decision.new_code or "") if decision else "",
-                    decision.note if decision else "",
-                )
-                if decision is not None and decision.decision == "reject":
-                    continue
-                if decision is not None and decision.decision == "change" and decision.new_code:
-                    scheme, role, level, polarity = self.index.labels[decision.new_code]
-                    code = code._replace(
-                        code_id=decision.new_code,
-                        scheme=scheme,
-                        cmo_role=role,
-                        level=level,
-                        polarity=polarity,
-                    )
-                entry.codes.append(code)
+        if self.reviewer.decisions:
+            heads, self.refit = refit(heads, self.reviewer.decisions, self.codebook)
+        keys = await data_keys(self.store, consenting)
+        self.semantic = Layer(heads, str(self.store.db.path), keys, model)
+        self.semantic_note = ("semantic heads over the answers' stored embeddings, joined to "
+                              "the rules: rules where they are sure, the heads where the "
+                              "rules are silent or unsure (confidence: the head's probability)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -445,4 +403,19 @@ async def build_report(
         review_rows=run.writer.rows,
         agreement=run.reviewer.agreement.rate,
         timings=timings,
+        coding=_coding_line(run),
     )
+
+
+def _coding_line(run: _Run) -> str:
+    if run.semantic is None:
+        return f"Coded by the rules alone ({run.semantic_note})."
+    read, missing, _ = run.semantic_counts
+    line = (f"Coded by the rules and the semantic heads: {read} of {run.rule_texts} free-text "
+            "answers read from their stored embeddings")
+    if missing:
+        line += f"; {missing} without one were coded by the rules (run `mentorbot recode`)"
+    if run.refit is not None and run.refit.after is not None:
+        line += (f"; heads refitted on {run.refit.examples} review decisions (agreement "
+                 f"{run.refit.before:.0%} before, {run.refit.after:.0%} after)")
+    return line + "."

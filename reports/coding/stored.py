@@ -1,0 +1,225 @@
+"""The semantic layer over *stored* embeddings, for jobs that code whole programmes (issue 13).
+
+``mentorbot code --semantic`` embeds what it reads (``reports/coding/combined.py``); the
+evaluator's report must not: embedding 100,000 answers would take minutes, and ``mentorbot
+recode`` (or the bot, at save time) has already stored each answer's unit embeddings,
+encrypted with its author's key (``storage/embeddings.py``). This module reads those in bulk,
+a chunk of answers at a time, and joins the heads' codes to the rules' exactly as
+``AnswerCoder`` does (``heads.semantic_codes`` and ``heads.combine``), with two additions the
+report needs:
+
+* a rule code the heads also find is marked ``both`` (confidence: the larger of the two);
+* a semantic CMO code's evidence is the sentence the element head read it in, not the whole
+  answer, so review rows and quotes show the words that carry it.
+
+An answer without a usable stored embedding (never embedded, embedded by another model, or
+split into other units than its text now gives) is coded by the rules alone, and counted, so
+the report can say how many and point to ``mentorbot recode``.
+
+:func:`refit` turns an evaluator's review decisions into labelled examples for the element
+head (``reports/coding/learning.py``); the evidence sentences of a review file are few, so
+they are embedded here with the encoder, once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from reports.codebook import SCHEME_CMO, SCHEME_FACTOR, Codebook
+from reports.coding.model import METHOD_BOTH, METHOD_RULES, METHOD_SEMANTIC, CodeHit
+
+# (entry id, step id of the stored embedding) -> what storage returned for it
+StoredKey = tuple[int, str]
+
+
+@dataclass
+class Layer:
+    """What a process needs to run the layer: picklable, sent once to each worker."""
+
+    heads: Any  # reports.coding.heads.Heads (possibly refitted on a review)
+    db_path: str
+    keys: dict[int, bytes]  # data keys of the people the job may read (see StoredReader)
+    model: str  # reports.coding.embeddings.model_id()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One free text to code: its stored embedding's key (None: none can exist), the text,
+    the author's voice, the step's flow and id, and whether the step asks for goals."""
+
+    key: StoredKey | None
+    text: str
+    voice: str | None
+    flow: str
+    step: str
+    intends: bool
+
+
+@dataclass
+class Counts:
+    read: int = 0  # answers the heads read
+    missing: int = 0  # answers without a usable stored embedding (coded by rules)
+    coded: int = 0  # answers given at least one code by the heads (semantic or both)
+
+    def add(self, other: Counts) -> None:
+        self.read += other.read
+        self.missing += other.missing
+        self.coded += other.coded
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return self.read, self.missing, self.coded
+
+
+@dataclass
+class StoredSemantic:
+    layer: Layer
+    codebook: Codebook
+    counts: Counts = field(default_factory=Counts)
+    _reader: Any = None
+
+    def __post_init__(self) -> None:
+        from storage.embeddings import StoredReader
+
+        self._reader = StoredReader(self.layer.db_path, self.layer.keys, self.layer.model)
+
+    def code(self, items: Sequence[Item], rule_hits: Sequence[list[CodeHit]]
+             ) -> tuple[list[list[CodeHit]], Counts]:
+        """Combined hits per item (the rule hits as given where the heads cannot read it)."""
+        import numpy as np
+
+        from reports.coding.embeddings import unpack
+        from reports.coding.heads import answer_probabilities, combine, semantic_codes, units
+        from reports.coding.rules import phase_signal
+
+        counts = Counts()
+        out = [list(h) for h in rule_hits]
+        keys = [i.key for i in items if i.key is not None]
+        stored = self._reader.fetch([k[0] for k in keys]) if keys else {}
+        chosen: list[int] = []
+        vectors: list[Any] = []
+        spans: list[list[tuple[int, int]]] = []
+        for n, item in enumerate(items):
+            value = stored.get(item.key) if item.key is not None else None
+            if value is None:
+                counts.missing += 1
+                continue
+            try:
+                sp, vec = unpack(value)
+            except (KeyError, TypeError, ValueError):
+                counts.missing += 1
+                continue
+            if sp != units(item.text):
+                counts.missing += 1  # made from another text (a typed "other" with labels)
+                continue
+            chosen.append(n)
+            vectors.append(vec)
+            spans.append(sp)
+        counts.read = len(chosen)
+        if chosen:
+            heads = self.layer.heads
+            probs = answer_probabilities(
+                heads, np.vstack(vectors), spans,
+                [(items[n].flow, items[n].step, items[n].voice or "") for n in chosen])
+            for n, ap in zip(chosen, probs, strict=True):
+                item = items[n]
+                sem = semantic_codes(heads, ap, item.text, self.codebook, item.intends)
+                hits = rule_hits[n]
+                kept, _ = combine(hits, sem, heads, ap, phase_signal(hits))
+                out[n] = _refine(kept, sem.hits, heads, ap, item.text)
+                if any(h.method != METHOD_RULES for h in out[n]):
+                    counts.coded += 1
+        self.counts.add(counts)
+        return out, counts
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def _same(hit: CodeHit) -> tuple[str, str | None]:
+    # a factor is the same code only with the same polarity; other schemes by id
+    return hit.code_id, hit.polarity if hit.scheme == SCHEME_FACTOR else None
+
+
+def _with(hit: Any, **changes: Any) -> Any:
+    # the rules give named tuples (RawHit), the heads dataclasses (CodeHit)
+    return hit._replace(**changes) if hasattr(hit, "_replace") else replace(hit, **changes)
+
+
+def _refine(kept: Sequence[Any], sem_hits: Sequence[CodeHit], heads: Any, ap: Any,
+            text: str) -> list[Any]:
+    found = {_same(h): h.confidence for h in sem_hits}
+    element = heads.heads["element"]
+    column = {label: k for k, label in enumerate(element.labels)}
+    out: list[CodeHit] = []
+    for h in kept:
+        if h.method == METHOD_RULES and _same(h) in found:
+            h = _with(h, method=METHOD_BOTH, confidence=max(h.confidence, found[_same(h)]))
+        elif h.method == METHOD_SEMANTIC and h.scheme == SCHEME_CMO and h.code_id in column:
+            unit = int(ap.probs["element"][:, column[h.code_id]].argmax())
+            if unit > 0:
+                a, b = ap.units[unit]
+                h = _with(h, span_start=a, span_end=b, evidence=text[a:b])
+        out.append(h)
+    out.sort(key=lambda h: (h.span_start, h.span_end, h.code_id, h.polarity or "", h.method))
+    return out
+
+
+@dataclass(frozen=True)
+class Refit:
+    examples: int
+    before: float | None
+    after: float | None
+    note: str
+
+
+def refit(heads: Any, decisions: Mapping[str, Any], codebook: Codebook) -> tuple[Any, Refit]:
+    """The heads with the element head refitted on a review's decisions, and how well the
+    heads agreed with those decisions before and after (``learning.agreement``: the share of
+    decided (sentence, element) cells the head reads as the evaluator decided them; measured
+    on the decisions it was refitted on, so "after" is an upper bound)."""
+    from reports.coding.learning import adapt, agreement, review_examples
+
+    examples = review_examples(decisions, codebook)
+    if not examples:
+        return heads, Refit(0, None, None, "no review decisions on CMO codes with shown "
+                                           "evidence to learn from")
+    from conversations import sentence_encoder
+
+    try:
+        encoder = sentence_encoder.load_encoder()
+    except Exception as exc:  # the model package broken: the shipped heads still run
+        return heads, Refit(len(examples), None, None,
+                            f"not refitted: the encoder failed to load ({type(exc).__name__})")
+    before = agreement(heads, examples, encoder)
+    adapted = adapt(heads, examples, encoder)
+    after = agreement(adapted, examples, encoder)
+    return adapted, Refit(len(examples), before, after,
+                          f"element head refitted on {len(examples)} review decisions")
+
+
+def open_layer(heads_path: Any = None) -> tuple[Any, str]:
+    """The shipped heads, or None and why they cannot run here."""
+    from reports.coding.heads import heads_available, load_heads
+
+    ok, why = heads_available()
+    if not ok:
+        return None, why
+    try:
+        return (load_heads() if heads_path is None else load_heads(heads_path)), ""
+    except Exception as exc:  # damaged weights must not stop a rules-only report
+        return None, f"semantic heads failed to load ({type(exc).__name__})"
+
+
+def init_threads() -> None:
+    """One BLAS thread per process: the report's workers already use every core."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    global _LIMITS
+    _LIMITS = threadpool_limits(1)  # kept: the limit holds while the object lives
+
+
+_LIMITS: Any = None
