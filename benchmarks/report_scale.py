@@ -4,7 +4,7 @@ Goals (brief): the report on 100,000 entries in 60 s or less on a 2-core machine
 under 1 GB, and the 100,000-entry time at most 12 times the 10,000-entry time.
 
     .venv/bin/python benchmarks/report_scale.py [--sizes 10000,100000] [--repeat 1]
-                                                [--keep DIR] [--distinct]
+                                                [--keep DIR] [--distinct] [--semantic]
 
 For each size a synthetic programme is generated into a fresh encrypted database with
 ``reports.synthetic.generate_cohort`` (20 entries per pair: a mentor's episode log and a
@@ -14,6 +14,14 @@ write report.json, report.html and review.csv) then runs in a fresh child proces
 time includes the worker pool's start-up and its memory is measured on its own: peak RSS of
 the main process and of the largest worker. The load average before each run is printed,
 since other processes on the machine slow the run.
+
+With ``--semantic`` (issue 13; needs the semantic extra) every coded answer also gets a
+stored embedding, as ``mentorbot recode`` would leave it: random unit vectors of the encoder's
+width, one per unit the heads read, packed and encrypted with the author's key the normal way
+(``storage/embeddings.py``; generated, not timed: what the heads then find is meaningless, what
+they cost is not). Each size is then reported twice, with the semantic layer (on by default
+where embeddings are stored) and with ``--no-semantic``, and a line per size gives the ratio
+semantic/rules-only and both absolutes.
 
 The last line holds the ratio and the absolutes.
 """
@@ -62,9 +70,52 @@ async def _generate(db: Path, key_file: Path, entries: int, distinct: bool = Fal
     return time.perf_counter() - started
 
 
-async def _report(db: Path, key_file: Path, out: Path) -> dict[str, object]:
+async def _embed(db: Path, key_file: Path, seed: int = 7) -> tuple[int, float]:
+    """Random unit embeddings for every coded answer, stored encrypted (not timed)."""
+    import numpy as np
+
+    from conversations import sentence_encoder
     from conversations.catalogue import load_flows
-    from reports.evaluator import build_report
+    from reports import extract
+    from reports.coding.embeddings import model_id, pack
+    from reports.coding.heads import units
+    from reports.entry_codes import coded_texts
+    from storage.crypto import KeyRing, decode_key
+    from storage.models import Scope
+    from storage.store import Store
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    flows = load_flows()
+    model = model_id()
+    key = decode_key(key_file.read_text(encoding="ascii"))
+    store = await Store.open(db, KeyRing(key), flows["consent"].version, create=False)
+    stored = 0
+    try:
+        snap = await extract.snapshot(store, Scope.PARTICIPATE)
+        rows: list[tuple[int, int, str, str, object]] = []
+        if snap.entry_ids:
+            for record in extract.read_range(snap, 0, snap.entry_ids[-1], with_codes=False):
+                for step, text in coded_texts(flows.get(record.flow), record.answers,
+                                              record.flagged).items():
+                    spans = units(text)
+                    v = rng.standard_normal((len(spans), sentence_encoder.DIMENSION))
+                    v /= np.linalg.norm(v, axis=1, keepdims=True)
+                    rows.append((record.participant_id, record.entry_id, step, model,
+                                 pack(spans, v.astype(np.float32))))
+                if len(rows) >= 5000:
+                    stored += await store.embeddings.save_many(rows)
+                    rows = []
+        stored += await store.embeddings.save_many(rows)
+    finally:
+        await store.close()
+    return stored, time.perf_counter() - started
+
+
+async def _report(db: Path, key_file: Path, out: Path,
+                  semantic: bool | None = None) -> dict[str, object]:
+    from conversations.catalogue import load_flows
+    from reports.evaluator import Options, build_report
     from storage.crypto import KeyRing, decode_key
     from storage.store import Store
 
@@ -73,7 +124,7 @@ async def _report(db: Path, key_file: Path, out: Path) -> dict[str, object]:
     key = decode_key(key_file.read_text(encoding="ascii"))
     store = await Store.open(db, KeyRing(key), load_flows()["consent"].version, create=False)
     try:
-        result = await build_report(store, out)
+        result = await build_report(store, out, options=Options(semantic=semantic))
     finally:
         await store.close()
     wall = time.perf_counter() - started
@@ -87,17 +138,19 @@ async def _report(db: Path, key_file: Path, out: Path) -> dict[str, object]:
         "entries": result.entries,
         "review_rows": result.review_rows,
         "stages_s": result.timings,
+        "coding": result.coding,
         "json_mb": round((out / "report.json").stat().st_size / 2**20, 1),
         "review_mb": round((out / "review.csv").stat().st_size / 2**20, 1),
     }
 
 
 def _child(args: argparse.Namespace) -> None:
-    stats = asyncio.run(_report(Path(args.db), Path(args.key), Path(args.out)))
+    semantic = {"on": None, "off": False}[args.layer]
+    stats = asyncio.run(_report(Path(args.db), Path(args.key), Path(args.out), semantic))
     print(json.dumps(stats))
 
 
-def _run_child(db: Path, key_file: Path, out: Path) -> dict[str, object]:
+def _run_child(db: Path, key_file: Path, out: Path, layer: str = "off") -> dict[str, object]:
     proc = subprocess.run(
         [
             sys.executable,
@@ -109,6 +162,8 @@ def _run_child(db: Path, key_file: Path, out: Path) -> dict[str, object]:
             str(key_file),
             "--out",
             str(out),
+            "--layer",
+            layer,
         ],
         check=True,
         capture_output=True,
@@ -126,7 +181,11 @@ def main() -> None:
     parser.add_argument("--distinct", action="store_true",
                         help="every answer text unique, as real answers are (the templates "
                              "alone repeat, and the coder codes each distinct text once)")
+    parser.add_argument("--semantic", action="store_true",
+                        help="store random embeddings and also run the report with the "
+                             "semantic layer; prints semantic/rules-only ratios")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--layer", default="off", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -137,42 +196,69 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="report-scale-"))
     base.mkdir(parents=True, exist_ok=True)
-    results: dict[int, dict[str, object]] = {}
+    layers = ("off", "on") if args.semantic else ("off",)
+    results: dict[tuple[int, str], dict[str, object]] = {}
     for size in sizes:
         db, key_file = base / f"programme-{size}.sqlite3", base / f"programme-{size}.key"
         if not db.exists():
             took = asyncio.run(_generate(db, key_file, size, args.distinct))
             print(f"{size:>7} entries: generated in {took:.1f} s (not part of the report time)")
-        runs = []
-        for k in range(args.repeat):
-            load = os.getloadavg()[0]
-            stats = _run_child(db, key_file, base / f"report-{size}-{k}")
-            stats["load_before"] = round(load, 2)
-            runs.append(stats)
+        marker = db.with_suffix(".embedded")
+        if args.semantic and not marker.exists():
+            stored, took = asyncio.run(_embed(db, key_file))
+            marker.write_text(str(stored), encoding="ascii")
+            print(f"{size:>7} entries: {stored} answers given random stored embeddings in "
+                  f"{took:.1f} s (not part of the report time)")
+        for layer in layers:
+            runs = []
+            for k in range(args.repeat):
+                load = os.getloadavg()[0]
+                stats = _run_child(db, key_file, base / f"report-{size}-{layer}-{k}", layer)
+                stats["load_before"] = round(load, 2)
+                runs.append(stats)
+                name = "semantic" if layer == "on" else "rules-only"
+                print(
+                    f"{size:>7} entries, {name}: report {stats['wall_s']} s (load before "
+                    f"{load:.2f}); main cpu {stats['main_cpu_s']} s, workers cpu "
+                    f"{stats['workers_cpu_s']} s; peak rss main {stats['main_peak_rss_mb']} MB, "
+                    f"largest worker {stats['worker_peak_rss_mb']} MB; stages "
+                    f"{stats['stages_s']}; report.json {stats['json_mb']} MB, review.csv "
+                    f"{stats['review_mb']} MB ({stats['review_rows']} rows); {stats['coding']}"
+                )
+            median = statistics.median(float(r["wall_s"]) for r in runs)  # type: ignore[arg-type]
+            results[(size, layer)] = min(
+                runs, key=lambda r: abs(float(r["wall_s"]) - median))  # type: ignore[arg-type]
+    for layer in layers:
+        name = "semantic" if layer == "on" else "rules-only"
+        if len(sizes) >= 2:
+            small, large = results[(sizes[0], layer)], results[(sizes[-1], layer)]
+            ratio = float(large["wall_s"]) / float(small["wall_s"])  # type: ignore[arg-type]
+            rss, worker = _memory(small, large)
             print(
-                f"{size:>7} entries: report {stats['wall_s']} s (load before {load:.2f}); "
-                f"main cpu {stats['main_cpu_s']} s, workers cpu {stats['workers_cpu_s']} s; "
-                f"peak rss main {stats['main_peak_rss_mb']} MB, largest worker "
-                f"{stats['worker_peak_rss_mb']} MB; stages {stats['stages_s']}; "
-                f"report.json {stats['json_mb']} MB, review.csv {stats['review_mb']} MB "
-                f"({stats['review_rows']} rows)"
+                f"{name}: ratio {sizes[-1]}/{sizes[0]}: {ratio:.2f} (target <= "
+                f"{TARGET_RATIO:g}); {sizes[0]} entries {small['wall_s']} s, {sizes[-1]} "
+                f"entries {large['wall_s']} s (target <= {TARGET_S:g} s); peak RSS main {rss} "
+                f"MB, largest worker {worker} MB, main + 2 workers <= {rss + 2 * worker} MB "
+                f"(target < {TARGET_RSS_MB} MB); generation time excluded"
             )
-        median = statistics.median(float(r["wall_s"]) for r in runs)  # type: ignore[arg-type]
-        best = min(runs, key=lambda r: abs(float(r["wall_s"]) - median))  # type: ignore[arg-type]
-        results[size] = best
-    if len(sizes) >= 2:
-        small, large = results[sizes[0]], results[sizes[-1]]
-        ratio = float(large["wall_s"]) / float(small["wall_s"])  # type: ignore[arg-type]
-        rss = max(int(large["main_peak_rss_mb"]), int(small["main_peak_rss_mb"]))  # type: ignore[call-overload]
-        worker = max(int(large["worker_peak_rss_mb"]), int(small["worker_peak_rss_mb"]))  # type: ignore[call-overload]
-        print(
-            f"ratio {sizes[-1]}/{sizes[0]}: {ratio:.2f} (target <= {TARGET_RATIO:g}); "
-            f"{sizes[0]} entries {small['wall_s']} s, {sizes[-1]} entries {large['wall_s']} s "
-            f"(target <= {TARGET_S:g} s); peak RSS main {rss} MB, largest worker {worker} MB, "
-            f"main + 2 workers <= {rss + 2 * worker} MB (target < {TARGET_RSS_MB} MB); "
-            "generation time excluded"
-        )
+    if args.semantic:
+        for size in sizes:
+            on, off = results[(size, "on")], results[(size, "off")]
+            rss, worker = _memory(on, on)
+            ratio = float(on["wall_s"]) / float(off["wall_s"])  # type: ignore[arg-type]
+            print(
+                f"semantic/rules-only at {size} entries: {ratio:.2f} ({on['wall_s']} s with "
+                f"the semantic layer, {off['wall_s']} s rules only; target <= {TARGET_S:g} s "
+                f"at 100000); semantic run peak RSS main {rss} MB, largest worker {worker} "
+                f"MB, main + 2 workers <= {rss + 2 * worker} MB (target < {TARGET_RSS_MB} "
+                f"MB); load before {on['load_before']}; generation of embeddings excluded"
+            )
 
+
+def _memory(a: dict[str, object], b: dict[str, object]) -> tuple[int, int]:
+    rss = max(int(a["main_peak_rss_mb"]), int(b["main_peak_rss_mb"]))  # type: ignore[call-overload]
+    worker = max(int(a["worker_peak_rss_mb"]), int(b["worker_peak_rss_mb"]))  # type: ignore[call-overload]
+    return rss, worker
 
 if __name__ == "__main__":
     main()

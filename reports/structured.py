@@ -279,9 +279,9 @@ class ChunkResult:
     review_rows: int
     candidates: list[Candidate]
     applied: list[Applied]
-    # the semantic layer's counts: (answers it read, answers without a usable stored
-    # embedding, answers it gave a code), all zero when it is off
-    semantic: tuple[int, int, int] = (0, 0, 0)
+    # the semantic layer's counts (reports.coding.stored.Counts): answers it read, answers not
+    # embedded yet, answers never embedded by design, answers it gave a code; zero when off
+    semantic: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 class ChunkCoder:
@@ -327,7 +327,8 @@ class ChunkCoder:
             found = self._maskers[names] = Masker(names)
         return found
 
-    def _raw(self, jobs: Sequence[TextJob]) -> tuple[list[list[Any]], tuple[int, int, int]]:
+    def _raw(self, jobs: Sequence[TextJob]
+             ) -> tuple[list[list[Any]], tuple[int, int, int, int]]:
         """Each text's hits: the rules', joined by the semantic heads' where they are on."""
         raws = []
         intends = []
@@ -339,10 +340,12 @@ class ChunkCoder:
             # not quotable: the stored safety verdict flagged it, which decides its risk code
             raws.append(code_text_raw(text, role, self.book, intend, not quotable))
         if self.semantic is None:
-            return raws, (0, 0, 0)
+            return raws, (0, 0, 0, 0)
         from reports.coding.stored import Item
 
-        items = [Item(job[5], job[0], job[1], job[4][5], job[4][6].split(".", 1)[0], intend)
+        # a signposted answer is never embedded (never coded for storage either)
+        items = [Item(job[5] if job[3] else None, job[0], job[1], job[4][5],
+                      job[4][6].split(".", 1)[0], intend)
                  for job, intend in zip(jobs, intends, strict=True)]
         coded, counts = self.semantic.code(items, raws)
         return coded, counts.as_tuple()

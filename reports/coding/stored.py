@@ -60,16 +60,19 @@ class Item:
 @dataclass
 class Counts:
     read: int = 0  # answers the heads read
-    missing: int = 0  # answers without a usable stored embedding (coded by rules)
+    missing: int = 0  # answers with no stored embedding yet (`mentorbot recode` embeds them)
+    never: int = 0  # answers never embedded by design: signposted for safety, or a typed
+    # "other" stored beside chosen labels (its embedding reads the labels too)
     coded: int = 0  # answers given at least one code by the heads (semantic or both)
 
     def add(self, other: Counts) -> None:
         self.read += other.read
         self.missing += other.missing
+        self.never += other.never
         self.coded += other.coded
 
-    def as_tuple(self) -> tuple[int, int, int]:
-        return self.read, self.missing, self.coded
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return self.read, self.missing, self.never, self.coded
 
 
 @dataclass
@@ -101,17 +104,20 @@ class StoredSemantic:
         vectors: list[Any] = []
         spans: list[list[tuple[int, int]]] = []
         for n, item in enumerate(items):
-            value = stored.get(item.key) if item.key is not None else None
+            if item.key is None:
+                counts.never += 1
+                continue
+            value = stored.get(item.key)
             if value is None:
                 counts.missing += 1
                 continue
             try:
                 sp, vec = unpack(value)
             except (KeyError, TypeError, ValueError):
-                counts.missing += 1
+                counts.missing += 1  # a damaged value: recode writes it again
                 continue
             if sp != units(item.text):
-                counts.missing += 1  # made from another text (a typed "other" with labels)
+                counts.never += 1  # made from another text (a typed "other" with labels)
                 continue
             chosen.append(n)
             vectors.append(vec)

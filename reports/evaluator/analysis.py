@@ -84,7 +84,7 @@ def _method(code: Code) -> str:
 def _semantic_json(run: Any) -> dict[str, Any]:
     """How much of the coding the semantic layer did (issue 13): of the free-text answers,
     how many the heads read from stored embeddings and how many they gave a code."""
-    read, missing, coded = run.semantic_counts
+    read, missing, never, coded = run.semantic_counts
     texts = run.rule_texts
     on = run.semantic is not None
     return {
@@ -93,7 +93,10 @@ def _semantic_json(run: Any) -> dict[str, Any]:
         "answers": texts,
         "read": read,
         "coded": coded,
+        # not embedded yet: `mentorbot recode` embeds them
         "without_embeddings": missing if on else texts,
+        # never embedded by design: signposted answers, a typed "other" beside chosen labels
+        "never_embedded": never if on else 0,
         "coverage": _share(read, texts),
         "coded_share": _share(coded, texts),
         "recode_hint": bool(on and missing) or (not on and "recode" in run.semantic_note),

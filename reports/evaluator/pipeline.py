@@ -171,7 +171,7 @@ class _Run:
         self.reviewer = Reviewer()
         self.semantic_note = "off (--no-semantic)"
         self.semantic: Any = None  # reports.coding.stored.Layer while the layer is on
-        self.semantic_counts = [0, 0, 0]  # answers read by the heads, without, given a code
+        self.semantic_counts = [0, 0, 0, 0]  # see reports.coding.stored.Counts
         self.refit: Any = None  # reports.coding.stored.Refit, when a review refitted the heads
         self.rule_texts = 0
         self.workers = 0
@@ -410,11 +410,14 @@ async def build_report(
 def _coding_line(run: _Run) -> str:
     if run.semantic is None:
         return f"Coded by the rules alone ({run.semantic_note})."
-    read, missing, _ = run.semantic_counts
+    read, missing, never, _ = run.semantic_counts
     line = (f"Coded by the rules and the semantic heads: {read} of {run.rule_texts} free-text "
             "answers read from their stored embeddings")
     if missing:
-        line += f"; {missing} without one were coded by the rules (run `mentorbot recode`)"
+        line += (f"; {missing} not embedded yet were coded by the rules (run `mentorbot "
+                 "recode`)")
+    if never:
+        line += f"; {never} never embedded (signposted, or typed beside a choice) by the rules"
     if run.refit is not None and run.refit.after is not None:
         line += (f"; heads refitted on {run.refit.examples} review decisions (agreement "
                  f"{run.refit.before:.0%} before, {run.refit.after:.0%} after)")
