@@ -149,34 +149,42 @@ def _decide(rows: list[dict[str, str]], path: Path, choose: Any) -> int:
 async def test_review_decisions_refit_the_heads_and_change_later_codes(
     cohort: Cohort, store: Store, tmp_path: Path
 ) -> None:
-    reviewed = ["We met for a coffee in the canteen and talked about the rota.",
-                "We met for coffee in the canteen and chatted about the rota.",
-                "Met in the canteen for a coffee and talked about rotas."]
-    later = "Had a coffee in the canteen and talked about the rota again."
+    book = load_codebook()
+    reviewed = ["She asked me questions about the rota and I worked it out for myself.",
+                "Lots of questions from her about the rota, then I worked it out myself.",
+                "She kept asking me about the rota until I worked it out myself."]
+    later = "She asked me lots of questions about the rota and I worked it out myself."
     await _reflections(store, cohort, [*reviewed, later])
     await recode(store)
     first = await report(store, tmp_path / "first")
     assert first["review"]["semantic_refit"] is None
     rows = _rows(tmp_path / "first")
-    before = _codes_of(rows, "rota again")
-    target = "M_CONVERSATIONS"
-    assert (target, "semantic") not in before
-
-    def choose(r: dict[str, str]) -> tuple[str, str] | None:
-        # the evaluator says: on these sentences, a conversation, not what the coders said
-        if r["scheme"] == "cmo" and "rota again" not in r["evidence"] and (
-                "canteen" in r["evidence"]) and r["code"] != target:
-            return "change", target
-        return None
-
-    assert _decide(rows, tmp_path / "review.csv", choose) >= 3
+    mine = [r for r in rows if later[:30] in r["evidence"]]
+    guessed = [r for r in mine if r["method"] == "semantic" and r["scheme"] == "cmo"
+               and r["cmo_role"]]
+    assert guessed, "the shipped heads code nothing in this answer: pick another"
+    # the heads' surest guess; the evaluator says it is another element of the same role
+    old = max(guessed, key=lambda r: (float(r["confidence"]), r["code"]))["code"]
+    present = {r["code"] for r in mine}
+    new = next(c.id for c in sorted(book.codes.values(), key=lambda c: c.id)
+               if c.scheme == "cmo" and c.role == book.get(old).role and c.id not in present)
+    decided: list[dict[str, str]] = []
+    for sentence in reviewed:  # a decision on the heads' guess in each reviewed answer
+        row = next(r for r in rows if sentence[:30] in r["evidence"])
+        parts = row["review_id"].split(":")
+        parts[2], parts[-1] = old, "semantic"
+        decided.append(row | {"review_id": ":".join(parts), "code": old, "method": "semantic",
+                              "evidence": sentence})
+    untouched = [r for r in rows if r["review_id"] not in {d["review_id"] for d in decided}]
+    assert _decide([*untouched, *decided], tmp_path / "review.csv",
+                   lambda r: ("change", new) if r in decided else None) == 3
     second = await report(store, tmp_path / "second", review=tmp_path / "review.csv")
     refit = second["review"]["semantic_refit"]
-    assert refit is not None and refit["examples"] >= 6
+    assert refit is not None and refit["examples"] == 6
     assert refit["agreement_after"] > refit["agreement_before"]
-    after = _codes_of(_rows(tmp_path / "second"), "rota again")
-    assert after != before, after
-    assert target in {code for code, _ in after}  # learned, on an answer nobody reviewed
+    after = _codes_of(_rows(tmp_path / "second"), later[:30])
+    assert (old, "semantic") not in after  # learned, on an answer nobody reviewed
+    assert new in {code for code, _ in after}
     html = (tmp_path / "second" / "report.html").read_text(encoding="utf-8")
     assert "Learning from your review" in html
 

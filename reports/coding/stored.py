@@ -127,7 +127,8 @@ class StoredSemantic:
             heads = self.layer.heads
             probs = answer_probabilities(
                 heads, np.vstack(vectors), spans,
-                [(items[n].flow, items[n].step, items[n].voice or "") for n in chosen])
+                [(items[n].flow, items[n].step, items[n].voice or "") for n in chosen],
+                [items[n].text for n in chosen], [items[n].intends for n in chosen])
             for n, ap in zip(chosen, probs, strict=True):
                 item = items[n]
                 sem = semantic_codes(heads, ap, item.text, self.codebook, item.intends)
