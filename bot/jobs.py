@@ -81,6 +81,7 @@ from conversations.model import Flow
 from conversations.reminder_rules import compose
 from conversations.service import Service
 from storage.db import utcnow
+from storage.models import Participant
 from storage.store import Store
 
 log = logging.getLogger("mentorbot.reminders")
@@ -176,6 +177,12 @@ class Pacer:
         self._hold_until = max(self._hold_until, self.monotonic() + seconds)
 
 
+def chat_key(person: Participant) -> int:
+    """The pacer's key for a person's chat: their account (every membership of one account
+    writes to the same Telegram chat), else the membership itself."""
+    return person.account_id if person.account_id is not None else -person.id
+
+
 # -- sending ---------------------------------------------------------------------------
 class ReminderJobs:
     """The sweep job and the paced sender around a :class:`ReminderPlanner`."""
@@ -264,9 +271,19 @@ class ReminderJobs:
 
     async def _dispatch(self, deliveries: Sequence[Delivery], report: SweepReport) -> None:
         tasks: list[asyncio.Task[None]] = []
+        # One chat per account: someone in several memberships has one delivery per
+        # membership. Their later ones go after everyone's first, so the chat's one-per-
+        # second limit has passed by then and never holds a send slot idle.
+        seen: set[int] = set()
+        first: list[Delivery] = []
+        later: list[Delivery] = []
+        for d in deliveries:
+            key = chat_key(d.person)
+            (later if key in seen else first).append(d)
+            seen.add(key)
         try:
-            for d in deliveries:
-                await self.pacer.acquire(d.person.id)
+            for d in [*first, *later]:
+                await self.pacer.acquire(chat_key(d.person))
                 tasks.append(asyncio.ensure_future(self._deliver(d, report)))
             await asyncio.gather(*tasks)
         finally:
@@ -283,7 +300,7 @@ class ReminderJobs:
             nonlocal released
             if not released:
                 released = True
-                self.pacer.release(person.id)
+                self.pacer.release(chat_key(person))
 
         try:
             claimed = await self.planner.repo.claim([r.id for r in d.rows], self.clock())

@@ -95,6 +95,14 @@ class Participants:
         )
         return [_row(r) for r in rows] or [me]
 
+    async def membership_counts(self) -> dict[int, int]:
+        """Memberships per account id (a reminder names the programme only for someone
+        in several)."""
+        rows = await self.db.fetchall(
+            "SELECT account_id, COUNT(*) FROM participants WHERE account_id IS NOT NULL "
+            "GROUP BY account_id")
+        return {int(r[0]): int(r[1]) for r in rows}
+
     async def membership_of(self, telegram_user_id: int,
                             participant_id: int) -> Participant | None:
         """That membership, if it belongs to this Telegram user (a reminder's button is

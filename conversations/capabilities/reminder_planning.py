@@ -119,12 +119,21 @@ class ReminderPlanner:
         # user_hmac -> participant id of people marked unreachable, so that "they wrote
         # to us again" costs nothing for everybody else.
         self._unreachable: dict[bytes, int] = {}
+        self._memberships: dict[int, int] | None = None
 
     def register(self, registry: Registry, service: Service) -> None:
         registry.on_saved(self.on_saved)
 
     def new_sweep(self) -> None:
         self._settings.clear()  # programme settings are re-read once per sweep
+        self._memberships = None  # memberships per account, likewise
+
+    async def _membership_count(self, person: Participant) -> int:
+        if person.account_id is None:
+            return 1
+        if self._memberships is None:  # one query per sweep, not one per message
+            self._memberships = await self.store.participants.membership_counts()
+        return self._memberships.get(person.account_id, 1)
 
     async def start(self) -> None:
         self._unreachable = await self.repo.unreachable()
@@ -335,8 +344,7 @@ class ReminderPlanner:
         about = await self.about(person, row)
         if person.account_id is None or row.kind is Kind.CHEMISTRY:
             return None if about is None else self.texts.say("rem_about", name=about)
-        members = await self.store.participants.memberships(person)
-        if len(members) < 2:
+        if await self._membership_count(person) < 2:
             return None if about is None else self.texts.say("rem_about", name=about)
         programme = (await self.store.programmes.get(person.programme_id)).name
         if about is None and row.pair_id is not None and person.role is Role.MENTEE:
