@@ -12,12 +12,12 @@ says which of them are missing without importing any.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import importlib.util
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,8 @@ DIMENSION = 384
 # sentence_bert_config.json's max_seq_length; tokenizer.json itself says 128
 DEFAULT_MAX_TOKENS = 256
 SMALL_JOB_TOKENS = 4096
+# tokens per batch: about where BLAS reaches its peak on these layers
+TOKEN_BUDGET = 1024
 
 
 class EncoderUnavailableError(RuntimeError):
@@ -163,7 +165,7 @@ class SentenceEncoder:
             ) from exc
         limit = min(max_tokens, int(config["max_position_embeddings"]))
         tokenizer.enable_truncation(max_length=limit)
-        tokenizer.no_padding()  # padded per batch below, to the batch's longest text
+        tokenizer.no_padding()  # tokens are packed per batch below, never padded
         self._tokenizer = tokenizer
         self.max_tokens = limit
         self.dimension = int(config["hidden_size"])
@@ -183,8 +185,14 @@ class SentenceEncoder:
         """The tokenizer's encodings (truncated, unpadded), one per text."""
         return list(self._tokenizer.encode_batch(list(texts)))
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
-        """Unit-length embeddings, shape (len(texts), 384), in the order given."""
+    def encode(self, texts: Sequence[str], batch_size: int = 64,
+               threads: int | None = None) -> NDArray[np.float32]:
+        """Unit-length embeddings, shape (len(texts), 384), in the order given.
+
+        ``threads``: how many batches run at once, each on one BLAS thread (default: one for
+        a small job, every usable core for a bulk one). The vectors do not depend on it, nor
+        on ``batch_size``, beyond float32 rounding.
+        """
         from threadpoolctl import threadpool_limits
 
         np = self._np
@@ -192,22 +200,43 @@ class SentenceEncoder:
             raise TypeError("encode takes a sequence of texts, not one string")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be at least 1")
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
+        if not len(texts):
             return out
-        encodings = self.tokenize(texts)
-        # similar lengths share a batch, so little work is spent on padding
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        tokens = sum(len(e.ids) for e in encodings)
-        # A chat answer is a few dozen tokens: BLAS threads cost more to wake than they save
-        # (about 80 ms against 25 ms for one sentence on two busy cores), so small jobs run
-        # on one thread; bulk jobs (recode, fitting the probe) keep them all.
-        limits = (threadpool_limits(1, user_api="blas") if tokens < SMALL_JOB_TOKENS
-                  else contextlib.nullcontext())
-        with limits:
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                out[chunk] = self._encode_batch([encodings[i] for i in chunk])
+        # the same text is embedded once (an answer of one sentence is also its own only
+        # unit; a recode meets the same short answer many times), then copied to its places
+        unique = list(dict.fromkeys(texts))
+        encodings = self.tokenize(unique)  # one tokenizer call for the whole job
+        lengths = [len(e.ids) for e in encodings]
+        batches = _batches(lengths, batch_size, TOKEN_BUDGET)
+        tokens = sum(lengths)
+        if threads is None:
+            threads = 1 if tokens < SMALL_JOB_TOKENS else _usable_cores()
+        threads = max(1, min(threads, len(batches)))
+        vectors = np.empty((len(unique), self.dimension), dtype=np.float32)
+
+        def run(batch: list[int]) -> None:
+            vectors[batch] = self._encode_batch([encodings[i] for i in batch])
+
+        # One BLAS thread per batch and batches side by side: BLAS threads leave the
+        # elementwise work (GELU, softmax, layer norms: a fifth of the time) on one core and
+        # cost more to wake than they save on a chat answer's few dozen tokens (about 80 ms
+        # against 25 ms for one sentence on two busy cores). numpy lets go of the GIL in
+        # both, so two batches really do run at once.
+        with threadpool_limits(1, user_api="blas"):
+            if threads == 1:
+                for batch in batches:
+                    run(batch)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(threads, thread_name_prefix="encoder") as pool:
+                    for done in [pool.submit(run, b) for b in batches]:
+                        done.result()
+        index = {t: i for i, t in enumerate(unique)}
+        out[:] = vectors[[index[t] for t in texts]]
         return out
 
     # -- forward pass ---------------------------------------------------------------------
@@ -222,30 +251,41 @@ class SentenceEncoder:
         return x
 
     def _encode_batch(self, encodings: Sequence[Any]) -> NDArray[np.float32]:
+        """One batch. Every token-wise step (embeddings, the linear layers, GELU, layer
+        norms: nine tenths of the work) runs on the real tokens only, packed text after text,
+        so no time goes on padding; only attention, which mixes a text's own tokens, is laid
+        out padded (texts x longest x ...), and its padded keys get no weight."""
         np = self._np
         n = len(encodings)
-        length = max(len(e.ids) for e in encodings)
-        ids = np.zeros((n, length), dtype=np.int64)
-        types = np.zeros((n, length), dtype=np.int64)
-        mask = np.zeros((n, length), dtype=np.float32)
-        for row, e in enumerate(encodings):
-            k = len(e.ids)
-            ids[row, :k] = e.ids
-            types[row, :k] = e.type_ids
-            mask[row, :k] = e.attention_mask
-        h = self._word[ids] + self._position[:length][None, :, :] + self._token_type[types]
-        # (tokens, hidden) from here on: one large matrix product per linear layer, which
-        # BLAS runs far faster than a stack of small ones
-        h = self._layer_norm(h.reshape(n * length, self.dimension), self._ln0)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+        length = int(lengths.max())
+        total = int(lengths.sum())
+        ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=total)
+        types = np.fromiter((i for e in encodings for i in e.type_ids), dtype=np.int64,
+                            count=total)
+        starts = np.zeros(n, dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        row = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        position = np.arange(total, dtype=np.int64) - starts[row]
+        # where each packed token sits in the padded (n * length) layout
+        slot = row * length + position
+        h = self._word[ids]
+        h += self._position[position]
+        h += self._token_type[types]
+        h = self._layer_norm(h, self._ln0)
         # padded keys get a large negative score, so softmax gives them no weight
+        mask = np.zeros((n, length), dtype=np.float32)
+        mask.reshape(-1)[slot] = 1.0
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         heads, size = self._heads, self.dimension // self._heads
         scale = np.float32(1.0 / math.sqrt(size))
+        padded = np.zeros((n * length, 3 * self.dimension), dtype=np.float32)
         for layer in self._layers:
             qkv = h @ layer.qkv
             qkv += layer.qkv_b
-            qkv = qkv.reshape(n, length, 3, heads, size).transpose(2, 0, 3, 1, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]  # each (n, heads, length, size)
+            padded[slot] = qkv  # padding rows stay zero
+            split = padded.reshape(n, length, 3, heads, size).transpose(2, 0, 3, 1, 4)
+            q, k, v = split[0], split[1], split[2]  # each (n, heads, length, size)
             scores = q @ k.transpose(0, 1, 3, 2)
             scores *= scale
             scores += bias
@@ -253,7 +293,7 @@ class SentenceEncoder:
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(n * length, self.dimension)
-            attended = context @ layer.attn_out
+            attended = context[slot] @ layer.attn_out
             attended += layer.attn_out_b
             attended += h
             h = self._layer_norm(attended, layer.ln1)
@@ -263,12 +303,37 @@ class SentenceEncoder:
             out += layer.out_b
             out += h
             h = self._layer_norm(out, layer.ln2)
-        h = h.reshape(n, length, self.dimension)
-        # mean over the real tokens only, then unit length (torch's normalize clamps at 1e-12)
-        summed = (h * mask[:, :, None]).sum(axis=1)
-        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
+        # mean over each text's tokens, then unit length (torch's normalize clamps at 1e-12)
+        pooled = np.add.reduceat(h, starts, axis=0)
+        pooled /= lengths[:, None].astype(np.float32)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _batches(lengths: Sequence[int], batch_size: int, budget: int) -> list[list[int]]:
+    """Indices grouped into batches of similar token length (sorted, so attention's padding
+    is small), each of at most ``batch_size`` texts and about ``budget`` tokens: enough rows
+    for BLAS to run near its peak, few enough to stay in cache."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    out: list[list[int]] = []
+    batch: list[int] = []
+    tokens = 0
+    for i in order:
+        if batch and (len(batch) >= batch_size or tokens + lengths[i] > budget):
+            out.append(batch)
+            batch, tokens = [], 0
+        batch.append(i)
+        tokens += lengths[i]
+    if batch:
+        out.append(batch)
+    return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -70,6 +70,19 @@ def test_order_and_values_do_not_depend_on_batching(encoder: SentenceEncoder,
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-6)
 
 
+def test_repeated_texts_and_threads_give_the_same_vectors(encoder: SentenceEncoder) -> None:
+    # a text given twice is embedded once and copied; batches run side by side on threads
+    texts = [*TEXTS, *TEXTS[:5], TEXTS[3]]
+    one = encoder.encode(texts, threads=1)
+    two = encoder.encode(texts, batch_size=4, threads=2)
+    assert np.abs(one[: len(TEXTS)] - VECTORS).max() < 1e-5
+    assert np.abs(two - one).max() < 1e-6
+    assert np.array_equal(one[len(TEXTS):len(TEXTS) + 5], one[:5])
+    assert np.array_equal(one[-1], one[3])
+    with pytest.raises(ValueError):
+        encoder.encode(["x"], threads=0)
+
+
 def test_empty_input_and_bad_arguments(encoder: SentenceEncoder) -> None:
     empty = encoder.encode([])
     assert empty.shape == (0, 384) and empty.dtype == np.float32
