@@ -1,20 +1,36 @@
 """`mentorbot recode` throughput with and without embedding answers, and embedding one answer.
 
-Usage: python benchmarks/coding_recode.py [--pairs 40] [--sessions 6]
+Usage: python benchmarks/coding_recode.py [--pairs 40] [--sessions 6] [--baseline REV]
 
 Generates a synthetic programme (not timed) whose entries have stored codes but no stored
-embeddings, then times ``reports.entry_codes.recode`` embedding every coded answer (encoder
-batches, encrypted saves), and a second recode that finds everything current (the baseline
-of the same run: decrypting and checking only). Also times embedding one answer at a time,
-as the bot does after a save. Targets: recode >= 150 answers/s; one answer <= 30 ms on
-2 cores.
+embeddings and whose answers the current safety rule has not judged (their verdicts are the
+lexicon's), then times `mentorbot recode`'s two parts (``reports.entry_codes.recode``):
+judging every answer by the safety rule, as after an upgrade that changes it (its semantic
+layer embeds each sentence too), and then coding and embedding every coded answer (encoder
+batches in a thread, decryption and encrypted saves beside them). A second recode that finds
+everything current gives the floor of the same run (decrypting and checking only). Also
+times embedding one answer at a time, as the bot's embedding worker does after a save.
+
+With ``--baseline REV`` the same benchmark of git revision ``REV`` (its code, this
+environment) runs first, on a programme generated from the same seed, and the ratios compare
+the two; the machine is shared, so both are printed with the load average.
+
+The synthetic programme's answers come from a phrase bank and repeat (about a third of its
+sentences are distinct), and the encoder embeds a repeated text once within a batch; real
+answers rarely repeat, so the figure for a programme whose answers are all distinct
+(``generate_cohort(distinct=True)``) is printed too.
+Targets: recode >= 150 answers/s; one answer <= 30 ms on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -31,14 +47,30 @@ from reports.synthetic import generate_cohort  # noqa: E402
 from storage.crypto import KeyRing, generate_key  # noqa: E402
 from storage.store import Store  # noqa: E402
 
+RATE = re.compile(r"recode embedding (\d+) answers of (\d+) entries: ([\d.]+) s, (\d+) answers/s")
+ONE = re.compile(r"one at a time: ([\d.]+) ms")
 
-async def run(pairs: int, sessions: int) -> None:
+
+def load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def run(pairs: int, sessions: int, distinct: bool) -> dict[str, float]:
+    from conversations.safety.stored import rejudge
+
     with tempfile.TemporaryDirectory() as tmp:
         store = await Store.open(Path(tmp) / "bench.sqlite3", KeyRing(generate_key()),
                                  load_flows()["consent"].version)
         try:
-            await generate_cohort(store, pairs=pairs, sessions=sessions, consent_rate=1.0)
+            await generate_cohort(store, pairs=pairs, sessions=sessions, consent_rate=1.0,
+                                  distinct=distinct)
             sentence_encoder.load_encoder().encode(["warm up"])
+            # recode's first part, timed on its own: every answer judged by the safety
+            # rule (the cohort's verdicts are the lexicon's; after an upgrade that changes
+            # the rule recode does the same), its semantic layer embedding each sentence
+            start = time.perf_counter()
+            await rejudge(store)
+            safety_s = time.perf_counter() - start
             start = time.perf_counter()
             first = await recode(store)
             embed_s = time.perf_counter() - start
@@ -47,28 +79,90 @@ async def run(pairs: int, sessions: int) -> None:
             base_s = time.perf_counter() - start
         finally:
             await store.close()
-    rate = first.embedded / embed_s if embed_s else 0.0
-    print(f"recode embedding {first.embedded} answers of {first.entries} entries: "
-          f"{embed_s:.2f} s, {rate:.0f} answers/s (target >= 150)")
-    print(f"recode with everything current (baseline, same run): {base_s:.2f} s; "
-          f"ratio {embed_s / base_s:.1f}x; {again.embedded} embedded")
+    total = safety_s + embed_s
+    return {"embedded": first.embedded, "entries": first.entries, "s": embed_s,
+            "rate": first.embedded / embed_s if embed_s else 0.0, "floor_s": base_s,
+            "again": again.embedded, "safety_s": safety_s, "total_s": total,
+            "total_rate": first.embedded / total if total else 0.0}
+
+
+def one_answer_ms() -> float:
     texts = ["Talked through the rota problem; she asked what I wanted and I realised I "
              "can say no. Feeling more confident about the band 7 interview now."] * 30
     encoder = sentence_encoder.load_encoder()
+    embed_texts({"s": "warm up. Twice."}, encoder)
     start = time.perf_counter()
     for i, t in enumerate(texts):
         embed_texts({"s": f"{t} {i}"}, encoder)
-    one = (time.perf_counter() - start) / len(texts) * 1000
-    print(f"embedding one answer (whole + sentences), one at a time: {one:.1f} ms "
-          "(target <= 30 ms)")
+    return (time.perf_counter() - start) / len(texts) * 1000
+
+
+def baseline(rev: str, pairs: int, sessions: int) -> tuple[str, dict[str, float]]:
+    """Run this benchmark as it was at ``rev`` (that revision's code) and read its figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        tar = Path(tmp) / "rev.tar"
+        tar.write_bytes(archive)
+        with tarfile.open(tar) as t:
+            t.extractall(Path(tmp) / "rev", filter="data")
+        out = subprocess.run(
+            [sys.executable, str(Path(tmp) / "rev" / "benchmarks" / "coding_recode.py"),
+             "--pairs", str(pairs), "--sessions", str(sessions)],
+            cwd=Path(tmp) / "rev", capture_output=True, text=True, check=True).stdout
+    m, one = RATE.search(out), ONE.search(out)
+    if m is None or one is None:
+        raise SystemExit(f"could not read the baseline's figures:\n{out}")
+    return out, {"embedded": float(m[1]), "s": float(m[3]), "rate": float(m[4]),
+                 "one_ms": float(one[1])}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=40)
     parser.add_argument("--sessions", type=int, default=6)
+    parser.add_argument("--baseline", metavar="REV",
+                        help="first run this benchmark as it was at git revision REV")
+    parser.add_argument("--no-distinct", action="store_true",
+                        help="skip the run with every answer made distinct")
     args = parser.parse_args()
-    asyncio.run(run(args.pairs, args.sessions))
+    base = None
+    if args.baseline:
+        base_load = load()
+        _, base = baseline(args.baseline, args.pairs, args.sessions)
+    now_load = load()
+    now = asyncio.run(run(args.pairs, args.sessions, distinct=False))
+    one = one_answer_ms()
+    distinct = None if args.no_distinct else asyncio.run(
+        run(args.pairs, args.sessions, distinct=True))
+    end_load = load()
+
+    if base is not None:
+        # the baseline's figure includes the safety rule's judging, as recode does
+        print(f"ratio  recode answers/s (safety judging included), now / {args.baseline}: "
+              f"{now['total_rate'] / base['rate']:.2f}x")
+        print(f"ratio  one answer time, {args.baseline} / now: {base['one_ms'] / one:.2f}x")
+    print(f"ratio  recode with embedding / recode with everything current: "
+          f"{now['s'] / now['floor_s']:.1f}x")
+    if base is not None:
+        print(f"abs    {args.baseline}: recode embedding {base['embedded']:.0f} answers: "
+              f"{base['s']:.2f} s, {base['rate']:.0f} answers/s; one answer "
+              f"{base['one_ms']:.1f} ms (load average before it {base_load})")
+    print(f"recode embedding {now['embedded']} answers of {now['entries']} entries, safety "
+          f"verdicts current: {now['s']:.2f} s, {now['rate']:.0f} answers/s (target >= 150)")
+    print(f"recode after a safety rule change (every answer judged first, "
+          f"{now['safety_s']:.2f} s): {now['total_s']:.2f} s, {now['total_rate']:.0f} "
+          "answers/s")
+    print(f"recode with everything current (floor, same run): {now['floor_s']:.2f} s; "
+          f"{now['again']} embedded")
+    if distinct is not None:
+        print(f"recode with every answer distinct: {distinct['embedded']} answers: "
+              f"{distinct['s']:.2f} s, {distinct['rate']:.0f} answers/s; after a safety rule "
+              f"change {distinct['total_s']:.2f} s, {distinct['total_rate']:.0f} answers/s")
+    print(f"embedding one answer (whole + sentences), one at a time: {one:.1f} ms "
+          "(target <= 30 ms)")
+    print(f"load average: {now_load} at the start, {end_load} at the end; "
+          f"{os.cpu_count()} cores")
     return 0
 
 

@@ -203,7 +203,9 @@ class RecodeResult:
     embeddings_note: str = ""  # why answers were not embedded, when they were not
 
 
-EMBED_BATCH = 64  # answers embedded together: one encoder batch is several times quicker
+# answers embedded together: big enough that the encoder's batches stay full and its two
+# threads busy, small enough that the progress bar moves and a batch waits little memory
+EMBED_BATCH = 256
 
 
 async def recode(store: Any, codebook: Codebook | None = None,
@@ -255,7 +257,10 @@ async def recode(store: Any, codebook: Codebook | None = None,
 
 
 class _Embedder:
-    """Batches the answers ``recode`` finds without current embeddings."""
+    """Batches the answers ``recode`` finds without current embeddings, as a pipeline: while
+    one batch is encoded (in a worker thread, on every core, numpy letting go of the GIL),
+    the event loop goes on decrypting and coding the next entries and seals and stores the
+    batch before, in one transaction."""
 
     def __init__(self, store: Any, flows: Mapping[str, Flow], model: str,
                  have: set[tuple[int, str]]) -> None:
@@ -264,6 +269,8 @@ class _Embedder:
         self.model = model
         self.have = have
         self.pending: list[tuple[int, int, str, str, str]] = []  # who, entry, step, text, as_of
+        # the batch being encoded and its rows
+        self.running: tuple[Any, list[tuple[int, int, str, str, str]]] | None = None
 
     @classmethod
     async def open(cls, store: Any, flows: Mapping[str, Flow]) -> _Embedder | None:
@@ -279,21 +286,31 @@ class _Embedder:
         for step, text in texts.items():
             if (record.entry_id, step) not in self.have:
                 self.pending.append((record.participant_id, record.entry_id, step, text, as_of))
-        return await self.flush() if len(self.pending) >= EMBED_BATCH else 0
+        return await self.flush(last=False) if len(self.pending) >= EMBED_BATCH else 0
 
-    async def flush(self) -> int:
+    async def flush(self, last: bool = True) -> int:
+        """Start encoding what is pending and store the batch encoded before; with ``last``,
+        wait for everything and store it."""
         import asyncio
 
         from reports.coding.embeddings import embed_texts
 
-        if not self.pending:
-            return 0
-        batch, self.pending = self.pending, []
-        keyed = {f"{i}": text for i, (_, _, _, text, _) in enumerate(batch)}
-        vectors = await asyncio.to_thread(embed_texts, keyed)
         stored = 0
-        for i, (who, entry, step, _, as_of) in enumerate(batch):
-            stored += await self.store.embeddings.save(who, entry, self.model,
-                                                       {step: vectors[str(i)]}, as_of)
+        started = None
+        if self.pending:
+            batch, self.pending = self.pending, []
+            keyed = {f"{i}": text for i, (_, _, _, text, _) in enumerate(batch)}
+            started = (asyncio.ensure_future(asyncio.to_thread(embed_texts, keyed)), batch)
+        if self.running is not None:
+            stored += await self._store(*self.running)
+        self.running = started
+        if last and self.running is not None:
+            stored += await self._store(*self.running)
+            self.running = None
         return stored
 
+    async def _store(self, job: Any, batch: list[tuple[int, int, str, str, str]]) -> int:
+        vectors = await job
+        return int(await self.store.embeddings.save_answers(
+            self.model, [(who, entry, step, vectors[str(i)], as_of)
+                         for i, (who, entry, step, _, as_of) in enumerate(batch)]))

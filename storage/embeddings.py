@@ -10,13 +10,26 @@ CASCADE from ``entries``). What is stored is opaque to this module: a JSON-able 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from storage.db import Database
 from storage.vault import Vault
 
 TABLE = "answer_embeddings"
+
+
+# The one write: only for a complete entry of that participant, only when the answer was
+# not written again after the embedding's text was read (``as_of``).
+_UPSERT = (
+    "INSERT INTO answer_embeddings (entry_id, step_id, model, vectors_ct) "
+    "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM entries WHERE id=? AND "
+    "participant_id=? AND status='complete') AND EXISTS (SELECT 1 FROM answers "
+    "WHERE entry_id=? AND step_id=? AND answered_at <= ?) "
+    "ON CONFLICT(entry_id, step_id) DO UPDATE SET model=excluded.model, "
+    "vectors_ct=excluded.vectors_ct"
+)
 
 
 class Embeddings:
@@ -26,6 +39,23 @@ class Embeddings:
 
     def _row(self, entry_id: int, step_id: str) -> str:
         return f"{entry_id}:{step_id}"
+
+    async def save_answers(self, model: str,
+                           rows: Sequence[tuple[int, int, str, Any, str]]) -> int:
+        """Many answers' embeddings, each ``(participant id, entry id, step id, value,
+        as_of)`` with the same conditions as :meth:`save`, sealed first and written in one
+        transaction (one commit instead of one per answer); return how many were stored."""
+        sealed = []
+        for participant_id, entry_id, step_id, value, as_of in rows:
+            blob = await self.vault.encrypt(participant_id, TABLE, self._row(entry_id, step_id),
+                                            "vectors", value)
+            sealed.append((entry_id, step_id, model, blob, entry_id, participant_id, entry_id,
+                           step_id, as_of))
+        if not sealed:
+            return 0
+        async with self.db.transaction() as conn:
+            cur = await conn.executemany(_UPSERT, sealed)  # one trip to the database thread
+            return max(0, int(cur.rowcount))
 
     async def save(self, participant_id: int, entry_id: int, model: str,
                    vectors: Mapping[str, Any], as_of: str) -> int:
@@ -37,15 +67,8 @@ class Embeddings:
             blob = await self.vault.encrypt(participant_id, TABLE, self._row(entry_id, step_id),
                                             "vectors", value)
             stored += await self.db.execute_count(
-                "INSERT INTO answer_embeddings (entry_id, step_id, model, vectors_ct) "
-                "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM entries WHERE id=? AND "
-                "participant_id=? AND status='complete') AND EXISTS (SELECT 1 FROM answers "
-                "WHERE entry_id=? AND step_id=? AND answered_at <= ?) "
-                "ON CONFLICT(entry_id, step_id) DO UPDATE SET model=excluded.model, "
-                "vectors_ct=excluded.vectors_ct",
-                (entry_id, step_id, model, blob, entry_id, participant_id, entry_id, step_id,
-                 as_of),
-            )
+                _UPSERT, (entry_id, step_id, model, blob, entry_id, participant_id, entry_id,
+                          step_id, as_of))
         return stored
 
     async def load(self, participant_id: int, entry_id: int,
@@ -92,6 +115,33 @@ class Embeddings:
             "model=excluded.model, vectors_ct=excluded.vectors_ct", sealed)
         return len(sealed)
 
+
+    async def steps(self, entry_id: int, model: str) -> set[str]:
+        """Step ids of the entry's answers that have embeddings from ``model``."""
+        rows = await self.db.fetchall(
+            "SELECT step_id FROM answer_embeddings WHERE entry_id=? AND model=?",
+            (entry_id, model))
+        return {str(r["step_id"]) for r in rows}
+
+    async def lacking(self, model: str, typed: Collection[tuple[str, str]], after: int = 0,
+                      limit: int = 100) -> list[tuple[int, int, str]]:
+        """(entry id, participant id, flow id) of complete entries numbered after ``after``
+        with an answer to one of the ``typed`` steps ((flow id, step id): the steps that take
+        typed text) that has no embedding from ``model``, in entry order: what the bot's idle
+        sweep looks at. An answer that is flagged, or a choice without typed text, has none
+        and is looked at again on the next pass."""
+        if not typed:
+            return []
+        keys = json.dumps(sorted(f"{flow}:{step}" for flow, step in typed))
+        rows = await self.db.fetchall(
+            "SELECT e.id, e.participant_id, e.flow FROM entries e "
+            "WHERE e.status='complete' AND e.id > ? AND EXISTS (SELECT 1 FROM answers a "
+            "WHERE a.entry_id = e.id AND (e.flow || ':' || a.step_id) IN "
+            "(SELECT value FROM json_each(?)) "
+            "AND NOT EXISTS (SELECT 1 FROM answer_embeddings x WHERE x.entry_id = a.entry_id "
+            "AND x.step_id = a.step_id AND x.model = ?)) ORDER BY e.id LIMIT ?",
+            (after, keys, model, limit))
+        return [(int(r["id"]), int(r["participant_id"]), str(r["flow"])) for r in rows]
 
 _STORED_ROWS = (
     "SELECT a.entry_id, a.step_id, e.participant_id, a.vectors_ct FROM answer_embeddings a "
