@@ -6,7 +6,15 @@ Application (AIORateLimiter, per-chat ordering, encrypted SQLite on disk) and th
 in-process Bot API stand-in. The baseline is a bare Application on the same stand-in whose
 handlers only echo, driven by the same people with the same updates.
 
-    python benchmarks/bot_throughput.py [--people 200]
+    python benchmarks/bot_throughput.py [--people 200] [--think 0.2] [--embeddings both]
+
+The real bot runs with save-time embeddings on (the default: a low-priority child process
+embeds each saved entry, bot/embedder.py) and with them off (``MENTORBOT_CODING_EMBEDDINGS=
+off``), one after the other in the same run, at the same offered load (the same people, the
+same think times from the same seed), so the p99 reply times can be compared; ``--embeddings
+on`` or ``off`` runs only one. For the run with embeddings it also says how many of the
+saved answers had their embeddings stored when the last reply went out, and how long the
+worker took after that to finish the rest.
 
 Latency is measured per update, from the moment it is queued to the end of its handling
 (every reply sent). Telegram's bot-wide 30 messages/s limit is lifted on both sides, so
@@ -39,6 +47,7 @@ from telegram.ext import (
 )
 
 from bot.app import build_application
+from bot.coding import CODER_KEY
 from bot.processor import PerChatUpdateProcessor
 from conversations.catalogue import load_flows
 from conversations.service import Sender, Service
@@ -71,7 +80,7 @@ class Timed(PerChatUpdateProcessor):
 
 
 THINK = 0.0  # mean seconds a person takes between a reply and their next message
-RNG = random.Random(5)
+RNG = random.Random(5)  # reseeded before each run, so each run is offered the same load
 
 
 async def person(
@@ -145,7 +154,10 @@ async def consented_mentees(store: Store, n: int, programme_name: str) -> list[i
     return users
 
 
-async def real_bot(n: int, folder: Path) -> tuple[float, list[float], int]:
+async def real_bot(n: int, folder: Path, embeddings: bool) -> tuple[float, list[float], int, str]:
+    os.environ["MENTORBOT_CODING_EMBEDDINGS"] = "on" if embeddings else "off"
+    global RNG
+    RNG = random.Random(5)
     store = await Store.open(
         folder / "bench.sqlite3", KeyRing(generate_key()), load_flows()["consent"].version
     )
@@ -165,10 +177,21 @@ async def real_bot(n: int, folder: Path) -> tuple[float, list[float], int]:
     await app.initialize()
     await app.post_init(app)  # type: ignore[misc]
     elapsed, latencies = await drive(app, standin, users)
+    note = ""
+    coder = app.bot_data.get(CODER_KEY)
+    if embeddings and coder is not None and coder.worker is not None:
+        at_last_reply = await store.embeddings.count()
+        start = time.perf_counter()
+        await asyncio.wait_for(coder.drain(), 600)
+        note = (f"   embeddings stored: {at_last_reply} answers at the last reply, "
+                f"{await store.embeddings.count()} {time.perf_counter() - start:.1f} s later")
+    elif embeddings:
+        note = "   (embeddings unavailable: semantic extra missing)"
     await app.shutdown()
+    await app.post_shutdown(app)  # type: ignore[misc]
     saved = await store.entries.complete_count()
     await store.close()
-    return elapsed, latencies, saved
+    return elapsed, latencies, saved, note
 
 
 async def echo_bot(n: int) -> tuple[float, list[float]]:
@@ -218,26 +241,61 @@ async def main() -> None:
         default=0.0,
         help="mean seconds between a reply and the next message (0: flat out)",
     )
+    parser.add_argument("--embeddings", choices=("both", "on", "off"), default="both",
+                        help="run the bot with save-time embeddings on, off, or both (default)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each (alternating off/on, on/off, ...); the figures "
+                             "are of all their updates together, each run's p99 is listed")
     args = parser.parse_args()
     global THINK
     THINK = args.think
-    with tempfile.TemporaryDirectory() as tmp:
-        bot_s, bot_lat, saved = await real_bot(args.people, Path(tmp))
+    start_load = os.getloadavg()
+    runs: dict[str, tuple[float, list[float], int, str]] = {}
+    each: dict[str, list[str]] = {}
+    modes = ("off", "on") if args.embeddings == "both" else (args.embeddings,)
+    for r in range(args.rounds):
+        for mode_name in (modes if r % 2 == 0 else modes[::-1]):
+            with tempfile.TemporaryDirectory() as tmp:
+                got = await real_bot(args.people, Path(tmp), mode_name == "on")
+            load = os.getloadavg()[0]
+            each.setdefault(mode_name, []).append(
+                f"p99 {pct(got[1], 0.99):.0f} ms (load {load:.1f})")
+            if mode_name in runs:
+                s0, l0, n0, _ = runs[mode_name]
+                got = (s0 + got[0], l0 + got[1], n0 + got[2], got[3])
+            runs[mode_name] = got
+    global RNG
+    RNG = random.Random(5)
     echo_s, echo_lat = await echo_bot(args.people)
-    bot_rate, echo_rate = len(bot_lat) / bot_s, len(echo_lat) / echo_s
+    echo_rate = len(echo_lat) / echo_s
     mode = f"think time {args.think:.2f} s" if args.think else "no think time (saturation)"
-    print(f"people: {args.people} concurrent mentees, {mode}, {len(bot_lat)} updates each run")
+    updates = len(next(iter(runs.values()))[1]) // args.rounds
+    print(f"people: {args.people} concurrent mentees, {mode}, {updates} updates each run, "
+          f"{args.rounds} run(s) of each")
+    for name, listed in each.items():
+        print(f"runs with embeddings {name}: " + "; ".join(listed))
+    for name, (bot_s, bot_lat, saved, note) in runs.items():
+        print(
+            f"mentorbot, embeddings {name:3s}: {len(bot_lat) / bot_s:8.1f} updates/s   "
+            f"p50 {pct(bot_lat, 0.5):6.1f} ms   p99 {pct(bot_lat, 0.99):6.1f} ms   "
+            f"reflections saved {saved}/{args.people * args.rounds}{note}"
+        )
     print(
-        f"mentorbot: {bot_rate:8.1f} updates/s   p50 {pct(bot_lat, 0.5):6.1f} ms   "
-        f"p99 {pct(bot_lat, 0.99):6.1f} ms   reflections saved {saved}/{args.people}"
+        f"echo bot               : {echo_rate:8.1f} updates/s   p50 {pct(echo_lat, 0.5):6.1f} ms"
+        f"   p99 {pct(echo_lat, 0.99):6.1f} ms"
     )
-    print(
-        f"echo bot : {echo_rate:8.1f} updates/s   p50 {pct(echo_lat, 0.5):6.1f} ms   "
-        f"p99 {pct(echo_lat, 0.99):6.1f} ms"
-    )
-    print(f"ratio mentorbot/echo throughput: {bot_rate / echo_rate:.2f}")
-    latency_ratio = statistics.median(bot_lat) / statistics.median(echo_lat)
-    print(f"ratio mentorbot/echo p50 latency: {latency_ratio:.2f}")
+    if "on" in runs and "off" in runs:
+        on, off = runs["on"][1], runs["off"][1]
+        print(f"ratio embeddings on/off p99 latency: {pct(on, 0.99) / pct(off, 0.99):.2f} "
+              f"(target <= 1.10); p50: {pct(on, 0.5) / pct(off, 0.5):.2f}; throughput: "
+              f"{(len(on) / runs['on'][0]) / (len(off) / runs['off'][0]):.2f}")
+    for name, (bot_s, bot_lat, _, _) in runs.items():
+        print(f"ratio mentorbot (embeddings {name})/echo throughput: "
+              f"{len(bot_lat) / bot_s / echo_rate:.2f}; p50 latency: "
+              f"{statistics.median(bot_lat) / statistics.median(echo_lat):.2f}")
+    end_load = os.getloadavg()
+    print("load average: " + " / ".join(f"{x:.2f}" for x in start_load) + " at the start, "
+          + " / ".join(f"{x:.2f}" for x in end_load) + f" at the end; {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

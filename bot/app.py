@@ -101,6 +101,9 @@ def build_application(
             await pastes.expire_all()
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        coder = app.bot_data.get(coding.CODER_KEY)
+        if isinstance(coder, coding.EntryCoder):
+            await coder.close()  # the embedding worker first: it hands results to the store
         active: Store | None = app.bot_data.get(STORE_KEY)
         if active is not None and app.bot_data.get("owns_store"):
             await active.close()

@@ -1,8 +1,8 @@
-"""Code each entry once, as it is saved, so the offline jobs need not (reports.entry_codes)."""
+"""Code each entry once, as it is saved, so the offline jobs need not (reports.entry_codes),
+and have its answers embedded by a low-priority child process (bot/embedder.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from typing import Any
@@ -15,41 +15,53 @@ from conversations.catalogue import load_flows
 from conversations.commands import Registry
 from conversations.service import Service
 from reports.codebook import Codebook, load_codebook
-from reports.entry_codes import code_entry, coder_id
+from reports.entry_codes import code_entry, coded_texts, coder_id
 from storage.db import iso, utcnow
-from storage.models import Participant
+from storage.models import Participant, Scope
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-# "on" makes the bot embed answers as they are saved, after the reply, in a worker thread.
-# Off by default: measured with benchmarks/bot_throughput.py (100 people, think time 0.2 s,
-# a busy 2-core machine) it raised the p99 reply time from about 0.2 s to 1.4 s, which the
-# bot's latency budget does not allow; `mentorbot recode` embeds what is missing instead.
+# On by default: answers are embedded as they are saved, by a child process at the lowest
+# CPU priority (bot/embedder.py), which benchmarks/bot_throughput.py shows leaves reply times
+# as they are. (In a worker thread of the bot's own process it raised the p99 reply time from
+# about 0.2 s to 1.4 s at 100 people on a busy 2-core machine.) "off" opts out: then
+# `mentorbot recode` embeds what is missing.
 EMBED_SETTING = "MENTORBOT_CODING_EMBEDDINGS"
+CODER_KEY = "entry_coder"
+SWEEP_EVERY = 300.0  # seconds between idle sweeps for answers that lack embeddings
+SWEEP_ENTRIES = 50  # entries looked at per sweep
 
 
 def embedding_wanted() -> bool:
     value = os.environ.get(EMBED_SETTING, "").strip().lower()
-    return value in ("on", "1", "yes", "true")
+    return value not in ("off", "0", "no", "false")
 
 
 class EntryCoder:
-    """A saved-entry listener: rule codes of the entry's typed answers, stored encrypted."""
+    """A saved-entry listener: rule codes of the entry's typed answers, stored encrypted, and
+    their embeddings, made by the embedding worker and stored encrypted when they come back."""
 
     def __init__(self, store: Store, codebook: Codebook | None = None,
-                 embed: bool | None = None) -> None:
+                 embed: bool | None = None, sweep_every: float = SWEEP_EVERY) -> None:
         self.store = store
         self.codebook = codebook or load_codebook()
         self.coder = coder_id(self.codebook)
         self.flows = load_flows()
         self.embed = embedding_wanted() if embed is None else embed
+        self.worker: Any = None
+        self.model = ""
+        self._cursor = 0  # the idle sweep's place among the entries
         if self.embed:
-            from reports.coding.embeddings import available
+            from reports.coding.embeddings import available, model_id
 
             self.embed = available()[0]
-        # background embedding tasks, kept so they are not collected before they finish
-        self.pending: set[asyncio.Task[None]] = set()
+            if self.embed:
+                from bot.embedder import EmbeddingWorker
+
+                self.model = model_id()
+                self.worker = EmbeddingWorker(self._store_vectors, self._sweep,
+                                              sweep_every=sweep_every)
 
     async def on_saved(
         self, me: Participant, entry_id: int, flow_id: str, answers: dict[str, Any]
@@ -59,40 +71,62 @@ class EntryCoder:
         try:
             as_of = iso(utcnow())
             flagged = await self.store.entries.flagged_steps(me.id, entry_id)
-            codes = code_entry(self.flows.get(flow_id), answers, me.role.value, self.codebook,
-                               skip=flagged)
+            flow = self.flows.get(flow_id)
+            codes = code_entry(flow, answers, me.role.value, self.codebook, skip=flagged)
             await self.store.entries.save_codes(me.id, entry_id, self.coder, codes, as_of)
         except Exception as exc:
             log.warning("coding a saved entry failed: %s", describe(exc))
             return
-        if self.embed:
-            # embedding takes milliseconds of CPU: it runs after the reply, in a worker
-            # thread, so it never delays anyone's conversation
-            task = asyncio.get_running_loop().create_task(
-                self._embed(me.id, entry_id, flow_id, answers, flagged, as_of))
-            self.pending.add(task)
-            task.add_done_callback(self.pending.discard)
+        if self.worker is not None:
+            from bot.embedder import Job
 
-    async def _embed(self, participant_id: int, entry_id: int, flow_id: str,
-                     answers: dict[str, Any], flagged: Any, as_of: str) -> None:
-        from reports.coding.embeddings import model_id
-        from reports.entry_codes import embed_entry
+            # queued for the child process; the reply does not wait for it
+            self.worker.submit(Job(me.id, entry_id, coded_texts(flow, answers, flagged),
+                                   as_of))
 
+    async def _store_vectors(self, job: Any, vectors: dict[str, Any]) -> None:
         try:
-            await asyncio.sleep(0)  # let the reply go first
-            vectors = await asyncio.to_thread(embed_entry, self.flows.get(flow_id), answers,
-                                              flagged)
-            if vectors:
-                await self.store.embeddings.save(participant_id, entry_id, model_id(),
-                                                 vectors, as_of)
-        except Exception as exc:
-            log.warning("embedding a saved entry failed: %s", describe(exc))
+            await self.store.embeddings.save_answers(
+                self.model, [(job.participant_id, job.entry_id, step, value, job.as_of)
+                             for step, value in vectors.items()])
+        except Exception as exc:  # erased meanwhile, or the database is closing
+            log.warning("storing an entry's embeddings failed: %s", describe(exc))
+
+    async def _sweep(self) -> list[Any]:
+        """Jobs for complete entries whose coded answers lack embeddings: saved while the
+        worker was behind, down or off, or before embeddings were made at all."""
+        from bot.embedder import Job
+
+        found = await self.store.embeddings.lacking(self.model, self._cursor, SWEEP_ENTRIES)
+        # the next sweep goes on from here, and starts over once it reached the end
+        self._cursor = found[-1][0] if len(found) == SWEEP_ENTRIES else 0
+        present = await self.store.consent.consenting(Scope.PARTICIPATE,
+                                                      {pid for _, pid, _ in found})
+        jobs = []
+        for entry_id, pid, flow_id in found:
+            if pid not in present:
+                continue
+            as_of = iso(utcnow())
+            answers = await self.store.entries.answers(pid, entry_id)
+            flagged = await self.store.entries.flagged_steps(pid, entry_id)
+            have = await self.store.embeddings.steps(entry_id, self.model)
+            texts = {step: text for step, text in
+                     coded_texts(self.flows.get(flow_id), answers, flagged).items()
+                     if step not in have}
+            if texts:
+                jobs.append(Job(pid, entry_id, texts, as_of))
+        return jobs
 
     async def drain(self) -> None:
-        """Wait for embeddings still being made (tests, shutdown)."""
-        while self.pending:
-            await asyncio.gather(*list(self.pending), return_exceptions=True)
+        """Wait for embeddings still being made (tests, benchmarks)."""
+        if self.worker is not None:
+            await self.worker.wait_idle()
 
+    async def close(self) -> None:
+        """Stop the embedding worker (post_shutdown); what it had queued is found later by
+        the sweep or `mentorbot recode`."""
+        if self.worker is not None:
+            await self.worker.close()
 
     def register(self, registry: Registry, service: Service) -> None:
         registry.on_saved(self.on_saved)
@@ -103,4 +137,7 @@ async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> EntryCoder:
     service: Service = app.bot_data[SERVICE_KEY]
     coder = EntryCoder(service.store)
     service.install(coder)
+    app.bot_data[CODER_KEY] = coder
+    if coder.worker is not None:
+        coder.worker.start_sweeping()
     return coder

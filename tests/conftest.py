@@ -9,6 +9,9 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 # The chat's safety rule by its lexicon alone, so flow tests stay fast; the semantic layer has
 # its own tests (tests/test_safety_rule.py), which ask for it by name.
 os.environ.setdefault("MENTORBOT_SAFETY_SEMANTIC", "off")
+# Save-time embeddings (a child process for each running bot) likewise: the tests about them
+# turn them on (tests/test_coding_embeddings.py).
+os.environ.setdefault("MENTORBOT_CODING_EMBEDDINGS", "off")
 
 from collections.abc import AsyncIterator
 from pathlib import Path
