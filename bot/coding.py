@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 EMBED_SETTING = "MENTORBOT_CODING_EMBEDDINGS"
 CODER_KEY = "entry_coder"
 SWEEP_EVERY = 300.0  # seconds between idle sweeps for answers that lack embeddings
-SWEEP_ENTRIES = 50  # entries looked at per sweep
+SWEEP_ENTRIES = 50  # entries looked at per page of a sweep
+SWEEP_PAGES = 4  # pages a sweep may read looking for something to embed
 
 
 def embedding_wanted() -> bool:
@@ -52,6 +53,9 @@ class EntryCoder:
         self.worker: Any = None
         self.model = ""
         self._cursor = 0  # the idle sweep's place among the entries
+        # steps that take typed text, the only ones with anything to embed
+        self._typed = {(flow.id, step.id) for flow in self.flows.values()
+                       for step in flow.steps if step.kind == "text" or step.allow_other}
         if self.embed:
             from reports.coding.embeddings import available, model_id
 
@@ -94,18 +98,28 @@ class EntryCoder:
 
     async def _sweep(self) -> list[Any]:
         """Jobs for complete entries whose coded answers lack embeddings: saved while the
-        worker was behind, down or off, or before embeddings were made at all."""
+        worker was behind, down or off, or before embeddings were made at all. Reads a few
+        pages of entries at most, going on from where the last sweep stopped."""
+        jobs: list[Any] = []
+        for _ in range(SWEEP_PAGES):
+            found = await self.store.embeddings.lacking(self.model, self._typed, self._cursor,
+                                                        SWEEP_ENTRIES)
+            # the next page goes on from here, and starts over once it reached the end
+            self._cursor = found[-1][0] if len(found) == SWEEP_ENTRIES else 0
+            jobs += await self._jobs(found)
+            if jobs or self._cursor == 0:
+                break
+        return jobs
+
+    async def _jobs(self, found: list[tuple[int, int, str]]) -> list[Any]:
         from bot.embedder import Job
 
-        found = await self.store.embeddings.lacking(self.model, self._cursor, SWEEP_ENTRIES)
-        # the next sweep goes on from here, and starts over once it reached the end
-        self._cursor = found[-1][0] if len(found) == SWEEP_ENTRIES else 0
         present = await self.store.consent.consenting(Scope.PARTICIPATE,
                                                       {pid for _, pid, _ in found})
         jobs = []
         for entry_id, pid, flow_id in found:
             if pid not in present:
-                continue
+                continue  # as recode: only people who still take part
             as_of = iso(utcnow())
             answers = await self.store.entries.answers(pid, entry_id)
             flagged = await self.store.entries.flagged_steps(pid, entry_id)
