@@ -11,7 +11,7 @@ wants: on a machine kept busy by other work, embeddings wait until it is quieter
 plaintext goes through an in-memory socket pair and nowhere else: never a file, a log line
 or a job name. Vectors come back the same way, and the bot's process seals them with the
 author's key and stores them (storage/embeddings.py); the child holds no key and opens no
-database.
+database, and its environment holds none of the bot's settings.
 
 Nothing is lost when the child falls behind or dies: the queue keeps one job per entry (a
 newer save replaces an older one), and when it is full the oldest job is dropped; a sweep
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 2000  # entries waiting; past this the oldest is dropped (the sweep finds it)
 BATCH_ENTRIES = 16  # entries sent to the child at once: one encoder batch
 RESTART_AFTER = 30.0  # seconds between starts of a child that died
+# The only variables the child is given: what an interpreter needs to start and find its
+# packages. Never the bot's settings: the master key, the bot token and the database path
+# stay in the bot's process.
+CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONPATH",
+             "PYTHONHOME", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTHONSAFEPATH")
 POLL = 0.5  # seconds between checks that the child is still alive while waiting for it
 
 
@@ -197,9 +202,7 @@ class EmbeddingWorker:
         if self.starts and time.monotonic() - self._last_start < self.restart_after:
             return None
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[name] = "1"  # read when numpy loads its BLAS: one thread from the start
+        env = child_environment(os.environ)
         self._last_start = time.monotonic()
         self.starts += 1
         try:
@@ -292,6 +295,13 @@ class EmbeddingWorker:
         await asyncio.get_running_loop().run_in_executor(self._io, self._stop_child)
         self._io.shutdown(wait=True)
         self.idle.set()
+
+
+def child_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    env = {name: parent[name] for name in CHILD_ENV if name in parent}
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = "1"  # read when numpy loads its BLAS: one thread from the start
+    return env
 
 
 def _spawn(fd: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -41,6 +41,9 @@ async def test_a_saved_reflection_is_embedded_once_and_stored_encrypted(
     caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("MENTORBOT_CODING_EMBEDDINGS", "on")
+    # stands for the master key, the bot token and the rest of the bot's settings
+    monkeypatch.setenv("MENTORBOT_SOME_SECRET", "not-for-the-child")
+    monkeypatch.setenv("TELEGRAM_SOMETHING", "not-for-the-child")
     caplog.set_level(logging.DEBUG)
     async with running_app(store) as (app, standin):
         coder = app.bot_data[CODER_KEY]
@@ -61,6 +64,10 @@ async def test_a_saved_reflection_is_embedded_once_and_stored_encrypted(
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
         assert coder.worker.starts == 1 and coder.worker.lost == 0
+        # none of the bot's settings reach the child
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert b"not-for-the-child" not in environ and b"MENTORBOT_" not in environ
+        assert b"OPENBLAS_NUM_THREADS=1" in environ
     # stopped with the bot
     assert coder.worker.pid is None
     with pytest.raises(ProcessLookupError):
