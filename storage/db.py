@@ -53,6 +53,8 @@ def default_keystore(path: Path) -> Path:
 
 
 class Database:
+    dialect = "sqlite"  # or "postgresql" (storage.pg.PgDatabase)
+
     def __init__(self, conn: aiosqlite.Connection, path: Path, keystore: Path) -> None:
         self.conn = conn
         self.path = path
@@ -63,6 +65,14 @@ class Database:
     async def open(
         cls, path: Path | str, *, keystore: Path | str | None = None, create: bool = True
     ) -> Database:
+        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+            # imported here: storage.pg imports this module
+            from storage.pg import PgDatabase
+
+            return await PgDatabase.open_url(path, None if keystore is None else str(keystore))
+        if isinstance(keystore, str) and keystore.startswith(("postgresql://", "postgres://")):
+            raise DatabaseError("a PostgreSQL key store needs the database on PostgreSQL too "
+                                "(MENTORBOT_DB=postgresql://...), in another database")
         path = Path(path)
         keys = Path(keystore) if keystore else default_keystore(path)
         if not create and not path.exists():

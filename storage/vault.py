@@ -115,10 +115,16 @@ class Vault:
     async def sweep_pending(self, older_than: timedelta = PENDING_GRACE) -> int:
         """Settle pending keys whose participant was committed, and delete the others once
         they are older than any join still in flight (another process may be mid-join)."""
-        await self.db.execute(
-            "UPDATE keys.data_keys SET pending=0 WHERE pending=1 AND subject_ref IN "
-            "(SELECT subject_ref FROM main.participants)"
-        )
+        # two statements: on PostgreSQL the key store is another database, out of a join's
+        # reach
+        pending = await self.db.fetchall("SELECT subject_ref FROM keys.data_keys WHERE pending=1")
+        if pending:
+            refs = {r[0] for r in pending}
+            joined = [(r[0],) for r in await self.db.fetchall(
+                "SELECT subject_ref FROM participants") if r[0] in refs]
+            if joined:
+                await self.db.executemany(
+                    "UPDATE keys.data_keys SET pending=0 WHERE subject_ref=?", joined)
         return await self.db.execute_count(
             "DELETE FROM keys.data_keys WHERE pending=1 AND created_at <= ?",
             (iso(utcnow() - older_than),),
@@ -157,14 +163,14 @@ class Vault:
         cached = self._deks.get(participant_id)
         if cached is not None:
             return cached
-        row = await self.db.fetchone(
-            "SELECT k.wrapped, k.kek_id, p.subject_ref FROM participants p "
-            "JOIN keys.data_keys k ON k.subject_ref = p.subject_ref WHERE p.id=?",
-            (participant_id,),
-        )
+        # two reads, not a join: on PostgreSQL the key store is another database
+        subject = await self.db.scalar(
+            "SELECT subject_ref FROM participants WHERE id=?", (participant_id,))
+        row = None if subject is None else await self.db.fetchone(
+            "SELECT wrapped, kek_id FROM keys.data_keys WHERE subject_ref=?", (subject,))
         if row is None:
             raise ErasedError("no data key for this participant")
-        dek = self.ring.unwrap(WrappedKey(row["wrapped"], row["kek_id"]), row["subject_ref"])
+        dek = self.ring.unwrap(WrappedKey(row["wrapped"], row["kek_id"]), subject)
         self._deks[participant_id] = dek
         return dek
 

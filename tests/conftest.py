@@ -1,4 +1,10 @@
-"""Shared fixtures: real SQLite files in tmp_path, real keys, no network anywhere."""
+"""Shared fixtures: real SQLite files in tmp_path, real keys, no network anywhere.
+
+Tests marked ``both_backends`` run twice: on SQLite, and on PostgreSQL (a throw-away
+server on a unix socket, one per test session, a fresh database and key store database per
+test; tests/support/pgserver.py). Without PostgreSQL binaries those runs skip, except in
+CI (CI=true), where they fail.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ os.environ.setdefault("MENTORBOT_SAFETY_SEMANTIC", "off")
 # turn them on (tests/test_coding_embeddings.py).
 os.environ.setdefault("MENTORBOT_CODING_EMBEDDINGS", "off")
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +30,55 @@ from conversations.service import Service
 from storage.crypto import KeyRing, generate_key
 from storage.store import Store
 from tests.people import Cohort
+from tests.support import pgserver
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_backends: run on SQLite and on PostgreSQL (the backend fixture)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if ("backend" in metafunc.fixturenames
+            and metafunc.definition.get_closest_marker("both_backends")):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.Server]:
+    try:
+        server = pgserver.running()
+        running = server.__enter__()
+    except pgserver.NoServer as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI runs every backend: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield running
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a test's store lives: a SQLite file (key store beside it) or two PostgreSQL
+    databases (data and key store)."""
+
+    backend: str
+    db: Path | str
+    keystore: str | None = None
+
+    async def open(self, ring: KeyRing, consent_version: str | None = None,
+                   **kw: object) -> Store:
+        return await Store.open(self.db, ring, consent_version or load_flows()["consent"].version,
+                                keystore=self.keystore, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -36,8 +92,19 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path, master_key: bytes) -> AsyncIterator[Store]:
-    s = await Store.open(db_path, KeyRing(master_key), load_flows()["consent"].version)
+def place(backend: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator[Place]:
+    if backend == "sqlite":
+        yield Place(backend, db_path)
+        return
+    server: pgserver.Server = request.getfixturevalue("pg_server")
+    db, keys = server.fresh()
+    yield Place(backend, db, keys)
+    server.drop(db, keys)
+
+
+@pytest.fixture
+async def store(place: Place, master_key: bytes) -> AsyncIterator[Store]:
+    s = await place.open(KeyRing(master_key))
     yield s
     await s.close()
 

@@ -117,7 +117,8 @@ SQL = re.compile(
     r"\bSELECT\s.+?\sFROM\s|\bINSERT\s+(OR\s+\w+\s+)?INTO\s|\bUPDATE\s+[\w.{}]+\s+SET\s"
     r"|\bDELETE\s+FROM\s|\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX)\s|\bBEGIN\s+IMMEDIATE\b"
     r"|\bPRAGMA\s+[\w.{}]+\s*(\(|=|[\"']|$)|\bATTACH\s+DATABASE\b", re.S)
-DRIVER = re.compile(r"^\s*(import|from)\s+(aiosqlite|sqlite3)\b", re.M)
+DRIVER = re.compile(r"^\s*(import|from)\s+(aiosqlite|sqlite3|psycopg|psycopg_pool|asyncpg)\b",
+                    re.M)
 RAW_DB = re.compile(r"\.db\.(fetchall|fetchone|scalar|execute\w*|transaction|conn)\b")
 FSTRING = (getattr(tokenize, "FSTRING_START", -1), getattr(tokenize, "FSTRING_END", -1))
 MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", -1)
