@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Set
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -323,6 +323,31 @@ def split(ids: list[int], parts: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
+def _reader(target: str) -> tuple[Any, Callable[[str, Sequence[Any]], list[Any]]]:
+    """A read-only connection of a worker's own and how to query it: the SQLite file, or
+    the PostgreSQL database (plain tuples either way, in the statements' column order)."""
+    from storage import dialect
+    from storage.pg import is_postgres
+
+    if is_postgres(target):
+        import psycopg
+
+        pg = psycopg.connect(target, autocommit=True,
+                             options="-c default_transaction_read_only=on")
+
+        def pg_query(sql: str, params: Sequence[Any]) -> list[Any]:
+            return pg.execute(dialect.statement(sql).sql, tuple(params)).fetchall()
+        return pg, pg_query
+    import sqlite3
+    from urllib.parse import quote
+
+    lite = sqlite3.connect(f"file:{quote(target)}?mode=ro", uri=True, check_same_thread=False)
+
+    def lite_query(sql: str, params: Sequence[Any]) -> list[Any]:
+        return lite.execute(sql, params).fetchall()
+    return lite, lite_query
+
+
 def read_range(snap: Snapshot, after: int, upto: int, with_codes: bool = True,
                judge: Judge | None = None) -> Iterator[EntryRecord]:
     """The snapshot's entries with ids in (after, upto], oldest first, opened, with their
@@ -331,18 +356,15 @@ def read_range(snap: Snapshot, after: int, upto: int, with_codes: bool = True,
     Synchronous, on a read-only connection of its own: meant for a worker process. The next
     batch is read in a thread (SQLite works outside the GIL) while this one is decrypted.
     """
-    import sqlite3
     from concurrent.futures import ThreadPoolExecutor
-    from urllib.parse import quote
 
-    conn = sqlite3.connect(f"file:{quote(snap.db_path)}?mode=ro", uri=True,
-                           check_same_thread=False)
+    conn, query = _reader(snap.db_path)
     allowed: Set[int] = snap.people.keys()
     ciphers = {pid: cipher(key) for pid, key in snap.keys.items()}
 
     def fetch(start: int) -> tuple[int, list[Any], list[Any], list[Any]] | None:
         while True:
-            rows = conn.execute(_ENTRY_ROWS, (start, upto, BATCH)).fetchall()
+            rows = query(_ENTRY_ROWS, (start, upto, BATCH))
             if not rows:
                 return None
             start = rows[-1][0]
@@ -350,9 +372,8 @@ def read_range(snap: Snapshot, after: int, upto: int, with_codes: bool = True,
             if batch:
                 marks = ",".join("?" * len(batch))
                 ids = [r[0] for r in batch]
-                answers = conn.execute(_ANSWER_ROWS.format(marks), ids).fetchall()
-                codes = conn.execute(_CODE_ROWS.format(marks), ids).fetchall() if (
-                    with_codes) else []
+                answers = query(_ANSWER_ROWS.format(marks), ids)
+                codes = query(_CODE_ROWS.format(marks), ids) if with_codes else []
                 return start, batch, answers, codes
 
     try:

@@ -38,11 +38,20 @@ BACKENDS = ("sqlite", "postgresql")
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "both_backends: run on SQLite and on PostgreSQL (the backend fixture)")
+    config.addinivalue_line(
+        "markers", "sqlite_only: in a both_backends module, a test of SQLite's own files")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if ("backend" in metafunc.fixturenames
-            and metafunc.definition.get_closest_marker("both_backends")):
+    if "backend" not in metafunc.fixturenames:
+        return
+    # MENTORBOT_TEST_BACKENDS=postgresql (or sqlite,postgresql) runs every test that opens
+    # a store on those backends: for porting a test module before marking it
+    forced = os.environ.get("MENTORBOT_TEST_BACKENDS")
+    if forced:
+        metafunc.parametrize("backend", forced.split(","), indirect=True)
+    elif (metafunc.definition.get_closest_marker("both_backends")
+          and not metafunc.definition.get_closest_marker("sqlite_only")):
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 

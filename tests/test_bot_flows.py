@@ -7,12 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 from conversations.catalogue import load_flows
 from storage.crypto import KeyRing
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import Cohort
 from tests.support.harness import TgUser, running_app
 
@@ -57,7 +57,7 @@ async def joined(user: TgUser, code: str) -> None:
 
 
 async def test_every_flow_through_telegram(
-    cohort: Cohort, store: Store, db_path: Path, master_key: bytes
+    cohort: Cohort, store: Store, place: Place, master_key: bytes
 ) -> None:
     custom = "Please call the Trust wellbeing line on 0000 000 000.\nYou are not alone."
     async with running_app(store, mentorbot_signpost_text=custom.replace("\n", "\\n")) as (
@@ -112,7 +112,7 @@ async def test_every_flow_through_telegram(
         mentee = TgUser(app, standin, 600_002, "Robin")
         assert "two short questions" in said(await mentee.send("/checkin"))
         await mentee.send("A safe space")
-    fresh = await Store.open(db_path, KeyRing(master_key), FLOWS["consent"].version)
+    fresh = await place.open(KeyRing(master_key), FLOWS["consent"].version)
     try:
         async with running_app(fresh, standin) as (app, _):
             mentee = TgUser(app, standin, 600_002, "Robin")

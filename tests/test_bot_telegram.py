@@ -7,7 +7,6 @@ and change nothing.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from bot.processor import PerChatUpdateProcessor
 from conversations.catalogue import load_flows
 from storage.crypto import KeyRing
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import GROW_ANSWERS, Cohort
 from tests.support.api_standin import BotApiStandin
 from tests.support.harness import TOKEN, TgUser, running_app
@@ -78,7 +78,7 @@ async def test_pair_onboards_consents_and_reflects(cohort: Cohort, store: Store)
 
 
 async def test_restart_in_the_middle_resumes(
-    cohort: Cohort, store: Store, db_path: Path, master_key: bytes
+    cohort: Cohort, store: Store, place: Place, master_key: bytes
 ) -> None:
     standin = BotApiStandin(token=TOKEN)
     async with running_app(store, standin) as (app, _):
@@ -88,7 +88,7 @@ async def test_restart_in_the_middle_resumes(
         await mentee.tap("OSKAR: outcome, scaling, know-how, action, review")
         await mentee.send("Be ready for the interview")
     # a new process: new connection, new Application, same files on disk
-    fresh = await Store.open(db_path, KeyRing(master_key), load_flows()["consent"].version)
+    fresh = await place.open(KeyRing(master_key), load_flows()["consent"].version)
     try:
         async with running_app(fresh, standin) as (app, _):
             mentee = TgUser(app, standin, 444_555_666)

@@ -22,6 +22,8 @@ from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
 from tests.support.harness import TgUser, running_app
 
+pytestmark = pytest.mark.both_backends
+
 
 async def _codes(store: Store) -> dict[int, tuple[str, bytes]]:
     rows = await store.db.fetchall("SELECT entry_id, coder, codes_ct FROM entry_codes")

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from bot.cli import main
 from storage.crypto import encode_key, generate_key
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def admin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:

@@ -16,6 +16,8 @@ from storage.models import Role
 from storage.store import JOIN_APPROVAL, Store
 from tests.support.harness import TOKEN, TgUser, running_app
 
+pytestmark = pytest.mark.both_backends
+
 LEAD, MENTEE, STRANGER, MENTOR = 591_000_001, 592_000_002, 593_000_003, 594_000_004
 
 

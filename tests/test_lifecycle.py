@@ -17,6 +17,8 @@ from storage.store import Store
 from tests.people import Cohort, Person
 from tests.test_reminders import BASE, FakeTime, log_episode, use
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_states_move_forward_only_and_closing_is_final() -> None:
     assert fold([]) == "matched"

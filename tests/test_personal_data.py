@@ -7,12 +7,16 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from conversations.catalogue import load_flows
 from conversations.mydata import collect
 from storage import personal_data
 from storage.db import iso, utcnow
 from storage.store import Store
 from tests.people import Cohort
+
+pytestmark = pytest.mark.both_backends
 
 
 def unmapped(conn: sqlite3.Connection) -> set[str]:
@@ -29,6 +33,7 @@ def unmapped(conn: sqlite3.Connection) -> set[str]:
     return holding - personal_data.ACCOUNTED
 
 
+@pytest.mark.sqlite_only  # reads SQLite's own schema tables
 async def test_every_table_holding_a_participant_id_is_in_the_map(store: Store,
                                                                   db_path: Path) -> None:
     await store.close()  # every migration applied

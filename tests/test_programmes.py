@@ -12,6 +12,8 @@ import pytest
 from storage.models import Role
 from storage.programmes import ProgrammeError
 from storage.store import Store
+from tests.conftest import Place
+from tests.support import raw
 from tests.support.harness import TgUser, running_app
 from tests.test_bot_flows import data_for, joined, said, walk
 
@@ -27,6 +29,8 @@ LOG = {
     "learned": "Listen first",
 }
 MENTEES = ("Robin", "Sam", "Alex")
+
+pytestmark = pytest.mark.both_backends
 
 
 async def _programme(store: Store, pairs: int) -> tuple[int, list[int], list[tuple[str, str]]]:
@@ -49,7 +53,7 @@ def _buttons(user: TgUser) -> list[str]:
 
 
 async def test_a_mentor_holds_three_pairs_logs_for_each_and_the_fourth_is_refused(
-    store: Store, db_path: Path
+    store: Store, place: Place
 ) -> None:
     programme_id, pairs, codes = await _programme(store, 4)
     lead_code = await store.programmes.create_invite(programme_id, Role.COORDINATOR)
@@ -91,7 +95,7 @@ async def test_a_mentor_holds_three_pairs_logs_for_each_and_the_fourth_is_refuse
         for mentee, name in zip(mentees, MENTEES, strict=True):
             seen = said(standin.sent_messages(mentee.user_id))
             assert all(other not in seen for other in MENTEES if other != name)
-    with sqlite3.connect(db_path) as conn:
+    with raw.connect(place.db) as conn:
         logged = conn.execute(
             "SELECT pair_id FROM entries WHERE flow='episode_log' AND status='complete' "
             "ORDER BY pair_id").fetchall()
@@ -148,7 +152,7 @@ async def test_a_cancelled_log_or_checkin_is_offered_back_by_its_own_command(
 
 
 async def test_a_rematch_gives_the_mentee_a_new_pair_and_their_entries_stay_theirs(
-    store: Store, db_path: Path
+    store: Store, place: Place
 ) -> None:
     programme_id, pairs, codes = await _programme(store, 1)
     lead_code = await store.programmes.create_invite(programme_id, Role.COORDINATOR)
@@ -180,7 +184,7 @@ async def test_a_rematch_gives_the_mentee_a_new_pair_and_their_entries_stay_thei
         await mentee.send("/cancel")
         await mentee.send("/checkin")
         assert "closing" in said(await mentee.tap("Morgan"))
-    with sqlite3.connect(db_path) as conn:
+    with raw.connect(place.db) as conn:
         rows = conn.execute("SELECT id, mentor_id, mentee_id, state, matched_at FROM pairs "
                             "ORDER BY id").fetchall()
         assert rows[0][3] == "closed" and rows[1][3] == "matched" and rows[1][4]
@@ -202,7 +206,7 @@ async def test_a_withdrawn_invite_opens_nothing(store: Store) -> None:
 
 
 async def test_the_coordinator_runs_the_programme_from_the_chat(
-    store: Store, db_path: Path
+    store: Store, place: Place
 ) -> None:
     programme_id, pairs, codes = await _programme(store, 2)
     lead_code = await store.programmes.create_invite(programme_id, Role.COORDINATOR)
@@ -250,7 +254,7 @@ async def test_the_coordinator_runs_the_programme_from_the_chat(
         assert "Erased" in said(await lead.send(f"/erase {pairs[0]} mentee yes"))
         assert await store.participants.by_user(650_002) is None
         assert await store.participants.by_user(650_001) is not None
-    with sqlite3.connect(db_path) as conn:
+    with raw.connect(place.db) as conn:
         audit = conn.execute("SELECT actor, detail FROM audit_log WHERE action="
                              "'erased_on_request'").fetchall()
         assert audit == [("coordinator",

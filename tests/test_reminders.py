@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -48,9 +47,12 @@ from storage.db import iso
 from storage.models import Role, Scope
 from storage.reminder_queue import Kind
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import Cohort
 from tests.support.api_standin import BotApiStandin
 from tests.support.harness import TOKEN, TgUser, running_app
+
+pytestmark = pytest.mark.both_backends
 
 FLOWS = load_flows()
 _yield = asyncio.sleep  # the real one, whatever a test patches
@@ -570,12 +572,12 @@ async def test_a_reflection_already_written_cancels_the_prompt(
 
 
 # -- never lost, never twice -----------------------------------------------------------
-async def _reopen(db_path: Path, master_key: bytes) -> Store:
-    return await Store.open(db_path, KeyRing(master_key), FLOWS["consent"].version)
+async def _reopen(place: Place, master_key: bytes) -> Store:
+    return await place.open(KeyRing(master_key), FLOWS["consent"].version)
 
 
 async def test_restart_between_scheduling_and_sending_neither_loses_nor_repeats(
-    store: Store, cohort: Cohort, db_path: Path, master_key: bytes
+    store: Store, cohort: Cohort, place: Place, master_key: bytes
 ) -> None:
     t = FakeTime()
     async with world(store, cohort, t=t) as w:
@@ -584,7 +586,7 @@ async def test_restart_between_scheduling_and_sending_neither_loses_nor_repeats(
         standin = w.standin
     await store.close()  # the process stops with the reminder scheduled, not sent
     for attempt in range(2):
-        reopened = await _reopen(db_path, master_key)
+        reopened = await _reopen(place, master_key)
         try:
             async with running_app(reopened, standin) as (app, _):
                 rs = use(app.bot_data[REMINDERS_KEY], t)

@@ -7,6 +7,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from conversations.catalogue import load_flows
 from conversations.safety import rule_version
 from reports.entry_codes import recode
@@ -14,6 +16,8 @@ from reports.evaluator import Options, build_report
 from storage.crypto import KeyRing
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
+
+pytestmark = pytest.mark.both_backends
 
 DISGUISED = "honestly k\u200bill my\u00adself some nights, the rota is relentless"
 LATER_RISK = "the bridge on the way home keeps calling me, I know which bridge id use"
@@ -111,6 +115,7 @@ async def test_unjudged_answers_are_judged_on_the_spot_by_reports(
     assert b"want to die" not in data and withheld == ["will"]
 
 
+@pytest.mark.sqlite_only  # the SQLite files themselves
 async def test_plaintext_flags_from_before_are_sealed_when_the_store_opens(
     cohort: Cohort, store: Store, db_path: Path, master_key: bytes
 ) -> None:
@@ -133,6 +138,7 @@ async def test_plaintext_flags_from_before_are_sealed_when_the_store_opens(
     assert b"signpost" not in await _everything_written(db_path)
 
 
+@pytest.mark.sqlite_only  # the SQLite files themselves
 async def test_upgrading_an_old_database_leaves_no_plaintext_trace(
     cohort: Cohort, store: Store, db_path: Path, master_key: bytes
 ) -> None:

@@ -22,6 +22,8 @@ from storage.models import Role, Scope
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
 
+pytestmark = pytest.mark.both_backends
+
 FLOWS = load_flows()
 
 
@@ -201,6 +203,7 @@ async def test_withdraw_one_scope_applies_backwards(cohort: Cohort, store: Store
     assert (await store.entries.of(1))[0].status == "complete"  # data kept
 
 
+@pytest.mark.sqlite_only  # the SQLite files themselves
 async def test_erasure_really_erases(
     cohort: Cohort, store: Store, db_path: Path, master_key: bytes, tmp_path: Path
 ) -> None:

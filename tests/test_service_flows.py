@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from conversations.catalogue import load_flows
 from conversations.service import Service
@@ -11,6 +10,7 @@ from storage.crypto import KeyRing
 from storage.db import iso, utcnow
 from storage.models import Scope
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import GROW_ANSWERS, Cohort
 
 
@@ -113,14 +113,14 @@ async def test_cancel_keeps_a_draft_that_can_be_resumed_or_restarted(
 
 
 async def test_restart_mid_flow_resumes_at_same_step(
-    cohort: Cohort, store: Store, db_path: Path, master_key: bytes
+    cohort: Cohort, store: Store, place: Place, master_key: bytes
 ) -> None:
     mentee = await cohort.joined_mentee()
     await mentee.cmd("reflect")
     await mentee.say("goal before restart")
     await mentee.say("reality before restart")
     # a brand-new store and service on the same file: nothing carried over in memory
-    fresh = await Store.open(db_path, KeyRing(master_key), load_flows()["consent"].version)
+    fresh = await place.open(KeyRing(master_key), load_flows()["consent"].version)
     try:
         mentee.service = Service(fresh)
         await mentee.say("options after restart")
