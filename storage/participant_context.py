@@ -55,8 +55,9 @@ class ParticipantContext:
         for pid in sorted({r[0] for r in rows}):
             rows.append((pid, ASKED, None, now))
         await self.db.executemany(
-            "INSERT OR REPLACE INTO participant_context (participant_id, question, answer_ct, "
-            "updated_at) VALUES (?, ?, ?, ?)", rows)
+            "INSERT INTO participant_context (participant_id, question, answer_ct, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(participant_id, question) DO UPDATE SET "
+            "answer_ct=excluded.answer_ct, updated_at=excluded.updated_at", rows)
 
     async def clear(self, participant_id: int, question: str) -> None:
         """A question skipped after all (/back, then /skip): nothing of it is kept."""

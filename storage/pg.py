@@ -173,11 +173,11 @@ class Transaction:
         self.db.conn.total_changes += cursor.rowcount
         return cursor
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         stmt = dialect.statement(sql)
         batch = [_params(r) for r in rows]
         if not batch:
-            return
+            return Cursor([], 0, 0)
         if stmt.keystore:
             if not self.keys_open:
                 await self.db.keys_write.execute("BEGIN")
@@ -190,8 +190,10 @@ class Transaction:
         plain = stmt.sql.removesuffix(" RETURNING id") if stmt.returns_id else stmt.sql
         async with target.cursor() as cur:
             await cur.executemany(plain, batch)
+            changed = max(0, cur.rowcount)  # psycopg sums the rows of every statement
         if not stmt.keystore:
-            self.db.conn.total_changes += len(batch)
+            self.db.conn.total_changes += changed
+        return Cursor([], changed, 0)
 
 
 class _Changes:
