@@ -3,10 +3,10 @@
 Usage: python benchmarks/coding_train.py [--cv] [--folds 5] [--out PATH]
        [--extra REVIEW_ITEMS.yaml ...] [--blocks unit,answer,context,markers]
 
-Every development part of the bank (``train``, ``dev``, ``test_v1``, ``train_extra`` and the
-guide's worked examples; ``benchmarks/coding_bank.DEVELOPMENT_PARTS``) is training data. The
-frozen part is never read here: every file goes through ``coding_bank.training_items``, which
-refuses any ``frozen_*`` file unread.
+Every development part of the bank (``train``, ``dev``, ``test_v1``, ``test_v2``,
+``train_extra`` and the guide's worked examples; ``benchmarks/coding_bank.DEVELOPMENT_PARTS``)
+is training data. The frozen part is never read here: every file goes through
+``coding_bank.training_items``, which refuses any ``frozen_*`` file unread.
 
 Model and hyper-parameters are chosen by k-fold cross-validation over those parts, grouped by
 answer (an answer's sentences, and any answer with the same text, stay in one fold, so no

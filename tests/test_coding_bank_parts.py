@@ -26,7 +26,7 @@ items:
 def bank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A bank folder with a development part and a frozen part that must not be read."""
     (tmp_path / "train.yaml").write_text(ITEM, encoding="utf-8")
-    (tmp_path / "frozen_test_v2.yaml").write_text(ITEM.replace("t-0001", "f-0001"),
+    (tmp_path / f"{coding_bank.FROZEN_PART}.yaml").write_text(ITEM.replace("t-0001", "f-0001"),
                                                   encoding="utf-8")
     monkeypatch.setattr(coding_bank, "BANK", tmp_path)
     return tmp_path
@@ -47,9 +47,9 @@ def _no_reading(monkeypatch: pytest.MonkeyPatch, frozen: Path) -> list[Path]:
 
 def test_training_paths_refuse_a_frozen_part_unread(bank: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    read = _no_reading(monkeypatch, bank / "frozen_test_v2.yaml")
+    read = _no_reading(monkeypatch, bank / f"{coding_bank.FROZEN_PART}.yaml")
     with pytest.raises(coding_bank.FrozenPartError, match="frozen test part"):
-        coding_bank.training_items(bank / "frozen_test_v2.yaml")
+        coding_bank.training_items(bank / f"{coding_bank.FROZEN_PART}.yaml")
     with pytest.raises(coding_bank.FrozenPartError):
         coding_bank.training_items(bank / "Frozen_test_v3.yaml")
     # every development part there is, and never the frozen one
@@ -62,14 +62,15 @@ def test_training_paths_refuse_a_frozen_part_unread(bank: Path,
 def test_the_training_script_refuses_a_frozen_extra(bank: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    read = _no_reading(monkeypatch, bank / "frozen_test_v2.yaml")
+    read = _no_reading(monkeypatch, bank / f"{coding_bank.FROZEN_PART}.yaml")
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained despite a frozen part")
 
     monkeypatch.setattr(coding_train, "train_heads", no_training)
     out = bank / "heads.npz"
-    code = coding_train.main(["--out", str(out), "--extra", str(bank / "frozen_test_v2.yaml")])
+    frozen = bank / f"{coding_bank.FROZEN_PART}.yaml"
+    code = coding_train.main(["--out", str(out), "--extra", str(frozen)])
     assert code == 2 and not out.exists()
     assert "refused" in capsys.readouterr().err
     assert read == []
@@ -77,11 +78,11 @@ def test_the_training_script_refuses_a_frozen_extra(bank: Path,
 
 def test_the_accuracy_script_says_absent_for_a_missing_frozen_part(
         bank: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (bank / "frozen_test_v2.yaml").unlink()
-    assert coding_accuracy.main(["--splits", "frozen_test_v2,train", "--no-quotes",
+    (bank / f"{coding_bank.FROZEN_PART}.yaml").unlink()
+    assert coding_accuracy.main(["--splits", f"{coding_bank.FROZEN_PART},train", "--no-quotes",
                                  "--no-timing"]) == 0
     out = capsys.readouterr().out
-    assert "frozen_test_v2 (headline frozen part)" in out and "absent" in out
+    assert f"{coding_bank.FROZEN_PART} (headline frozen part)" in out and "absent" in out
     assert "== bank: train (1 answers) ==" in out
 
 
@@ -113,4 +114,4 @@ def test_the_rules_check_finds_what_breaks_them() -> None:
     assert coding_bank.item_problems(item) == []
     assert coding_bank.item_problems(item, {"x-1"}) == ["1: id missing or not unique"]
     with pytest.raises(coding_bank.FrozenPartError):
-        coding_bank.file_problems(Path("frozen_test_v2.yaml"))
+        coding_bank.file_problems(Path(f"{coding_bank.FROZEN_PART}.yaml"))
