@@ -30,8 +30,11 @@ __all__ = ["BackupResult", "Check", "DoctorReport", "RestoreResult", "Status", "
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 
 
-def keystore_path(cfg: Settings) -> Path:
-    return cfg.mentorbot_keystore or default_keystore(cfg.mentorbot_db)
+def keystore_path(cfg: Settings) -> Path | str:
+    """The key store file (default: beside the database), or its connection string."""
+    if cfg.mentorbot_keystore is not None:
+        return cfg.mentorbot_keystore
+    return default_keystore(Path(cfg.mentorbot_db))
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ async def doctor(
     return DoctorReport(tuple(checks))
 
 
-def _key_file_checks(key_file: Path, database: Path) -> list[Check]:
+def _key_file_checks(key_file: Path, database: Path | str) -> list[Check]:
     checks = []
     mode = key_file.stat().st_mode & 0o777
     if mode & 0o077:
@@ -207,7 +210,7 @@ def _key_file_checks(key_file: Path, database: Path) -> list[Check]:
                 f"chmod 600 {key_file} and make the bot's user its owner",
             )
         )
-    if _inside(key_file, database.parent):
+    if isinstance(database, Path) and _inside(key_file, database.parent):
         checks.append(
             Check(
                 "key_file",
@@ -224,7 +227,16 @@ def _key_file_checks(key_file: Path, database: Path) -> list[Check]:
 
 
 def _storage_checks(cfg: Settings, ring: KeyRing | None, quick: bool) -> list[Check]:
-    database, keystore = cfg.mentorbot_db, keystore_path(cfg)
+    from conversations.safety import rule_version
+    from reports.codebook import load_codebook
+    from reports.entry_codes import coder_id
+
+    if cfg.on_postgres:
+        from storage.health import server_checks
+
+        return server_checks(str(cfg.mentorbot_db), str(cfg.mentorbot_keystore), ring, quick,
+                             coder=coder_id(load_codebook()), rule=rule_version())
+    database, keystore = Path(cfg.mentorbot_db), Path(keystore_path(cfg))
     checks: list[Check] = []
     for folder in sorted({database.parent, keystore.parent}):
         if not writable(folder):
@@ -256,10 +268,6 @@ def _storage_checks(cfg: Settings, ring: KeyRing | None, quick: bool) -> list[Ch
                 )
             )
         return checks
-    from conversations.safety import rule_version
-    from reports.codebook import load_codebook
-    from reports.entry_codes import coder_id
-
     checks.extend(file_checks(database, keystore, ring, quick,
                               coder=coder_id(load_codebook()), rule=rule_version()))
     return checks

@@ -5,11 +5,21 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.crypto import KeyRing, MasterKeyError, decode_key
+from storage.pg import is_postgres, redact
 
 DEFAULT_DB = Path("data/mentorbot.sqlite3")
 # What @BotFather issues after the colon: URL-safe letters, digits, - and _.
@@ -20,13 +30,64 @@ class ConfigError(Exception):
     """A setting is missing or malformed. str(error) is a single line saying how to fix it."""
 
 
+# Where the data or the key store lives: a SQLite file (a Path), or a PostgreSQL connection
+# string (a str starting postgresql://). Code that needs a file asks is_postgres first.
+Target = Path | str
+
+
+def _where(url: str) -> tuple[str, int, str]:
+    """(host or socket folder, port, database) a connection string points at, for telling
+    whether two of them name the same database; ValueError when it is malformed."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = parts.hostname or (query.get("host") or [""])[0] or "/var/run/postgresql"
+    try:
+        port = parts.port or int((query.get("port") or ["5432"])[0])
+    except ValueError:
+        # never the string itself in the message: it may hold a password
+        raise ValueError("a malformed postgresql:// connection string (check the port, and "
+                         "percent-encode any of : / @ ? # in the password)") from None
+    name = unquote(parts.path.lstrip("/")) or (query.get("dbname") or [""])[0]
+    if not name:
+        raise ValueError(f"{redact(url)} names no database (postgresql://ROLE@HOST/DATABASE)")
+    if "/" in name:
+        raise ValueError(f"{redact(url)}: the database name cannot hold '/'")
+    return host, port, name
+
+
+def _target(value: Any, setting: str) -> Target | None:
+    if value is None or isinstance(value, Path):
+        return value
+    text = str(value)
+    if text.startswith(("postgresql:", "postgres:")) and not is_postgres(text):
+        raise ValueError("a PostgreSQL connection string starts postgresql:// "
+                         "(postgresql://ROLE@HOST/DATABASE)")
+    if not is_postgres(text):
+        if "://" in text:
+            raise ValueError(f"{setting} is a SQLite file path or a postgresql:// connection "
+                             "string; no other scheme is known")
+        return Path(text)
+    _where(text)
+    return text
+
+
+def _password(url: str) -> list[str]:
+    """The password a connection string holds (in the authority or as ?password=)."""
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    if parts.password:
+        found.append(unquote(parts.password))
+    found += parse_qs(parts.query).get("password", [])
+    return list(dict.fromkeys(p for p in found if p))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     telegram_bot_token: SecretStr | None = Field(default=None)
     telegram_api_base_url: str | None = Field(default=None)
-    mentorbot_db: Path = Field(default=DEFAULT_DB)
-    mentorbot_keystore: Path | None = Field(default=None)
+    mentorbot_db: Target = Field(default=DEFAULT_DB)
+    mentorbot_keystore: Target | None = Field(default=None, validate_default=True)
     mentorbot_master_key: SecretStr | None = Field(default=None)
     mentorbot_key_file: Path | None = Field(default=None)
     mentorbot_previous_master_keys: SecretStr | None = Field(default=None)
@@ -61,6 +122,39 @@ class Settings(BaseSettings):
             raise ValueError("does not look like a bot token from @BotFather (digits:secret)")
         return SecretStr(token)
 
+    @field_validator("mentorbot_db", mode="before")
+    @classmethod
+    def _database(cls, value: Any) -> Target | None:
+        return _target(value, "MENTORBOT_DB")
+
+    @field_validator("mentorbot_keystore", mode="before")
+    @classmethod
+    def _keystore(cls, value: Any, info: ValidationInfo) -> Target | None:
+        store = _target(value, "MENTORBOT_KEYSTORE")
+        database = info.data.get("mentorbot_db")
+        if database is None:
+            return store  # MENTORBOT_DB failed already; its own message says why
+        if is_postgres(database):
+            if store is None:
+                raise ValueError(
+                    "MENTORBOT_DB is on PostgreSQL, so the key store must be another "
+                    "PostgreSQL database: set MENTORBOT_KEYSTORE=postgresql://ROLE@HOST/"
+                    "DATABASE_keys (its own database, role and backups)")
+            if not is_postgres(store):
+                raise ValueError(
+                    "with MENTORBOT_DB on PostgreSQL the key store is another PostgreSQL "
+                    "database (postgresql://...), not a file")
+            if _where(str(store)) == _where(str(database)):
+                raise ValueError(
+                    f"is the same database as MENTORBOT_DB ({redact(str(database))}): the "
+                    "keys must live in another database, so that a copy of the data never "
+                    "carries the keys that open it (createdb mentorbot_keys)")
+        elif is_postgres(store):
+            raise ValueError(
+                "a PostgreSQL key store needs MENTORBOT_DB on PostgreSQL too; with a SQLite "
+                "database the key store is a file (default: the database path plus .keys)")
+        return store
+
     @field_validator("mentorbot_log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -68,6 +162,10 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return value
+
+    @property
+    def on_postgres(self) -> bool:
+        return is_postgres(self.mentorbot_db)
 
     @property
     def token(self) -> str | None:
@@ -84,6 +182,9 @@ class Settings(BaseSettings):
             )
             if s is not None
         ]
+        for target in (self.mentorbot_db, self.mentorbot_keystore):
+            if isinstance(target, str):
+                values += _password(target)
         if self.mentorbot_previous_master_keys is not None:
             values += self.mentorbot_previous_master_keys.get_secret_value().split(",")
         if self.mentorbot_key_file is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from storage.crypto import encode_key, generate_key
+from tests.conftest import Place
 from tests.support.api_standin import BotApiStandin, LoopbackServer
 from tests.support.harness import TOKEN
 
@@ -49,13 +50,16 @@ def server() -> LoopbackServer:
     srv.stop()
 
 
-def test_run_completes_the_journey_over_loopback(server: LoopbackServer, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_run_completes_the_journey_over_loopback(server: LoopbackServer, tmp_path: Path,
+                                                 place: Place) -> None:
     standin = server.standin
     env = {
         **os.environ,
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": server.base_url,
-        "MENTORBOT_DB": str(tmp_path / "bot.sqlite3"),
+        "MENTORBOT_DB": str(place.db),
+        "MENTORBOT_KEYSTORE": place.keystore or "",
         "MENTORBOT_MASTER_KEY": encode_key(generate_key()),
         "MENTORBOT_LOG_LEVEL": "DEBUG",
         "NO_PROXY": "127.0.0.1,localhost",
@@ -127,14 +131,16 @@ def test_run_completes_the_journey_over_loopback(server: LoopbackServer, tmp_pat
     # the process logged JSON lines without the person's words, name or id
     for secret in ("loopback goal", "Loopy", str(user), TOKEN.split(":")[1]):
         assert secret not in output
+    reader = ("import psycopg,sys; c=psycopg.connect(sys.argv[1])" if place.keystore
+              else "import sqlite3,sys; c=sqlite3.connect(sys.argv[1])")
     rows = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+            f"{reader}; "
             "q=\"select count(*) from entries where status='complete'\"; "
             "print(c.execute(q).fetchone()[0])",
-            str(tmp_path / "bot.sqlite3"),
+            str(place.db),
         ],
         capture_output=True,
         text=True,

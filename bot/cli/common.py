@@ -53,8 +53,9 @@ def serve(cfg: Settings, start: Callable[[], None]) -> None:
     register_secrets(cfg.secret_values())
     install_excepthooks()
     try:
-        # Held while the bot runs: key rotation and restore refuse meanwhile (storage.lock).
-        with exclusive(cfg.mentorbot_db, "a running bot"):
+        # Held while the bot runs: key rotation and restore refuse meanwhile (storage.lock);
+        # on PostgreSQL several bots share it (one programme served by several processes).
+        with exclusive(cfg.mentorbot_db, "a running bot", several=True):
             start()
     except InvalidToken:
         from urllib.parse import urlsplit

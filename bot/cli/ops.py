@@ -11,6 +11,15 @@ import click
 from bot import ops
 from bot.cli.common import friendly, serve, settings
 
+PG_BACKUP = (
+    "on PostgreSQL, back up with the server's own tools: point-in-time recovery (WAL "
+    "archiving, or your managed service's backups) or pg_dump, the data database and the key "
+    "store database separately, with different retention (deploy/README.md, PostgreSQL)")
+PG_RESTORE = (
+    "on PostgreSQL, restore with pg_restore or your point-in-time recovery into empty "
+    "databases, the key store from its own backup, then run mentorbot doctor "
+    "(deploy/README.md, PostgreSQL)")
+
 
 def _size(n: int) -> str:
     if n < 1024:
@@ -52,6 +61,8 @@ def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
             "shorter retention) or --no-keys"
         )
     cfg = settings()
+    if cfg.on_postgres:
+        raise ConfigError(PG_BACKUP)
     result = asyncio.run(
         ops.backup(
             cfg.mentorbot_db,
@@ -101,9 +112,12 @@ def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
 @friendly
 def restore_cmd(source: Path, keys_from: Path | None, force: bool) -> None:
     """Restore a backup into MENTORBOT_DB and MENTORBOT_KEYSTORE, after checking it."""
+    from bot.settings import ConfigError
     from storage.lock import exclusive
 
     cfg = settings()
+    if cfg.on_postgres:
+        raise ConfigError(PG_RESTORE)
     ring = cfg.keyring()
     with exclusive(cfg.mentorbot_db, "a restore"):
         result = asyncio.run(

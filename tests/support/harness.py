@@ -26,7 +26,7 @@ from tests.support.api_standin import BotApiStandin, StandinRequest
 TOKEN = "123456:TEST-token-for-the-offline-stand-in"
 
 
-def offline_settings(db: Path, **extra: Any) -> Settings:
+def offline_settings(db: Path | str, **extra: Any) -> Settings:
     return Settings(_env_file=None, mentorbot_db=db, **extra)  # type: ignore[call-arg]
 
 
@@ -41,6 +41,8 @@ async def running_app(
     past the flood gate; send through ``app.update_processor`` to meet it.
     """
     standin = standin or BotApiStandin(token=TOKEN)
+    if store.db.dialect == "postgresql":  # a PostgreSQL database names its key store
+        extra.setdefault("mentorbot_keystore", store.db.keystore)
     app = build_application(
         offline_settings(store.db.path, **extra),
         store=store,
