@@ -167,6 +167,9 @@ class CoordinatorTools:
         person = await self.store.participants.get(participant_id)
         if person is None:
             return
+        # its welcome and consent questions come next, so it is the membership in use now
+        # (a held join of someone already in another programme left that one in use)
+        person = await self.store.participants.use(person)
         name = await self.store.participants.name(participant_id)
         resp = await self.service.welcome(person, name, complete)
         await self._send(chat_id, self.texts.say("join_approved"))

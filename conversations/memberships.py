@@ -6,10 +6,17 @@ and is mentored in another) runs in that membership at once, which becomes the o
 the chat's command menu and flows follow it. Where several could run it, the person is
 shown one button per membership, labelled by the programme's name and the partners' first
 names they already know ("North: mentoring Sam, Alex", "South: mentored by Jo"), never
-anything they do not. The question waits in the person's state slot like the pair chooser
-(conversations/pairs.py), so a restart keeps it; a tap on a membership that has gone
-meanwhile starts nothing. Nothing of one membership is shown in another: entries, history,
-consent and drafts are all the membership's own.
+anything they do not.
+
+Where the command acts on one pair (``/log``, ``/checkin``, ``/history``) and a membership
+has several the person could mean, the two questions are one: that membership's pairs get a
+button each, by programme and the partner's name ("North: Sam", "North: Alex"), beside the
+other memberships' buttons ("South: mentored by Jo"), and the tap runs the command in that
+membership for that pair. The question waits in the person's state slot like the pair
+chooser (conversations/pairs.py), so a restart keeps it; a tap on a membership that has
+gone, or a pair that has closed, meanwhile starts nothing, and a forged or stale tap
+(conversations/choices.py) changes nothing. Nothing of one membership is shown in another:
+entries, history, consent and drafts are all the membership's own.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conversations.choices import choice_data, parse_choice
 from conversations.engine import Button, Reply
+from conversations.pairs import PAIR_TAG
 from conversations.responses import Response
-from conversations.validation import whole_number
 from storage.models import Participant, Role
 
 if TYPE_CHECKING:
@@ -30,36 +38,47 @@ if TYPE_CHECKING:
 # zone, quiet hours or a pause apply to all).
 ACCOUNT_WIDE = frozenset({"start", "help", "mydata", "settings", "timezone", "quiet",
                           "pause", "resume", "back", "skip", "cancel"})
-MAX_ID = 10**12
+MEMBER_TAG = "m"  # button data: conversations/choices.py (pairs use PAIR_TAG)
 MAX_PARTNERS = 3  # names on one button
 
 
 @dataclass
 class MembershipChooser:
+    """Which membership, or which (membership, pair): ``members`` are offered as a whole,
+    ``pairs`` (pair id -> its membership) one by one. A pair id names one membership of an
+    account, since nobody sits on both sides of a pair."""
+
     seq: int
     command: str
     args: str = ""
     members: list[int] = field(default_factory=list)
+    pairs: dict[int, int] = field(default_factory=dict)
 
     def dump(self) -> dict[str, Any]:
         return {"membership": {"seq": self.seq, "command": self.command, "args": self.args,
-                               "members": self.members}}
+                               "members": self.members,
+                               "pairs": [[p, m] for p, m in self.pairs.items()]}}
 
     @classmethod
     def load(cls, raw: dict[str, Any]) -> MembershipChooser:
         c = raw["membership"]
         return cls(int(c["seq"]), str(c["command"]), str(c.get("args", "")),
-                   [int(m) for m in c["members"]])
+                   [int(m) for m in c["members"]],
+                   {int(p): int(m) for p, m in c.get("pairs", [])})
 
     def data(self, participant_id: int) -> str:
-        return f"{self.seq}:m{participant_id}"
+        return choice_data(self.seq, MEMBER_TAG, participant_id)
 
-    def parse(self, data: str) -> int | None:
-        seq, _, rest = data.partition(":")
-        if seq != str(self.seq) or not rest.startswith("m"):
+    def pair_data(self, pair_id: int) -> str:
+        return choice_data(self.seq, PAIR_TAG, pair_id)
+
+    def parse(self, data: str) -> tuple[int, int | None] | None:
+        """(membership, pair or None) of a button this question offered; else None."""
+        picked = parse_choice(data, self.seq, {MEMBER_TAG: self.members, PAIR_TAG: self.pairs})
+        if picked is None:
             return None
-        pid = whole_number(rest[1:], 1, MAX_ID)
-        return pid if pid in self.members else None
+        tag, item = picked
+        return (item, None) if tag == MEMBER_TAG else (self.pairs[item], item)
 
 
 class Memberships:
@@ -85,19 +104,35 @@ class Memberships:
 
     async def ask(self, me: Participant, eligible: list[Participant], command: str,
                   args: str, resp: Response) -> Response:
-        chooser = MembershipChooser(self.sv.seq(me), command, args, [m.id for m in eligible])
+        """One question: which membership, and, where the command acts on one pair and a
+        membership has several it could mean, which pair of it."""
+        chooser = MembershipChooser(self.sv.seq(me), command, args)
+        rows: list[tuple[Button, ...]] = []
+        for member in eligible:
+            pairs = (await self.sv.pairs.choices(member, command)
+                     if self.sv.pairs.acts_on_pairs(command) else [])
+            if len(pairs) < 2:  # the membership as a whole: its one pair, or none
+                chooser.members.append(member.id)
+                rows.append((Button(await self.label(member), chooser.data(member.id)),))
+                continue
+            programme = (await self.sv.store.programmes.get(member.programme_id)).name
+            names = await self.sv.pairs.labels(member, pairs)
+            for pair in pairs:
+                chooser.pairs[pair.id] = member.id
+                rows.append((Button(self.sv.texts.say("membership_pair", programme=programme,
+                                                      partner=names[pair.id]),
+                                    chooser.pair_data(pair.id)),))
         await self.sv.store.entries.save_state(me.id, chooser.dump())
-        labels = [await self.label(m) for m in eligible]
-        rows = tuple((Button(label, chooser.data(m.id)),) for m, label in zip(eligible, labels,
-                                                                              strict=True))
-        resp.replies.append(Reply(self.sv.texts.say("choose_membership"), rows))
+        question = "choose_membership_pair" if chooser.pairs else "choose_membership"
+        resp.replies.append(Reply(self.sv.texts.say(question), tuple(rows)))
         return resp
 
     async def pressed(self, me: Participant, chooser: MembershipChooser, data: str,
                       resp: Response) -> Response:
-        pid = chooser.parse(data)
-        if pid is None:
+        picked = chooser.parse(data)
+        if picked is None:
             return resp.say(self.sv.texts.say("stale_button"))
+        pid, pair_id = picked
         await self.sv.store.entries.save_state(me.id, None)
         resp.changed = True
         chosen = next((m for m in await self.sv.store.participants.memberships(me)
@@ -105,4 +140,7 @@ class Memberships:
         if chosen is None:
             return resp.say(self.sv.texts.say("choose_membership_gone"))
         chosen = await self.sv.use(chosen, resp, me)
-        return await self.sv.run_command(chosen, chooser.command, chooser.args, resp)
+        if pair_id is None:
+            return await self.sv.run_command(chosen, chooser.command, chooser.args, resp)
+        with self.sv.pairs.chosen(chosen.id, chooser.command, pair_id):
+            return await self.sv.run_command(chosen, chooser.command, chooser.args, resp)

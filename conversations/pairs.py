@@ -4,18 +4,21 @@ A person in one pair is never asked. A mentor in several is shown one button per
 labelled with the first name that mentor already knows (their mentee's Telegram first name,
 as the bot greeted them), with the pair number only when two names are the same. The
 choice waits in the person's state slot like a flow, so a restart keeps it; a tap on a
-pair that closed meanwhile starts nothing.
+pair that closed meanwhile starts nothing. Someone in several memberships is asked once
+for the membership and the pair together (conversations/memberships.py), which hands the
+pair chosen there to :meth:`Pairs.act` through :meth:`Pairs.chosen`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conversations.choices import choice_data, parse_choice
 from conversations.engine import Button, Reply
 from conversations.responses import Response
-from conversations.validation import whole_number
 from storage.models import Pair, Participant, Role
 
 if TYPE_CHECKING:
@@ -27,7 +30,7 @@ PairAction = Callable[[Participant, "int | None", Response], Awaitable[Response]
 Candidates = Callable[[Participant], Awaitable[list[Pair]]]
 # Purposes that look back over closed pairs too; the others act on open, matched pairs.
 LOOKING_BACK = frozenset({"history"})
-MAX_PAIR_ID = 10**12
+PAIR_TAG = "p"  # button data: conversations/choices.py
 
 
 @dataclass
@@ -45,14 +48,11 @@ class PairChooser:
         return cls(int(c["seq"]), str(c["purpose"]), [int(p) for p in c["pairs"]])
 
     def data(self, pair_id: int) -> str:
-        return f"{self.seq}:p{pair_id}"
+        return choice_data(self.seq, PAIR_TAG, pair_id)
 
     def parse(self, data: str) -> int | None:
-        seq, _, rest = data.partition(":")
-        if seq != str(self.seq) or not rest.startswith("p"):
-            return None
-        pair_id = whole_number(rest[1:], 1, MAX_PAIR_ID)
-        return pair_id if pair_id in self.pairs else None
+        picked = parse_choice(data, self.seq, {PAIR_TAG: self.pairs})
+        return None if picked is None else picked[1]
 
 
 class Pairs:
@@ -62,6 +62,8 @@ class Pairs:
         self.sv = service
         self.actions: dict[str, PairAction] = {}
         self.candidates: dict[str, Candidates] = {}
+        # (membership, purpose) -> the pair already chosen in the membership question
+        self._chosen: dict[tuple[int, str], int] = {}
 
     def on_chosen(self, purpose: str, action: PairAction,
                   candidates: Candidates | None = None) -> None:
@@ -112,10 +114,30 @@ class Pairs:
                 out[pair_id] = name
         return out
 
+    def acts_on_pairs(self, purpose: str) -> bool:
+        return purpose in self.actions
+
+    @contextmanager
+    def chosen(self, member_id: int, purpose: str, pair_id: int) -> Iterator[None]:
+        """While the command runs, ``act`` takes this pair as chosen (the person picked it
+        with the membership) instead of asking; forgotten afterwards whatever happened (a
+        command that stopped early, for consent say, leaves nothing behind)."""
+        key = (member_id, purpose)
+        self._chosen[key] = pair_id
+        try:
+            yield
+        finally:
+            self._chosen.pop(key, None)
+
     async def act(self, me: Participant, purpose: str, resp: Response) -> Response:
         """Run ``purpose`` for the one pair this person means, asking first if they have
         several. With none or one, no question: the action gets that pair or None."""
         pairs = await self.choices(me, purpose)
+        preset = self._chosen.pop((me.id, purpose), None)
+        if preset is not None:
+            if preset not in {p.id for p in pairs}:  # closed since the question
+                return resp.say(self.sv.texts.say("choose_pair_gone"))
+            return await self.actions[purpose](me, preset, resp)
         if len(pairs) <= 1:
             return await self.actions[purpose](me, pairs[0].id if pairs else None, resp)
         chooser = PairChooser(self.sv.seq(me), purpose, [p.id for p in pairs])

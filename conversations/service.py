@@ -141,12 +141,16 @@ class Service:
         route = self.registry.commands.get(name)
         me = await self.store.participants.by_user(sender.user_id)
         members = await self.store.participants.memberships(me) if me is not None else []
-        # held for a coordinator: nothing but seeing and erasing what is held about them
-        # (with several memberships, the one the command runs in is checked once chosen)
-        if (me is not None and len(members) == 1 and not (route and route.while_held)
-                and await self.store.held(me.id) is not None):
+        # A membership held for a coordinator does nothing but see and erase what is held
+        # about the person; their other memberships carry on meanwhile (never offered
+        # the held one, nor told anything of it).
+        waiting: set[int] = set()
+        if not (route and route.while_held):
+            waiting = {m.id for m in members if await self.store.held(m.id) is not None}
+        able = [m for m in members if m.role.value in spec.roles]
+        eligible = [m for m in able if m.id not in waiting]
+        if (able and not eligible) or (waiting and len(waiting) == len(members)):
             return Response().say(self.texts.say("join_waiting"))
-        eligible = [m for m in members if m.role.value in spec.roles]
         if not eligible:
             if me is None:
                 if "guest" in spec.roles and name == "help":
@@ -180,13 +184,14 @@ class Service:
             resp.replies.extend(self.engine.resume(active).replies)
             return resp
         # Which membership: the one able to run it, asked when several could (never while
-        # a flow is open in the one in use: an in-flow command stays with that flow).
+        # a flow is open in the one in use: an in-flow command stays with that flow), and
+        # which pair in the same question where the command acts on one.
+        if (len(eligible) > 1 and name not in ACCOUNT_WIDE
+                and not isinstance(active, FlowState)):
+            return await self.memberships.ask(me, eligible, name, args.strip()[:200], resp)
         if me.id not in {m.id for m in eligible}:
             me = await self.use(eligible[0], resp, me)
-        elif (len(eligible) > 1 and name not in ACCOUNT_WIDE
-              and not isinstance(active, FlowState)):
-            return await self.memberships.ask(me, eligible, name, args.strip()[:200], resp)
-        return await self.run_command(me, name, args, resp, held_checked=len(members) == 1)
+        return await self.run_command(me, name, args, resp, held_checked=True)
 
     async def use(self, member: Participant, resp: Response,
                   current: Participant) -> Participant:

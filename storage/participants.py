@@ -42,6 +42,10 @@ _P_COLUMNS = ", ".join(f"p.{n}" for n in _NAMES)
 # What a person sets once for all their memberships (kept on every membership row too, so
 # readers of one membership need no join).
 ACCOUNT_WIDE = frozenset({"status", "timezone"})
+# Preference tables kept alike on every membership of an account (set on all of them at
+# once; a new membership copies them): the person's own quiet hours and chat tidying.
+SHARED_PREFS = {"reminder_prefs": ("quiet_start", "quiet_end", "updated_at"),
+                "chat_prefs": ("tidy_chat", "updated_at")}
 
 
 class Participants:
@@ -171,9 +175,15 @@ class Participants:
         first_name: str | None,
         subject_ref: str,
         dek: bytes,
+        take_use: bool = True,
     ) -> int:
         """Insert a membership inside the caller's transaction (onboarding claims the invite
         atomically), under the person's account, created with their first membership.
+
+        A further membership starts with what the person set for all of them (ACCOUNT_WIDE
+        and SHARED_PREFS): the time zone, a pause, their own quiet hours, chat tidying. It
+        becomes the one in use unless ``take_use`` is False (a join held for approval: the
+        account's first membership is in use all the same).
 
         The data key behind ``subject_ref`` must already be committed to the key store
         (Vault.store_pending_key): this transaction writes the database file only.
@@ -199,8 +209,11 @@ class Participants:
              timezone),
         )
         pid = int(cur.lastrowid)
-        # the newest membership is the one in use: its welcome and consent come next
-        await conn.execute("UPDATE accounts SET in_use=? WHERE id=?", (pid, account_id))
+        if account is not None:
+            await self._inherit(conn, pid, account_id)
+        if take_use or account is None:
+            # the newest membership is the one in use: its welcome and consent come next
+            await conn.execute("UPDATE accounts SET in_use=? WHERE id=?", (pid, account_id))
         self._forget_account(account_id)
         self.vault.remember(pid, dek)
         chat_ct = await self.vault.encrypt(pid, "participants", pid, "chat_id", chat_id)
@@ -209,6 +222,24 @@ class Participants:
             "UPDATE participants SET chat_ct=?, name_ct=? WHERE id=?", (chat_ct, name_ct, pid)
         )
         return pid
+
+    @staticmethod
+    async def _inherit(conn: aiosqlite.Connection, pid: int, account_id: int) -> None:
+        """Copy the account's person-wide settings onto its new membership ``pid`` from the
+        account's newest other membership (they are kept the same on all of them)."""
+        async with conn.execute(
+            "SELECT id, status FROM participants WHERE account_id=? AND id<>? "
+            "ORDER BY id DESC LIMIT 1", (account_id, pid)) as c:
+            sibling = await c.fetchone()
+        if sibling is None:
+            return
+        if sibling[1] == "paused":  # unreachable is about the chat, found out by sending
+            await conn.execute("UPDATE participants SET status='paused' WHERE id=?", (pid,))
+        for table, columns in SHARED_PREFS.items():
+            names = ", ".join(columns)
+            await conn.execute(
+                f"INSERT INTO {table} (participant_id, {names}) "  # noqa: S608
+                f"SELECT ?, {names} FROM {table} WHERE participant_id=?", (pid, sibling[0]))
 
     async def chat_id(self, participant_id: int) -> int | None:
         blob = await self.db.scalar(

@@ -16,9 +16,13 @@ class ChatPrefs:
         return bool(value)
 
     async def set_tidy_chat(self, participant_id: int, on: bool) -> None:
+        """For the person's one chat, so for every membership of their account (a new
+        membership copies it: storage.participants.SHARED_PREFS)."""
         await self.db.execute(
-            "INSERT INTO chat_prefs (participant_id, tidy_chat, updated_at) VALUES (?, ?, ?) "
+            "INSERT INTO chat_prefs (participant_id, tidy_chat, updated_at) "
+            "SELECT id, ?, ? FROM participants WHERE id=? OR account_id IN "
+            "(SELECT account_id FROM participants WHERE id=? AND account_id IS NOT NULL) "
             "ON CONFLICT(participant_id) DO UPDATE SET tidy_chat=excluded.tidy_chat, "
             "updated_at=excluded.updated_at",
-            (participant_id, int(on), iso(utcnow())),
+            (int(on), iso(utcnow()), participant_id, participant_id),
         )

@@ -31,7 +31,7 @@ JOIN_APPROVAL = "join_approval"  # programme setting: hold mentor and mentee joi
 @dataclass(frozen=True)
 class JoinResult:
     ok: bool
-    reason: str = ""  # unknown, used, revoked, expired, locked, already, cap
+    reason: str = ""  # unknown, used, revoked, expired, locked, already, cap, waiting
     participant_id: int | None = None
     role: Role | None = None
     wait_seconds: int = 0
@@ -187,7 +187,9 @@ class Store:
         consent stands unless its version changed (asked again at their next command)."""
         assert invite.pair_id is not None
         if await self.held(me.id) is not None:
-            return JoinResult(False, "already", me.id, me.role)
+            # that membership's own place is not confirmed yet: the invite stays unused,
+            # to be opened again once it is
+            return JoinResult(False, "waiting", me.id, me.role, pair_id=invite.pair_id)
         programme = await self.programmes.get(me.programme_id)
         cap = pair_cap(programme, me.role)
         now = iso(utcnow())
@@ -278,6 +280,8 @@ class Store:
                 first_name=first_name,
                 subject_ref=subject_ref,
                 dek=dek,
+                # a held membership can do nothing yet: the one in use stays in use
+                take_use=not hold,
             )
             await conn.execute("UPDATE invites SET used_by=? WHERE id=?", (pid, invite.id))
             if hold:

@@ -132,7 +132,10 @@ class Entries:
     def reflect_menu(self, me: Participant, state: FlowState, choice: Any) -> Then:
         async def go(out: Response) -> None:
             await self.sv.store.participants.set_field(me.id, "preferred_framework", choice)
-            out.say(self.sv.texts.say("framework_set", framework=self.sv.flows[choice].title))
+            title = self.sv.flows[choice].title
+            programme = state.context.get("programme")  # one of several memberships
+            out.say(self.sv.texts.say("framework_set_in", framework=title, programme=programme)
+                    if programme else self.sv.texts.say("framework_set", framework=title))
             if state.context.get("settings"):
                 return  # changed from /settings: no reflection was asked for
             fresh = await self.sv.store.participants.get(me.id)

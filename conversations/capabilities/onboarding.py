@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from conversations.commands import Registry
+from conversations.engine import Reply
 from conversations.responses import Response, Sender
 from storage.models import Participant, Role
 
@@ -25,12 +26,14 @@ class Onboarding:
 
     async def start(self, sender: Sender, payload: str | None) -> Response:
         me = await self.sv.store.participants.by_user(sender.user_id)
-        if me is not None and await self.sv.store.held(me.id) is not None:
-            return Response().say(self.sv.texts.say("join_waiting"))
         if not payload:
             if me is None:
                 return Response().say(self.sv.texts.say("welcome_guest"))
+            if await self.sv.store.held(me.id) is not None:
+                return Response().say(self.sv.texts.say("join_waiting"))
             return self.sv.help_for(me)
+        # A join waiting for a coordinator holds up only itself: another programme's
+        # invite, or another pair's, can be opened meanwhile.
         result = await self.sv.store.join(
             payload.strip(), sender.user_id, sender.chat_id, sender.first_name
         )
@@ -38,6 +41,12 @@ class Onboarding:
             if result.reason == "locked":
                 minutes = max(1, -(-result.wait_seconds // 60))
                 return Response().say(self.sv.texts.say("invite_locked", minutes=minutes))
+            if result.reason == "waiting" or (
+                    result.reason == "already" and result.participant_id is not None
+                    and await self.sv.store.held(result.participant_id) is not None):
+                # this invite's membership is the one waiting: said as such, nothing taken
+                return Response().say(self.sv.texts.say(
+                    "join_waiting_further" if result.reason == "waiting" else "join_waiting"))
             if result.reason == "already":
                 return Response().say(self.sv.texts.say("already_joined"))
             if result.reason == "cap" and me is not None:
@@ -66,12 +75,25 @@ class Onboarding:
             if held is not None:
                 for listener in self.sv.registry.held_listeners:
                     await listener(held)
-            return Response(changed=True).say(
+            resp = Response(changed=True).say(
                 self.sv.texts.say(
                     "join_held", name=sender.first_name or "there", programme=programme.name
                 )
             )
-        return await self.welcome(me, sender.first_name, result.pair_complete)
+            if result.membership:  # the membership in use stays in use meanwhile
+                resp.say(self.sv.texts.say("join_held_others"))
+            return resp
+        resp = await self.welcome(me, sender.first_name, result.pair_complete)
+        for other in await self.sv.store.participants.memberships(me):
+            if other.id != me.id and await self.sv.store.held(other.id) is not None:
+                # their own other join, still waiting: said so, by its programme only
+                waiting = await self.sv.store.programmes.get(other.programme_id)
+                resp.replies.insert(1, self._line("join_still_waiting",
+                                                  programme=waiting.name))
+        return resp
+
+    def _line(self, key: str, **values: object) -> Reply:
+        return Reply(self.sv.texts.say(key, **values))
 
     async def another_pair(self, me: Participant, pair_id: int | None,
                            pair_complete: bool) -> Response:

@@ -53,21 +53,60 @@ class SelfService:
         return resp
 
     async def settings(self, me: Participant, resp: Response, args: str = "") -> Response:
-        framework = self.sv.flows.get(me.preferred_framework or "")
+        """The person's settings. Time zone, quiet hours, reminders on or off and chat
+        tidying are the person's, for every membership; the reflection framework is each
+        mentee membership's own, so with several it is shown per programme and changing
+        it asks which (``/settings framework`` goes straight to that choice)."""
+        if args.strip().lower() == "framework":
+            if me.role is Role.MENTEE:
+                return await self.framework_for(me, resp)
+            return await self.choose_framework(me, resp)
+        members = await self.sv.store.participants.memberships(me)
         lines = [
-            self.sv.texts.say(
-                "settings_framework", framework=framework.title if framework else "not chosen"
-            )
-            if me.role is Role.MENTEE
-            else "",
             self.sv.texts.say("settings_timezone", tz=me.timezone),
             self.sv.texts.say("settings_reminders_" + ("off" if me.status == "paused" else "on")),
             self.sv.texts.say(
                 "settings_tidy_" + ("on" if await self.sv.prefs.tidy_chat(me.id) else "off")
             ),
         ]
-        context = {"current": "\n".join(line for line in lines if line)}
+        if len(members) > 1:
+            lines.append(self.sv.texts.say("settings_all_memberships"))
+            for member in members:
+                if member.role is Role.MENTEE:
+                    programme = await self.sv.store.programmes.get(member.programme_id)
+                    lines.append(self.sv.texts.say("settings_framework_in",
+                                                   programme=programme.name,
+                                                   framework=self._framework(member)))
+        elif me.role is Role.MENTEE:
+            lines.insert(0, self.sv.texts.say("settings_framework",
+                                              framework=self._framework(me)))
+        context = {"current": "\n".join(lines)}
         return await self.sv.start_flow(me, "settings", resp, context=context)
+
+    def _framework(self, member: Participant) -> str:
+        flow = self.sv.flows.get(member.preferred_framework or "")
+        return flow.title if flow else "not chosen"
+
+    async def choose_framework(self, me: Participant, resp: Response) -> Response:
+        """Which reflection: for the person's one mentee membership (whichever is in use),
+        or, with several, after asking which."""
+        mentees = [m for m in await self.sv.store.participants.memberships(me)
+                   if m.role is Role.MENTEE and await self.sv.store.held(m.id) is None]
+        if not mentees:
+            return resp.say(self.sv.texts.say("settings_mentees_only"))
+        if len(mentees) > 1:
+            return await self.sv.memberships.ask(me, mentees, "settings", "framework", resp)
+        target = await self.sv.use(mentees[0], resp, me)  # the question waits in its slot
+        return await self.framework_for(target, resp)
+
+    async def framework_for(self, me: Participant, resp: Response) -> Response:
+        """The GROW-or-OSKAR question for this mentee membership, naming its programme when
+        the person has others; no reflection is opened after it."""
+        context: dict[str, Any] = {"settings": True}
+        if len(await self.sv.store.participants.memberships(me)) > 1:
+            context["programme"] = (await self.sv.store.programmes.get(me.programme_id)).name
+        outcome = self.sv.engine.start("reflect_menu", context=context, seq=self.sv.seq(me))
+        return await self.sv.apply(me, outcome, resp)
 
     async def timezone(self, me: Participant, resp: Response, args: str = "") -> Response:
         return await self.sv.start_flow(me, "timezone", resp)
@@ -89,13 +128,7 @@ class SelfService:
             fresh = await self.sv.store.participants.get(me.id)
             assert fresh is not None
             if choice == "framework":
-                if fresh.role is not Role.MENTEE:
-                    out.say(self.sv.texts.say("settings_mentees_only"))
-                    return
-                outcome = self.sv.engine.start(
-                    "reflect_menu", context={"settings": True}, seq=self.sv.seq(fresh)
-                )
-                await self.sv.apply(fresh, outcome, out)
+                await self.choose_framework(fresh, out)
             elif choice == "timezone":
                 await self.timezone(fresh, out)
             elif choice == "quiet":
@@ -107,7 +140,7 @@ class SelfService:
                     await self.pause(fresh, out)
             elif choice == "tidy":
                 on = not await self.sv.prefs.tidy_chat(fresh.id)
-                await self.sv.prefs.set_tidy_chat(fresh.id, on)
+                await self.sv.prefs.set_tidy_chat(fresh.id, on)  # for every membership
                 await self.sv.store.audit.record("participant", f"tidy_chat:{int(on)}", fresh.id)
                 out.say(self.sv.texts.say("tidy_" + ("on" if on else "off")))
 
