@@ -5,8 +5,6 @@ stand-in: one question for the membership and the pair, forged or stale answers 
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +14,8 @@ from storage.store import JOIN_APPROVAL, Store
 from tests.support.harness import TgUser, running_app
 from tests.test_bot_flows import joined, said, walk
 from tests.test_programmes import LOG
+
+pytestmark = pytest.mark.both_backends
 
 GROW = {"goal": "Lead the handover", "reality": "Short-staffed", "options": "Ask",
         "will": "Book time"}
@@ -38,9 +38,8 @@ def _questions(messages: list[dict[str, object]]) -> int:
     return sum(1 for m in messages if m.get("reply_markup"))
 
 
-def _rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
-        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+async def _rows(store: Store, sql: str, *args: object) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in await store.db.fetchall(sql, args)]
 
 
 # -- the helper both questions read their buttons with ---------------------------------
@@ -64,7 +63,7 @@ def test_choice_data_round_trips_and_refuses_anything_else() -> None:
 # -- one question: which membership and which pair -------------------------------------
 
 async def test_a_mentor_in_two_programmes_is_asked_once_which_pair(
-        store: Store, db_path: Path) -> None:
+        store: Store) -> None:
     north = await store.programmes.create("North")
     south = await store.programmes.create("South")
     n1, n1_mentor, n1_mentee = await _pair(store, north.id)
@@ -93,9 +92,9 @@ async def test_a_mentor_in_two_programmes_is_asked_once_which_pair(
         # forged or stale answers: a clear message, and nothing changes (the question
         # still waits and still works)
         seq = buttons["North: Sam"].split(":")[0]
-        (north_me,), = _rows(db_path, "SELECT mentor_id FROM pairs WHERE id=?", n1)
+        (north_me,), = await _rows(store, "SELECT mentor_id FROM pairs WHERE id=?", n1)
         slots = "SELECT participant_id, state_ct, updated_at FROM conversation_state"
-        state_before = _rows(db_path, slots)
+        state_before = await _rows(store, slots)
         for forged in (
             f"{int(seq) - 1}:p{n1}",  # an earlier question's number
             f"{seq}:p{other}",  # someone else's pair
@@ -104,8 +103,8 @@ async def test_a_mentor_in_two_programmes_is_asked_once_which_pair(
         ):
             reply = said(await morgan.press(forged))
             assert "earlier message" in reply, (forged, reply)
-        assert _rows(db_path, slots) == state_before
-        assert _rows(db_path, "SELECT COUNT(*) FROM entries") == [(0,)]
+        assert await _rows(store, slots) == state_before
+        assert await _rows(store, "SELECT COUNT(*) FROM entries") == [(0,)]
 
         # a tap runs the command there: no second question
         started = await morgan.tap("North: Alex")
@@ -125,7 +124,7 @@ async def test_a_mentor_in_two_programmes_is_asked_once_which_pair(
         await morgan.send("/history")
         await morgan.tap("North: Alex")
         assert [b for b in _keyboard(morgan) if "Episode log" in b]  # Alex's pair's log
-    logged = _rows(db_path, "SELECT e.pair_id, p.programme_id FROM entries e JOIN "
+    logged = await _rows(store, "SELECT e.pair_id, p.programme_id FROM entries e JOIN "
                             "participants p ON p.id = e.participant_id WHERE e.flow="
                             "'episode_log' AND e.status='complete' ORDER BY e.id")
     assert logged == [(n2, north.id), (s1, south.id)]
@@ -135,8 +134,7 @@ async def test_a_mentor_in_two_programmes_is_asked_once_which_pair(
         assert all(name not in seen for name in others) and "SOUTH-LOG" not in seen
 
 
-async def test_mentee_in_one_programme_and_mentor_of_two_in_another(store: Store,
-                                                                     db_path: Path) -> None:
+async def test_mentee_in_one_programme_and_mentor_of_two_in_another(store: Store) -> None:
     """The brief's own buttons: "North: Sam", "North: Alex", "South: mentored by Jo"."""
     north = await store.programmes.create("North")
     south = await store.programmes.create("South")
@@ -168,10 +166,10 @@ async def test_mentee_in_one_programme_and_mentor_of_two_in_another(store: Store
         await morgan.send("/checkin")
         assert "What do you expect" in said(await morgan.tap("North: mentoring Sam, Alex"))
         await walk(morgan, "baseline", {"expectations": "Listening", "hope_to_learn": "Time"})
-    done = _rows(db_path, "SELECT pair_id FROM entries WHERE flow='baseline' AND "
+    done = await _rows(store, "SELECT pair_id FROM entries WHERE flow='baseline' AND "
                           "status='complete' ORDER BY id")
     assert done == [(n1,), (n2,)]
-    assert _rows(db_path, "SELECT pair_id FROM entries WHERE status='draft'") == [(s1,)]
+    assert await _rows(store, "SELECT pair_id FROM entries WHERE status='draft'") == [(s1,)]
 
 
 async def test_the_question_is_asked_even_when_the_membership_in_use_cannot_run_it(
@@ -196,7 +194,7 @@ async def test_the_question_is_asked_even_when_the_membership_in_use_cannot_run_
 # -- /settings across memberships ------------------------------------------------------
 
 async def test_settings_apply_to_every_membership_and_the_reflection_asks_which(
-        store: Store, db_path: Path) -> None:
+        store: Store) -> None:
     north = await store.programmes.create("North")
     south = await store.programmes.create("South")
     west = await store.programmes.create("West")
@@ -219,7 +217,7 @@ async def test_settings_apply_to_every_membership_and_the_reflection_asks_which(
         assert "Chat tidying is on" in said(await robin.tap("Tidy the chat after saving"))
         await robin.send("/settings")
         assert "paused" in said(await robin.tap("Reminders on or off"))
-        assert _rows(db_path, "SELECT c.tidy_chat, p.status FROM participants p JOIN "
+        assert await _rows(store, "SELECT c.tidy_chat, p.status FROM participants p JOIN "
                               "chat_prefs c ON c.participant_id = p.id WHERE p.role='mentee' "
                               "AND p.programme_id IN (?, ?)", north.id, south.id
                      ) == [(1, "paused"), (1, "paused")]
@@ -227,7 +225,7 @@ async def test_settings_apply_to_every_membership_and_the_reflection_asks_which(
         await robin.send("/settings")
         await robin.tap("Time zone")
         assert "Europe/Dublin" in said(await robin.tap("Ireland (Dublin)"))
-        assert {tz for (tz,) in _rows(db_path, "SELECT timezone FROM participants WHERE "
+        assert {tz for (tz,) in await _rows(store, "SELECT timezone FROM participants WHERE "
                                                "role='mentee' AND programme_id IN (?, ?)",
                                       north.id, south.id)} == {"Europe/Dublin"}
 
@@ -239,7 +237,7 @@ async def test_settings_apply_to_every_membership_and_the_reflection_asks_which(
         await robin.tap("South: mentored by Jo")
         done = said(await robin.tap("OSKAR: outcome, scaling, know-how, action, review"))
         assert "in South will use OSKAR" in done and "Outcome" not in done  # nothing opened
-        frameworks = dict(_rows(db_path, "SELECT programme_id, preferred_framework FROM "
+        frameworks = dict(await _rows(store, "SELECT programme_id, preferred_framework FROM "
                                          "participants WHERE role='mentee' AND programme_id "
                                          "IN (?, ?)", north.id, south.id))
         assert frameworks == {north.id: None, south.id: "oskar"}
@@ -251,13 +249,13 @@ async def test_settings_apply_to_every_membership_and_the_reflection_asks_which(
         await robin.send("/resume")
         await robin.send("/quiet 22:00-07:00")
         await joined(robin, w_mentor)
-        west_me = _rows(db_path, "SELECT p.id, p.timezone, p.status FROM participants p JOIN "
+        west_me = await _rows(store, "SELECT p.id, p.timezone, p.status FROM participants p JOIN "
                                  "pairs q ON q.mentor_id = p.id WHERE q.id=?", w_pair)
         (west_id, west_tz, west_status), = west_me
         assert (west_tz, west_status) == ("Europe/Dublin", "active")
-        assert _rows(db_path, "SELECT tidy_chat FROM chat_prefs WHERE participant_id=?",
+        assert await _rows(store, "SELECT tidy_chat FROM chat_prefs WHERE participant_id=?",
                      west_id) == [(1,)]
-        assert _rows(db_path, "SELECT quiet_start, quiet_end FROM reminder_prefs WHERE "
+        assert await _rows(store, "SELECT quiet_start, quiet_end FROM reminder_prefs WHERE "
                               "participant_id=?", west_id) == [("22:00", "07:00")]
         # West's mentor membership is in use now: the reflection still asks which of the
         # two mentee memberships
@@ -281,7 +279,7 @@ async def test_settings_of_one_membership_read_as_before(store: Store) -> None:
 # -- a join waiting for approval beside another membership ------------------------------
 
 async def test_a_pending_approval_does_not_block_another_programmes_invite(
-        store: Store, db_path: Path) -> None:
+        store: Store) -> None:
     held = await store.programmes.create("North", {JOIN_APPROVAL: True})
     south = await store.programmes.create("South")
     n1, _, n1_mentee = await _pair(store, held.id)
@@ -314,7 +312,7 @@ async def test_a_pending_approval_does_not_block_another_programmes_invite(
         # another pair of the waiting programme: not taken, and said why
         reply = said(await robin.send(f"/start {n2_mentee}"))
         assert "hasn't been confirmed" in reply and "open this link again" in reply
-        assert _rows(db_path, "SELECT used_at FROM invites WHERE pair_id=? AND role='mentee'",
+        assert await _rows(store, "SELECT used_at FROM invites WHERE pair_id=? AND role='mentee'",
                      n2) == [(None,)]
         # and another pair of South (the other role), while North still waits
         assert "as a mentor" in said(await robin.send(f"/start {s2_mentor}"))
@@ -334,7 +332,7 @@ async def test_a_pending_approval_does_not_block_another_programmes_invite(
         await robin.tap("North: as a mentee")
         await robin.tap("GROW: goal, reality, options, will")
         assert "Saved" in await walk(robin, "grow", GROW | {"goal": "NORTH-GOAL"})
-    goals = _rows(db_path, "SELECT p.programme_id, e.pair_id FROM entries e JOIN participants "
+    goals = await _rows(store, "SELECT p.programme_id, e.pair_id FROM entries e JOIN participants "
                            "p ON p.id = e.participant_id WHERE e.flow='grow' ORDER BY e.id")
     assert goals == [(south.id, s1), (held.id, n1)]
     # Jo, Robin's South mentor, sees nothing of North

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from bot.jobs import REMINDERS_KEY, ReminderJobs
 from conversations.waves import MONTH
 from storage.db import iso
@@ -19,6 +21,8 @@ from storage.store import Store
 from tests.support.api_standin import BotApiStandin
 from tests.support.harness import TgUser, running_app
 from tests.test_reminders import BASE, FakeTime, join, settings, texts, use
+
+pytestmark = pytest.mark.both_backends
 
 SIX_MONTHS = BASE + 6 * MONTH
 MORGAN, SAM, ALEX, JO = 681_000_001, 681_000_002, 681_000_003, 681_000_004
