@@ -428,6 +428,66 @@ async def test_six_month_check_goes_to_both_and_both_finished_closes_the_pair(
         assert "closing check-in" in texts(w.mentee.new())
 
 
+async def test_a_declined_pair_is_never_named_and_a_lone_finished_needs_attention(
+    store: Store, cohort: Cohort
+) -> None:
+    """Six pairs: one of them has a member who declined programme summaries. The chemistry
+    note and the summary's needing-attention list name pair numbers, never that pair's;
+    a lone "We've finished" at the six-month check leaves its pair open and listed."""
+    await settings(store, cohort.programme_id, quiet_pair_weeks=52, chemistry_overdue_weeks=3)
+    lead_code = await store.programmes.create_invite(cohort.programme_id, Role.COORDINATOR)
+    pairs = [cohort.pair_id]
+    codes = []
+    for _ in range(5):
+        pair = await store.programmes.create_pair(cohort.programme_id)
+        pairs.append(pair)
+        codes.append([await store.programmes.create_invite(cohort.programme_id, r, pair)
+                      for r in (Role.MENTOR, Role.MENTEE)])
+    async with world(store, cohort) as w:
+        lead = TgUser(w.app, w.standin, COORDINATOR, "Lee")
+        await lead.send(f"/start {lead_code}")
+        others = []
+        for n, (mentor_code, mentee_code) in enumerate(codes):
+            mentor = TgUser(w.app, w.standin, 223_000 + 2 * n, "Kim")
+            mentee = TgUser(w.app, w.standin, 223_001 + 2 * n, "Ash")
+            await join(mentor, mentor_code)
+            await join(mentee, mentee_code)
+            others.append((mentor, mentee))
+        declined_pair, (_, declining) = pairs[1], others[0]
+        await declining.send("/withdraw")
+        await declining.tap("Stop counting me in summaries")
+        me = await store.participants.by_user(declining.user_id)
+        assert me is not None
+        assert not (await store.consent.state(me.id)).allows(Scope.PROGRAMME_SUMMARY)
+        await store.db.execute("UPDATE pairs SET matched_at=?", (iso(BASE),))
+        await w.rs.planner.plan()
+        await store.db.execute("UPDATE reminders SET status='cancelled' WHERE kind='wave'")
+        lead.new()
+        # three weeks on, no pair has met: one note, the declined pair not in it
+        await w.sweep_at(BASE + timedelta(weeks=3, hours=10))
+        (note,) = lead.new()
+        named = {int(p) for p in note["text"].split("(pair ")[1].split(")")[0].split(", ")}
+        assert named == set(pairs) - {declined_pair}
+        # the six-month check: a lone "We've finished" from the first pair's mentee and
+        # from the declined pair's; neither pair closes
+        due = BASE + 6 * MONTH
+        await w.sweep_at(due)
+        await w.mentee.tap("We've finished")
+        await declining.tap("We've finished")
+        for pair_id in (w.pair_id, declined_pair):
+            pair = await store.programmes.pair(pair_id)
+            assert pair is not None and pair.state != "closed"
+        # the coordinator's summary lists the first pair as needing attention, never the
+        # declined one, and says so by number only
+        summary = texts(await lead.send("/summary"))
+        line = next(x for x in summary.splitlines() if "said finished" in x)
+        assert f"pairs {w.pair_id}." in line
+        assert all(f" {declined_pair}," not in x and f" {declined_pair}." not in x
+                   for x in summary.splitlines() if x.startswith("Needing attention"))
+        for name in ("Morgan", "Robin", "Kim", "Ash"):
+            assert name not in summary and name not in note["text"]
+
+
 async def test_chemistry_overdue_note_is_one_anonymised_digest(
     store: Store, cohort: Cohort
 ) -> None:
