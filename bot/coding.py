@@ -1,5 +1,7 @@
 """Code each entry once, as it is saved, so the offline jobs need not (reports.entry_codes),
-and have its answers embedded by a low-priority child process (bot/embedder.py)."""
+and have its answers embedded by a low-priority child process (bot/embedder.py), which codes
+the entry again from the new embeddings (the rules joined by the semantic heads: the codes
+every output reads)."""
 
 from __future__ import annotations
 
@@ -86,13 +88,18 @@ class EntryCoder:
 
             # queued for the child process; the reply does not wait for it
             self.worker.submit(Job(me.id, entry_id, coded_texts(flow, answers, flagged),
-                                   as_of))
+                                   as_of, flow_id, me.role.value))
 
-    async def _store_vectors(self, job: Any, vectors: dict[str, Any]) -> None:
+    async def _store_vectors(self, job: Any, vectors: dict[str, Any], coded: Any) -> None:
         try:
-            await self.store.embeddings.save_answers(
+            stored = await self.store.embeddings.save_answers(
                 self.model, [(job.participant_id, job.entry_id, step, value, job.as_of)
                              for step, value in vectors.items()])
+            if coded is not None and stored == len(vectors):
+                # the entry's codes made from these embeddings replace the rules' alone (not
+                # stored if an answer changed since as_of: the database drops them then)
+                await self.store.entries.save_codes(job.participant_id, job.entry_id,
+                                                    coded[0], coded[1], job.as_of)
         except Exception as exc:  # erased meanwhile, or the database is closing
             log.warning("storing an entry's embeddings failed: %s", describe(exc))
 
@@ -116,6 +123,11 @@ class EntryCoder:
 
         present = await self.store.consent.consenting(Scope.PARTICIPATE,
                                                       {pid for _, pid, _ in found})
+        roles: dict[int, str] = {}
+        for pid in {pid for _, pid, _ in found if pid in present}:
+            person = await self.store.participants.get(pid)
+            if person is not None:
+                roles[pid] = person.role.value
         jobs = []
         for entry_id, pid, flow_id in found:
             if pid not in present:
@@ -123,12 +135,10 @@ class EntryCoder:
             as_of = iso(utcnow())
             answers = await self.store.entries.answers(pid, entry_id)
             flagged = await self.store.entries.flagged_steps(pid, entry_id)
-            have = await self.store.embeddings.steps(entry_id, self.model)
-            texts = {step: text for step, text in
-                     coded_texts(self.flows.get(flow_id), answers, flagged).items()
-                     if step not in have}
+            # every coded answer, those embedded before too: the entry is coded from them all
+            texts = coded_texts(self.flows.get(flow_id), answers, flagged)
             if texts:
-                jobs.append(Job(pid, entry_id, texts, as_of))
+                jobs.append(Job(pid, entry_id, texts, as_of, flow_id, roles.get(pid, "")))
         return jobs
 
     async def drain(self) -> None:

@@ -9,9 +9,11 @@ it imports anything else, to the lowest CPU priority the system offers (``SCHED_
 there is one, and nice 19) and runs on one BLAS thread. It gets only CPU time nobody else
 wants: on a machine kept busy by other work, embeddings wait until it is quieter. The
 plaintext goes through an in-memory socket pair and nowhere else: never a file, a log line
-or a job name. Vectors come back the same way, and the bot's process seals them with the
-author's key and stores them (storage/embeddings.py); the child holds no key and opens no
-database, and its environment holds none of the bot's settings.
+or a job name. Vectors come back the same way, with the entry's codes made again from them
+(``reports.entry_codes.StoredCoder``: the rules joined by the semantic heads, the codes every
+output reads), and the bot's process seals both with the author's key and stores them
+(storage/embeddings.py, storage/entries.py); the child holds no key and opens no database,
+and its environment holds none of the bot's settings.
 
 Nothing is lost when the child falls behind or dies: the queue keeps one job per entry (a
 newer save replaces an older one), and when it is full the oldest job is dropped; a sweep
@@ -55,6 +57,14 @@ class Job:
     entry_id: int
     texts: dict[str, str]  # step id -> text to embed (plaintext: kept in memory only)
     as_of: str  # an answer written after this is not described by the embedding
+    # the entry's flow and its author's voice: with them (and ``texts`` holding every coded
+    # answer of the entry) the child codes the entry too; without, it only embeds
+    flow: str = ""
+    role: str = ""
+
+
+# what the child sends back for a job besides its vectors: (coder id, the entry's codes)
+Coded = tuple[str, dict[str, Any]] | None
 
 
 def _lower_priority() -> None:
@@ -73,6 +83,7 @@ def serve(conn: Connection) -> None:
     from reports.coding.embeddings import embed_texts
 
     encoder = load_encoder()
+    coder = _entry_coder()
     conn.send(("ready", None))
     while True:
         try:
@@ -82,9 +93,45 @@ def serve(conn: Connection) -> None:
         if message is None:
             return
         try:
-            conn.send(("ok", embed_texts(message, _OneThread(encoder))))
+            keyed, metas = message
+            vectors = embed_texts(keyed, _OneThread(encoder))
+            conn.send(("ok", (vectors, _code_jobs(coder, keyed, metas, vectors))))
         except Exception as exc:  # the kind only, never the text
             conn.send(("error", type(exc).__name__))
+
+
+def _entry_coder() -> Any:
+    """The stored codes' coder with the semantic heads, or None where they cannot run (the
+    vectors are still made; recode codes the entries later)."""
+    try:
+        from conversations.catalogue import load_flows
+        from reports.entry_codes import StoredCoder
+
+        coder = StoredCoder()
+        return (coder, load_flows()) if coder.semantic else None
+    except Exception as exc:  # the kind only
+        log.warning("embedding worker: the coder failed to load (%s)", type(exc).__name__)
+        return None
+
+
+def _code_jobs(coder: Any, keyed: Mapping[str, str], metas: list[tuple[str, str]],
+               vectors: Mapping[str, Any]) -> list[Coded]:
+    """Each job's entry coded from its fresh vectors, as ``mentorbot recode`` codes it."""
+    if coder is None:
+        return [None] * len(metas)
+    stored, flows = coder
+    texts: list[dict[str, str]] = [{} for _ in metas]
+    packed: list[dict[str, Any]] = [{} for _ in metas]
+    for key, text in keyed.items():
+        j, step = key.split("\x1f", 1)
+        texts[int(j)][step] = text
+        packed[int(j)][step] = vectors[key]
+    out: list[Coded] = []
+    for (flow_id, role), t, v in zip(metas, texts, packed, strict=True):
+        flow = flows.get(flow_id) if flow_id else None
+        out.append(None if flow is None else
+                   (stored.coder, stored.code_texts(flow, t, role or None, v)))
+    return out
 
 
 class _OneThread:
@@ -97,7 +144,7 @@ class _OneThread:
         return self.encoder.encode(texts, threads=1)
 
 
-Store = Callable[[Job, dict[str, Any]], Awaitable[object]]
+Store = Callable[[Job, dict[str, Any], Coded], Awaitable[object]]
 Sweep = Callable[[], Awaitable[list[Job]]]
 
 
@@ -223,8 +270,9 @@ class EmbeddingWorker:
             return
         keyed = {f"{j}\x1f{step}": text for j, job in enumerate(batch)
                  for step, text in job.texts.items()}
+        metas = [(job.flow, job.role) for job in batch]
         loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(self._io, self._round_trip, conn, keyed)
+        reply = await loop.run_in_executor(self._io, self._round_trip, conn, (keyed, metas))
         if reply is None or reply[0] != "ok":
             # died or failed: a new one is started for the next batch
             if reply is not None:
@@ -233,13 +281,14 @@ class EmbeddingWorker:
             await loop.run_in_executor(self._io, self._stop_child)
             self.lost += len(batch)
             return
-        vectors: Mapping[str, Any] = reply[1]
+        vectors: Mapping[str, Any] = reply[1][0]
+        coded: list[Coded] = reply[1][1]
         per_job: list[dict[str, Any]] = [{} for _ in batch]
         for key, value in vectors.items():
             j, step = key.split("\x1f", 1)
             per_job[int(j)][step] = value
-        for job, got in zip(batch, per_job, strict=True):
-            await self.store_result(job, got)
+        for job, got, codes in zip(batch, per_job, coded, strict=True):
+            await self.store_result(job, got, codes)
             self.embedded += len(got)
 
     def _stop_child(self) -> None:

@@ -229,13 +229,13 @@ def _key_file_checks(key_file: Path, database: Path | str) -> list[Check]:
 def _storage_checks(cfg: Settings, ring: KeyRing | None, quick: bool) -> list[Check]:
     from conversations.safety import rule_version
     from reports.codebook import load_codebook
-    from reports.entry_codes import coder_id
+    from reports.entry_codes import accepted_coders
 
     if cfg.on_postgres:
         from storage.health import server_checks
 
         return server_checks(str(cfg.mentorbot_db), str(cfg.mentorbot_keystore), ring, quick,
-                             coder=coder_id(load_codebook()), rule=rule_version())
+                             coder=accepted_coders(load_codebook()), rule=rule_version())
     database, keystore = Path(cfg.mentorbot_db), Path(keystore_path(cfg))
     checks: list[Check] = []
     for folder in sorted({database.parent, keystore.parent}):
@@ -269,7 +269,7 @@ def _storage_checks(cfg: Settings, ring: KeyRing | None, quick: bool) -> list[Ch
             )
         return checks
     checks.extend(file_checks(database, keystore, ring, quick,
-                              coder=coder_id(load_codebook()), rule=rule_version()))
+                              coder=accepted_coders(load_codebook()), rule=rule_version()))
     return checks
 
 

@@ -39,9 +39,13 @@ async def collect(store: Store, me: Participant, flows: dict[str, Flow]) -> dict
                 }
             )
         stored = await store.entries.codes(me.id, entry.id)
+        # the codes every output reads (reports.entry_codes): how each was found (rules,
+        # semantic, both) and whether it says something happened or was only hoped for
         codes = [
             {"step": step_id, "code": hit[2], "start": hit[0], "end": hit[1],
-             "confidence": hit[3]}
+             "confidence": hit[3], "modality": hit[4] if len(hit) > 4 else None,
+             "method": hit[5] if len(hit) > 5 else None,
+             "polarity": hit[6] if len(hit) > 6 else None}
             for step_id, hits in (stored[1] if stored and isinstance(stored[1], dict) else {})
             .items()
             for hit in hits

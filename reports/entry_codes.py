@@ -1,4 +1,4 @@
-"""The rules layer's coding of an entry: made once, when the entry is saved, and kept with it.
+"""The coding of an entry every output reads: made once and kept with it (issue 13).
 
 Rule coding is the costly part of the offline jobs (about 150 µs a text, and real answers
 rarely repeat), so the bot codes each entry as it is saved and stores the result encrypted
@@ -7,6 +7,16 @@ beside the answers (``entry_codes``, see migration 004); an export reads it inst
 (:func:`coder_id`: codebook content hash and :data:`CODES_VERSION`); the database drops them
 whenever an answer of the entry changes, and an entry without current codes is coded on the
 spot, with the same functions, so the result does not depend on where the codes came from.
+
+One coder for every output: the bot stores the rules' codes as the entry is saved; once an
+answer's embeddings are stored (by the bot's embedding worker or by ``mentorbot recode``) the
+entry's codes are made again by :class:`StoredCoder`, the rules joined by the semantic heads
+exactly as the evaluator's report joins them (``reports.coding.stored.join``), each code with
+its method, calibrated confidence and modality, and stored under :func:`combined_coder_id`
+(which names the encoder and the heads' weights, so ``recode`` knows what is stale). An
+answer without a stored embedding keeps its rule codes. Exports and ``/mydata`` read these
+stored codes and the report combines the same stored embeddings with the same function, so
+an answer carries the same codes everywhere.
 
 What is coded is :func:`coded_texts`: each answer's text as an export shows it, before the
 author's first name is masked (an export maps the spans onto the masked text with
@@ -28,11 +38,12 @@ from conversations.safety import lexicon_version
 from reports.codebook import INTENTION, Codebook, load_codebook
 from reports.coding.rules import code_text_raw
 
-CODES_VERSION = "2"  # bump when what is coded, or how it is stored, changes
+CODES_VERSION = "3"  # bump when what is coded, or how it is stored, changes
 
 # start, end (code points into the text), code id, confidence, modality (issue 13: "realised",
-# "intended", "hypothetical" or "negated"; only a realised outcome is an outcome)
-Hit = tuple[int, int, str, float, str]
+# "intended", "hypothetical" or "negated"; only a realised outcome is an outcome), method
+# ("rules", "semantic" or "both"), polarity (a factor's helping/hindering, else None)
+Hit = tuple[int, int, str, float, str, str, "str | None"]
 
 
 def step_intends(step: Step | None) -> bool:
@@ -50,9 +61,45 @@ def intention_steps() -> frozenset[tuple[str, str]]:
 
 
 def coder_id(codebook: Codebook) -> str:
+    """The rules alone."""
     # TOPIC_SELF_HARM_RISK follows the stored verdict, at the span the safety lexicon finds,
     # so the lexicon's version is part of the coder's
     return f"{codebook.content_hash}/{CODES_VERSION}/{lexicon_version()}"
+
+
+@lru_cache(maxsize=1)
+def heads_digest() -> str:
+    """The shipped heads' weights, by content (a retrained ``default.npz`` is another coder)."""
+    import hashlib
+
+    from reports.coding.heads import DEFAULT_HEADS
+
+    try:
+        return hashlib.sha256(DEFAULT_HEADS.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "none"
+
+
+def combined_coder_id(codebook: Codebook) -> str:
+    """The rules joined by the shipped heads over embeddings from the current encoder."""
+    from reports.coding.embeddings import model_id
+
+    return f"{coder_id(codebook)}/{model_id()}/{heads_digest()}"
+
+
+def accepted_coders(codebook: Codebook) -> frozenset[str]:
+    """Stored codes a reader may take as they are: the rules' (answers without stored
+    embeddings), and the combined coder's where the semantic layer can run here. Without the
+    semantic extra a reader codes with the rules alone, as the report then does."""
+    ids = {coder_id(codebook)}
+    if StoredCoder.layer_available()[0]:
+        ids.add(combined_coder_id(codebook))
+    return frozenset(ids)
+
+
+def as_hit(h: Any) -> Hit:
+    return (h.span_start, h.span_end, h.code_id, h.confidence, h.modality, h.method,
+            h.polarity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +181,92 @@ def code_texts(texts: Mapping[str, str], role: str | None, codebook: Codebook,
     flagged, and the rest get no risk-to-self code, whatever their words."""
     out: dict[str, list[Hit]] = {}
     for step_id, text in texts.items():
-        hits = [(h.span_start, h.span_end, h.code_id, h.confidence, h.modality)
-                for h in code_text_raw(text, role, codebook, step_id in intends,
-                                       step_id in flagged)]
+        hits = [as_hit(h) for h in code_text_raw(text, role, codebook, step_id in intends,
+                                                 step_id in flagged)]
         if hits:
             out[step_id] = hits
     return out
+
+
+class StoredCoder:
+    """The codes stored with an entry: the rules, joined by the semantic heads on each typed
+    answer whose embeddings are given (``vectors``: step id -> the stored, packed value), by
+    ``reports.coding.stored.join``, the function the evaluator's report runs. Without the
+    semantic extra (or the heads' weights) it is the rules alone, under :func:`coder_id`, and
+    ``note`` says why."""
+
+    def __init__(self, codebook: Codebook | None = None, semantic: bool = True) -> None:
+        self.book = codebook or load_codebook()
+        self.heads: Any = None
+        self.note = "rules only (semantic layer not requested)"
+        if semantic:
+            ok, why = self.layer_available()
+            if ok:
+                from reports.coding.stored import open_layer
+
+                self.heads, why = open_layer()
+            self.note = why if self.heads is None else "rules and semantic heads"
+        self.coder = combined_coder_id(self.book) if self.heads is not None \
+            else coder_id(self.book)
+
+    @staticmethod
+    def layer_available() -> tuple[bool, str]:
+        from reports.coding.embeddings import available
+        from reports.coding.heads import heads_available
+
+        ok, why = available()
+        return heads_available() if ok else (ok, why)
+
+    @property
+    def semantic(self) -> bool:
+        return self.heads is not None
+
+    def code(self, flow: Flow | None, answers: Mapping[str, Any], role: str | None,
+             skip: Collection[str] = (), vectors: Mapping[str, Any] | None = None
+             ) -> dict[str, list[Hit]]:
+        return self.code_texts(flow, coded_texts(flow, answers, skip), role, vectors)
+
+    def code_texts(self, flow: Flow | None, texts: Mapping[str, str], role: str | None,
+                   vectors: Mapping[str, Any] | None = None) -> dict[str, list[Hit]]:
+        intends = () if flow is None else {s.id for s in flow.steps if step_intends(s)}
+        raws = {step: code_text_raw(text, role, self.book, step in intends, False)
+                for step, text in texts.items()}
+        if self.heads is not None and vectors:
+            self._join(flow, texts, role, vectors, intends, raws)
+        return {step: [as_hit(h) for h in hits] for step, hits in raws.items() if hits}
+
+    def _join(self, flow: Flow | None, texts: Mapping[str, str], role: str | None,
+              vectors: Mapping[str, Any], intends: Collection[str],
+              raws: dict[str, Any]) -> None:
+        import numpy as np
+
+        from reports.coding.embeddings import unpack
+        from reports.coding.heads import units
+        from reports.coding.stored import Item, join
+
+        items, stack, spans = [], [], []
+        for step, text in texts.items():
+            st = flow.step(step) if flow is not None else None
+            value = vectors.get(step)
+            # a typed "other" is coded by the rules alone, as the report codes it
+            if value is None or st is None or st.kind != "text":
+                continue
+            try:
+                sp, vec = unpack(value)
+            except (KeyError, TypeError, ValueError):
+                continue  # damaged: recode writes it again
+            if sp != units(text):
+                continue  # made from another text
+            items.append(Item(None, text, role, flow.id if flow else "", step,
+                              step in intends))
+            stack.append(vec)
+            spans.append(sp)
+        if not items:
+            return
+        joined = join(self.heads, self.book, items, np.vstack(stack), spans,
+                      [raws[i.step] for i in items])
+        for item, (hits, _) in zip(items, joined, strict=True):
+            raws[item.step] = hits
 
 
 def code_entry(flow: Flow | None, answers: Mapping[str, Any], role: str | None,
@@ -155,8 +282,9 @@ def code_entry(flow: Flow | None, answers: Mapping[str, Any], role: str | None,
 def stored_hits(raw: Any) -> dict[str, list[Hit]] | None:
     """Codes as decrypted from the store, or None when they are not a mapping.
 
-    They were written by :func:`code_entry` under the same :func:`coder_id` and are
-    authenticated by the cipher, so their shape is not checked hit by hit (100,000 entries).
+    They were written by :func:`code_entry` or :class:`StoredCoder` under an accepted coder
+    id and are authenticated by the cipher, so their shape is not checked hit by hit
+    (100,000 entries).
     """
     return raw if isinstance(raw, dict) else None
 
@@ -184,8 +312,7 @@ def shift_spans(hits: Iterable[Hit], prefix: int, names: list[tuple[int, int]],
                 break
         return prefix + p + delta
 
-    return [(move(s, False), move(e, True), code, conf, modality)
-            for s, e, code, conf, modality in hits]
+    return [(move(h[0], False), move(h[1], True), *h[2:]) for h in hits]
 
 
 def name_spans(pattern: re.Pattern[str] | None, typed: str) -> list[tuple[int, int]]:
@@ -214,11 +341,14 @@ async def recode(store: Any, codebook: Codebook | None = None,
     """Judge every answer the current safety rule has not judged (see
     :mod:`conversations.safety.stored`), then code and store every complete entry whose stored
     codes are missing or were made by another coder: after an upgrade that changes the
-    codebook or the safety rule, or for entries saved before codes were stored. Exports and
-    reports work without it, only slower (they code what they find uncoded on each run).
+    codebook, the safety rule, the encoder or the heads, or for entries saved before codes
+    were stored. Exports and reports work without it, only slower (they code what they find
+    uncoded on each run).
 
     With ``embed`` (and the semantic extra installed) every coded answer without a stored
-    embedding from the current encoder is embedded too, in batches, and stored encrypted."""
+    embedding from the current encoder is embedded too, in batches, and stored encrypted; an
+    entry's codes are made once its embeddings are stored (:class:`StoredCoder`), so they
+    are the codes the report gives it."""
     from conversations.catalogue import load_flows
     from conversations.safety.stored import rejudge
     from reports import extract
@@ -227,90 +357,135 @@ async def recode(store: Any, codebook: Codebook | None = None,
 
     # safety first: which answers are flagged decides what may be coded at all
     judged = await rejudge(store)
-    book = codebook or load_codebook()
-    coder = coder_id(book)
+    coder = StoredCoder(codebook or load_codebook())
     flows = load_flows()
     as_of = iso(utcnow())  # answers changed after this are left for the next run
     snap = await extract.snapshot(store, Scope.PARTICIPATE)
     result = RecodeResult(len(snap.entry_ids), 0, 0, judged.judged, judged.newly_flagged)
     if not snap.entry_ids:
         return result
-    embedder = await _Embedder.open(store, flows) if embed else None
-    if embedder is None:
-        result.embeddings_note = "not requested" if not embed else "semantic extra missing"
+    pipeline = await _Pipeline.open(store, flows, coder, embed, result)
     for record in extract.read_range(snap, 0, snap.entry_ids[-1]):
-        if embedder is not None:
-            result.embedded += await embedder.add(record, as_of)
-        if record.codes is not None and record.codes[0] == coder:
-            result.current += 1
-        else:
-            codes = code_entry(flows.get(record.flow), record.answers, record.role.value, book,
-                               skip=record.flagged)
-            if await store.entries.save_codes(record.participant_id, record.entry_id, coder,
-                                              codes, as_of):
-                result.coded += 1
+        await pipeline.add(record, as_of)
         if progress is not None:
             progress(1)
-    if embedder is not None:
-        result.embedded += await embedder.flush()
+    await pipeline.flush(last=True)
     return result
 
 
-class _Embedder:
-    """Batches the answers ``recode`` finds without current embeddings, as a pipeline: while
-    one batch is encoded (in a worker thread, on every core, numpy letting go of the GIL),
-    the event loop goes on decrypting and coding the next entries and seals and stores the
-    batch before, in one transaction."""
+# entries whose codes wait for a batch: past this many the batch is sent off even if short
+# (straight after a safety rule change every entry is recoded, and few lack embeddings)
+CODE_BATCH = 512
+_Row = tuple[int, int, str, str, str]  # who, entry, step, text, as_of
 
-    def __init__(self, store: Any, flows: Mapping[str, Flow], model: str,
-                 have: set[tuple[int, str]]) -> None:
+
+class _Pipeline:
+    """Embeds the answers ``recode`` finds without current embeddings and codes the entries
+    whose codes are stale, as a pipeline: while one batch is encoded (in a worker thread, on
+    every core, numpy letting go of the GIL), the event loop goes on decrypting the next
+    entries, and seals and stores the batch before, then codes the entries that waited for
+    it (with their fresh embeddings and those stored before, read in one query) and stores
+    their codes in one transaction."""
+
+    def __init__(self, store: Any, flows: Mapping[str, Flow], coder: StoredCoder,
+                 model: str | None, have: set[tuple[int, str]], result: RecodeResult) -> None:
         self.store = store
         self.flows = flows
-        self.model = model
-        self.have = have
-        self.pending: list[tuple[int, int, str, str, str]] = []  # who, entry, step, text, as_of
-        # the batch being encoded and its rows
-        self.running: tuple[Any, list[tuple[int, int, str, str, str]]] | None = None
+        self.coder = coder
+        self.model = model  # None: nothing is embedded
+        self.have = have  # (entry, step) with embeddings from the current encoder
+        self.result = result
+        self.pending: list[_Row] = []
+        self.waiting: list[tuple[Any, str]] = []  # (record, as_of) to code after the batch
+        # the batch being encoded, its rows and the entries waiting for it
+        self.running: tuple[Any, list[_Row], list[tuple[Any, str]]] | None = None
 
     @classmethod
-    async def open(cls, store: Any, flows: Mapping[str, Flow]) -> _Embedder | None:
+    async def open(cls, store: Any, flows: Mapping[str, Flow], coder: StoredCoder,
+                   embed: bool, result: RecodeResult) -> _Pipeline:
         from reports.coding.embeddings import available, model_id
 
-        if not available()[0]:
-            return None
-        model = model_id()
-        return cls(store, flows, model, await store.embeddings.stored(model))
+        model: str | None = None
+        if not embed:
+            result.embeddings_note = "not requested"
+        elif not available()[0]:
+            result.embeddings_note = "semantic extra missing"
+        else:
+            model = model_id()
+        # the heads read stored embeddings even when nothing new is embedded
+        have = await store.embeddings.stored(model_id()) \
+            if model is not None or coder.semantic else set()
+        return cls(store, flows, coder, model, have, result)
 
-    async def add(self, record: Any, as_of: str) -> int:
-        texts = coded_texts(self.flows.get(record.flow), record.answers, record.flagged)
-        for step, text in texts.items():
-            if (record.entry_id, step) not in self.have:
-                self.pending.append((record.participant_id, record.entry_id, step, text, as_of))
-        return await self.flush(last=False) if len(self.pending) >= EMBED_BATCH else 0
+    async def add(self, record: Any, as_of: str) -> None:
+        fresh = False
+        if self.model is not None:
+            texts = coded_texts(self.flows.get(record.flow), record.answers, record.flagged)
+            for step, text in texts.items():
+                if (record.entry_id, step) not in self.have:
+                    self.pending.append((record.participant_id, record.entry_id, step, text,
+                                         as_of))
+                    fresh = True
+        if record.codes is not None and record.codes[0] == self.coder.coder and not (
+                fresh and self.coder.semantic):
+            self.result.current += 1
+        else:
+            self.waiting.append((record, as_of))
+        if len(self.pending) >= EMBED_BATCH or len(self.waiting) >= CODE_BATCH:
+            await self.flush()
 
-    async def flush(self, last: bool = True) -> int:
-        """Start encoding what is pending and store the batch encoded before; with ``last``,
-        wait for everything and store it."""
+    async def flush(self, last: bool = False) -> None:
+        """Start encoding what is pending and finish the batch encoded before (store its
+        embeddings, code the entries waiting for it); with ``last``, finish everything."""
         import asyncio
 
         from reports.coding.embeddings import embed_texts
 
-        stored = 0
         started = None
-        if self.pending:
+        if self.pending or self.waiting:
             batch, self.pending = self.pending, []
-            keyed = {f"{i}": text for i, (_, _, _, text, _) in enumerate(batch)}
-            started = (asyncio.ensure_future(asyncio.to_thread(embed_texts, keyed)), batch)
+            waiting, self.waiting = self.waiting, []
+            job = None
+            if batch:
+                keyed = {f"{i}": text for i, (_, _, _, text, _) in enumerate(batch)}
+                job = asyncio.ensure_future(asyncio.to_thread(embed_texts, keyed))
+            started = (job, batch, waiting)
         if self.running is not None:
-            stored += await self._store(*self.running)
+            await self._finish(*self.running)
         self.running = started
         if last and self.running is not None:
-            stored += await self._store(*self.running)
+            await self._finish(*self.running)
             self.running = None
-        return stored
 
-    async def _store(self, job: Any, batch: list[tuple[int, int, str, str, str]]) -> int:
-        vectors = await job
-        return int(await self.store.embeddings.save_answers(
-            self.model, [(who, entry, step, vectors[str(i)], as_of)
-                         for i, (who, entry, step, _, as_of) in enumerate(batch)]))
+    async def _finish(self, job: Any, batch: list[_Row],
+                      waiting: list[tuple[Any, str]]) -> None:
+        fresh: dict[tuple[int, str], Any] = {}
+        if job is not None:
+            vectors = await job
+            fresh = {(entry, step): vectors[str(i)]
+                     for i, (_, entry, step, _, _) in enumerate(batch)}
+            assert self.model is not None
+            self.result.embedded += int(await self.store.embeddings.save_answers(
+                self.model, [(who, entry, step, vectors[str(i)], as_of)
+                             for i, (who, entry, step, _, as_of) in enumerate(batch)]))
+        if not waiting:
+            return
+        known: dict[tuple[int, str], Any] = {}
+        if self.coder.semantic:
+            from reports.coding.embeddings import model_id
+
+            # embeddings stored before this run, read in one query for the batch's entries
+            wanted = {(r.participant_id, r.entry_id) for r, _ in waiting
+                      if any(k in self.have for k in
+                             ((r.entry_id, s) for s in r.answers))}
+            if wanted:
+                known = await self.store.embeddings.load_many(model_id(), wanted)
+            known.update(fresh)
+        rows = []
+        for record, as_of in waiting:
+            vectors = {s: known[(record.entry_id, s)] for s in record.answers
+                       if (record.entry_id, s) in known}
+            codes = self.coder.code(self.flows.get(record.flow), record.answers,
+                                    record.role.value, skip=record.flagged, vectors=vectors)
+            rows.append((record.participant_id, record.entry_id, codes, as_of))
+        self.result.coded += await self.store.entries.save_codes_many(self.coder.coder, rows)

@@ -87,6 +87,33 @@ class Embeddings:
                 row["vectors_ct"])
         return out
 
+    async def load_many(self, model: str, entries: Collection[tuple[int, int]]
+                        ) -> dict[tuple[int, str], Any]:
+        """(entry id, step id) -> stored value of ``model`` for many entries, each given as
+        (participant id, entry id) and read only if it is that participant's: one query per
+        few hundred entries (``mentorbot recode`` codes entries in batches)."""
+        from storage.crypto import cipher
+
+        owner = {entry_id: pid for pid, entry_id in entries}
+        wanted = sorted(owner)
+        out: dict[tuple[int, str], Any] = {}
+        prepared: dict[int, Any] = {}
+        for at in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+            part = wanted[at:at + 500]
+            rows = await self.db.fetchall(
+                _STORED_ROWS.format(", ".join("?" * len(part))), (model, *part))
+            for row in rows:
+                entry_id, step_id, pid = int(row["entry_id"]), str(row["step_id"]), \
+                    int(row["participant_id"])
+                if owner.get(entry_id) != pid:
+                    continue
+                key = prepared.get(pid)
+                if key is None:
+                    key = prepared[pid] = cipher(await self.vault.dek(pid))
+                out[(entry_id, step_id)] = self.vault.decrypt_with(
+                    key, pid, TABLE, self._row(entry_id, step_id), "vectors", row["vectors_ct"])
+        return out
+
     async def stored(self, model: str) -> set[tuple[int, str]]:
         """(entry id, step id) of every answer with embeddings from ``model``."""
         rows = await self.db.fetchall(

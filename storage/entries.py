@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
@@ -33,6 +34,16 @@ def _entry(r: aiosqlite.Row) -> Entry:
 
 def answer_row(entry_id: int, step_id: str) -> str:
     return f"{entry_id}:{step_id}"
+
+
+# The one write of an entry's codes: only for a complete entry of that participant, only when
+# no answer was written after the codes' texts were read (``as_of``).
+_SAVE_CODES = (
+    "INSERT INTO entry_codes (entry_id, coder, codes_ct) SELECT ?, ?, ? WHERE EXISTS "
+    "(SELECT 1 FROM entries WHERE id=? AND participant_id=? AND status='complete') "
+    "AND NOT EXISTS (SELECT 1 FROM answers WHERE entry_id=? AND answered_at > ?) "
+    "ON CONFLICT(entry_id) DO UPDATE SET coder=excluded.coder, codes_ct=excluded.codes_ct"
+)
 
 
 class Entries:
@@ -272,14 +283,24 @@ class Entries:
         """
         blob = await self.vault.encrypt(participant_id, "entry_codes", entry_id, "codes", codes)
         changed = await self.db.execute_count(
-            "INSERT INTO entry_codes (entry_id, coder, codes_ct) SELECT ?, ?, ? WHERE EXISTS "
-            "(SELECT 1 FROM entries WHERE id=? AND participant_id=? AND status='complete') "
-            "AND NOT EXISTS (SELECT 1 FROM answers WHERE entry_id=? AND answered_at > ?) "
-            "ON CONFLICT(entry_id) DO UPDATE SET coder=excluded.coder, "
-            "codes_ct=excluded.codes_ct",
-            (entry_id, coder, blob, entry_id, participant_id, entry_id, as_of),
-        )
+            _SAVE_CODES, (entry_id, coder, blob, entry_id, participant_id, entry_id, as_of))
         return changed == 1
+
+    async def save_codes_many(self, coder: str,
+                              rows: Sequence[tuple[int, int, Any, str]]) -> int:
+        """:meth:`save_codes` for many entries, each ``(participant id, entry id, codes,
+        as_of)`` under the same conditions, sealed first and written in one transaction;
+        return how many were stored."""
+        sealed = []
+        for participant_id, entry_id, codes, as_of in rows:
+            blob = await self.vault.encrypt(participant_id, "entry_codes", entry_id, "codes",
+                                            codes)
+            sealed.append((entry_id, coder, blob, entry_id, participant_id, entry_id, as_of))
+        if not sealed:
+            return 0
+        async with self.db.transaction() as conn:
+            cur = await conn.executemany(_SAVE_CODES, sealed)
+            return max(0, int(cur.rowcount))
 
     async def codes(self, participant_id: int, entry_id: int) -> tuple[str, Any] | None:
         """(coder, codes) stored for the writer's own entry, or None."""

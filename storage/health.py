@@ -3,6 +3,7 @@ stored codes and safety verdicts, keys against the master key, tamper evidence. 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,9 +42,10 @@ class Check:
 
 
 def file_checks(database: Path, keystore: Path, ring: KeyRing | None, quick: bool, *,
-                coder: str, rule: str) -> list[Check]:
+                coder: str | Collection[str], rule: str) -> list[Check]:
     """The database file, then (unless it failed) the key store beside it. ``coder`` and
-    ``rule`` are the current codebook's coder id and the current safety rule's version, the
+    ``rule`` are the current coder ids (the rules', and the rules and heads' where they run)
+    and the current safety rule's version, the
     codes and verdicts stored with entries are compared against."""
     checks: list[Check] = []
     try:
@@ -63,7 +65,7 @@ def file_checks(database: Path, keystore: Path, ring: KeyRing | None, quick: boo
     return checks
 
 
-def _database_checks(conn: Connection, path: Path, quick: bool, coder: str,
+def _database_checks(conn: Connection, path: Path, quick: bool, coder: str | Collection[str],
                      rule: str) -> list[Check]:
     problems = _integrity(conn, quick=quick)
     if problems != ["ok"]:
@@ -115,13 +117,15 @@ def _database_checks(conn: Connection, path: Path, quick: bool, coder: str,
     return checks
 
 
-def _codes_check(conn: Connection, coder: str) -> Check:
+def _codes_check(conn: Connection, coder: str | Collection[str]) -> Check:
     """Saved entries whose stored codes are missing or from another codebook (reports.entry_
     codes): right either way, but every export and report codes them again."""
+    coders = sorted([coder] if isinstance(coder, str) else coder)
     stale = conn.execute(
-        "SELECT COUNT(*) FROM entries e WHERE e.status='complete' AND NOT EXISTS "
-        "(SELECT 1 FROM entry_codes c WHERE c.entry_id = e.id AND c.coder = ?)",
-        (coder,),
+        "SELECT COUNT(*) FROM entries e WHERE e.status='complete' AND NOT EXISTS "  # noqa: S608
+        "(SELECT 1 FROM entry_codes c WHERE c.entry_id = e.id AND c.coder IN "
+        f"({', '.join('?' * len(coders))}))",
+        tuple(coders),
     ).fetchone()[0]
     if not stale:
         return Check("codes", "ok", "every saved entry has current codes")
@@ -300,7 +304,7 @@ class _Translated:
 
 
 def server_checks(url: str, keys_url: str, ring: KeyRing | None, quick: bool, *,
-                  coder: str, rule: str) -> list[Check]:
+                  coder: str | Collection[str], rule: str) -> list[Check]:
     """The doctor on PostgreSQL: both databases reachable, two different databases, the
     schema and its migrations, stored codes and verdicts, every key against the master key,
     that the key store belongs to this database, tamper evidence. Read-only sessions: it
@@ -359,7 +363,7 @@ def _public_tables(conn: _Translated) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _server_database_checks(conn: _Translated, where: str, coder: str,
+def _server_database_checks(conn: _Translated, where: str, coder: str | Collection[str],
                             rule: str) -> list[Check]:
     version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[attr-defined]
     tables = _public_tables(conn)

@@ -16,6 +16,7 @@ from types import ModuleType
 import pytest
 import yaml
 
+from conversations import sentence_encoder
 from reports.code_command import code_stream
 from reports.codebook import (
     SCHEME_DOMAIN,
@@ -25,7 +26,6 @@ from reports.codebook import (
     load_codebook,
     parse_codebook,
 )
-from reports.coding import semantic
 from reports.coding.model import CodeHit
 from reports.coding.normalise import normalise
 from reports.coding.rules import code_text, code_text_raw, fold_factor, phase_signal
@@ -407,17 +407,27 @@ def test_code_stream_is_deterministic_across_processes() -> None:
 
 def test_semantic_layer_reports_absence_and_breaks_nothing(monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
+    from reports.coding.combined import Answer, AnswerCoder
+    from reports.entry_codes import StoredCoder, accepted_coders, coder_id
+
     real = importlib.util.find_spec
 
     def missing(name: str, *args: object) -> object:
-        return None if name in semantic.REQUIRED else real(name, *args)  # type: ignore[arg-type]
+        return None if name in sentence_encoder.REQUIRED else real(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importlib.util, "find_spec", missing)
-    ok, why = semantic.availability()
+    ok, why = sentence_encoder.availability()
     assert not ok and "not installed" in why
-    assert semantic.semantic_hits(["I feel more confident"], []) == [[]]
-    with pytest.raises(semantic.SemanticUnavailableError):
-        semantic.SemanticCoder([])
+    # every coder falls back to the rules, says so, and codes as the rules do
+    coder = AnswerCoder(semantic=True)
+    assert coder.layers == "rules" and "not installed" in coder.note
+    text = "My manager has been really supportive."
+    (hits, _), = coder.code([Answer(text, "mentee")])
+    assert [h.code_id for h in hits] == [h.code_id for h in code_text_raw(text, "mentee")]
+    stored = StoredCoder()
+    book = load_codebook()
+    assert not stored.semantic and "not installed" in stored.note
+    assert stored.coder == coder_id(book) and accepted_coders(book) == {coder_id(book)}
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from conversations import mydata
 from conversations.catalogue import load_flows
 from reports.codebook import load_codebook
-from reports.entry_codes import code_entry, coder_id, recode, shift_spans
+from reports.entry_codes import StoredCoder, code_entry, coder_id, recode, shift_spans
 from reports.export import bundle as bundle_module
 from reports.export import sharded
 from reports.export.bundle import plan_export
@@ -141,7 +141,7 @@ def test_masked_names_keep_the_spans_on_the_same_words() -> None:
     assert [text[s:e] for s, e in names] == ["Jo", "Jo"]
     masked = text.replace("Jo", "[name]")
     moved = shift_spans(codes["options"], 0, names, 6)
-    for (s, e, _, _, _), (ms, me, _, _, _) in zip(codes["options"], moved, strict=True):
+    for (s, e, *_), (ms, me, *_) in zip(codes["options"], moved, strict=True):
         assert masked[ms:me] == text[s:e].replace("Jo", "[name]")
 
 
@@ -161,7 +161,8 @@ def test_shifted_spans_cover_the_same_text(data: st.DataObject) -> None:
     masked = prefix + typed.replace("Sam", "[name]")
     a = data.draw(st.integers(0, len(text)))
     b = data.draw(st.integers(a, len(text)))
-    ((ms, me, _, _, _),) = shift_spans([(a, b, "X", 1.0, "realised")], len(prefix), names, 6)
+    ((ms, me, *_),) = shift_spans([(a, b, "X", 1.0, "realised", "rules", None)], len(prefix),
+                                  names, 6)
     assert 0 <= ms <= me <= len(masked)
     inside = any(s < a - len(prefix) < e or s < b - len(prefix) < e for s, e in names)
     if not inside:
@@ -173,7 +174,8 @@ async def test_recode_codes_what_lacks_current_codes(store: Store) -> None:
     assert await _codes(store) == {}
     first = await recode(store)
     assert first.coded == first.entries == 12 and first.current == 0
-    coder = coder_id(load_codebook())
+    # the combined coder's id where the semantic extra is installed, else the rules'
+    coder = StoredCoder().coder
     assert {c for c, _ in (await _codes(store)).values()} == {coder}
     again = await recode(store)
     assert (again.coded, again.current) == (0, 12)

@@ -463,7 +463,7 @@ def test_cli_code_reads_json_lines(cli_env: Path) -> None:
 async def test_semantic_layer_is_optional_and_progress_is_reported(
     store: Store, tmp_path: Path
 ) -> None:
-    from reports.coding import semantic
+    from conversations import sentence_encoder
 
     await generate_cohort(store, pairs=2, sessions=3, seed=5)
     stages: list[tuple[str, int | None]] = []
@@ -480,7 +480,7 @@ async def test_semantic_layer_is_optional_and_progress_is_reported(
     out = tmp_path / "out"
     result = await build_report(store, out, options=Options(semantic=True), progress=Sink())
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    ok, why = semantic.availability()
+    ok, why = sentence_encoder.availability()
     if not ok:
         assert data["method"]["coders"]["semantic"] == why
     assert [name for name, _ in stages] == [

@@ -26,7 +26,6 @@ from conversations.sentence_encoder import (
     availability,
     load_encoder,
 )
-from reports.coding import semantic
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads(
@@ -140,9 +139,6 @@ def test_availability_names_the_missing_package(monkeypatch: pytest.MonkeyPatch,
         load_encoder()
     with pytest.raises(EncoderUnavailableError, match="tokenizers"):
         SentenceEncoder()
-    assert semantic.availability()[0] is False
-    with pytest.raises(semantic.SemanticUnavailableError, match="tokenizers"):
-        semantic.SemanticCoder([])
 
 
 def test_availability_imports_nothing_heavy() -> None:
@@ -160,39 +156,3 @@ def test_a_broken_model_directory_is_reported(tmp_path: Path) -> None:
         SentenceEncoder(tmp_path)
 
 
-# ---------------------------------------------------------------------------
-# the semantic coding layer on top of it
-# ---------------------------------------------------------------------------
-
-EXAMPLES = [
-    semantic.Example("O_AGENCY", "I feel much more confident speaking up in team meetings."),
-    semantic.Example("O_AGENCY", "I now take the lead when the ward gets busy."),
-    semantic.Example("M_ROLE_MODEL", "Watching how my mentor handled the complaint showed me "
-                                     "how I want to behave."),
-    semantic.Example("PH_WINDING_UP", "We agreed this would be our last formal session."),
-]
-
-
-def test_semantic_coder_finds_the_nearest_examples(encoder: SentenceEncoder) -> None:
-    assert semantic.is_available()
-    coder = semantic.SemanticCoder(EXAMPLES)
-    texts = [
-        "I'm far more confident about speaking up at staff meetings now.",
-        "Seeing the way my mentor dealt with a complaint showed me how to act.",
-        "We decided this is the final formal session we will have.",
-        "The car park was full again this morning.",
-        "",
-    ]
-    hits = coder.code(texts)
-    assert [sorted(h.code_id for h in row) for row in hits] == [
-        ["O_AGENCY"], ["M_ROLE_MODEL"], ["PH_WINDING_UP"], [], []]
-    first = hits[0][0]
-    assert first.method == "semantic" and first.evidence == texts[0]
-    assert (first.span_start, first.span_end) == (0, len(texts[0]))
-    assert semantic.DEFAULT_THRESHOLD <= first.confidence <= 1.0
-    # the confidence is the cosine similarity to the best example of that code
-    vectors = encoder.encode([texts[0], *(e.text for e in EXAMPLES[:2])])
-    assert first.confidence == round(float(max(vectors[0] @ vectors[1], vectors[0] @ vectors[2])),
-                                     3)
-    assert coder.code([]) == []
-    assert semantic.semantic_hits(texts[:1], EXAMPLES) == hits[:1]

@@ -1,7 +1,8 @@
 """Coding layers of the offline reporting job (DESIGN.md §6).
 
-``rules`` is the deterministic cue-phrase layer every run uses; ``semantic`` is an optional
-embedding layer that only runs where its model package is installed.
+``rules`` is the deterministic cue-phrase layer every run uses; ``heads`` are the semantic
+classification heads over sentence embeddings (the ``semantic`` extra), ``stored.join`` how
+the two combine for every output, ``combined`` the same for texts from elsewhere.
 """
 
 from reports.coding.model import CodeHit, sort_hits

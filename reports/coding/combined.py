@@ -80,22 +80,17 @@ class AnswerCoder:
         rule_hits = [code_text_raw(a.text, a.role, self.book, a.intends) for a in answers]
         if not self.semantic or not answers:
             return [(hits, phase_signal(hits)) for hits in rule_hits]
-        from reports.coding.heads import (
-            answer_probabilities,
-            combine,
-            semantic_codes,
-            unit_texts,
-        )
+        from reports.coding.heads import unit_texts
+        from reports.coding.stored import Item, join
 
         texts, spans = unit_texts([a.text for a in answers])
-        probs = answer_probabilities(
-            self._heads, self._encoder.encode(texts), spans,
-            [(a.flow or "", a.step or "", a.role or "") for a in answers],
-            [a.text for a in answers], [a.intends for a in answers])
+        # the one combination every output uses (the report, the stored codes)
+        joined = join(self._heads, self.book,
+                      [Item(None, a.text, a.role, a.flow or "", a.step or "", a.intends)
+                       for a in answers],
+                      self._encoder.encode(texts), spans, rule_hits)
         out: list[tuple[list[Any], str | None]] = []
-        for answer, hits, ap in zip(answers, rule_hits, probs, strict=True):
-            sem = semantic_codes(self._heads, ap, answer.text, self.book, answer.intends)
-            kept, phase = combine(hits, sem, self._heads, ap, phase_signal(hits))
+        for kept, phase in joined:
             kept.sort(key=lambda h: (h.span_start, h.span_end, h.code_id, h.polarity or "",
                                      h.modality, h.method))
             out.append((kept, phase))

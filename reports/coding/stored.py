@@ -93,8 +93,7 @@ class StoredSemantic:
         import numpy as np
 
         from reports.coding.embeddings import unpack
-        from reports.coding.heads import answer_probabilities, combine, semantic_codes, units
-        from reports.coding.rules import phase_signal
+        from reports.coding.heads import units
 
         counts = Counts()
         out = [list(h) for h in rule_hits]
@@ -124,24 +123,42 @@ class StoredSemantic:
             spans.append(sp)
         counts.read = len(chosen)
         if chosen:
-            heads = self.layer.heads
-            probs = answer_probabilities(
-                heads, np.vstack(vectors), spans,
-                [(items[n].flow, items[n].step, items[n].voice or "") for n in chosen],
-                [items[n].text for n in chosen], [items[n].intends for n in chosen])
-            for n, ap in zip(chosen, probs, strict=True):
-                item = items[n]
-                sem = semantic_codes(heads, ap, item.text, self.codebook, item.intends)
-                hits = rule_hits[n]
-                kept, _ = combine(hits, sem, heads, ap, phase_signal(hits))
-                out[n] = _refine(kept, sem.hits, heads, ap, item.text)
-                if any(h.method != METHOD_RULES for h in out[n]):
+            joined = join(self.layer.heads, self.codebook, [items[n] for n in chosen],
+                          np.vstack(vectors), spans, [rule_hits[n] for n in chosen])
+            for n, (hits, _) in zip(chosen, joined, strict=True):
+                out[n] = hits
+                if any(h.method != METHOD_RULES for h in hits):
                     counts.coded += 1
         self.counts.add(counts)
         return out, counts
 
     def close(self) -> None:
         self._reader.close()
+
+
+def join(heads: Any, codebook: Codebook, items: Sequence[Item], vectors: Any,
+         spans: Sequence[list[tuple[int, int]]], rule_hits: Sequence[Sequence[Any]]
+         ) -> list[tuple[list[Any], str | None]]:
+    """The one combination of the rules and the heads every output reads (issue 13): the
+    report over stored embeddings, the codes stored with each entry (``reports.entry_codes``,
+    made by ``mentorbot recode`` and the bot's embedding worker) and ``mentorbot code
+    --semantic``. ``vectors``: the items' unit embeddings stacked in order, ``spans`` their
+    units (``heads.units`` of each text); ``rule_hits``: each item's rule hits. Returns each
+    item's hits and phase signal."""
+    from reports.coding.heads import answer_probabilities, combine, semantic_codes
+    from reports.coding.rules import phase_signal
+
+    if not items:
+        return []
+    probs = answer_probabilities(
+        heads, vectors, spans, [(i.flow, i.step, i.voice or "") for i in items],
+        [i.text for i in items], [i.intends for i in items])
+    out: list[tuple[list[Any], str | None]] = []
+    for item, hits, ap in zip(items, rule_hits, probs, strict=True):
+        sem = semantic_codes(heads, ap, item.text, codebook, item.intends)
+        kept, phase = combine(hits, sem, heads, ap, phase_signal(hits))
+        out.append((_refine(kept, sem.hits, heads, ap, item.text), phase))
+    return out
 
 
 def _same(hit: CodeHit) -> tuple[str, str | None]:

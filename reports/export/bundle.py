@@ -44,8 +44,21 @@ from conversations.model import Flow, Step
 from conversations.waves import BY_ID as WAVES
 from reports import extract
 from reports.codebook import Codebook
-from reports.coding.model import METHOD_RULES, METHOD_STRUCTURED, MODALITIES
-from reports.entry_codes import Hit, answer_text, code_texts, coder_id, step_kind, stored_hits
+from reports.coding.model import (
+    METHOD_BOTH,
+    METHOD_RULES,
+    METHOD_SEMANTIC,
+    METHOD_STRUCTURED,
+    MODALITIES,
+)
+from reports.entry_codes import (
+    Hit,
+    accepted_coders,
+    answer_text,
+    code_texts,
+    step_kind,
+    stored_hits,
+)
 from reports.export.model import (
     Case,
     CodedSegment,
@@ -95,15 +108,18 @@ def generated_by() -> str:
         return "mentorbot"
 
 
+_STORED_METHODS = frozenset({METHOD_RULES, METHOD_SEMANTIC, METHOD_BOTH})
+
+
 def _fitting(hits: Any, size: int) -> list[Hit] | None:
-    """Stored hits, if each is a (start, end, code, confidence, modality) inside a text of
-    ``size``; None (code the text again) if any is not: a file that fails to open is worse
-    than a second coding."""
+    """Stored hits, if each is a (start, end, code, confidence, modality, method, polarity)
+    inside a text of ``size``; None (code the text again) if any is not: a file that fails to
+    open is worse than a second coding."""
     try:
-        for start, end, code_id, confidence, modality in hits:
+        for start, end, code_id, confidence, modality, method, _ in hits:
             if not (0 <= start <= end <= size and isinstance(code_id, str)
                     and isinstance(confidence, (int, float)) and math.isfinite(confidence)
-                    and modality in MODALITIES):
+                    and modality in MODALITIES and method in _STORED_METHODS):
                 return None
     except (TypeError, ValueError):
         return None
@@ -162,7 +178,8 @@ class _Builder:
         self.texts = 0
         self._steps: dict[tuple[str, str], tuple[Step | None, str, str, str | None]] = {}
         self._by_value: dict[tuple[str, str, Any], ExportAnswer] = {}
-        self.coder = coder_id(codebook)
+        # the rules' stored codes, and the combined coder's where the semantic layer runs
+        self.coders = accepted_coders(codebook)
         self.uncoded = 0  # entries without current stored codes, coded here
 
     def person(self, subject_ref: str) -> str:
@@ -221,7 +238,7 @@ class _Builder:
         pair = self.pair(record.pair_id)
         role = record.role.value
         stored = None
-        if record.codes is not None and record.codes[0] == self.coder:
+        if record.codes is not None and record.codes[0] in self.coders:
             stored = stored_hits(record.codes[1])
         if stored is None:
             self.uncoded += 1
@@ -324,13 +341,13 @@ class _Builder:
             last = self._last
             assert last is not None and last[0] == record.participant_id and last[1] == written
             passes, offset = last[3], len(prefix)
-            hits = [(offset + moved(s - offset, passes, False) if s > offset else s,
-                     offset + moved(e - offset, passes, True) if e > offset else e, c, conf,
-                     modality)
-                    for s, e, c, conf, modality in hits]
-        for start, end, code_id, confidence, modality in hits:
+            hits = [(offset + moved(h[0] - offset, passes, False) if h[0] > offset else h[0],
+                     offset + moved(h[1] - offset, passes, True) if h[1] > offset else h[1],
+                     *h[2:])
+                    for h in hits]
+        for start, end, code_id, confidence, modality, method, _ in hits:
             self.segments.append(CodedSegment(entry_id, step_id, start, end, code_id,
-                                              METHOD_RULES, confidence, modality))
+                                              method, confidence, modality))
 
     @property
     def distinct_texts(self) -> int:

@@ -29,7 +29,7 @@ CATEGORIES = {
     "role": ("mentee", "mentor"),
     "kind": ("text", "choice", "multi", "scale", "date"),
     "wave": ("baseline", "m3", "m6", "m9", "m12", "closing", "followup"),
-    "method": ("structured", "rules", "semantic", "review"),
+    "method": ("structured", "rules", "semantic", "review", "both"),
 }
 _NAME_LIMIT = {"dta": 32, "sav": 64}
 _LABEL_LIMIT = {"dta": 80, "sav": 256}

@@ -183,8 +183,9 @@ _SEGMENT_COLUMNS = [
            "0-based Unicode code point offset, inclusive"),
     Column("end", "integer", "End of the span in that cell: code point offset, exclusive"),
     Column("code_id", "code", "Codebook id applied to the span"),
-    Column("method", "string", "Coding layer that produced it: structured, rules, semantic or "
-           "an evaluator's review"),
+    Column("method", "string", "Coding layer that produced it: structured, rules, semantic "
+           "(the semantic heads over the answer's stored embedding), both (a rule code the "
+           "heads confirm) or an evaluator's review"),
     Column("confidence", "number", "Confidence of that method, 0 to 1"),
     Column("modality", "string", "What the span claims: realised, intended (a goal, hope or "
            "plan), hypothetical or negated; only a realised outcome code is evidence of the "
