@@ -12,13 +12,14 @@ says which of them are missing without importing any.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ DEFAULT_MAX_TOKENS = 256
 SMALL_JOB_TOKENS = 4096
 # tokens per batch: about where BLAS reaches its peak on these layers
 TOKEN_BUDGET = 1024
+# texts a ``memo()`` block keeps (about 1.5 KB each): past this it starts over
+MEMO_LIMIT = 50_000
 
 
 class EncoderUnavailableError(RuntimeError):
@@ -152,6 +155,8 @@ class SentenceEncoder:
         from tokenizers import Tokenizer
 
         self._np = np
+        # token ids -> vector, only while a ``memo()`` block runs (see there)
+        self._memo: dict[tuple[int, ...], NDArray[np.float32]] | None = None
         root = path if path is not None else model_dir()
         try:
             config = json.loads((root / "config.json").read_text(encoding="utf-8"))
@@ -185,6 +190,27 @@ class SentenceEncoder:
         """The tokenizer's encodings (truncated, unpadded), one per text."""
         return list(self._tokenizer.encode_batch(list(texts)))
 
+    @contextlib.contextmanager
+    def memo(self, limit: int = MEMO_LIMIT) -> Iterator[None]:
+        """Within the block, a text whose tokens were embedded before is not embedded again.
+
+        For one bulk job that embeds the same words twice: ``mentorbot recode`` judges every
+        answer with the safety rule, whose semantic layer embeds each answer (folded) and its
+        sentences, then embeds the same answers for coding; a folded answer often has the
+        same tokens as the answer (the tokenizer lowercases), and short answers repeat
+        across batches. Keyed by token ids, so a hit is the vector the same forward pass
+        gives (batches differ only by float32 rounding). Embeddings are personal data: the
+        memo lives in memory only, for the block, and is dropped when it ends."""
+        if self._memo is not None:  # nested: the outer block keeps it
+            yield
+            return
+        self._memo = {}
+        self._memo_limit = limit
+        try:
+            yield
+        finally:
+            self._memo = None
+
     def encode(self, texts: Sequence[str], batch_size: int = 64,
                threads: int | None = None) -> NDArray[np.float32]:
         """Unit-length embeddings, shape (len(texts), 384), in the order given.
@@ -193,8 +219,6 @@ class SentenceEncoder:
         a small job, every usable core for a bulk one). The vectors do not depend on it, nor
         on ``batch_size``, beyond float32 rounding.
         """
-        from threadpoolctl import threadpool_limits
-
         np = self._np
         if isinstance(texts, str):
             raise TypeError("encode takes a sequence of texts, not one string")
@@ -209,13 +233,39 @@ class SentenceEncoder:
         # unit; a recode meets the same short answer many times), then copied to its places
         unique = list(dict.fromkeys(texts))
         encodings = self.tokenize(unique)  # one tokenizer call for the whole job
+        memo = self._memo
+        if memo is not None:
+            index = {t: i for i, t in enumerate(unique)}
+            keys = [tuple(e.ids) for e in encodings]
+            found = {k: memo[k] for k in keys if k in memo}
+            fresh = [i for i, k in enumerate(keys) if k not in found]
+            if fresh:
+                vectors = self._encode_unique([encodings[i] for i in fresh], batch_size,
+                                              threads)
+                if len(memo) + len(fresh) > self._memo_limit:
+                    memo.clear()  # bounded: a long job keeps only its latest texts
+                for row, i in enumerate(fresh):
+                    found[keys[i]] = memo[keys[i]] = vectors[row]
+            known = np.stack([found[k] for k in keys])
+            out[:] = known[[index[t] for t in texts]]
+            return out
+        vectors = self._encode_unique(encodings, batch_size, threads)
+        index = {t: i for i, t in enumerate(unique)}
+        out[:] = vectors[[index[t] for t in texts]]
+        return out
+
+    def _encode_unique(self, encodings: Sequence[Any], batch_size: int,
+                       threads: int | None) -> NDArray[np.float32]:
+        from threadpoolctl import threadpool_limits
+
+        np = self._np
         lengths = [len(e.ids) for e in encodings]
         batches = _batches(lengths, batch_size, TOKEN_BUDGET)
         tokens = sum(lengths)
         if threads is None:
             threads = 1 if tokens < SMALL_JOB_TOKENS else _usable_cores()
         threads = max(1, min(threads, len(batches)))
-        vectors = np.empty((len(unique), self.dimension), dtype=np.float32)
+        vectors = np.empty((len(encodings), self.dimension), dtype=np.float32)
 
         def run(batch: list[int]) -> None:
             vectors[batch] = self._encode_batch([encodings[i] for i in batch])
@@ -235,9 +285,7 @@ class SentenceEncoder:
                 with ThreadPoolExecutor(threads, thread_name_prefix="encoder") as pool:
                     for done in [pool.submit(run, b) for b in batches]:
                         done.result()
-        index = {t: i for i, t in enumerate(unique)}
-        out[:] = vectors[[index[t] for t in texts]]
-        return out
+        return vectors
 
     # -- forward pass ---------------------------------------------------------------------
     def _layer_norm(self, x: NDArray[np.float32],

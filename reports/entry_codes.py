@@ -349,6 +349,27 @@ async def recode(store: Any, codebook: Codebook | None = None,
     embedding from the current encoder is embedded too, in batches, and stored encrypted; an
     entry's codes are made once its embeddings are stored (:class:`StoredCoder`), so they
     are the codes the report gives it."""
+    # the safety rule's semantic layer and the coder embed many of the same texts (a folded
+    # answer often tokenises as the answer does, short answers repeat): each once per run
+    with _encoder_memo():
+        return await _recode(store, codebook, progress, embed)
+
+
+def _encoder_memo() -> Any:
+    import contextlib
+
+    from conversations import sentence_encoder
+
+    if not sentence_encoder.availability()[0]:
+        return contextlib.nullcontext()
+    try:
+        return sentence_encoder.load_encoder().memo()
+    except Exception:  # a broken model install: the safety rule and the coder say so
+        return contextlib.nullcontext()
+
+
+async def _recode(store: Any, codebook: Codebook | None,
+                  progress: Callable[[int], None] | None, embed: bool) -> RecodeResult:
     from conversations.catalogue import load_flows
     from conversations.safety.stored import rejudge
     from reports import extract

@@ -82,6 +82,31 @@ def test_repeated_texts_and_threads_give_the_same_vectors(encoder: SentenceEncod
         encoder.encode(["x"], threads=0)
 
 
+def test_a_memo_block_embeds_each_token_sequence_once_and_forgets_after(
+        encoder: SentenceEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = encoder.encode(TEXTS)
+    embedded: list[int] = []
+    real = encoder._encode_unique
+
+    def counting(encodings: list[object], *args: object) -> object:
+        embedded.append(len(encodings))
+        return real(encodings, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(encoder, "_encode_unique", counting)
+    with encoder.memo():
+        first = encoder.encode(TEXTS)
+        # the same texts again, and one differing only in case (the same tokens): no pass
+        again = encoder.encode([TEXTS[0].upper(), *TEXTS[1:]])
+        assert embedded == [len(set(TEXTS))]
+        assert np.allclose(first, plain, atol=1e-6) and np.allclose(again, first, atol=0)
+        with encoder.memo():  # nested: the outer block's memo is used
+            encoder.encode(TEXTS[:2])
+        assert embedded == [len(set(TEXTS))]
+    assert encoder._memo is None  # dropped with the block: embeddings are personal data
+    encoder.encode(TEXTS[:1])
+    assert embedded == [len(set(TEXTS)), 1]
+
+
 def test_empty_input_and_bad_arguments(encoder: SentenceEncoder) -> None:
     empty = encoder.encode([])
     assert empty.shape == (0, 384) and empty.dtype == np.float32
