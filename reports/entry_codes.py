@@ -27,7 +27,7 @@ they are never exported or quoted either.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -228,23 +228,48 @@ class StoredCoder:
 
     def code_texts(self, flow: Flow | None, texts: Mapping[str, str], role: str | None,
                    vectors: Mapping[str, Any] | None = None) -> dict[str, list[Hit]]:
-        intends = () if flow is None else {s.id for s in flow.steps if step_intends(s)}
-        raws = {step: code_text_raw(text, role, self.book, step in intends, False)
-                for step, text in texts.items()}
-        if self.heads is not None and vectors:
-            self._join(flow, texts, role, vectors, intends, raws)
-        return {step: [as_hit(h) for h in hits] for step, hits in raws.items() if hits}
+        return self.code_many([(flow, texts, role, vectors)])[0]
 
-    def _join(self, flow: Flow | None, texts: Mapping[str, str], role: str | None,
-              vectors: Mapping[str, Any], intends: Collection[str],
-              raws: dict[str, Any]) -> None:
-        import numpy as np
+    def code_many(self, entries: Sequence[tuple[Flow | None, Mapping[str, str], str | None,
+                                                Mapping[str, Any] | None]]
+                  ) -> list[dict[str, list[Hit]]]:
+        """:meth:`code_texts` for many entries, the heads run once over all of them (one
+        pass of small matrix products instead of one per entry: ``mentorbot recode``)."""
+        raws: list[dict[str, Any]] = []
+        items: list[tuple[int, Any]] = []  # (entry, stored.Item)
+        stack: list[Any] = []
+        spans: list[list[tuple[int, int]]] = []
+        for n, (flow, texts, role, vectors) in enumerate(entries):
+            intends = () if flow is None else {s.id for s in flow.steps if step_intends(s)}
+            raws.append({step: code_text_raw(text, role, self.book, step in intends, False)
+                         for step, text in texts.items()})
+            if self.heads is not None and vectors:
+                for item, sp, vec in self._readable(flow, texts, role, vectors, intends):
+                    items.append((n, item))
+                    stack.append(vec)
+                    spans.append(sp)
+        if items:
+            import numpy as np
 
+            from reports.coding.stored import join
+
+            joined = join(self.heads, self.book, [i for _, i in items], np.vstack(stack),
+                          spans, [raws[n][i.step] for n, i in items])
+            for (n, item), (hits, _) in zip(items, joined, strict=True):
+                raws[n][item.step] = hits
+        return [{step: [as_hit(h) for h in hits] for step, hits in raw.items() if hits}
+                for raw in raws]
+
+    @staticmethod
+    def _readable(flow: Flow | None, texts: Mapping[str, str], role: str | None,
+                  vectors: Mapping[str, Any], intends: Collection[str]) -> list[Any]:
+        """(item, units, vectors) of each typed answer the heads can read from its stored
+        embedding."""
         from reports.coding.embeddings import unpack
         from reports.coding.heads import units
-        from reports.coding.stored import Item, join
+        from reports.coding.stored import Item
 
-        items, stack, spans = [], [], []
+        out = []
         for step, text in texts.items():
             st = flow.step(step) if flow is not None else None
             value = vectors.get(step)
@@ -257,16 +282,9 @@ class StoredCoder:
                 continue  # damaged: recode writes it again
             if sp != units(text):
                 continue  # made from another text
-            items.append(Item(None, text, role, flow.id if flow else "", step,
-                              step in intends))
-            stack.append(vec)
-            spans.append(sp)
-        if not items:
-            return
-        joined = join(self.heads, self.book, items, np.vstack(stack), spans,
-                      [raws[i.step] for i in items])
-        for item, (hits, _) in zip(items, joined, strict=True):
-            raws[item.step] = hits
+            out.append((Item(None, text, role, flow.id if flow else "", step,
+                             step in intends), sp, vec))
+        return out
 
 
 def code_entry(flow: Flow | None, answers: Mapping[str, Any], role: str | None,
@@ -502,11 +520,14 @@ class _Pipeline:
             if wanted:
                 known = await self.store.embeddings.load_many(model_id(), wanted)
             known.update(fresh)
-        rows = []
-        for record, as_of in waiting:
-            vectors = {s: known[(record.entry_id, s)] for s in record.answers
-                       if (record.entry_id, s) in known}
-            codes = self.coder.code(self.flows.get(record.flow), record.answers,
-                                    record.role.value, skip=record.flagged, vectors=vectors)
-            rows.append((record.participant_id, record.entry_id, codes, as_of))
+        jobs = []
+        for record, _ in waiting:
+            flow = self.flows.get(record.flow)
+            jobs.append((flow, coded_texts(flow, record.answers, record.flagged),
+                         record.role.value,
+                         {s: known[(record.entry_id, s)] for s in record.answers
+                          if (record.entry_id, s) in known}))
+        rows = [(record.participant_id, record.entry_id, codes, as_of)
+                for (record, as_of), codes in zip(waiting, self.coder.code_many(jobs),
+                                                  strict=True)]
         self.result.coded += await self.store.entries.save_codes_many(self.coder.coder, rows)

@@ -119,8 +119,8 @@ def test_stored_codes_of_a_goal_answer_are_intended() -> None:
     answers = {"goal": "Feel more confident presenting to the board.",
                "reality": "I feel more confident presenting to the board now."}
     codes = code_entry(flows["grow"], answers, "mentee", load_codebook_once())
-    goal = {(c, m) for _, _, c, _, m in codes["goal"]}
-    reality = {(c, m) for _, _, c, _, m in codes["reality"]}
+    goal = {(h[2], h[4]) for h in codes["goal"]}
+    reality = {(h[2], h[4]) for h in codes["reality"]}
     assert ("O_AGENCY", "intended") in goal and ("O_AGENCY", "realised") not in goal
     assert ("O_AGENCY", "realised") in reality
 
