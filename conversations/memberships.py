@@ -111,19 +111,29 @@ class Memberships:
         for member in eligible:
             pairs = (await self.sv.pairs.choices(member, command)
                      if self.sv.pairs.acts_on_pairs(command) else [])
-            if len(pairs) < 2:  # the membership as a whole: its one pair, or none
+            if not pairs:  # the membership as a whole
                 chooser.members.append(member.id)
                 rows.append((Button(await self.label(member), chooser.data(member.id)),))
                 continue
             programme = (await self.sv.store.programmes.get(member.programme_id)).name
             names = await self.sv.pairs.labels(member, pairs)
+            if len(pairs) == 1:
+                # the one pair it could mean, named as the membership would be ("North:
+                # mentoring Alex"), never a partner the tap would not act on
+                (pair,) = pairs
+                chooser.pairs[pair.id] = member.id
+                rows.append((Button(self.sv.texts.say(
+                    f"membership_{member.role.value}_of", programme=programme,
+                    partners=names[pair.id]), chooser.pair_data(pair.id)),))
+                continue
             for pair in pairs:
                 chooser.pairs[pair.id] = member.id
                 rows.append((Button(self.sv.texts.say("membership_pair", programme=programme,
                                                       partner=names[pair.id]),
                                     chooser.pair_data(pair.id)),))
         await self.sv.store.entries.save_state(me.id, chooser.dump())
-        question = "choose_membership_pair" if chooser.pairs else "choose_membership"
+        several = len(chooser.pairs) > len(set(chooser.pairs.values()))
+        question = "choose_membership_pair" if several else "choose_membership"
         resp.replies.append(Reply(self.sv.texts.say(question), tuple(rows)))
         return resp
 
