@@ -10,7 +10,7 @@ from typing import Any
 
 from telegram import BotCommandScopeAllPrivateChats, BotCommandScopeChat, Update
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
 from bot import coding, coordinator, jobs
@@ -21,11 +21,13 @@ from bot.logs import quiet_libraries
 from bot.pastes import Pastes
 from bot.processor import PerChatUpdateProcessor
 from bot.render import MENU_VERSION, commands_for
+from bot.sendrate import SharedRateLimiter
 from bot.settings import Settings
 from bot.throttle import FloodGate, Limits
 from conversations.catalogue import consent_version, load_texts
 from conversations.safety import DEFAULT_SIGNPOST
 from conversations.service import Service
+from storage.coordination import chat_key
 from storage.store import Store
 
 log = logging.getLogger("mentorbot.app")
@@ -83,6 +85,7 @@ def build_application(
         )
         await _warm_safety_rule()
         install_flood_gate(app, active, flood_limits)
+        await share_with_other_processes(app, active)
         for extension in EXTENSIONS:
             await extension(app)
         try:
@@ -112,7 +115,7 @@ def build_application(
         ApplicationBuilder()
         .token(token or settings.token or "0:offline")
         .context_types(ContextTypes(context=BotContext))
-        .rate_limiter(AIORateLimiter(overall_max_rate=overall_rate, max_retries=max_retries))
+        .rate_limiter(SharedRateLimiter(overall_max_rate=overall_rate, max_retries=max_retries))
         .concurrent_updates(PerChatUpdateProcessor(256))
         .post_init(post_init)
         .post_stop(post_stop)
@@ -153,6 +156,26 @@ def install_flood_gate(app: Application, store: Store,  # type: ignore[type-arg]
             log.warning("slow-down notice not sent: %s", describe(exc))
 
     processor.gate = FloodGate(is_member, notify, limits)
+
+
+async def share_with_other_processes(app: Application, store: Store  # type: ignore[type-arg]
+                                     ) -> None:
+    """On PostgreSQL, where several processes may serve one programme (issue #20): a
+    chat's turn and update de-duplication across them (bot.processor), the bot-wide send
+    rate shared (bot.sendrate), and the store held shared against key rotation and restore
+    (storage.coordination). On SQLite nothing changes: one process."""
+    shared = await store.coordination()
+    if not shared.shared:
+        return
+    await shared.hold(False, "the bot")  # type: ignore[union-attr]
+    processor = app.update_processor
+    if isinstance(processor, PerChatUpdateProcessor):
+        vault = store.vault
+        processor.turn_key = lambda chat: chat_key(vault.lookup_hash("chat-turn", chat))
+        processor.shared = shared  # type: ignore[assignment]
+    limiter = app.bot.rate_limiter
+    if isinstance(limiter, SharedRateLimiter):
+        limiter.share(shared)
 
 
 async def describe_bot(app: Application) -> None:  # type: ignore[type-arg]

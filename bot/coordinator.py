@@ -40,6 +40,8 @@ from conversations.commands import Registry
 from conversations.service import Response, Service
 from conversations.validation import whole_number
 from reports.coordinator import release_summary, render_text
+from storage.coordination import CLAIM_LEASE
+from storage.db import utcnow
 from storage.models import Participant, Role
 from storage.store import Held, Store
 
@@ -251,7 +253,28 @@ class CoordinatorTools:
         job = context.job
         if job is None or not isinstance(job.data, int):
             return
-        await self.digest_for(job.data)
+        # Every bot process runs the same weekly job; on PostgreSQL one claims the week's
+        # digest (storage.coordination; on SQLite the claim is always this process's). The
+        # others look again once the claim's lease has passed, so a claimer killed before
+        # it sent loses nobody their digest.
+        name, period = job.name or f"{JOB_PREFIX}{job.data}", utcnow().date().isoformat()
+        shared = await self.store.coordination()
+        if await shared.claim(name, period):
+            if await self.digest_for(job.data):
+                await shared.done(name, period)
+        elif context.job_queue is not None:
+            context.job_queue.run_once(
+                self._take_over, when=CLAIM_LEASE + 5, data=(job.data, name, period),
+                name=f"{name}-takeover", job_kwargs={"misfire_grace_time": 3600})
+
+    async def _take_over(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
+        job = context.job
+        if job is None or not isinstance(job.data, tuple):
+            return
+        participant_id, name, period = job.data
+        shared = await self.store.coordination()
+        if await shared.claim(name, period) and await self.digest_for(participant_id):
+            await shared.done(name, period)
 
     async def digest_for(self, participant_id: int) -> bool:
         me = await self.store.participants.get(participant_id)

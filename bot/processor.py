@@ -2,19 +2,38 @@
 
 The flow engine keeps one place per person, so two updates from the same chat must not
 race; updates from different people have nothing to share and run concurrently.
+
+Within the process an asyncio lock per chat gives the order. On PostgreSQL several
+processes may serve one programme (issue #20): there ``shared`` (storage.coordination) also
+records each update's arrival (a copy another live process holds is dropped) and gives a
+chat's turn across processes, oldest update first. A turn that is not free is waited for
+without holding the chat's local lock, so an older update of the same chat in this process
+can take it meanwhile. The key is a keyed hash of the chat id (``turn_key``), never the id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
 from bot.throttle import FloodGate
+
+log = logging.getLogger("mentorbot.processor")
+TURN_WAIT_FIRST, TURN_WAIT_MAX = 0.002, 0.05  # seconds between tries for a busy shared turn
+
+
+class Shared(Protocol):
+    """storage.coordination's PgCoordination, as far as the processor uses it."""
+
+    async def arrive(self, chat_key: int, update_id: int) -> bool: ...
+    async def try_turn(self, chat_key: int, update_id: int | None = None) -> bool: ...
+    async def end_turn(self, chat_key: int, update_id: int | None = None) -> None: ...
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -25,6 +44,10 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         # Set at start-up (bot.app): drops what a flooding chat or stranger sends over budget
         # before it waits for the chat's turn or costs a reply (bot.throttle).
         self.gate: FloodGate | None = None
+        # Set at start-up on PostgreSQL (bot.app): the turn across processes, and the
+        # keyed hash that names a chat there.
+        self.shared: Shared | None = None
+        self.turn_key: Callable[[int], int] | None = None
 
     @staticmethod
     def _key(update: object) -> int:
@@ -43,9 +66,24 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 if inspect.iscoroutine(coroutine):
                     coroutine.close()  # never run: close it so nothing warns it was not awaited
                 return
-        await self.in_chat(key, lambda: coroutine)
+        update_id = update.update_id if isinstance(update, Update) else None
+        if self.shared is not None and update_id is not None and not await self._arrive(
+                key, update_id):
+            if inspect.iscoroutine(coroutine):
+                coroutine.close()  # another process has this very update
+            return
+        await self.in_chat(key, lambda: coroutine, update_id)
 
-    async def in_chat(self, key: int, work: Callable[[], Awaitable[Any]]) -> None:
+    async def _arrive(self, key: int, update_id: int) -> bool:
+        assert self.shared is not None and self.turn_key is not None
+        try:
+            return await self.shared.arrive(self.turn_key(key), update_id)
+        except Exception as exc:  # the update is handled, in this process's order only
+            log.warning("update arrival not shared: %s", type(exc).__name__)
+            return True
+
+    async def in_chat(self, key: int, work: Callable[[], Awaitable[Any]],
+                      update_id: int | None = None) -> None:
         """Run work that is not an update (a paste's timer) in the chat's order too.
 
         ``work`` is called only once the chat's turn comes, so work cancelled while waiting
@@ -54,8 +92,28 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
-            async with lock:
-                await work()
+            if self.shared is None or self.turn_key is None:
+                async with lock:
+                    await work()
+                return
+            shared, turn = self.shared, self.turn_key(key)
+            wait = TURN_WAIT_FIRST
+            while True:
+                async with lock:
+                    try:
+                        mine = await shared.try_turn(turn, update_id)
+                    except Exception as exc:
+                        log.warning("chat turn not shared: %s", type(exc).__name__)
+                        await work()
+                        return
+                    if mine:
+                        try:
+                            await work()
+                        finally:
+                            await shared.end_turn(turn, update_id)
+                        return
+                await asyncio.sleep(wait)
+                wait = min(TURN_WAIT_MAX, wait * 2)
         finally:
             # Forget idle chats so the lock table does not grow with every person ever seen.
             self._users[key] -= 1

@@ -5,6 +5,13 @@ set and ``attempts`` counted, just before the Bot API call) → ``sent`` / ``ski
 to pending with a later ``due_at`` when a send failed for a passing reason. ``dedupe_key`` is
 UNIQUE, so scheduling the same reminder twice (a restart, a re-run planner, an edited log)
 inserts it once.
+
+A claim is a lease. SQLite is one process: a claim still set when a sweep reads the row was
+left by a process that stopped mid-send, and is taken again at once. On PostgreSQL several
+processes sweep the same table (issue #20): a claim set by one of them keeps the row from
+the others until it is ``SEND_LEASE`` old, so each reminder is sent by exactly one process,
+and the rows of a process killed mid-send go out again once their lease has run out. Both
+are the same portable statements with a different lease.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +27,10 @@ import aiosqlite
 
 from storage.db import Database, iso, parse_iso
 from storage.store import Store
+
+# From claim to outcome a live process takes seconds (its pacer lets at most a window's
+# worth of sends wait for the shared send rate), or a few Telegram retry_after waits.
+SEND_LEASE = {"sqlite": timedelta(0), "postgresql": timedelta(minutes=3)}
 
 
 class Kind(StrEnum):
@@ -95,6 +106,7 @@ def _marks(ids: Sequence[int]) -> str:
 class ReminderStore:
     def __init__(self, store: Store) -> None:
         self.db: Database = store.db
+        self.lease = SEND_LEASE.get(self.db.dialect, SEND_LEASE["postgresql"])
         # erasure clears reminders, quiet hours and pair events: storage.personal_data
 
     # -- scheduling --------------------------------------------------------------------
@@ -150,8 +162,8 @@ class ReminderStore:
     async def due(self, now: datetime, limit: int = 10_000) -> list[Reminder]:
         rows = await self.db.fetchall(
             "SELECT * FROM reminders WHERE status='pending' AND due_at <= ? "
-            "ORDER BY due_at, id LIMIT ?",
-            (iso(now), limit),
+            "AND (claimed_at IS NULL OR claimed_at <= ?) ORDER BY due_at, id LIMIT ?",
+            (iso(now), iso(now - self.lease), limit),
         )
         return [_row(r) for r in rows]
 
@@ -225,14 +237,17 @@ class ReminderStore:
 
     # -- sending -----------------------------------------------------------------------
     async def claim(self, ids: Sequence[int], now: datetime) -> list[int]:
-        """Mark rows as being sent; only rows still pending are claimed."""
+        """Mark rows as being sent; only rows still pending and not under another claim's
+        lease are claimed (see the module's docstring). On PostgreSQL a second claimer's
+        UPDATE waits for the first's commit and then finds the row claimed."""
         claimed = []
+        cutoff = iso(now - self.lease)
         async with self.db.transaction() as conn:
             for rid in ids:
                 cur = await conn.execute(
                     "UPDATE reminders SET attempts=attempts+1, claimed_at=?, updated_at=? "
-                    "WHERE id=? AND status='pending'",
-                    (iso(now), iso(now), rid),
+                    "WHERE id=? AND status='pending' AND (claimed_at IS NULL OR claimed_at <= ?)",
+                    (iso(now), iso(now), rid, cutoff),
                 )
                 if cur.rowcount == 1:
                     claimed.append(rid)

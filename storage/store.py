@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage import personal_data
+from storage import coordination, personal_data
 from storage.audit import AuditLog
 from storage.consent import ConsentLedger
+from storage.coordination import LocalCoordination, PgCoordination
 from storage.crypto import KeyRing
 from storage.db import Database, iso, parse_iso, utcnow
 from storage.digests import DigestSchedules
@@ -75,6 +76,7 @@ class Store:
         self.digests = DigestSchedules(db)
         self.context = ParticipantContext(db, vault)  # "for whom" answers (issue 14)
         self.erasures_applied = 0  # by the opening itself (open, apply_erasures)
+        self._coordination: LocalCoordination | PgCoordination | None = None
 
     @classmethod
     async def open(
@@ -102,7 +104,16 @@ class Store:
             raise
         return store
 
+    async def coordination(self) -> LocalCoordination | PgCoordination:
+        """What the processes on this database share (storage.coordination): opened on
+        first use (the bot's start-up), a connection of its own on PostgreSQL."""
+        if self._coordination is None:
+            self._coordination = await coordination.open_for(self.db)
+        return self._coordination
+
     async def close(self) -> None:
+        if self._coordination is not None:
+            await self._coordination.close()
         await self.db.close()
 
     async def join(
