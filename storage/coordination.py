@@ -10,11 +10,13 @@ serve one programme behind one URL, and :class:`PgCoordination` gives them:
   itself), taken on a connection of its own. Only one process handles a chat at a time;
   the server drops the lock when a process dies. Updates that reached any process are
   recorded on arrival in ``chat_arrivals`` (update id, the chat's keyed hash, the server's
-  clock), and a chat's turn goes to its oldest waiting update, so two processes never take a
-  chat's updates out of order. The same row is the shared de-duplication: a copy of an
-  update another live process holds is dropped; one whose holder died (its row older than
-  ``ARRIVAL_LEASE``) is taken over. Handled updates leave the table; the conversation
-  state's ``last_update_id`` catches a copy that comes after that, as on SQLite.
+  clock, the recording connection's server process), and a chat's turn goes to its oldest
+  waiting update, so two processes never take a chat's updates out of order. The same row
+  is the shared de-duplication: a copy of an update another live process holds is dropped;
+  one whose holder died (its server process is gone), or that has waited longer than
+  ``ARRIVAL_LEASE``, neither holds up the chat nor keeps a copy out. Handled updates leave
+  the table; the conversation state's ``last_update_id`` catches a copy that comes after
+  that, as on SQLite.
 - **send slots** (:meth:`PgCoordination.send_slot`): Telegram's bot-wide limit is shared
   by the processes, not granted to each. One row holds the next free moment on the server's
   clock; each message takes the next one (1/rate apart) in one statement and waits until
@@ -48,8 +50,12 @@ _SCHEMA = (
     # the server's clock in seconds: one clock for every process's leases and slots
     "CREATE OR REPLACE FUNCTION mentorbot_now() RETURNS double precision LANGUAGE sql "
     "VOLATILE AS 'SELECT extract(epoch from clock_timestamp())'",
+    # an arrival's holder is the server process of the coordination connection that
+    # recorded it: once that has gone (its bot process died), the arrival holds nobody up
+    "CREATE OR REPLACE FUNCTION mentorbot_alive(holder int) RETURNS boolean LANGUAGE sql "
+    "STABLE AS 'SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = holder)'",
     "CREATE TABLE IF NOT EXISTS chat_arrivals (update_id BIGINT PRIMARY KEY, "
-    "chat_key BIGINT NOT NULL, arrived_at DOUBLE PRECISION NOT NULL)",
+    "chat_key BIGINT NOT NULL, arrived_at DOUBLE PRECISION NOT NULL, holder INT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS chat_arrivals_chat ON chat_arrivals (chat_key, update_id)",
     "CREATE TABLE IF NOT EXISTS send_slots (name TEXT PRIMARY KEY, "
     "next_at DOUBLE PRECISION NOT NULL)",
@@ -126,10 +132,11 @@ class PgCoordination:
     async def arrive(self, chat_key: int, update_id: int) -> bool:
         """Record an update's arrival; False if another live process already holds it."""
         row = await self._one(
-            "INSERT INTO chat_arrivals (update_id, chat_key, arrived_at) "
-            "VALUES (%s, %s, mentorbot_now()) ON CONFLICT (update_id) DO UPDATE "
-            "SET arrived_at = EXCLUDED.arrived_at "
-            "WHERE chat_arrivals.arrived_at < EXCLUDED.arrived_at - %s RETURNING 1",
+            "INSERT INTO chat_arrivals (update_id, chat_key, arrived_at, holder) "
+            "VALUES (%s, %s, mentorbot_now(), pg_backend_pid()) ON CONFLICT (update_id) "
+            "DO UPDATE SET arrived_at = EXCLUDED.arrived_at, holder = EXCLUDED.holder "
+            "WHERE chat_arrivals.arrived_at < EXCLUDED.arrived_at - %s "
+            "OR NOT mentorbot_alive(chat_arrivals.holder) RETURNING 1",
             (update_id, chat_key, ARRIVAL_LEASE))
         return row is not None
 
@@ -141,8 +148,9 @@ class PgCoordination:
         # CASE evaluates in order: the lock is only taken when no older update waits
         row = await self._one(
             "SELECT CASE WHEN %s::bigint IS NOT NULL AND EXISTS (SELECT 1 FROM "
-            "chat_arrivals WHERE chat_key = %s AND update_id < %s AND arrived_at > "
-            "mentorbot_now() - %s) THEN 0 WHEN pg_try_advisory_lock(%s) THEN 1 ELSE 0 END",
+            "chat_arrivals a WHERE a.chat_key = %s AND a.update_id < %s AND a.arrived_at > "
+            "mentorbot_now() - %s AND mentorbot_alive(a.holder)) "
+            "THEN 0 WHEN pg_try_advisory_lock(%s) THEN 1 ELSE 0 END",
             (update_id, chat_key, update_id, ARRIVAL_LEASE, chat_key))
         return bool(row[0] == 1)
 

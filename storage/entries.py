@@ -51,8 +51,11 @@ class Entries:
         self.db = db
         self.vault = vault
         self.integrity = integrity
-        # Each person's place in a flow, as last written by this process (the only writer).
+        # Each person's place in a flow, as last written by this process, where it is the
+        # only writer (SQLite). On PostgreSQL another process may have moved the person on
+        # since (issue #20): the place is read from the database every time.
         self._states: dict[int, tuple[dict[str, Any], str] | None] = {}
+        self._cache = db.dialect == "sqlite"
 
     async def create(
         self,
@@ -390,7 +393,7 @@ class Entries:
         self._states[participant_id] = (state, now)  # callers pass a fresh dump, never reused
 
     async def load_state(self, participant_id: int) -> tuple[dict[str, Any], str] | None:
-        if participant_id in self._states:
+        if self._cache and participant_id in self._states:
             cached = self._states[participant_id]
             return None if cached is None else cached
         row = await self.db.fetchone(

@@ -53,8 +53,10 @@ class Participants:
         self.db = db
         self.vault = vault
         # Lookups by Telegram id happen on every update; rows change rarely and only
-        # through this class or erasure, which both invalidate.
+        # through this class or erasure, which both invalidate. On PostgreSQL another
+        # process may change them (issue #20): there every lookup reads the database.
         self._by_key: dict[bytes, Participant] = {}
+        self._cache = db.dialect == "sqlite"
 
     def user_key(self, telegram_user_id: int) -> bytes:
         return self.vault.lookup_hash(USER_PURPOSE, telegram_user_id)
@@ -62,7 +64,7 @@ class Participants:
     async def by_user(self, telegram_user_id: int) -> Participant | None:
         """The membership in use of this Telegram user's account (else their first)."""
         key = self.user_key(telegram_user_id)
-        cached = self._by_key.get(key)
+        cached = self._by_key.get(key) if self._cache else None
         if cached is not None:
             return cached
         row = await self.db.fetchone(
@@ -74,7 +76,8 @@ class Participants:
         if row is None:
             return None
         found = _row(row)
-        self._by_key[key] = found
+        if self._cache:
+            self._by_key[key] = found
         return found
 
     async def by_user_account(self, me: Participant) -> Participant | None:

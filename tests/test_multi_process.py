@@ -187,7 +187,9 @@ async def test_a_copy_of_an_update_another_process_holds_is_dropped(
 
 @ON_PG
 async def test_a_killed_processs_turn_and_arrival_stop_holding_the_chat(
-        place: Place, master_key: bytes, store: Store) -> None:
+        place: Place, master_key: bytes, store: Store, second: Store) -> None:
+    a_live = await second.coordination()
+    assert isinstance(a_live, PgCoordination)
     dying = await place.open(KeyRing(master_key))
     a = await dying.coordination()
     b = await store.coordination()
@@ -198,13 +200,17 @@ async def test_a_killed_processs_turn_and_arrival_stop_holding_the_chat(
     assert not await b.try_turn(key, 11)  # 10 is being handled
     await a.conn.close()  # the process is gone: the server drops its session's lock
     await dying.close()
-    # 10's arrival row is still younger than the lease, so 11 waits for it ...
-    assert not await b.try_turn(key, 11)
-    async with b.conn.cursor() as cur:  # ... until the lease has passed
-        await cur.execute("UPDATE chat_arrivals SET arrived_at = arrived_at - %s "
-                          "WHERE update_id = 10", (ARRIVAL_LEASE + 1,))
+    # 10's arrival row stays, but its holder has gone: 11 goes next
     assert await _eventually(lambda: b.try_turn(key, 11))
     await b.end_turn(key, 11)
+    # a live process's arrival holds its place until the lease has passed
+    assert await b.arrive(key, 20)
+    assert not await a_live.try_turn(key, 21)
+    async with b.conn.cursor() as cur:
+        await cur.execute("UPDATE chat_arrivals SET arrived_at = arrived_at - %s "
+                          "WHERE update_id = 20", (ARRIVAL_LEASE + 1,))
+    assert await a_live.try_turn(key, 21)
+    await a_live.end_turn(key, 21)
     # a copy of 10 redelivered by Telegram is taken over, not dropped
     assert await b.arrive(key, 10)
 
@@ -290,3 +296,23 @@ async def test_sqlite_keeps_one_process_and_nothing_shared(tmp_path: Any, master
         Service(s)
     finally:
         await s.close()
+
+
+@ON_PG
+async def test_one_persons_answers_handled_by_two_processes_in_turn_all_land_in_their_steps(
+        store: Store, second: Store, cohort: Cohort) -> None:
+    """Neither process may trust what it remembers of a person: the other may have moved
+    them on (the conversation state and the membership are read from the database)."""
+    mentee = await cohort.joined_mentee()
+    other = Service(second)
+    answers = ["my goal", "where I am", "what I could do", "what I will do"]
+    await mentee.cmd("reflect")
+    for i, text in enumerate(answers):
+        mentee.service = other if i % 2 == 0 else cohort.service
+        await mentee.say(text)
+    me = await store.participants.by_user(7001)
+    assert me is not None
+    (entry,) = await store.entries.of(me.id)
+    stored = await second.entries.answers(me.id, entry.id)
+    assert all(text in repr(stored[step]) for text, step in
+               zip(answers, ("goal", "reality", "options", "will"), strict=True))
