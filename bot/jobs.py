@@ -27,10 +27,15 @@ of a crash (at most one window's worth, about 30) and exactly-once for all other
 timeout (``TimedOut``) is the same ambiguity in a running process and is treated the same
 way (retried). We prefer a rare duplicate nudge to a silently lost one.
 
+On PostgreSQL several bot processes sweep the same queue (issue #20): a claim is a lease
+(``storage.reminder_queue.SEND_LEASE``), so a row one process claimed is no other's to
+send, and a killed process's claimed rows go out again once their lease has run out.
+
 Rate limits
 -----------
 Sends go through the bot's ``AIORateLimiter`` (which retries a ``RetryAfter`` after the
-time Telegram asks for), and before that through :class:`Pacer`, which keeps at most
+time Telegram asks for; on PostgreSQL its bot-wide limit is shared by every process,
+``bot.sendrate``), and before that through :class:`Pacer`, which keeps at most
 ``overall`` messages in any rolling window and one per chat per second, counting requests
 still in flight as inside the window. That spreads a batch due in the same minute so that
 Telegram's limits are not hit in the first place; a ``RetryAfter`` that still comes back

@@ -121,7 +121,9 @@ class PgCoordination:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
-        return cls(conn)
+        made = cls(conn)
+        await made.forget_arrivals()  # what killed processes left; a start-up clears it
+        return made
 
     async def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         async with self.conn.cursor() as cur:
