@@ -70,7 +70,7 @@ async def child(args: argparse.Namespace) -> None:
 
     quiet_webhook_loggers()
     cfg = offline_settings(Path("/nonexistent/unused.sqlite3"), telegram_api_base_url=args.api)
-    # the settings field is a path until MENTORBOT_DB takes a postgresql:// string
+    # the throw-away server's databases (data and key store)
     cfg = cfg.model_copy(update={"mentorbot_db": args.db, "mentorbot_keystore": args.keys})
     app = build_application(cfg, token=TOKEN, overall_rate=args.rate)
     await app.initialize()

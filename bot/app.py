@@ -162,12 +162,11 @@ async def share_with_other_processes(app: Application, store: Store  # type: ign
                                      ) -> None:
     """On PostgreSQL, where several processes may serve one programme (issue #20): a
     chat's turn and update de-duplication across them (bot.processor), the bot-wide send
-    rate shared (bot.sendrate), and the store held shared against key rotation and restore
-    (storage.coordination). On SQLite nothing changes: one process."""
+    rate shared (bot.sendrate), through storage.coordination. On SQLite nothing changes:
+    one process."""
     shared = await store.coordination()
     if not shared.shared:
         return
-    await shared.hold(False, "the bot")  # type: ignore[union-attr]
     processor = app.update_processor
     if isinstance(processor, PerChatUpdateProcessor):
         vault = store.vault

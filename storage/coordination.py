@@ -25,9 +25,8 @@ serve one programme behind one URL, and :class:`PgCoordination` gives them:
 - **one-off claims** (:meth:`PgCoordination.claim`): a weekly digest (or any job that runs
   in every process) is done by the process whose claim row goes in first; a claim not
   marked done within its lease can be taken over, so a killed claimer loses nothing.
-- **holding the store** (:meth:`PgCoordination.hold`): what ``storage.lock`` does with a
-  file lock on SQLite, with advisory locks: each running bot holds a shared lock, key
-  rotation and restore an exclusive one (refused while any bot runs).
+
+Running bots against key rotation is ``storage.lock``'s (an advisory lock there too).
 
 The tables are PostgreSQL's own (they hold no personal data: update ids, keyed hashes,
 times, schedule ids) and are created under the migration lock. Nothing here logs.
@@ -40,11 +39,9 @@ import contextlib
 from typing import Any
 
 from storage.db import Database
-from storage.lock import StoreBusy
 
 ARRIVAL_LEASE = 30.0  # seconds an arrival holds its place before others may go past it
 CLAIM_LEASE = 300.0  # seconds a one-off claim (a digest) holds before another may take it
-STORE_LOCK = 0x6D656E75  # advisory lock key: running bots (shared) against rotation (exclusive)
 
 _SCHEMA = (
     # the server's clock in seconds: one clock for every process's leases and slots
@@ -90,9 +87,6 @@ class LocalCoordination:
 
     async def done(self, name: str, period: str) -> None:
         return None
-
-    async def hold(self, exclusive: bool, purpose: str) -> None:
-        return None  # storage.lock's file lock does this on SQLite
 
     async def close(self) -> None:
         return None
@@ -213,19 +207,6 @@ class PgCoordination:
     async def done(self, name: str, period: str) -> None:
         await self._one("UPDATE job_claims SET done = 1 WHERE name = %s AND period = %s "
                         "RETURNING 1", (name, period))
-
-    # -- holding the store -------------------------------------------------------------
-    async def hold(self, exclusive: bool, purpose: str) -> None:
-        """For as long as this connection lives: a running bot holds the store shared, a
-        rotation or restore exclusively; StoreBusy at once if the other kind holds it."""
-        fn = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
-        row = await self._one(f"SELECT {fn}(%s)", (STORE_LOCK,))
-        if not row[0]:
-            raise StoreBusy(
-                f"{'a running bot' if exclusive else 'key rotation or a restore'} is using "
-                "this database; "
-                + ("stop every bot process first (docker compose stop bot), then run this "
-                   "again" if exclusive else f"wait for it to finish before starting {purpose}"))
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
