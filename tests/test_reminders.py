@@ -22,6 +22,7 @@ import pytest
 import telegram.ext._aioratelimiter as limiter_module
 from telegram.ext import Application
 
+from bot.coordinator import DIGEST_KEY, CoordinatorTools
 from bot.jobs import (
     JOB_KWARGS,
     REMINDERS_KEY,
@@ -484,8 +485,22 @@ async def test_a_declined_pair_is_never_named_and_a_lone_finished_needs_attentio
         assert f"pairs {w.pair_id}." in line
         assert all(f" {declined_pair}," not in x and f" {declined_pair}." not in x
                    for x in summary.splitlines() if x.startswith("Needing attention"))
+        # the weekly digest is the summary sent by the JobQueue: the same list, the
+        # declined pair not in it
+        tools = w.app.bot_data[DIGEST_KEY]
+        assert isinstance(tools, CoordinatorTools)
+        lead_me = await store.participants.by_user(COORDINATOR)
+        assert lead_me is not None
+        lead.new()
+        assert await tools.digest_for(lead_me.id)
+        (digest,) = lead.new()
+        attention = [x for x in digest["text"].splitlines() if x.startswith("Needing attention")]
+        assert attention and any(f"pairs {w.pair_id}." in x for x in digest["text"].splitlines())
+        assert all(f" {declined_pair}," not in x and f" {declined_pair}." not in x
+                   for x in attention)
         for name in ("Morgan", "Robin", "Kim", "Ash"):
             assert name not in summary and name not in note["text"]
+            assert name not in digest["text"]
 
 
 async def test_chemistry_overdue_note_is_one_anonymised_digest(
