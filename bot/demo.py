@@ -16,6 +16,7 @@ the output folder, and nowhere else.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -227,6 +228,7 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
             f"episode logs and check-ins with {n_answers} answers were saved, every "
             f"answer AES-256-GCM encrypted. Pairs: {arcs}."
         )
+        await embed_answers(store)
         outputs = await build_outputs(store, programme.id, out)
     finally:
         await store.close()
@@ -237,6 +239,25 @@ async def run_demo(out: Path, pairs: int = 12, months: int = 6, seed: int = 7) -
         for path in paths if not label.startswith("_") else ():
             click.echo(f"  {label:<12} {path}")
     return DemoResult(db_path, key_file, n_people, n_entries, n_answers, outputs)
+
+
+async def embed_answers(store: Store) -> int:
+    """Store the answers' embeddings with `mentorbot recode`'s own function, where the semantic
+    extra is installed, so the showcase report codes with the semantic heads over stored
+    embeddings as well as the rules, as a real programme's report does (the bot embeds at save
+    time in its embedding worker, bot/embedder.py; the demo drives the Service without the
+    bot, so it stores them afterwards, as `mentorbot recode` would)."""
+    from reports.coding.embeddings import available
+    from reports.entry_codes import recode
+
+    if not available()[0]:
+        click.echo("Semantic extra not installed: the report codes with the rules alone.")
+        return 0
+    started = time.perf_counter()
+    result = await recode(store)
+    click.echo(f"{result.embedded} answers embedded for the semantic layer in "
+               f"{time.perf_counter() - started:.1f} s (as `mentorbot recode` does).")
+    return result.embedded
 
 
 async def build_outputs(store: Store, programme_id: int, out: Path) -> dict[str, list[Path]]:

@@ -466,6 +466,10 @@ def _links(
     return out
 
 
+# a contrast's identity across units: (context or None, its role or None, mechanism, its role)
+ContrastKey = tuple["str | None", "str | None", str, str]
+
+
 @dataclass
 class Pattern:
     """Configurations of one outcome across units: what tends to go with it, for whom."""
@@ -482,14 +486,12 @@ class Pattern:
     theories: Counter[str] = field(default_factory=Counter)
     core_pattern: int = 0
     entries: int = 0
-    # (context, mechanism) -> [with outcome, without, units]
-    contrasts: dict[tuple[str | None, str], list[int]] = field(default_factory=dict)
-    contrast_groups: dict[tuple[str | None, str], dict[str, list[int]]] = field(
-        default_factory=dict)
-    # (context, mechanism) -> the roles they had where first seen (the programme-wide count
-    # looks for these elements, role and all)
-    contrast_roles: dict[tuple[str | None, str], tuple[str | None, str]] = field(
-        default_factory=dict)
+    # (context, its role, mechanism, its role) -> [with outcome, without, units]. The roles
+    # are part of the key: a context that enabled in one pair and hindered in another is two
+    # contrasts, not one (the programme-wide count in reports/evaluator/for_whom.py looks
+    # for each element with its role, so a sum over both roles would exceed it)
+    contrasts: dict[ContrastKey, list[int]] = field(default_factory=dict)
+    contrast_groups: dict[ContrastKey, dict[str, list[int]]] = field(default_factory=dict)
 
     def add(self, c: Summary) -> None:
         self.units += 1
@@ -505,13 +507,13 @@ class Pattern:
         self.entries += c.entries
         if c.contrast is not None:
             context, mechanism, with_outcome, without = c.contrast
-            sums = self.contrasts.setdefault((context, mechanism), [0, 0, 0])
+            context_role, mechanism_role = c.contrast_roles or (None, "")
+            key = (context, context_role if context else None, mechanism, mechanism_role)
+            sums = self.contrasts.setdefault(key, [0, 0, 0])
             sums[0] += with_outcome
             sums[1] += without
             sums[2] += 1
-            if c.contrast_roles is not None:
-                self.contrast_roles.setdefault((context, mechanism), c.contrast_roles)
-            groups = self.contrast_groups.setdefault((context, mechanism), {})
+            groups = self.contrast_groups.setdefault(key, {})
             for group, w, wo in c.contrast_by:
                 counts = groups.setdefault(group, [0, 0])
                 counts[0] += w
@@ -539,15 +541,14 @@ class Pattern:
             "core_pattern": self.core_pattern,
             "independent_entries": self.entries,
             "contrasts": [
-                {"context": context, "mechanism": mechanism, "with_outcome": sums[0],
+                {"context": key[0], "mechanism": key[2], "with_outcome": sums[0],
                  "without_outcome": sums[1], "units": sums[2],
-                 "by_group": dict(sorted(self.contrast_groups[(context, mechanism)].items())),
-                 **({"roles": dict(zip(("context", "mechanism"),
-                                       self.contrast_roles[(context, mechanism)], strict=True))}
-                    if (context, mechanism) in self.contrast_roles else {})}
-                for (context, mechanism), sums in sorted(
-                    self.contrasts.items(), key=lambda kv: (-kv[1][2], -kv[1][0],
-                                                            kv[0][0] or "", kv[0][1]))[:3]
+                 "by_group": dict(sorted(self.contrast_groups[key].items())),
+                 "roles": {"context": key[1], "mechanism": key[3]}}
+                for key, sums in sorted(
+                    self.contrasts.items(),
+                    key=lambda kv: (-kv[1][2], -kv[1][0], kv[0][0] or "", kv[0][1] or "",
+                                    kv[0][2], kv[0][3]))[:3]
             ],
         }
 

@@ -1,8 +1,9 @@
 """The demo's outputs, read as an evaluator would: its timeline, and the report and the
 research export telling the same story about the same entries.
 
-The demo runs once for the module (about 15 s): twelve pairs over six months of the real
-flows, on the programme's clock.
+The demo runs once for the module (about 30 s): twelve pairs over six months of the real
+flows, on the programme's clock, then its answers' embeddings stored as `mentorbot recode`
+stores them, so the report codes with the rules and the semantic heads.
 """
 
 from __future__ import annotations
@@ -44,6 +45,20 @@ def report(demo: DemoResult) -> dict[str, Any]:
 def rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8-sig", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def test_the_report_codes_with_the_semantic_heads_over_stored_embeddings(
+        report: dict[str, Any]) -> None:
+    """As a real programme's report does once its answers are embedded: every answer that can
+    have an embedding has one, and the heads coded most of them."""
+    from reports.coding.embeddings import available
+
+    if not available()[0]:
+        pytest.skip("the semantic extra is not installed: the demo runs on rules alone")
+    semantic = report["method"]["semantic"]
+    assert semantic["on"] and semantic["without_embeddings"] == 0, semantic
+    assert semantic["read"] > 300 and semantic["coded"] > 0.5 * semantic["read"], semantic
+    assert report["summary"]["codes_by_method"]["semantic"] > 0
 
 
 def test_every_over_time_series_spans_at_least_four_months(report: dict[str, Any]) -> None:

@@ -159,3 +159,39 @@ async def test_answers_are_used_only_under_evaluation_consent_and_never_leave_th
             for word in (b"nursing_midwifery", b"Nursing or midwifery", b"mental_health",
                          b"staff_group", b"Staff group"):
                 assert word not in raw, (path.name, word)
+
+
+def test_a_context_that_enabled_in_one_pair_and_hindered_in_another_is_two_contrasts() -> None:
+    """Support from the organisation enabled agency in one pair and hindered it in another
+    (the same code, the other role): each is its own contrast with its own role, so the
+    programme-wide count (which looks for the element with its role) is never below the
+    pairs' own. Summed into one contrast, the hindering pair's occasions would be counted
+    in the pattern and not across the programme."""
+    from reports.configurations import EntryCodes, configure, patterns
+
+    inhibiting = "CONTEXT_INHIBITING"
+    rows: dict[str, list[Any]] = {
+        "D:1": [(f"A{k}", 30 * k, "mentee", 1,
+                 (("C_ORG_SUPPORT", ENABLING), ("M_DM_TECHNIQUES", RES)),
+                 AGENCY if k < 2 else ()) for k in range(5)],
+        "D:2": [(f"B{k}", 30 * k, "mentee", 2,
+                 (("C_ORG_SUPPORT", inhibiting), ("M_DM_TECHNIQUES", RES)),
+                 AGENCY if k < 1 else ()) for k in range(5)],
+    }
+    fw = ForWhom(load_flows(), {})
+    summaries = []
+    for unit, unit_rows in rows.items():
+        fw.keep(unit, unit_rows)
+        found, _ = configure([EntryCodes(r[0], r[1], r[2], r[3], frozenset(r[4]),
+                                         frozenset(r[5])) for r in unit_rows], {})
+        summaries += [c.summary() for c in found]
+    (pattern,) = [json.loads(json.dumps(p.to_json())) for p in patterns(summaries)]
+    fw.assemble([pattern], (1, 2), LABELS)
+    by_role = {c["roles"]["context"]: c for c in pattern["contrasts"]}
+    assert set(by_role) == {ENABLING, inhibiting}
+    assert (by_role[ENABLING]["with_outcome"], by_role[ENABLING]["without_outcome"]) == (2, 3)
+    assert (by_role[inhibiting]["with_outcome"], by_role[inhibiting]["without_outcome"]) == (1, 4)
+    for c in pattern["contrasts"]:
+        whole = c["programme"]
+        assert whole["with_outcome"] >= c["with_outcome"]
+        assert whole["without_outcome"] >= c["without_outcome"]
