@@ -195,3 +195,23 @@ def test_a_context_that_enabled_in_one_pair_and_hindered_in_another_is_two_contr
         whole = c["programme"]
         assert whole["with_outcome"] >= c["with_outcome"]
         assert whole["without_outcome"] >= c["without_outcome"]
+
+
+def test_a_difference_chance_could_easily_give_is_no_finding() -> None:
+    """2 of 6 against 0 of 8 is a gap of a third, but chance alone gives one that wide often
+    (Fisher's exact p 0.16): no sentence. 24 of 30 against 1 of 30 is a finding."""
+    from reports.evaluator.for_whom import FINDING_P, fisher_p
+
+    assert abs(fisher_p(2, 4, 0, 8) - 0.1648) < 1e-3
+    assert abs(fisher_p(3, 1, 0, 4) - 0.1429) < 1e-3  # the textbook two-sided value
+    assert fisher_p(24, 6, 1, 29) < 1e-6
+    dim = ForWhom(load_flows(), people()).dims[-1]  # own_choice
+    groups = [{"value": "own_idea", "with_outcome": 2, "without_outcome": 4},
+              {"value": "suggested", "with_outcome": 0, "without_outcome": 8}]
+    from reports.evaluator.for_whom import _finding
+
+    contrast = PATTERN["contrasts"][0]
+    assert _finding(dim, groups, "O_AGENCY", contrast, LABELS) is None
+    groups[0] = {"value": "own_idea", "with_outcome": 12, "without_outcome": 3}
+    assert fisher_p(12, 3, 0, 8) <= FINDING_P
+    assert _finding(dim, groups, "O_AGENCY", contrast, LABELS)

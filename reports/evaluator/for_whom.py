@@ -32,10 +32,15 @@ import numpy as np
 from conversations.about_you import ABOUT_YOU, NOT_A_GROUP
 from conversations.model import Flow
 from reports.configurations import WINDOW_AFTER_DAYS, WINDOW_BEFORE_DAYS, EntryRow
+from reports.evaluator.wording import phrase
 
 MIN_GROUP = 5  # people: the house's small-group rule (reports.suppression)
 MIN_OCCASIONS = 5  # occasions in each group before a difference is put in words
 FINDING_GAP = 0.3  # difference in the share followed by the outcome worth a sentence
+# ... and one chance alone would rarely give: Fisher's exact test on the two groups' counts,
+# two-sided, at this level. Occasions of one person are not independent, so this is a screen
+# against sentences about noise (2 of 6 against 0 of 8 is no finding), not a significance test
+FINDING_P = 0.05
 CONTRASTS_COMPARED = 3  # the contrasts each pattern lists (its leading ones) are compared
 SUPPRESSED = {"suppressed": True, "below": MIN_GROUP}
 
@@ -273,15 +278,26 @@ class ForWhom:
         return shown, out
 
 
-def _name(labels: Mapping[str, str], code: str | None) -> str:
-    """A code as a sentence names it: "Dyad: safe space, time out" is "safe space", a
-    learning domain "cognitive learning", "Sharing experience" "sharing experience"."""
-    label = labels.get(code or "", code or "")
-    head, _, tail = label.partition(":")
-    if (code or "").startswith("DOM_"):
-        return f"{head.strip().lower()} learning"
-    text = (tail if tail.strip() and " " not in head.strip() else head).split(",", 1)[0].strip()
-    return text if text[:2].isupper() else text[:1].lower() + text[1:]
+def fisher_p(a: int, b: int, c: int, d: int) -> float:
+    """Two-sided p of Fisher's exact test on the table [[a, b], [c, d]] (the sum of the
+    probabilities of every table with the same margins no more likely than this one), in
+    log space so programme-sized counts cost no big integers."""
+    from math import exp, lgamma
+
+    row, col, n = a + b, a + c, a + b + c + d
+
+    def log_p(x: int) -> float:  # hypergeometric: x successes in the first row
+        return (lgamma(row + 1) - lgamma(x + 1) - lgamma(row - x + 1)
+                + lgamma(n - row + 1) - lgamma(col - x + 1) - lgamma(n - row - col + x + 1)
+                - lgamma(n + 1) + lgamma(col + 1) + lgamma(n - col + 1))
+
+    observed = log_p(a)
+    total = 0.0
+    for x in range(max(0, row + col - n), min(row, col) + 1):
+        lp = log_p(x)
+        if lp <= observed + 1e-9:
+            total += exp(lp)
+    return min(1.0, total)
 
 
 def _finding(dim: Dimension, groups: Sequence[Mapping[str, Any]], outcome: str,
@@ -293,9 +309,11 @@ def _finding(dim: Dimension, groups: Sequence[Mapping[str, Any]], outcome: str,
         return None
     rated.sort(key=lambda r: (-r[0], r[1]["value"]))
     (high, a), (low, b) = rated[0], rated[-1]
-    if high - low < FINDING_GAP:
+    if high - low < FINDING_GAP or fisher_p(
+            a["with_outcome"], a["without_outcome"], b["with_outcome"],
+            b["without_outcome"]) > FINDING_P:
         return None
-    parts = " and ".join(_name(labels, x) for x in (contrast["context"], contrast["mechanism"])
+    parts = " and ".join(phrase(labels, x) for x in (contrast["context"], contrast["mechanism"])
                          if x)
 
     def who(g: Mapping[str, Any]) -> str:
@@ -308,5 +326,5 @@ def _finding(dim: Dimension, groups: Sequence[Mapping[str, Any]], outcome: str,
     verdict = ("the configuration holds for the first group and not for the second"
                if high >= 0.5 and low <= 0.2 else
                "the configuration holds for the first group more than for the second")
-    return (f"Where {parts} came together, {_name(labels, outcome)} followed {times(a)} for "
+    return (f"Where {parts} came together, {phrase(labels, outcome)} followed {times(a)} for "
             f"{who(a)} and {times(b)} for {second}: {verdict}.")

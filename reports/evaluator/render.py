@@ -15,6 +15,7 @@ from reports.configurations import (
 from reports.evaluator.analysis import ITEMS_MARKER
 from reports.evaluator.model import MIN_MONTH_ENTRIES, ROLES, TIMELINES_SHOWN
 from reports.evaluator.rameses import ITEMS
+from reports.evaluator.wording import phrase
 from reports.phases import DAYS_PER_MONTH, PHASES
 
 # ---------------------------------------------------------------------------------------
@@ -149,14 +150,6 @@ def _timelines_shown(pairs: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return (with_regression[: TIMELINES_SHOWN // 2] + rest)[:TIMELINES_SHOWN]
 
 
-def _name(labels: Mapping[str, str], code: str | None) -> str:
-    """A code as a sentence names it: the label's head, in lower case, a domain as learning."""
-    label = labels.get(code or "", code or "")
-    head = label.split(":", 1)[0].split(",", 1)[0]
-    head = head[0].lower() + head[1:] if head[:2] != head[:2].upper() else head
-    return f"{head} learning" if (code or "").startswith("DOM_") else head
-
-
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
@@ -177,9 +170,9 @@ def plain_summary(data: Mapping[str, Any]) -> list[str]:
         p = patterns[0]
         typical = p["typical"]
         leading = typical["context"][:1] + typical["resource"][:1]
-        before = [_name(labels, c) for c, _, _ in leading]
+        before = [phrase(labels, c) for c, _, _ in leading]
         out.append(
-            f"The outcome most often preceded by a mechanism was {_name(labels, p['outcome'])}, "
+            f"The outcome most often preceded by a mechanism was {phrase(labels, p['outcome'])}, "
             f"in {_plural(p['units'], 'pair')}"
             + (f", usually where {' and '.join(before)} came first." if before else ".")
         )
@@ -188,7 +181,7 @@ def plain_summary(data: Mapping[str, Any]) -> list[str]:
             total = c["with_outcome"] + c["without_outcome"]
             out.append(
                 f"It did not always follow: of {total} times "
-                f"{' and '.join(_name(labels, x) for x in (c['context'], c['mechanism']) if x)} "
+                f"{' and '.join(phrase(labels, x) for x in (c['context'], c['mechanism']) if x)} "
                 f"came together, the outcome was reported in {c['with_outcome']}."
             )
     scaling = data["change_over_time"]["scaling"]["programme"]
@@ -226,6 +219,7 @@ def render_html(
     env.filters["short"] = _short
     env.filters["month"] = lambda m: "before matching" if m is None or m < 0 else f"month {m + 1}"
     env.filters["months"] = lambda d: f"{d / DAYS_PER_MONTH:.1f}"
+    env.filters["phrase"] = lambda code: phrase(data["labels"], code)
     source = (
         resources.files("reports")
         .joinpath("templates", "evaluator.html.j2")
