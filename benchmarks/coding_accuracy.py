@@ -16,7 +16,7 @@ by the lead for the one measurement): it is read here and nowhere else, only to 
 nothing of its items is printed, only the aggregate figures, and where the file is absent the
 script says "absent". Every other part (``train``, ``dev``, ``test_v1`` and ``test_v2`` -- the
 first and second frozen parts, each measured once and since used for tuning -- and
-``train_extra``) was trained or tuned on,
+``train_extra``, ``train_extra2``) was trained or tuned on,
 so its figures are tuning figures; the honest tuning figure is the cross-validated one printed
 by ``benchmarks/coding_train.py --cv``.
 
@@ -320,7 +320,8 @@ def timing(book: Codebook, coders: Coders, items: Sequence[Item]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--splits", default=f"{FROZEN_PART},test_v2,test_v1,dev,train,train_extra")
+    parser.add_argument("--splits", default=f"{FROZEN_PART},test_v2,test_v1,dev,train,"
+                        "train_extra,train_extra2")
     parser.add_argument("--no-frozen", action="store_true",
                         help=f"leave out the frozen part ({FROZEN_PART})")
     parser.add_argument("--no-quotes", action="store_true")
