@@ -4,9 +4,10 @@ Usage: python benchmarks/coding_train.py [--cv] [--folds 5] [--out PATH]
        [--extra REVIEW_ITEMS.yaml ...] [--blocks unit,answer,context,markers]
 
 Every development part of the bank (``train``, ``dev``, ``test_v1``, ``test_v2``,
-``train_extra`` and the guide's worked examples; ``benchmarks/coding_bank.DEVELOPMENT_PARTS``)
-is training data. The frozen part is never read here: every file goes through
-``coding_bank.training_items``, which refuses any ``frozen_*`` file unread.
+``train_extra``, ``train_extra2`` and the guide's worked examples;
+``benchmarks/coding_bank.DEVELOPMENT_PARTS``) is training data. The frozen part is never
+read here: every file goes through ``coding_bank.training_items``, which refuses any
+``frozen_*`` file unread.
 
 Model and hyper-parameters are chosen by k-fold cross-validation over those parts, grouped by
 answer (an answer's sentences, and any answer with the same text, stay in one fold, so no
@@ -86,6 +87,29 @@ from reports.coding.model import MODALITIES  # noqa: E402
 from reports.coding.rules import code_text_raw, phase_signal  # noqa: E402
 
 L2_GRID = (3.0, 30.0, 100.0)
+# the kernel blend (reports/coding/heads.py ``kernel_vote``): each head's probability mixed
+# with a similarity-weighted vote of the training sentences, share and sharpness chosen by CV
+KERNEL_ALPHAS = (0.0, 0.3, 0.5, 0.7)
+KERNEL_TEMPERATURES = (10.0, 20.0, 40.0)
+KERNEL_SCHEMES = ("role", "element", "modality", "domain", "factor")
+# the kernel compares sentences in the top principal directions of the training sentences'
+# embeddings, not all 384: six times less work per sentence at run time
+KERNEL_DIMS = 64
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What cross-validation chooses among: ``old`` is the recipe of the heads shipped before
+    the kernel blend (kept so both can be scored on the same folds in one run)."""
+
+    name: str
+    l2_grid: tuple[float, ...]
+    alphas: tuple[float, ...]
+    temperatures: tuple[float, ...]
+
+
+RECIPES = {"old": Recipe("old", L2_GRID, (0.0,), ()),
+           "new": Recipe("new", L2_GRID, KERNEL_ALPHAS, KERNEL_TEMPERATURES)}
 THRESHOLDS = tuple(round(0.1 + 0.05 * k, 2) for k in range(15))  # 0.10 .. 0.80
 MIN_EXAMPLES = 2  # a label seen fewer times in training gets no weights
 MIN_FOR_OWN_THRESHOLD = 8  # rarer labels take their head's common threshold
@@ -284,6 +308,33 @@ class Fitted:
     scale: np.ndarray
     labels: dict[str, list[str]]
     weights: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]]  # scheme -> l2 -> (w, b)
+    # the kernel blend's memory: training units' centred unit-length embeddings, which are
+    # whole answers, and each scheme's labels of those rows
+    memory: np.ndarray | None = None
+    memory_whole: np.ndarray | None = None
+    memory_labels: dict[str, np.ndarray] = field(default_factory=dict)
+    projection: np.ndarray | None = None  # embedding dims x KERNEL_DIMS
+
+
+def unit_length(z: np.ndarray) -> np.ndarray:
+    return (z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
+
+
+def kernel_memory(c: Corpus, train_idx: np.ndarray, f: Fitted, dims: int = KERNEL_DIMS) -> None:
+    """The kernel blend's memory of a fit: the training sentences projected on their top
+    ``dims`` principal directions, at unit length, with every scheme's labels."""
+    train_items = [c.items[i] for i in train_idx]
+    rows = c.unit_rows(train_idx)
+    centred = c.emb[rows] - f.mean
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    f.projection = vt[:dims].T.astype(np.float32)
+    f.memory = unit_length(centred @ f.projection)
+    f.memory_whole = np.isin(rows, c.first[train_idx])
+    f.memory_labels = {}
+    for scheme in KERNEL_SCHEMES:
+        f.memory_labels[scheme] = matrix(unit_targets(train_items, scheme) if scheme in
+                                         UNIT_SCHEMES else targets(train_items, scheme),
+                                         f.labels[scheme])
 
 
 def fit_all(c: Corpus, train_idx: np.ndarray, vocab: Sequence[str], blocks: Sequence[str],
@@ -304,7 +355,9 @@ def fit_all(c: Corpus, train_idx: np.ndarray, vocab: Sequence[str], blocks: Sequ
         else:
             x, y = x_units[whole_rows], matrix(whole, labels[scheme])
         weights[scheme] = {l2: fit(x, y, l2, scheme in MULTICLASS) for l2 in grid[scheme]}
-    return Fitted(mean, scale, labels, weights)
+    f = Fitted(mean, scale, labels, weights)
+    kernel_memory(c, train_idx, f)
+    return f
 
 
 def predict_units(c: Corpus, rows: np.ndarray, f: Fitted, vocab: Sequence[str],
@@ -348,6 +401,8 @@ class Choice:
     # Platt scaling per label (slope, offset on the logit), fitted on out-of-fold
     # probabilities and folded into the weights, so a code's confidence means what it says
     platt: dict[str, np.ndarray] = field(default_factory=dict)
+    # the kernel blend per scheme: (share, temperature); share 0 is no blend
+    kernel: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -375,19 +430,34 @@ def platt(p: np.ndarray, y: np.ndarray, steps: int = 300) -> tuple[float, float]
 
 
 OutOfFold = dict[str, dict[float, np.ndarray]]  # scheme -> l2 -> answers x labels
+KERNEL = "kernel"  # oof["kernel/<scheme>"][temperature]: the kernel vote alone
+
+
+def kernel_probabilities(c: Corpus, rows: np.ndarray, f: Fitted, scheme: str,
+                         temperature: float) -> np.ndarray:
+    """The kernel vote of the fold's memory for unit rows ``rows``."""
+    from reports.coding.heads import kernel_vote
+
+    assert f.memory is not None and f.memory_whole is not None and f.projection is not None
+    sim = unit_length((c.emb[rows] - f.mean) @ f.projection) @ f.memory.T
+    if scheme not in UNIT_SCHEMES:
+        sim = sim[:, f.memory_whole]
+    return kernel_vote(sim, f.memory_labels[scheme], temperature)
 
 
 def cross_validate(c: Corpus, vocab: Sequence[str], blocks: Sequence[str], k: int,
-                   log: bool = True
+                   log: bool = True, recipe: Recipe = RECIPES["new"]
                    ) -> tuple[OutOfFold, dict[str, list[str]], list[tuple[np.ndarray, Fitted]]]:
-    """Fit every fold; the pooled out-of-fold probabilities of every answer, per l2."""
+    """Fit every fold; the pooled out-of-fold probabilities of every answer, per l2 (and
+    the kernel vote alone per temperature, under ``kernel/<scheme>``)."""
     folds = assign_folds(c.items, k)
-    grid = {s: L2_GRID for s in SCHEMES}
+    l2_grid = recipe.l2_grid
+    grid = {s: l2_grid for s in SCHEMES}
     fitted: list[tuple[np.ndarray, Fitted]] = []
     # out-of-fold probabilities per scheme and l2, per answer; labels are fixed from all items
     labels = {s: label_set(s, targets(c.items, s)) for s in SCHEMES}
     oof: dict[str, dict[float, np.ndarray]] = {
-        s: {l2: np.zeros((len(c.items), len(labels[s])), np.float32) for l2 in L2_GRID}
+        s: {l2: np.zeros((len(c.items), len(labels[s])), np.float32) for l2 in l2_grid}
         for s in SCHEMES}
     for fold in range(k):
         start = time.perf_counter()
@@ -399,48 +469,92 @@ def cross_validate(c: Corpus, vocab: Sequence[str], blocks: Sequence[str], k: in
         groups = [c.groups[i] for i in test_idx]
         for scheme in SCHEMES:
             col = {x: j for j, x in enumerate(f.labels[scheme])}
-            for l2 in L2_GRID:
-                p = predict_units(c, rows, f, vocab, blocks, scheme, l2)
+            runs: list[tuple[str, float, np.ndarray]] = [
+                (scheme, l2, predict_units(c, rows, f, vocab, blocks, scheme, l2))
+                for l2 in l2_grid]
+            for key, param, p in runs:
                 p = _answer_max(p, groups) if scheme in UNIT_SCHEMES else p[
                     np.isin(rows, c.first[test_idx])]
                 full = np.zeros((len(test_idx), len(labels[scheme])), np.float32)
                 for j, label in enumerate(labels[scheme]):
                     if label in col:
                         full[:, j] = p[:, col[label]]
-                oof[scheme][l2][test_idx] = full
+                oof[key][param][test_idx] = full
         if log:
             print(f"  fold {fold + 1}/{k}: {len(train_idx)} train, {len(test_idx)} held out, "
                   f"{time.perf_counter() - start:.1f} s", flush=True)
     return oof, labels, fitted
 
 
+def refresh_kernel(c: Corpus, oof: OutOfFold, labels: dict[str, list[str]],
+                   fitted: list[tuple[np.ndarray, Fitted]], recipe: Recipe) -> None:
+    """Each fold's kernel memory and the kernel's out-of-fold votes (under
+    ``kernel/<scheme>``, per temperature). Cheap beside the regressions, so done on every
+    run, also over folds read from the cache."""
+    every = np.arange(len(c.items))
+    for s in KERNEL_SCHEMES:
+        oof[f"{KERNEL}/{s}"] = {t: np.zeros((len(c.items), len(labels[s])), np.float32)
+                                for t in recipe.temperatures}
+    for test_idx, f in fitted:
+        kernel_memory(c, np.setdiff1d(every, test_idx), f)
+        rows = c.unit_rows(test_idx)
+        groups = [c.groups[i] for i in test_idx]
+        for scheme in KERNEL_SCHEMES:
+            col = {x: j for j, x in enumerate(f.labels[scheme])}
+            for t in recipe.temperatures:
+                p = kernel_probabilities(c, rows, f, scheme, t)
+                p = _answer_max(p, groups) if scheme in UNIT_SCHEMES else p[
+                    np.isin(rows, c.first[test_idx])]
+                full = np.zeros((len(test_idx), len(labels[scheme])), np.float32)
+                for j, label in enumerate(labels[scheme]):
+                    if label in col:
+                        full[:, j] = p[:, col[label]]
+                oof[f"{KERNEL}/{scheme}"][t][test_idx] = full
+
+
+def blended(oof: OutOfFold, scheme: str, l2: float, alpha: float,
+            temperature: float) -> np.ndarray:
+    p = oof[scheme][l2]
+    if alpha <= 0:
+        return p
+    return (1 - alpha) * p + alpha * oof[f"{KERNEL}/{scheme}"][temperature]
+
+
 def choose(c: Corpus, oof: OutOfFold, labels: dict[str, list[str]],
-           log: bool = True) -> Choice:
-    """Each head's L2 by its out-of-fold score, then per-label thresholds and Platt scaling
-    on the same out-of-fold probabilities."""
+           log: bool = True, recipe: Recipe = RECIPES["new"]) -> Choice:
+    """Each head's L2 (and kernel share and temperature) by its out-of-fold score, then
+    per-label thresholds and Platt scaling on the same out-of-fold probabilities."""
     choice = Choice({}, {}, {})
     for scheme in SCHEMES:
         y = matrix(targets(c.items, scheme), labels[scheme])
-        best: tuple[float, float, np.ndarray] | None = None
-        for l2 in L2_GRID:
-            p = oof[scheme][l2]
-            if scheme in MULTICLASS:
-                s, th = float((p.argmax(axis=1) == y.argmax(axis=1)).mean()), np.zeros(0)
-            else:
-                s, th = _choose_thresholds(y, p, micro=scheme == "element")
-            if best is None or s > best[0]:
-                best = (s, l2, th)
+        best: tuple[float, float, np.ndarray, float, float] | None = None
+        kernels = [(0.0, 0.0)]
+        if scheme in KERNEL_SCHEMES:
+            kernels += [(a, t) for a in recipe.alphas if a > 0 for t in recipe.temperatures]
+        for l2 in recipe.l2_grid:
+            for alpha, temperature in kernels:
+                p = blended(oof, scheme, l2, alpha, temperature)
+                if scheme in MULTICLASS:
+                    s, th = float((p.argmax(axis=1) == y.argmax(axis=1)).mean()), np.zeros(0)
+                else:
+                    s, th = _choose_thresholds(y, p, micro=scheme == "element")
+                if best is None or s > best[0] + 1e-9:
+                    best = (s, l2, th, alpha, temperature)
         assert best is not None
         choice.scores[scheme], choice.l2[scheme] = round(best[0], 3), best[1]
         choice.thresholds[scheme] = best[2]
+        choice.kernel[scheme] = (best[3], best[4])
         if scheme not in MULTICLASS:
-            p = oof[scheme][best[1]]
+            p = blended(oof, scheme, best[1], best[3], best[4])
             fits = np.array([platt(p[:, k], y[:, k]) if y[:, k].sum() >= MIN_FOR_OWN_THRESHOLD
                              else (1.0, 0.0) for k in range(y.shape[1])], np.float64)
             choice.platt[scheme] = fits.reshape(-1, 2)
         choice.thresholds[f"{scheme}.labels"] = np.array(labels[scheme])
         if log:
-            print(f"  {scheme:9s} l2 {best[1]:6.1f}  out-of-fold score {best[0]:.3f}")
+            blend = (f"kernel share {best[3]:.1f} at temperature {best[4]:.0f}" if best[3] > 0
+                     else "no kernel blend")
+            print(f"  {scheme:9s} l2 {best[1]:6.1f}  {blend:36s} out-of-fold score "
+                  f"{best[0]:.3f}")
     return choice
 
 
@@ -458,19 +572,35 @@ def heads_from(f: Fitted, choice: Choice, vocab: Sequence[str], blocks: Sequence
             common = float(np.median(choice.thresholds[scheme])) if chosen else 0.5
             th = np.array([chosen.get(x, common) for x in labels], np.float32)
             fits = choice.platt.get(scheme)
+            alpha, temperature = choice.kernel.get(scheme, (0.0, 0.0))
+            platt_after: np.ndarray | None = None
             if fits is not None:
                 by_name = dict(zip(names, fits, strict=True))
                 ac = np.array([by_name.get(x, (1.0, 0.0)) for x in labels], np.float64)
                 a, c = ac[:, 0], ac[:, 1]
-                # sigmoid(a z + c) is the calibrated probability of logit z: scale the
-                # weights, and move each threshold to the same point on the new scale
-                w = (w * a).astype(np.float32)
-                b = (b * a + c).astype(np.float32)
+                if alpha > 0:  # the scaling applies to the blend: kept apart from the weights
+                    platt_after = ac.astype(np.float32)
+                else:
+                    # sigmoid(a z + c) is the calibrated probability of logit z: scale the
+                    # weights
+                    w = (w * a).astype(np.float32)
+                    b = (b * a + c).astype(np.float32)
+                # move each threshold to the same point on the calibrated scale
                 th = (1.0 / (1.0 + np.exp(-(a * _logit(th.astype(np.float64)) + c)))
                       ).astype(np.float32)
-        heads[scheme] = Head(list(labels), w, b, th)
+        head = Head(list(labels), w, b, th)
+        if scheme not in MULTICLASS and alpha > 0:
+            head.kernel_alpha, head.kernel_temperature = float(alpha), float(temperature)
+            head.memory_labels = f.memory_labels[scheme].astype(np.float32)
+            head.platt = platt_after
+        heads[scheme] = head
+    kernel = any(h.kernel_alpha > 0 for h in heads.values())
     return Heads(list(vocab), f.mean, f.scale, heads,
-                 {**meta, "features": list(blocks)})
+                 {**meta, "features": list(blocks),
+                  "kernel": {s: list(choice.kernel.get(s, (0.0, 0.0))) for s in SCHEMES}},
+                 f.memory.astype(np.float16) if kernel and f.memory is not None else None,
+                 f.memory_whole if kernel else None,
+                 f.projection if kernel else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -491,7 +621,7 @@ def cv_figures(c: Corpus, fitted: list[tuple[np.ndarray, Fitted]], choice: Choic
         heads = heads_from(f, choice, vocab, blocks, {})
         rows = c.unit_rows(test_idx)
         x = corpus_features(c, rows, f.mean, f.scale, vocab, blocks)
-        probs = heads.predict(x)
+        probs = heads.predict(x, c.emb[rows])
         at = 0
         for i in test_idx:
             it = c.items[i]
@@ -527,32 +657,49 @@ def print_figures(results: dict[str, dict[str, Any]]) -> None:
         print(f"    {role:22s}{cells}")
 
 
+def _searched(recipes: Sequence[Recipe]) -> Recipe:
+    """One recipe whose grid covers every given one's (one set of folds serves them all)."""
+    return Recipe("+".join(r.name for r in recipes),
+                  tuple(sorted({x for r in recipes for x in r.l2_grid})),
+                  tuple(sorted({x for r in recipes for x in r.alphas})),
+                  tuple(sorted({x for r in recipes for x in r.temperatures})))
+
+
 def _cached_cv(c: Corpus, vocab: Sequence[str], blocks: Sequence[str], folds: int,
-               log: bool) -> tuple[Choice, list[tuple[np.ndarray, Fitted]]]:
+               log: bool, recipes: Sequence[Recipe] = (RECIPES["new"],)
+               ) -> tuple[list[Choice], list[tuple[np.ndarray, Fitted]]]:
     """``cross_validate``, kept in the embedding cache's folder under a key of everything it
     depends on (the items' text and labels, the features, the grid), so trying another way
-    of turning probabilities into codes does not refit every fold."""
+    of turning probabilities into codes does not refit every fold. One choice per recipe,
+    all made on the same folds."""
     import pickle
 
     from benchmarks.coding_cache import DEFAULT_CACHE
 
+    searched = _searched(recipes)
     key = hashlib.sha256(repr((
         [(it.id, it.text, it.codes, sorted(it.domains), sorted(it.factors), it.phase,
           sorted(it.spans.items(), key=repr)) for it in c.items],
-        list(blocks), folds, L2_GRID, THRESHOLDS, STEPS, MIN_EXAMPLES,
+        list(blocks), folds, searched.l2_grid, THRESHOLDS, STEPS, MIN_EXAMPLES,
         MIN_FOR_OWN_THRESHOLD, c.markers.sum())).encode()).hexdigest()[:16]
-    path = DEFAULT_CACHE / f"cv2-{key}.pkl"
+    path = DEFAULT_CACHE / f"cv3-{key}.pkl"
     if path.is_file():
         with path.open("rb") as fh:
             oof, labels, fitted = pickle.load(fh)
         if log:
             print(f"  cross-validated folds read from {path}")
     else:
-        oof, labels, fitted = cross_validate(c, vocab, blocks, folds, log)
+        oof, labels, fitted = cross_validate(c, vocab, blocks, folds, log, searched)
         DEFAULT_CACHE.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
             pickle.dump((oof, labels, fitted), fh)
-    return choose(c, oof, labels, log), fitted
+    refresh_kernel(c, oof, labels, fitted, searched)
+    choices = []
+    for recipe in recipes:
+        if log:
+            print(f"  recipe {recipe.name}:")
+        choices.append(choose(c, oof, labels, log, recipe))
+    return choices, fitted
 
 
 def file_digest(path: Path) -> str:
@@ -561,8 +708,12 @@ def file_digest(path: Path) -> str:
 
 def train_heads(items: Sequence[Item], encoder: Any = None, *, folds: int = FOLDS,
                 blocks: Sequence[str] = DEFAULT_BLOCKS, cv_report: bool = False,
-                log: bool = True) -> tuple[Heads, dict[str, Any]]:
-    """Cross-validate, then fit on every item; (heads, cross-validated figures or {})."""
+                log: bool = True, recipe: str = "new", compare: Sequence[str] = ()
+                ) -> tuple[Heads, dict[str, Any]]:
+    """Cross-validate, then fit on every item; (heads, cross-validated figures or {}).
+
+    ``recipe``: what the shipped heads are chosen among (``RECIPES``); ``compare``: further
+    recipes scored on the same folds (their figures under ``<name>:<coder>``)."""
     from benchmarks.coding_cache import CachedEncoder
 
     enc = encoder if encoder is not None else CachedEncoder()
@@ -572,13 +723,21 @@ def train_heads(items: Sequence[Item], encoder: Any = None, *, folds: int = FOLD
     if log:
         print(f"  {len(c.items)} answers, {len(c.unit_text)} units embedded "
               f"({time.perf_counter() - start:.1f} s)", flush=True)
-    choice, fitted = _cached_cv(c, vocab, blocks, folds, log)
-    figures = cv_figures(c, fitted, choice, vocab, blocks) if cv_report else {}
+    names = [recipe, *[r for r in compare if r != recipe]]
+    choices, fitted = _cached_cv(c, vocab, blocks, folds, log, [RECIPES[n] for n in names])
+    choice = choices[0]
+    figures: dict[str, Any] = {}
+    if cv_report:
+        figures = cv_figures(c, fitted, choice, vocab, blocks)
+        for name, other in zip(names[1:], choices[1:], strict=True):
+            figures.update({f"{name}:{k}": v for k, v in
+                            cv_figures(c, fitted, other, vocab, blocks).items() if k != "rules"})
     every = np.arange(len(c.items))
     final = fit_all(c, every, vocab, blocks, {s: (choice.l2[s],) for s in SCHEMES})
     meta: dict[str, Any] = {"train_items": len(c.items), "train_units": len(c.unit_text),
                             "unit": "sentence+answer", "folds": folds,
-                            "l2": choice.l2, "cv_head_scores": choice.scores}
+                            "l2": choice.l2, "cv_head_scores": choice.scores,
+                            "recipe": recipe}
     if figures:
         meta["cv"] = {n: {k: v for k, v in r.items() if k != "role_per_label"}
                       for n, r in figures.items()}
@@ -594,6 +753,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=FOLDS)
     parser.add_argument("--blocks", default=",".join(DEFAULT_BLOCKS))
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="new",
+                        help="what the heads are chosen among (old: no kernel blend)")
+    parser.add_argument("--compare", default="",
+                        help="further recipes to score on the same folds, e.g. old")
     args = parser.parse_args(argv)
     extra: list[Item] = []
     try:
@@ -612,7 +775,12 @@ def main(argv: list[str] | None = None) -> int:
     print("training on " + ", ".join(f"{p} {len(v)}" for p, v in parts.items())
           + f", extra {len(extra)}; {args.folds}-fold cross-validation grouped by answer; "
           f"features {'+'.join(blocks)}", flush=True)
-    heads, figures = train_heads(items, folds=args.folds, blocks=blocks, cv_report=args.cv)
+    compare = [r for r in args.compare.split(",") if r]
+    if any(r not in RECIPES for r in compare):
+        print(f"unknown recipe in --compare (known: {', '.join(sorted(RECIPES))})")
+        return 1
+    heads, figures = train_heads(items, folds=args.folds, blocks=blocks, cv_report=args.cv,
+                                 recipe=args.recipe, compare=compare)
     if figures:
         print(f"\n== cross-validated over {len(items)} answers ({args.folds} folds; tuning "
               "figures) ==")

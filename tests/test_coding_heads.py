@@ -207,3 +207,60 @@ def test_heads_refitted_from_a_review_file_change_later_codes(tmp_path: Path) ->
     # the shipped heads are untouched: another programme's run reads them as before
     again = AnswerCoder(semantic=True).code([Answer(text, "mentee")])[0][0]
     assert {h.code_id for h in again} == {h.code_id for h in before}
+
+
+# ---------------------------------------------------------------------------
+# the kernel blend: a similarity-weighted vote of the training sentences
+# ---------------------------------------------------------------------------
+
+
+def test_the_kernel_vote_follows_the_nearest_memory_rows() -> None:
+    import numpy as np
+
+    from reports.coding.heads import kernel_vote
+
+    labels = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
+    sim = np.array([[0.9, 0.8, 0.1], [0.1, 0.2, 0.95]], np.float32)
+    vote = kernel_vote(sim, labels, 20.0)
+    assert vote.shape == (2, 2) and np.allclose(vote.sum(axis=1), 1.0)
+    assert vote[0, 0] > 0.99 and vote[1, 1] > 0.99
+    # a flat temperature is the plain average of the memory
+    assert np.allclose(kernel_vote(sim, labels, 0.0), [[2 / 3, 1 / 3]] * 2)
+
+
+def test_shipped_heads_blend_their_kernel_and_survive_a_round_trip(tmp_path: Path) -> None:
+    import numpy as np
+
+    heads = load_heads()
+    blended = [name for name, h in heads.heads.items() if h.kernel_alpha > 0]
+    assert blended, "the shipped heads have no kernel blend"
+    assert heads.memory is not None and heads.memory_whole is not None
+    assert heads.memory.shape[0] == heads.meta["train_units"]
+    assert heads.projection is not None
+    assert heads.projection.shape == (heads.mean.shape[0], heads.memory.shape[1])
+    for name in blended:
+        head = heads.heads[name]
+        assert head.memory_labels is not None and head.platt is not None
+        rows = int(heads.memory_whole.sum()) if name in heads_module.WHOLE_SCHEMES else len(
+            heads.memory)
+        assert head.memory_labels.shape == (rows, len(head.labels))
+    from conversations import sentence_encoder
+
+    texts, spans = heads_module.unit_texts(TEXTS)
+    emb = sentence_encoder.load_encoder().encode(texts)
+    ctx = [("grow", "reality", "mentee")] * len(TEXTS)
+    with_kernel = heads_module.answer_probabilities(heads, emb, spans, ctx, TEXTS)
+    x = heads.features(emb, [c for c, sp in zip(ctx, spans, strict=True) for _ in sp],
+                       emb[np.repeat(np.cumsum([0] + [len(s) for s in spans[:-1]]),
+                                     [len(s) for s in spans])], texts)
+    without = heads.predict(x)  # no embeddings: the linear part alone, calibrated
+    name = blended[0]
+    got = np.vstack([ap.probs[name] for ap in with_kernel])
+    assert ((got >= 0) & (got <= 1)).all()
+    assert not np.allclose(got, without[name], atol=1e-3)
+    heads.save(tmp_path / "heads.npz")
+    again = heads_module.Heads.load(tmp_path / "heads.npz")
+    back = heads_module.answer_probabilities(again, emb, spans, ctx, TEXTS)
+    for a, b in zip(with_kernel, back, strict=True):
+        for scheme in SCHEMES:
+            assert np.allclose(a.probs[scheme], b.probs[scheme], atol=2e-3), scheme

@@ -70,6 +70,8 @@ RULE_DOUBT = 0.1  # an unsure rule hit is dropped where its element's probabilit
 # more than as intended (a wish coded as attained is the worse error: chosen by CV)
 OUTCOME_MARGIN = 0.2
 WEAK_GUESS = 0.5  # a semantic code for a role the rules already evidence needs this much
+# a semantic code for another role, in an answer the rules found CMO codes in, needs this much
+BESIDE_RULES = 0.0
 # where the rules read an outcome as only intended and find none realised, an outcome the heads
 # add is intended too: the rules' modality markers are sure where they fire (0 of the bank's
 # intended outcomes coded as realised), the embedding barely tells a hope from a report
@@ -94,8 +96,16 @@ class Head:
     weights: NDArray[np.float32]  # features x labels
     bias: NDArray[np.float32]
     thresholds: NDArray[np.float32]  # per label (multi-label heads); unused for softmax
+    # kernel blend (older weights: none): the head's probability is mixed with a similarity-
+    # weighted vote of the training sentences (``Heads.memory``), share ``kernel_alpha``, then
+    # Platt-scaled by ``platt`` (labels x (slope, offset)); without it the scaling is folded
+    # into the weights
+    kernel_alpha: float = 0.0
+    kernel_temperature: float = 20.0
+    memory_labels: NDArray[np.float32] | None = None  # memory rows x labels, 0/1
+    platt: NDArray[np.float32] | None = None
 
-    def probabilities(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+    def linear(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         import numpy as np
 
         z = x @ self.weights + self.bias
@@ -105,6 +115,38 @@ class Head:
             return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
         return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
 
+    def probabilities(self, x: NDArray[np.float32],
+                      similarity: NDArray[np.float32] | None = None,
+                      vote: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+        """``similarity``: rows x memory rows (cosine), where the head blends in its kernel
+        (or ``vote``, the kernel's vote itself, where the caller has it)."""
+        import numpy as np
+
+        p = self.linear(x)
+        if (vote is None and self.kernel_alpha > 0 and similarity is not None
+                and self.memory_labels is not None
+                and similarity.shape[1] == self.memory_labels.shape[0]):
+            vote = kernel_vote(similarity, self.memory_labels, self.kernel_temperature)
+        if vote is not None and self.kernel_alpha > 0:
+            p = (1 - self.kernel_alpha) * p + self.kernel_alpha * vote
+        if self.platt is not None:
+            a, c = self.platt[:, 0], self.platt[:, 1]
+            q = np.clip(p, 1e-6, 1 - 1e-6)
+            p = 1.0 / (1.0 + np.exp(-np.clip(a * np.log(q / (1 - q)) + c, -30, 30)))
+        return p.astype(np.float32)
+
+
+def kernel_vote(similarity: NDArray[np.float32], labels: NDArray[np.float32],
+                temperature: float) -> NDArray[np.float32]:
+    """Each row's labels as a softmax-weighted vote of the memory's rows (a soft k-nearest-
+    neighbour: the nearest training sentences count most, with no top-k sort to pay for)."""
+    import numpy as np
+
+    z = temperature * (similarity - similarity.max(axis=1, keepdims=True))
+    w = np.exp(z, dtype=np.float32)
+    w /= w.sum(axis=1, keepdims=True)
+    return (w @ labels).astype(np.float32)
+
 
 @dataclass
 class Heads:
@@ -113,6 +155,17 @@ class Heads:
     scale: NDArray[np.float32]
     heads: dict[str, Head]
     meta: dict[str, Any] = field(default_factory=dict)
+    # the training sentences' embeddings (centred on ``mean``, unit length, float16) for the
+    # heads' kernel blend, and which rows are whole answers (domain and factor vote with those)
+    memory: NDArray[np.float16] | None = None
+    memory_whole: NDArray[np.bool_] | None = None
+    # embedding dims x kernel dims: the memory is compared in the training sentences' top
+    # principal directions (None: in the whole embedding)
+    projection: NDArray[np.float32] | None = None
+    _memory32: NDArray[np.float32] | None = field(default=None, init=False, repr=False,
+                                                  compare=False)
+    _stacked: dict[float, tuple[list[str], NDArray[np.float32]]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     # -- features --------------------------------------------------------------------------
 
@@ -133,8 +186,77 @@ class Heads:
         return build_features(embeddings, contexts, self.contexts, self.mean, self.scale,
                               self.blocks, answers, texts, intends)
 
-    def predict(self, x: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
-        return {name: head.probabilities(x) for name, head in self.heads.items()}
+    def similarity(self, embeddings: NDArray[np.float32] | None
+                   ) -> NDArray[np.float32] | None:
+        """Cosine similarity of each row's (centred) embedding to every memory row."""
+        import numpy as np
+
+        if self.memory is None or embeddings is None:
+            return None
+        if self._memory32 is None:  # converted once: the shipped copy is float16
+            self._memory32 = np.ascontiguousarray(self.memory.T, dtype=np.float32)
+        z = np.asarray(embeddings, dtype=np.float32) - self.mean
+        if self.projection is not None:
+            z = z @ self.projection
+        z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-9
+        return z @ self._memory32
+
+    def predict(self, x: NDArray[np.float32], embeddings: NDArray[np.float32] | None = None
+                ) -> dict[str, NDArray[np.float32]]:
+        """Every head's probabilities; ``embeddings`` (the rows' unit embeddings) let the
+        heads that have a kernel blend use it."""
+        import numpy as np
+
+        sim = self.similarity(embeddings) if any(
+            h.kernel_alpha > 0 and h.memory_labels is not None
+            for h in self.heads.values()) else None
+        if sim is None or self.memory_whole is None:
+            return {name: head.probabilities(x) for name, head in self.heads.items()}
+        # the costly part, done once per temperature for all the heads: one exponential of
+        # the similarities and one product with every blended head's memory labels side by
+        # side, with a column of ones (of whole-answer rows for the whole-answer heads) that
+        # gives each vote its normaliser
+        peak = sim.max(axis=1, keepdims=True)
+        out: dict[str, NDArray[np.float32]] = {}
+        votes: dict[str, NDArray[np.float32]] = {}
+        for t, (names, stacked) in self._stacked_labels().items():
+            w = np.subtract(sim, peak, out=sim.copy() if len(self._stacked) > 1 else sim)
+            w *= t
+            np.exp(w, out=w)
+            v = w @ stacked
+            at = 0
+            for name in names:
+                k = len(self.heads[name].labels)
+                votes[name] = v[:, at:at + k] / np.maximum(v[:, at + k:at + k + 1], 1e-30)
+                at += k + 1
+        for name, head in self.heads.items():
+            out[name] = head.probabilities(x, vote=votes.get(name))
+        return out
+
+    def _stacked_labels(self) -> dict[float, tuple[list[str], NDArray[np.float32]]]:
+        """Per kernel temperature: the blended heads and their memory labels side by side
+        over every memory row, each followed by its normaliser column (computed once)."""
+        import numpy as np
+
+        if self._stacked is None:
+            assert self.memory is not None and self.memory_whole is not None
+            rows = len(self.memory)
+            groups: dict[float, tuple[list[str], list[NDArray[np.float32]]]] = {}
+            for name, head in self.heads.items():
+                if head.kernel_alpha <= 0 or head.memory_labels is None:
+                    continue
+                if name in WHOLE_SCHEMES:
+                    full = np.zeros((rows, len(head.labels)), np.float32)
+                    full[self.memory_whole] = head.memory_labels
+                    ones = self.memory_whole.astype(np.float32)[:, None]
+                else:
+                    full, ones = head.memory_labels, np.ones((rows, 1), np.float32)
+                names, blocks = groups.setdefault(head.kernel_temperature, ([], []))
+                names.append(name)
+                blocks += [full.astype(np.float32), ones]
+            self._stacked = {t: (names, np.hstack(blocks)) for t, (names, blocks)
+                             in groups.items()}
+        return self._stacked
 
     # -- storage ---------------------------------------------------------------------------
 
@@ -153,6 +275,18 @@ class Heads:
             arrays[f"{name}.weights"] = head.weights.astype(np.float32)
             arrays[f"{name}.bias"] = head.bias.astype(np.float32)
             arrays[f"{name}.thresholds"] = head.thresholds.astype(np.float32)
+            if head.kernel_alpha > 0 and head.memory_labels is not None:
+                arrays[f"{name}.kernel"] = np.array([head.kernel_alpha, head.kernel_temperature],
+                                                    np.float32)
+                arrays[f"{name}.memory_labels"] = np.packbits(
+                    head.memory_labels.astype(bool), axis=0)
+            if head.platt is not None:
+                arrays[f"{name}.platt"] = head.platt.astype(np.float32)
+        if self.memory is not None and self.memory_whole is not None:
+            arrays["memory"] = self.memory.astype(np.float16)
+            arrays["memory_whole"] = self.memory_whole.astype(bool)
+            if self.projection is not None:
+                arrays["memory_projection"] = self.projection.astype(np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
             np.savez_compressed(fh, **arrays)
@@ -164,15 +298,27 @@ class Heads:
         import numpy as np
 
         with np.load(path, allow_pickle=False) as data:
+            memory = data.get("memory")
+            whole = data.get("memory_whole")
+            projection = data.get("memory_projection")
             heads = {}
             for name in SCHEMES:
                 if f"{name}.labels" not in data:
                     continue
-                heads[name] = Head([str(x) for x in data[f"{name}.labels"]],
-                                   data[f"{name}.weights"], data[f"{name}.bias"],
-                                   data[f"{name}.thresholds"])
+                head = Head([str(x) for x in data[f"{name}.labels"]],
+                            data[f"{name}.weights"], data[f"{name}.bias"],
+                            data[f"{name}.thresholds"])
+                if f"{name}.platt" in data:
+                    head.platt = data[f"{name}.platt"]
+                if f"{name}.kernel" in data and memory is not None and whole is not None:
+                    alpha, temperature = (float(v) for v in data[f"{name}.kernel"])
+                    rows = int(whole.sum()) if name in WHOLE_SCHEMES else len(memory)
+                    head.kernel_alpha, head.kernel_temperature = alpha, temperature
+                    head.memory_labels = np.unpackbits(
+                        data[f"{name}.memory_labels"], axis=0, count=rows).astype(np.float32)
+                heads[name] = head
             return cls([str(x) for x in data["contexts"]], data["mean"], data["scale"], heads,
-                       json.loads(str(data["meta"])))
+                       json.loads(str(data["meta"])), memory, whole, projection)
 
 
 BLOCK_UNIT, BLOCK_ANSWER, BLOCK_CONTEXT, BLOCK_MARKERS = "unit", "answer", "context", "markers"
@@ -271,6 +417,7 @@ def build_features(embeddings: NDArray[np.float32], contexts: Sequence[tuple[str
 
 
 UNIT_SCHEMES = ("role", "element", "modality")  # read sentence by sentence, then the maximum
+WHOLE_SCHEMES = frozenset({"domain", "factor", "phase"})  # read on the whole answer
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|\s+-\s+")
 MIN_UNIT_CHARS = 12
 
@@ -330,7 +477,8 @@ def answer_probabilities(heads: Heads, embeddings: NDArray[np.float32],
         unit_text = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
         flags = [bool(f) for f, sp in zip(intends or [False] * len(spans), spans, strict=True)
                  for _ in sp]
-    probs = heads.predict(heads.features(embeddings, rows, answers, unit_text, flags))
+    probs = heads.predict(heads.features(embeddings, rows, answers, unit_text, flags),
+                          embeddings)
     out: list[AnswerProbs] = []
     at = 0
     for sp in spans:
@@ -530,6 +678,9 @@ def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: Answ
             if (h.method == METHOD_SEMANTIC and h.cmo_role in have_roles
                     and h.confidence < WEAK_GUESS):
                 continue  # a role already evidenced by the rules needs no weak guess
+            if (h.method == METHOD_SEMANTIC and have_roles and h.cmo_role is not None
+                    and h.confidence < BESIDE_RULES):
+                continue
             kept.append(h)
         elif (h.scheme, h.code_id, h.polarity) not in have_other and h.scheme in (
                 SCHEME_DOMAIN, SCHEME_FACTOR):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reports.codebook import SCHEME_CMO, Codebook
-from reports.coding.heads import Head, Heads
+from reports.coding.heads import Heads
 from reports.review import WITHHELD, Decision, id_code
 
 ADAPT_STEPS = 300
@@ -56,16 +56,16 @@ def _features(heads: Heads, examples: Sequence[Example], encoder: Any) -> Any:
     vectors = encoder.encode(texts)
     # a reviewed sentence is read on its own: it is its own answer, with no known step
     x = heads.features(vectors, [("", "", "")] * len(texts), texts=texts)
-    return texts, x
+    return texts, x, vectors
 
 
 def agreement(heads: Heads, examples: Sequence[Example], encoder: Any) -> float | None:
     """Share of decided (sentence, element) cells the element head reads as decided."""
     if not examples:
         return None
-    texts, x = _features(heads, examples, encoder)
+    texts, x, vectors = _features(heads, examples, encoder)
     head = heads.heads["element"]
-    p = head.probabilities(x)
+    p = head.probabilities(x, heads.similarity(vectors))
     row = {t: i for i, t in enumerate(texts)}
     col = {label: k for k, label in enumerate(head.labels)}
     right = 0
@@ -93,7 +93,7 @@ def adapt(heads: Heads, examples: Sequence[Example], encoder: Any) -> Heads:
     thresholds = np.concatenate([head.thresholds,
                                  np.full(extra, float(head.thresholds.max(initial=0.5)),
                                          np.float32)])
-    texts, x = _features(heads, examples, encoder)
+    texts, x, _ = _features(heads, examples, encoder)
     row = {t: i for i, t in enumerate(texts)}
     col = {label: k for k, label in enumerate(labels)}
     y = np.zeros((len(texts), len(labels)), np.float64)
@@ -115,6 +115,16 @@ def adapt(heads: Heads, examples: Sequence[Example], encoder: Any) -> Heads:
             v[i] = 0.999 * v[i] + 0.001 * grad * grad
             param -= ADAPT_LR * (m[i] / (1 - 0.9 ** t)) / (np.sqrt(v[i] / (1 - 0.999 ** t))
                                                           + 1e-8)
-    adapted = Head(labels, w.astype(np.float32), b.astype(np.float32), thresholds)
+    # the kernel blend and calibration stay; a new element has no votes and no scaling yet
+    memory_labels = head.memory_labels
+    if memory_labels is not None:
+        memory_labels = np.hstack([memory_labels,
+                                   np.zeros((memory_labels.shape[0], extra), np.float32)])
+    platt = head.platt
+    if platt is not None:
+        platt = np.vstack([platt, np.tile(np.array([[1.0, 0.0]], np.float32), (extra, 1))])
+    adapted = replace(head, labels=labels, weights=w.astype(np.float32),
+                      bias=b.astype(np.float32), thresholds=thresholds,
+                      memory_labels=memory_labels, platt=platt)
     meta = {**heads.meta, "adapted_from_review": len(examples)}
     return replace(heads, heads={**heads.heads, "element": adapted}, meta=meta)
