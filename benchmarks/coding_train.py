@@ -24,8 +24,11 @@ sentence as a positive for its element, role and modality, and the answer reads 
 over its sentences (reports/coding/heads.py ``units``). Features: the sentence's embedding,
 the whole answer's embedding, the step and voice, and the sentence's framing markers with the
 rules' own reading of it. Logistic regression in numpy (full-batch Adam, class-balanced), so no
-scikit-learn is needed. Embeddings are cached outside the repository
-(``benchmarks/coding_cache.py``, ``MENTORBOT_HEADS_CACHE``), so reruns are quick.
+scikit-learn is needed, blended per head with a kernel vote of the training sentences (share
+and temperature chosen by the same cross-validation; ``--recipe old`` leaves it out, and
+``--compare old`` scores that recipe on the same folds in the same run). Embeddings are
+cached outside the repository (``benchmarks/coding_cache.py``, ``MENTORBOT_HEADS_CACHE``), so
+reruns are quick.
 
 ``--extra`` adds labelled items in the bank format (for example the evaluator's review
 decisions, see ``reports/coding/learning.py``) to the training set.

@@ -14,9 +14,16 @@ only a separate vote.
 * ``domain``, ``factor``: learning domains and folded ``ID:polarity`` factors (whole answer);
 * ``phase``: the relationship phase or none (softmax, whole answer).
 
+Each head's probability may be blended with a kernel vote (``kernel_vote``): the labels of
+the training sentences kept in ``Heads.memory`` (their centred embeddings projected on the top
+principal directions, unit length, float16), weighted by a softmax of the cosine similarity,
+a soft nearest-neighbour vote that reads what a linear head over the embedding cannot; the
+share and temperature are per head, and Platt scaling then applies to the blend.
+
 Weights are trained offline on every development part of the labelled bank by
-``benchmarks/coding_train.py`` (numpy only; L2, per-label thresholds and Platt scaling chosen
-by cross-validation grouped by answer) and shipped in ``reports/coding/heads/default.npz``;
+``benchmarks/coding_train.py`` (numpy only; L2, kernel blend, per-label thresholds and Platt
+scaling chosen by cross-validation grouped by answer) and shipped in
+``reports/coding/heads/default.npz``;
 the feature blocks a set of weights reads are recorded in its ``meta`` (older weights read the
 unit embedding and step only). Confidence is the head's Platt-scaled probability. Everything
 here needs numpy, which comes with the ``semantic`` extra: without it ``heads_available()``
