@@ -55,8 +55,8 @@ class DoctorReport:
 
 # -- backup ----------------------------------------------------------------------------
 async def backup(
-    database: Path,
-    keystore: Path,
+    database: Path | str,
+    keystore: Path | str,
     out: Path,
     keys_out: Path | None = None,
     *,
@@ -69,18 +69,26 @@ async def backup(
     block writers, and writers never change what a reader sees), so it is a consistent
     snapshot. ``on_snapshot`` is called once that snapshot is fixed; tests use it to write
     during the copy.
+
+    On PostgreSQL, pg_dump of each database to its own file (storage.pgdump), under the
+    same rules for where the files go.
     """
-    _check_places(database, keystore, out, keys_out, key_file)
+    if isinstance(database, str):
+        from storage.pgdump import dump
+
+        _check_places(None, None, out, keys_out, key_file)
+        return await asyncio.to_thread(dump, database, str(keystore), out, keys_out)
+    _check_places(database, Path(keystore), out, keys_out, key_file)
     return await asyncio.to_thread(files.copy, database, keystore, out, keys_out, on_snapshot)
 
 
-def _check_places(database: Path, keystore: Path, out: Path, keys_out: Path | None,
-                  key_file: Path | None) -> None:
-    """Both files exist, no backup overwrites a file or sits beside the master key, and the
-    key store copy has a folder (so a retention) of its own."""
-    if not database.is_file():
+def _check_places(database: Path | None, keystore: Path | None, out: Path,
+                  keys_out: Path | None, key_file: Path | None) -> None:
+    """Both files exist (SQLite), no backup overwrites a file or sits beside the master key,
+    and the key store copy has a folder (so a retention) of its own."""
+    if database is not None and not database.is_file():
         raise DatabaseError(f"no database at {database}; check MENTORBOT_DB")
-    if not keystore.is_file():
+    if keystore is not None and not keystore.is_file():
         raise DatabaseError(f"no key store at {keystore}; check MENTORBOT_KEYSTORE")
     targets = [out] if keys_out is None else [out, keys_out]
     for target in targets:
@@ -318,3 +326,53 @@ async def _bot_api_check(cfg: Settings, token: str, api_timeout: float) -> Check
             network_fix,
         )
     return Check("bot_api", "ok", f"getMe answered at {host} as @{username}")
+
+
+# -- migrate-store ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class MigrateResult:
+    tables: dict[str, int]  # rows per data table, equal in source and target
+    keys: dict[str, int]  # rows per key store table
+    sampled: int  # entries opened in both stores with the master key, found identical
+
+
+async def migrate_store(source: Path, source_keys: Path, url: str, keys_url: str,
+                        ring: KeyRing, *, sample: int = 25) -> MigrateResult:
+    """SQLite to PostgreSQL (storage.migrate): the source opened once with the master key
+    (which checks the key and finishes any repair a crash left), the target's schema
+    created, the rows and wrapped keys copied as they are, counts compared, then a sample
+    of entries opened in both stores and compared. Prints nothing; reports counts only."""
+    from storage import migrate
+    from storage.db import Database
+    from storage.store import Store
+
+    if not source.is_file():
+        raise DatabaseError(f"no database at {source}; give --from sqlite:PATH")
+    if not source_keys.is_file():
+        raise DatabaseError(f"no key store at {source_keys}; give --from-keys PATH")
+    version = consent_version()
+    store = await Store.open(source, ring, version, create=False, keystore=source_keys)
+    await store.close()
+    target = await Database.open(url, keystore=keys_url)  # the schema, by the migrations
+    await target.close()
+    copied = await asyncio.to_thread(migrate.copy, source, source_keys, url, keys_url)
+    old = await Store.open(source, ring, version, create=False, keystore=source_keys)
+    try:
+        new = await Store.open(url, ring, version, create=False, keystore=keys_url)
+        try:
+            rows = await old.db.fetchall(
+                "SELECT id, participant_id FROM entries WHERE status='complete' ORDER BY id")
+            step = max(1, len(rows) // sample) if rows else 1
+            picked = rows[::step][:sample]
+            for row in picked:
+                eid, pid = int(row[0]), int(row[1])
+                theirs = await new.entries.answers(pid, eid)
+                if theirs != await old.entries.answers(pid, eid) or not theirs:
+                    raise DatabaseError(
+                        f"entry {eid} does not open the same in the target; drop both target "
+                        "databases and run migrate-store again")
+        finally:
+            await new.close()
+    finally:
+        await old.close()
+    return MigrateResult(copied.tables, copied.keys, len(picked))

@@ -148,8 +148,16 @@ def test_every_command_runs_on_postgresql(monkeypatch: pytest.MonkeyPatch, tmp_p
         assert "ok    database: connected to" in doctor
         assert "ok    key_store: a database of its own" in doctor
         assert "ok    tamper:" in doctor and "0 failed, 0 warnings" in doctor
-        backup = runner.invoke(main, ["backup", "--out", "b/db", "--keys-out", "k/keys"])
-        assert backup.exit_code == 2 and "pg_dump" in backup.output
+        backup = ok("backup", "--out", "b/db.dump", "--keys-out", "k/keys.dump")
+        assert "3 participants" not in backup and "pg_dump custom format" in backup
+        for dumped in (tmp_path / "b" / "db.dump", tmp_path / "k" / "keys.dump"):
+            assert dumped.stat().st_mode & 0o777 == 0o600
+            assert dumped.read_bytes().startswith(b"PGDMP")
+        again = runner.invoke(main, ["backup", "--out", "b/db.dump", "--keys-out", "k/x"])
+        assert again.exit_code == 2 and "never overwrite" in again.output
+        same = runner.invoke(main, ["backup", "--out", "b/d2", "--keys-out", "b/k2"])
+        assert same.exit_code == 2 and "different folder" in same.output
+        _restore_dumps(pg_server, tmp_path / "b" / "db.dump", tmp_path / "k" / "keys.dump", key)
         restore = runner.invoke(main, ["restore", "--from", "b/db"])
         assert restore.exit_code == 2 and "pg_restore" in restore.output
         new_key = tmp_path / "new.key"
@@ -159,6 +167,34 @@ def test_every_command_runs_on_postgresql(monkeypatch: pytest.MonkeyPatch, tmp_p
         ok("pair", "list", "--programme", "North 5-3")
     finally:
         pg_server.drop(url, keys)
+
+
+def _restore_dumps(server: pgserver.Server, data: Path, keys: Path, key: bytes) -> None:
+    """pg_restore of both dumps into new databases opens as the same programme."""
+    import subprocess
+
+    from storage.pgdump import pg_dump
+
+    url, keys_url = server.fresh("restored")
+    try:
+        for dump, target in ((data, url), (keys, keys_url)):
+            subprocess.run([str(pg_dump().with_name("pg_restore")), "--no-owner",
+                            f"--dbname={target}", str(dump)], check=True, capture_output=True)
+
+        async def count() -> int:
+            store = await Store.open(url, KeyRing(key), load_flows()["consent"].version,
+                                     keystore=keys_url, create=False)
+            try:
+                rows = await store.db.fetchall("SELECT id, participant_id FROM entries")
+                opened = [await store.entries.answers(int(r[1]), int(r[0])) for r in rows[:5]]
+                assert all(opened)  # decrypted with the restored key store
+                return len(rows)
+            finally:
+                await store.close()
+
+        assert asyncio.run(count()) > 0
+    finally:
+        server.drop(url, keys_url)
 
 
 def test_rotation_refuses_while_a_bot_runs_and_bots_run_side_by_side(

@@ -4,7 +4,7 @@ library functions it calls; this one assembles them, once, in one place.
     run     run, demo, chat                       (bot.app, bot.demo, bot.console)
     admin   keys, programme, dyad, invite         (storage)
     programmes  pair, erase; invite list|revoke|reissue, programme settings (bot.programme_admin)
-    ops     backup, restore, doctor, serve-webhook (bot.ops, bot.webhook)
+    ops     backup, restore, doctor, serve-webhook, migrate-store (bot.ops, bot.webhook)
     report  report evaluator|coordinator, code, recode (reports)
     export  export                                (reports.export.run)
     docs    diagrams                              (conversations.diagrams)
@@ -34,6 +34,7 @@ for _command in (
     running.run_cmd, running.demo_cmd, running.chat_cmd,
     *admin.GROUPS, programmes.pair_group, programmes.erase_cmd,
     ops.backup_cmd, ops.restore_cmd, ops.doctor_cmd, ops.serve_webhook_cmd,
+    ops.migrate_store_cmd,
     report.report_group, report.code_cmd, report.recode_cmd,
     export.export_cmd,
     docs.diagrams_cmd,

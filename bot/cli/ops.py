@@ -11,10 +11,6 @@ import click
 from bot import ops
 from bot.cli.common import friendly, serve, settings
 
-PG_BACKUP = (
-    "on PostgreSQL, back up with the server's own tools: point-in-time recovery (WAL "
-    "archiving, or your managed service's backups) or pg_dump, the data database and the key "
-    "store database separately, with different retention (deploy/README.md, PostgreSQL)")
 PG_RESTORE = (
     "on PostgreSQL, restore with pg_restore or your point-in-time recovery into empty "
     "databases, the key store from its own backup, then run mentorbot doctor "
@@ -52,7 +48,8 @@ def _size(n: int) -> str:
 )
 @friendly
 def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
-    """Back up the database and the key store while the bot runs (SQLite online backup)."""
+    """Back up the database and the key store while the bot runs (SQLite online backup;
+    on PostgreSQL, pg_dump of each database)."""
     from bot.settings import ConfigError
 
     if (keys_out is None) == (not no_keys):
@@ -61,8 +58,6 @@ def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
             "shorter retention) or --no-keys"
         )
     cfg = settings()
-    if cfg.on_postgres:
-        raise ConfigError(PG_BACKUP)
     result = asyncio.run(
         ops.backup(
             cfg.mentorbot_db,
@@ -72,10 +67,11 @@ def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
             key_file=cfg.mentorbot_key_file,
         )
     )
+    checked = "pg_dump custom format" if cfg.on_postgres else "integrity ok"
     click.echo(
         f"Database: {result.database} ({_size(result.database_bytes)}, schema "
         f"{result.schema_version}, {result.participants} participants, {result.entries} "
-        "entries, integrity ok)"
+        f"entries, {checked})"
     )
     if result.keystore is not None:
         click.echo(
@@ -88,6 +84,9 @@ def backup_cmd(out: Path, keys_out: Path | None, no_keys: bool) -> None:
         "Neither file holds the master key: keep the key elsewhere, never beside these "
         "backups (deploy/README.md)."
     )
+    if cfg.on_postgres:
+        click.echo("Restore with pg_restore into empty databases, each file into its own "
+                   "(deploy/README.md, PostgreSQL); point-in-time recovery stays the server's.")
 
 
 @click.command("restore")
@@ -192,3 +191,40 @@ def serve_webhook_cmd(url: str | None, listen: str | None, port: int | None) -> 
     serve(cfg, lambda: run_webhook(cfg, webhook))
 
 
+
+
+@click.command("migrate-store")
+@click.option("--from", "source", required=True, metavar="sqlite:PATH",
+              help="The SQLite database to move (sqlite:data/mentorbot.sqlite3).")
+@click.option("--from-keys", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Its key store file [default: the database path plus .keys].")
+@click.option("--to", "target", required=True, metavar="postgresql://...",
+              help="The new, empty PostgreSQL database for the data.")
+@click.option("--keystore", "keys_target", required=True, metavar="postgresql://...",
+              help="The new, empty PostgreSQL database for the keys (another database).")
+@friendly
+def migrate_store_cmd(source: str, from_keys: Path | None, target: str,
+                      keys_target: str) -> None:
+    """Move a programme from SQLite to PostgreSQL: rows and wrapped keys copied as they are,
+    checked by counts per table and by opening a sample of entries. Stop the bot first."""
+    from bot.settings import load_settings
+    from storage.db import default_keystore
+    from storage.lock import exclusive
+
+    path = Path(source.removeprefix("sqlite:"))
+    # the same rules as MENTORBOT_DB and MENTORBOT_KEYSTORE (one database each, distinct)
+    cfg = load_settings(mentorbot_db=target, mentorbot_keystore=keys_target)
+    ring = settings().keyring()
+    with exclusive(path, "a store migration"):
+        result = asyncio.run(ops.migrate_store(
+            path, from_keys or default_keystore(path), str(cfg.mentorbot_db),
+            str(cfg.mentorbot_keystore), ring))
+    rows = ", ".join(f"{t} {n}" for t, n in sorted(result.tables.items()) if n)
+    keys = ", ".join(f"{t} {n}" for t, n in sorted(result.keys.items()))
+    click.echo(f"Copied {sum(result.tables.values())} rows, the same count in every table "
+               f"({rows or 'all empty'}).")
+    click.echo(f"Key store: {keys}, wrapped as before (the same master key opens them).")
+    click.echo(f"Opened {result.sampled} sample entries in both stores: identical.")
+    click.echo("Now set MENTORBOT_DB and MENTORBOT_KEYSTORE to the new databases, run "
+               "mentorbot doctor, start the bot; keep the SQLite files until you are sure, "
+               "then delete them.")
