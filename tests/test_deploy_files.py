@@ -359,3 +359,44 @@ def test_guide_covers_the_operations_and_names_only_real_commands_and_settings()
         used = set(re.findall(r"\b(?:MENTORBOT|TELEGRAM)_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
         unknown = used - known - DEPLOY_ONLY - WEBHOOK_SETTINGS
         assert not unknown, f"{path.name} names settings nobody reads: {sorted(unknown)}"
+
+
+# -- compose on PostgreSQL -------------------------------------------------------------
+def test_postgres_compose_matches_the_specification_and_names_real_settings() -> None:
+    from bot.settings import load_settings
+
+    path = DEPLOY / "compose.postgres.yaml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = CliRunner().invoke(
+            check_jsonschema.main, ["--builtin-schema", "vendor.compose-spec", str(path)])
+    assert result.exit_code == 0, result.output
+    spec = yaml.safe_load(path.read_text())
+    bot, db = spec["services"]["bot"], spec["services"]["postgres"]
+    assert bot["deploy"]["replicas"] >= 2, "two bot processes serve one programme"
+    assert bot["command"] == ["serve-webhook"] and "serve-webhook" in cli_commands()
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    env = bot["environment"]
+    # the settings as the bot reads them: two databases, no password in either string
+    cfg = load_settings(_env_file=None, mentorbot_db=env["MENTORBOT_DB"],
+                        mentorbot_keystore=env["MENTORBOT_KEYSTORE"])
+    assert cfg.on_postgres and cfg.secret_values() == []
+    assert env["PGPASSFILE"].startswith("/run/secrets/")
+    assert env["MENTORBOT_MASTER_KEY"] == "" and "mentorbot_master_key" in bot["secrets"]
+    assert "ports" not in bot and bot["read_only"] is True
+    assert f"http://bot:{env['MENTORBOT_WEBHOOK_PORT']}" in proxy_passes()
+    proxy = spec["services"]["proxy"]
+    config = next(v for v in proxy["volumes"] if v.endswith(":/etc/nginx/nginx.conf:ro"))
+    assert (DEPLOY / config.split(":")[0]).resolve() == DEPLOY / "nginx.conf"
+    # the init script makes exactly the two databases the URLs name, with separate owners
+    init = next(v for v in db["volumes"] if "docker-entrypoint-initdb.d" in v)
+    script = (DEPLOY / init.split(":")[0]).read_text()
+    subprocess.run(["sh", "-n", str(DEPLOY / init.split(":")[0])], check=True)
+    owners = dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+);", script))
+    for url in (env["MENTORBOT_DB"], env["MENTORBOT_KEYSTORE"]):
+        role, name = re.fullmatch(r"postgresql://(\w+)@postgres:5432/(\w+)", url).groups()
+        assert owners[name] == role
+    assert len(set(owners.values())) == 2
+    assert "REVOKE ALL ON DATABASE mentorbot_keys FROM PUBLIC" in script
+    for secret in spec["secrets"].values():
+        assert not secret["file"].startswith("./"), "secrets live outside deploy/"
