@@ -5,6 +5,7 @@ under 1 GB, and the 100,000-entry time at most 12 times the 10,000-entry time.
 
     .venv/bin/python benchmarks/report_scale.py [--sizes 10000,100000] [--repeat 1]
                                                 [--keep DIR] [--distinct] [--semantic]
+                                                [--db sqlite|postgresql]
 
 For each size a synthetic programme is generated into a fresh encrypted database with
 ``reports.synthetic.generate_cohort`` (20 entries per pair: a mentor's episode log and a
@@ -23,6 +24,11 @@ they cost is not). Each size is then reported twice, with the semantic layer (on
 where embeddings are stored) and with ``--no-semantic``, and a line per size gives the ratio
 semantic/rules-only and both absolutes.
 
+With ``--db postgresql`` each programme is stored in a throw-away PostgreSQL server instead
+(tests/support/pgserver.py: initdb in a temporary folder, a unix socket, removed at the end;
+data and key store as two databases), and the report reads it from there (``--keep`` keeps
+only the reports then).
+
 The last line holds the ratio and the absolutes.
 """
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -50,7 +57,8 @@ TARGET_RSS_MB = 1024
 ENTRIES_PER_PAIR = 20  # sessions=10: one mentor log and one mentee reflection each
 
 
-async def _generate(db: Path, key_file: Path, entries: int, distinct: bool = False) -> float:
+async def _generate(db: Path | str, key_file: Path, entries: int, distinct: bool = False,
+                    keystore: str | None = None) -> float:
     from conversations.catalogue import load_flows
     from reports.synthetic import generate_cohort
     from storage.crypto import KeyRing, encode_key, generate_key
@@ -59,7 +67,8 @@ async def _generate(db: Path, key_file: Path, entries: int, distinct: bool = Fal
     key = generate_key()
     key_file.write_text(encode_key(key), encoding="ascii")
     started = time.perf_counter()
-    store = await Store.open(db, KeyRing(key), load_flows()["consent"].version)
+    store = await Store.open(db, KeyRing(key), load_flows()["consent"].version,
+                             keystore=keystore)
     try:
         await generate_cohort(
             store, pairs=max(1, entries // ENTRIES_PER_PAIR), sessions=10, seed=7,
@@ -70,7 +79,8 @@ async def _generate(db: Path, key_file: Path, entries: int, distinct: bool = Fal
     return time.perf_counter() - started
 
 
-async def _embed(db: Path, key_file: Path, seed: int = 7) -> tuple[int, float]:
+async def _embed(db: Path | str, key_file: Path, seed: int = 7,
+                 keystore: str | None = None) -> tuple[int, float]:
     """Random unit embeddings for every coded answer, stored encrypted (not timed)."""
     import numpy as np
 
@@ -89,7 +99,8 @@ async def _embed(db: Path, key_file: Path, seed: int = 7) -> tuple[int, float]:
     flows = load_flows()
     model = model_id()
     key = decode_key(key_file.read_text(encoding="ascii"))
-    store = await Store.open(db, KeyRing(key), flows["consent"].version, create=False)
+    store = await Store.open(db, KeyRing(key), flows["consent"].version, create=False,
+                             keystore=keystore)
     stored = 0
     try:
         snap = await extract.snapshot(store, Scope.PARTICIPATE)
@@ -112,8 +123,8 @@ async def _embed(db: Path, key_file: Path, seed: int = 7) -> tuple[int, float]:
     return stored, time.perf_counter() - started
 
 
-async def _report(db: Path, key_file: Path, out: Path,
-                  semantic: bool | None = None) -> dict[str, object]:
+async def _report(db: Path | str, key_file: Path, out: Path, semantic: bool | None = None,
+                  keystore: str | None = None) -> dict[str, object]:
     from conversations.catalogue import load_flows
     from reports.evaluator import Options, build_report
     from storage.crypto import KeyRing, decode_key
@@ -122,7 +133,8 @@ async def _report(db: Path, key_file: Path, out: Path,
     started = time.perf_counter()
     cpu = time.process_time()
     key = decode_key(key_file.read_text(encoding="ascii"))
-    store = await Store.open(db, KeyRing(key), load_flows()["consent"].version, create=False)
+    store = await Store.open(db, KeyRing(key), load_flows()["consent"].version, create=False,
+                             keystore=keystore)
     try:
         result = await build_report(store, out, options=Options(semantic=semantic))
     finally:
@@ -146,17 +158,21 @@ async def _report(db: Path, key_file: Path, out: Path,
 
 def _child(args: argparse.Namespace) -> None:
     semantic = {"on": None, "off": False}[args.layer]
-    stats = asyncio.run(_report(Path(args.db), Path(args.key), Path(args.out), semantic))
+    target = args.target if args.keystore else Path(args.target)
+    stats = asyncio.run(_report(target, Path(args.key), Path(args.out), semantic,
+                                args.keystore))
     print(json.dumps(stats))
 
 
-def _run_child(db: Path, key_file: Path, out: Path, layer: str = "off") -> dict[str, object]:
+def _run_child(db: Path | str, key_file: Path, out: Path, layer: str = "off",
+               keystore: str | None = None) -> dict[str, object]:
     proc = subprocess.run(
         [
             sys.executable,
             __file__,
             "--child",
-            "--db",
+            *(["--keystore", keystore] if keystore else []),
+            "--target",
             str(db),
             "--key",
             str(key_file),
@@ -184,9 +200,13 @@ def main() -> None:
     parser.add_argument("--semantic", action="store_true",
                         help="store random embeddings and also run the report with the "
                              "semantic layer; prints semantic/rules-only ratios")
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="where the programmes are stored (postgresql: a throw-away "
+                             "server of its own)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--layer", default="off", help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--keystore", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -197,15 +217,33 @@ def main() -> None:
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="report-scale-"))
     base.mkdir(parents=True, exist_ok=True)
     layers = ("off", "on") if args.semantic else ("off",)
+    with contextlib.ExitStack() as stack:
+        server = None
+        if args.db == "postgresql":
+            from tests.support import pgserver
+
+            server = stack.enter_context(pgserver.running())
+        print(f"backend: {args.db}; load average {os.getloadavg()[0]:.2f}")
+        results = _measure(args, sizes, base, layers, server)
+    _summary(args, sizes, layers, results)
+
+
+def _measure(args: argparse.Namespace, sizes: list[int], base: Path, layers: tuple[str, ...],
+             server: object) -> dict[tuple[int, str], dict[str, object]]:
     results: dict[tuple[int, str], dict[str, object]] = {}
     for size in sizes:
-        db, key_file = base / f"programme-{size}.sqlite3", base / f"programme-{size}.key"
-        if not db.exists():
-            took = asyncio.run(_generate(db, key_file, size, args.distinct))
+        db: Path | str = base / f"programme-{size}.sqlite3"
+        key_file = base / f"programme-{size}.key"
+        keystore = None
+        marker = base / f"programme-{size}.embedded"
+        if server is not None:
+            db, keystore = server.fresh(f"scale{size}")  # type: ignore[attr-defined]
+            marker.unlink(missing_ok=True)
+        if server is not None or not Path(db).exists():
+            took = asyncio.run(_generate(db, key_file, size, args.distinct, keystore))
             print(f"{size:>7} entries: generated in {took:.1f} s (not part of the report time)")
-        marker = db.with_suffix(".embedded")
         if args.semantic and not marker.exists():
-            stored, took = asyncio.run(_embed(db, key_file))
+            stored, took = asyncio.run(_embed(db, key_file, keystore=keystore))
             marker.write_text(str(stored), encoding="ascii")
             print(f"{size:>7} entries: {stored} answers given random stored embeddings in "
                   f"{took:.1f} s (not part of the report time)")
@@ -213,7 +251,8 @@ def main() -> None:
             runs = []
             for k in range(args.repeat):
                 load = os.getloadavg()[0]
-                stats = _run_child(db, key_file, base / f"report-{size}-{layer}-{k}", layer)
+                stats = _run_child(db, key_file, base / f"report-{size}-{layer}-{k}", layer,
+                                   keystore)
                 stats["load_before"] = round(load, 2)
                 runs.append(stats)
                 name = "semantic" if layer == "on" else "rules-only"
@@ -228,6 +267,11 @@ def main() -> None:
             median = statistics.median(float(r["wall_s"]) for r in runs)  # type: ignore[arg-type]
             results[(size, layer)] = min(
                 runs, key=lambda r: abs(float(r["wall_s"]) - median))  # type: ignore[arg-type]
+    return results
+
+
+def _summary(args: argparse.Namespace, sizes: list[int], layers: tuple[str, ...],
+             results: dict[tuple[int, str], dict[str, object]]) -> None:
     for layer in layers:
         name = "semantic" if layer == "on" else "rules-only"
         if len(sizes) >= 2:
@@ -239,7 +283,7 @@ def main() -> None:
                 f"{TARGET_RATIO:g}); {sizes[0]} entries {small['wall_s']} s, {sizes[-1]} "
                 f"entries {large['wall_s']} s (target <= {TARGET_S:g} s); peak RSS main {rss} "
                 f"MB, largest worker {worker} MB, main + 2 workers <= {rss + 2 * worker} MB "
-                f"(target < {TARGET_RSS_MB} MB); generation time excluded"
+                f"(target < {TARGET_RSS_MB} MB); generation time excluded; {args.db}"
             )
     if args.semantic:
         for size in sizes:

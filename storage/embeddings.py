@@ -188,14 +188,11 @@ class StoredReader:
     """
 
     def __init__(self, db_path: str, keys: Mapping[int, bytes], model: str) -> None:
-        import sqlite3
-        from urllib.parse import quote
-
+        from storage.bulk import _reader  # read-only, SQLite or PostgreSQL
         from storage.crypto import cipher
 
         self.model = model
-        self._conn = sqlite3.connect(f"file:{quote(db_path)}?mode=ro", uri=True,
-                                     check_same_thread=False)
+        self._conn, self._query = _reader(db_path)
         self._ciphers = {pid: cipher(key) for pid, key in keys.items()}
 
     def fetch(self, entry_ids: list[int]) -> dict[tuple[int, str], Any]:
@@ -206,8 +203,8 @@ class StoredReader:
         wanted = sorted(set(entry_ids))
         for at in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
             part = wanted[at:at + 900]
-            rows = self._conn.execute(_STORED_ROWS.format(",".join("?" * len(part))),
-                                      (self.model, *part)).fetchall()
+            rows = self._query(_STORED_ROWS.format(",".join("?" * len(part))),
+                               (self.model, *part))
             for entry_id, step_id, pid, blob in rows:
                 prepared = self._ciphers.get(pid)
                 if prepared is None:

@@ -9,12 +9,17 @@ import io
 import json
 from typing import Any
 
+import pytest
+
 from conversations.catalogue import load_flows
 from storage.crypto import KeyRing
 from storage.store import Store
 from tests.conftest import Place
 from tests.people import Cohort
 from tests.support.harness import TgUser, running_app
+
+# the flow, report and export suites run on both backends (issue #20)
+pytestmark = pytest.mark.both_backends
 
 FLOWS = load_flows()
 

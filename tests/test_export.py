@@ -18,8 +18,12 @@ from reports.export.refi import validate_qdc, validate_qdpx
 from storage.models import Scope
 from storage.pseudonyms import Pseudonymiser
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import GROW_ANSWERS, Cohort, Person
 from tests.support.harness import TgUser, running_app
+
+# the flow, report and export suites run on both backends (issue #20)
+pytestmark = pytest.mark.both_backends
 
 # Distinctive identifiers, so a scan can't hit them by chance (in a GUID, an offset...).
 MENTEE_ID, MENTOR_ID, SHY_ID, GONE_ID = 581_234_977, 582_345_988, 583_456_999, 584_567_911
@@ -361,7 +365,7 @@ async def test_stata_and_spss_files_carry_the_dictionarys_labels(
 
 
 async def test_the_command_takes_the_text_tool_and_bom_options(
-    store: Store, cohort: Cohort, tmp_path: Path, db_path: Path, master_key: bytes,
+    store: Store, cohort: Cohort, tmp_path: Path, place: Place, master_key: bytes,
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
@@ -370,7 +374,9 @@ async def test_the_command_takes_the_text_tool_and_bom_options(
     from storage.crypto import encode_key
 
     await _world(store, cohort)
-    monkeypatch.setenv("MENTORBOT_DB", str(db_path))
+    monkeypatch.setenv("MENTORBOT_DB", str(place.db))
+    if place.keystore:
+        monkeypatch.setenv("MENTORBOT_KEYSTORE", place.keystore)
     monkeypatch.setenv("MENTORBOT_MASTER_KEY", encode_key(master_key))
     out = tmp_path / "nvivo"
     # the command runs its own event loop: off this test's loop, in a thread

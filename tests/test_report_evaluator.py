@@ -23,6 +23,9 @@ from storage.pseudonyms import Pseudonymiser
 from storage.store import Store
 from tests.people import Cohort, Person
 
+# the flow, report and export suites run on both backends (issue #20)
+pytestmark = pytest.mark.both_backends
+
 START = date(2026, 1, 5)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from conversations.catalogue import load_flows
 from conversations.service import Service
 from storage.crypto import KeyRing
@@ -12,6 +14,9 @@ from storage.models import Scope
 from storage.store import Store
 from tests.conftest import Place
 from tests.people import GROW_ANSWERS, Cohort
+
+# the flow, report and export suites run on both backends (issue #20)
+pytestmark = pytest.mark.both_backends
 
 
 async def test_pair_joins_and_consents(cohort: Cohort, store: Store) -> None:
