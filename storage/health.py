@@ -336,8 +336,9 @@ def server_checks(url: str, keys_url: str, ring: KeyRing | None, quick: bool, *,
         if data is None or keys is None:
             return checks
         checks.extend(_server_database_checks(_Translated(data), redact(url), coder, rule))
-        if any(c.status == "fail" for c in checks):
-            return checks
+        if any(c.status == "fail" for c in checks) or not any(
+                c.name == "migrations" for c in checks):
+            return checks  # no schema yet (created at first start), or a failure above
         checks.extend(_server_key_checks(_Translated(data), _Translated(keys),
                                          redact(keys_url), ring, quick))
     except psycopg.Error as exc:

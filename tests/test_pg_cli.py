@@ -124,6 +124,9 @@ def test_every_command_runs_on_postgresql(monkeypatch: pytest.MonkeyPatch, tmp_p
         return result.output
 
     try:
+        fresh = runner.invoke(main, ["doctor", "--offline"])  # before the first start
+        assert fresh.exit_code == 0, fresh.output
+        assert "WARN  database:" in fresh.output and "no mentorbot schema yet" in fresh.output
         asyncio.run(_cohort(url, keys, key))
         ok("programme", "create", "South")
         dyad = ok("dyad", "create", "--programme", "South")
