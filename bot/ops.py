@@ -360,19 +360,9 @@ async def migrate_store(source: Path, source_keys: Path, url: str, keys_url: str
     try:
         new = await Store.open(url, ring, version, create=False, keystore=keys_url)
         try:
-            rows = await old.db.fetchall(
-                "SELECT id, participant_id FROM entries WHERE status='complete' ORDER BY id")
-            step = max(1, len(rows) // sample) if rows else 1
-            picked = rows[::step][:sample]
-            for row in picked:
-                eid, pid = int(row[0]), int(row[1])
-                theirs = await new.entries.answers(pid, eid)
-                if theirs != await old.entries.answers(pid, eid) or not theirs:
-                    raise DatabaseError(
-                        f"entry {eid} does not open the same in the target; drop both target "
-                        "databases and run migrate-store again")
+            picked = await migrate.same_sample(old, new, sample)
         finally:
             await new.close()
     finally:
         await old.close()
-    return MigrateResult(copied.tables, copied.keys, len(picked))
+    return MigrateResult(copied.tables, copied.keys, picked)

@@ -180,3 +180,19 @@ def _copy_table(lite: sqlite3.Connection, pg: Any, schema: str, table: str,
             out.write_row(row)
             count += 1
     return count
+
+
+async def same_sample(old: Any, new: Any, size: int) -> int:
+    """Open up to ``size`` complete entries, spread over the ids, in both stores (each with
+    its own key store) and compare them; returns how many, raises on any difference."""
+    rows = await old.db.fetchall(
+        "SELECT id, participant_id FROM entries WHERE status='complete' ORDER BY id")
+    step = max(1, len(rows) // max(1, size))
+    picked = rows[::step][:size]
+    for row in picked:
+        entry, person = int(row[0]), int(row[1])
+        theirs = await new.entries.answers(person, entry)
+        if not theirs or theirs != await old.entries.answers(person, entry):
+            raise DatabaseError(f"entry {entry} does not open the same in the target; drop "
+                                "both target databases and run migrate-store again")
+    return len(picked)
