@@ -11,7 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+    Set,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +225,8 @@ _ENTRY_ROWS = (
     "SELECT id, participant_id, pair_id, flow, flow_version, wave, created_at, completed_at "
     "FROM entries WHERE status='complete' AND id > ? AND id <= ? ORDER BY id LIMIT ?"
 )
+# the same rows from one server-side cursor (PostgreSQL), fetched BATCH at a time
+_ENTRY_STREAM = _ENTRY_ROWS.replace(" LIMIT ?", "")
 _ANSWER_ROWS = (
     "SELECT entry_id, step_id, value_ct, safety_ct, safety_rule FROM answers "
     "WHERE entry_id IN ({}) "
@@ -240,48 +252,77 @@ async def entries(
     flow_filter = set(flows) if flows is not None else None
     ciphers = await _ciphers(store, allowed)
 
-    async def fetch(after: int) -> tuple[int, list[Any], list[Any]] | None:
-        """The next batch after entry id ``after``: (last id seen, entry rows, answer rows)."""
-        while True:
-            rows = await store.db.fetchall(_ENTRY_ROWS, (after, LAST_ID, BATCH))
-            if not rows:
-                return None
-            after = rows[-1]["id"]
-            batch = [
-                r
-                for r in rows
-                if r["participant_id"] in allowed
-                and (flow_filter is None or r["flow"] in flow_filter)
-                and (programme_id is None or who[r["participant_id"]].programme_id == programme_id)
-            ]
-            if not batch:
-                continue
-            answers = await store.db.fetchall(
-                _ANSWER_ROWS.format(",".join("?" * len(batch))),
-                tuple(r["id"] for r in batch),
-            )
-            return after, batch, list(answers)
+    async with _entry_rows(store) as (next_rows, query):
 
-    # SQLite works in aiosqlite's thread (outside the GIL) while this coroutine decrypts, so
-    # the next batch is always being read while the current one is opened: about a third
-    # less wall time on large programmes.
-    pending: asyncio.Task[tuple[int, list[Any], list[Any]] | None] = asyncio.ensure_future(
-        fetch(0)
-    )
-    try:
-        while True:
-            fetched = await pending
-            if fetched is None:
-                return
-            last_id, batch, answers = fetched
-            pending = asyncio.ensure_future(fetch(last_id))
-            for record in open_batch(batch, answers, who, ciphers, judge=judge):
-                yield record
-    finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pending
+        async def fetch() -> tuple[list[Any], list[Any]] | None:
+            """The next batch: (entry rows, answer rows), or None at the end."""
+            while True:
+                rows = await next_rows()
+                if not rows:
+                    return None
+                batch = [
+                    r
+                    for r in rows
+                    if r["participant_id"] in allowed
+                    and (flow_filter is None or r["flow"] in flow_filter)
+                    and (programme_id is None
+                         or who[r["participant_id"]].programme_id == programme_id)
+                ]
+                if not batch:
+                    continue
+                answers = await query(
+                    _ANSWER_ROWS.format(",".join("?" * len(batch))),
+                    tuple(r["id"] for r in batch),
+                )
+                return batch, list(answers)
+
+        # SQLite works in aiosqlite's thread (outside the GIL) while this coroutine decrypts,
+        # so the next batch is always being read while the current one is opened: about a
+        # third less wall time on large programmes.
+        pending: asyncio.Task[tuple[list[Any], list[Any]] | None] = asyncio.ensure_future(
+            fetch())
+        try:
+            while True:
+                fetched = await pending
+                if fetched is None:
+                    return
+                batch, answers = fetched
+                pending = asyncio.ensure_future(fetch())
+                for record in open_batch(batch, answers, who, ciphers, judge=judge):
+                    yield record
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+
+
+RowsQuery = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+
+
+@contextlib.asynccontextmanager
+async def _entry_rows(
+    store: Store,
+) -> AsyncIterator[tuple[Callable[[], Awaitable[list[Any]]], RowsQuery]]:
+    """The complete entries batch by batch (an empty batch at the end), and how to read
+    their answers: on PostgreSQL from one server-side cursor in one read-only snapshot, so
+    a report reads one state of the data, never pages that straddle a commit; on SQLite by
+    key, page by page."""
+    if store.db.dialect == "postgresql":
+        async with store.db.snapshot_read() as snap:  # type: ignore[attr-defined]
+            cursor = await snap.stream(_ENTRY_STREAM, (0, LAST_ID))
+            yield (lambda: cursor.fetchmany(BATCH)), snap.fetchall
+        return
+    after = 0
+
+    async def page() -> list[Any]:
+        nonlocal after
+        rows = await store.db.fetchall(_ENTRY_ROWS, (after, LAST_ID, BATCH))
+        if rows:
+            after = rows[-1]["id"]
+        return list(rows)
+
+    yield page, store.db.fetchall
 
 
 @dataclass(frozen=True)
@@ -348,6 +389,41 @@ def _reader(target: str) -> tuple[Any, Callable[[str, Sequence[Any]], list[Any]]
     return lite, lite_query
 
 
+def _range_reader(target: str, after: int, upto: int) -> tuple[
+        Any, Callable[[str, Sequence[Any]], list[Any]], Generator[list[Any], None, None]]:
+    """:func:`_reader`, and the complete entries with ids in (after, upto] batch by batch:
+    on SQLite read by key page by page; on PostgreSQL from one server-side cursor in one
+    REPEATABLE READ, READ ONLY transaction, so the answers and codes read with each batch
+    are of the same snapshot as the entries, whatever commits meanwhile."""
+    from storage import dialect
+    from storage.pg import is_postgres
+
+    if is_postgres(target):
+        import psycopg
+
+        pg = psycopg.connect(target)
+        pg.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        pg.read_only = True
+
+        def pg_query(sql: str, params: Sequence[Any]) -> list[Any]:
+            return pg.execute(dialect.statement(sql).sql, tuple(params)).fetchall()
+
+        def pg_batches() -> Generator[list[Any], None, None]:
+            with pg.cursor("mentorbot_bulk") as cur:
+                cur.execute(dialect.statement(_ENTRY_STREAM).sql, (after, upto))
+                while rows := cur.fetchmany(BATCH):
+                    yield rows
+        return pg, pg_query, pg_batches()
+    lite, lite_query = _reader(target)
+
+    def lite_batches() -> Generator[list[Any], None, None]:
+        start = after
+        while rows := lite_query(_ENTRY_ROWS, (start, upto, BATCH)):
+            start = rows[-1][0]
+            yield rows
+    return lite, lite_query, lite_batches()
+
+
 def read_range(snap: Snapshot, after: int, upto: int, with_codes: bool = True,
                judge: Judge | None = None) -> Iterator[EntryRecord]:
     """The snapshot's entries with ids in (after, upto], oldest first, opened, with their
@@ -358,30 +434,28 @@ def read_range(snap: Snapshot, after: int, upto: int, with_codes: bool = True,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    conn, query = _reader(snap.db_path)
+    conn, query, batches = _range_reader(snap.db_path, after, upto)
     allowed: Set[int] = snap.people.keys()
     ciphers = {pid: cipher(key) for pid, key in snap.keys.items()}
 
-    def fetch(start: int) -> tuple[int, list[Any], list[Any], list[Any]] | None:
-        while True:
-            rows = query(_ENTRY_ROWS, (start, upto, BATCH))
-            if not rows:
-                return None
-            start = rows[-1][0]
+    def fetch() -> tuple[list[Any], list[Any], list[Any]] | None:
+        for rows in batches:
             batch = [r for r in rows if r[1] in allowed]  # (id, participant_id, ...)
             if batch:
                 marks = ",".join("?" * len(batch))
                 ids = [r[0] for r in batch]
                 answers = query(_ANSWER_ROWS.format(marks), ids)
                 codes = query(_CODE_ROWS.format(marks), ids) if with_codes else []
-                return start, batch, answers, codes
+                return batch, answers, codes
+        return None
 
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="mentorbot-read") as reader:
-            pending = reader.submit(fetch, after)
+            pending = reader.submit(fetch)
             while (fetched := pending.result()) is not None:
-                last, batch, answers, codes = fetched
-                pending = reader.submit(fetch, last)
+                batch, answers, codes = fetched
+                pending = reader.submit(fetch)
                 yield from open_batch(batch, answers, snap.people, ciphers, codes, judge)
     finally:
+        batches.close()  # the named cursor first
         conn.close()

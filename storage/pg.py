@@ -130,11 +130,11 @@ async def _run(conn: Any, stmt: dialect.Statement, params: Any) -> Cursor:
         return Cursor(rows, max(cur.rowcount, 0), lastrowid)
 
 
-async def _connect(url: str, what: str) -> Any:
+async def _connect(url: str, what: str, autocommit: bool = True) -> Any:
     import psycopg
 
     try:
-        return await psycopg.AsyncConnection.connect(url, autocommit=True)
+        return await psycopg.AsyncConnection.connect(url, autocommit=autocommit)
     except psycopg.Error as exc:
         # the driver's message may quote the connection string: say what and where only
         raise DatabaseError(
@@ -207,6 +207,38 @@ class _Changes:
         if sql.lstrip().upper().startswith("PRAGMA"):
             return Cursor([], 0, 0)
         raise DatabaseError("direct connection use is not available on PostgreSQL")
+
+
+class SnapshotRead:
+    """Reads in one REPEATABLE READ, READ ONLY transaction on a connection of its own: every
+    statement sees the same committed state, whatever commits meanwhile (see
+    :meth:`PgDatabase.snapshot_read`)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._cursors = 0
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return (await _run(self._conn, dialect.statement(sql), params)).rows
+
+    async def stream(self, sql: str, params: Sequence[Any] = ()) -> ServerCursor:
+        """``sql``'s rows from a server-side (named) cursor, fetched batch by batch."""
+        self._cursors += 1
+        cur = self._conn.cursor(f"mentorbot_bulk_{self._cursors}")
+        await cur.execute(dialect.statement(sql).sql, _params(params))
+        return ServerCursor(cur)
+
+
+class ServerCursor:
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+        self._index: dict[str, int] | None = None
+
+    async def fetchmany(self, size: int) -> list[Row]:
+        values = await self._cur.fetchmany(size)
+        if self._index is None and self._cur.description is not None:
+            self._index = {c.name: i for i, c in enumerate(self._cur.description)}
+        return [Row(v, self._index or {}) for v in values]
 
 
 class PgDatabase(Database):
@@ -341,6 +373,23 @@ class PgDatabase(Database):
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return (await self._query(sql, params)).rows
+
+    @contextlib.asynccontextmanager
+    async def snapshot_read(self) -> AsyncIterator[SnapshotRead]:
+        """A bulk read (a report, an export) in one consistent snapshot: its own connection,
+        one REPEATABLE READ, READ ONLY transaction, rolled back at the end. Pages read by key
+        on the shared autocommit connection could each see a different commit."""
+        import psycopg
+
+        conn = await _connect(self.url, "database", autocommit=False)
+        try:
+            await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+            await conn.set_read_only(True)
+            yield SnapshotRead(conn)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.rollback()
+            await conn.close()
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = (await self._query(sql, params)).rows
