@@ -46,6 +46,7 @@ from telegram.ext import (
     filters,
 )
 
+from benchmarks.buttons import last_button
 from bot.app import build_application
 from bot.coding import CODER_KEY
 from bot.processor import PerChatUpdateProcessor
@@ -104,14 +105,7 @@ async def person(
         await send(standin.text_message(user_id, text))
     for _ in range(4):
         await send(standin.text_message(user_id, "/skip"))
-    save = None
-    for message in reversed(standin.sent_messages(user_id)):
-        for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
-            for button in row:
-                if button["text"] in ("Save", "echo"):
-                    save = button["callback_data"]
-        if save:
-            break
+    save = last_button(standin.sent_messages(user_id), "Save", "echo")
     await send(standin.callback_query(user_id, save or "none"))
 
 

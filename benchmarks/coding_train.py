@@ -476,17 +476,27 @@ def cross_validate(c: Corpus, vocab: Sequence[str], blocks: Sequence[str], k: in
                 (scheme, l2, predict_units(c, rows, f, vocab, blocks, scheme, l2))
                 for l2 in l2_grid]
             for key, param, p in runs:
-                p = _answer_max(p, groups) if scheme in UNIT_SCHEMES else p[
-                    np.isin(rows, c.first[test_idx])]
-                full = np.zeros((len(test_idx), len(labels[scheme])), np.float32)
-                for j, label in enumerate(labels[scheme]):
-                    if label in col:
-                        full[:, j] = p[:, col[label]]
-                oof[key][param][test_idx] = full
+                oof[key][param][test_idx] = _held_out(c, p, rows, groups, test_idx, scheme,
+                                                      col, labels[scheme])
         if log:
             print(f"  fold {fold + 1}/{k}: {len(train_idx)} train, {len(test_idx)} held out, "
                   f"{time.perf_counter() - start:.1f} s", flush=True)
     return oof, labels, fitted
+
+
+def _held_out(c: Corpus, p: np.ndarray, rows: np.ndarray, groups: list[Any],
+              test_idx: np.ndarray, scheme: str, col: dict[str, int],
+              labels: list[str]) -> np.ndarray:
+    """A fold's probabilities for its held-out answers, one row an answer (the maximum over
+    its sentences for sentence-level schemes), in the columns of every label of the scheme
+    (a label the fold never trained on reads 0)."""
+    p = _answer_max(p, groups) if scheme in UNIT_SCHEMES else p[
+        np.isin(rows, c.first[test_idx])]
+    full = np.zeros((len(test_idx), len(labels)), np.float32)
+    for j, label in enumerate(labels):
+        if label in col:
+            full[:, j] = p[:, col[label]]
+    return full
 
 
 def refresh_kernel(c: Corpus, oof: OutOfFold, labels: dict[str, list[str]],
@@ -506,13 +516,8 @@ def refresh_kernel(c: Corpus, oof: OutOfFold, labels: dict[str, list[str]],
             col = {x: j for j, x in enumerate(f.labels[scheme])}
             for t in recipe.temperatures:
                 p = kernel_probabilities(c, rows, f, scheme, t)
-                p = _answer_max(p, groups) if scheme in UNIT_SCHEMES else p[
-                    np.isin(rows, c.first[test_idx])]
-                full = np.zeros((len(test_idx), len(labels[scheme])), np.float32)
-                for j, label in enumerate(labels[scheme]):
-                    if label in col:
-                        full[:, j] = p[:, col[label]]
-                oof[f"{KERNEL}/{scheme}"][t][test_idx] = full
+                oof[f"{KERNEL}/{scheme}"][t][test_idx] = _held_out(
+                    c, p, rows, groups, test_idx, scheme, col, labels[scheme])
 
 
 def blended(oof: OutOfFold, scheme: str, l2: float, alpha: float,

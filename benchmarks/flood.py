@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from telegram import Update
 
 from benchmarks.bot_throughput import ANSWERS, Timed, consented_mentees, pct
+from benchmarks.buttons import last_button
 from bot.app import build_application
 from conversations.catalogue import load_flows
 from storage.crypto import KeyRing, generate_key
@@ -63,14 +64,7 @@ async def member(app: Any, standin: BotApiStandin, timer: Timed, user_id: int,
         await send(standin.text_message(user_id, text))
     for _ in range(4):
         await send(standin.text_message(user_id, "/skip"))
-    save = None
-    for message in reversed(standin.sent_messages(user_id)):
-        for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
-            for button in row:
-                if button["text"] == "Save":
-                    save = button["callback_data"]
-        if save:
-            break
+    save = last_button(standin.sent_messages(user_id), "Save")
     await send(standin.callback_query(user_id, save or "none"))
 
 

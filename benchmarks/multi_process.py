@@ -181,6 +181,7 @@ class Replies(list):  # type: ignore[type-arg]
 async def reflections(procs: list[Proc], standin: Any, users: list[int], events: dict[int, Any],
                       patience: float, kill_at: float | None = None) -> dict[str, Any]:
     from benchmarks.bot_throughput import ANSWERS
+    from benchmarks.buttons import last_button
 
     latencies: list[float] = []
     acknowledged: dict[int, list[str]] = {u: [] for u in users}
@@ -244,14 +245,7 @@ async def reflections(procs: list[Proc], standin: Any, users: list[int], events:
                         acknowledged[user].append(text)
                     break
                 resent += 1  # no reply, or not the next question: the person says it again
-        save = None
-        for message in reversed(standin.sent_messages(user)):
-            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
-                for button in row:
-                    if button["text"] == "Save":
-                        save = button["callback_data"]
-            if save:
-                break
+        save = last_button(standin.sent_messages(user), "Save")
         for _ in range(5):
             if await send(user, standin.callback_query(user, save or "none")):
                 break
