@@ -140,11 +140,7 @@ class Engine:
         state = FlowState(
             flow=flow.id, version=flow.version, entry_id=entry_id, context=context or {}, seq=seq
         )
-        ask = self._ask(flow, state)
-        if flow.intro:
-            # One message, not two: fewer sends keeps a busy bot inside Telegram's limits.
-            ask = Reply(fill(flow.intro, state.context) + "\n\n" + ask.text, ask.buttons)
-        return Outcome(state, [ask])
+        return Outcome(state, [self._opening(flow, state)])
 
     def edit(
         self,
@@ -170,6 +166,28 @@ class Engine:
         )
         _restore_pending(flow, state)
         return Outcome(state, [self._ask(flow, state)])
+
+    def revisit(
+        self,
+        flow_id: str,
+        answers: dict[str, Any],
+        seq: int,
+        context: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Go through answers kept outside an entry again (/aboutme): each question offers
+        its current answer, and the end is a summary to save (``saved`` holds the answers
+        as they were, so stopping keeps those)."""
+        flow = self.flows[flow_id]
+        state = FlowState(
+            flow=flow.id,
+            version=flow.version,
+            answers=dict(answers),
+            seq=seq + 1,
+            context=context or {},
+            saved=dict(answers),
+        )
+        _restore_pending(flow, state)
+        return Outcome(state, [self._opening(flow, state)])
 
     def resume(self, state: FlowState) -> Outcome:
         """Repeat the current question (after a restart, or when the person comes back)."""
@@ -237,6 +255,13 @@ class Engine:
         lines.append(" · ".join(hints))
         return Reply("\n".join(lines), kind.keyboard(step, _Turn(self, flow, state)) + keep)
 
+    def _opening(self, flow: Flow, state: FlowState) -> Reply:
+        ask = self._ask(flow, state)
+        if flow.intro:
+            # One message, not two: fewer sends keeps a busy bot inside Telegram's limits.
+            ask = Reply(fill(flow.intro, state.context) + "\n\n" + ask.text, ask.buttons)
+        return ask
+
     def _summary(self, flow: Flow, state: FlowState) -> Reply:
         lines = [f"Here is your {title_in_sentence(flow.title)}:"]
         cut = False
@@ -284,7 +309,7 @@ class Engine:
             state.trail.append(state.index)
             state.index += 1
             return Outcome(state, [self._ask(flow, state)], events)
-        if flow.summary:
+        if flow.summary or state.saved is not None:  # a change is confirmed, never silent
             state.mode = "summary"
             return Outcome(state, [self._summary(flow, state)], events)
         events.append(Completed(dict(state.answers)))

@@ -461,7 +461,7 @@ class Service:
         if flow.kind == "consent":
             return await self._consent_event(me, flow, event, resp)
         if flow.kind == "profile":
-            return await self._profile_event(me, flow, event, resp)
+            return await self._profile_event(me, flow, state, event, resp)
         return self._menu_event(me, flow, state, event)
 
     async def _entry_event(
@@ -581,9 +581,22 @@ class Service:
         return None
 
     async def _profile_event(
-        self, me: Participant, flow: Flow, event: Any, resp: Response
+        self, me: Participant, flow: Flow, state: FlowState, event: Any, resp: Response
     ) -> Then | None:
-        """Answers about the person (not an entry), each saved, encrypted, as it is given."""
+        """Answers about the person (not an entry). Asked the first time, each is saved,
+        encrypted, as it is given; gone through again (/aboutme: ``state.saved`` holds them
+        as they were), nothing is written until the summary is saved, so stopping changes
+        nothing."""
+        if state.saved is not None:
+            if isinstance(event, Completed):
+                for step in flow.steps:
+                    if step.id in event.answers:
+                        await self.store.context.save(me.id, step.id, str(event.answers[step.id]))
+                    elif step.id in state.saved:  # skipped this time: not kept
+                        await self.store.context.clear(me.id, step.id)
+            elif isinstance(event, Cancelled):
+                resp.say(self.texts.say("about_you_unchanged"))
+            return None
         if isinstance(event, Answered):
             await self.store.context.save(me.id, event.step_id, str(event.value))
         elif isinstance(event, Cleared):

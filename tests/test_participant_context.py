@@ -4,16 +4,20 @@ shown by /mydata and gone with erasure."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conversations.catalogue import load_flows
 from conversations.mydata import collect
 from storage.crypto import DecryptionError
+from storage.models import Role
 from storage.store import Store
 from tests.people import Cohort, Person
+from tests.support.harness import TgUser, running_app
 
 
 async def baseline(person: Person) -> None:
@@ -106,3 +110,164 @@ async def test_any_other_command_ends_the_questions_and_keeps_the_answers(
     assert await store.context.of(me.id) == {"band": "doctor_senior", "sector": "community",
                                              "staff_group": "medical_dental",
                                              "years_in_role": "y4_10"}
+
+
+# -- /aboutme: answering later, changing an answer (through the real Application) ----------
+
+def said(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(m.get("text", "") for m in messages)
+
+
+def on_disk(db_path: Path) -> bytes:
+    """The database and any journal beside it, as bytes."""
+    return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+
+
+async def held(store: Store, user_id: int) -> dict[str, str]:
+    me = await store.participants.by_user(user_id)
+    assert me is not None
+    return await store.context.of(me.id)
+
+
+async def test_aboutme_answers_later_changes_one_answer_and_seals_them(
+        cohort: Cohort, store: Store, db_path: Path) -> None:
+    async with running_app(store) as (app, standin):
+        mentee = TgUser(app, standin, 600_010, "Robin")
+        await mentee.join(cohort.mentee_code)
+        first = said(await mentee.send("/aboutme"))
+        assert "You haven't answered these yet" in first and "Which staff group" in first
+        await mentee.tap("Nursing or midwifery")
+        await mentee.tap("Prefer not to say")  # band
+        await mentee.send("/skip")  # sector
+        assert "Is your mentor from another" in said(await mentee.tap("1 to 3 years"))
+        await mentee.send("/skip")
+        summary = said(await mentee.tap("Yes, my own idea"))
+        assert "• Band or grade: Prefer not to say" in summary and "Where you work" not in summary
+        assert await held(store, 600_010) == {}  # nothing written before Save
+        assert "/aboutme changes your answers" in said(await mentee.tap("Save"))
+        assert await held(store, 600_010) == {
+            "band": "prefer_not", "own_choice": "own_idea", "staff_group": "nursing_midwifery",
+            "years_in_role": "y1_3"}
+
+        # later: the answers held are shown, and one of them is changed
+        again = said(await mentee.send("/aboutme"))
+        assert "• Staff group: Nursing or midwifery" in again
+        assert "• Years in role: 1 to 3 years" in again
+        assert "Your answer so far: Nursing or midwifery" in again
+        await mentee.tap("Keep this answer")
+        await mentee.tap("Band 7")
+        await mentee.tap("Hospital (acute)")  # answered now, for the first time
+        await mentee.tap("Keep this answer")  # years in role
+        await mentee.send("/skip")  # cross-boundary: still unanswered
+        summary = said(await mentee.tap("Prefer not to say"))  # own choice, changed
+        assert "• Band or grade: Band 7" in summary and "• Joining: Prefer not to say" in summary
+        await mentee.tap("Save")
+        assert await held(store, 600_010) == {
+            "band": "band_7", "own_choice": "prefer_not", "sector": "acute",
+            "staff_group": "nursing_midwifery", "years_in_role": "y1_3"}
+
+        # only ciphertext on disk
+        disk = on_disk(db_path)
+        for value in (b"nursing_midwifery", b"band_7", b"y1_3", b"Band 7"):
+            assert disk.find(value) == -1
+
+        # /mydata hands over the new answers
+        await mentee.send("/mydata")
+        docs = {d["filename"]: d for d in standin.documents(mentee.user_id)}
+        data = json.loads(docs["mentorbot-my-data.json"]["content"])
+        role = {a["question"]: a["answer"] for a in data["about_your_role"]}
+        assert role["What is your band or grade?"] == "Band 7"
+        assert role["Where do you mainly work?"] == "Hospital (acute)"
+        assert role["Was joining this programme your own choice?"] == "Prefer not to say"
+
+        # put to the person: the starting check-in will not ask them again
+        me = await store.participants.by_user(600_010)
+        assert me is not None and await store.context.asked(me.id)
+
+
+async def test_aboutme_cancel_or_undo_changes_nothing(cohort: Cohort, store: Store) -> None:
+    async with running_app(store) as (app, standin):
+        mentee = TgUser(app, standin, 600_011, "Robin")
+        await mentee.join(cohort.mentee_code)
+        await mentee.send("/aboutme")
+        await mentee.tap("Medical or dental")
+        for _ in range(5):
+            await mentee.send("/skip")
+        await mentee.tap("Save")
+        assert await held(store, 600_011) == {"staff_group": "medical_dental"}
+
+        await mentee.send("/aboutme")
+        await mentee.tap("Allied health professional")
+        await mentee.tap("Band 5 or 6")
+        assert "Nothing changed" in said(await mentee.send("/cancel"))
+        assert await held(store, 600_011) == {"staff_group": "medical_dental"}
+
+        await mentee.send("/aboutme")
+        await mentee.send("/skip")  # would clear the staff group, if saved
+        for _ in range(5):
+            await mentee.send("/skip")
+        assert "Nothing changed" in said(await mentee.tap("Undo my changes"))
+        assert await held(store, 600_011) == {"staff_group": "medical_dental"}
+
+        await mentee.send("/aboutme")
+        await mentee.tap("Allied health professional")
+        await mentee.send("/history")  # going on to something else: nothing changes
+        assert await held(store, 600_011) == {"staff_group": "medical_dental"}
+
+        await mentee.send("/aboutme")  # skipped and saved: that answer is no longer kept
+        for _ in range(6):
+            await mentee.send("/skip")
+        await mentee.tap("Save")
+        assert await held(store, 600_011) == {}
+
+
+async def test_aboutme_refused_without_consent_to_the_evaluation(
+        cohort: Cohort, store: Store) -> None:
+    async with running_app(store) as (app, standin):
+        mentee = TgUser(app, standin, 600_012, "Robin")
+        await mentee.send(f"/start {cohort.mentee_code}")
+        await mentee.tap("Yes, keep them")
+        for answer in ("Yes", "No", "Yes"):  # summaries yes, evaluation no, research yes
+            await mentee.tap(answer)
+        replies = await mentee.send("/aboutme")
+        text = said(replies)
+        assert "only for the evaluation" in text and "/consent" in text
+        assert not any(m.get("reply_markup") for m in replies)  # no questions to answer
+        with pytest.raises(LookupError):
+            mentee.find_button("Prefer not to say")
+        me = await store.participants.by_user(600_012)
+        assert me is not None and not await store.context.asked(me.id)
+        assert await store.db.scalar("SELECT COUNT(*) FROM participant_context") == 0
+
+
+async def test_aboutme_acts_on_the_membership_in_use(store: Store) -> None:
+    programme = await store.programmes.create("North")
+    invites = {}
+    for pair in ("a", "b"):
+        pair_id = await store.programmes.create_pair(programme.id)
+        for role in (Role.MENTOR, Role.MENTEE):
+            invites[pair, role] = await store.programmes.create_invite(programme.id, role,
+                                                                       pair_id)
+    async with running_app(store) as (app, standin):
+        morgan = TgUser(app, standin, 630_101, "Morgan")
+        await TgUser(app, standin, 630_102, "Robin").join(invites["a", Role.MENTEE])
+        await TgUser(app, standin, 630_103, "Lee").join(invites["b", Role.MENTOR])
+        await morgan.join(invites["a", Role.MENTOR])
+        await morgan.join(invites["b", Role.MENTEE])  # a second membership, its own consent
+        assert "Which is this about?" in said(await morgan.send("/aboutme"))
+        asked = said(await morgan.tap("North: mentored by Lee"))
+        assert "You haven't answered these yet" in asked
+        await morgan.tap("Allied health professional")
+        for _ in range(2):
+            await morgan.send("/skip")
+        assert "Is your mentor from another" in said(await morgan.send("/skip"))  # a mentee's
+        await morgan.send("/skip")
+        await morgan.send("/skip")
+        await morgan.tap("Save")
+        account = await store.participants.by_user(630_101)
+        assert account is not None
+        as_mentor, as_mentee = await store.participants.memberships(account)
+        assert as_mentee.role is Role.MENTEE
+        assert await store.context.of(as_mentee.id) == {"staff_group": "allied_health"}
+        assert await store.context.of(as_mentor.id) == {}
+        assert not await store.context.asked(as_mentor.id)
