@@ -263,7 +263,7 @@ class Engine:
         return ask
 
     def _summary(self, flow: Flow, state: FlowState) -> Reply:
-        lines = [f"Here is your {title_in_sentence(flow.title)}:"]
+        lines = [flow.summary_heading or f"Here is your {title_in_sentence(flow.title)}:"]
         cut = False
         for step in flow.steps:
             if step.id in state.answers:

@@ -61,6 +61,8 @@ class Flow(BaseModel):
     intro: str = ""
     outro: str = ""
     summary: bool = True
+    # the summary's first line where "Here is your <title>:" would not read ("About you")
+    summary_heading: str = ""
     steps: tuple[Step, ...]
 
     @model_validator(mode="after")

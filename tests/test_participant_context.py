@@ -161,6 +161,8 @@ async def test_aboutme_answers_later_changes_one_answer_and_seals_them(
         await mentee.send("/skip")  # cross-boundary: still unanswered
         summary = said(await mentee.tap("Prefer not to say"))  # own choice, changed
         assert "• Band or grade: Band 7" in summary and "• Joining: Prefer not to say" in summary
+        assert "Here are your answers about your role:" in summary
+        assert "your about you" not in summary.lower()
         await mentee.tap("Save")
         assert await held(store, 600_010) == {
             "band": "band_7", "own_choice": "prefer_not", "sector": "acute",
