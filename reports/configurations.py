@@ -37,6 +37,10 @@ PARTS = ("context", "resource", "response")
 CHAIN_WIDTH = 3  # elements shown per part: the strongest, not a catalogue
 WINDOW_BEFORE_DAYS = 28  # about a month: the session before and what was logged about it
 WINDOW_AFTER_DAYS = 0  # the same day (the other member's entry about that session), never later
+# An occasion of the contrast is one session of the pair: the mentor's log of it and the
+# mentee's reflection on it (written the same day or a day or two later) are one occasion,
+# not two, so neither account counts as a time the other's outcome did not follow
+SESSION_DAYS = 2
 PROXIMAL = frozenset({"O_INSIGHT", "O_AGENCY", "O_AGENTIC_COLLABORATION", "O_MAINTAINING_TRUST"})
 
 GRADES = ("strong", "moderate", "weak", "single")
@@ -308,6 +312,7 @@ def configure(
     configurations: list[Configuration] = []
     unconfigured: Counter[str] = Counter()
     back: list[frozenset[tuple[str, str]]] | None = None  # each entry's window's elements
+    told: list[Occasion] = []  # the unit's occasions (sessions), for the contrast
     windows_of: dict[int, range] = {}
     reach: dict[int, frozenset[tuple[str, str]]] = {}  # elements linked to entry i's outcomes
     for where in by_outcome.values():
@@ -346,7 +351,11 @@ def configure(
             back = [frozenset().union(*(unit.entries[j].elements
                                         for j in unit.window(i, before, after)))
                     for i in range(len(unit.entries))]
-        contrast, contrast_by = _contrast(parts, (outcome, role), unit, back)
+            told = [Occasion(frozenset().union(*back[lo:hi]),
+                             frozenset().union(*(e.outcomes for e in unit.entries[lo:hi])),
+                             tuple(sorted({e.author for e in unit.entries[lo:hi]})))
+                    for lo, hi in sessions(unit.days)]
+        contrast, contrast_by = _contrast(parts, (outcome, role), told)
         mechanism = (parts["resource"] or parts["response"])[0]
         contrast_roles = ((parts["context"][0][1] if parts["context"] else None), mechanism[1])
         links = _links(parts, outcome, where, reach, unit)
@@ -384,15 +393,40 @@ def configure(
     return configurations, unconfigured
 
 
+@dataclass(frozen=True)
+class Occasion:
+    """One session of a unit, for the contrast: what its window held (every entry about it
+    and the unit's entries up to the window before it), the outcomes any entry about it
+    reports, and the roles of the people who wrote about it."""
+
+    back: frozenset[tuple[str, str]]
+    outcomes: frozenset[tuple[str, str]]
+    authors: tuple[str, ...]
+
+
+def sessions(days: Sequence[int], span: int = SESSION_DAYS) -> list[tuple[int, int]]:
+    """A unit's entries (their days, in order) as occasions: index ranges ``[lo, hi)`` of
+    entries within ``span`` days of the occasion's first entry (the mentor's log of a session
+    and the mentee's reflection on it a day later are one occasion, a check-in weeks later
+    another)."""
+    found: list[tuple[int, int]] = []
+    lo = 0
+    for i in range(1, len(days) + 1):
+        if i == len(days) or days[i] > days[lo] + span:
+            found.append((lo, i))
+            lo = i
+    return found
+
+
 def _contrast(
     parts: Mapping[str, list[tuple[str, str, int]]],
     outcome: tuple[str, str],
-    unit: UnitEntries,
-    back: Sequence[frozenset[tuple[str, str]]],
+    told: Sequence[Occasion],
 ) -> tuple[tuple[str | None, str, int, int] | None, tuple[tuple[str, int, int], ...]]:
-    """The leading context and mechanism of a chain, and in how many of the unit's entries
-    whose window holds both the outcome was coded, and in how many it was not; and the same
-    by the entry's author (the groups the report compares)."""
+    """The leading context and mechanism of a chain, and on how many of the unit's occasions
+    (sessions: :func:`sessions`) whose window held both the outcome was reported, and on how
+    many it was not; and the same by the roles of the people who wrote about the occasion
+    (the groups the report compares; an occasion both members wrote about counts for each)."""
     mechanism = (parts["resource"] or parts["response"])[:1]
     if not mechanism:
         return None, ()
@@ -402,15 +436,16 @@ def _contrast(
         need.add((context[0], context[1]))
     with_outcome = without = 0
     groups: dict[str, list[int]] = {}
-    for i, e in enumerate(unit.entries):
-        if need <= back[i]:
-            counts = groups.setdefault(e.author, [0, 0])
-            if outcome in e.outcomes:
-                with_outcome += 1
-                counts[0] += 1
-            else:
-                without += 1
-                counts[1] += 1
+    for occasion in told:
+        if not need <= occasion.back:
+            continue
+        hit = outcome in occasion.outcomes
+        if hit:
+            with_outcome += 1
+        else:
+            without += 1
+        for author in occasion.authors:
+            groups.setdefault(author, [0, 0])[0 if hit else 1] += 1
     return ((context[0] if context else None, mechanism[0][0], with_outcome, without),
             tuple((g, w, wo) for g, (w, wo) in sorted(groups.items())))
 

@@ -354,6 +354,7 @@ class PairCourse:
     framework: str
     theme: str
     steps: list[Step]
+    across: bool = False  # the mentor is from another organisation (see CROSS_NETWORKS)
 
 
 def _mood(arc: str, month: int) -> str:
@@ -395,9 +396,12 @@ _SECTORS = (("acute", 5), ("community", 2), ("mental_health", 2), ("primary_care
 _YEARS = (("under_1", 1), ("y1_3", 3), ("y4_10", 3), ("over_10", 2), ("prefer_not", 1))
 
 
-def about_you(arc: str, pair: int, who: str, seed: int = 7) -> dict[str, str | None]:
+def about_you(arc: str, pair: int, who: str, seed: int = 7, across: bool | None = None
+              ) -> dict[str, str | None]:
     """One person's answers (None: skipped with /skip). Its own random stream, so the
-    courses' draws stay as they were."""
+    courses' draws stay as they were. ``across`` (the demo's pairs) says whether the pair's
+    mentor is from another organisation: both members then say so alike; left out, who the
+    match is goes with how the pair fares."""
     rng = random.Random(f"about-you:{seed}:{pair}:{who}")
     if rng.random() < 0.08:
         return {}  # skips every question
@@ -415,11 +419,47 @@ def about_you(arc: str, pair: int, who: str, seed: int = 7) -> dict[str, str | N
         "sector": pick(_SECTORS),
         "years_in_role": pick(_YEARS),
         "cross_boundary": ("prefer_not" if rng.random() < 0.08 else
+                           ("other_org" if across else "neither") if across is not None else
                            rng.choice(("other_org", "other_org", "both")) if going_well else
                            rng.choice(("neither", "neither", "not_sure"))),
         "own_choice": ("prefer_not" if rng.random() < 0.08 else
                        "own_idea" if going_well else "suggested"),
     }
+
+
+# The configuration the demo's cohort is designed to hold for one group and not another: a
+# mentor from another organisation opens their own network to the mentee, so after the same
+# sessions (the same contexts, the same mentoring) those mentees tick "People, networks" as
+# what they learned most times, and say so now and then; mentees whose mentor works where they
+# do hardly ever learn that. The report's for-whom section should find it (tests/
+# test_demo_outputs.py) with the semantic heads, the rules or the buttons alone.
+# The pairs (by their place in ARCS) whose mentor is from another organisation: three that
+# thrive and three that do not, and as many of each among the rest
+ACROSS = frozenset({0, 1, 3, 5, 8, 9})
+CROSS_NETWORKS = {"good": 0.85, "flat": 0.7, "bad": 0.4}  # share of the reflections, across
+NETWORK_WORDS = (
+    "My mentor put me in touch with someone in their organisation who runs a similar service.",
+    "I've met two people from my mentor's trust through them and we're swapping ideas now.",
+    "Being introduced to my mentor's colleagues has widened who I can ask for advice.",
+    "I now know people outside my own organisation I can call on, thanks to my mentor.",
+)
+
+
+def cross_networks(reflection: dict[str, object], across: bool, mood: str,
+                   rng: random.Random) -> dict[str, object]:
+    """A mentee's reflection as the demo's design has it (:data:`CROSS_NETWORKS`): from its
+    own random stream, so the rest of the course is drawn as before."""
+    learning = [c for c in reflection.get("learning", ())  # type: ignore[attr-defined]
+                if c != "DOM_SOCIAL_NETWORKS"]
+    out = {k: v for k, v in reflection.items() if k != "learning"}
+    if across and rng.random() < CROSS_NETWORKS[mood]:
+        learning.append("DOM_SOCIAL_NETWORKS")
+        if rng.random() < 0.3:
+            step = "anything_else" if "goal" in out else "know_how"  # GROW or OSKAR
+            out[step] = f"{out.get(step) or ''} {rng.choice(NETWORK_WORDS)}".strip()
+    if learning:
+        out["learning"] = learning
+    return out
 
 
 def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
@@ -437,13 +477,15 @@ def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
         arc = ARCS[n % len(ARCS)]
         framework = "grow" if (n // 2) % 2 == 0 else "oskar"
         theme = bank.theme()
+        across = n % len(ARCS) in ACROSS
+        networks = random.Random(f"networks:{seed}:{n}")
         steps: list[Step] = []
         for who in ("mentor", "mentee"):
             steps.append(Step(rng.uniform(0.2, 2.5), who, "checkin", {
                 "expectations": bank.checkin("expectations"),
                 "hope_to_learn": bank.checkin("hope_to_learn"),
                 **({"goals": bank.goal(theme)} if who == "mentee" else {}),
-                "about_you": about_you(arc, n, who, seed),
+                "about_you": about_you(arc, n, who, seed, across),
             }))
         ends = {"end_early": 3.3, "end_early_rematch": 2.6}.get(arc)
         closes = ends if ends is not None else (months + 0.3 if n % 3 == 0 else None)
@@ -473,7 +515,7 @@ def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
                     reflection = bank.oskar(last_scale, mood=mood, theme=theme)
                     last_scale = int(reflection["scaling"])  # type: ignore[call-overload]
                 steps.append(Step(session + rng.uniform(0.4, 1.5), "mentee", "reflect",
-                                  reflection))
+                                  cross_networks(reflection, across, mood, networks)))
         reached = arc == "thrive"
         for wave_month in (3, 6):
             if wave_month > months or (ends is not None and wave_month > ends):
@@ -509,7 +551,7 @@ def demo_courses(pairs: int, months: int, start: datetime, seed: int = 7,
                 answers["changed"] = (bank.checkin("changed", theme=theme, reached=reached)
                                       if who == "mentee" else bank.checkin("changed", mood=mood))
                 steps.append(Step(close_day + rng.uniform(0.5, 4), who, "checkin", answers))
-        courses.append(PairCourse(arc, framework, theme, steps))
+        courses.append(PairCourse(arc, framework, theme, steps, across))
     # after every pair's own course, so re-matching leaves the other courses' draws alone
     for course in courses:
         if course.arc == "end_early_rematch":
@@ -533,8 +575,9 @@ def _rematched(course: PairCourse, months: int, start: datetime, rng: random.Ran
             "hope_to_learn": bank.checkin("hope_to_learn"),
             **({"goals": bank.goal(course.theme)} if who == "mentee" else {}),
             # the new mentor is asked; the mentee was asked once, in the first pair
-            "about_you": about_you("thrive", 1000 + len(steps), who),
+            "about_you": about_you("thrive", 1000 + len(steps), who, across=course.across),
         }, pair=1))
+    networks = random.Random(f"networks:rematched:{len(course.steps)}")
     last_scale: int | None = None
     for month in range(months):
         session = offset + round(month * DAYS_PER_MONTH) + rng.randint(4, 24)
@@ -549,8 +592,8 @@ def _rematched(course: PairCourse, months: int, start: datetime, rng: random.Ran
         else:
             reflection = bank.oskar(last_scale, mood="good", theme=course.theme)
             last_scale = int(reflection["scaling"])  # type: ignore[call-overload]
-        steps.append(Step(session + rng.uniform(0.4, 1.5), "mentee", "reflect", reflection,
-                          pair=1))
+        steps.append(Step(session + rng.uniform(0.4, 1.5), "mentee", "reflect",
+                          cross_networks(reflection, course.across, "good", networks), pair=1))
     for who in ("mentor", "mentee"):
         answers = {step: bank.checkin(step, mood="good") for step in
                    ("relationship", "learning_self", "learning_how", "factors")}

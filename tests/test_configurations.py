@@ -136,13 +136,30 @@ def test_each_configuration_counts_its_context_and_mechanism_without_the_outcome
 
 
 def test_the_contrast_is_kept_per_group_so_groups_can_be_compared() -> None:
-    """The mentor's logs hold the same context and mechanism without the outcome: the
-    combination works for the mentee's account here, not the mentor's."""
+    """Once the mentor has reported the outcome too, the mentor's accounts are occasions for
+    it: here the combination works for the mentee's account, not the mentor's."""
     both = [("C_DYAD_SAFE_SPACE", ENABLING), ("M_DM_TECHNIQUES", RES)]
     entries = [entry(f"E{k}", 30 * k, both, [("O_AGENCY", PROX)]) for k in range(3)]
     entries += [entry(f"M{k}", 30 * k + 5, both, author="mentor", person=2) for k in range(3)]
+    entries.append(entry("M9", 200, both, [("O_AGENCY", PROX)], author="mentor", person=2))
     (config,), _ = configure(entries, LEVELS)
-    assert config.contrast_by == (("mentee", 3, 0), ("mentor", 0, 3))
+    assert config.contrast_by == (("mentee", 3, 0), ("mentor", 1, 3))
+
+
+def test_an_occasion_is_a_session_of_the_pair_not_every_entry() -> None:
+    """The mentor's log of each session holds the context and mechanism and no outcome; the
+    mentee's reflection on it, a day later, reports agency every other time. The log and the
+    reflection (and a check-in the same day) are one occasion: the log is not a second time
+    the outcome did not follow."""
+    both = [("C_DYAD_SAFE_SPACE", ENABLING), ("M_DM_TECHNIQUES", RES)]
+    entries = [entry(f"L{k}", 30 * k, both, author="mentor", person=2) for k in range(4)]
+    entries += [entry(f"R{k}", 30 * k + 1, both, [("O_AGENCY", PROX)] if k % 2 else [])
+                for k in range(4)]
+    entries.append(entry("C3", 91, [], [("O_AGENCY", PROX)]))  # the same day as R3
+    entries.append(entry("Z", 110, [], [("O_AGENCY", PROX)]))  # weeks later: its own
+    (config,), _ = configure(entries, LEVELS)
+    assert config.contrast == ("C_DYAD_SAFE_SPACE", "M_DM_TECHNIQUES", 3, 2)
+    assert config.contrast_by == (("mentee", 3, 2), ("mentor", 2, 2))
 
 
 def test_an_outcome_with_no_mechanism_is_counted_not_configured() -> None:

@@ -384,3 +384,71 @@ def test_the_demo_compares_configurations_across_groups_of_five_or_more(
     html = (demo.database.parent / "evaluator" / "report.html").read_text(encoding="utf-8")
     assert "For whom: configurations by participant group" in html
     assert "fewer than 5" in html and "Across the whole programme" in html
+
+
+def _fisher(a: int, b: int, c: int, d: int) -> float:
+    """Two-sided Fisher's exact test on [[a, b], [c, d]], by exact integer counting (apart
+    from the report's own log-space implementation)."""
+    from math import comb
+
+    row, col, n = a + b, a + c, a + b + c + d
+    weight = {x: comb(row, x) * comb(n - row, col - x)
+              for x in range(max(0, row + col - n), min(row, col) + 1)}
+    return sum(w for w in weight.values() if w <= weight[a]) / comb(n, col)
+
+
+def test_the_report_states_the_demos_for_whom_finding_in_words(
+        demo: DemoResult, report: dict[str, Any]) -> None:
+    """The demo's cohort is designed so that mentees whose mentor is from another
+    organisation learn about people and networks after the same sessions as the others
+    (reports.synthetic.CROSS_NETWORKS): the report says so in words, in the for-whom section
+    and the pattern's card, and every sentence's counts are the comparison's own, between
+    groups of five or more people, and pass the report's rule."""
+    from markupsafe import escape
+
+    from reports.evaluator.for_whom import FINDING_GAP, FINDING_P, MIN_GROUP, MIN_OCCASIONS
+
+    fw = report["for_whom"]
+    people = {(d["id"], g["value"]): g["people"] for d in fw["dimensions"] for g in d["groups"]}
+    labels = {(d["id"], g["value"]): g["label"] for d in fw["dimensions"] for g in d["groups"]}
+    html = (demo.database.parent / "evaluator" / "report.html").read_text(encoding="utf-8")
+    said = [c for c in fw["comparisons"] if c["finding"]]
+    assert said and [c["finding"] for c in said] == fw["findings"]
+    for c in said:
+        ranked = sorted(((g["with_outcome"] / (g["with_outcome"] + g["without_outcome"]), g)
+                         for g in c["groups"]
+                         if g["with_outcome"] + g["without_outcome"] >= MIN_OCCASIONS),
+                        key=lambda r: (-r[0], r[1]["value"]))
+        (high, a), (low, b) = ranked[0], ranked[-1]
+        for g in (a, b):
+            assert isinstance(people[(c["dimension"], g["value"])], int)
+            assert people[(c["dimension"], g["value"])] >= MIN_GROUP
+        assert high - low >= FINDING_GAP
+        assert _fisher(a["with_outcome"], a["without_outcome"], b["with_outcome"],
+                       b["without_outcome"]) < FINDING_P
+        # the sentence gives these two groups' counts and answers, in this order
+        counts = [(int(w), int(n)) for w, n in re.findall(r"(\d+) of (\d+) times", c["finding"])]
+        assert counts == [(g["with_outcome"], g["with_outcome"] + g["without_outcome"])
+                          for g in (a, b)], c["finding"]
+        answers = re.findall(r"answered “([^”]+)”", c["finding"])
+        assert answers == [labels[(c["dimension"], g["value"])] for g in (a, b)]
+        assert str(escape(c["finding"])) in html
+    # the designed difference is among them: people and networks, for those whose match is
+    # from another organisation and not for those whose match works where they do
+    designed = [c for c in said if c["outcome"] == "DOM_SOCIAL_NETWORKS"
+                and c["dimension"] == "cross_boundary"]
+    assert designed, fw["findings"]
+    for c in designed:
+        share = {g["value"]: g["with_outcome"] / max(1, g["with_outcome"] + g["without_outcome"])
+                 for g in c["groups"]}
+        assert share["other_org"] >= 0.5 > 0.3 >= share["neither"], c["groups"]
+        # both members of a pair answer alike here, so no occasion is in both groups: the
+        # groups' occasions are within the pattern's programme-wide contrast
+        pattern = next(p for p in report["configurations"]["patterns"]
+                       if p["outcome"] == c["outcome"] and p["outcome_role"] == c["outcome_role"]
+                       and any(x["context"] == c["context"] and x["mechanism"] == c["mechanism"]
+                               for x in p["contrasts"]))
+        whole = next(x["programme"] for x in pattern["contrasts"]
+                     if x["context"] == c["context"] and x["mechanism"] == c["mechanism"])
+        assert sum(g["with_outcome"] for g in c["groups"]) <= whole["with_outcome"]
+        assert sum(g["without_outcome"] for g in c["groups"]) <= whole["without_outcome"]

@@ -98,6 +98,33 @@ def test_a_configuration_that_holds_for_one_group_and_not_another_is_said_in_wor
         "by_group": {"mentee": [25, 35]}}
 
 
+def test_an_occasion_is_a_session_counted_once_in_each_group_of_its_writers() -> None:
+    """Each pair's mentor (with the mentee's answers) logs every session the day before the
+    mentee's reflection on it, with the same context and mechanism and never agency: the log
+    and the reflection are one occasion, counted once in the group both writers are in, not
+    a second occasion without the outcome. A check-in that day is the same occasion too."""
+    context = people()
+    context |= {100 + p: answers for p, answers in context.items()}
+    fw = ForWhom(load_flows(), context)
+    hits = {p: 4 for p in range(1, 7)} | {7: 1}
+    for p in range(1, 13):
+        rows = [(f"E{p}-{k}", 30 * k + 1, "mentee", p, BOTH,
+                 AGENCY if k < hits.get(p, 0) else ()) for k in range(5)]
+        rows += [(f"L{p}-{k}", 30 * k, "mentor", 100 + p, BOTH, ()) for k in range(5)]
+        rows.append((f"C{p}", 1, "mentee", p, (), AGENCY if p <= 6 else ()))
+        fw.keep(f"D:{p}", rows)
+    pattern = json.loads(json.dumps(PATTERN))
+    data = fw.assemble([pattern], [*range(1, 13), *range(101, 113)], LABELS)
+    (comparison,) = [c for c in data["comparisons"] if c["dimension"] == "own_choice"]
+    assert comparison["groups"] == [
+        {"value": "own_idea", "with_outcome": 24, "without_outcome": 6},
+        {"value": "suggested", "with_outcome": 1, "without_outcome": 29}]
+    assert pattern["contrasts"][0]["programme"] == {
+        "with_outcome": 25, "without_outcome": 35, "units": 12,
+        "by_group": {"mentee": [25, 35], "mentor": [25, 35]}}
+    assert comparison["finding"] and "24 of 30 times" in comparison["finding"]
+
+
 def test_a_small_difference_or_few_occasions_is_no_finding() -> None:
     data, _ = section({p: 3 for p in range(1, 7)} | {p: 2 for p in range(7, 13)})
     assert data["findings"] == [] and data["comparisons"][0]["finding"] is None

@@ -11,12 +11,15 @@ suppressed too, so no suppressed count can be worked out by subtraction. No pair
 configuration carries its members' answers: groups appear only programme-wide.
 
 The programme-wide contrast answers the realist's question across the whole programme, not
-only in the pairs that reported the outcome: in every pair, how often did each pattern's
-leading context and mechanism come together in an entry's window (the same entry, or the
-pair's entries up to the window before it) and how often was the outcome then reported, and
-how often not. The same counts by group are the comparisons; where one group's share differs
-from another's by :data:`FINDING_GAP` or more, both with :data:`MIN_OCCASIONS` occasions or
-more, the report says so in words.
+only in the pairs that reported the outcome: in every pair, on how many occasions did each
+pattern's leading context and mechanism come together (in the entries about the occasion, or
+the pair's entries up to the window before it) and how often was the outcome then reported,
+and how often not. An occasion is one session of the pair: the mentor's log of it and the
+mentee's reflection on it are one occasion, not two, so the log is never counted as a time the
+mentee's outcome did not follow; it counts once in each group one of its writers is in. The
+same counts by group are the comparisons; where one group's share differs from another's by
+:data:`FINDING_GAP` or more, both with :data:`MIN_OCCASIONS` occasions or more (and Fisher's
+screen, :data:`FINDING_P`), the report says so in words.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 
 from conversations.about_you import ABOUT_YOU, NOT_A_GROUP
 from conversations.model import Flow
-from reports.configurations import WINDOW_AFTER_DAYS, WINDOW_BEFORE_DAYS, EntryRow
+from reports.configurations import WINDOW_AFTER_DAYS, WINDOW_BEFORE_DAYS, EntryRow, sessions
 from reports.evaluator.wording import phrase
 
 MIN_GROUP = 5  # people: the house's small-group rule (reports.suppression)
@@ -99,16 +102,19 @@ class ForWhom:
 
     # -- counting -----------------------------------------------------------------------
     def _count(self, combos: Sequence[Combo]) -> list[_Counts]:
-        """For each combo: entries whose window held its context and mechanism, with the
-        outcome reported in that entry and without, by group (the author's role and
-        answers).
+        """For each combo: occasions whose window held its context and mechanism, with the
+        outcome reported on that occasion and without, by group (the roles and answers of
+        the people who wrote about it). An occasion is one session of the unit
+        (:func:`reports.configurations.sessions`, as each pair's own contrast counts): the
+        mentor's log and the mentee's reflection on it are one occasion, which counts once
+        in every group one of its writers is in.
 
-        The walk counts per person (one increment per occasion); the groups are summed from
-        those once at the end, through a person-by-group matrix, so a programme of 100,000
-        entries costs a second or two, not one update per group and occasion."""
+        The walk counts per set of writers (one increment per occasion); the groups are
+        summed from those once at the end, through a writers-by-group matrix, so a programme
+        of 100,000 entries costs a second or two, not one update per group and occasion."""
         counts = [_Counts() for _ in combos]
         # patterns of many outcomes share a leading context and mechanism: each such need is
-        # looked for once per entry, then every outcome it leads is tallied
+        # looked for once per occasion, then every outcome it leads is tallied
         needs: dict[tuple[Element | None, Element], list[tuple[int, tuple[str, str]]]] = {}
         for k, (outcome, role, context, mechanism) in enumerate(combos):
             needs.setdefault((context, mechanism), []).append((k, (outcome, role)))
@@ -118,25 +124,27 @@ class ForWhom:
             by_mechanism.setdefault(mechanism, []).append(n)
         if not by_mechanism:
             return counts
-        hits: list[Counter[int]] = [Counter() for _ in combos]
-        misses: list[Counter[int]] = [Counter() for _ in combos]
+        Writers = tuple[int, ...]
+        hits: list[Counter[Writers]] = [Counter() for _ in combos]
+        misses: list[Counter[Writers]] = [Counter() for _ in combos]
         role_of: dict[int, str] = {}
         for _, rows in self.units:
             ordered = sorted(rows, key=lambda r: (r[1], r[0]))
             days = [r[1] for r in ordered]
             elements = [frozenset(r[4]) for r in ordered]
             seen: set[int] = set()
-            for row in ordered:
-                lo = bisect.bisect_left(days, row[1] - WINDOW_BEFORE_DAYS)
-                hi = bisect.bisect_right(days, row[1] + WINDOW_AFTER_DAYS)
+            for first, end in sessions(days):
+                lo = bisect.bisect_left(days, days[first] - WINDOW_BEFORE_DAYS)
+                hi = bisect.bisect_right(days, days[end - 1] + WINDOW_AFTER_DAYS)
                 back = frozenset().union(*elements[lo:hi])
                 candidates = [n for m in back.intersection(by_mechanism)
                               for n in by_mechanism[m]]
                 if not candidates:
                     continue
-                outcomes = row[5]
-                person = row[3]
-                role_of[person] = row[2]
+                outcomes = frozenset().union(*(r[5] for r in ordered[first:end]))
+                for r in ordered[first:end]:
+                    role_of[r[3]] = r[2]
+                writers = tuple(sorted({r[3] for r in ordered[first:end]}))
                 for n in candidates:
                     (context, _), members = need_list[n]
                     if context is not None and context not in back:
@@ -144,23 +152,23 @@ class ForWhom:
                     seen.add(n)
                     for k, outcome in members:
                         if outcome in outcomes:
-                            hits[k][person] += 1
+                            hits[k][writers] += 1
                         else:
-                            misses[k][person] += 1
+                            misses[k][writers] += 1
             for n in seen:
                 for k, _ in need_list[n][1]:
                     counts[k].units += 1
-        if not role_of:
+        signatures = sorted({w for found in (*hits, *misses) for w in found})
+        if not signatures:
             return counts
-        people = sorted(role_of)
-        where = {p: i for i, p in enumerate(people)}
-        names = sorted({role_of[p] for p in people}
-                       | {g for p in people for g in self.groups_of.get(p, ())})
+        where = {w: i for i, w in enumerate(signatures)}
+        group_sets = [{g for p in w for g in (role_of[p], *self.groups_of.get(p, ()))}
+                      for w in signatures]
+        names = sorted(set().union(*group_sets))
         column = {g: j for j, g in enumerate(names)}
-        member = np.zeros((len(people), len(names)), dtype=np.int64)
-        for p, i in where.items():
-            member[i, column[role_of[p]]] = 1
-            for g in self.groups_of.get(p, ()):
+        member = np.zeros((len(signatures), len(names)), dtype=np.int64)
+        for i, found_groups in enumerate(group_sets):
+            for g in found_groups:
                 member[i, column[g]] = 1
         for k, c in enumerate(counts):
             c.with_outcome = sum(hits[k].values())
@@ -169,9 +177,9 @@ class ForWhom:
                 continue
             by: list[Any] = []
             for found in (hits[k], misses[k]):
-                v = np.zeros(len(people), dtype=np.int64)
+                v = np.zeros(len(signatures), dtype=np.int64)
                 if found:
-                    v[[where[p] for p in found]] = list(found.values())
+                    v[[where[w] for w in found]] = list(found.values())
                 by.append(v @ member)
             c.groups = {g: [int(by[0][j]), int(by[1][j])] for g, j in column.items()
                         if by[0][j] or by[1][j]}
