@@ -5,7 +5,6 @@ shown by /mydata and gone with erasure."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,13 @@ from conversations.mydata import collect
 from storage.crypto import DecryptionError
 from storage.models import Role
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import Cohort, Person
 from tests.support.harness import TgUser, running_app
+
+# the answers are stored through storage/participant_context.py: every test here runs on
+# SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_backends
 
 
 async def baseline(person: Person) -> None:
@@ -30,7 +34,7 @@ async def baseline(person: Person) -> None:
 
 
 async def test_asked_once_after_the_starting_checkin_and_each_answer_sealed(
-        cohort: Cohort, store: Store, db_path: Path) -> None:
+        cohort: Cohort, store: Store, place: Place) -> None:
     mentee = await cohort.joined_mentee()
     await baseline(mentee)
     assert "Saved" in mentee.said and "Which staff group are you in?" in mentee.said
@@ -50,17 +54,14 @@ async def test_asked_once_after_the_starting_checkin_and_each_answer_sealed(
     await mentee.cmd("cancel")
     assert "won't ask these again" in mentee.said
 
-    # on disk: only ciphertext, bound to its question and person
-    conn = sqlite3.connect(db_path)
-    try:
-        rows = conn.execute("SELECT question, answer_ct FROM participant_context "
-                            "WHERE participant_id=? ORDER BY question", (me.id,)).fetchall()
-    finally:
-        conn.close()
+    # as stored: only ciphertext, bound to its question and person
+    rows = [(q, bytes(ct) if ct is not None else None) for q, ct in await store.db.fetchall(
+        "SELECT question, answer_ct FROM participant_context WHERE participant_id=? "
+        "ORDER BY question", (me.id,))]
     assert [q for q, _ in rows] == ["asked", "sector", "staff_group"]
     raw = b"".join(ct or b"" for _, ct in rows)
     assert b"allied" not in raw and b"mental" not in raw
-    assert db_path.read_bytes().find(b"allied_health") == -1
+    assert (await stored(store, place)).find(b"allied_health") == -1
     sector = next(ct for q, ct in rows if q == "sector")
     with pytest.raises(DecryptionError):  # moved to another question, it does not open
         await store.vault.decrypt(me.id, "participant_context", "staff_group", "answer", sector)
@@ -118,9 +119,15 @@ def said(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
-def on_disk(db_path: Path) -> bytes:
-    """The database and any journal beside it, as bytes."""
-    return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+async def stored(store: Store, place: Place) -> bytes:
+    """What the store holds of the answers, as bytes: on SQLite the database file and any
+    journal beside it; on PostgreSQL (whose files are the server's) every column of the
+    participant_context table as stored."""
+    if isinstance(place.db, Path):
+        return b"".join(p.read_bytes() for p in place.db.parent.glob(place.db.name + "*"))
+    rows = await store.db.fetchall("SELECT * FROM participant_context")
+    return b"".join(v if isinstance(v, bytes) else bytes(v) if isinstance(v, memoryview)
+                    else str(v).encode() for row in rows for v in row)
 
 
 async def held(store: Store, user_id: int) -> dict[str, str]:
@@ -130,7 +137,7 @@ async def held(store: Store, user_id: int) -> dict[str, str]:
 
 
 async def test_aboutme_answers_later_changes_one_answer_and_seals_them(
-        cohort: Cohort, store: Store, db_path: Path) -> None:
+        cohort: Cohort, store: Store, place: Place) -> None:
     async with running_app(store) as (app, standin):
         mentee = TgUser(app, standin, 600_010, "Robin")
         await mentee.join(cohort.mentee_code)
@@ -168,8 +175,9 @@ async def test_aboutme_answers_later_changes_one_answer_and_seals_them(
             "band": "band_7", "own_choice": "prefer_not", "sector": "acute",
             "staff_group": "nursing_midwifery", "years_in_role": "y1_3"}
 
-        # only ciphertext on disk
-        disk = on_disk(db_path)
+        # only ciphertext as stored (on SQLite: anywhere in its files)
+        disk = await stored(store, place)
+        assert len(disk) > 100
         for value in (b"nursing_midwifery", b"band_7", b"y1_3", b"Band 7"):
             assert disk.find(value) == -1
 
