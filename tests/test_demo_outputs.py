@@ -452,3 +452,22 @@ def test_the_report_states_the_demos_for_whom_finding_in_words(
                      if x["context"] == c["context"] and x["mechanism"] == c["mechanism"])
         assert sum(g["with_outcome"] for g in c["groups"]) <= whole["with_outcome"]
         assert sum(g["without_outcome"] for g in c["groups"]) <= whole["without_outcome"]
+
+
+def test_the_report_names_codes_plainly_and_fits_1280_px(demo: DemoResult) -> None:
+    """Headings, chips and table cells name a code as the sentences do: "Safe space, time
+    out", not the codebook's table word "Dyad: safe space, time out". And at 1280 px the page
+    wraps: nothing (the navigation bar's last links least of all) lies beyond the right edge
+    (headless Chromium, where it is installed)."""
+    import shutil
+
+    page = (demo.database.parent / "evaluator" / "report.html").read_text(encoding="utf-8")
+    headings = re.findall(r"<h3>(.*?)</h3>", page, re.S)
+    assert any("Safe space, time out" in h for h in headings), headings
+    assert "Dyad:" not in page
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("no Chromium here to lay the page out")
+    from benchmarks.report_accessibility import layout
+
+    fits = layout(demo.database.parent / "evaluator" / "report.html")
+    assert fits["beyond"] == [] and fits["page"] <= fits["width"], fits

@@ -242,3 +242,14 @@ def test_a_difference_chance_could_easily_give_is_no_finding() -> None:
     groups[0] = {"value": "own_idea", "with_outcome": 12, "without_outcome": 3}
     assert fisher_p(12, 3, 0, 8) <= FINDING_P
     assert _finding(dim, groups, "O_AGENCY", contrast, LABELS)
+
+
+def test_a_code_is_named_plainly_in_headings_and_chips() -> None:
+    from reports.evaluator.wording import plain_label
+
+    labels = LABELS | {"M_NEW_KNOWLEDGE_POLICY_EVIDENCE": "New knowledge: policy and evidence"}
+    assert plain_label(labels, "C_DYAD_SAFE_SPACE") == "Safe space, time out"
+    assert plain_label(labels, "M_NEW_KNOWLEDGE_POLICY_EVIDENCE") == (
+        "New knowledge: policy and evidence")
+    assert plain_label(labels, "O_AGENCY") == "Agency"
+    assert plain_label(labels, "X_UNKNOWN") == "X_UNKNOWN"

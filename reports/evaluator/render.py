@@ -15,7 +15,7 @@ from reports.configurations import (
 from reports.evaluator.analysis import ITEMS_MARKER
 from reports.evaluator.model import MIN_MONTH_ENTRIES, ROLES, TIMELINES_SHOWN
 from reports.evaluator.rameses import ITEMS
-from reports.evaluator.wording import phrase
+from reports.evaluator.wording import phrase, plain_label
 from reports.phases import DAYS_PER_MONTH, PHASES
 
 # ---------------------------------------------------------------------------------------
@@ -220,6 +220,7 @@ def render_html(
     env.filters["month"] = lambda m: "before matching" if m is None or m < 0 else f"month {m + 1}"
     env.filters["months"] = lambda d: f"{d / DAYS_PER_MONTH:.1f}"
     env.filters["phrase"] = lambda code: phrase(data["labels"], code)
+    env.filters["plain"] = lambda code: plain_label(data["labels"], code)
     source = (
         resources.files("reports")
         .joinpath("templates", "evaluator.html.j2")

@@ -23,3 +23,16 @@ def phrase(labels: Mapping[str, str], code: str | None) -> str:
         return f"{head[:1].lower() + head[1:] if not head[:2].isupper() else head} learning"
     text = (tail if tail.strip() and " " not in head.strip() else head).split(",", 1)[0].strip()
     return text if text[:2].isupper() else text[:1].lower() + text[1:]
+
+
+def plain_label(labels: Mapping[str, str], code: str | None) -> str:
+    """A code's label as a chip, a table cell or a heading names it: the codebook's "Dyad:"
+    (its table word for the pair, which the sentences drop too) left off, so "Dyad: safe
+    space, time out" is "Safe space, time out"; every other label as the codebook gives it
+    ("New knowledge: policy and evidence" keeps its name)."""
+    label = labels.get(code or "", code or "")
+    head, colon, tail = label.partition(":")
+    tail = tail.strip()
+    if colon and head.strip() == "Dyad" and tail:
+        return tail[:1].upper() + tail[1:]
+    return label
