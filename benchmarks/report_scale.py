@@ -5,6 +5,7 @@ under 1 GB, and the 100,000-entry time at most 12 times the 10,000-entry time.
 
     .venv/bin/python benchmarks/report_scale.py [--sizes 10000,100000] [--repeat 1]
                                                 [--keep DIR] [--distinct] [--semantic]
+                                                [--stale-codes]
                                                 [--db sqlite|postgresql]
 
 For each size a synthetic programme is generated into a fresh encrypted database with
@@ -23,6 +24,14 @@ width, one per unit the heads read, packed and encrypted with the author's key t
 they cost is not). Each size is then reported twice, with the semantic layer (on by default
 where embeddings are stored) and with ``--no-semantic``, and a line per size gives the ratio
 semantic/rules-only and both absolutes.
+
+With ``--semantic`` the entries' codes are then stored as ``mentorbot recode`` stores them
+once embeddings are stored (the rules joined by the heads; not timed), so the report reads
+them where they are current (``reports.entry_codes.current_codes``) instead of coding every
+answer again; ``--stale-codes`` leaves the generated codes (the rules' alone, stale once
+embeddings are stored) for the report to code again, the case straight after an upgrade that
+changes the codebook or the heads, before ``mentorbot recode`` has run. On a kept database
+(``--keep``) the codes are stored once per coder.
 
 With ``--db postgresql`` each programme is stored in a throw-away PostgreSQL server instead
 (tests/support/pgserver.py: initdb in a temporary folder, a unix socket, removed at the end;
@@ -123,6 +132,56 @@ async def _embed(db: Path | str, key_file: Path, seed: int = 7,
     return stored, time.perf_counter() - started
 
 
+async def _store_codes(db: Path | str, key_file: Path,
+                       keystore: str | None = None) -> tuple[int, float, str]:
+    """Codes stored with every entry as ``mentorbot recode`` stores them once the answers'
+    embeddings are stored (its coding pipeline, ``reports.entry_codes._Pipeline``: the rules
+    joined by the heads over the stored embeddings, ``StoredCoder``), not timed. The safety
+    rule's judging, which recode runs first, is left out: the cohort's answers carry the
+    verdicts they were saved with, and judging 200,000 answers again would embed each."""
+    from conversations.catalogue import load_flows
+    from reports import extract
+    from reports.entry_codes import RecodeResult, StoredCoder, _Pipeline
+    from storage.crypto import KeyRing, decode_key
+    from storage.db import iso, utcnow
+    from storage.models import Scope
+    from storage.store import Store
+
+    started = time.perf_counter()
+    flows = load_flows()
+    key = decode_key(key_file.read_text(encoding="ascii"))
+    store = await Store.open(db, KeyRing(key), flows["consent"].version, create=False,
+                             keystore=keystore)
+    coder = StoredCoder()
+    try:
+        snap = await extract.snapshot(store, Scope.PARTICIPATE)
+        result = RecodeResult(len(snap.entry_ids), 0, 0)
+        if snap.entry_ids:
+            pipeline = await _Pipeline.open(store, flows, coder, False, result)
+            as_of = iso(utcnow())
+            for record in extract.read_range(snap, 0, snap.entry_ids[-1]):
+                await pipeline.add(record, as_of)
+            await pipeline.flush(last=True)
+    finally:
+        await store.close()
+    return result.coded, time.perf_counter() - started, coder.coder
+
+
+async def _stale_codes(db: Path | str, key_file: Path, keystore: str | None = None) -> None:
+    """The stored codes of a kept programme marked as another coder's (``--stale-codes``)."""
+    from conversations.catalogue import load_flows
+    from storage.crypto import KeyRing, decode_key
+    from storage.store import Store
+
+    key = decode_key(key_file.read_text(encoding="ascii"))
+    store = await Store.open(db, KeyRing(key), load_flows()["consent"].version, create=False,
+                             keystore=keystore)
+    try:
+        await store.db.execute("UPDATE entry_codes SET coder = coder || '/stale'")
+    finally:
+        await store.close()
+
+
 async def _report(db: Path | str, key_file: Path, out: Path, semantic: bool | None = None,
                   keystore: str | None = None) -> dict[str, object]:
     from conversations.catalogue import load_flows
@@ -200,6 +259,11 @@ def main() -> None:
     parser.add_argument("--semantic", action="store_true",
                         help="store random embeddings and also run the report with the "
                              "semantic layer; prints semantic/rules-only ratios")
+    parser.add_argument("--stale-codes", action="store_true",
+                        help="with --semantic: leave the entries' stored codes as generated "
+                             "(the rules' alone, stale once embeddings are stored), so the "
+                             "report codes every answer again, as before `mentorbot recode` "
+                             "has run after an upgrade")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
                         help="where the programmes are stored (postgresql: a throw-away "
                              "server of its own)")
@@ -247,6 +311,18 @@ def _measure(args: argparse.Namespace, sizes: list[int], base: Path, layers: tup
             marker.write_text(str(stored), encoding="ascii")
             print(f"{size:>7} entries: {stored} answers given random stored embeddings in "
                   f"{took:.1f} s (not part of the report time)")
+        coded = base / f"programme-{size}.coded"
+        if args.semantic and not args.stale_codes:
+            from reports.entry_codes import StoredCoder
+
+            if not coded.exists() or coded.read_text(encoding="ascii") != StoredCoder().coder:
+                n, took, coder = asyncio.run(_store_codes(db, key_file, keystore))
+                coded.write_text(coder, encoding="ascii")
+                print(f"{size:>7} entries: {n} entries' codes stored as `mentorbot recode` "
+                      f"stores them in {took:.1f} s (not part of the report time)")
+        if args.semantic and args.stale_codes and coded.exists():
+            asyncio.run(_stale_codes(db, key_file, keystore))  # codes kept from a run before
+            coded.unlink()
         for layer in layers:
             runs = []
             for k in range(args.repeat):

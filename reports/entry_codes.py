@@ -38,12 +38,14 @@ from conversations.safety import lexicon_version
 from reports.codebook import INTENTION, Codebook, load_codebook
 from reports.coding.rules import code_text_raw
 
-CODES_VERSION = "3"  # bump when what is coded, or how it is stored, changes
+CODES_VERSION = "4"  # bump when what is coded, or how it is stored, changes
 
 # start, end (code points into the text), code id, confidence, modality (issue 13: "realised",
 # "intended", "hypothetical" or "negated"; only a realised outcome is an outcome), method
-# ("rules", "semantic" or "both"), polarity (a factor's helping/hindering, else None)
-Hit = tuple[int, int, str, float, str, str, "str | None"]
+# ("rules", "semantic" or "both"), polarity (a factor's helping/hindering, else None), CMO
+# role and level as the coder gave them (a negated context's role turned round, None for an
+# intended outcome; the evaluator's report reads them instead of coding the answer again)
+Hit = tuple[int, int, str, float, str, str, "str | None", "str | None", "str | None"]
 
 
 def step_intends(step: Step | None) -> bool:
@@ -97,9 +99,31 @@ def accepted_coders(codebook: Codebook) -> frozenset[str]:
     return frozenset(ids)
 
 
+def current_codes(codes: tuple[str, Any] | None, coders: Collection[str]
+                  ) -> dict[str, list[Hit]] | None:
+    """The one rule deciding whether an entry's stored codes stand for coding it now: they
+    were made by one of ``coders`` (the coder the reader would code with: :func:`coder_id`,
+    :func:`combined_coder_id`; see :func:`accepted_coders`, :func:`report_coder`) and are a
+    mapping. Returns them, or None: code the entry again. The database drops an entry's
+    codes whenever one of its answers changes, and ``mentorbot recode`` and the bot's
+    embedding worker code an entry again whenever they store new embeddings for it, so codes
+    from the reader's coder describe its answers and embeddings as they are. Exports,
+    ``mentorbot recode`` and the evaluator's report all decide by this function."""
+    if codes is None or codes[0] not in coders:
+        return None
+    return stored_hits(codes[1])
+
+
+def report_coder(codebook: Codebook, semantic: bool) -> str:
+    """The coder whose stored codes equal what the evaluator's report would code: the rules
+    joined by the shipped heads where the report's semantic layer is on (and the heads were
+    not refitted on a review), the rules alone where it is off."""
+    return combined_coder_id(codebook) if semantic else coder_id(codebook)
+
+
 def as_hit(h: Any) -> Hit:
     return (h.span_start, h.span_end, h.code_id, h.confidence, h.modality, h.method,
-            h.polarity)
+            h.polarity, h.cmo_role, h.level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +489,7 @@ class _Pipeline:
                     self.pending.append((record.participant_id, record.entry_id, step, text,
                                          as_of))
                     fresh = True
-        if record.codes is not None and record.codes[0] == self.coder.coder and not (
+        if current_codes(record.codes, (self.coder.coder,)) is not None and not (
                 fresh and self.coder.semantic):
             self.result.current += 1
         else:

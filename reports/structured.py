@@ -330,24 +330,36 @@ class ChunkCoder:
     def _raw(self, jobs: Sequence[TextJob]
              ) -> tuple[list[list[Any]], tuple[int, int, int, int]]:
         """Each text's hits: the rules', joined by the semantic heads' where they are on."""
-        raws = []
         intends = []
-        for text, role, _, quotable, ctx, _ in jobs:
+        for _, _, _, _, ctx, _ in jobs:
             flow, step = ctx[5], ctx[6]
-            typed = step.endswith(OTHER_SUFFIX)
-            intend = not typed and self.index.intends(flow, step)
-            intends.append(intend)
-            # not quotable: the stored safety verdict flagged it, which decides its risk code
-            raws.append(code_text_raw(text, role, self.book, intend, not quotable))
+            intends.append(not step.endswith(OTHER_SUFFIX) and self.index.intends(flow, step))
         if self.semantic is None:
-            return raws, (0, 0, 0, 0)
+            # not quotable: the stored safety verdict flagged it, which decides its risk code
+            return [code_text_raw(text, role, self.book, intend, not quotable)
+                    for (text, role, _, quotable, _, _), intend
+                    in zip(jobs, intends, strict=True)], (0, 0, 0, 0)
         from reports.coding.stored import Item
 
         # a signposted answer is never embedded (never coded for storage either)
         items = [Item(job[5] if job[3] else None, job[0], job[1], job[4][5],
                       job[4][6].split(".", 1)[0], intend)
                  for job, intend in zip(jobs, intends, strict=True)]
-        coded, counts = self.semantic.code(items, raws)
+        # the codes stored with the entry where they are current: the same join, made once
+        readable = [not job[4][6].endswith(OTHER_SUFFIX)
+                    and getattr(self.index.get(job[4][5], job[4][6]), "kind", None) == "text"
+                    for job in jobs]
+        stored, counts = self.semantic.from_stored(items, readable)
+        coded: list[Any] = [stored.get(n) for n in range(len(jobs))]
+        rest = [n for n in range(len(jobs)) if n not in stored]
+        if rest:
+            # not quotable: the stored safety verdict flagged it, which decides its risk code
+            raws = [code_text_raw(jobs[n][0], jobs[n][1], self.book, intends[n],
+                                  not jobs[n][3]) for n in rest]
+            joined, more = self.semantic.code([items[n] for n in rest], raws)
+            for n, hits in zip(rest, joined, strict=True):
+                coded[n] = hits
+            counts.add(more)
         return coded, counts.as_tuple()
 
     def code(self, jobs: Sequence[TextJob]) -> ChunkResult:

@@ -175,6 +175,13 @@ _STORED_ROWS = (
     "SELECT a.entry_id, a.step_id, e.participant_id, a.vectors_ct FROM answer_embeddings a "
     "JOIN entries e ON e.id = a.entry_id WHERE a.model=? AND a.entry_id IN ({})"
 )
+_PRESENT_ROWS = (
+    "SELECT entry_id, step_id FROM answer_embeddings WHERE model=? AND entry_id IN ({})"
+)
+_CODE_ROWS = (
+    "SELECT c.entry_id, e.participant_id, c.codes_ct FROM entry_codes c "
+    "JOIN entries e ON e.id = c.entry_id WHERE c.coder=? AND c.entry_id IN ({})"
+)
 
 
 class StoredReader:
@@ -214,6 +221,41 @@ class StoredReader:
                         prepared, pid, TABLE, f"{entry_id}:{step_id}", "vectors", blob)
                 except DecryptionError:
                     continue  # derived data: the rules code the answer instead
+        return out
+
+    def present(self, entry_ids: list[int]) -> set[tuple[int, str]]:
+        """(entry id, step id) of the answers with an embedding from this model: read, not
+        opened (the report counts what the stored codes were made from)."""
+        out: set[tuple[int, str]] = set()
+        wanted = sorted(set(entry_ids))
+        for at in range(0, len(wanted), 900):
+            part = wanted[at:at + 900]
+            for entry_id, step_id in self._query(
+                    _PRESENT_ROWS.format(",".join("?" * len(part))), (self.model, *part)):
+                out.add((int(entry_id), str(step_id)))
+        return out
+
+    def codes(self, entry_ids: list[int], coder: str) -> dict[int, Any]:
+        """Entry id -> the codes stored with it by ``coder`` (``storage/entries.py``,
+        ``entry_codes``), opened; an entry without them, or whose codes do not open, is
+        absent (the caller codes it)."""
+        from storage.crypto import DecryptionError
+        from storage.vault import open_value
+
+        out: dict[int, Any] = {}
+        wanted = sorted(set(entry_ids))
+        for at in range(0, len(wanted), 900):
+            part = wanted[at:at + 900]
+            rows = self._query(_CODE_ROWS.format(",".join("?" * len(part))), (coder, *part))
+            for entry_id, pid, blob in rows:
+                prepared = self._ciphers.get(pid)
+                if prepared is None:
+                    continue
+                try:
+                    out[int(entry_id)] = open_value(prepared, pid, "entry_codes", entry_id,
+                                                    "codes", blob)
+                except DecryptionError:
+                    continue
         return out
 
     def close(self) -> None:

@@ -42,6 +42,9 @@ class Layer:
     db_path: str
     keys: dict[int, bytes]  # data keys of the people the job may read (see StoredReader)
     model: str  # reports.coding.embeddings.model_id()
+    # the coder whose stored codes equal what this layer makes of an answer
+    # (reports.entry_codes.report_coder); None: code every answer (heads refitted on a review)
+    coder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,62 @@ class StoredSemantic:
         self.counts.add(counts)
         return out, counts
 
+    def from_stored(self, items: Sequence[Item], readable: Sequence[bool]
+                    ) -> tuple[dict[int, list[Any]], Counts]:
+        """The hits of each item whose entry has current stored codes (``Layer.coder``;
+        ``reports.entry_codes.current_codes``), by position, and the counts the items would
+        have given :meth:`code`. ``readable``: the item is a typed answer to a text step,
+        which is what is coded for storage (a typed "other" or a signposted answer is not).
+        The stored codes were made by this very join over the same stored embeddings
+        (``reports.entry_codes.StoredCoder``, run by ``mentorbot recode`` and the bot's
+        embedding worker), so they are the codes :meth:`code` would give, at a fraction of
+        the cost: no rules, no embeddings opened, no heads."""
+        from reports.entry_codes import current_codes
+
+        coder = self.layer.coder
+        counts = Counts()
+        if coder is None:
+            return {}, counts
+        wanted = [i.key[0] for i, ok in zip(items, readable, strict=True)
+                  if ok and i.key is not None]
+        if not wanted:
+            return {}, counts
+        stored = self._reader.codes(wanted, coder)
+        if not stored:
+            return {}, counts
+        present = self._reader.present(list(stored))
+        out: dict[int, list[Any]] = {}
+        book = self.codebook
+        for n, (item, ok) in enumerate(zip(items, readable, strict=True)):
+            if not ok or item.key is None:
+                continue
+            entry, step = item.key
+            codes = current_codes((coder, stored[entry]), (coder,)) \
+                if entry in stored else None
+            if codes is None:
+                continue
+            hits = [_stored_hit(h, item.text, book) for h in codes.get(step, ())]
+            out[n] = hits
+            if item.key in present:
+                counts.read += 1
+                if any(h.method != METHOD_RULES for h in hits):
+                    counts.coded += 1
+            else:
+                counts.missing += 1
+        self.counts.add(counts)
+        return out, counts
+
     def close(self) -> None:
         self._reader.close()
+
+
+def _stored_hit(h: Sequence[Any], text: str, codebook: Codebook) -> Any:
+    """A stored hit (``reports.entry_codes.Hit``) as the rules' ``RawHit``."""
+    from reports.coding.rules import RawHit
+
+    start, end, code_id, confidence, modality, method, polarity, cmo_role, level = h
+    return RawHit(code_id, codebook.get(code_id).scheme, cmo_role, level, polarity, start,
+                  end, text[start:end], method, confidence, modality)
 
 
 def join(heads: Any, codebook: Codebook, items: Sequence[Item], vectors: Any,

@@ -321,6 +321,7 @@ class _Run:
         """
         from reports.coding.embeddings import available, model_id
         from reports.coding.stored import Layer, open_layer, refit
+        from reports.entry_codes import report_coder
         from storage.bulk import data_keys
 
         ok, why = available()
@@ -335,10 +336,14 @@ class _Run:
             self.semantic_note = ("rules only: no stored embeddings from this encoder; run "
                                   "`mentorbot recode` to embed the answers")
             return
+        shipped = heads
         if self.reviewer.decisions:
             heads, self.refit = refit(heads, self.reviewer.decisions, self.codebook)
         keys = await data_keys(self.store, consenting)
-        self.semantic = Layer(heads, str(self.store.db.path), keys, model)
+        # the codes stored with each entry are this layer's codes while the heads are the
+        # shipped ones: read where current, coded where stale or missing
+        coder = report_coder(self.codebook, semantic=True) if heads is shipped else None
+        self.semantic = Layer(heads, str(self.store.db.path), keys, model, coder)
         self.semantic_note = ("semantic heads over the answers' stored embeddings, joined to "
                               "the rules: rules where they are sure, the heads where the "
                               "rules are silent or unsure (confidence: the head's probability)")

@@ -56,8 +56,8 @@ from reports.entry_codes import (
     accepted_coders,
     answer_text,
     code_texts,
+    current_codes,
     step_kind,
-    stored_hits,
 )
 from reports.export.model import (
     Case,
@@ -112,11 +112,11 @@ _STORED_METHODS = frozenset({METHOD_RULES, METHOD_SEMANTIC, METHOD_BOTH})
 
 
 def _fitting(hits: Any, size: int) -> list[Hit] | None:
-    """Stored hits, if each is a (start, end, code, confidence, modality, method, polarity)
-    inside a text of ``size``; None (code the text again) if any is not: a file that fails to
-    open is worse than a second coding."""
+    """Stored hits, if each is a (start, end, code, confidence, modality, method, polarity,
+    CMO role, level) inside a text of ``size``; None (code the text again) if any is not: a
+    file that fails to open is worse than a second coding."""
     try:
-        for start, end, code_id, confidence, modality, method, _ in hits:
+        for start, end, code_id, confidence, modality, method, *_ in hits:
             if not (0 <= start <= end <= size and isinstance(code_id, str)
                     and isinstance(confidence, (int, float)) and math.isfinite(confidence)
                     and modality in MODALITIES and method in _STORED_METHODS):
@@ -238,8 +238,7 @@ class _Builder:
         pair = self.pair(record.pair_id)
         role = record.role.value
         stored = None
-        if record.codes is not None and record.codes[0] in self.coders:
-            stored = stored_hits(record.codes[1])
+        stored = current_codes(record.codes, self.coders)
         if stored is None:
             self.uncoded += 1
         answers: list[ExportAnswer] = []
@@ -345,7 +344,7 @@ class _Builder:
                      offset + moved(h[1] - offset, passes, True) if h[1] > offset else h[1],
                      *h[2:])
                     for h in hits]
-        for start, end, code_id, confidence, modality, method, _ in hits:
+        for start, end, code_id, confidence, modality, method, *_ in hits:
             self.segments.append(CodedSegment(entry_id, step_id, start, end, code_id,
                                               method, confidence, modality))
 
