@@ -76,9 +76,10 @@ async def run(pairs: int, sessions: int, distinct: bool) -> dict[str, float]:
             start = time.perf_counter()
             await rejudge(store)
             safety_s = time.perf_counter() - start
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             first = await recode(store)
             embed_s = time.perf_counter() - start
+            embed_cpu = time.process_time() - cpu  # every thread of this process
             start = time.perf_counter()
             again = await recode(store)
             base_s = time.perf_counter() - start
@@ -102,7 +103,8 @@ async def run(pairs: int, sessions: int, distinct: bool) -> dict[str, float]:
             "rate": first.embedded / embed_s if embed_s else 0.0, "floor_s": base_s,
             "again": again.embedded, "safety_s": safety_s, "total_s": total,
             "total_rate": first.embedded / total if total else 0.0,
-            "whole_s": whole_s, "whole_rate": whole.embedded / whole_s if whole_s else 0.0}
+            "whole_s": whole_s, "whole_rate": whole.embedded / whole_s if whole_s else 0.0,
+            "cpu_ms": embed_cpu / first.embedded * 1000 if first.embedded else 0.0}
 
 
 def one_answer_ms() -> float:
@@ -183,6 +185,9 @@ def main() -> int:
               + f"; one answer {base['one_ms']:.1f} ms (load average before it {base_load})")
     print(f"recode embedding {now['embedded']} answers of {now['entries']} entries, safety "
           f"verdicts current: {now['s']:.2f} s, {now['rate']:.0f} answers/s (target >= 150)")
+    print(f"recode's CPU time (every thread of the process), safety verdicts current: "
+          f"{now['cpu_ms']:.1f} ms an answer, {1000 / now['cpu_ms']:.0f} answers a CPU-second"
+          f" (what the wall rate would be on one free core)" if now["cpu_ms"] else "")
     print(f"recode after a safety rule change (every answer judged first, "
           f"{now['safety_s']:.2f} s): {now['total_s']:.2f} s, {now['total_rate']:.0f} "
           "answers/s")
@@ -195,7 +200,8 @@ def main() -> int:
           f"{now['again']} embedded")
     if distinct is not None:
         print(f"recode with every answer distinct: {distinct['embedded']} answers: "
-              f"{distinct['s']:.2f} s, {distinct['rate']:.0f} answers/s; after a safety rule "
+              f"{distinct['s']:.2f} s, {distinct['rate']:.0f} answers/s (CPU "
+              f"{distinct['cpu_ms']:.1f} ms an answer); after a safety rule "
               f"change {distinct['total_s']:.2f} s, {distinct['total_rate']:.0f} answers/s")
     print(f"embedding one answer (whole + sentences), one at a time: {one:.1f} ms "
           "(target <= 30 ms)")
