@@ -36,6 +36,7 @@ from conversations.answers import Answer
 from conversations.model import Flow, Step
 from conversations.safety import lexicon_version
 from reports.codebook import INTENTION, Codebook, load_codebook
+from reports.coding.model import current_codes
 from reports.coding.rules import code_text_raw
 
 CODES_VERSION = "4"  # bump when what is coded, or how it is stored, changes
@@ -97,21 +98,6 @@ def accepted_coders(codebook: Codebook) -> frozenset[str]:
     if StoredCoder.layer_available()[0]:
         ids.add(combined_coder_id(codebook))
     return frozenset(ids)
-
-
-def current_codes(codes: tuple[str, Any] | None, coders: Collection[str]
-                  ) -> dict[str, list[Hit]] | None:
-    """The one rule deciding whether an entry's stored codes stand for coding it now: they
-    were made by one of ``coders`` (the coder the reader would code with: :func:`coder_id`,
-    :func:`combined_coder_id`; see :func:`accepted_coders`, :func:`report_coder`) and are a
-    mapping. Returns them, or None: code the entry again. The database drops an entry's
-    codes whenever one of its answers changes, and ``mentorbot recode`` and the bot's
-    embedding worker code an entry again whenever they store new embeddings for it, so codes
-    from the reader's coder describe its answers and embeddings as they are. Exports,
-    ``mentorbot recode`` and the evaluator's report all decide by this function."""
-    if codes is None or codes[0] not in coders:
-        return None
-    return stored_hits(codes[1])
 
 
 def report_coder(codebook: Codebook, semantic: bool) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +82,19 @@ def hit_sort_key(hit: CodeHit) -> tuple[int, int, str, str, str]:
 
 def sort_hits(hits: list[CodeHit]) -> list[CodeHit]:
     return sorted(hits, key=hit_sort_key)
+
+
+def current_codes(codes: tuple[str, Any] | None, coders: Collection[str]
+                  ) -> dict[str, Any] | None:
+    """The one rule deciding whether an entry's stored codes stand for coding it now: they
+    were made by one of ``coders`` (the coder the reader would code with:
+    ``reports.entry_codes.coder_id`` or ``combined_coder_id``; see ``accepted_coders`` and
+    ``report_coder`` there) and are a mapping. Returns them, or None: code the entry again.
+    The database drops an entry's codes whenever one of its answers changes, and ``mentorbot
+    recode`` and the bot's embedding worker code an entry again whenever they store new
+    embeddings for it, so codes from the reader's coder describe its answers and embeddings
+    as they are. Exports, ``mentorbot recode`` and the evaluator's report decide by it."""
+    if codes is None or codes[0] not in coders:
+        return None
+    # written under that coder id and authenticated by the cipher: not checked hit by hit
+    return codes[1] if isinstance(codes[1], dict) else None

@@ -23,12 +23,19 @@ they are embedded here with the encoder, once per run.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reports.codebook import SCHEME_CMO, SCHEME_FACTOR, Codebook
-from reports.coding.model import METHOD_BOTH, METHOD_RULES, METHOD_SEMANTIC, CodeHit
+from reports.coding.model import (
+    METHOD_BOTH,
+    METHOD_RULES,
+    METHOD_SEMANTIC,
+    CodeHit,
+    current_codes,
+)
 
 # (entry id, step id of the stored embedding) -> what storage returned for it
 StoredKey = tuple[int, str]
@@ -138,15 +145,13 @@ class StoredSemantic:
     def from_stored(self, items: Sequence[Item], readable: Sequence[bool]
                     ) -> tuple[dict[int, list[Any]], Counts]:
         """The hits of each item whose entry has current stored codes (``Layer.coder``;
-        ``reports.entry_codes.current_codes``), by position, and the counts the items would
+        ``reports.coding.model.current_codes``), by position, and the counts the items would
         have given :meth:`code`. ``readable``: the item is a typed answer to a text step,
         which is what is coded for storage (a typed "other" or a signposted answer is not).
         The stored codes were made by this very join over the same stored embeddings
         (``reports.entry_codes.StoredCoder``, run by ``mentorbot recode`` and the bot's
         embedding worker), so they are the codes :meth:`code` would give, at a fraction of
         the cost: no rules, no embeddings opened, no heads."""
-        from reports.entry_codes import current_codes
-
         coder = self.layer.coder
         counts = Counts()
         if coder is None:
@@ -189,8 +194,15 @@ def _stored_hit(h: Sequence[Any], text: str, codebook: Codebook) -> Any:
     from reports.coding.rules import RawHit
 
     start, end, code_id, confidence, modality, method, polarity, cmo_role, level = h
-    return RawHit(code_id, codebook.get(code_id).scheme, cmo_role, level, polarity, start,
-                  end, text[start:end], method, confidence, modality)
+    code = codebook.get(code_id)
+    # the codebook's strings, and one object per other label: a chunk's results go back to
+    # the main process pickled, which shares an object met twice but not equal strings
+    return RawHit(code.id, code.scheme, _intern(cmo_role), _intern(level), _intern(polarity),
+                  start, end, text[start:end], _intern(method), confidence, _intern(modality))
+
+
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
 
 
 def join(heads: Any, codebook: Codebook, items: Sequence[Item], vectors: Any,
