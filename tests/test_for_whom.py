@@ -253,3 +253,19 @@ def test_a_code_is_named_plainly_in_headings_and_chips() -> None:
         "New knowledge: policy and evidence")
     assert plain_label(labels, "O_AGENCY") == "Agency"
     assert plain_label(labels, "X_UNKNOWN") == "X_UNKNOWN"
+
+
+def test_a_hindering_context_is_named_as_a_hindrance_in_a_finding() -> None:
+    fw = ForWhom(load_flows(), people())
+    hindered = (("HIN_TIME_CONSTRAINTS", "CONTEXT_INHIBITING"), ("M_DM_TECHNIQUES", RES))
+    for p in range(1, 13):
+        fw.keep(f"D:{p}", [(f"E{p}-{k}", 30 * k, "mentee", p, hindered,
+                            AGENCY if p <= 6 and k < 4 else ()) for k in range(5)])
+    pattern = {"outcome": "O_AGENCY", "outcome_role": PROX, "contrasts": [
+        {"context": "HIN_TIME_CONSTRAINTS", "mechanism": "M_DM_TECHNIQUES",
+         "roles": {"context": "CONTEXT_INHIBITING", "mechanism": RES}}]}
+    data = fw.assemble([pattern], range(1, 13),
+                       LABELS | {"HIN_TIME_CONSTRAINTS": "Time constraints"})
+    assert data["findings"] and data["findings"][0].startswith(
+        "Where time constraints (as a hindrance) and developmental techniques came together")
+    assert data["finding_p"] == 0.05

@@ -245,6 +245,7 @@ class ForWhom:
             "min_group": MIN_GROUP,
             "min_occasions": MIN_OCCASIONS,
             "finding_gap": FINDING_GAP,
+            "finding_p": FINDING_P,
             "dimensions": dims_json,
             "comparisons": comparisons,
             "findings": findings,
@@ -321,8 +322,10 @@ def _finding(dim: Dimension, groups: Sequence[Mapping[str, Any]], outcome: str,
             a["with_outcome"], a["without_outcome"], b["with_outcome"],
             b["without_outcome"]) > FINDING_P:
         return None
-    parts = " and ".join(phrase(labels, x) for x in (contrast["context"], contrast["mechanism"])
-                         if x)
+    hindrance = (contrast.get("roles") or {}).get("context") == "CONTEXT_INHIBITING"
+    context = contrast["context"] and (phrase(labels, contrast["context"])
+                                       + (" (as a hindrance)" if hindrance else ""))
+    parts = " and ".join(x for x in (context, phrase(labels, contrast["mechanism"])) if x)
 
     def who(g: Mapping[str, Any]) -> str:
         return f"people who answered “{dim.values[g['value']]}” ({dim.label.lower()})"
