@@ -32,6 +32,9 @@ class Shared(Protocol):
     """storage.coordination's PgCoordination, as far as the processor uses it."""
 
     async def arrive(self, chat_key: int, update_id: int) -> bool: ...
+    async def record(self, chat_key: int, update_id: int, update: dict[str, Any]) -> bool: ...
+    async def adopt(self) -> list[tuple[int, dict[str, Any]]]: ...
+    async def drop(self, update_id: int) -> None: ...
     async def try_turn(self, chat_key: int, update_id: int | None = None) -> bool: ...
     async def end_turn(self, chat_key: int, update_id: int | None = None) -> None: ...
 
@@ -48,6 +51,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         # keyed hash that names a chat there.
         self.shared: Shared | None = None
         self.turn_key: Callable[[int], int] | None = None
+        # Updates whose arrival the webhook recorded before acknowledging them (record),
+        # or that this process adopted from a dead one: already arrived, theirs to handle.
+        self.recorded: set[int] = set()
 
     @staticmethod
     def _key(update: object) -> int:
@@ -65,14 +71,48 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             if not await self.gate.admit(user.id if user is not None else None, key):
                 if inspect.iscoroutine(coroutine):
                     coroutine.close()  # never run: close it so nothing warns it was not awaited
+                if self.shared is not None and update.update_id in self.recorded:
+                    self.recorded.discard(update.update_id)
+                    await self._forget(update.update_id)
                 return
         update_id = update.update_id if isinstance(update, Update) else None
-        if self.shared is not None and update_id is not None and not await self._arrive(
+        if update_id is not None and update_id in self.recorded:
+            self.recorded.discard(update_id)  # its arrival is recorded already
+        elif self.shared is not None and update_id is not None and not await self._arrive(
                 key, update_id):
             if inspect.iscoroutine(coroutine):
                 coroutine.close()  # another process has this very update
             return
         await self.in_chat(key, lambda: coroutine, update_id)
+
+    async def record(self, update: Update, data: dict[str, Any]) -> bool:
+        """Behind the webhook, before the update is acknowledged: its arrival and the update
+        itself recorded in the database (storage.coordination), so that a process that dies
+        before handling it leaves it for another. True to handle it here; False if another
+        live process holds it. A failure is raised: the update is then not acknowledged,
+        and Telegram sends it again."""
+        if self.shared is None or self.turn_key is None:
+            return True
+        mine = await self.shared.record(self.turn_key(self._key(update)), update.update_id, data)
+        if mine:
+            self.recorded.add(update.update_id)
+        return mine
+
+    async def adopt(self) -> list[tuple[int, dict[str, Any]]]:
+        """Recorded updates of processes that died before handling them, now this one's,
+        oldest first (storage.coordination)."""
+        if self.shared is None:
+            return []
+        found = await self.shared.adopt()
+        self.recorded.update(uid for uid, _ in found)
+        return found
+
+    async def _forget(self, update_id: int) -> None:
+        assert self.shared is not None
+        try:
+            await self.shared.drop(update_id)
+        except Exception as exc:  # its arrival stops holding the chat after the lease
+            log.warning("dropped update not forgotten: %s", type(exc).__name__)
 
     async def _arrive(self, key: int, update_id: int) -> bool:
         assert self.shared is not None and self.turn_key is not None

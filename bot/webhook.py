@@ -16,6 +16,7 @@ same job without leaving the token anywhere but Telegram and this process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -193,6 +194,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 BODY_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 60.0
 BOOTSTRAP_RETRIES = 5
+# How often a process on PostgreSQL looks for acknowledged updates a dead process left.
+ADOPT_EVERY = 1.0
 
 
 def update_handler(secret: str, deliver: Any, limit: int = MAX_UPDATE_BYTES) -> type:
@@ -296,8 +299,10 @@ async def serve_webhook(cfg: Settings, webhook: WebhookConfig, stop: asyncio.Eve
     from telegram import Update
 
     from bot.app import build_application
+    from bot.processor import PerChatUpdateProcessor
 
     app = build_application(cfg)
+    processor = app.update_processor
 
     async def deliver(data: dict[str, Any]) -> bool:
         try:
@@ -307,12 +312,36 @@ async def serve_webhook(cfg: Settings, webhook: WebhookConfig, stop: asyncio.Eve
             return False
         if update is None:
             return False
+        # On PostgreSQL the 200 means the update is in the database (a failure here is a
+        # 500, and Telegram sends it again): a process killed before handling it leaves it
+        # for another (adopt_orphans). A copy another live process holds is acknowledged
+        # and not handled twice.
+        if isinstance(processor, PerChatUpdateProcessor) and not await processor.record(
+                update, data):
+            return True
         app.bot.insert_callback_data(update)
         await app.update_queue.put(update)
         return True
 
+    async def adopt_orphans() -> None:
+        """Every ADOPT_EVERY seconds (the first at once): the acknowledged updates of a
+        process that died before handling them, handled here, oldest first."""
+        assert isinstance(processor, PerChatUpdateProcessor)
+        while not stop.is_set():
+            try:
+                for _, data in await processor.adopt():
+                    update = Update.de_json(data, app.bot)
+                    if update is not None:
+                        app.bot.insert_callback_data(update)
+                        await app.update_queue.put(update)
+            except Exception as exc:
+                log.warning("orphaned updates not adopted: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ADOPT_EVERY)
+
     await _retry(app.initialize, "start-up (getMe)")
     server = None
+    adopter: asyncio.Task[None] | None = None
     try:
         if app.post_init:
             await app.post_init(app)
@@ -329,12 +358,18 @@ async def serve_webhook(cfg: Settings, webhook: WebhookConfig, stop: asyncio.Eve
         await app.start()
         server = webhook_server(webhook, deliver)
         server.listen(webhook.port, address=webhook.listen)
+        if isinstance(processor, PerChatUpdateProcessor) and processor.shared is not None:
+            adopter = asyncio.create_task(adopt_orphans())
         log.info("webhook listening")
         await stop.wait()
     finally:
         if server is not None:
             server.stop()
             await server.close_all_connections()
+        if adopter is not None:
+            adopter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await adopter
         if app.running:
             await app.stop()
             if app.post_stop:

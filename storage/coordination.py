@@ -17,6 +17,15 @@ serve one programme behind one URL, and :class:`PgCoordination` gives them:
   ``ARRIVAL_LEASE``, neither holds up the chat nor keeps a copy out. Handled updates leave
   the table; the conversation state's ``last_update_id`` catches a copy that comes after
   that, as on SQLite.
+- **an acknowledged update is recorded** (:meth:`PgCoordination.record`): behind the
+  webhook an update's arrival row is written with the update itself, sealed with a system
+  key of the vault (``INBOX_KEY``; it holds what a person typed), before the HTTP 200 that
+  tells Telegram it has been delivered. Until the update has been handled the row stays; if
+  its holder dies first, a live process adopts it (:meth:`PgCoordination.adopt`, every
+  process looks about once a second, and at start-up) and handles it, so a SIGKILL loses no
+  acknowledged update. Such an arrival keeps holding the chat's newer updates back while its
+  holder is dead (for ``ARRIVAL_LEASE`` from its arrival or adoption), so the chat's order
+  holds through a takeover too.
 - **send slots** (:meth:`PgCoordination.send_slot`): Telegram's bot-wide limit is shared
   by the processes, not granted to each. One row holds the next free moment on the server's
   clock; each message takes the next one (1/rate apart) in one statement and waits until
@@ -28,8 +37,10 @@ serve one programme behind one URL, and :class:`PgCoordination` gives them:
 
 Running bots against key rotation is ``storage.lock``'s (an advisory lock there too).
 
-The tables are PostgreSQL's own (they hold no personal data: update ids, keyed hashes,
-times, schedule ids) and are created under the migration lock. Nothing here logs.
+The tables are PostgreSQL's own and are created under the migration lock. They hold update
+ids, keyed hashes, times and schedule ids; the one exception is a recorded update's body,
+sealed, and only until it has been handled (seconds; at most ``INBOX_KEEP`` if no process
+ever comes back). Nothing here logs.
 """
 
 from __future__ import annotations
@@ -41,6 +52,8 @@ from typing import Any
 from storage.db import Database
 
 ARRIVAL_LEASE = 30.0  # seconds an arrival holds its place before others may go past it
+INBOX_KEY = "update-inbox"  # the vault's system key that seals an acknowledged update
+INBOX_KEEP = 86400.0  # Telegram keeps an update for 24 hours; an unhandled one no longer
 CLAIM_LEASE = 300.0  # seconds a one-off claim (a digest) holds before another may take it
 
 _SCHEMA = (
@@ -54,6 +67,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS chat_arrivals (update_id BIGINT PRIMARY KEY, "
     "chat_key BIGINT NOT NULL, arrived_at DOUBLE PRECISION NOT NULL, holder INT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS chat_arrivals_chat ON chat_arrivals (chat_key, update_id)",
+    # the acknowledged update itself, sealed (record): NULL for an arrival the processor
+    # recorded (polling, tests), which nobody adopts
+    "ALTER TABLE chat_arrivals ADD COLUMN IF NOT EXISTS body BYTEA",
     "CREATE TABLE IF NOT EXISTS send_slots (name TEXT PRIMARY KEY, "
     "next_at DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE IF NOT EXISTS job_claims (name TEXT NOT NULL, period TEXT NOT NULL, "
@@ -69,6 +85,15 @@ class LocalCoordination:
 
     async def arrive(self, chat_key: int, update_id: int) -> bool:
         return True
+
+    async def record(self, chat_key: int, update_id: int, update: dict[str, Any]) -> bool:
+        return True
+
+    async def adopt(self) -> list[tuple[int, dict[str, Any]]]:
+        return []
+
+    async def drop(self, update_id: int) -> None:
+        return None
 
     async def try_turn(self, chat_key: int, update_id: int | None = None) -> bool:
         return True
@@ -97,12 +122,13 @@ class PgCoordination:
 
     shared = True
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, inbox: Any = None) -> None:
         self.conn = conn
         self._held: set[int] = set()
+        self._inbox = inbox  # storage.vault.SystemSealer of recorded updates
 
     @classmethod
-    async def open(cls, url: str) -> PgCoordination:
+    async def open(cls, url: str, vault: Any = None) -> PgCoordination:
         from storage.pg import MIGRATION_LOCK, _connect
 
         conn = await _connect(url, "database")
@@ -115,7 +141,9 @@ class PgCoordination:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
-        made = cls(conn)
+        inbox = None if vault is None else await vault.sealer(INBOX_KEY, "chat_arrivals",
+                                                              "body")
+        made = cls(conn, inbox)
         await made.forget_arrivals()  # what killed processes left; a start-up clears it
         return made
 
@@ -136,6 +164,46 @@ class PgCoordination:
             (update_id, chat_key, ARRIVAL_LEASE))
         return row is not None
 
+    def _seal(self, update_id: int, update: dict[str, Any]) -> bytes:
+        if self._inbox is None:
+            raise RuntimeError("coordination opened without the vault: nothing to seal with")
+        return self._inbox.seal(update_id, update)
+
+    def _open(self, update_id: int, blob: bytes) -> dict[str, Any]:
+        assert self._inbox is not None
+        value = self._inbox.open(update_id, bytes(blob))
+        return value if isinstance(value, dict) else {}
+
+    async def record(self, chat_key: int, update_id: int, update: dict[str, Any]) -> bool:
+        """Record an update's arrival with the update itself, sealed, before it is
+        acknowledged: a process that dies before handling it leaves it for another to
+        adopt. True if this process now holds it (new, or taken over from a dead holder);
+        False if a live process already holds it (a copy: recorded all the same)."""
+        row = await self._one(
+            "INSERT INTO chat_arrivals (update_id, chat_key, arrived_at, holder, body) "
+            "VALUES (%s, %s, mentorbot_now(), pg_backend_pid(), %s) ON CONFLICT (update_id) "
+            "DO UPDATE SET arrived_at = EXCLUDED.arrived_at, holder = EXCLUDED.holder, "
+            "body = EXCLUDED.body WHERE chat_arrivals.arrived_at < EXCLUDED.arrived_at - %s "
+            "OR NOT mentorbot_alive(chat_arrivals.holder) RETURNING 1",
+            (update_id, chat_key, self._seal(update_id, update), ARRIVAL_LEASE))
+        return row is not None
+
+    async def adopt(self) -> list[tuple[int, dict[str, Any]]]:
+        """The recorded, unhandled updates whose holder has died, now this process's,
+        oldest first, opened."""
+        async with self.conn.cursor() as cur:
+            await cur.execute(
+                "UPDATE chat_arrivals SET holder = pg_backend_pid(), arrived_at = mentorbot_now() "
+                "WHERE body IS NOT NULL AND NOT mentorbot_alive(holder) "
+                "RETURNING update_id, body")
+            rows = await cur.fetchall()
+        return [(int(uid), self._open(int(uid), body)) for uid, body in sorted(rows)]
+
+    async def drop(self, update_id: int) -> None:
+        """An update that will not be handled (the flood gate dropped it): forgotten."""
+        await self._one("WITH gone AS (DELETE FROM chat_arrivals WHERE update_id = %s) "
+                        "SELECT 1", (update_id,))
+
     async def try_turn(self, chat_key: int, update_id: int | None = None) -> bool:
         """Take the chat's turn across processes if it is free and no older update of the
         chat (recorded by :meth:`arrive`, in any process) is waiting; False to try again.
@@ -145,7 +213,7 @@ class PgCoordination:
         row = await self._one(
             "SELECT CASE WHEN %s::bigint IS NOT NULL AND EXISTS (SELECT 1 FROM "
             "chat_arrivals a WHERE a.chat_key = %s AND a.update_id < %s AND a.arrived_at > "
-            "mentorbot_now() - %s AND mentorbot_alive(a.holder)) "
+            "mentorbot_now() - %s AND (a.body IS NOT NULL OR mentorbot_alive(a.holder))) "
             "THEN 0 WHEN pg_try_advisory_lock(%s) THEN 1 ELSE 0 END",
             (update_id, chat_key, update_id, ARRIVAL_LEASE, chat_key))
         return bool(row[0] == 1)
@@ -168,10 +236,12 @@ class PgCoordination:
         await asyncio.shield(release())
 
     async def forget_arrivals(self, older_than: float = 3600.0) -> int:
-        """Arrivals a killed process left behind (they stopped counting after the lease)."""
+        """Arrivals a killed process left behind (they stopped counting after the lease);
+        a recorded, unhandled update only once Telegram itself would have given it up."""
         async with self.conn.cursor() as cur:
-            await cur.execute("DELETE FROM chat_arrivals WHERE arrived_at < mentorbot_now() - %s",
-                              (older_than,))
+            await cur.execute("DELETE FROM chat_arrivals WHERE arrived_at < mentorbot_now() - %s "
+                              "AND (body IS NULL OR arrived_at < mentorbot_now() - %s)",
+                              (older_than, INBOX_KEEP))
             return max(0, cur.rowcount)
 
     # -- send slots --------------------------------------------------------------------
@@ -213,11 +283,12 @@ class PgCoordination:
             await self.conn.close()
 
 
-async def open_for(db: Database) -> LocalCoordination | PgCoordination:
-    """The coordination for ``db``: shared on PostgreSQL, local on SQLite."""
+async def open_for(db: Database, vault: Any = None) -> LocalCoordination | PgCoordination:
+    """The coordination for ``db``: shared on PostgreSQL, local on SQLite. ``vault``
+    (storage.vault.Vault) seals recorded updates."""
     if db.dialect != "postgresql":
         return LocalCoordination()
-    return await PgCoordination.open(str(db.url))  # type: ignore[attr-defined]
+    return await PgCoordination.open(str(db.url), vault)  # type: ignore[attr-defined]
 
 
 def chat_key(digest: bytes) -> int:

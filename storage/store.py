@@ -108,7 +108,7 @@ class Store:
         """What the processes on this database share (storage.coordination): opened on
         first use (the bot's start-up), a connection of its own on PostgreSQL."""
         if self._coordination is None:
-            self._coordination = await coordination.open_for(self.db)
+            self._coordination = await coordination.open_for(self.db, self.vault)
         return self._coordination
 
     async def close(self) -> None:

@@ -47,6 +47,23 @@ def open_value(
     return _decode(open_sealed(dek, blob, aad(table, row, participant_id, field)))
 
 
+class SystemSealer:
+    """Values sealed with a deployment-wide system key, bound to their table, row and field
+    (not to a person: the key is no participant's). Made by :meth:`Vault.sealer`."""
+
+    def __init__(self, key: bytes, table: str, field: str) -> None:
+        self._key = key
+        self.table = table
+        self.field = field
+
+    def seal(self, row: str | int, value: Any) -> bytes:
+        plaintext = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        return seal(self._key, plaintext, aad(self.table, row, 0, self.field))
+
+    def open(self, row: str | int, blob: bytes) -> Any:
+        return _decode(open_sealed(self._key, blob, aad(self.table, row, 0, self.field)))
+
+
 class ErasedError(Exception):
     """The participant's data key is gone: their data can no longer be read."""
 
@@ -77,6 +94,10 @@ class Vault:
             row = await self.db.fetchone(sql, (name,))
             assert row is not None
         return self.ring.unwrap(WrappedKey(row["wrapped"], row["kek_id"]), f"system:{name}")
+
+    async def sealer(self, name: str, table: str, field: str) -> SystemSealer:
+        """A sealer under the system key ``name`` (created on first use)."""
+        return SystemSealer(await self.system_key(name), table, field)
 
     def lookup_hash(self, purpose: str, value: str | int) -> bytes:
         if self._lookup is None:

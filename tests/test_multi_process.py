@@ -290,3 +290,105 @@ async def test_one_persons_answers_handled_by_two_processes_in_turn_all_land_in_
     stored = await second.entries.answers(me.id, entry.id)
     assert all(text in repr(stored[step]) for text, step in
                zip(answers, ("goal", "reality", "options", "will"), strict=True))
+
+
+@ON_PG
+async def test_a_dead_processs_recorded_update_is_adopted_and_still_goes_first(
+        place: Place, master_key: bytes, store: Store) -> None:
+    dying = await place.open(KeyRing(master_key))
+    a = await dying.coordination()
+    b = await store.coordination()
+    assert isinstance(a, PgCoordination) and isinstance(b, PgCoordination)
+    key = chat_key(store.vault.lookup_hash("chat-turn", 4242))
+    update = {"update_id": 10, "message": {"text": "my private answer"}}
+    assert await a.record(key, 10, update)  # written before the webhook's 200
+    assert not await b.record(key, 10, update)  # a copy: its live holder has it
+    async with b.conn.cursor() as cur:
+        await cur.execute("SELECT body FROM chat_arrivals WHERE update_id = 10")
+        (body,) = await cur.fetchone()  # type: ignore[misc]
+    assert b"private" not in bytes(body)  # sealed
+    assert await b.adopt() == []  # its holder lives
+    await a.conn.close()  # killed before handling it
+    await dying.close()
+    assert await b.record(key, 11, {"update_id": 11})
+    # 10's holder is gone, but 10 was acknowledged and not handled: 11 still waits for it
+    await asyncio.sleep(0.2)
+    assert not await b.try_turn(key, 11)
+    adopted: list[Any] = []
+
+    async def taken() -> bool:
+        adopted.extend(await b.adopt())
+        return bool(adopted)
+
+    assert await _eventually(taken)
+    assert adopted == [(10, update)]
+    assert not await b.try_turn(key, 11)  # adopted: it goes first
+    assert await b.try_turn(key, 10)
+    await b.end_turn(key, 10)
+    assert await b.try_turn(key, 11)
+    await b.end_turn(key, 11)
+    assert await b.adopt() == []
+
+
+@ON_PG
+async def test_a_dropped_recorded_update_stops_holding_its_chat(store: Store) -> None:
+    b = await store.coordination()
+    assert isinstance(b, PgCoordination)
+    key = chat_key(store.vault.lookup_hash("chat-turn", 4242))
+    assert await b.record(key, 30, {"update_id": 30})
+    assert not await b.try_turn(key, 31)
+    await b.drop(30)  # the flood gate dropped it
+    assert await b.try_turn(key, 31)
+    await b.end_turn(key, 31)
+
+
+@ON_PG
+async def test_no_acknowledged_update_is_lost_when_its_webhook_process_is_sigkilled(
+        place: Place, master_key: bytes, store: Store) -> None:
+    """Real ``mentorbot run --webhook`` processes: one acknowledges two updates of a chat
+    (HTTP 200) that it cannot handle yet, and is killed; the next process handles both, in
+    order, once."""
+    from storage.crypto import encode_key
+    from tests.support.api_standin import BotApiStandin, LoopbackServer
+    from tests.support.harness import TOKEN
+    from tests.support.webhook_proc import WebhookProcess
+
+    standin = BotApiStandin(token=TOKEN)
+    api = LoopbackServer(standin).start_in_thread()
+    chat = 5_550_001
+    holder = await store.coordination()
+    assert isinstance(holder, PgCoordination)
+    key = chat_key(store.vault.lookup_hash("chat-turn", chat))
+    procs: list[WebhookProcess] = []
+    try:
+        def start() -> WebhookProcess:
+            proc = WebhookProcess(str(place.db), place.keystore, api.base_url,
+                                  encode_key(master_key))
+            procs.append(proc)
+            return proc.wait_ready()
+
+        first = await asyncio.to_thread(start)
+        # the chat's turn is busy (another process is handling its previous update)
+        assert await holder.try_turn(key)
+        one = standin.text_message(chat, "/start")
+        two = standin.text_message(chat, "/help")
+        assert await asyncio.to_thread(first.post, one) == 200
+        assert await asyncio.to_thread(first.post, two) == 200
+        await asyncio.sleep(0.5)
+        assert standin.sent_messages(chat) == []  # acknowledged, not handled yet
+        first.kill()
+        await holder.end_turn(key)
+        await asyncio.to_thread(start)
+
+        async def answered(n: int) -> bool:
+            return len(standin.sent_messages(chat)) >= n
+
+        assert await _eventually(lambda: answered(2), 30.0)
+        await asyncio.sleep(1.5)  # a second adoption would come now
+        replies = [m["text"] for m in standin.sent_messages(chat)]
+        assert len(replies) == 2  # each once
+        assert "To join" in replies[0] and "/help" in replies[1]  # in the order they came
+    finally:
+        for proc in procs:
+            proc.stop()
+        api.stop()
