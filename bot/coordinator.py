@@ -3,7 +3,9 @@
 The digest schedule lives in a small table of its own (``coordinator_digests``), never only
 in the JobQueue: python-telegram-bot does not persist jobs, so ``install`` re-creates one
 ``run_daily`` job per stored schedule at start-up. Job names carry the schedule row's id,
-never a person's id, name or chat.
+never a person's id, name or chat. On PostgreSQL, where another process may change a
+schedule, each process makes its jobs match the table again every ``DIGEST_SYNC`` seconds,
+and a job that fires reads its schedule first (a stopped or moved one sends nothing).
 
 The figures come from :mod:`reports.coordinator`, which applies the consent rule,
 small-cell suppression and the disclosure rule across releases; nothing here adds figures
@@ -53,6 +55,8 @@ JOIN_PREFIX = "j:"  # join approval buttons: j:<participant number>:y or :n
 # python-telegram-bot's run_daily counts days from Sunday = 0 (as cron does)
 WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+DIGEST_SYNC = 60.0  # seconds between a process's reads of the schedules (PostgreSQL)
+SYNC_JOB = "digest-schedules-sync"
 JOB_KWARGS: dict[str, Any] = {"misfire_grace_time": 3600, "coalesce": True,
                               "replace_existing": True}
 
@@ -82,6 +86,9 @@ class CoordinatorTools:
         self.app = app
         self.store = store
         self.texts = texts
+        # what each digest job was made from (schedule id -> participant, day, HH:MM, zone):
+        # sync compares it with the database's
+        self._jobs: dict[int, tuple[int, int, str, str]] = {}
 
     def attach(self, service: Service) -> None:
         service.install(self)
@@ -231,11 +238,13 @@ class CoordinatorTools:
             log.warning("no JobQueue: weekly digests are off")
             return
         self._unschedule(sid)
+        self._jobs[sid] = (participant_id, day, at.strftime("%H:%M"), tz)
         name = f"{JOB_PREFIX}{sid}"
         queue.run_daily(self.send_digest, time=at.replace(tzinfo=_zone(tz)), days=(day,),
                         data=participant_id, name=name, job_kwargs={**JOB_KWARGS, "id": name})
 
     def _unschedule(self, sid: int) -> None:
+        self._jobs.pop(sid, None)
         queue = self.app.job_queue
         if queue is None:
             return
@@ -243,15 +252,43 @@ class CoordinatorTools:
             job.schedule_removal()
 
     async def restore(self) -> int:
+        """The digest jobs made to match the stored schedules: at start-up, and on
+        PostgreSQL every DIGEST_SYNC seconds, since another process may have changed them
+        (a job of this process's that the database no longer holds goes)."""
         schedules = await self.store.digests.coordinators()
         for d in schedules:
+            if self._jobs.get(d.id) == (d.participant_id, d.weekday, d.at, d.timezone):
+                continue
             hh, mm = d.at.split(":")
             self._schedule(d.id, d.participant_id, d.weekday, time(int(hh), int(mm)), d.timezone)
+        for sid in set(self._jobs) - {d.id for d in schedules}:
+            self._unschedule(sid)
         return len(schedules)
+
+    async def _sync(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
+        try:
+            await self.restore()
+        except Exception as exc:
+            log.warning("digest schedules not synced: %s", type(exc).__name__)
+
+    async def _still_scheduled(self, sid: int | None, participant_id: int) -> bool:
+        """Read through at the moment a digest job fires: the schedule it was made from is
+        still the person's (another process may have changed or stopped it)."""
+        made = self._jobs.get(sid) if sid is not None else None
+        if made is None:
+            return False
+        chosen = await self.store.digests.of(participant_id)
+        if chosen is not None and chosen == (made[1], made[2]):
+            return True
+        await self.restore()  # changed elsewhere: the jobs follow the database now
+        return False
 
     async def send_digest(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
         job = context.job
         if job is None or not isinstance(job.data, int):
+            return
+        sid = job.name.removeprefix(JOB_PREFIX) if job.name else ""
+        if not await self._still_scheduled(int(sid) if sid.isdigit() else None, job.data):
             return
         # Every bot process runs the same weekly job; on PostgreSQL one claims the week's
         # digest (storage.coordination; on SQLite the claim is always this process's). The
@@ -315,4 +352,8 @@ async def install(app: Application[Any, Any, Any, Any, Any, Any]) -> Coordinator
     app.add_handler(CallbackQueryHandler(tools.on_join_button, pattern=f"^{JOIN_PREFIX}"),
                     group=-1)
     await tools.restore()
+    shared = await store.coordination()
+    if shared.shared and app.job_queue is not None:  # other processes may change them
+        app.job_queue.run_repeating(tools._sync, interval=DIGEST_SYNC, first=DIGEST_SYNC,
+                                    name=SYNC_JOB)
     return tools

@@ -256,11 +256,14 @@ class ReminderJobs:
             now = self.clock()
             planner = self.planner
             planner.new_sweep()
-            if planner.planned_at is None or now - planner.planned_at >= self.plan_every:
-                report.planned = await planner.plan(now)
-            rows = await planner.repo.due(now, self.batch_limit)
-            deliveries = await planner.select(rows, now, report)
-            await self._dispatch(deliveries, report)
+            try:
+                if planner.planned_at is None or now - planner.planned_at >= self.plan_every:
+                    report.planned = await planner.plan(now)
+                rows = await planner.repo.due(now, self.batch_limit)
+                deliveries = await planner.select(rows, now, report)
+                await self._dispatch(deliveries, report)
+            finally:
+                planner.end_sweep()
             await self._schedule_wake()
             self.totals.add(report)
             if report.sent or report.skipped or report.deferred or report.failed:

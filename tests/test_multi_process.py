@@ -247,9 +247,11 @@ async def test_the_shared_send_rate_holds_across_two_limiters(
 
 @ON_PG
 async def test_several_processes_migrate_at_once_on_a_new_database(
-        place: Place, master_key: bytes) -> None:
+        place: Place, master_key: bytes, pg_server: Any) -> None:
     # every process starts at once: one migrates, the others wait and find nothing to do
-    opened = await asyncio.gather(*[place.open(KeyRing(master_key)) for _ in range(3)])
+    db, keys = pg_server.fresh()  # not migrated yet (the place is a migrated copy)
+    new = Place("postgresql", db, keys)
+    opened = await asyncio.gather(*[new.open(KeyRing(master_key)) for _ in range(3)])
     try:
         assert len({await s.db.schema_version() for s in opened}) == 1
         assert all([(await s.coordination()).shared for s in opened])
@@ -392,3 +394,78 @@ async def test_no_acknowledged_update_is_lost_when_its_webhook_process_is_sigkil
         for proc in procs:
             proc.stop()
         api.stop()
+
+
+@ON_PG
+async def test_digest_schedules_changed_in_one_process_are_followed_by_the_other(
+        store: Store, second: Store) -> None:
+    from bot.coordinator import DIGEST_KEY, JOB_PREFIX, CoordinatorTools
+    from storage.models import Role
+    from tests.support.api_standin import BotApiStandin
+    from tests.support.harness import TOKEN, TgUser, running_app
+
+    programme = await store.programmes.create("Two processes")
+    code = await store.programmes.create_invite(programme.id, Role.COORDINATOR)
+
+    def digest_jobs(app: Any) -> list[Any]:
+        return [j for j in app.job_queue.jobs()
+                if j.name and j.name.startswith(JOB_PREFIX) and not j.removed]
+
+    standin = BotApiStandin(token=TOKEN)
+    async with running_app(store, standin) as (one, _), running_app(second, standin) as (two, _):
+        lead = TgUser(one, standin, 8_800_001, "Lead")
+        await lead.send(f"/start {code}")
+        assert "Monday at 08:30" in lead.last_texts(await lead.send("/digest mon 08:30"))
+        b = two.bot_data[DIGEST_KEY]
+        assert isinstance(b, CoordinatorTools)
+        assert digest_jobs(two) == []  # the other process started before it was set
+        await b.restore()  # its sync job (every DIGEST_SYNC seconds on PostgreSQL)
+        (job,) = digest_jobs(two)
+        me = await store.participants.by_user(8_800_001)
+        assert me is not None and job.data == me.id
+        # stopped through the first process: the second's job, firing before its next
+        # sync, reads the schedule first and sends nothing
+        await lead.send("/digest off")
+        before = len(standin.sent_messages(8_800_001))
+
+        class Fired:
+            def __init__(self, job: Any) -> None:
+                self.job = job
+                self.job_queue = two.job_queue
+
+        await b.send_digest(Fired(job))  # type: ignore[arg-type]
+        assert len(standin.sent_messages(8_800_001)) == before
+        assert digest_jobs(two) == []  # and it followed the database
+        # set again, elsewhere: the next sync schedules it here too
+        await lead.send("/digest tue 09:00")
+        await b.restore()
+        (job,) = digest_jobs(two)
+        await b.send_digest(Fired(job))  # type: ignore[arg-type]
+        assert "weekly programme summary" in lead.last_texts(lead.new())
+
+
+@ON_PG
+async def test_programme_settings_changed_by_another_process_apply_outside_a_sweep(
+        store: Store, second: Store) -> None:
+    from conversations.capabilities.reminder_planning import ReminderPlanner
+
+    programme = await store.programmes.create("Settings")
+    planner = ReminderPlanner(store)
+
+    async def months() -> int:
+        return (await planner.settings_for(programme.id)).check_after_months
+
+    async def set_months(n: int) -> None:  # another process (or the CLI) changes them
+        await second.programmes.set_setting(programme.id, "reminders",
+                                            {"check_after_months": n})
+
+    assert await months() == 6
+    await set_months(9)
+    assert await months() == 9
+    # within one sweep they are read once
+    planner.new_sweep()
+    assert await months() == 9
+    await set_months(4)
+    assert await months() == 9
+    planner.end_sweep()
+    assert await months() == 4

@@ -114,7 +114,8 @@ class ReminderPlanner:
         # Set by the JobQueue glue: a wake-up at the next due time after a change.
         self.wake: Callable[[], Awaitable[None]] = _no_wake
         self.planned_at: datetime | None = None
-        self._settings: dict[int, ReminderSettings] = {}
+        self._settings: dict[int, ReminderSettings] = {}  # within one sweep only
+        self._sweeping = False
         self._warned: set[int] = set()
         # user_hmac -> participant id of people marked unreachable, so that "they wrote
         # to us again" costs nothing for everybody else.
@@ -125,14 +126,27 @@ class ReminderPlanner:
         registry.on_saved(self.on_saved)
 
     def new_sweep(self) -> None:
-        self._settings.clear()  # programme settings are re-read once per sweep
-        self._memberships = None  # memberships per account, likewise
+        """A sweep begins: programme settings and memberships per account are read once
+        for it (one query each, not one per message) and kept until :meth:`end_sweep`."""
+        self._settings.clear()
+        self._memberships = None
+        self._sweeping = True
+
+    def end_sweep(self) -> None:
+        """Outside a sweep they are read through: another process (on PostgreSQL) or the
+        CLI may have changed them since."""
+        self._sweeping = False
+        self._settings.clear()
+        self._memberships = None
 
     async def _membership_count(self, person: Participant) -> int:
         if person.account_id is None:
             return 1
         if self._memberships is None:  # one query per sweep, not one per message
-            self._memberships = await self.store.participants.membership_counts()
+            counts = await self.store.participants.membership_counts()
+            if not self._sweeping:
+                return counts.get(person.account_id, 1)
+            self._memberships = counts
         return self._memberships.get(person.account_id, 1)
 
     async def start(self) -> None:
@@ -159,7 +173,8 @@ class ReminderPlanner:
                     "programme %d: %s; using the default reminder settings", programme_id, exc
                 )
             settings = ReminderSettings()
-        self._settings[programme_id] = settings
+        if self._sweeping:
+            self._settings[programme_id] = settings
         return settings
 
     async def quiet_for(self, person: Participant, settings: ReminderSettings) -> QuietHours:
@@ -168,6 +183,15 @@ class ReminderPlanner:
 
     async def plan(self, now: datetime | None = None, pair_ids: set[int] | None = None) -> int:
         """Schedule what follows from the pairs' facts; cancel what they no longer imply."""
+        if self._sweeping:
+            return await self._plan(now, pair_ids)
+        self.new_sweep()  # outside a sweep: settings read once for this plan, then again
+        try:
+            return await self._plan(now, pair_ids)
+        finally:
+            self.end_sweep()
+
+    async def _plan(self, now: datetime | None, pair_ids: set[int] | None) -> int:
         now = now or self.clock()
         await self.lifecycle.ensure_matched(now)
         facts = await self.lifecycle.facts(sorted(pair_ids) if pair_ids is not None else None)
