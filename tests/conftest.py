@@ -2,8 +2,8 @@
 
 Tests marked ``both_backends`` run twice: on SQLite, and on PostgreSQL (a throw-away
 server on a unix socket, one per test session, a fresh database and key store database per
-test; tests/support/pgserver.py). Without PostgreSQL binaries those runs skip, except in
-CI (CI=true), where they fail.
+test, each a copy of one the migrations ran on once; tests/support/pgserver.py). Without
+PostgreSQL binaries those runs skip, except in CI (CI=true), where they fail.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def place(backend: str, db_path: Path, request: pytest.FixtureRequest) -> Iterat
         yield Place(backend, db_path)
         return
     server: pgserver.Server = request.getfixturevalue("pg_server")
-    db, keys = server.fresh()
+    db, keys = server.fresh(migrated=True)  # copies of a migrated pair (pgserver)
     yield Place(backend, db, keys)
     server.drop(db, keys)
 

@@ -19,6 +19,9 @@ from tests.people import Cohort
 from tests.support.api_standin import BotApiStandin
 from tests.support.harness import TgUser, running_app
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 ME, OTHER = 444_555_666, 777_000_111
 
 

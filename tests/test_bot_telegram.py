@@ -20,6 +20,9 @@ from tests.people import GROW_ANSWERS, Cohort
 from tests.support.api_standin import BotApiStandin
 from tests.support.harness import TOKEN, TgUser, running_app
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 
 def texts(messages: list[dict[str, Any]]) -> str:
     return "\n".join(m.get("text", "") for m in messages)

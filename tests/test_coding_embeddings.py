@@ -26,6 +26,9 @@ from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
 from tests.support.harness import TgUser, running_app
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 
 def _disk(db_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))

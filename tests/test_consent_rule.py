@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from storage.consent import Decision, permits
 from storage.models import Scope
 from storage.store import Store
 from tests.people import Cohort
+
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
 
 NOW, OLD = "v2", "v1"
 

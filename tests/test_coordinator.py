@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.coordinator import DIGEST_KEY, JOB_PREFIX, CoordinatorTools, parse_schedule
 from reports.codebook import load_codebook
 from reports.coordinator import compute_summary, render_html, render_text, to_json, write_report
@@ -15,6 +17,9 @@ from storage.lifecycle import Lifecycle
 from storage.models import Role, Scope
 from storage.store import Store
 from tests.support.harness import TgUser, running_app
+
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
 
 NOW = datetime(2030, 1, 15, 12, tzinfo=UTC)
 LEAD_ID, LEAD_NAME, LEAD_USER = 591_234_567, "Philippa", "pip_lead"

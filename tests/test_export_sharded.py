@@ -26,6 +26,9 @@ from reports.synthetic import generate_cohort
 from storage.pseudonyms import _code
 from storage.store import Store
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 
 def _files(out: Path) -> dict[str, bytes]:
     """Every file of an export; the project as its members (deflate pieces may differ)."""

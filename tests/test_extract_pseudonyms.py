@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reports import extract
 from storage.models import Scope
 from storage.pseudonyms import Pseudonymiser
 from storage.store import Store
 from tests.people import GROW_ANSWERS, Cohort
+
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
 
 
 async def ids(store: Store, scope: Scope) -> set[int]:

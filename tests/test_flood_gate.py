@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from telegram import Update
 
 from bot.throttle import FloodGate, Limits
 from storage.store import Store
 from tests.people import Cohort
 from tests.support.harness import TgUser, running_app
+
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
 
 
 class Clock:

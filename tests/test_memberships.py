@@ -26,6 +26,9 @@ from storage.store import Store
 from tests.support.harness import TgUser, running_app
 from tests.test_bot_flows import joined, said, walk
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 CONSENT = load_flows()["consent"].version
 
 

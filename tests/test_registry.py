@@ -12,6 +12,9 @@ from conversations.commands import Registry
 from conversations.service import FLOW_COMMANDS, Service
 from storage.store import Store
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 # Answered by the service itself: joining, the help list, and the controls inside a flow.
 BUILT_IN = {"start", "help", *FLOW_COMMANDS}
 

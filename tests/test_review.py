@@ -27,6 +27,9 @@ from storage.store import Store
 from tests.people import Cohort
 from tests.test_report_evaluator import START, episode, pair_ids, report, write_entry
 
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
+
 
 async def _programme(cohort: Cohort, store: Store) -> None:
     await cohort.joined_mentee()

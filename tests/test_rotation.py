@@ -20,6 +20,7 @@ from conversations.catalogue import consent_version
 from conversations.service import Service
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import Cohort
 from tests.support.api_standin import BotApiStandin, LoopbackServer
 from tests.support.harness import TOKEN
@@ -54,8 +55,9 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.both_backends
 def test_rotation_while_the_bot_runs_is_refused_and_loses_nobody(
-    server: LoopbackServer, tmp_path: Path
+    server: LoopbackServer, tmp_path: Path, place: Place
 ) -> None:
     standin = server.standin
     old_key = encode_key(generate_key())
@@ -67,6 +69,9 @@ def test_rotation_while_the_bot_runs_is_refused_and_loses_nobody(
         "MENTORBOT_MASTER_KEY": old_key,
         "NO_PROXY": "127.0.0.1,localhost",
     }
+    on_pg = place.backend == "postgresql"
+    if on_pg:  # the data and the key store: two databases on the throw-away server
+        env["MENTORBOT_DB"], env["MENTORBOT_KEYSTORE"] = str(place.db), str(place.keystore)
     assert cli(env, "programme", "create", "Rota").returncode == 0
     codes = [
         line.split()[1]
@@ -97,9 +102,10 @@ def test_rotation_while_the_bot_runs_is_refused_and_loses_nobody(
         assert "stop it first" in refused.stderr
         assert not new_key_file.exists()
         join(62, codes[1])  # someone joins after the refused rotation: old key, as before
-        # A second bot on the same store is refused too, for the same reason.
-        second = cli(env, "run")
-        assert second.returncode == 2 and "a running bot" in second.stderr
+        if not on_pg:  # on PostgreSQL several bots may serve one programme
+            # A second bot on the same store is refused too, for the same reason.
+            second = cli(env, "run")
+            assert second.returncode == 2 and "a running bot" in second.stderr
     finally:
         bot.send_signal(signal.SIGTERM)
         bot.communicate(timeout=30)
@@ -111,8 +117,10 @@ def test_rotation_while_the_bot_runs_is_refused_and_loses_nobody(
     new_env = {**env, "MENTORBOT_MASTER_KEY": new_key_file.read_text().strip()}
     doctor = cli(new_env, "doctor", "--offline")
     assert doctor.returncode == 0, doctor.stdout
-    # 2 people, the lookup key, the integrity key
-    assert "4 keys unwrap with the configured master key" in doctor.stdout
+    # 2 people, the lookup key, the integrity key (on PostgreSQL also the key that seals
+    # updates acknowledged by a webhook until they are handled: storage/coordination.py)
+    keys = 5 if on_pg else 4
+    assert f"{keys} keys unwrap with the configured master key" in doctor.stdout
     for output in (refused.stderr, rotated.stdout, doctor.stdout):
         assert old_key not in output and new_env["MENTORBOT_MASTER_KEY"] not in output
 

@@ -11,12 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reports.coordinator import ATTENTION_LINE, compute_summary, release_summary, write_report
 from reports.releases import decide, fingerprints
 from reports.synthetic import generate_cohort
 from storage.models import Role, Scope
 from storage.store import Store
 from tests.support.harness import TgUser, running_app
+
+# the tests that open a store run on SQLite and on PostgreSQL (tests/conftest.py)
+pytestmark = pytest.mark.both_backends
 
 NOW = datetime(2030, 1, 15, 12, tzinfo=UTC)
 FIGURES = ("pairs_counted", "pairs_by_state", "pairs_by_phase", "attention",

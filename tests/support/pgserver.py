@@ -43,6 +43,7 @@ def binaries() -> Path:
 class Server:
     socket_dir: Path
     user: str
+    template: tuple[str, str] | None = None
 
     def url(self, database: str) -> str:
         return f"postgresql://{self.user}@/{database}?host={quote(str(self.socket_dir))}"
@@ -53,15 +54,58 @@ class Server:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(sql)
 
-    def fresh(self, stem: str = "t") -> tuple[str, str]:
-        """A new empty database and a new empty key store database: their URLs."""
+    def fresh(self, stem: str = "t", *, migrated: bool = False) -> tuple[str, str]:
+        """A new empty database and a new empty key store database: their URLs. With
+        ``migrated``, copies of a pair the migrations have already run on (no keys, no
+        rows): a file copy on the server, several times faster than migrating each."""
         name = f"{stem}_{uuid.uuid4().hex[:10]}"
         import psycopg
 
+        data_from = keys_from = ""
+        if migrated:
+            data, keys = self._template()
+            data_from = f' TEMPLATE "{data}" STRATEGY FILE_COPY'
+            keys_from = f' TEMPLATE "{keys}" STRATEGY FILE_COPY'
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}_keys"')
+            conn.execute(f'CREATE DATABASE "{name}"{data_from}')
+            conn.execute(f'CREATE DATABASE "{name}_keys"{keys_from}')
         return self.url(name), self.url(name + "_keys")
+
+    def _template(self) -> tuple[str, str]:
+        """The migrated pair ``fresh(migrated=True)`` copies, made on first use."""
+        if self.template is None:
+            import asyncio
+            import threading
+
+            from storage.db import Database
+
+            name = f"template_{uuid.uuid4().hex[:10]}"
+            import psycopg
+
+            with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+                conn.execute(f'CREATE DATABASE "{name}_keys"')
+
+            async def migrate() -> None:
+                db = await Database.open(self.url(name), keystore=self.url(name + "_keys"))
+                await db.close()
+
+            # in a thread of its own: a test's event loop may be running in this one
+            failed: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    asyncio.run(migrate())
+                except BaseException as exc:
+                    failed.append(exc)
+
+            worker = threading.Thread(target=run)
+            worker.start()
+            worker.join()
+            if failed:
+                raise failed[0]
+            self.template = (name, name + "_keys")
+        return self.template
 
     def drop(self, *urls: str) -> None:
         """Remove the databases of a finished test (each is several megabytes on disk)."""
