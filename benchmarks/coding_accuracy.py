@@ -1,6 +1,6 @@
 """Coding accuracy of the rules, the semantic heads and both combined (issue 13).
 
-Usage: python benchmarks/coding_accuracy.py [--splits frozen_test_v3,test_v2,test_v1,dev,train]
+Usage: python benchmarks/coding_accuracy.py [--splits frozen_test_v4,test_v3,test_v2,test_v1,dev,train]
        [--no-frozen] [--no-quotes] [--no-timing]
 
 For each part of the labelled bank (``tests/fixtures/coding_bank/``; figures defined in
@@ -11,12 +11,12 @@ micro-F1 and recall, domain and factor macro-F1, phase accuracy and the share of
 statements coded as realised outcomes. Rules alone is the baseline each run measures: the
 other coders' figures are printed beside it with their difference.
 
-The headline is the frozen part ``frozen_test_v3`` (written by an independent author, placed
+The headline is the frozen part ``frozen_test_v4`` (written by an independent author, placed
 by the lead for the one measurement): it is read here and nowhere else, only to score it;
 nothing of its items is printed, only the aggregate figures, and where the file is absent the
-script says "absent". Every other part (``train``, ``dev``, ``test_v1`` and ``test_v2`` -- the
-first and second frozen parts, each measured once and since used for tuning -- and
-``train_extra``, ``train_extra2``) was trained or tuned on,
+script says "absent". Every other part (``train``, ``dev``, ``test_v1``, ``test_v2`` and
+``test_v3`` -- the first, second and third frozen parts, each measured once and since used for
+tuning -- and ``train_extra``, ``train_extra2``, ``train_extra3``) was trained or tuned on,
 so its figures are tuning figures; the honest tuning figure is the cross-validated one printed
 by ``benchmarks/coding_train.py --cv``.
 
@@ -320,8 +320,8 @@ def timing(book: Codebook, coders: Coders, items: Sequence[Item]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--splits", default=f"{FROZEN_PART},test_v2,test_v1,dev,train,"
-                        "train_extra,train_extra2")
+    parser.add_argument("--splits", default=f"{FROZEN_PART},test_v3,test_v2,test_v1,dev,"
+                        "train,train_extra,train_extra2,train_extra3")
     parser.add_argument("--no-frozen", action="store_true",
                         help=f"leave out the frozen part ({FROZEN_PART})")
     parser.add_argument("--no-quotes", action="store_true")

@@ -3,12 +3,13 @@
 The bank (``tests/fixtures/coding_bank/``, format in its README and docs/coding-guide.md §11)
 holds chat-style answers labelled by hand: per answer the codes (element, role or intended role,
 modality), domains, factors and phase. Development parts (coders may be trained and tuned on
-these; :data:`DEVELOPMENT_PARTS`): ``train.yaml``, ``dev.yaml``, ``test_v1.yaml`` and
-``test_v2.yaml`` (the first and second frozen parts: each measured once on 2026-12-03, then
-used for tuning), ``train_extra.yaml`` and ``train_extra2.yaml`` (training items by other
-authors) and ``examples.yaml`` (the guide's worked examples). The frozen part (:data:`FROZEN_PART`,
-``frozen_test_v3.yaml``, written by an independent author and placed by the lead only to be
-measured) is read by ``benchmarks/coding_accuracy.py`` alone, to score it:
+these; :data:`DEVELOPMENT_PARTS`): ``train.yaml``, ``dev.yaml``, ``test_v1.yaml``,
+``test_v2.yaml`` and ``test_v3.yaml`` (the first, second and third frozen parts: each measured
+once, then used for tuning), ``train_extra.yaml``, ``train_extra2.yaml`` and
+``train_extra3.yaml`` (training items by other authors; a part not yet in the bank is skipped)
+and ``examples.yaml`` (the guide's worked examples). The frozen part (:data:`FROZEN_PART`,
+``frozen_test_v4.yaml``, written by an independent author and placed by the lead only to be
+measured; "absent" until then) is read by ``benchmarks/coding_accuracy.py`` alone, to score it:
 nothing prints its items, only aggregate figures, and every training path refuses any
 ``frozen_*`` file (:func:`training_items`).
 
@@ -51,10 +52,12 @@ from reports.coding.rules import fold_factor
 ROOT = Path(__file__).resolve().parent.parent
 BANK = ROOT / "tests" / "fixtures" / "coding_bank"
 # parts a coder may be trained, tuned and cross-validated on (all but the frozen part)
-DEVELOPMENT_PARTS = ("train", "dev", "test_v1", "test_v2", "train_extra", "train_extra2",
-                     "examples")
-FROZEN_PART = "frozen_test_v3"  # the headline part: measured, never trained or tuned on
-SPLITS = ("train", "dev", "test_v1", "test_v2", "train_extra", "train_extra2", FROZEN_PART)
+DEVELOPMENT_PARTS = ("train", "dev", "test_v1", "test_v2", "test_v3", "train_extra",
+                     "train_extra2", "train_extra3", "examples")
+# the headline part: measured, never trained or tuned on; placed by the lead (absent until then)
+FROZEN_PART = "frozen_test_v4"
+SPLITS = ("train", "dev", "test_v1", "test_v2", "test_v3", "train_extra", "train_extra2",
+          "train_extra3", FROZEN_PART)
 FLOW_OF = {"GROW": "grow", "OSKAR": "oskar", "BASELINE": "baseline", "CHECKIN": "checkin",
            "EPISODE_LOG": "episode_log"}
 ROLES = CMO_ROLES

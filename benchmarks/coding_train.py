@@ -3,8 +3,8 @@
 Usage: python benchmarks/coding_train.py [--cv] [--folds 5] [--out PATH]
        [--extra REVIEW_ITEMS.yaml ...] [--blocks unit,answer,context,markers]
 
-Every development part of the bank (``train``, ``dev``, ``test_v1``, ``test_v2``,
-``train_extra``, ``train_extra2`` and the guide's worked examples;
+Every development part of the bank (``train``, ``dev``, ``test_v1``, ``test_v2``, ``test_v3``,
+``train_extra``, ``train_extra2``, ``train_extra3`` where present, and the guide's worked examples;
 ``benchmarks/coding_bank.DEVELOPMENT_PARTS``) is training data. The frozen part is never
 read here: every file goes through ``coding_bank.training_items``, which refuses any
 ``frozen_*`` file unread.
