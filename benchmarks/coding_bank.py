@@ -6,8 +6,8 @@ modality), domains, factors and phase. Development parts (coders may be trained 
 these; :data:`DEVELOPMENT_PARTS`): ``train.yaml``, ``dev.yaml``, ``test_v1.yaml``,
 ``test_v2.yaml`` and ``test_v3.yaml`` (the first, second and third frozen parts: each measured
 once, then used for tuning), ``train_extra.yaml``, ``train_extra2.yaml`` and
-``train_extra3.yaml`` (training items by other authors; a part not yet in the bank is skipped)
-and ``examples.yaml`` (the guide's worked examples). The frozen part (:data:`FROZEN_PART`,
+``train_extra3.yaml`` (training items by other authors) and ``examples.yaml`` (the guide's
+worked examples). The frozen part (:data:`FROZEN_PART`,
 ``frozen_test_v4.yaml``, written by an independent author and placed by the lead only to be
 measured; "absent" until then) is read by ``benchmarks/coding_accuracy.py`` alone, to score it:
 nothing prints its items, only aggregate figures, and every training path refuses any
