@@ -1,6 +1,7 @@
 """Coding accuracy of the rules, the semantic heads and both combined (issue 13).
 
-Usage: python benchmarks/coding_accuracy.py [--splits frozen_test_v4,test_v3,test_v2,test_v1,dev,train]
+Usage: python benchmarks/coding_accuracy.py
+       [--splits frozen_test_v4,test_v3,test_v2,test_v1,dev,train]
        [--no-frozen] [--no-quotes] [--no-timing]
 
 For each part of the labelled bank (``tests/fixtures/coding_bank/``; figures defined in
