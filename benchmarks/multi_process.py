@@ -1,17 +1,19 @@
 """Two webhook processes on one PostgreSQL database, against one (issue #20).
 
 One command starts a throw-away PostgreSQL server (tests/support/pgserver.py), the Bot API
-stand-in over HTTP on 127.0.0.1 (tests/support/api_standin.py), and bot processes that each
-run the real Application with the real webhook server (bot/webhook.py's handler: secret
-header, body limits) on a port of its own, on the same database and key store database.
-The benchmark plays Telegram: it POSTs each update to a process and waits for the reply.
+stand-in over HTTP on 127.0.0.1 (tests/support/api_standin.py), and bot processes that are
+each the real entry point, ``mentorbot run --webhook`` (tests/support/webhook_proc.py),
+configured by the environment alone, on a port of its own, on the same database and key
+store database. The benchmark plays Telegram: it POSTs each update to a process and waits
+for the reply.
 
 1. **Throughput and latency.** N mentees each do a GROW reflection (10 updates), first
    against one process, then (other mentees, same database) against two, every update sent
    to the next process in turn, so one chat's updates alternate between the processes (the
    cross-process chat turn and ordering are exercised on every update). Latency is from the
    POST to the stand-in receiving the reply. Telegram's 30 messages/s is lifted on both
-   sides (``--rate 0``), as in bot_throughput.py, so the figures are the bots' own.
+   sides (``MENTORBOT_SEND_RATE=0``), as in bot_throughput.py, so the figures are the bots'
+   own.
 2. **SIGKILL.** In the two-process run, the second process is killed with SIGKILL part-way
    (``--kill-at``, a share of all updates sent); from then on every update goes to the
    survivor (a balancer's health check). A person whose update got no reply within
@@ -19,7 +21,9 @@ The benchmark plays Telegram: it POSTs each update to a process and waits for th
    answer that was acknowledged (its reply came) must be stored: lost = acknowledged answers
    missing from the database.
 3. **Reminder fan-out.** A cohort with every pair's 3-month check-in due at once (as in
-   reminder_fanout.py, its own database), both processes running with the 30/s limit on
+   reminder_fanout.py, its own database, matched 3 months and 30 minutes before now, quiet
+   hours off, since the processes keep real time), both processes running with the 30/s
+   limit on
    and the stand-in enforcing 30/s overall and 1/s per chat with 429s: every reminder must
    go exactly once (0 lost, 0 duplicated) and the combined rate stays under 30/s (the
    worst rolling second is reported too).
@@ -33,15 +37,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -52,111 +51,32 @@ os.environ.setdefault("MENTORBOT_CODING_EMBEDDINGS", "off")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "bench-secret"
-URL_PATH = "/telegram"
 LIMIT = 30
 
 
 # -- a bot process ------------------------------------------------------------------------
-async def child(args: argparse.Namespace) -> None:
-    """One webhook process: the real Application and the real webhook handler."""
-    from telegram import Update
-
-    from benchmarks.reminder_fanout import NOON
-    from bot.app import build_application
-    from bot.jobs import REMINDERS_KEY
-    from bot.webhook import WebhookConfig, quiet_webhook_loggers, webhook_server
-    from tests.support.harness import TOKEN, offline_settings
-
-    quiet_webhook_loggers()
-    cfg = offline_settings(Path("/nonexistent/unused.sqlite3"), telegram_api_base_url=args.api)
-    # the throw-away server's databases (data and key store)
-    cfg = cfg.model_copy(update={"mentorbot_db": args.db, "mentorbot_keystore": args.keys})
-    app = build_application(cfg, token=TOKEN, overall_rate=args.rate)
-    await app.initialize()
-    await app.post_init(app)  # type: ignore[misc]
-    if args.clock:
-        origin = time.time()
-        rs = app.bot_data[REMINDERS_KEY]
-        rs.clock = lambda: NOON + timedelta(seconds=time.time() - origin + args.clock_skew)
-    elif app.job_queue is not None:
-        for job in app.job_queue.jobs():
-            job.schedule_removal()  # the throughput phase measures replies only
-
-    async def deliver(data: dict[str, Any]) -> bool:  # as bot.webhook.serve_webhook does
-        update = Update.de_json(data, app.bot)
-        if update is None:
-            return False
-        await app.update_queue.put(update)
-        return True
-
-    await app.start()
-    hook = WebhookConfig(url="https://bench.example" + URL_PATH, secret=SECRET,
-                         listen="127.0.0.1", port=args.port)
-    server = webhook_server(hook, deliver)
-    server.listen(args.port, address="127.0.0.1")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    print("ready", flush=True)
-    await stop.wait()
-    server.stop()
-    await app.stop()
-    await app.shutdown()
-    await app.post_shutdown(app)  # type: ignore[misc]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Proc:
-    def __init__(self, db: str, keys: str, api: str, key: str, rate: float,
-                 clock: bool = False) -> None:
-        self.port = free_port()
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--db", db,
-               "--keys", keys, "--api", api, "--rate", str(rate),
-               "--port", str(self.port)]
-        if clock:
-            cmd.append("--clock")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT),
-                                          "MENTORBOT_MASTER_KEY": key})
-        self.url = f"http://127.0.0.1:{self.port}{URL_PATH}"
-        self.alive = True
+    """One ``mentorbot run --webhook`` process (tests/support/webhook_proc.py)."""
+
+    def __init__(self, db: str, keys: str, api: str, key: str, rate: float) -> None:
+        from tests.support.webhook_proc import WebhookProcess
+
+        self.web = WebhookProcess(db, keys, api, key, MENTORBOT_SEND_RATE=str(rate),
+                                  MENTORBOT_LOG_LEVEL="WARNING")
+        self.url = self.web.url
+
+    @property
+    def alive(self) -> bool:
+        return self.web.alive
 
     def wait_ready(self) -> None:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if b"ready" not in line:
-            raise SystemExit("a bot process did not start")
+        self.web.wait_ready(120)
 
     def kill(self) -> None:
-        self.alive = False
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        self.web.kill()
 
     def stop(self) -> None:
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.alive = False
-
-
-def post(url: str, update: dict[str, Any]) -> int:
-    req = urllib.request.Request(url, data=json.dumps(update).encode(), method="POST",
-                                 headers={"Content-Type": "application/json",
-                                          "X-Telegram-Bot-Api-Secret-Token": SECRET})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status)
-    except OSError:
-        return 0  # the process is gone: no answer, as Telegram would see it
+        self.web.stop()
 
 
 class Replies(list):  # type: ignore[type-arg]
@@ -217,7 +137,7 @@ async def reflections(procs: list[Proc], standin: Any, users: list[int], events:
             killed_at = time.perf_counter()
             procs[-1].kill()
         start = time.perf_counter()
-        await asyncio.to_thread(post, target().url, update)
+        await asyncio.to_thread(target().web.post, update)
         deadline = start + patience
         first = True
         while True:
@@ -285,7 +205,10 @@ async def main(args: argparse.Namespace) -> None:
     from benchmarks.reminder_fanout import MARKER
     from benchmarks.reminder_fanout import cohort as fanout_cohort
     from conversations.catalogue import load_flows
+    from conversations.waves import MONTH
+    from storage import backdating
     from storage.crypto import KeyRing, encode_key, generate_key
+    from storage.db import iso, utcnow
     from storage.store import Store
     from tests.support import pgserver
     from tests.support.api_standin import BotApiStandin, LoopbackServer
@@ -343,6 +266,11 @@ async def main(args: argparse.Namespace) -> None:
         fstore = await Store.open(fdb, KeyRing(key), load_flows()["consent"].version,
                                   keystore=fkeys)
         fusers = await fanout_cohort(fstore, args.fanout, 1, 0.0)
+        # the processes keep real time: due now, at any hour
+        await backdating.matched_at(fstore, iso(utcnow() - 3 * MONTH - timedelta(minutes=30)))
+        fan_programme = await fstore.programmes.by_name("Fan-out")
+        await fstore.programmes.set_setting(fan_programme.id, "reminders", {
+            **fan_programme.settings.get("reminders", {}), "quiet_hours": "off"})
         await fstore.close()
         fstandin = BotApiStandin(token=TOKEN, overall_per_second=LIMIT, per_chat_per_second=1,
                                  retry_after=1)
@@ -350,8 +278,7 @@ async def main(args: argparse.Namespace) -> None:
             fstandin.add_chat(u, "Bench")
         fapi = LoopbackServer(fstandin).start_in_thread()
         try:
-            fan = [Proc(fdb, fkeys, fapi.base_url, key_text, LIMIT, clock=True)
-                   for _ in range(2)]
+            fan = [Proc(fdb, fkeys, fapi.base_url, key_text, LIMIT) for _ in range(2)]
             for p in fan:
                 p.wait_ready()
             deadline = time.monotonic() + 60 + 3 * args.fanout / LIMIT
@@ -431,16 +358,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--fanout", type=int, default=600)
     parser.add_argument("--kill-at", type=float, default=0.4)
     parser.add_argument("--patience", type=float, default=10.0)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    for name in ("--db", "--keys", "--api"):
-        parser.add_argument(name, help=argparse.SUPPRESS)
-    parser.add_argument("--rate", type=float, default=LIMIT, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--clock", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--clock-skew", type=float, default=0.0, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    ARGS = parse()
-    asyncio.run(child(ARGS) if ARGS.child else main(ARGS))
+    asyncio.run(main(parse()))

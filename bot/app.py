@@ -61,15 +61,18 @@ def build_application(
     updates_request: BaseRequest | None = None,
     token: str | None = None,
     max_retries: int = 3,
-    overall_rate: float = 30,
+    overall_rate: float | None = None,
     flood_limits: Limits | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Build the bot. Tests pass an offline ``request``; production uses HTTPX.
 
-    ``overall_rate`` is Telegram's bot-wide limit (30 messages/s); benchmarks that measure
-    the bot's own handling capacity pass 0 to lift it on both sides of the comparison.
+    ``overall_rate`` is Telegram's bot-wide limit (30 messages/s, or the settings'
+    ``MENTORBOT_SEND_RATE``); benchmarks that measure the bot's own handling capacity pass 0
+    (or set it to 0) to lift it on both sides of the comparison.
     """
     quiet_libraries()
+    if overall_rate is None:
+        overall_rate = settings.mentorbot_send_rate
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         own = store is None

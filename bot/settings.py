@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     mentorbot_webhook_secret: SecretStr | None = Field(default=None)
     mentorbot_webhook_listen: str = Field(default="127.0.0.1")
     mentorbot_webhook_port: int = Field(default=8080, gt=0, lt=65536)
+    # Telegram's bot-wide limit, messages a second (0: none, for a Bot API server that has
+    # none, such as a stand-in measuring the bot's own capacity)
+    mentorbot_send_rate: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -469,3 +469,20 @@ async def test_programme_settings_changed_by_another_process_apply_outside_a_swe
     assert await months() == 9
     planner.end_sweep()
     assert await months() == 4
+
+
+def test_the_bot_wide_rate_is_a_setting(tmp_path: Any) -> None:
+    from bot.app import build_application
+    from tests.support.harness import TOKEN, offline_settings
+
+    def limiter(**extra: Any) -> SharedRateLimiter:
+        app = build_application(offline_settings(tmp_path / "x.sqlite3", **extra), token=TOKEN)
+        found = app.bot.rate_limiter
+        assert isinstance(found, SharedRateLimiter)
+        return found
+
+    default = limiter()
+    assert default.bot_wide is not None and default.bot_wide.rate == 30
+    assert limiter(mentorbot_send_rate=0).bot_wide is None  # none, e.g. for a stand-in
+    raised = limiter(mentorbot_send_rate=100).bot_wide
+    assert raised is not None and raised.rate == 100
