@@ -54,6 +54,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         # Updates whose arrival the webhook recorded before acknowledging them (record),
         # or that this process adopted from a dead one: already arrived, theirs to handle.
         self.recorded: set[int] = set()
+        # Updates the flood gate has already let in (record asks it first, so a flood
+        # costs no database write)
+        self.admitted: set[int] = set()
 
     @staticmethod
     def _key(update: object) -> int:
@@ -67,8 +70,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = self._key(update)
         if self.gate is not None and isinstance(update, Update):
-            user = update.effective_user
-            if not await self.gate.admit(user.id if user is not None else None, key):
+            if update.update_id in self.admitted:
+                self.admitted.discard(update.update_id)
+            elif not await self._admit(update):
                 if inspect.iscoroutine(coroutine):
                     coroutine.close()  # never run: close it so nothing warns it was not awaited
                 if self.shared is not None and update.update_id in self.recorded:
@@ -91,12 +95,28 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         before handling it leaves it for another. True to handle it here; False if another
         live process holds it. A failure is raised: the update is then not acknowledged,
         and Telegram sends it again."""
+        if self.gate is not None:
+            if not await self._admit(update):
+                return False  # over budget: dropped before it costs a database write
+            self.admitted.add(update.update_id)
         if self.shared is None or self.turn_key is None:
             return True
-        mine = await self.shared.record(self.turn_key(self._key(update)), update.update_id, data)
+        try:
+            mine = await self.shared.record(self.turn_key(self._key(update)), update.update_id,
+                                            data)
+        except BaseException:
+            self.admitted.discard(update.update_id)
+            raise
         if mine:
             self.recorded.add(update.update_id)
+        else:
+            self.admitted.discard(update.update_id)
         return mine
+
+    async def _admit(self, update: Update) -> bool:
+        assert self.gate is not None
+        user = update.effective_user
+        return await self.gate.admit(user.id if user is not None else None, self._key(update))
 
     async def adopt(self) -> list[tuple[int, dict[str, Any]]]:
         """Recorded updates of processes that died before handling them, now this one's,
@@ -105,6 +125,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             return []
         found = await self.shared.adopt()
         self.recorded.update(uid for uid, _ in found)
+        self.admitted.update(uid for uid, _ in found)  # the dead process's gate let them in
         return found
 
     async def _forget(self, update_id: int) -> None:
@@ -145,6 +166,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                     except Exception as exc:
                         log.warning("chat turn not shared: %s", type(exc).__name__)
                         await work()
+                        if update_id is not None:  # handled: no one is to adopt it
+                            await self._forget(update_id)
                         return
                     if mine:
                         try:

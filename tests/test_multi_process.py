@@ -486,3 +486,33 @@ def test_the_bot_wide_rate_is_a_setting(tmp_path: Any) -> None:
     assert limiter(mentorbot_send_rate=0).bot_wide is None  # none, e.g. for a stand-in
     raised = limiter(mentorbot_send_rate=100).bot_wide
     assert raised is not None and raised.rate == 100
+
+
+@ON_PG
+async def test_what_the_flood_gate_drops_behind_the_webhook_costs_no_database_write(
+        store: Store) -> None:
+    from bot.throttle import FloodGate, Limits
+
+    async def stranger(user_id: int) -> bool:
+        return False
+
+    shared = await store.coordination()
+    assert isinstance(shared, PgCoordination)
+    proc = _processor(store, shared)
+    proc.gate = FloodGate(stranger, None, Limits(stranger_burst=2, strangers_burst=100))
+    verdicts = [await proc.record(_update(700 + i), {"update_id": 700 + i}) for i in range(5)]
+    assert verdicts == [True, True, False, False, False]
+    async with shared.conn.cursor() as cur:
+        await cur.execute("SELECT update_id FROM chat_arrivals ORDER BY update_id")
+        assert [r[0] for r in await cur.fetchall()] == [700, 701]
+    ran: list[int] = []
+
+    async def handle(uid: int) -> None:
+        ran.append(uid)
+
+    for uid in (700, 701):  # admitted once: the processor does not ask the gate again
+        await proc.do_process_update(_update(uid), handle(uid))
+    assert ran == [700, 701]
+    async with shared.conn.cursor() as cur:
+        await cur.execute("SELECT count(*) FROM chat_arrivals")
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]
