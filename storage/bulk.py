@@ -125,7 +125,7 @@ async def first_names(store: Store, ids: Iterable[int]) -> dict[int, str]:
             # a name that does not open would go unmasked in every quote and export: stop
             raise TamperError(
                 f"the name of participant {r['id']} does not open with their key: the "
-                "database file was changed outside mentorbot (a ciphertext moved or "
+                "database was changed outside mentorbot (a ciphertext moved or "
                 f"altered). To fix: {FIX}.") from None
         if isinstance(name, str) and name.strip():
             out[r["id"]] = name.strip()
@@ -202,7 +202,7 @@ def open_batch(
         except DecryptionError:
             # moved or altered in the file: stop rather than leave the answer out unnoticed
             raise TamperError(
-                f"answer {row} does not open with its author's key: the database file was "
+                f"answer {row} does not open with its author's key: the database was "
                 "changed outside mentorbot (a ciphertext moved or altered). To fix: "
                 f"{FIX}.") from None
         if judge is not None and judge(value, _verdict(prepared, pid, row, verdict_ct),

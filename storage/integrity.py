@@ -37,7 +37,7 @@ ENTRY_ROWS = "SELECT id, participant_id, status, status_mac FROM entries ORDER B
 
 
 class TamperError(Exception):
-    """A row fails its integrity check: the database file was changed outside mentorbot."""
+    """A row fails its integrity check: the database was changed outside mentorbot."""
 
 
 def _mac(key: bytes, parts: Sequence[Any]) -> bytes:
@@ -80,12 +80,13 @@ def problems(key: bytes, consent_rows: Iterable[Sequence[Any]],
 
 def describe(failed: int, named: list[str]) -> str:
     more = f" and {failed - len(named)} more" if failed > len(named) else ""
-    return (f"{', '.join(named)}{more} failed the integrity check: the database file was "
+    return (f"{', '.join(named)}{more} failed the integrity check: the database was "
             "changed outside mentorbot (a forged or altered consent decision or entry status)")
 
 
-FIX = ("stop, keep the file for investigation, and restore the latest good backup "
-       "(mentorbot restore); mentorbot doctor lists what fails")
+FIX = ("stop, keep a copy of the database as it is for investigation, and restore the "
+       "latest good backup (mentorbot restore; on PostgreSQL pg_restore or point-in-time "
+       "recovery); mentorbot doctor lists what fails")
 
 
 class Integrity:
