@@ -16,6 +16,7 @@ from conversations.service import Service
 from storage.crypto import KeyRing, encode_key, generate_key
 from storage.db import default_keystore
 from storage.store import Store
+from tests.conftest import Place
 from tests.people import Cohort
 
 MENTEE, MENTOR = 7001, 7002
@@ -83,17 +84,17 @@ def test_a_pre_erasure_backup_does_not_bring_the_person_back(
     assert "participants have no data key" not in doctor.output, doctor.output
 
 
-async def test_an_erasure_cut_short_is_finished_at_the_next_start(tmp_path: Path) -> None:
+@pytest.mark.both_backends
+async def test_an_erasure_cut_short_is_finished_at_the_next_start(place: Place) -> None:
     key = KeyRing(generate_key())
-    db = tmp_path / "bot.sqlite3"
-    store = await Store.open(db, key, consent_version())
+    store = await place.open(key, consent_version())
     cohort = await Cohort.create(store, Service(store))
     await cohort.joined_mentee(MENTEE)
     mentee = await store.participants.by_user(MENTEE)
     assert mentee is not None
     await store.vault.shred(mentee.subject_ref)  # the first of erasure's two commits only
     await store.close()
-    again = await Store.open(db, key, consent_version())
+    again = await place.open(key, consent_version())
     try:
         assert again.erasures_applied == 1
         assert await again.participants.get(mentee.id) is None
