@@ -141,7 +141,8 @@ def make_coders(book: Codebook) -> Coders:
             hits = rule_hits(it)
             sem = semantic_codes(heads, probs[row], it.text, book,
                                  (it.flow, it.step) in intending)
-            kept, phase = combine(hits, sem, heads, probs[row], phase_signal(hits))
+            kept, phase = combine(hits, sem, heads, probs[row], phase_signal(hits),
+                                  known_step=bool(it.step))
             out.append(predicted_item(it, kept, phase, pairs))
         return out
 

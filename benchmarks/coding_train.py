@@ -4,7 +4,7 @@ Usage: python benchmarks/coding_train.py [--cv] [--folds 5] [--out PATH]
        [--extra REVIEW_ITEMS.yaml ...] [--blocks unit,answer,context,markers]
 
 Every development part of the bank (``train``, ``dev``, ``test_v1``, ``test_v2``, ``test_v3``,
-``train_extra``, ``train_extra2``, ``train_extra3`` where present, and the guide's worked examples;
+``train_extra``, ``train_extra2``, ``train_extra3`` and the guide's worked examples;
 ``benchmarks/coding_bank.DEVELOPMENT_PARTS``) is training data. The frozen part is never
 read here: every file goes through ``coding_bank.training_items``, which refuses any
 ``frozen_*`` file unread.
@@ -29,6 +29,13 @@ and temperature chosen by the same cross-validation; ``--recipe old`` leaves it 
 ``--compare old`` scores that recipe on the same folds in the same run). Embeddings are
 cached outside the repository (``benchmarks/coding_cache.py``, ``MENTORBOT_HEADS_CACHE``), so
 reruns are quick.
+
+``--model mlp`` fits one-hidden-layer heads instead (numpy, mini-batch Adam; ``--hidden``,
+``--epochs``, ``--batch``), ``--class-weight`` and ``--dropout`` change the loss's weighting of
+positives and add input-feature dropout, ``--l2-grid`` the L2 strengths searched; each is part
+of the cached folds' key. With ``--cv`` the combined codes' confidences on the held-out folds
+also give each method's calibration after the blend (``calibration``: isotonic, its expected
+calibration error printed before and after, cross-fitted), shipped in the heads' meta.
 
 ``--extra`` adds labelled items in the bank format (for example the evaluator's review
 decisions, see ``reports/coding/learning.py``) to the training set.
@@ -65,7 +72,7 @@ from benchmarks.coding_bank import (  # noqa: E402
     training_items,
 )
 from conversations.catalogue import load_flows  # noqa: E402
-from reports.codebook import CMO_ROLES, load_codebook  # noqa: E402
+from reports.codebook import CMO_ROLES, SCHEME_CMO, load_codebook  # noqa: E402
 from reports.coding.heads import (  # noqa: E402
     BLOCK_ANSWER,
     BLOCK_CONTEXT,
@@ -119,6 +126,27 @@ MIN_FOR_OWN_THRESHOLD = 8  # rarer labels take their head's common threshold
 DEFAULT_BLOCKS = (BLOCK_UNIT, BLOCK_ANSWER, BLOCK_CONTEXT, BLOCK_MARKERS)
 FOLDS = 5
 STEPS = 300
+# how positives are weighted in the multi-label heads' loss: "sqrt" (the square root of the
+# negatives-to-positives ratio), "balanced" (the ratio itself) or "none"
+CLASS_WEIGHTS = ("sqrt", "balanced", "none")
+# the heads' model: "linear" (logistic regression) or "mlp" (one ReLU hidden layer, trained by
+# mini-batch Adam with input dropout; the softmax phase head stays linear)
+MODELS = ("linear", "mlp")
+
+
+@dataclass(frozen=True)
+class Training:
+    """How each head is fitted (part of the cross-validation cache's key)."""
+
+    model: str = "linear"
+    class_weight: str = "sqrt"
+    dropout: float = 0.0  # share of input features zeroed per step while training
+    hidden: int = 128
+    epochs: int = 40
+    batch: int = 128
+
+
+TRAINING = Training()
 
 
 def step_vocabulary() -> list[str]:
@@ -189,23 +217,41 @@ def matrix(rows: list[set[str]], labels: Sequence[str]) -> np.ndarray:
     return y
 
 
+def positive_weights(y: np.ndarray, how: str) -> np.ndarray:
+    """Per cell of ``y``: how much a positive counts (negatives count 1)."""
+    n = len(y)
+    pos = y.sum(axis=0)
+    ratio = np.maximum(n - pos, 1) / np.maximum(pos, 1)
+    up = {"sqrt": np.sqrt(ratio), "balanced": ratio, "none": np.ones_like(ratio)}[how]
+    return np.where(y > 0, up, 1.0).astype(np.float32)
+
+
+Params = tuple[np.ndarray, ...]  # (w, b) of a linear head; (w1, b1, w, b) of an MLP head
+
+
 def fit(x: np.ndarray, y: np.ndarray, l2: float, softmax: bool,
-        steps: int = STEPS, lr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        steps: int = STEPS, lr: float = 0.05, training: Training | None = None) -> Params:
     """Logistic (or softmax) regression by full-batch Adam; positives up-weighted so rare
-    labels are not simply never predicted."""
+    labels are not simply never predicted (``Training.class_weight``). An MLP head where
+    ``training`` says so (multi-label heads only)."""
+    t_ = training if training is not None else TRAINING
+    if t_.model == "mlp" and not softmax:
+        return fit_mlp(x, y, l2, t_)
     n, d = x.shape
     k = y.shape[1]
     w = np.zeros((d, k), dtype=np.float32)
     b = np.zeros(k, dtype=np.float32)
-    pos = y.sum(axis=0)
-    weight = np.where(y > 0, np.sqrt(np.maximum(n - pos, 1) / np.maximum(pos, 1)),
-                      1.0).astype(np.float32)
+    weight = positive_weights(y, t_.class_weight)
+    rng = np.random.default_rng(0)
     m_w = np.zeros_like(w)
     v_w = np.zeros_like(w)
     m_b = np.zeros_like(b)
     v_b = np.zeros_like(b)
     for t in range(1, steps + 1):
-        z = x @ w + b
+        xt = x
+        if t_.dropout > 0:  # feature dropout (inverted: the kept features scaled up)
+            xt = x * (rng.random(x.shape, dtype=np.float32) >= t_.dropout) / (1 - t_.dropout)
+        z = xt @ w + b
         if softmax:
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
@@ -214,7 +260,7 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float, softmax: bool,
         else:
             p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
             g = weight * (p - y) / n
-        gw = x.T @ g + l2 * w / n * 10
+        gw = xt.T @ g + l2 * w / n * 10
         gb = g.sum(axis=0)
         for param, grad, m, v in ((w, gw, m_w, v_w), (b, gb, m_b, v_b)):
             m *= 0.9
@@ -225,7 +271,56 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float, softmax: bool,
     return w.astype(np.float32), b.astype(np.float32)
 
 
-def _probs(x: np.ndarray, w: np.ndarray, b: np.ndarray, softmax: bool) -> np.ndarray:
+def fit_mlp(x: np.ndarray, y: np.ndarray, l2: float, training: Training,
+            lr: float = 0.003) -> Params:
+    """A one-hidden-layer (ReLU) multi-label head by mini-batch Adam, in numpy: input
+    dropout, positives weighted as the linear heads', L2 on both layers (the same scale
+    as ``fit``'s: ``l2 * 10 / n`` per example)."""
+    n, d = x.shape
+    k = y.shape[1]
+    h = training.hidden
+    rng = np.random.default_rng(0)
+    w1 = (rng.standard_normal((d, h)) * np.sqrt(2.0 / d)).astype(np.float32)
+    b1 = np.zeros(h, np.float32)
+    w2 = (rng.standard_normal((h, k)) * np.sqrt(1.0 / h) * 0.1).astype(np.float32)
+    b2 = np.zeros(k, np.float32)
+    params = [w1, b1, w2, b2]
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    weight = positive_weights(y, training.class_weight)
+    decay = l2 * 10 / n
+    t = 0
+    for _ in range(training.epochs):
+        order = rng.permutation(n)
+        for at in range(0, n, training.batch):
+            idx = order[at:at + training.batch]
+            xb, yb, wb = x[idx], y[idx], weight[idx]
+            if training.dropout > 0:
+                xb = xb * (rng.random(xb.shape, dtype=np.float32) >= training.dropout) / (
+                    1 - training.dropout)
+            a = xb @ w1 + b1
+            hid = np.maximum(a, 0)
+            z = hid @ w2 + b2
+            p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+            g = wb * (p - yb) / len(idx)
+            gw2 = hid.T @ g + decay * w2
+            gb2 = g.sum(axis=0)
+            gh = (g @ w2.T) * (a > 0)
+            gw1 = xb.T @ gh + decay * w1
+            gb1 = gh.sum(axis=0)
+            t += 1
+            for param, grad, (m, v) in zip(params, (gw1, gb1, gw2, gb2), moments, strict=True):
+                m *= 0.9
+                m += 0.1 * grad
+                v *= 0.999
+                v += 0.001 * grad * grad
+                param -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    return tuple(p.astype(np.float32) for p in params)
+
+
+def _probs(x: np.ndarray, params: Params, softmax: bool) -> np.ndarray:
+    if len(params) == 4:
+        x = np.maximum(x @ params[0] + params[1], 0)
+    w, b = params[-2], params[-1]
     z = x @ w + b
     if softmax:
         z -= z.max(axis=1, keepdims=True)
@@ -310,7 +405,7 @@ class Fitted:
     mean: np.ndarray
     scale: np.ndarray
     labels: dict[str, list[str]]
-    weights: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]]  # scheme -> l2 -> (w, b)
+    weights: dict[str, dict[float, Params]]  # scheme -> l2 -> (w, b) or (w1, b1, w, b)
     # the kernel blend's memory: training units' centred unit-length embeddings, which are
     # whole answers, and each scheme's labels of those rows
     memory: np.ndarray | None = None
@@ -349,7 +444,7 @@ def fit_all(c: Corpus, train_idx: np.ndarray, vocab: Sequence[str], blocks: Sequ
     x_units = corpus_features(c, rows, mean, scale, vocab, blocks)
     whole_rows = np.isin(rows, c.first[train_idx])
     labels: dict[str, list[str]] = {}
-    weights: dict[str, dict[float, tuple[np.ndarray, np.ndarray]]] = {}
+    weights: dict[str, dict[float, Params]] = {}
     for scheme in SCHEMES:
         whole = targets(train_items, scheme)
         labels[scheme] = label_set(scheme, whole)
@@ -366,8 +461,7 @@ def fit_all(c: Corpus, train_idx: np.ndarray, vocab: Sequence[str], blocks: Sequ
 def predict_units(c: Corpus, rows: np.ndarray, f: Fitted, vocab: Sequence[str],
                   blocks: Sequence[str], scheme: str, l2: float) -> np.ndarray:
     x = corpus_features(c, rows, f.mean, f.scale, vocab, blocks)
-    w, b = f.weights[scheme][l2]
-    return _probs(x, w, b, scheme in MULTICLASS)
+    return _probs(x, f.weights[scheme][l2], scheme in MULTICLASS)
 
 
 def assign_folds(items: Sequence[Item], k: int) -> np.ndarray:
@@ -570,7 +664,8 @@ def heads_from(f: Fitted, choice: Choice, vocab: Sequence[str], blocks: Sequence
                meta: dict[str, Any]) -> Heads:
     heads: dict[str, Head] = {}
     for scheme in SCHEMES:
-        w, b = f.weights[scheme][choice.l2[scheme]]
+        params = f.weights[scheme][choice.l2[scheme]]
+        w, b = params[-2], params[-1]
         labels = f.labels[scheme]
         if scheme in MULTICLASS:
             th = np.zeros(0, np.float32)
@@ -597,6 +692,8 @@ def heads_from(f: Fitted, choice: Choice, vocab: Sequence[str], blocks: Sequence
                 th = (1.0 / (1.0 + np.exp(-(a * _logit(th.astype(np.float64)) + c)))
                       ).astype(np.float32)
         head = Head(list(labels), w, b, th)
+        if len(params) == 4:
+            head.hidden_weights, head.hidden_bias = params[0], params[1]
         if scheme not in MULTICLASS and alpha > 0:
             head.kernel_alpha, head.kernel_temperature = float(alpha), float(temperature)
             head.memory_labels = f.memory_labels[scheme].astype(np.float32)
@@ -617,7 +714,13 @@ def heads_from(f: Fitted, choice: Choice, vocab: Sequence[str], blocks: Sequence
 
 
 def cv_figures(c: Corpus, fitted: list[tuple[np.ndarray, Fitted]], choice: Choice,
-               vocab: Sequence[str], blocks: Sequence[str]) -> dict[str, dict[str, Any]]:
+               vocab: Sequence[str], blocks: Sequence[str],
+               records: list[tuple[int, str, float, bool]] | None = None
+               ) -> dict[str, dict[str, Any]]:
+    """The cross-validated figures of every coder; ``records``, where given, gets every
+    combined CMO code's (fold, method, confidence, right) as the stored codes would carry
+    them (``reports.coding.stored``), for calibrating confidence after the blend."""
+    from reports.coding.stored import _refine
     from reports.entry_codes import intention_steps
 
     book = load_codebook()
@@ -625,7 +728,7 @@ def cv_figures(c: Corpus, fitted: list[tuple[np.ndarray, Fitted]], choice: Choic
     pairs = dict(book.rules.factor_counterparts)
     intending = intention_steps()
     scores = {"rules": Scores(), "semantic": Scores(), "combined": Scores()}
-    for test_idx, f in fitted:
+    for fold, (test_idx, f) in enumerate(fitted):
         heads = heads_from(f, choice, vocab, blocks, {})
         rows = c.unit_rows(test_idx)
         x = corpus_features(c, rows, f.mean, f.scale, vocab, blocks)
@@ -642,9 +745,78 @@ def cv_figures(c: Corpus, fitted: list[tuple[np.ndarray, Fitted]], choice: Choic
             scores["rules"].add(it, predicted_item(it, hits, phase_signal(hits), pairs))
             sem = semantic_codes(heads, ap, it.text, book, intends)
             scores["semantic"].add(it, predicted_item(it, sem.hits, sem.phase, pairs))
-            kept, phase = combine(hits, sem, heads, ap, phase_signal(hits))
+            kept, phase = combine(hits, sem, heads, ap, phase_signal(hits),
+                                  known_step=bool(it.step))
             scores["combined"].add(it, predicted_item(it, kept, phase, pairs))
+            if records is not None:
+                gold = {(e, r or ir) for e, r, ir, _ in it.codes}
+                records.extend(
+                    (fold, h.method, float(h.confidence),
+                     (h.code_id, h.cmo_role or h.intended_role) in gold)
+                    for h in _refine(kept, sem.hits, heads, ap, it.text)
+                    if h.scheme == SCHEME_CMO)
     return {name: summary(s) for name, s in scores.items()}
+
+
+CALIBRATION_BINS = 12
+
+
+def isotonic_knots(confidence: np.ndarray, right: np.ndarray,
+                   bins: int = CALIBRATION_BINS) -> dict[str, list[float]]:
+    """A monotone map from a method's confidence to the share of its codes that are right:
+    equal-count bins, then pooled adjacent violators; knots for ``np.interp``."""
+    order = np.argsort(confidence, kind="stable")
+    x, y = confidence[order], right[order].astype(np.float64)
+    groups = [g for g in np.array_split(np.arange(len(x)), min(bins, len(x))) if len(g)]
+    blocks = [[float(x[g].mean()), float(y[g].mean()), float(len(g))] for g in groups]
+    merged: list[list[float]] = []
+    for b in blocks:
+        merged.append(b)
+        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
+            b2, b1 = merged.pop(), merged.pop()
+            n = b1[2] + b2[2]
+            merged.append([(b1[0] * b1[2] + b2[0] * b2[2]) / n,
+                           (b1[1] * b1[2] + b2[1] * b2[2]) / n, n])
+    return {"x": [round(b[0], 4) for b in merged], "y": [round(b[1], 4) for b in merged]}
+
+
+def expected_calibration_error(confidence: np.ndarray, right: np.ndarray,
+                               bins: int = 10) -> float:
+    edges = np.minimum((confidence * bins).astype(int), bins - 1)
+    err = 0.0
+    for k in range(bins):
+        m = edges == k
+        if m.any():
+            err += m.sum() / len(confidence) * abs(confidence[m].mean() - right[m].mean())
+    return float(err)
+
+
+def calibration(records: Sequence[tuple[int, str, float, bool]], log: bool = True
+                ) -> dict[str, dict[str, list[float]]]:
+    """Per method, the isotonic map fitted on every fold's held-out codes; logged: each
+    method's expected calibration error before and after, the map fitted on the other
+    folds (cross-fitted, so the after figure is honest)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    folds = np.array([r[0] for r in records])
+    methods = np.array([r[1] for r in records])
+    conf = np.array([r[2] for r in records], np.float64)
+    right = np.array([r[3] for r in records], np.float64)
+    for method in sorted(set(methods.tolist())):
+        m = methods == method
+        if m.sum() < 50:
+            continue
+        out[method] = isotonic_knots(conf[m], right[m])
+        after = np.zeros(int(m.sum()))
+        fm, cm, rm = folds[m], conf[m], right[m]
+        for fold in sorted(set(fm.tolist())):
+            test = fm == fold
+            knots = isotonic_knots(cm[~test], rm[~test])
+            after[test] = np.interp(cm[test], knots["x"], knots["y"])
+        if log:
+            print(f"  calibration of {method} codes ({int(m.sum())}, {rm.mean():.0%} right): "
+                  f"ECE {expected_calibration_error(cm, rm):.3f} before, "
+                  f"{expected_calibration_error(after, rm):.3f} after (cross-fitted)")
+    return out
 
 
 def _cell(v: float | None) -> str:
@@ -689,7 +861,8 @@ def _cached_cv(c: Corpus, vocab: Sequence[str], blocks: Sequence[str], folds: in
         [(it.id, it.text, it.codes, sorted(it.domains), sorted(it.factors), it.phase,
           sorted(it.spans.items(), key=repr)) for it in c.items],
         list(blocks), folds, searched.l2_grid, THRESHOLDS, STEPS, MIN_EXAMPLES,
-        MIN_FOR_OWN_THRESHOLD, c.markers.sum())).encode()).hexdigest()[:16]
+        MIN_FOR_OWN_THRESHOLD, c.markers.sum())
+        + (() if Training() == TRAINING else (repr(TRAINING),))).encode()).hexdigest()[:16]
     path = DEFAULT_CACHE / f"cv3-{key}.pkl"
     if path.is_file():
         with path.open("rb") as fh:
@@ -735,8 +908,9 @@ def train_heads(items: Sequence[Item], encoder: Any = None, *, folds: int = FOLD
     choices, fitted = _cached_cv(c, vocab, blocks, folds, log, [RECIPES[n] for n in names])
     choice = choices[0]
     figures: dict[str, Any] = {}
+    records: list[tuple[int, str, float, bool]] = []
     if cv_report:
-        figures = cv_figures(c, fitted, choice, vocab, blocks)
+        figures = cv_figures(c, fitted, choice, vocab, blocks, records)
         for name, other in zip(names[1:], choices[1:], strict=True):
             figures.update({f"{name}:{k}": v for k, v in
                             cv_figures(c, fitted, other, vocab, blocks).items() if k != "rules"})
@@ -745,14 +919,20 @@ def train_heads(items: Sequence[Item], encoder: Any = None, *, folds: int = FOLD
     meta: dict[str, Any] = {"train_items": len(c.items), "train_units": len(c.unit_text),
                             "unit": "sentence+answer", "folds": folds,
                             "l2": choice.l2, "cv_head_scores": choice.scores,
-                            "recipe": recipe}
+                            "recipe": recipe,
+                            "training": {k: getattr(TRAINING, k) for k in
+                                         ("model", "class_weight", "dropout", "hidden",
+                                          "epochs", "batch")}}
     if figures:
         meta["cv"] = {n: {k: v for k, v in r.items() if k != "role_per_label"}
                       for n, r in figures.items()}
+    if records:
+        meta["calibration"] = calibration(records, log)
     return heads_from(final, choice, vocab, blocks, meta), figures
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TRAINING
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_HEADS)
     parser.add_argument("--extra", type=Path, action="append", default=[])
@@ -765,7 +945,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="what the heads are chosen among (old: no kernel blend)")
     parser.add_argument("--compare", default="",
                         help="further recipes to score on the same folds, e.g. old")
+    parser.add_argument("--model", choices=MODELS, default=TRAINING.model)
+    parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=TRAINING.class_weight)
+    parser.add_argument("--dropout", type=float, default=TRAINING.dropout,
+                        help="input feature dropout while training")
+    parser.add_argument("--hidden", type=int, default=TRAINING.hidden,
+                        help="hidden units of an MLP head")
+    parser.add_argument("--epochs", type=int, default=TRAINING.epochs,
+                        help="epochs of an MLP head")
+    parser.add_argument("--batch", type=int, default=TRAINING.batch,
+                        help="mini-batch size of an MLP head")
+    parser.add_argument("--l2-grid", default="",
+                        help="the L2 strengths searched, e.g. 3,30 (default: "
+                        + ",".join(f"{x:g}" for x in L2_GRID) + ")")
     args = parser.parse_args(argv)
+    if args.l2_grid:
+        grid = tuple(float(x) for x in args.l2_grid.split(","))
+        for name, r in list(RECIPES.items()):
+            RECIPES[name] = Recipe(r.name, grid, r.alphas, r.temperatures)
+    TRAINING = Training(args.model, args.class_weight, args.dropout, args.hidden, args.epochs,
+                        args.batch)
     extra: list[Item] = []
     try:
         for path in args.extra:
@@ -782,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     print("training on " + ", ".join(f"{p} {len(v)}" for p, v in parts.items())
           + f", extra {len(extra)}; {args.folds}-fold cross-validation grouped by answer; "
-          f"features {'+'.join(blocks)}", flush=True)
+          f"features {'+'.join(blocks)}; {TRAINING}", flush=True)
     compare = [r for r in args.compare.split(",") if r]
     if any(r not in RECIPES for r in compare):
         print(f"unknown recipe in --compare (known: {', '.join(sorted(RECIPES))})")

@@ -84,10 +84,13 @@ def heads_digest() -> str:
 
 
 def combined_coder_id(codebook: Codebook) -> str:
-    """The rules joined by the shipped heads over embeddings from the current encoder."""
+    """The rules joined by the shipped heads over embeddings from the current encoder, by the
+    combination's code (``heads.COMBINATION_VERSION``: a change to how they are joined
+    recomputes stored codes even with the same weights)."""
     from reports.coding.embeddings import model_id
+    from reports.coding.heads import COMBINATION_VERSION
 
-    return f"{coder_id(codebook)}/{model_id()}/{heads_digest()}"
+    return f"{coder_id(codebook)}/{model_id()}/{heads_digest()}/{COMBINATION_VERSION}"
 
 
 def accepted_coders(codebook: Codebook) -> frozenset[str]:

@@ -178,11 +178,13 @@ def test_heads_refitted_from_a_review_file_change_later_codes(tmp_path: Path) ->
     from reports.review import read_review
 
     book = load_codebook()
-    text = "She asked me lots of questions about the rota and I worked it out myself."
+    text = "She kept asking me questions about the rota and in the end I sorted it out myself."
     similar = ["She asked me questions about the rota and I worked it out for myself.",
                "Lots of questions from her about the rota, then I worked it out myself.",
                "She kept asking me about the rota until I worked it out myself."]
-    before = AnswerCoder(semantic=True).code([Answer(text, "mentee")])[0][0]
+    # a check-in answer (text that answers no step is coded rules first)
+    answer = Answer(text, "mentee", "checkin", "learning_how")
+    before = AnswerCoder(semantic=True).code([answer])[0][0]
     guessed = [h for h in before if h.method == "semantic" and h.scheme == "cmo"
                and h.cmo_role is not None]
     assert guessed, "the shipped heads code nothing in this answer: pick another"
@@ -199,13 +201,13 @@ def test_heads_refitted_from_a_review_file_change_later_codes(tmp_path: Path) ->
     agreed_before, agreed_after, n = coder.agreement
     assert n == 6 and agreed_after is not None and agreed_before is not None
     assert agreed_after > agreed_before
-    after = coder.code([Answer(text, "mentee")])[0][0]
+    after = coder.code([answer])[0][0]
     semantic_after = {h.code_id for h in after if h.method == "semantic"}
     assert old.code_id not in semantic_after
     assert new in {h.code_id for h in after}
     assert "refitted on 6 review decisions" in coder.note
     # the shipped heads are untouched: another programme's run reads them as before
-    again = AnswerCoder(semantic=True).code([Answer(text, "mentee")])[0][0]
+    again = AnswerCoder(semantic=True).code([answer])[0][0]
     assert {h.code_id for h in again} == {h.code_id for h in before}
 
 
@@ -264,3 +266,78 @@ def test_shipped_heads_blend_their_kernel_and_survive_a_round_trip(tmp_path: Pat
     for a, b in zip(with_kernel, back, strict=True):
         for scheme in SCHEMES:
             assert np.allclose(a.probs[scheme], b.probs[scheme], atol=2e-3), scheme
+
+
+QUOTE = ("I think having someone outside my own team to talk to gave me a safe space, and my "
+         "confidence went up, I started putting myself forward for things.")
+
+
+def test_text_that_answers_no_step_is_coded_rules_first() -> None:
+    """An interview quote or imported note (no flow step) is unlike the heads' training text:
+    every rule hit stands and the heads add no domain or factor beside the rules' codes."""
+    book = load_codebook()
+    coder = AnswerCoder(book, semantic=True)
+    assert coder.semantic, coder.note
+    rules = AnswerCoder(book, semantic=False).code([Answer(QUOTE, "mentee")])[0][0]
+    assert rules, "the rules find codes in the quote"
+    unstepped = coder.code([Answer(QUOTE, "mentee")])[0][0]
+    assert {(h.code_id, h.span_start) for h in rules if h.scheme == "cmo"} <= {
+        (h.code_id, h.span_start) for h in unstepped if h.method in ("rules", "both")}
+    assert not [h for h in unstepped if h.method == "semantic"
+                and h.scheme in ("learning_domain", "factor")]
+    assert not [h for h in unstepped if h.method == "semantic" and h.scheme == "cmo"
+                and h.cmo_role is not None and h.confidence < heads_module.UNSTEPPED_BESIDE_RULES
+                and h.cmo_role not in {r.cmo_role for r in rules}]
+
+
+def test_stored_confidence_is_calibrated_after_the_blend() -> None:
+    """The shipped heads carry, per method, a monotone map from a code's confidence to the
+    share of such codes that were right on held-out folds; the stored codes use it."""
+    from reports.coding.stored import calibrated
+
+    calibration = load_heads().meta.get("calibration")
+    assert calibration and {"rules", "semantic"} <= set(calibration)
+    for knots in calibration.values():
+        assert len(knots["x"]) == len(knots["y"]) >= 2
+        assert knots["x"] == sorted(knots["x"]) and knots["y"] == sorted(knots["y"])
+        assert all(0.0 <= y <= 1.0 for y in knots["y"])
+    table = {"semantic": {"x": [0.2, 0.8], "y": [0.1, 0.7]}}
+    assert calibrated(table, "semantic", 0.5) == pytest.approx(0.4)
+    assert calibrated(table, "semantic", 0.95) == pytest.approx(0.7)  # clamped at the ends
+    assert calibrated(table, "rules", 0.75) == 0.75  # a method without a map keeps its own
+
+
+def test_isotonic_calibration_is_monotone() -> None:
+    import numpy as np
+
+    from benchmarks.coding_train import expected_calibration_error, isotonic_knots
+
+    rng = np.random.default_rng(3)
+    conf = rng.random(2000)
+    right = rng.random(2000) < conf * 0.6  # over-confident by a constant share
+    knots = isotonic_knots(conf, right)
+    assert knots["y"] == sorted(knots["y"])
+    after = np.interp(conf, knots["x"], knots["y"])
+    assert expected_calibration_error(after, right) < expected_calibration_error(conf, right)
+
+
+def test_an_mlp_head_survives_a_round_trip(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmarks.coding_train import Training, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6)).astype(np.float32)
+    y = (x[:, :1] * x[:, 1:2] > 0).astype(np.float32)  # no linear head can read this
+    params = fit(x, y, 0.1, False, training=Training("mlp", hidden=16, epochs=200, batch=50))
+    assert len(params) == 4
+    head = heads_module.Head(["xor"], params[2], params[3], np.array([0.5], np.float32),
+                             hidden_weights=params[0], hidden_bias=params[1])
+    p = head.probabilities(x)
+    assert ((p[:, 0] >= 0.5) == (y[:, 0] > 0)).mean() > 0.85
+    heads = heads_module.Heads([], np.zeros(6, np.float32), np.ones(6, np.float32),
+                               {"role": head}, {"features": ["unit"]})
+    heads.save(tmp_path / "mlp.npz")
+    again = heads_module.Heads.load(tmp_path / "mlp.npz").heads["role"]
+    assert again.hidden_weights is not None
+    assert np.allclose(again.probabilities(x), p, atol=1e-6)

@@ -33,7 +33,13 @@ says so and callers code with the rules alone.
 is; an unsure one is kept only where the element head does not contradict it; the heads add
 what the rules are silent on, each such code with ``method: semantic`` and its probability;
 where the rules read an outcome as only intended and find none realised, an outcome the heads
-add is intended too (``GATE_BY_RULES``).
+add is intended too (``GATE_BY_RULES``); in text that answers no flow step the rules lead
+(``combine``'s ``known_step``).
+
+A head may be an MLP (``Head.hidden_weights``: one ReLU layer before ``weights``; older
+weights have none, and the shipped ones are linear). The heads' ``meta["calibration"]``
+maps a stored code's confidence, per method, to the share of such codes that were right on
+held-out folds (``reports.coding.stored.calibrated``).
 """
 
 from __future__ import annotations
@@ -66,19 +72,29 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+# bump when ``semantic_codes``, ``combine`` or the stored codes' calibration change what is
+# coded (part of ``reports.entry_codes.combined_coder_id``, so stored codes recompute)
+COMBINATION_VERSION = "2"
 HEADS_DIR = Path(__file__).resolve().parent / "heads"
 DEFAULT_HEADS = HEADS_DIR / "default.npz"
 SCHEMES = ("role", "element", "modality", "domain", "factor", "phase")
 MULTICLASS = frozenset({"phase"})
 NO_PHASE = "none"
-RULE_SURE = 0.7  # a rule hit at least this confident stands whatever the heads say
+# a rule hit at least this confident stands whatever the heads say (chosen by CV: the rules'
+# 0.75 cues were right less often on held-out folds than their 0.6 ones, 0.8 keeps them open
+# to the heads' doubt)
+RULE_SURE = 0.8
 RULE_DOUBT = 0.1  # an unsure rule hit is dropped where its element's probability is below
 # an outcome the heads find is realised only where its sentence reads as realised by this much
 # more than as intended (a wish coded as attained is the worse error: chosen by CV)
 OUTCOME_MARGIN = 0.2
 WEAK_GUESS = 0.5  # a semantic code for a role the rules already evidence needs this much
 # a semantic code for another role, in an answer the rules found CMO codes in, needs this much
-BESIDE_RULES = 0.0
+# (chosen by CV: 0.2 to 0.4 all help a little)
+BESIDE_RULES = 0.3
+# ... and this much in text that answers no flow step (``combine``'s ``known_step``; chosen
+# on the shared notes' interview quotes, the only such text labelled: 0.5 to 0.8 all help)
+UNSTEPPED_BESIDE_RULES = 0.7
 # where the rules read an outcome as only intended and find none realised, an outcome the heads
 # add is intended too: the rules' modality markers are sure where they fire (0 of the bank's
 # intended outcomes coded as realised), the embedding barely tells a hope from a report
@@ -111,11 +127,23 @@ class Head:
     kernel_temperature: float = 20.0
     memory_labels: NDArray[np.float32] | None = None  # memory rows x labels, 0/1
     platt: NDArray[np.float32] | None = None
+    # an MLP head (older weights: none): one ReLU layer (features x hidden) read first, and
+    # ``weights`` then maps the hidden units to the labels
+    hidden_weights: NDArray[np.float32] | None = None
+    hidden_bias: NDArray[np.float32] | None = None
+
+    def hidden(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """What ``weights`` reads: the features themselves, or an MLP head's hidden layer."""
+        import numpy as np
+
+        if self.hidden_weights is None or self.hidden_bias is None:
+            return x
+        return np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0).astype(np.float32)
 
     def linear(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         import numpy as np
 
-        z = x @ self.weights + self.bias
+        z = self.hidden(x) @ self.weights + self.bias
         if len(self.labels) and self.thresholds.size == 0:  # softmax head
             z = z - z.max(axis=1, keepdims=True)
             e = np.exp(z)
@@ -289,6 +317,9 @@ class Heads:
                     head.memory_labels.astype(bool), axis=0)
             if head.platt is not None:
                 arrays[f"{name}.platt"] = head.platt.astype(np.float32)
+            if head.hidden_weights is not None and head.hidden_bias is not None:
+                arrays[f"{name}.hidden_weights"] = head.hidden_weights.astype(np.float32)
+                arrays[f"{name}.hidden_bias"] = head.hidden_bias.astype(np.float32)
         if self.memory is not None and self.memory_whole is not None:
             arrays["memory"] = self.memory.astype(np.float16)
             arrays["memory_whole"] = self.memory_whole.astype(bool)
@@ -317,6 +348,9 @@ class Heads:
                             data[f"{name}.thresholds"])
                 if f"{name}.platt" in data:
                     head.platt = data[f"{name}.platt"]
+                if f"{name}.hidden_weights" in data:
+                    head.hidden_weights = data[f"{name}.hidden_weights"]
+                    head.hidden_bias = data[f"{name}.hidden_bias"]
                 if f"{name}.kernel" in data and memory is not None and whole is not None:
                     alpha, temperature = (float(v) for v in data[f"{name}.kernel"])
                     rows = int(whole.sum()) if name in WHOLE_SCHEMES else len(memory)
@@ -659,14 +693,22 @@ def semantic_codes(heads: Heads, ap: AnswerProbs, text: str, codebook: Codebook,
 
 
 def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: AnswerProbs,
-            rule_phase: str | None) -> tuple[list[Any], str | None]:
-    """Rules where they are sure, the heads where the rules are silent or unsure."""
+            rule_phase: str | None, known_step: bool = True) -> tuple[list[Any], str | None]:
+    """Rules where they are sure, the heads where the rules are silent or unsure.
+
+    ``known_step``: whether the answer answers a step of a flow. Text that answers none (an
+    interview quote, an imported note) is unlike the chat answers the heads were trained on,
+    and there the rules lead (``UNSTEPPED_*``): every rule hit stands, a semantic CMO code for
+    a role the rules did not find, in an answer where they found CMO codes, needs
+    ``UNSTEPPED_BESIDE_RULES``, and the heads add learning domains and factors only to an
+    answer the rules found nothing in."""
+    beside = BESIDE_RULES if known_step else max(BESIDE_RULES, UNSTEPPED_BESIDE_RULES)
     el_head = heads.heads["element"]
     best = ap.best("element")
     element_p = {label: float(best[k]) for k, label in enumerate(el_head.labels)}
     kept: list[Any] = []
     for h in rule_hits:
-        if (h.scheme == SCHEME_CMO and h.confidence < RULE_SURE
+        if (known_step and h.scheme == SCHEME_CMO and h.confidence < RULE_SURE
                 and element_p.get(h.code_id, 1.0) < RULE_DOUBT):
             continue  # an unsure cue the heads find no sign of
         kept.append(h)
@@ -676,6 +718,7 @@ def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: Answ
     have_cmo = {h.code_id for h in kept if h.scheme == SCHEME_CMO}
     have_roles = {h.cmo_role for h in kept if h.cmo_role is not None and h.scheme == SCHEME_CMO}
     have_other = {(h.scheme, h.code_id, h.polarity) for h in kept if h.scheme != SCHEME_CMO}
+    others = known_step or not kept  # whether the heads may add domains and factors
     for h in sem.hits:
         if gate and h.cmo_role in OUTCOME_ROLES:
             h = replace(h, cmo_role=None, intended_role=h.cmo_role, modality=INTENDED)
@@ -686,10 +729,10 @@ def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: Answ
                     and h.confidence < WEAK_GUESS):
                 continue  # a role already evidenced by the rules needs no weak guess
             if (h.method == METHOD_SEMANTIC and have_roles and h.cmo_role is not None
-                    and h.confidence < BESIDE_RULES):
+                    and h.confidence < beside):
                 continue
             kept.append(h)
-        elif (h.scheme, h.code_id, h.polarity) not in have_other and h.scheme in (
+        elif others and (h.scheme, h.code_id, h.polarity) not in have_other and h.scheme in (
                 SCHEME_DOMAIN, SCHEME_FACTOR):
             kept.append(h)
     phase = rule_phase if rule_phase is not None else sem.phase

@@ -94,6 +94,7 @@ def adapt(heads: Heads, examples: Sequence[Example], encoder: Any) -> Heads:
                                  np.full(extra, float(head.thresholds.max(initial=0.5)),
                                          np.float32)])
     texts, x, _ = _features(heads, examples, encoder)
+    x = head.hidden(x)  # an MLP head keeps its hidden layer: only the last layer is refitted
     row = {t: i for i, t in enumerate(texts)}
     col = {label: k for k, label in enumerate(labels)}
     y = np.zeros((len(texts), len(labels)), np.float64)

@@ -225,7 +225,8 @@ def join(heads: Any, codebook: Codebook, items: Sequence[Item], vectors: Any,
     out: list[tuple[list[Any], str | None]] = []
     for item, hits, ap in zip(items, rule_hits, probs, strict=True):
         sem = semantic_codes(heads, ap, item.text, codebook, item.intends)
-        kept, phase = combine(hits, sem, heads, ap, phase_signal(hits))
+        kept, phase = combine(hits, sem, heads, ap, phase_signal(hits),
+                              known_step=bool(item.step))
         out.append((_refine(kept, sem.hits, heads, ap, item.text), phase))
     return out
 
@@ -255,8 +256,24 @@ def _refine(kept: Sequence[Any], sem_hits: Sequence[CodeHit], heads: Any, ap: An
                 a, b = ap.units[unit]
                 h = _with(h, span_start=a, span_end=b, evidence=text[a:b])
         out.append(h)
+    calibration = heads.meta.get("calibration") if hasattr(heads, "meta") else None
+    if calibration:
+        out = [_with(h, confidence=calibrated(calibration, h.method, h.confidence))
+               if h.scheme == SCHEME_CMO and h.method in calibration else h for h in out]
     out.sort(key=lambda h: (h.span_start, h.span_end, h.code_id, h.polarity or "", h.method))
     return out
+
+
+def calibrated(calibration: Mapping[str, Any], method: str, confidence: float) -> float:
+    """A CMO code's confidence on the calibrated scale of its method: the share of such
+    codes that were right on held-out folds (``meta["calibration"]``: per method, knots of
+    an isotonic fit, ``benchmarks/coding_train.py``)."""
+    import numpy as np
+
+    knots = calibration.get(method)
+    if not knots:
+        return confidence
+    return round(float(np.interp(confidence, knots["x"], knots["y"])), 3)
 
 
 @dataclass(frozen=True)
