@@ -47,6 +47,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -692,6 +693,20 @@ def semantic_codes(heads: Heads, ap: AnswerProbs, text: str, codebook: Codebook,
     return SemanticCodes(out, phase, phase_p)
 
 
+FACTORS_AGREE_WITH_RULES = True
+POLARITY_FLIP = {"helping": "hindering", "hindering": "helping"}
+
+
+@lru_cache(maxsize=1)
+def _factor_pairs() -> dict[str, str]:
+    """Each paired factor's counterpart, both ways (helping id <-> hindering id)."""
+    from reports.codebook import load_codebook
+
+    rules = load_codebook().rules
+    pairs = dict(rules.factor_counterparts) if rules is not None else {}
+    return {**pairs, **{v: k for k, v in pairs.items()}}
+
+
 def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: AnswerProbs,
             rule_phase: str | None, known_step: bool = True) -> tuple[list[Any], str | None]:
     """Rules where they are sure, the heads where the rules are silent or unsure.
@@ -719,6 +734,15 @@ def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: Answ
     have_roles = {h.cmo_role for h in kept if h.cmo_role is not None and h.scheme == SCHEME_CMO}
     have_other = {(h.scheme, h.code_id, h.polarity) for h in kept if h.scheme != SCHEME_CMO}
     others = known_step or not kept  # whether the heads may add domains and factors
+    # a factor the rules read one way round is not added the other way round by the heads
+    # (protected time found by the rules is no time constraint)
+    turned = set()
+    if FACTORS_AGREE_WITH_RULES:
+        pair = _factor_pairs()
+        for h in kept:
+            if h.scheme == SCHEME_FACTOR:
+                other = POLARITY_FLIP.get(h.polarity or "", "")
+                turned |= {(h.code_id, other), (pair.get(h.code_id, ""), other)}
     for h in sem.hits:
         if gate and h.cmo_role in OUTCOME_ROLES:
             h = replace(h, cmo_role=None, intended_role=h.cmo_role, modality=INTENDED)
@@ -733,7 +757,7 @@ def combine(rule_hits: Sequence[Any], sem: SemanticCodes, heads: Heads, ap: Answ
                 continue
             kept.append(h)
         elif others and (h.scheme, h.code_id, h.polarity) not in have_other and h.scheme in (
-                SCHEME_DOMAIN, SCHEME_FACTOR):
+                SCHEME_DOMAIN, SCHEME_FACTOR) and (h.code_id, h.polarity) not in turned:
             kept.append(h)
     phase = rule_phase if rule_phase is not None else sem.phase
     return kept, phase
