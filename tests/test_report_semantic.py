@@ -156,7 +156,7 @@ async def test_review_decisions_refit_the_heads_and_change_later_codes(
     reviewed = ["She asked me questions about the rota and I worked it out for myself.",
                 "Lots of questions from her about the rota, then I worked it out myself.",
                 "She kept asking me about the rota until I worked it out myself."]
-    later = "She asked me lots of questions about the rota and I worked it out myself."
+    later = "She kept asking me questions about the rota and in the end I sorted it out myself."
     await _reflections(store, cohort, [*reviewed, later])
     await recode(store)
     first = await report(store, tmp_path / "first")
