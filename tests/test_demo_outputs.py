@@ -505,3 +505,33 @@ def test_axe_core_finds_nothing_to_fix_in_the_demo_report(demo: DemoResult) -> N
                    '<p style="color:#eee;background:#fff">faint</p></main></body></html>',
                    encoding="utf-8")
     assert "color-contrast" in {v["id"] for v in check(bad, axe)}
+
+
+def test_cards_say_mentees_and_mentors_differ_by_the_for_whom_rule(demo: DemoResult) -> None:
+    """The configuration cards compare mentees' and mentors' sessions by the same rule as the
+    for-whom findings (a 30-point gap and Fisher's exact test), not by the gap alone."""
+    from reports.evaluator.for_whom import differs
+
+    page = (demo.database.parent / "evaluator" / "report.html").read_text(encoding="utf-8")
+    found = re.findall(
+        r"On sessions mentees wrote about it was followed by the outcome (\d+) of (\d+) times, "
+        r"on those mentors wrote about (\d+) of (\d+)\.( <b>It holds for)?", page)
+    assert found, "no card compares mentees and mentors"
+    for a, n, b, m, said in found:
+        ee, or_ = (int(a), int(n) - int(a)), (int(b), int(m) - int(b))
+        assert bool(said) == differs(ee, or_), (ee, or_)
+    assert differs((9, 1), (2, 8)) and not differs((3, 1), (1, 4))
+    assert not differs((4, 3), (1, 4))  # a 37-point gap that chance gives easily
+
+    from reports.evaluator.render import render_html
+
+    data = json.loads((demo.database.parent / "evaluator" / "report.json").read_text("utf-8"))
+    card = data["configurations"]["patterns"][0]["contrasts"][0]
+    for counts, said in (({"mentee": [4, 3], "mentor": [1, 4]}, False),
+                         ({"mentee": [9, 1], "mentor": [2, 8]}, True)):
+        card["by_group"] = counts
+        (m, _), (o, _) = counts["mentee"], counts["mentor"]
+        line = re.search(rf"the outcome {m} of {sum(counts['mentee'])} times, on those mentors "
+                         rf"wrote about {o} of {sum(counts['mentor'])}\.( <b>It holds for "
+                         r"mentees more than for mentors)?", render_html(data, {}, []))
+        assert line is not None and bool(line.group(1)) == said, counts

@@ -309,6 +309,18 @@ def fisher_p(a: int, b: int, c: int, d: int) -> float:
     return min(1.0, total)
 
 
+def differs(a: Sequence[int], b: Sequence[int]) -> bool:
+    """Whether two groups' [followed by the outcome, not followed] counts differ enough to be
+    put in words: each has :data:`MIN_OCCASIONS` occasions or more, their shares differ by
+    :data:`FINDING_GAP` or more and Fisher's exact test gives p of :data:`FINDING_P` or less.
+    The one rule for every group difference the report states (participant groups here, and
+    mentees against mentors in the configuration cards)."""
+    if sum(a) < MIN_OCCASIONS or sum(b) < MIN_OCCASIONS:
+        return False
+    gap = abs(a[0] / sum(a) - b[0] / sum(b))
+    return gap >= FINDING_GAP and fisher_p(a[0], a[1], b[0], b[1]) <= FINDING_P
+
+
 def _finding(dim: Dimension, groups: Sequence[Mapping[str, Any]], outcome: str,
              contrast: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
     """A sentence when the combination holds for one group clearly more than another."""
@@ -318,9 +330,8 @@ def _finding(dim: Dimension, groups: Sequence[Mapping[str, Any]], outcome: str,
         return None
     rated.sort(key=lambda r: (-r[0], r[1]["value"]))
     (high, a), (low, b) = rated[0], rated[-1]
-    if high - low < FINDING_GAP or fisher_p(
-            a["with_outcome"], a["without_outcome"], b["with_outcome"],
-            b["without_outcome"]) > FINDING_P:
+    if not differs((a["with_outcome"], a["without_outcome"]),
+                   (b["with_outcome"], b["without_outcome"])):
         return None
     hindrance = (contrast.get("roles") or {}).get("context") == "CONTEXT_INHIBITING"
     context = contrast["context"] and (phrase(labels, contrast["context"])

@@ -13,6 +13,7 @@ from reports.configurations import (
     GRADES,
 )
 from reports.evaluator.analysis import ITEMS_MARKER
+from reports.evaluator.for_whom import differs
 from reports.evaluator.model import MIN_MONTH_ENTRIES, ROLES, TIMELINES_SHOWN
 from reports.evaluator.rameses import ITEMS
 from reports.evaluator.wording import phrase, plain_label
@@ -221,6 +222,7 @@ def render_html(
     env.filters["months"] = lambda d: f"{d / DAYS_PER_MONTH:.1f}"
     env.filters["phrase"] = lambda code: phrase(data["labels"], code)
     env.filters["plain"] = lambda code: plain_label(data["labels"], code)
+    env.globals["differs"] = differs
     source = (
         resources.files("reports")
         .joinpath("templates", "evaluator.html.j2")
