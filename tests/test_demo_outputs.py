@@ -466,6 +466,8 @@ def test_the_report_names_codes_plainly_and_fits_1280_px(demo: DemoResult) -> No
     headings = re.findall(r"<h3>(.*?)</h3>", page, re.S)
     assert any("Safe space, time out" in h for h in headings), headings
     assert "Dyad:" not in page
+    # a factor whose helping and hindering sides share a name is named once ("Other")
+    assert not re.search(r"\b([A-Za-z][\w ,]*) / \1<", page)
     # an enabling context coded as absent is named so in the appendix, as in the table
     assert any(h.startswith("Safe space, time out (absent) <span") for h in headings)
     assert not re.search(r"\b1 (entries|people)\b", page)

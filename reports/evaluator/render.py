@@ -129,7 +129,7 @@ def charts(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _factor_name(row: Mapping[str, Any], short: Mapping[str, str]) -> str:
-    if row.get("counterpart"):
+    if row.get("counterpart") and short[row["counterpart"]] != short[row["factor"]]:
         # joined first, then wrapped: the pair reads as one label
         return chart_label(" / ".join(short[row[k]].replace("\n", " ")
                                       for k in ("factor", "counterpart")), 34)
