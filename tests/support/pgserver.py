@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 
 class NoServer(Exception):
@@ -113,7 +113,8 @@ class Server:
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             for url in urls:
-                name = url.rsplit("/", 1)[1].split("?", 1)[0]
+                # the path names the database (the query's host=/… is the socket's folder)
+                name = urlsplit(url).path.lstrip("/")
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
