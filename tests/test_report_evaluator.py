@@ -493,3 +493,20 @@ async def test_semantic_layer_is_optional_and_progress_is_reported(
     ]
     assert stages[0][1] == result.entries and advanced == result.entries + result.pairs
     assert {p.name for p in result.paths} == {"report.html", "report.json", "review.csv"}
+
+
+def test_chart_names_are_plain_never_cut_and_never_shared() -> None:
+    """A chart names "Dyad: safe space, time out" as the page does ("Safe space, time out",
+    not "Dyad"), a domain by the name before its colon, and the two "New knowledge: ..."
+    resources by what follows it, so no two bars carry the same name."""
+    from reports.evaluator.render import chart_names
+
+    labels = {k: c.label for k, c in load_codebook().codes.items()}
+    names = chart_names(labels)
+    assert names["C_DYAD_SAFE_SPACE"] == "Safe space, time out"
+    assert names["DOM_COGNITIVE"] == "Cognitive"
+    assert names["M_NEW_KNOWLEDGE_LOCAL"] != names["M_NEW_KNOWLEDGE_POLICY_EVIDENCE"]
+    assert names["M_NEW_KNOWLEDGE_POLICY_EVIDENCE"].replace("\n", " ") == (
+        "New knowledge: policy and evidence")
+    cmo = [names[k] for k, c in load_codebook().codes.items() if c.scheme == "cmo"]
+    assert len(set(cmo)) == len(cmo)

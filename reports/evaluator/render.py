@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -51,11 +52,6 @@ def _dumps(data: Mapping[str, Any]) -> str:
     )
 
 
-def _short(label: str, limit: int = 42) -> str:
-    head = label.split(":", 1)[0] if ":" in label and len(label) > limit else label
-    return head if len(head) <= limit else head[: limit - 1] + "…"
-
-
 def chart_label(label: str, width: int = 30) -> str:
     """A label as a chart shows it: the name before any colon (the definition after it is in
     the page), wrapped onto lines of about ``width`` characters; never cut short, so a long
@@ -64,11 +60,21 @@ def chart_label(label: str, width: int = 30) -> str:
     return textwrap.fill(head, width, break_long_words=False) if len(head) > width else head
 
 
+def chart_names(labels: Mapping[str, str], width: int = 30) -> dict[str, str]:
+    """Every code's name in a chart: its plain label (no "Dyad:"), shortened to the name
+    before its colon only where no other code has that name ("Cognitive", but both "New
+    knowledge: ..." resources keep what follows, wrapped), so two bars never share a name."""
+    plain = {k: plain_label(labels, k) for k in labels}
+    heads = Counter(v.split(":", 1)[0].strip() for v in plain.values())
+    return {k: chart_label(v, width) if heads[v.split(":", 1)[0].strip()] == 1
+            else textwrap.fill(v, width, break_long_words=False) for k, v in plain.items()}
+
+
 def charts(data: Mapping[str, Any]) -> dict[str, str]:
     from reports import charts as draw
 
     labels = data["labels"]
-    short = {k: chart_label(v) for k, v in labels.items()}
+    short = chart_names(labels)
     phase_labels = {p: labels[p].split(":", 1)[0] for p in PHASES}
     out: dict[str, str] = {}
     dist = data["phases"]["distribution"]
@@ -101,7 +107,7 @@ def charts(data: Mapping[str, Any]) -> dict[str, str]:
     }
     if panels:
         out["learning_domains"] = draw.lines_by_month(
-            panels, {k: chart_label(v, 24) for k, v in labels.items()},
+            panels, chart_names(labels, 24),
             "share of entries", axis,
         )
     rows = [
@@ -217,7 +223,6 @@ def render_html(
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
     )
     env.filters["pct"] = lambda v: f"{100 * float(v):.0f}%"
-    env.filters["short"] = _short
     env.filters["month"] = lambda m: "before matching" if m is None or m < 0 else f"month {m + 1}"
     env.filters["months"] = lambda d: f"{d / DAYS_PER_MONTH:.1f}"
     env.filters["phrase"] = lambda code: phrase(data["labels"], code)
