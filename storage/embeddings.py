@@ -10,7 +10,7 @@ CASCADE from ``entries``). What is stored is opaque to this module: a JSON-able 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from storage.db import Database
@@ -202,60 +202,51 @@ class StoredReader:
         self._conn, self._query = _reader(db_path)
         self._ciphers = {pid: cipher(key) for pid, key in keys.items()}
 
-    def fetch(self, entry_ids: list[int]) -> dict[tuple[int, str], Any]:
+    def _rows(self, sql: str, first: Any, entry_ids: list[int]) -> Iterator[Any]:
+        """``sql``'s rows for the given entries (``first`` bound before them), in parts
+        under SQLite's bound-parameter limit."""
+        wanted = sorted(set(entry_ids))
+        for at in range(0, len(wanted), 900):
+            part = wanted[at:at + 900]
+            yield from self._query(sql.format(",".join("?" * len(part))), (first, *part))
+
+    def _open(self, pid: int, table: str, row: str | int, field: str, blob: bytes) -> Any:
+        """A value of a person this job may read, opened; None where it is not one (or
+        erased since) or does not open: derived data, the caller codes the answer instead."""
         from storage.crypto import DecryptionError
         from storage.vault import open_value
 
+        prepared = self._ciphers.get(pid)
+        if prepared is None:
+            return None
+        try:
+            return open_value(prepared, pid, table, row, field, blob)
+        except DecryptionError:
+            return None
+
+    def fetch(self, entry_ids: list[int]) -> dict[tuple[int, str], Any]:
         out: dict[tuple[int, str], Any] = {}
-        wanted = sorted(set(entry_ids))
-        for at in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
-            part = wanted[at:at + 900]
-            rows = self._query(_STORED_ROWS.format(",".join("?" * len(part))),
-                               (self.model, *part))
-            for entry_id, step_id, pid, blob in rows:
-                prepared = self._ciphers.get(pid)
-                if prepared is None:
-                    continue  # not a person this job may read (or erased since)
-                try:
-                    out[(entry_id, step_id)] = open_value(
-                        prepared, pid, TABLE, f"{entry_id}:{step_id}", "vectors", blob)
-                except DecryptionError:
-                    continue  # derived data: the rules code the answer instead
+        for entry_id, step_id, pid, blob in self._rows(_STORED_ROWS, self.model, entry_ids):
+            value = self._open(pid, TABLE, f"{entry_id}:{step_id}", "vectors", blob)
+            if value is not None:
+                out[(entry_id, step_id)] = value
         return out
 
     def present(self, entry_ids: list[int]) -> set[tuple[int, str]]:
         """(entry id, step id) of the answers with an embedding from this model: read, not
         opened (the report counts what the stored codes were made from)."""
-        out: set[tuple[int, str]] = set()
-        wanted = sorted(set(entry_ids))
-        for at in range(0, len(wanted), 900):
-            part = wanted[at:at + 900]
-            for entry_id, step_id in self._query(
-                    _PRESENT_ROWS.format(",".join("?" * len(part))), (self.model, *part)):
-                out.add((int(entry_id), str(step_id)))
-        return out
+        return {(int(entry_id), str(step_id))
+                for entry_id, step_id in self._rows(_PRESENT_ROWS, self.model, entry_ids)}
 
     def codes(self, entry_ids: list[int], coder: str) -> dict[int, Any]:
         """Entry id -> the codes stored with it by ``coder`` (``storage/entries.py``,
         ``entry_codes``), opened; an entry without them, or whose codes do not open, is
         absent (the caller codes it)."""
-        from storage.crypto import DecryptionError
-        from storage.vault import open_value
-
         out: dict[int, Any] = {}
-        wanted = sorted(set(entry_ids))
-        for at in range(0, len(wanted), 900):
-            part = wanted[at:at + 900]
-            rows = self._query(_CODE_ROWS.format(",".join("?" * len(part))), (coder, *part))
-            for entry_id, pid, blob in rows:
-                prepared = self._ciphers.get(pid)
-                if prepared is None:
-                    continue
-                try:
-                    out[int(entry_id)] = open_value(prepared, pid, "entry_codes", entry_id,
-                                                    "codes", blob)
-                except DecryptionError:
-                    continue
+        for entry_id, pid, blob in self._rows(_CODE_ROWS, coder, entry_ids):
+            value = self._open(pid, "entry_codes", entry_id, "codes", blob)
+            if value is not None:
+                out[int(entry_id)] = value
         return out
 
     def close(self) -> None:
